@@ -1,0 +1,44 @@
+# The verbs people type. CMake does the work underneath, in $(BUILD).
+BUILD    ?= build
+ASAN     ?= build-asan
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE    ?= cmake
+CTEST    ?= ctest
+
+.PHONY: all run test test-asan test-valgrind bench install clean
+
+all: $(BUILD)/Makefile
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+$(BUILD)/Makefile:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+
+# The main job. Until the server exists: the textbook fd-passing cat on a file of this repository.
+run: all
+	./$(BUILD)/fdpass cat README.md
+
+test: all
+	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan:
+	$(CMAKE) -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DFDPASS_SANITIZE=ON -DFDPASS_WERROR=ON
+	$(CMAKE) --build $(ASAN) -j $(JOBS)
+	$(CTEST) --test-dir $(ASAN) --output-on-failure -j $(JOBS)
+
+# The whole suite under valgrind, which also reports descriptors left open at exit.
+test-valgrind: all
+	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS) \
+		--overwrite MemoryCheckCommandOptions="--error-exitcode=99 --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite" \
+		-T memcheck
+
+bench: all
+	./$(BUILD)/bench/bench_msg
+
+install: all
+	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,196 @@
+/*
+ * The message layer: one sendmsg()/recvmsg() carrying data and descriptors, with every check
+ * the usual hand-written send_fd()/recv_fd() skips (MISSION.md section 2).
+ */
+#include "fdpass.h"
+#include "compat.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/*
+ * Room for a full SCM_RIGHTS message plus the other control messages a socket may add on its
+ * own (SCM_CREDENTIALS with SO_PASSCRED, a pidfd, a security label), so MSG_CTRUNC only ever
+ * means the kernel dropped descriptors, never that this buffer was short for them.
+ */
+#define FDP_CTL_SPACE (CMSG_SPACE(sizeof(int) * FDP_MAX_FDS) + 512)
+
+union fdp_ctl {
+	struct cmsghdr align;
+	char buf[FDP_CTL_SPACE];
+};
+
+const char *fdp_version(void)
+{
+#define FDP_STR_(x) #x
+#define FDP_STR(x)  FDP_STR_(x)
+	return FDP_STR(FDPASS_VERSION_MAJOR) "." FDP_STR(FDPASS_VERSION_MINOR) "." FDP_STR(
+		FDPASS_VERSION_PATCH);
+}
+
+const char *fdp_strerror(int err)
+{
+	switch (-err) {
+	case EXFULL:
+		return "descriptors dropped by the kernel (receiver at its descriptor limit?)";
+	case EPROTO:
+		return "protocol error: malformed message";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}
+
+void fdp_close_fds(int *fds, size_t n)
+{
+	int saved = errno;
+
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+	errno = saved;
+}
+
+ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags)
+{
+	union fdp_ctl ctl;
+	unsigned char mark = FDP_MSG_MARK;
+	struct iovec iov[2] = {{&mark, 1}, {m->data, m->len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m->len ? 2 : 1};
+	ssize_t n;
+
+	if (m->nfds > FDP_MAX_FDS || (m->len && !m->data) || (m->nfds && !m->fds))
+		return -EINVAL;
+	if (m->nfds) {
+		struct cmsghdr *c;
+		size_t size = sizeof(int) * m->nfds;
+
+		/* Zero the padding too: it goes to the kernel and valgrind rightly checks it. */
+		memset(ctl.buf, 0, CMSG_SPACE(size));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(size);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(size);
+		memcpy(CMSG_DATA(c), m->fds, size);
+	}
+	do
+		n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n - 1; /* the marker is not the caller's data */
+}
+
+/*
+ * Move the descriptors of every SCM_RIGHTS control message into m->fds, closing those beyond
+ * its capacity. Other control messages are skipped. Returns the number stored.
+ */
+static size_t take_fds(struct msghdr *mh, struct fdp_msg *m, size_t cap)
+{
+	size_t stored = 0;
+	char *end = (char *)mh->msg_control + mh->msg_controllen;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		unsigned char *data = CMSG_DATA(c);
+		size_t len, count;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		/* Some systems leave cmsg_len untruncated on MSG_CTRUNC: trust only the buffer. */
+		len = c->cmsg_len - CMSG_LEN(0);
+		if (data + len > (unsigned char *)end)
+			len = (size_t)((unsigned char *)end - data);
+		count = len / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int fd;
+
+			memcpy(&fd, data + i * sizeof(int), sizeof(fd));
+			if (!FDP_HAVE_MSG_CMSG_CLOEXEC)
+				fdp__set_cloexec(fd);
+			if (stored < cap) {
+				m->fds[stored++] = fd;
+			} else {
+				close(fd);
+				m->flags |= FDP_MSG_FDS_DROPPED;
+			}
+		}
+	}
+	return stored;
+}
+
+int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
+{
+	union fdp_ctl ctl;
+	unsigned char mark = 0;
+	struct iovec iov[2] = {{&mark, 1}, {m->data, m->len}};
+	struct msghdr mh;
+	size_t cap = m->fds ? m->nfds : 0;
+	ssize_t n;
+
+	m->flags = 0;
+	m->nfds = 0;
+	if (m->len && !m->data)
+		return -EINVAL;
+	do {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = m->len ? 2 : 1;
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		m->len = 0;
+		return -errno;
+	}
+	m->nfds = take_fds(&mh, m, cap);
+	m->len = n > 0 ? (size_t)n - 1 : 0;
+	if (mh.msg_flags & MSG_TRUNC)
+		m->flags |= FDP_MSG_DATA_TRUNC;
+	if (mh.msg_flags & MSG_CTRUNC) {
+		fdp_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return -EXFULL;
+	}
+	if (n == 0 && m->nfds == 0)
+		return 0;
+	if (n == 0 || mark != FDP_MSG_MARK) {
+		fdp_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return -EPROTO;
+	}
+	return 1;
+}
+
+int fdp_send_fd(int sock, int fd)
+{
+	struct fdp_msg m = {.fds = &fd, .nfds = 1};
+	ssize_t n = fdp_msg_send(sock, &m, 0);
+
+	return n < 0 ? (int)n : 0;
+}
+
+int fdp_recv_fd(int sock)
+{
+	char byte;
+	int fd = -1;
+	struct fdp_msg m = {.data = &byte, .len = 1, .fds = &fd, .nfds = 1};
+	int r = fdp_msg_recv(sock, &m, 0);
+
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -EPIPE;
+	if (m.nfds != 1 || m.len != 0 || m.flags) {
+		fdp_close_fds(m.fds, m.nfds);
+		return -EBADMSG;
+	}
+	return fd;
+}
