@@ -139,6 +139,90 @@ int fdp_peer_cred(int sock, struct fdp_cred *cred);
 /* Close every descriptor in fds[0..n) that is >= 0 and set it to -1. Keeps errno. */
 void fdp_close_fds(int *fds, size_t n);
 
+/* ---------------------------------------------------------------------------------------------
+ * Channel layer: framed, typed messages carrying 0..FDP_MAX_FDS descriptors over a
+ * SOCK_SEQPACKET (one message per packet) or SOCK_STREAM socket, non-blocking, with an output
+ * queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
+ * ------------------------------------------------------------------------------------------- */
+
+#define FDP_CHANNEL_VERSION       1
+#define FDP_CHANNEL_HEADER_SIZE   12
+#define FDP_CHANNEL_MAX_PAYLOAD   (64 * 1024) /* default payload limit */
+#define FDP_CHANNEL_HIGH_WATER    1024        /* default queued messages before backpressure */
+#define FDP_CHANNEL_MORE          0x1         /* fdp_channel_send(): queue only, more follow */
+
+struct fdp_channel;
+
+/* Limits of a channel; a zero field takes the default. */
+struct fdp_channel_config {
+	size_t max_payload; /* largest payload sent or accepted */
+	size_t high_water;  /* queued messages past which fdp_channel_send() says -ENOBUFS */
+};
+
+/* A received message. payload stays valid until the next fdp_channel_recv() on its channel. */
+struct fdp_channel_msg {
+	unsigned type;
+	const void *payload;
+	size_t len;
+	size_t nfds;
+	int fds[FDP_MAX_FDS]; /* owned by the message until taken or released */
+};
+
+/*
+ * Make a channel on a connected SOCK_SEQPACKET or SOCK_STREAM Unix socket. The channel takes
+ * ownership of sock (also on failure) and makes it non-blocking. cfg may be NULL. Returns 0 and
+ * sets *out, or a negative errno.
+ */
+int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg);
+
+/* Close the socket and every descriptor still queued for sending. NULL is a no-op. */
+void fdp_channel_close(struct fdp_channel *ch);
+
+/* The socket to wait on: readable for fdp_channel_recv(), writable when wants_write says so. */
+int fdp_channel_fd(const struct fdp_channel *ch);
+
+/* Non-zero while messages wait in the output queue (wait for writability, then flush). */
+int fdp_channel_wants_write(const struct fdp_channel *ch);
+
+/* The number of messages waiting in the output queue. */
+size_t fdp_channel_queued(const struct fdp_channel *ch);
+
+/*
+ * Send a message of the given type (0..65535) with len bytes of payload and nfds descriptors.
+ * Returns 0 when the message is accepted: written, or queued in order behind earlier ones; the
+ * channel then owns fds[0..nfds) and closes them once they are on their way. With
+ * FDP_CHANNEL_MORE it is only queued, to leave with later ones in as few system calls as
+ * possible. On any negative return the message was not accepted and the caller still owns
+ * fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
+ * later), -EMSGSIZE for a payload over the limit, -EINVAL for more than FDP_MAX_FDS
+ * descriptors, -EPIPE (or the socket's error) once the channel is broken.
+ */
+int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
+		     const int *fds, size_t nfds, int flags);
+
+/*
+ * Write queued messages without blocking. Returns 0 when the queue is empty, -EAGAIN when some
+ * remain (wait for writability), or a negative errno when the channel is broken.
+ */
+int fdp_channel_flush(struct fdp_channel *ch);
+
+/* Block until the queue is empty or timeout_ms passes (-1: no limit). -ETIMEDOUT on timeout. */
+int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms);
+
+/*
+ * Receive the next message without blocking. Returns 1 with a message in *m (its descriptors
+ * now owned by m), 0 at end of file, -EAGAIN when no whole message is available yet, or
+ * -EPROTO for malformed input (every descriptor involved is closed and the channel is broken:
+ * nothing more is read from it).
+ */
+int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m);
+
+/* Take descriptor i out of m: the caller owns the result; -EBADF if none is there. */
+int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i);
+
+/* Close every descriptor m still owns. */
+void fdp_channel_msg_release(struct fdp_channel_msg *m);
+
 #ifdef __cplusplus
 }
 #endif
