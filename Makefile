@@ -40,6 +40,7 @@ test-valgrind:
 	$(CMAKE) --build $(VG) -j $(JOBS)
 	$(CTEST) --test-dir $(VG) --output-on-failure -j $(JOBS) $(VG_TESTS)
 
+# Every benchmark, each comparing fdpass with its baseline side by side in one run.
 bench: all
 	./$(BUILD)/bench/bench_msg
 
