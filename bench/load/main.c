@@ -260,9 +260,9 @@ static void print_text(const struct load_config *cfg, const struct load_stats *s
 {
 	int top = highest_tag(st);
 
-	printf("target %s  check %s  concurrency %u  threads %u  size %zu\n", cfg->target.text,
-	       cfg->check == LOAD_CHECK_HTTP ? "http" : "echo", cfg->concurrency, cfg->threads,
-	       cfg->size);
+	printf("target %s  check %s  concurrency %u  threads %u  request %zu bytes\n",
+	       cfg->target.text, cfg->check == LOAD_CHECK_HTTP ? "http" : "echo", cfg->concurrency,
+	       cfg->threads, cfg->request_len);
 	printf("completed %llu in %.3f s: %.0f conn/s\n", (unsigned long long)st->completed, secs,
 	       secs > 0 ? (double)st->completed / secs : 0.0);
 	printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
@@ -277,7 +277,10 @@ static void print_text(const struct load_config *cfg, const struct load_stats *s
 	printf("workers (%llu tagged):", (unsigned long long)st->tagged);
 	for (int k = 0; k <= top; k++)
 		printf(" %d=%llu", k, (unsigned long long)st->tags[k]);
-	printf("  max/min %.2f\n", tag_spread(st, top));
+	if (tag_spread(st, top) < 0)
+		printf("  max/min inf (a worker served none)\n");
+	else
+		printf("  max/min %.2f\n", tag_spread(st, top));
 }
 
 static void print_json(const struct load_config *cfg, const struct load_stats *st, double secs)
@@ -300,7 +303,12 @@ static void print_json(const struct load_config *cfg, const struct load_stats *s
 	printf("},\"tagged\":%llu,\"workers\":[", (unsigned long long)st->tagged);
 	for (int k = 0; k <= top; k++)
 		printf("%s%llu", k ? "," : "", (unsigned long long)st->tags[k]);
-	printf("],\"spread\":%.3f}\n", top < 0 ? 0.0 : tag_spread(st, top));
+	/* spread: max/min of the per-worker counts; null when no response was tagged or a
+	 * worker served none. */
+	if (top < 0 || tag_spread(st, top) < 0)
+		printf("],\"spread\":null}\n");
+	else
+		printf("],\"spread\":%.3f}\n", tag_spread(st, top));
 }
 
 int main(int argc, char **argv)
