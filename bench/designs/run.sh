@@ -44,11 +44,14 @@ usage: bench/designs/run.sh [options]
   -b DIR           build folder (default \$FDPASS_BUILD or <repo>/build)
   -o FILE          where to write the table (default docs/benchmarks/designs.md)
   --only REGEX     run only rows whose label matches (the first row always runs: baseline)
+  --no-sequential  skip the second, shorter pass with one client connection at a time
+                   (-c 1), which shows how each design spreads a sequential client's
+                   connections over its workers
   -h, --help       show this help
 EOF
 }
 
-smoke=0 secs=3 rounds=3 conc=16 workers=4 size=64 only="" out=""
+smoke=0 sequential=1 secs=3 rounds=3 conc=16 workers=4 size=64 only="" out=""
 build=${FDPASS_BUILD:-$repo/build}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -61,13 +64,14 @@ while [ $# -gt 0 ]; do
 	-b) build=${2:?}; shift ;;
 	-o) out=${2:?}; shift ;;
 	--only) only=${2:?}; shift ;;
+	--no-sequential) sequential=0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 	shift
 done
 if [ "$smoke" = 1 ]; then
-	rounds=1
+	rounds=1 sequential=0
 	load_mode=(-n 300 -c 4 -m 20)
 else
 	load_mode=(-d "$secs" -c "$conc")
@@ -162,7 +166,7 @@ summarise_row() {
 	local i=$1 label=$2 r base vals_cps="" vals_cpu="" vals_p50="" vals_p99="" errs=0 fail=""
 	local served="" pool=""
 	for r in $(seq "$rounds"); do
-		base=$tmp/$i.$r
+		base=$pass_dir/$i.$r
 		[ -e "$base.fail" ] && fail=$(cat "$base.fail")
 		[ -s "$base.json" ] || continue
 		local done cpu
@@ -234,9 +238,20 @@ write_doc() {
 		echo "- Pools: ${workers} workers. CPU: user + system time of the server's whole process tree"
 		echo "  (fdp-rusage), divided by completed connections; \"minus iterative\" subtracts the"
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
-		echo "- Spread: max/min of the connections each worker served (pools only)."
+		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
+		echo "  some worker served none."
 		echo
-		table
+		echo "$table_main"
+		if [ -n "$table_seq" ]; then
+			echo
+			echo "## One client connection at a time"
+			echo
+			echo "The same rows with \`${seq_mode[*]}\`, one round: a sequential client, as in the"
+			echo "textbook's run. Mostly of interest for the spread: a parent that always picks the"
+			echo "first idle child leaves the others idle when clients arrive one at a time."
+			echo
+			echo "$table_seq"
+		fi
 		echo
 		echo "How to read it: on loopback the kernel's TCP work for both ends is charged to whichever"
 		echo "process is running, so the CPU columns carry part of the client's cost too and move by"
@@ -254,35 +269,60 @@ for i in "${!ROWS[@]}"; do
 	fi
 done
 
-started=$SECONDS
-for r in $(seq "$rounds"); do
+# One pass: every row for the given rounds under the current load_mode, then the summary
+# into the row_* arrays. Sets failed=1 if any row failed.
+run_pass() {
+	local name=$1 r i
+	pass_dir=$tmp/$name
+	mkdir -p "$pass_dir"
+	for r in $(seq "$rounds"); do
+		for i in "${!ROWS[@]}"; do
+			[ -n "${row_ran[$i]:-}" ] || continue
+			printf '%s %d/%d  %-30s ' "$name" "$r" "$rounds" "${labels[$i]}"
+			if run_one "${labels[$i]}" "${ROWS[$i]#*|}" "$pass_dir/$i.$r"; then
+				printf '%8.0f conn/s  %s µs cpu\n' "$(json_num "$pass_dir/$i.$r.json" cps)" \
+					"$(awk -v c="$(kv "$pass_dir/$i.$r.cpu" cpu_us)" \
+						-v n="$(json_num "$pass_dir/$i.$r.json" completed)" \
+						'BEGIN { if (n > 0) printf "%.1f", c / n; else printf "?" }')"
+			else
+				echo "FAILED: $(cat "$pass_dir/$i.$r.fail")"
+			fi
+		done
+	done
 	for i in "${!ROWS[@]}"; do
 		[ -n "${row_ran[$i]:-}" ] || continue
-		printf 'round %d/%d  %-30s ' "$r" "$rounds" "${labels[$i]}"
-		if run_one "${labels[$i]}" "${ROWS[$i]#*|}" "$tmp/$i.$r"; then
-			printf '%8.0f conn/s  %s µs cpu\n' "$(json_num "$tmp/$i.$r.json" cps)" \
-				"$(awk -v c="$(kv "$tmp/$i.$r.cpu" cpu_us)" -v n="$(json_num "$tmp/$i.$r.json" completed)" \
-					'BEGIN { if (n > 0) printf "%.1f", c / n; else printf "?" }')"
-		else
-			echo "FAILED: $(cat "$tmp/$i.$r.fail")"
-		fi
+		summarise_row "$i" "${labels[$i]}"
+		[ -n "${row_fail[$i]}" ] && failed=1
 	done
-done
+}
 
+started=$SECONDS
 failed=0
-for i in "${!ROWS[@]}"; do
-	[ -n "${row_ran[$i]:-}" ] || continue
-	summarise_row "$i" "${labels[$i]}"
-	[ -n "${row_fail[$i]}" ] && failed=1
-done
+run_pass round
+table_main=$(table)
+table_seq=""
+seq_mode=(-d 2 -c 1)
+if [ "$sequential" = 1 ]; then
+	main_mode=("${load_mode[@]}") main_rounds=$rounds
+	load_mode=("${seq_mode[@]}") rounds=1
+	run_pass sequential
+	table_seq=$(table)
+	load_mode=("${main_mode[@]}") rounds=$main_rounds
+fi
 echo
-table
+echo "$table_main"
+if [ -n "$table_seq" ]; then
+	echo
+	echo "one client connection at a time (${seq_mode[*]}):"
+	echo "$table_seq"
+fi
 echo
 echo "$(machine); ${load_mode[*]}, size $size, workers $workers, rounds $rounds; $((SECONDS - started)) s"
 if [ -n "$out" ]; then
 	args=""
 	[ "$smoke" = 1 ] && args="--smoke"
 	[ "$smoke" = 1 ] || args="-d $secs -r $rounds -c $conc -w $workers -s $size"
+	[ "$sequential" = 0 ] && [ "$smoke" = 0 ] && args+=" --no-sequential"
 	write_doc "$out" "$args"
 	echo "table written to ${out#"$repo"/}"
 fi
