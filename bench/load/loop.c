@@ -194,11 +194,11 @@ static void conn_event(struct loop *l, struct conn *c, uint32_t events)
 			return;
 		}
 		c->state = CONN_RECEIVING;
-		/* Edge-triggered: a response that arrives later raises its own event. */
-		if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-			return;
 	}
-	conn_receive(l, c);
+	/* Edge-triggered: a response that arrives later raises its own event, and an event that
+	 * only says the send buffer has room again needs no read. */
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		conn_receive(l, c);
 }
 
 static void loop_end_all(struct loop *l, int kind)
