@@ -123,9 +123,9 @@ wait_ready() {
 json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
 kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
 
-# One row, one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
+# One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
 run_one() {
-	local label=$1 cmd=$2 base=$3 port="" fixed="" argv lrc src
+	local cmd=$1 base=$2 port="" fixed="" argv lrc src
 	cmd=${cmd//\{bin\}/$build/bench/designs}
 	cmd=${cmd//\{build\}/$build}
 	cmd=${cmd//\{workers\}/$workers}
@@ -163,21 +163,21 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1
 # Summarise one row over its rounds into the global cells[] (one table line) and say whether
 # every round succeeded.
 summarise_row() {
-	local i=$1 label=$2 r base vals_cps="" vals_cpu="" vals_p50="" vals_p99="" errs=0 fail=""
+	local i=$1 r base vals_cps="" vals_cpu="" vals_p50="" vals_p99="" errs=0 fail=""
 	local served="" pool=""
 	for r in $(seq "$rounds"); do
 		base=$pass_dir/$i.$r
 		[ -e "$base.fail" ] && fail=$(cat "$base.fail")
 		[ -s "$base.json" ] || continue
-		local done cpu
-		done=$(json_num "$base.json" completed)
+		local completed cpu
+		completed=$(json_num "$base.json" completed)
 		cpu=$(kv "$base.cpu" cpu_us)
 		vals_cps+="$(json_num "$base.json" cps)"$'\n'
 		vals_p50+="$(json_num "$base.json" p50)"$'\n'
 		vals_p99+="$(json_num "$base.json" p99)"$'\n'
 		errs=$((errs + $(json_num "$base.json" errors)))
-		if [ -n "$cpu" ] && [ "${done:-0}" -gt 0 ]; then
-			vals_cpu+="$(awk -v c="$cpu" -v n="$done" 'BEGIN { print c / n }')"$'\n'
+		if [ -n "$cpu" ] && [ "${completed:-0}" -gt 0 ]; then
+			vals_cpu+="$(awk -v c="$cpu" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
 		if [ -s "$base.stats" ]; then
 			pool=$(kv "$base.stats" pool)
@@ -280,7 +280,7 @@ run_pass() {
 		for i in "${!ROWS[@]}"; do
 			[ -n "${row_ran[$i]:-}" ] || continue
 			printf '%s %d/%d  %-30s ' "$name" "$r" "$rounds" "${labels[$i]}"
-			if run_one "${labels[$i]}" "${ROWS[$i]#*|}" "$pass_dir/$i.$r"; then
+			if run_one "${ROWS[$i]#*|}" "$pass_dir/$i.$r"; then
 				printf '%8.0f conn/s  %s µs cpu\n' "$(json_num "$pass_dir/$i.$r.json" cps)" \
 					"$(awk -v c="$(kv "$pass_dir/$i.$r.cpu" cpu_us)" \
 						-v n="$(json_num "$pass_dir/$i.$r.json" completed)" \
@@ -292,7 +292,7 @@ run_pass() {
 	done
 	for i in "${!ROWS[@]}"; do
 		[ -n "${row_ran[$i]:-}" ] || continue
-		summarise_row "$i" "${labels[$i]}"
+		summarise_row "$i"
 		[ -n "${row_fail[$i]}" ] && failed=1
 	done
 }
