@@ -9,7 +9,7 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-asan test-valgrind bench install clean
+.PHONY: all run test test-asan test-valgrind bench bench-designs install clean
 
 all: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -43,6 +43,10 @@ test-valgrind:
 # Every benchmark, each comparing fdpass with its baseline side by side in one run.
 bench: all
 	./$(BUILD)/bench/bench_msg
+
+# The nine classic server designs (plus SO_REUSEPORT) under one load: docs/benchmarks/designs.md.
+bench-designs: all
+	bench/designs/run.sh -b $(BUILD)
 
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
