@@ -292,9 +292,12 @@ static void cat_child(int sock, char **names, size_t n)
 			r = cat_send(sock, names[i], -1, (int)-r);
 		if (fd >= 0 && !is_stdin)
 			close(fd);
-		if (r < 0)
+		if (r < 0) {
+			close(sock);
 			_exit(FDPASS_EXIT_FAILURE);
+		}
 	}
+	close(sock);
 	_exit(FDPASS_EXIT_OK);
 }
 
@@ -434,8 +437,12 @@ static void cat_parent(struct cat_run *run, char **names, size_t n)
 	}
 }
 
-/* Parse options. Returns the index of the first operand, or -1 (help) / -2 (usage error). */
-static int cat_parse(int argc, char **argv, char **operands, size_t *n)
+/*
+ * Parse options anywhere before "--", as getopt does, and gather the operands, in order, into
+ * argv[1..*n] (each lands at or before its own place). Returns 0, or -1 for --help and -2 for
+ * a usage error (reported).
+ */
+static int cat_parse(int argc, char **argv, size_t *n)
 {
 	bool options = true;
 
@@ -453,7 +460,7 @@ static int cat_parse(int argc, char **argv, char **operands, size_t *n)
 			fprintf(stderr, "fdpass cat: unknown option '%s'\n", a);
 			return -2;
 		} else {
-			operands[(*n)++] = argv[i];
+			argv[1 + (*n)++] = argv[i];
 		}
 	}
 	return 0;
@@ -508,17 +515,11 @@ int cmd_cat(int argc, char **argv)
 	static char *dash[] = {"-"};
 	struct cat_run run = {.status = FDPASS_EXIT_OK, .sock = -1};
 	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
-	char **names = calloc((size_t)argc + 1, sizeof(*names));
+	char **names = argv + 1;
 	size_t n;
-	int r;
+	int r = cat_parse(argc, argv, &n);
 
-	if (!names) {
-		fprintf(stderr, "fdpass cat: %s\n", strerror(errno));
-		return FDPASS_EXIT_FAILURE;
-	}
-	r = cat_parse(argc, argv, names, &n);
 	if (r < 0) {
-		free(names);
 		if (r == -1) {
 			cat_help();
 			return FDPASS_EXIT_OK;
@@ -529,20 +530,17 @@ int cmd_cat(int argc, char **argv)
 	run.out.fd = STDOUT_FILENO;
 	if (fstat(STDOUT_FILENO, &run.out.st) < 0) {
 		fprintf(stderr, "fdpass cat: standard output: %s\n", strerror(errno));
-		free(names);
 		return FDPASS_EXIT_FAILURE;
 	}
 	sigaction(SIGPIPE, &ign, &old);
 	run.sigpipe_dflt = old.sa_handler == SIG_DFL;
 	if (cat_start(&run, n ? names : dash, n ? n : 1) < 0) {
 		sigaction(SIGPIPE, &old, NULL);
-		free(names);
 		return FDPASS_EXIT_FAILURE;
 	}
 	cat_parent(&run, n ? names : dash, n ? n : 1);
 	close(run.sock); /* a child still sending gets EPIPE; descriptors in flight are closed */
 	cat_reap(&run);
-	free(names);
 	sigaction(SIGPIPE, &old, NULL);
 	if (run.broken_pipe && run.sigpipe_dflt)
 		raise(SIGPIPE);
