@@ -386,13 +386,12 @@ static bool cat_one(struct cat_run *run, const char *name, int fd)
 /* Wait for the child, killing it first if the parent gave up; report it if it failed. */
 static void cat_reap(struct cat_run *run)
 {
-	int st;
+	int st = 0; /* if waitpid() fails the status is unknown: only died_early tells */
 
 	if (run->stopped)
 		kill(run->child, SIGKILL); /* it may sit in open() of a FIFO forever */
-	while (waitpid(run->child, &st, 0) < 0)
-		if (errno != EINTR)
-			return;
+	while (waitpid(run->child, &st, 0) < 0 && errno == EINTR)
+		;
 	if (run->stopped)
 		return;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !run->died_early)
@@ -514,7 +513,8 @@ int cmd_cat(int argc, char **argv)
 {
 	static char *dash[] = {"-"};
 	struct cat_run run = {.status = FDPASS_EXIT_OK, .sock = -1};
-	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
+	struct sigaction old_pipe, old_chld;
 	char **names = argv + 1;
 	size_t n;
 	int r = cat_parse(argc, argv, &n);
@@ -532,16 +532,21 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "fdpass cat: standard output: %s\n", strerror(errno));
 		return FDPASS_EXIT_FAILURE;
 	}
-	sigaction(SIGPIPE, &ign, &old);
-	run.sigpipe_dflt = old.sa_handler == SIG_DFL;
+	/* SIGPIPE: see the top of this file. SIGCHLD ignored would reap the child for us and
+	 * hide how it died. */
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	sigaction(SIGCHLD, &dfl, &old_chld);
+	run.sigpipe_dflt = old_pipe.sa_handler == SIG_DFL;
 	if (cat_start(&run, n ? names : dash, n ? n : 1) < 0) {
-		sigaction(SIGPIPE, &old, NULL);
+		sigaction(SIGPIPE, &old_pipe, NULL);
+		sigaction(SIGCHLD, &old_chld, NULL);
 		return FDPASS_EXIT_FAILURE;
 	}
 	cat_parent(&run, n ? names : dash, n ? n : 1);
 	close(run.sock); /* a child still sending gets EPIPE; descriptors in flight are closed */
 	cat_reap(&run);
-	sigaction(SIGPIPE, &old, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	sigaction(SIGCHLD, &old_chld, NULL);
 	if (run.broken_pipe && run.sigpipe_dflt)
 		raise(SIGPIPE);
 	return run.status;
