@@ -17,6 +17,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden symbols: exactly what this header declares is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define FDPASS_VERSION_MAJOR 0
 #define FDPASS_VERSION_MINOR 1
 #define FDPASS_VERSION_PATCH 0
@@ -222,6 +227,10 @@ int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i);
 
 /* Close every descriptor m still owns. */
 void fdp_channel_msg_release(struct fdp_channel_msg *m);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
