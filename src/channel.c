@@ -24,46 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__linux__)
-#define FDP_HAVE_SENDMMSG 1
-#else
-#define FDP_HAVE_SENDMMSG 0
-#endif
-
-#define OUT_INLINE    64 /* header + payloads up to 52 bytes stay in the ring slot */
-#define OUT_FDS       4  /* descriptors kept in the ring slot; more are malloc'd */
-#define WRITE_BATCH   64 /* messages (SEQPACKET) or iovecs (STREAM) per system call */
-#define MAX_PAYLOAD   (1u << 30)
-#define CTL_SPACE_FDS (CMSG_SPACE(sizeof(int) * FDP_MAX_FDS))
-
-struct out_msg {
-	unsigned char *heap; /* header + payload when they do not fit in inl */
-	int *fds_heap;       /* descriptors when more than OUT_FDS */
-	uint32_t size;       /* header + payload bytes */
-	uint16_t nfds;       /* 0 once they are on their way (closed) */
-	int fds[OUT_FDS];
-	unsigned char inl[OUT_INLINE];
-};
-
-struct fdp_channel {
-	int sock;
-	int packet; /* SOCK_SEQPACKET */
-	int err;    /* negative errno once broken: nothing more is sent */
-	int eof;
-	size_t max_payload, high_water, read_max;
-	struct out_msg *q; /* ring of queued messages */
-	size_t qcap, qhead, qlen;
-	size_t head_off; /* bytes of the first queued message already written (STREAM) */
-	unsigned char *ctl;
-	size_t ctl_cap;
-	struct fdp__reader rd;
-};
-
-union ctl_in {
-	struct cmsghdr align;
-	char buf[CTL_SPACE_FDS + 512]; /* room for SCM_CREDENTIALS and friends besides */
-};
-
 static unsigned char *out_data(struct out_msg *o)
 {
 	return o->heap ? o->heap : o->inl;
@@ -115,8 +75,7 @@ static int q_grow(struct fdp_channel *ch)
 	return 0;
 }
 
-/* The channel is broken: remember why, and close everything queued (it can never leave). */
-static int chan_break(struct fdp_channel *ch, int err)
+int fdp__channel_break(struct fdp_channel *ch, int err)
 {
 	if (!ch->err)
 		ch->err = err;
@@ -154,7 +113,8 @@ int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channe
 	ch->packet = type == SOCK_SEQPACKET;
 	ch->max_payload = cfg && cfg->max_payload ? cfg->max_payload : FDP_CHANNEL_MAX_PAYLOAD;
 	ch->high_water = cfg && cfg->high_water ? cfg->high_water : FDP_CHANNEL_HIGH_WATER;
-	err = fdp__reader_init(&ch->rd, ch->max_payload, ch->packet);
+	/* A SOCK_SEQPACKET channel parses packets where recvmmsg() put them (channel_recv.c). */
+	err = ch->packet ? 0 : fdp__reader_init(&ch->rd, ch->max_payload, 0);
 	if (err < 0) {
 		free(ch);
 		goto fail;
@@ -170,7 +130,8 @@ void fdp_channel_close(struct fdp_channel *ch)
 {
 	if (!ch)
 		return;
-	chan_break(ch, -EPIPE);
+	fdp__channel_break(ch, -EPIPE);
+	fdp__inbox_free(ch);
 	fdp__reader_free(&ch->rd);
 	free(ch->q);
 	free(ch->ctl);
@@ -407,7 +368,7 @@ int fdp_channel_flush(struct fdp_channel *ch)
 		return ch->err;
 	r = chan_write(ch);
 	if (r < 0 && is_fatal(r))
-		return chan_break(ch, r);
+		return fdp__channel_break(ch, r);
 	return r;
 }
 
@@ -451,10 +412,10 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 
 		out_free(o, 0);
 		ch->qlen--;
-		chan_break(ch, r);
+		fdp__channel_break(ch, r);
 		return r;
 	}
-	chan_break(ch, r);
+	fdp__channel_break(ch, r);
 	return 0;
 }
 
@@ -486,134 +447,4 @@ int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 		if (poll(&p, 1, wait) < 0 && errno != EINTR)
 			return -errno;
 	}
-}
-
-/*
- * Move the descriptors of every SCM_RIGHTS control message into fds (capacity FDP_MAX_FDS),
- * skipping other control messages. Returns the count, or -EPROTO (all closed) for more than
- * one message may carry.
- */
-static int collect_fds(struct msghdr *mh, int *fds)
-{
-	unsigned char *end = (unsigned char *)mh->msg_control + mh->msg_controllen;
-	size_t n = 0, extra = 0;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		unsigned char *data = CMSG_DATA(c);
-		size_t len;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-		    c->cmsg_len < CMSG_LEN(0))
-			continue;
-		/* Some systems leave cmsg_len untruncated on MSG_CTRUNC: trust only the buffer. */
-		len = c->cmsg_len - CMSG_LEN(0);
-		if (data + len > end)
-			len = (size_t)(end - data);
-		for (size_t i = 0; i < len / sizeof(int); i++) {
-			int fd;
-
-			memcpy(&fd, data + i * sizeof(int), sizeof(fd));
-			if (!FDP_HAVE_MSG_CMSG_CLOEXEC)
-				fdp__set_cloexec(fd);
-			if (n < FDP_MAX_FDS) {
-				fds[n++] = fd;
-			} else {
-				close(fd);
-				extra++;
-			}
-		}
-	}
-	if (extra) {
-		fdp_close_fds(fds, n);
-		return -EPROTO;
-	}
-	return (int)n;
-}
-
-/* A receive went wrong for good: close what the reader holds and everything queued. */
-static int recv_break(struct fdp_channel *ch, int err)
-{
-	err = fdp__reader_fail(&ch->rd, err);
-	chan_break(ch, err);
-	return err;
-}
-
-/* One recvmsg() into the reader. Returns 1 (bytes in), 0 (end of file) or a negative errno. */
-static int read_some(struct fdp_channel *ch)
-{
-	union ctl_in ctl;
-	int fds[FDP_MAX_FDS];
-	struct iovec iov;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	unsigned char *p;
-	size_t space;
-	ssize_t n;
-	int nfds;
-
-	fdp__reader_space(&ch->rd, &p, &space);
-	if (ch->read_max && space > ch->read_max)
-		space = ch->read_max;
-	iov.iov_base = p;
-	iov.iov_len = space;
-	do {
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = sizeof(ctl.buf);
-		n = recvmsg(ch->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	nfds = collect_fds(&mh, fds);
-	if (nfds < 0)
-		return recv_break(ch, nfds);
-	if (mh.msg_flags & MSG_CTRUNC) {
-		/* The kernel dropped descriptors (RLIMIT_NOFILE, a security module): a message
-		 * arrived without its descriptors and the stream cannot be trusted past it. */
-		fdp_close_fds(fds, (size_t)nfds);
-		return recv_break(ch, -EXFULL);
-	}
-	if (n == 0 || (mh.msg_flags & MSG_TRUNC)) {
-		if (n == 0 && nfds == 0)
-			return 0;
-		fdp_close_fds(fds, (size_t)nfds);
-		return recv_break(ch, -EPROTO);
-	}
-	nfds = fdp__reader_commit(&ch->rd, (size_t)n, fds, (size_t)nfds);
-	return nfds < 0 ? recv_break(ch, nfds) : 1;
-}
-
-int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m)
-{
-	m->nfds = 0;
-	for (;;) {
-		int r = fdp__reader_next(&ch->rd, m);
-
-		if (r != 0)
-			return r < 0 ? recv_break(ch, r) : r;
-		if (ch->eof) {
-			r = fdp__reader_eof(&ch->rd);
-			return r < 0 ? recv_break(ch, r) : 0;
-		}
-		r = read_some(ch);
-		if (r == 0)
-			ch->eof = 1;
-		else if (r < 0)
-			return r;
-	}
-}
-
-int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i)
-{
-	int fd;
-
-	if (i >= m->nfds || m->fds[i] < 0)
-		return -EBADF;
-	fd = m->fds[i];
-	m->fds[i] = -1;
-	return fd;
-}
-
-void fdp_channel_msg_release(struct fdp_channel_msg *m)
-{
-	fdp_close_fds(m->fds, m->nfds);
-	m->nfds = 0;
 }

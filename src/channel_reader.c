@@ -148,6 +148,45 @@ static int header_ok(const struct fdp__reader *r, const unsigned char *h)
 	       get_le16(h + 4) <= FDP_MAX_FDS && get_le32(h + 8) <= r->max_payload;
 }
 
+int fdp__packet_parse(size_t max_payload, const unsigned char *p, size_t n, const int *fds,
+                      size_t nfds, struct fdp_channel_msg *m)
+{
+	m->nfds = 0;
+	if (n < FDP_CHANNEL_HEADER_SIZE || p[0] != FDP_CHANNEL_VERSION || p[1] != 0 ||
+	    get_le16(p + 6) != 0 || get_le16(p + 4) != nfds ||
+	    get_le32(p + 8) != n - FDP_CHANNEL_HEADER_SIZE ||
+	    n - FDP_CHANNEL_HEADER_SIZE > max_payload) {
+		close_all(fds, nfds);
+		return -EPROTO;
+	}
+	m->type = get_le16(p + 2);
+	m->payload = p + FDP_CHANNEL_HEADER_SIZE;
+	m->len = n - FDP_CHANNEL_HEADER_SIZE;
+	m->nfds = nfds;
+	memcpy(m->fds, fds, nfds * sizeof(int));
+	return 1;
+}
+
+/* Packet mode: the buffer holds one packet, and its descriptors (if any) in one batch. */
+static int next_packet(struct fdp__reader *r, struct fdp_channel_msg *m)
+{
+	size_t nfds = r->nbatch ? r->batch[0].nfds : 0;
+	int ret;
+
+	if (r->len == r->pos && !r->nbatch)
+		return 0;
+	if (r->nbatch > 1)
+		return fdp__reader_fail(r, -EPROTO);
+	r->nbatch = 0;
+	ret = fdp__packet_parse(r->max_payload, r->buf + r->pos, r->len - r->pos, r->batch[0].fds,
+	                        nfds, m);
+	if (ret < 0)
+		return fdp__reader_fail(r, ret);
+	r->consumed += r->len - r->pos;
+	r->pos = r->len;
+	return 1;
+}
+
 int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m)
 {
 	const unsigned char *h = r->buf + r->pos;
@@ -156,18 +195,18 @@ int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m)
 
 	if (r->err)
 		return r->err;
+	if (r->packet)
+		return next_packet(r, m);
 	/* Descriptors that came wholly before this message's first byte belong to no message. */
 	if (r->nbatch && r->batch[0].end <= start)
 		return fdp__reader_fail(r, -EPROTO);
-	if (avail == 0 && r->packet && r->nbatch)
-		return fdp__reader_fail(r, -EPROTO);
 	if (avail < FDP_CHANNEL_HEADER_SIZE)
-		return r->packet && avail ? fdp__reader_fail(r, -EPROTO) : 0;
+		return 0;
 	if (!header_ok(r, h))
 		return fdp__reader_fail(r, -EPROTO);
 	total = FDP_CHANNEL_HEADER_SIZE + get_le32(h + 8);
-	if (avail < total || (r->packet && avail != total))
-		return r->packet ? fdp__reader_fail(r, -EPROTO) : 0;
+	if (avail < total)
+		return 0;
 	end = start + total;
 	nfds = get_le16(h + 4);
 	m->nfds = 0;

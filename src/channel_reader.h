@@ -77,6 +77,14 @@ ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, cons
  */
 int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m);
 
+/*
+ * Parse one SOCK_SEQPACKET packet of n bytes at p that came with fds[0..nfds) into *m (payload
+ * points into p). Returns 1, or -EPROTO having closed the descriptors: the packet must be
+ * exactly one message whose header declares exactly nfds descriptors.
+ */
+int fdp__packet_parse(size_t max_payload, const unsigned char *p, size_t n, const int *fds,
+                      size_t nfds, struct fdp_channel_msg *m);
+
 /* The peer closed: 0 if nothing is left over, else -EPROTO (a message cut short). */
 int fdp__reader_eof(struct fdp__reader *r);
 
