@@ -48,20 +48,20 @@ static void out_free(struct out_msg *o, int close_fds)
 
 static struct out_msg *q_at(struct fdp_channel *ch, size_t i)
 {
-	return &ch->q[(ch->qhead + i) % ch->qcap];
+	return &ch->q[(ch->qhead + i) & (ch->qcap - 1)];
 }
 
 static void q_pop(struct fdp_channel *ch)
 {
 	out_free(q_at(ch, 0), 1);
-	ch->qhead = (ch->qhead + 1) % ch->qcap;
+	ch->qhead = (ch->qhead + 1) & (ch->qcap - 1);
 	ch->qlen--;
 	ch->head_off = 0;
 }
 
 static int q_grow(struct fdp_channel *ch)
 {
-	size_t cap = ch->qcap ? ch->qcap * 2 : 16;
+	size_t cap = ch->qcap ? ch->qcap * 2 : 16; /* a power of two: slots wrap with a mask */
 	struct out_msg *q = malloc(cap * sizeof(*q));
 
 	if (!q)
