@@ -268,6 +268,28 @@ TEST(closing_a_channel_closes_every_queued_fd)
 	sources_close(&s);
 }
 
+TEST(closing_a_channel_closes_received_but_unclaimed_fds)
+{
+	struct fdp_channel *tx, *rx;
+	struct fdp_channel_msg m;
+	struct sources s;
+
+	sources_open(&s);
+	for (int t = 0; t < 2; t++) {
+		channel_pair(t ? SOCK_STREAM : SOCK_SEQPACKET, &tx, &rx, NULL);
+		for (unsigned i = 0; i < 12; i++)
+			CHECK_OK(send_nth(tx, &s, i, 0));
+		/* One receive takes in more than one message: the rest wait inside the channel. */
+		CHECK_INT(fdp_channel_recv(rx, &m), ==, 1);
+		check_nth(&m, &s, 0);
+		CHECK_INT(fdp_channel_recv(rx, &m), ==, 1);
+		check_nth(&m, &s, 1);
+		fdp_channel_close(rx);
+		fdp_channel_close(tx);
+	}
+	sources_close(&s);
+}
+
 TEST(released_message_closes_the_fds_not_taken)
 {
 	struct fdp_channel *tx, *rx;
