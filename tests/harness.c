@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -120,6 +121,42 @@ char *fdp_test_read_all(int fd, size_t *len)
 	return buf;
 }
 
+void fdp_test_wait_readable(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r;
+
+	while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	if (r <= 0)
+		fdp_test_fail(__FILE__, __LINE__, "fd %d not readable within %d ms", fd, ms);
+}
+
+const char *fdp_test_self(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+	if (n < 0)
+		fdp_test_fail(__FILE__, __LINE__, "readlink(/proc/self/exe): %s", strerror(errno));
+	path[n] = '\0';
+	return path;
+}
+
+void fdp_test_skip(const char *why)
+{
+	fprintf(stderr, "skipped: %s\n", why);
+	fflush(NULL);
+	_exit(FDP_TEST_SKIPPED);
+}
+
+int fdp_test_under_valgrind(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+
+	return preload && strstr(preload, "vgpreload") != NULL;
+}
+
 const char *fdp_test_tmpdir(void)
 {
 	if (!tmpdir[0]) {
@@ -197,8 +234,9 @@ int main(int argc, char **argv)
 		if (pid == 0)
 			_exit(run_one(t));
 		status = fdp_test_wait(pid);
-		printf("%-60s %s\n", t->name, status == 0 ? "ok" : "FAILED");
-		if (status == 0)
+		printf("%-60s %s\n", t->name,
+		       status == 0 ? "ok" : status == FDP_TEST_SKIPPED ? "skipped" : "FAILED");
+		if (status == 0 || status == FDP_TEST_SKIPPED)
 			passed++;
 		else
 			failed++;

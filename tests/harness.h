@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/types.h>
 
+/* The exit status of a skipped test (ctest's SKIP_RETURN_CODE). */
+#define FDP_TEST_SKIPPED 77
+
 struct fdp_test {
 	const char *name;
 	void (*fn)(void);
@@ -67,6 +70,18 @@ int fdp_test_wait(pid_t pid);
 
 /* Read all of fd into a malloc'd buffer (NUL-terminated); *len gets its length. */
 char *fdp_test_read_all(int fd, size_t *len);
+
+/* Wait up to ms milliseconds for fd to become readable; fails the test on timeout. */
+void fdp_test_wait_readable(int fd, int ms);
+
+/* The path of the running test program (not valgrind's, when run under it). */
+const char *fdp_test_self(void);
+
+/* End the running test as skipped (ctest shows it as such) with a reason. */
+__attribute__((noreturn)) void fdp_test_skip(const char *why);
+
+/* True when running under valgrind, which virtualises some kernel limits. */
+int fdp_test_under_valgrind(void);
 
 /* A fresh private directory for this test (removed by the harness afterwards). */
 const char *fdp_test_tmpdir(void);

@@ -8,6 +8,8 @@ struct fdpass_command {
 	int (*run)(int argc, char **argv);
 };
 
+int cmd_cat(int argc, char **argv);
+
 /* Exit statuses shared by every subcommand. */
 #define FDPASS_EXIT_OK      0
 #define FDPASS_EXIT_FAILURE 1 /* the work failed (a file, an address in use, ...) */

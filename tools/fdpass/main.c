@@ -6,6 +6,7 @@
 #include <string.h>
 
 static const struct fdpass_command commands[] = {
+	{"cat", "copy files to stdout, opened by a child that passes the descriptors", cmd_cat},
 	{NULL, NULL, NULL},
 };
 

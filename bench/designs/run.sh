@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Run the classic server designs one after another under the same load and report, for each:
+# server CPU time per connection (whole process tree, user + system), the same minus the
+# iterative server's (the classic study's "process control" cost), connections per second,
+# latency p50/p99 and the spread of connections across workers. Writes the table to
+# docs/benchmarks/designs.md. See bench/designs/README.md for the method.
+#
+# Exits 0 when every row ran cleanly, 1 when any row failed (no readiness line, load errors,
+# unclean server exit), 2 on a bad option.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+# One row per server. Fields: label | command. In the command, {bin} is the designs build
+# folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
+# write "served <worker> <count>" lines to on exit, {port} a free port for servers that
+# cannot pick one (otherwise a server prints "ready <port>" on stdout). The first row is the
+# baseline whose CPU per connection is subtracted from every row.
+ROWS=(
+	"iterative|{bin}/dsg-iterative --stats {stats}"
+	"fork per client|{bin}/dsg-fork --stats {stats}"
+	"pre-forked, accept unlocked|{bin}/dsg-prefork-nolock -w {workers} --stats {stats}"
+	"pre-forked, fcntl lock|{bin}/dsg-prefork-flock -w {workers} --stats {stats}"
+	"pre-forked, shared mutex|{bin}/dsg-prefork-mutex -w {workers} --stats {stats}"
+	"pre-forked, parent passes fd|{bin}/dsg-prefork-pass -w {workers} --stats {stats}"
+	"thread per client|{bin}/dsg-thread --stats {stats}"
+	"pre-threaded, mutex|{bin}/dsg-prethread-mutex -w {workers} --stats {stats}"
+	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
+	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
+)
+
+usage() {
+	cat <<EOF
+usage: bench/designs/run.sh [options]
+
+  --smoke          a few hundred connections per row, one round; checks nothing has rotted
+                   (writes no table unless -o is given)
+  -d SECS          seconds of load per row and round (default 3)
+  -r ROUNDS        rounds over all rows; medians are reported (default 3)
+  -c N             client concurrency (default 16)
+  -w N             workers in each pool (default 4)
+  -s BYTES         echo payload size (default 64)
+  -b DIR           build folder (default \$FDPASS_BUILD or <repo>/build)
+  -o FILE          where to write the table (default docs/benchmarks/designs.md)
+  --only REGEX     run only rows whose label matches (the first row always runs: baseline)
+  --no-sequential  skip the second, shorter pass with one client connection at a time
+                   (-c 1), which shows how each design spreads a sequential client's
+                   connections over its workers
+  -h, --help       show this help
+EOF
+}
+
+smoke=0 sequential=1 secs=3 rounds=3 conc=16 workers=4 size=64 only="" out=""
+build=${FDPASS_BUILD:-$repo/build}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smoke) smoke=1 ;;
+	-d) secs=${2:?}; shift ;;
+	-r) rounds=${2:?}; shift ;;
+	-c) conc=${2:?}; shift ;;
+	-w) workers=${2:?}; shift ;;
+	-s) size=${2:?}; shift ;;
+	-b) build=${2:?}; shift ;;
+	-o) out=${2:?}; shift ;;
+	--only) only=${2:?}; shift ;;
+	--no-sequential) sequential=0 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ "$smoke" = 1 ]; then
+	rounds=1 sequential=0
+	load_mode=(-n 300 -c 4 -m 20)
+else
+	load_mode=(-d "$secs" -c "$conc")
+	[ -n "$out" ] || out=$repo/docs/benchmarks/designs.md
+fi
+
+load=$build/bench/load/fdp-load
+rusage=$build/bench/load/fdp-rusage
+for f in "$load" "$rusage" "$build/bench/designs/dsg-iterative"; do
+	[ -x "$f" ] || { echo "run.sh: $f missing: build first (cmake --build $build)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fdp-designs.XXXXXX")
+server_pid=""
+cleanup() {
+	[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nothing listens on, for rows that need {port}.
+free_port() {
+	local p
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# Prints the port once the server is ready: its "ready <port>" line, or for a {port} row the
+# port accepting a connection. Gives up after 10 s or when the server dies.
+wait_ready() {
+	local outf=$1 pid=$2 fixed=$3 p
+	for _ in $(seq 200); do
+		p=$(awk '$1 == "ready" { print $2; exit }' "$outf" 2>/dev/null)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		if [ -n "$fixed" ] && (exec 3<>"/dev/tcp/127.0.0.1/$fixed") 2>/dev/null; then
+			echo "$fixed"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
+kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
+
+# One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
+run_one() {
+	local cmd=$1 base=$2 port="" fixed="" argv lrc src
+	cmd=${cmd//\{bin\}/$build/bench/designs}
+	cmd=${cmd//\{build\}/$build}
+	cmd=${cmd//\{workers\}/$workers}
+	cmd=${cmd//\{stats\}/$base.stats}
+	if [[ $cmd == *"{port}"* ]]; then
+		fixed=$(free_port) || { echo "no free port" >"$base.fail"; return 1; }
+		cmd=${cmd//\{port\}/$fixed}
+	fi
+	read -r -a argv <<<"$cmd"
+	"$rusage" -o "$base.cpu" -k 5 -- "${argv[@]}" >"$base.out" 2>"$base.err" &
+	server_pid=$!
+	if ! port=$(wait_ready "$base.out" "$server_pid" "$fixed"); then
+		echo "server not ready: $(head -c 300 "$base.err")" >"$base.fail"
+		kill -TERM "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+		server_pid=""
+		return 1
+	fi
+	"$load" --json -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
+	lrc=$?
+	kill -TERM "$server_pid"
+	wait "$server_pid"
+	src=$?
+	server_pid=""
+	if [ "$lrc" != 0 ]; then
+		echo "load client exit $lrc: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' "$base.json") $(tail -n 2 "$base.err")" >"$base.fail"
+	elif [ "$src" != 0 ]; then
+		echo "server exit status $src: $(head -c 300 "$base.err")" >"$base.fail"
+	fi
+	[ ! -e "$base.fail" ]
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'; }
+
+# Summarise one row over its rounds into the global cells[] (one table line) and say whether
+# every round succeeded.
+summarise_row() {
+	local i=$1 r base vals_cps="" vals_cpu="" vals_p50="" vals_p99="" errs=0 fail=""
+	local served="" pool=""
+	for r in $(seq "$rounds"); do
+		base=$pass_dir/$i.$r
+		[ -e "$base.fail" ] && fail=$(cat "$base.fail")
+		[ -s "$base.json" ] || continue
+		local completed cpu
+		completed=$(json_num "$base.json" completed)
+		cpu=$(kv "$base.cpu" cpu_us)
+		vals_cps+="$(json_num "$base.json" cps)"$'\n'
+		vals_p50+="$(json_num "$base.json" p50)"$'\n'
+		vals_p99+="$(json_num "$base.json" p99)"$'\n'
+		errs=$((errs + $(json_num "$base.json" errors)))
+		if [ -n "$cpu" ] && [ "${completed:-0}" -gt 0 ]; then
+			vals_cpu+="$(awk -v c="$cpu" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
+		fi
+		if [ -s "$base.stats" ]; then
+			pool=$(kv "$base.stats" pool)
+			served=$(awk -v prev="$served" '
+				BEGIN { n = split(prev, p, "/") }
+				$1 == "served" { v[$2] = $3 + (($2 + 1) <= n ? p[$2 + 1] : 0); if ($2 + 1 > m) m = $2 + 1 }
+				END { for (k = 0; k < m; k++) printf "%s%d", k ? "/" : "", v[k] }' "$base.stats")
+		fi
+	done
+	row_cps[$i]=$(printf %s "$vals_cps" | median)
+	row_cpu[$i]=$(printf %s "$vals_cpu" | median)
+	row_p50[$i]=$(printf %s "$vals_p50" | median)
+	row_p99[$i]=$(printf %s "$vals_p99" | median)
+	row_errs[$i]=$errs
+	row_fail[$i]=$fail
+	row_served[$i]=$([ "$pool" = 1 ] && echo "$served" || echo "")
+}
+
+spread() {
+	[ -n "$1" ] || { echo "–"; return; }
+	echo "$1" | awk -F/ '{ lo = $1; hi = $1; for (k = 2; k <= NF; k++) { if ($k < lo) lo = $k; if ($k > hi) hi = $k }
+		if (lo > 0) printf "%.2f", hi / lo; else printf "%d/0", hi }'
+}
+
+table() {
+	local base_cpu=${row_cpu[0]:-0} i
+	echo "| design | conn/s | CPU µs/conn | minus iterative | p50 µs | p99 µs | spread max/min | served per worker | errors |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---|---:|"
+	for i in "${!labels[@]}"; do
+		[ -n "${row_ran[$i]:-}" ] || continue
+		local cpu=${row_cpu[$i]} net="–" note=""
+		[ -n "$cpu" ] && [ "$i" != 0 ] && net=$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN { printf "%.1f", a - b }')
+		[ -n "$cpu" ] && cpu=$(awk -v a="$cpu" 'BEGIN { printf "%.1f", a }')
+		[ -n "${row_fail[$i]}" ] && note=" **FAILED**"
+		printf "| %s%s | %.0f | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
+			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
+			"$(spread "${row_served[$i]}")" "${row_served[$i]:-–}" "${row_errs[$i]}"
+	done
+}
+
+machine() {
+	local model
+	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
+}
+
+write_doc() {
+	local f=$1 args=$2
+	mkdir -p "$(dirname "$f")"
+	{
+		echo "# The classic server designs, measured"
+		echo
+		echo "Generated by \`bench/designs/run.sh${args:+ $args}\` on $(date -u '+%Y-%m-%d %H:%M UTC')."
+		echo
+		echo "- Machine: $(machine). Client and server share it. Load average when the run"
+		echo "  started: ${loadavg_start} (anything above 0 means other work shared the CPUs)."
+		echo "- Load: \`fdp-load\`, ${load_mode[*]}, ${size}-byte echo payload (bench/designs/README.md);"
+		echo "  one connection per request, the server closes. ${rounds} round(s) over all rows, medians shown."
+		echo "- Pools: ${workers} workers. CPU: user + system time of the server's whole process tree"
+		echo "  (fdp-rusage), divided by completed connections; \"minus iterative\" subtracts the"
+		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
+		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
+		echo "  some worker served none."
+		echo
+		echo "$table_main"
+		if [ -n "$table_seq" ]; then
+			echo
+			echo "## One client connection at a time"
+			echo
+			echo "The same rows with \`${seq_mode[*]}\`, one round: a sequential client, as in the"
+			echo "textbook's run. Mostly of interest for the spread: a parent that always picks the"
+			echo "first idle child leaves the others idle when clients arrive one at a time."
+			echo
+			echo "$table_seq"
+		fi
+		echo
+		echo "How to read it: on loopback the kernel's TCP work for both ends is charged to whichever"
+		echo "process is running, so the CPU columns carry part of the client's cost too and move by"
+		echo "a few µs between runs; compare rows within one run. Connection rates on a 2-CPU machine"
+		echo "are bounded by the client sharing the CPUs with the server."
+	} >"$f"
+}
+
+labels=() row_ran=()
+declare -a row_cps row_cpu row_p50 row_p99 row_errs row_fail row_served
+for i in "${!ROWS[@]}"; do
+	labels[$i]=${ROWS[$i]%%|*}
+	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
+		row_ran[$i]=1
+	fi
+done
+
+# One pass: every row for the given rounds under the current load_mode, then the summary
+# into the row_* arrays. Sets failed=1 if any row failed.
+run_pass() {
+	local name=$1 r i
+	pass_dir=$tmp/$name
+	mkdir -p "$pass_dir"
+	for r in $(seq "$rounds"); do
+		for i in "${!ROWS[@]}"; do
+			[ -n "${row_ran[$i]:-}" ] || continue
+			printf '%s %d/%d  %-30s ' "$name" "$r" "$rounds" "${labels[$i]}"
+			if run_one "${ROWS[$i]#*|}" "$pass_dir/$i.$r"; then
+				printf '%8.0f conn/s  %s µs cpu\n' "$(json_num "$pass_dir/$i.$r.json" cps)" \
+					"$(awk -v c="$(kv "$pass_dir/$i.$r.cpu" cpu_us)" \
+						-v n="$(json_num "$pass_dir/$i.$r.json" completed)" \
+						'BEGIN { if (n > 0) printf "%.1f", c / n; else printf "?" }')"
+			else
+				echo "FAILED: $(cat "$pass_dir/$i.$r.fail")"
+			fi
+		done
+	done
+	for i in "${!ROWS[@]}"; do
+		[ -n "${row_ran[$i]:-}" ] || continue
+		summarise_row "$i"
+		[ -n "${row_fail[$i]}" ] && failed=1
+	done
+}
+
+started=$SECONDS
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+failed=0
+run_pass round
+table_main=$(table)
+table_seq=""
+seq_mode=(-d 2 -c 1)
+if [ "$sequential" = 1 ]; then
+	main_mode=("${load_mode[@]}") main_rounds=$rounds
+	load_mode=("${seq_mode[@]}") rounds=1
+	run_pass sequential
+	table_seq=$(table)
+	load_mode=("${main_mode[@]}") rounds=$main_rounds
+fi
+echo
+echo "$table_main"
+if [ -n "$table_seq" ]; then
+	echo
+	echo "one client connection at a time (${seq_mode[*]}):"
+	echo "$table_seq"
+fi
+echo
+echo "$(machine); ${load_mode[*]}, size $size, workers $workers, rounds $rounds; $((SECONDS - started)) s"
+echo "load average at start: $loadavg_start; at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+if [ -n "$out" ]; then
+	args=""
+	[ "$smoke" = 1 ] && args="--smoke"
+	[ "$smoke" = 1 ] || args="-d $secs -r $rounds -c $conc -w $workers -s $size"
+	[ "$sequential" = 0 ] && [ "$smoke" = 0 ] && args+=" --no-sequential"
+	write_doc "$out" "$args"
+	echo "table written to ${out#"$repo"/}"
+fi
+if [ "$failed" = 1 ]; then
+	echo "run.sh: some rows failed" >&2
+	exit 1
+fi
