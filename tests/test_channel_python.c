@@ -1,7 +1,7 @@
 /*
  * The Python worker printed in docs/PROTOCOL.md, run as is against the C channel: proof that
- * the document describes the bytes the library really sends and accepts. Skipped (passing)
- * when no python3 with socket.recv_fds (3.9+) is installed.
+ * the document describes the bytes the library really sends and accepts. Skipped (ctest
+ * reports it) when no python3 with socket.recv_fds (3.9+) is installed.
  */
 #include "harness.h"
 #include "fdpass.h"
@@ -73,10 +73,8 @@ TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
 	int sv[2];
 	pid_t pid;
 
-	if (system("python3 -c 'import socket; socket.recv_fds' >/dev/null 2>&1") != 0) {
-		printf("skipped: no python3 with socket.recv_fds\n");
-		return;
-	}
+	if (system("python3 -c 'import socket; socket.recv_fds' >/dev/null 2>&1") != 0)
+		fdp_test_skip("no python3 with socket.recv_fds (3.9+)");
 	w.script = extract_worker();
 	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
 	w.sock = sv[1];
