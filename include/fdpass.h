@@ -164,7 +164,10 @@ struct fdp_channel_config {
 	size_t high_water;  /* queued messages past which fdp_channel_send() says -ENOBUFS */
 };
 
-/* A received message. payload stays valid until the next fdp_channel_recv() on its channel. */
+/*
+ * A received message. payload stays valid until the next fdp_channel_recv() on its channel or
+ * its close. fds[0..nfds) belong to the message: take the ones to keep, then release it.
+ */
 struct fdp_channel_msg {
 	unsigned type;
 	const void *payload;
@@ -175,15 +178,23 @@ struct fdp_channel_msg {
 
 /*
  * Make a channel on a connected SOCK_SEQPACKET or SOCK_STREAM Unix socket. The channel takes
- * ownership of sock (also on failure) and makes it non-blocking. cfg may be NULL. Returns 0 and
- * sets *out, or a negative errno.
+ * ownership of sock (also on failure: it is closed) and makes it non-blocking. cfg may be NULL
+ * and is not kept. Returns 0 and sets *out, or a negative errno (-EINVAL for another socket
+ * type or a max_payload over 1 GiB, *out then NULL).
  */
 int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg);
 
-/* Close the socket and every descriptor still queued for sending. NULL is a no-op. */
+/*
+ * Close the socket, every descriptor still queued for sending, and every descriptor received
+ * but not yet handed out in a message (a message already returned owns its own). Never blocks:
+ * to send what is queued first, call fdp_channel_flush_wait(). NULL is a no-op.
+ */
 void fdp_channel_close(struct fdp_channel *ch);
 
-/* The socket to wait on: readable for fdp_channel_recv(), writable when wants_write says so. */
+/*
+ * The socket to wait on: always for readability (then call fdp_channel_recv() until -EAGAIN),
+ * and for writability only while fdp_channel_wants_write() says so. The channel owns it.
+ */
 int fdp_channel_fd(const struct fdp_channel *ch);
 
 /* Non-zero while messages wait in the output queue (wait for writability, then flush). */
@@ -200,32 +211,43 @@ size_t fdp_channel_queued(const struct fdp_channel *ch);
  * possible. On any negative return the message was not accepted and the caller still owns
  * fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
  * later), -EMSGSIZE for a payload over the limit, -EINVAL for more than FDP_MAX_FDS
- * descriptors, -EPIPE (or the socket's error) once the channel is broken.
+ * descriptors (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO
+ * that broke it) once the channel is broken. A descriptor that is not open makes the kernel
+ * refuse the message with -EBADF and breaks the channel. Sends never raise SIGPIPE.
  */
 int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
 		     const int *fds, size_t nfds, int flags);
 
 /*
- * Write queued messages without blocking. Returns 0 when the queue is empty, -EAGAIN when some
- * remain (wait for writability), or a negative errno when the channel is broken.
+ * Write queued messages without blocking, as few system calls as the socket type allows
+ * (sendmmsg() on SOCK_SEQPACKET, gathered sendmsg() on SOCK_STREAM). Returns 0 when the queue
+ * is empty, -EAGAIN when some remain (wait for writability), -ETOOMANYREFS when the kernel
+ * holds too many descriptors in flight (they stay queued), or a negative errno when the
+ * channel is broken (-EPIPE, -ECONNRESET: the peer is gone; everything queued was closed).
  */
 int fdp_channel_flush(struct fdp_channel *ch);
 
-/* Block until the queue is empty or timeout_ms passes (-1: no limit). -ETIMEDOUT on timeout. */
+/*
+ * Flush, waiting with poll() until the queue is empty or timeout_ms passes (-1: no limit).
+ * Returns 0, -ETIMEDOUT (the rest stays queued), or an error of fdp_channel_flush().
+ */
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms);
 
 /*
  * Receive the next message without blocking. Returns 1 with a message in *m (its descriptors
- * now owned by m), 0 at end of file, -EAGAIN when no whole message is available yet, or
- * -EPROTO for malformed input (every descriptor involved is closed and the channel is broken:
- * nothing more is read from it).
+ * now owned by m, close-on-exec), 0 at end of file, -EAGAIN when no whole message is available
+ * yet (call again when the socket is readable: until -EAGAIN, as messages may be buffered),
+ * -EPROTO for malformed input (docs/PROTOCOL.md section 4) or -EXFULL when the kernel dropped
+ * descriptors (this process is at RLIMIT_NOFILE). After -EPROTO or -EXFULL every descriptor
+ * involved is closed and the channel is broken: nothing more is read or sent. *m need not be
+ * initialised; whatever it held is overwritten, so release a message before reusing it.
  */
 int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m);
 
 /* Take descriptor i out of m: the caller owns the result; -EBADF if none is there. */
 int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i);
 
-/* Close every descriptor m still owns. */
+/* Close every descriptor m still owns (those not taken) and leave it owning none. */
 void fdp_channel_msg_release(struct fdp_channel_msg *m);
 
 #if defined(__GNUC__)

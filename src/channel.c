@@ -1,0 +1,450 @@
+/*
+ * Channels: framed, typed messages with descriptors over a SOCK_SEQPACKET or SOCK_STREAM Unix
+ * socket. The wire format is in docs/PROTOCOL.md; the receive parser is in channel_reader.c.
+ *
+ * Output is a ring of queued messages, written in order when the socket takes them and never
+ * dropped on EAGAIN (nginx's channel drops them: its own "TODO: NGX_AGAIN"). A message's
+ * header and a small payload live inside its ring slot, so the common message costs no malloc.
+ * A message's descriptors are closed right after the system call that carried them: on a
+ * stream that is the call that wrote the message's first byte, and a later partial write of the
+ * same message goes without them, so descriptors are never sent twice.
+ */
+#include "fdpass.h"
+#include "channel_internal.h"
+#include "channel_reader.h"
+#include "compat.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned char *out_data(struct out_msg *o)
+{
+	return o->heap ? o->heap : o->inl;
+}
+
+static int *out_fds(struct out_msg *o)
+{
+	return o->fds_heap ? o->fds_heap : o->fds;
+}
+
+/* Free a slot's memory; with close_fds, close the descriptors it still holds. */
+static void out_free(struct out_msg *o, int close_fds)
+{
+	if (close_fds)
+		fdp_close_fds(out_fds(o), o->nfds);
+	free(o->heap);
+	free(o->fds_heap);
+	o->heap = NULL;
+	o->fds_heap = NULL;
+	o->nfds = 0;
+}
+
+static struct out_msg *q_at(struct fdp_channel *ch, size_t i)
+{
+	return &ch->q[(ch->qhead + i) & (ch->qcap - 1)];
+}
+
+static void q_pop(struct fdp_channel *ch)
+{
+	out_free(q_at(ch, 0), 1);
+	ch->qhead = (ch->qhead + 1) & (ch->qcap - 1);
+	ch->qlen--;
+	ch->head_off = 0;
+}
+
+static int q_grow(struct fdp_channel *ch)
+{
+	size_t cap = ch->qcap ? ch->qcap * 2 : 16; /* a power of two: slots wrap with a mask */
+	struct out_msg *q = malloc(cap * sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < ch->qlen; i++)
+		q[i] = *q_at(ch, i);
+	free(ch->q);
+	ch->q = q;
+	ch->qcap = cap;
+	ch->qhead = 0;
+	return 0;
+}
+
+int fdp__channel_break(struct fdp_channel *ch, int err)
+{
+	if (!ch->err)
+		ch->err = err;
+	while (ch->qlen)
+		q_pop(ch);
+	return ch->err;
+}
+
+int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg)
+{
+	struct fdp_channel *ch;
+	int type = 0, flags, err;
+	socklen_t len = sizeof(type);
+
+	*out = NULL;
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = -EINVAL;
+	if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
+		goto fail;
+	if (cfg && (cfg->max_payload > MAX_PAYLOAD))
+		goto fail;
+	flags = fcntl(sock, F_GETFL);
+	if (flags < 0 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = -ENOMEM;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		goto fail;
+	ch->sock = sock;
+	ch->packet = type == SOCK_SEQPACKET;
+	ch->max_payload = cfg && cfg->max_payload ? cfg->max_payload : FDP_CHANNEL_MAX_PAYLOAD;
+	ch->high_water = cfg && cfg->high_water ? cfg->high_water : FDP_CHANNEL_HIGH_WATER;
+	/* A SOCK_SEQPACKET channel parses packets where recvmmsg() put them (channel_recv.c). */
+	err = ch->packet ? 0 : fdp__reader_init(&ch->rd, ch->max_payload, 0);
+	if (err < 0) {
+		free(ch);
+		goto fail;
+	}
+	*out = ch;
+	return 0;
+fail:
+	close(sock);
+	return err;
+}
+
+void fdp_channel_close(struct fdp_channel *ch)
+{
+	if (!ch)
+		return;
+	fdp__channel_break(ch, -EPIPE);
+	fdp__inbox_free(ch);
+	fdp__reader_free(&ch->rd);
+	free(ch->q);
+	free(ch->ctl);
+	close(ch->sock);
+	free(ch);
+}
+
+int fdp_channel_fd(const struct fdp_channel *ch)
+{
+	return ch->sock;
+}
+
+int fdp_channel_wants_write(const struct fdp_channel *ch)
+{
+	return ch->qlen > 0;
+}
+
+size_t fdp_channel_queued(const struct fdp_channel *ch)
+{
+	return ch->qlen;
+}
+
+void fdp__channel_set_read_max(struct fdp_channel *ch, size_t max)
+{
+	ch->read_max = max;
+}
+
+static void put_le16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	put_le16(p, v & 0xffff);
+	put_le16(p + 2, v >> 16);
+}
+
+/* Queue a message at the tail; it owns fds from here on. */
+static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
+                  const int *fds, size_t nfds)
+{
+	struct out_msg *o;
+	unsigned char *d;
+
+	if (ch->qlen == ch->qcap && q_grow(ch) < 0)
+		return -ENOMEM;
+	o = q_at(ch, ch->qlen);
+	memset(o, 0, offsetof(struct out_msg, fds));
+	o->size = (uint32_t)(FDP_CHANNEL_HEADER_SIZE + len);
+	if (o->size > OUT_INLINE && !(o->heap = malloc(o->size)))
+		return -ENOMEM;
+	if (nfds > OUT_FDS && !(o->fds_heap = malloc(nfds * sizeof(int)))) {
+		out_free(o, 0);
+		return -ENOMEM;
+	}
+	d = out_data(o);
+	d[0] = FDP_CHANNEL_VERSION;
+	d[1] = 0;
+	put_le16(d + 2, type);
+	put_le16(d + 4, (unsigned)nfds);
+	put_le16(d + 6, 0);
+	put_le32(d + 8, (uint32_t)len);
+	if (len)
+		memcpy(d + FDP_CHANNEL_HEADER_SIZE, payload, len);
+	if (nfds)
+		memcpy(out_fds(o), fds, nfds * sizeof(int));
+	o->nfds = (uint16_t)nfds;
+	ch->qlen++;
+	return 0;
+}
+
+/* Fill ctl (zeroed: it goes to the kernel) with one SCM_RIGHTS message carrying o's fds. */
+static size_t put_rights(unsigned char *ctl, struct out_msg *o)
+{
+	struct msghdr mh = {.msg_control = ctl,
+	                    .msg_controllen = CMSG_SPACE(o->nfds * sizeof(int))};
+	struct cmsghdr *c;
+
+	memset(ctl, 0, mh.msg_controllen);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(o->nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), out_fds(o), o->nfds * sizeof(int));
+	return mh.msg_controllen;
+}
+
+static int ctl_reserve(struct fdp_channel *ch, size_t need)
+{
+	unsigned char *p;
+
+	if (need <= ch->ctl_cap)
+		return 0;
+	p = realloc(ch->ctl, need); /* malloc's alignment suits struct cmsghdr */
+	if (!p)
+		return -ENOMEM;
+	ch->ctl = p;
+	ch->ctl_cap = need;
+	return 0;
+}
+
+/* An errno from a send that means "the socket is full, later". */
+static int is_wait(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS;
+}
+
+/*
+ * STREAM: one sendmsg() gathering the queue from its head up to (not including) the next
+ * message that carries descriptors, as imsg does, so every message's descriptors ride on its
+ * own first byte. Returns the bytes written or a negative errno.
+ */
+static ssize_t write_stream(struct fdp_channel *ch)
+{
+	struct iovec iov[WRITE_BATCH];
+	struct msghdr mh = {.msg_iov = iov};
+	struct out_msg *first = q_at(ch, 0);
+	size_t n = 0;
+	ssize_t w;
+
+	if (ch->head_off == 0 && first->nfds) {
+		if (ctl_reserve(ch, CTL_SPACE_FDS) < 0)
+			return -ENOMEM;
+		mh.msg_control = ch->ctl;
+		mh.msg_controllen = put_rights(ch->ctl, first);
+	}
+	for (size_t i = 0; i < ch->qlen && n < WRITE_BATCH; i++) {
+		struct out_msg *o = q_at(ch, i);
+		size_t off = i == 0 ? ch->head_off : 0;
+
+		if (i > 0 && o->nfds)
+			break;
+		iov[n].iov_base = out_data(o) + off;
+		iov[n].iov_len = o->size - off;
+		n++;
+	}
+	mh.msg_iovlen = n;
+	do
+		w = sendmsg(ch->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	/* Anything written means the descriptors went with it; they must never go again. */
+	if (mh.msg_control)
+		fdp_close_fds(out_fds(first), first->nfds), first->nfds = 0;
+	for (size_t left = (size_t)w; left > 0;) {
+		struct out_msg *o = q_at(ch, 0);
+		size_t rest = o->size - ch->head_off;
+
+		if (left < rest) {
+			ch->head_off += left;
+			break;
+		}
+		left -= rest;
+		q_pop(ch);
+	}
+	return w;
+}
+
+/*
+ * SEQPACKET: one sendmmsg() of up to WRITE_BATCH whole messages, each with its own descriptors.
+ * Returns the number of messages sent or a negative errno.
+ */
+static ssize_t write_packets(struct fdp_channel *ch)
+{
+	struct mmsghdr mm[WRITE_BATCH];
+	struct iovec iov[WRITE_BATCH];
+	size_t n = ch->qlen < WRITE_BATCH ? ch->qlen : WRITE_BATCH, ctl_size = 0, off = 0;
+	int sent;
+
+	if (!FDP_HAVE_SENDMMSG)
+		n = 1;
+	for (size_t i = 0; i < n; i++)
+		if (q_at(ch, i)->nfds)
+			ctl_size += CMSG_SPACE(q_at(ch, i)->nfds * sizeof(int));
+	if (ctl_reserve(ch, ctl_size) < 0)
+		return -ENOMEM;
+	memset(mm, 0, n * sizeof(mm[0]));
+	for (size_t i = 0; i < n; i++) {
+		struct out_msg *o = q_at(ch, i);
+		struct msghdr *mh = &mm[i].msg_hdr;
+
+		iov[i].iov_base = out_data(o);
+		iov[i].iov_len = o->size;
+		mh->msg_iov = &iov[i];
+		mh->msg_iovlen = 1;
+		if (o->nfds) {
+			mh->msg_control = ch->ctl + off;
+			mh->msg_controllen = put_rights(ch->ctl + off, o);
+			off += mh->msg_controllen;
+		}
+	}
+#if FDP_HAVE_SENDMMSG
+	do
+		sent = sendmmsg(ch->sock, mm, (unsigned)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (sent < 0 && errno == EINTR);
+#else
+	do
+		sent = sendmsg(ch->sock, &mm[0].msg_hdr, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -1 : 1;
+	while (sent < 0 && errno == EINTR);
+#endif
+	if (sent < 0)
+		return -errno;
+	for (int i = 0; i < sent; i++)
+		q_pop(ch);
+	return sent;
+}
+
+/* Write until the queue is empty (0) or the socket is full (-EAGAIN); other errors as is. */
+static int chan_write(struct fdp_channel *ch)
+{
+	while (ch->qlen) {
+		ssize_t r = ch->packet ? write_packets(ch) : write_stream(ch);
+
+		if (r < 0)
+			return is_wait((int)-r) ? -EAGAIN : (int)r;
+	}
+	return 0;
+}
+
+/* Errors after which nothing can be sent again. */
+static int is_fatal(int err)
+{
+	return err != -EAGAIN && err != -ETOOMANYREFS && err != -ENOMEM;
+}
+
+int fdp_channel_flush(struct fdp_channel *ch)
+{
+	int r;
+
+	if (ch->err)
+		return ch->err;
+	r = chan_write(ch);
+	if (r < 0 && is_fatal(r))
+		return fdp__channel_break(ch, r);
+	return r;
+}
+
+int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
+                     const int *fds, size_t nfds, int flags)
+{
+	int r;
+
+	if (type > 0xffff || nfds > FDP_MAX_FDS || (len && !payload) || (nfds && !fds) ||
+	    (flags & ~FDP_CHANNEL_MORE))
+		return -EINVAL;
+	for (size_t i = 0; i < nfds; i++)
+		if (fds[i] < 0)
+			return -EBADF;
+	if (len > ch->max_payload)
+		return -EMSGSIZE;
+	if (ch->err)
+		return ch->err;
+	if (ch->qlen >= ch->high_water) {
+		/* Make room if the peer has been reading; else push back on the caller. */
+		r = fdp_channel_flush(ch);
+		if (r < 0 && is_fatal(r))
+			return r;
+		if (ch->qlen >= ch->high_water)
+			return -ENOBUFS;
+	}
+	r = q_push(ch, type, payload, len, fds, nfds);
+	if (r < 0)
+		return r;
+	if (flags & FDP_CHANNEL_MORE)
+		return 0;
+	r = chan_write(ch);
+	if (r >= 0 || !is_fatal(r))
+		return 0; /* written or queued: accepted */
+	/*
+	 * The socket failed for good. If this message has not begun to leave, hand it back (the
+	 * caller keeps its descriptors); if it has, it was accepted and is lost with the peer.
+	 */
+	if (ch->qlen && !(ch->qlen == 1 && ch->head_off)) {
+		struct out_msg *o = q_at(ch, ch->qlen - 1);
+
+		out_free(o, 0);
+		ch->qlen--;
+		fdp__channel_break(ch, r);
+		return r;
+	}
+	fdp__channel_break(ch, r);
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
+{
+	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+
+	for (;;) {
+		struct pollfd p = {.fd = ch->sock, .events = POLLOUT};
+		int r = fdp_channel_flush(ch), wait = -1;
+
+		if (r != -EAGAIN)
+			return r;
+		if (timeout_ms >= 0) {
+			long long left = deadline - now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait = left > 0x7fffffff ? 0x7fffffff : (int)left;
+		}
+		if (poll(&p, 1, wait) < 0 && errno != EINTR)
+			return -errno;
+	}
+}

@@ -1,0 +1,112 @@
+/*
+ * The Python worker printed in docs/PROTOCOL.md, run as is against the C channel: proof that
+ * the document describes the bytes the library really sends and accepts. Skipped (ctest
+ * reports it) when no python3 with socket.recv_fds (3.9+) is installed.
+ */
+#include "harness.h"
+#include "fdpass.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The first ```python block of docs/PROTOCOL.md, written to a file; returns its path. */
+static const char *extract_worker(void)
+{
+	static char path[4096];
+	const char *open_mark = "```python\n", *start, *end;
+	size_t len;
+	char *doc;
+	int fd = open(FDPASS_SOURCE_DIR "/docs/PROTOCOL.md", O_RDONLY | O_CLOEXEC);
+	FILE *out;
+
+	CHECK(fd >= 0);
+	doc = fdp_test_read_all(fd, &len);
+	close(fd);
+	CHECK((start = strstr(doc, open_mark)) != NULL);
+	start += strlen(open_mark);
+	CHECK((end = strstr(start, "```")) != NULL);
+	snprintf(path, sizeof(path), "%s/worker.py", fdp_test_tmpdir());
+	CHECK((out = fopen(path, "we")) != NULL);
+	CHECK(fwrite(start, 1, (size_t)(end - start), out) == (size_t)(end - start));
+	CHECK(fclose(out) == 0);
+	free(doc);
+	return path;
+}
+
+struct worker {
+	const char *script;
+	int sock;
+};
+
+static void exec_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	/* dup2() clears close-on-exec: descriptor 3 is the only one python inherits. */
+	if (dup2(w->sock, 3) < 0)
+		_exit(126);
+	execlp("python3", "python3", w->script, "3", (char *)NULL);
+	_exit(127);
+}
+
+/* Receive one message, waiting up to 10 s for it. */
+static int recv_wait(struct fdp_channel *ch, struct fdp_channel_msg *m)
+{
+	int r;
+
+	while ((r = fdp_channel_recv(ch, m)) == -EAGAIN) {
+		struct pollfd p = {fdp_channel_fd(ch), POLLIN, 0};
+
+		CHECK(poll(&p, 1, 10000) == 1);
+	}
+	return r;
+}
+
+TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
+{
+	static struct fdp_channel_msg m;
+	struct fdp_channel *ch;
+	struct worker w;
+	int sv[2];
+	pid_t pid;
+
+	if (system("python3 -c 'import socket; socket.recv_fds' >/dev/null 2>&1") != 0)
+		fdp_test_skip("no python3 with socket.recv_fds (3.9+)");
+	w.script = extract_worker();
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	w.sock = sv[1];
+	pid = fdp_test_fork(exec_worker, &w);
+	close(sv[1]);
+	CHECK_OK(fdp_channel_open(&ch, sv[0], NULL));
+	for (unsigned i = 0; i < 4; i++) {
+		char payload[32], want[96];
+		int p[2][2], fds[2];
+		size_t nfds = i % 3, len;
+
+		snprintf(payload, sizeof(payload), "hello %u", i);
+		for (size_t k = 0; k < nfds; k++) {
+			CHECK(pipe2(p[k], O_CLOEXEC) == 0);
+			fds[k] = p[k][1]; /* the write end goes to python */
+		}
+		CHECK_OK(fdp_channel_send(ch, 10 + i, payload, strlen(payload), fds, nfds, 0));
+		CHECK_OK(fdp_channel_flush_wait(ch, 10000));
+		CHECK_INT(recv_wait(ch, &m), ==, 1);
+		CHECK_INT(m.type, ==, 11 + i);
+		CHECK_INT(m.len, ==, strlen(payload));
+		CHECK(memcmp(m.payload, payload, m.len) == 0);
+		CHECK_INT(m.nfds, ==, 0);
+		snprintf(want, sizeof(want), "python worker got type %u: %s\n", 10 + i, payload);
+		for (size_t k = 0; k < nfds; k++) {
+			char *got = fdp_test_read_all(p[k][0], &len);
+
+			CHECK(strcmp(got, want) == 0);
+			free(got);
+			close(p[k][0]);
+		}
+	}
+	fdp_channel_close(ch); /* python sees end of file and exits 0 */
+	CHECK_INT(fdp_test_wait(pid), ==, 0);
+}
