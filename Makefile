@@ -43,6 +43,7 @@ test-valgrind:
 # Every benchmark, each comparing fdpass with its baseline side by side in one run.
 bench: all
 	./$(BUILD)/bench/bench_msg
+	./$(BUILD)/bench/bench_channel
 
 # The nine classic server designs (plus SO_REUSEPORT) under one load: docs/benchmarks/designs.md.
 bench-designs: all
