@@ -250,6 +250,189 @@ int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i);
 /* Close every descriptor m still owns (those not taken) and leave it owning none. */
 void fdp_channel_msg_release(struct fdp_channel_msg *m);
 
+/* ---------------------------------------------------------------------------------------------
+ * Listeners: TCP and Unix listening sockets from an address string, and batched accept.
+ *
+ * Address strings: "HOST:PORT" (IPv4; HOST may be a dotted quad, "localhost", or "*" or empty
+ * for every address), "[HOST]:PORT" (IPv6, numeric; "[::]" for every address), "unix:PATH"
+ * (a Unix stream socket; "unix:@NAME" for a Linux abstract name). Port 0 asks the kernel for a
+ * free port; fdp_addr_local() tells which one it gave.
+ * ------------------------------------------------------------------------------------------- */
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Longest text fdp_addr_format() writes, with its NUL. */
+#define FDP_ADDR_STRLEN 128
+
+/* Parse an address string into sa (room for sizeof(*sa)); -EINVAL if it is not one. */
+int fdp_addr_parse(const char *addr, struct sockaddr_storage *sa, socklen_t *len);
+
+/* Write sa as an address string ("127.0.0.1:80", "[::1]:80", "unix:/p"); returns its length. */
+int fdp_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/*
+ * Listen on an address string with the given backlog: a non-blocking, close-on-exec socket
+ * with SO_REUSEADDR (a Unix path gets mode 0666, and a stale socket file is replaced). Returns
+ * the socket, owned by the caller, or -EINVAL for a malformed address, -EADDRINUSE, -EACCES, ...
+ */
+int fdp_listen(const char *addr, int backlog);
+
+/* The address a listening socket is bound to, as an address string; returns its length. */
+int fdp_addr_local(int sock, char *buf, size_t size);
+
+/* One accepted connection: the socket (owned by whoever holds the struct) and its peer. */
+struct fdp_accepted {
+	int fd;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+};
+
+/*
+ * Accept up to max connections from a non-blocking listener with accept4(), each
+ * non-blocking and close-on-exec. Returns how many were accepted (0: none waiting), or, when
+ * none was, a negative errno: -EMFILE/-ENFILE (out of descriptors: stop accepting for a
+ * while rather than spin; the connections stay queued in the kernel), or another error.
+ * ECONNABORTED and EINTR are retried.
+ */
+int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max);
+
+/* ---------------------------------------------------------------------------------------------
+ * Worker side: what a worker process calls to take connections from its master and report
+ * them finished. Everything is non-blocking and works from any event loop: call
+ * fdp_worker_accept() until it returns -EAGAIN (also once right after fdp_worker_open(): the
+ * channel reads ahead, so connections may already be buffered), then wait for fdp_worker_fd()
+ * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire protocol is in
+ * docs/PROTOCOL-runtime.md, so a worker can also be written in another language.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The environment variable through which an executed worker learns its channel descriptor. */
+#define FDP_WORKER_ENV "FDPASS_CHANNEL_FD"
+
+/* Protocol tags: which protocol the master expects the worker to speak on a connection. */
+#define FDP_TAG_RAW  0
+#define FDP_TAG_ECHO 1
+#define FDP_TAG_HTTP 2
+
+struct fdp_worker;
+
+/* Metadata of a connection handed over by the master. */
+struct fdp_conn {
+	uint64_t id;       /* unique within one master's lifetime */
+	unsigned listener; /* index of the listener that accepted it, in --listen order */
+	unsigned tag;      /* FDP_TAG_*: the protocol to speak */
+	socklen_t peer_len;
+	struct sockaddr_storage peer; /* the client's address (peer_len 0 if unknown) */
+};
+
+/*
+ * Open the worker side on a channel socket connected to the master. Takes ownership of sock
+ * (also on failure). Waits up to timeout_ms for the master's greeting (its index and
+ * generation), then tells the master this worker is ready. Returns 0 and sets *out, or
+ * -ETIMEDOUT, -EPROTO (not a master, or another protocol version), -EPIPE (master gone).
+ */
+int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
+
+/* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
+int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
+
+/* Close the channel. Connections already taken stay open and owned by the caller. */
+void fdp_worker_close(struct fdp_worker *w);
+
+/* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
+int fdp_worker_fd(const struct fdp_worker *w);
+
+/* Non-zero while output waits for the channel to become writable. */
+int fdp_worker_wants_write(const struct fdp_worker *w);
+
+/* This worker's slot index (0..workers-1) and generation (1 for the first process in a slot). */
+unsigned fdp_worker_index(const struct fdp_worker *w);
+unsigned fdp_worker_generation(const struct fdp_worker *w);
+
+/*
+ * Take the next connection: returns its socket (owned by the caller from now on; non-blocking,
+ * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
+ * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
+ * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
+ * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO.
+ */
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
+
+/*
+ * Report connection id finished (the caller closes its socket). Reports are batched: they
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0.
+ */
+int fdp_worker_done(struct fdp_worker *w, uint64_t id);
+
+/*
+ * Send batched acknowledgements and reports and write what the channel can. Call it before
+ * waiting. Returns 0 when everything is written, -EAGAIN when output waits for writability,
+ * -EPIPE when the master is gone.
+ */
+int fdp_worker_flush(struct fdp_worker *w);
+
+/* Non-zero once the master asked this worker to drain. */
+int fdp_worker_draining(const struct fdp_worker *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * Master: the pre-forked server. It owns the listeners, forks the workers (one channel each),
+ * accepts every connection, picks a worker by policy and hands the connection over, keeping its
+ * own copy until the worker acknowledges it. It supervises the workers, reacts to signals, and
+ * answers on a control socket. It logs through a callback and never prints.
+ * ------------------------------------------------------------------------------------------- */
+
+enum fdp_policy {
+	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
+	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
+	FDP_POLICY_HASH_IP,     /* a hash of the client's address picks the worker slot */
+};
+
+enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
+
+struct fdp_master;
+
+struct fdp_master_config {
+	const int *listeners;      /* listening sockets (see fdp_listen()); the master takes them */
+	size_t nlisteners;
+	unsigned workers;          /* worker slots, >= 1 */
+	enum fdp_policy policy;
+	unsigned tag;              /* protocol tag sent with every connection (FDP_TAG_*) */
+	unsigned drain_timeout_ms; /* how long draining workers may take before SIGKILL */
+	const char *control_path;  /* control socket (fdp_unix_listen naming), NULL for none */
+	/*
+	 * What a worker process runs, in the forked child: worker_main(w, arg) and its return
+	 * value is the exit status; or, when worker_main is NULL, exec_argv is executed with the
+	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()).
+	 */
+	int (*worker_main)(struct fdp_worker *w, void *arg);
+	void *worker_arg;
+	char *const *exec_argv;
+	/* Log sink (called on the master's thread); NULL discards. */
+	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
+	void *log_arg;
+	enum fdp_log_level log_level;
+};
+
+/*
+ * Make a master: takes the listeners (closed on failure too), binds the control socket.
+ * Returns 0 and sets *out, or a negative errno (-EADDRINUSE: a live server already answers on
+ * the control path).
+ */
+int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
+
+/*
+ * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in this
+ * thread first (SIGCHLD is only used where pidfd_open() is missing; the master reaps only its
+ * own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every
+ * worker. Returns 0 after a stop, or a negative errno if the loop could not run. In a forked
+ * worker it never returns: the child _exit()s with worker_main's status.
+ */
+int fdp_master_run(struct fdp_master *m);
+
+/* Close the master: listeners, control socket (its file is removed), channels. NULL: no-op. */
+void fdp_master_close(struct fdp_master *m);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif
