@@ -172,22 +172,27 @@ wait_ready() {
 	return 1
 }
 
-# Clock ticks (user + system, including reaped children) of every process in process group
-# $1, and of the group leader alone (the server's first process: fdpass's master, Node's
-# primary, nginx's master, the bare server's idle parent).
+# Clock ticks (user + system, including reaped children) of process $1 and all its
+# descendants, and of $1 alone: the server's first process (fdpass's master, Node's primary,
+# nginx's master, the bare server's idle parent). By descent, not by process group: fdpass
+# puts each worker in a process group of its own.
 clk_tck=$(getconf CLK_TCK)
-group_ticks() {
+tree_ticks() {
 	# cat, not awk on the glob: a process may exit between the glob and the read, and awk
 	# gives up on a file it cannot open.
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" '
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v top="$1" '
 		{
 			pid = $1; s = $0; sub(/^[0-9]+ \(.*\) /, "", s); split(s, f, " ")
-			if (f[3] == g) {
-				tree += f[12] + f[13] + f[14] + f[15]
-				if (pid == g) lead = f[12] + f[13]
-			}
+			parent[pid] = f[2]; t[pid] = f[12] + f[13] + f[14] + f[15]; own[pid] = f[12] + f[13]
 		}
-		END { print tree + 0, lead + 0 }'
+		END {
+			for (p in t) {
+				q = p
+				for (d = 0; d < 8 && q != top && q > 1; d++) q = parent[q]
+				if (q == top) tree += t[p]
+			}
+			print tree + 0, own[top] + 0
+		}'
 }
 
 # The pid fdp-rusage started (the group leader), once it exists.
@@ -214,8 +219,8 @@ wrk_us() {
 # Run one load tool against the server; leaves <base>.res with lines: rate, completed, p50,
 # p99, errors, tree_us, lead_us (CPU spent by the server's tree and its leader during the load).
 run_tool() {
-	local tool=$1 port=$2 base=$3 pgid=$4 t0 t1 rc
-	read -r -a t0 <<<"$(group_ticks "$pgid")"
+	local tool=$1 port=$2 base=$3 top=$4 t0 t1 rc
+	read -r -a t0 <<<"$(tree_ticks "$top")"
 	if [ "$tool" = wrk ]; then
 		wrk -t 1 -c "$conc" -d "${wrk_secs}s" --latency -H 'Connection: close' \
 			"http://127.0.0.1:$port/" >"$base.wrk" 2>&1
@@ -224,7 +229,7 @@ run_tool() {
 		"$load" --check http --json "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 		rc=$?
 	fi
-	read -r -a t1 <<<"$(group_ticks "$pgid")"
+	read -r -a t1 <<<"$(tree_ticks "$top")"
 	{
 		if [ "$tool" = wrk ]; then
 			local n errs
@@ -444,7 +449,7 @@ write_doc() {
 		echo "  -H 'Connection: close'\`; fdp-load: \`--check http ${load_mode[*]}\`."
 		echo "- ${rounds} round(s); in each, every server is started, warmed up (300 connections), loaded"
 		echo "  by each tool in turn and stopped, in table order. Medians over rounds."
-		echo "- CPU: user + system ticks of the server's whole process group during the load"
+		echo "- CPU: user + system ticks of the server's whole process tree during the load"
 		echo "  (/proc/PID/stat), per completed connection. *Leader* is the group's first process"
 		echo "  alone: fdpass's master, Node's primary (both accept every connection), nginx's"
 		echo "  master and the bare server's parent (both idle)."
