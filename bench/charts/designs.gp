@@ -16,9 +16,10 @@ set xtics rotate by -30 scale 0 font ",10"
 set yrange [0:*]
 set offsets 0, 0, graph 0.12, 0
 set lmargin 10
-set bmargin 7
+set rmargin 16
+set bmargin 8
 set multiplot layout 2,1
-set title "New connections per second (echo, one request per connection; higher is better)"
+set title "New connections per second (one request per connection; fdpass rows HTTP; higher is better)"
 set ylabel "connections/s"
 plot data using 2:xtic(1) lc rgb "#4c72b0", \
      '' using 0:2:(sprintf("%.0f", $2)) with labels offset 0,0.6 font ",9"
