@@ -9,7 +9,7 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-asan test-valgrind bench bench-designs install clean
+.PHONY: all run test test-asan test-valgrind bench bench-designs bench-peers install clean
 
 all: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -48,6 +48,11 @@ bench: all
 # The nine classic server designs (plus SO_REUSEPORT) under one load: docs/benchmarks/designs.md.
 bench-designs: all
 	bench/designs/run.sh -b $(BUILD)
+
+# The same HTTP load against nginx, Node.js cluster, a bare SO_REUSEPORT server and fdpass serve
+# (installs missing peers from Debian packages when it can): docs/benchmarks/peers.md.
+bench-peers: all
+	bench/peers/run.sh -b $(BUILD)
 
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
