@@ -17,9 +17,10 @@ all: $(BUILD)/Makefile
 $(BUILD)/Makefile:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 
-# The main job. Until the server exists: the textbook fd-passing cat on a file of this repository.
+# The main job: the pre-forked server on 127.0.0.1:8080, one worker per CPU, the built-in HTTP
+# handler, logging to stderr. Ctrl-C drains and stops it. ARGS adds options (ARGS="--workers 4").
 run: all
-	./$(BUILD)/fdpass cat README.md
+	./$(BUILD)/fdpass serve $(ARGS)
 
 test: all
 	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)
