@@ -428,6 +428,15 @@ static int chan_write(struct fdp_channel *ch)
 	while (ch->qlen) {
 		ssize_t r = ch->packet ? write_packets(ch) : write_stream(ch);
 
+		/* The send buffer shrank since open (SO_SNDBUF): pack smaller and try again. */
+		if (r == -EMSGSIZE && ch->packet) {
+			size_t limit = pack_limit(ch->sock, ch->max_payload);
+
+			if (limit < ch->pack_max) {
+				ch->pack_max = limit;
+				continue;
+			}
+		}
 		if (r < 0)
 			return is_wait((int)-r) ? -EAGAIN : (int)r;
 	}
@@ -452,6 +461,22 @@ int fdp_channel_flush(struct fdp_channel *ch)
 	return r;
 }
 
+/*
+ * SEQPACKET: can one packet of this payload ever leave? Linux refuses a packet over
+ * sk_sndbuf - 32 bytes with EMSGSIZE, which would break the channel with the message already
+ * accepted and everything behind it queued. Asked only of messages larger than a packed packet
+ * (the send buffer is at least four of those, as of open); the caller may have resized it.
+ */
+static int fits_sndbuf(struct fdp_channel *ch, size_t len)
+{
+	int sndbuf = 0;
+	socklen_t optlen = sizeof(sndbuf);
+
+	if (getsockopt(ch->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) < 0)
+		return 1; /* let the send say what is wrong */
+	return FDP_CHANNEL_HEADER_SIZE + len + 32 <= (size_t)sndbuf;
+}
+
 int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
                      const int *fds, size_t nfds, int flags)
 {
@@ -467,6 +492,8 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		return -EMSGSIZE;
 	if (ch->err)
 		return ch->err;
+	if (ch->packet && FDP_CHANNEL_HEADER_SIZE + len > ch->pack_max && !fits_sndbuf(ch, len))
+		return -EMSGSIZE;
 	if (ch->qlen >= ch->high_water) {
 		/* Make room if the peer has been reading; else push back on the caller. */
 		r = fdp_channel_flush(ch);
@@ -507,15 +534,24 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * -ETOOMANYREFS: this user has more descriptors in flight in Unix sockets than RLIMIT_NOFILE
+ * (Linux's too_many_unix_fds()). The socket stays writable, so waiting for POLLOUT would spin;
+ * nothing signals when receivers have taken enough, so retry on a doubling timer instead.
+ */
+#define REFS_RETRY_MIN_MS 1
+#define REFS_RETRY_MAX_MS 64
+
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 {
 	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	int backoff = REFS_RETRY_MIN_MS;
 
 	for (;;) {
 		struct pollfd p = {.fd = ch->sock, .events = POLLOUT};
 		int r = fdp_channel_flush(ch), wait = -1;
 
-		if (r != -EAGAIN)
+		if (r != -EAGAIN && r != -ETOOMANYREFS)
 			return r;
 		if (timeout_ms >= 0) {
 			long long left = deadline - now_ms();
@@ -523,6 +559,13 @@ int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 			if (left <= 0)
 				return -ETIMEDOUT;
 			wait = left > 0x7fffffff ? 0x7fffffff : (int)left;
+		}
+		if (r == -ETOOMANYREFS) {
+			wait = wait >= 0 && wait < backoff ? wait : backoff;
+			backoff = backoff < REFS_RETRY_MAX_MS ? backoff * 2 : backoff;
+			p.fd = -1; /* a pure sleep: poll() ignores negative descriptors */
+		} else {
+			backoff = REFS_RETRY_MIN_MS;
 		}
 		if (poll(&p, 1, wait) < 0 && errno != EINTR)
 			return -errno;
