@@ -189,12 +189,13 @@ bad:
 
 int fdp__packet_next(struct fdp__packet *pk, struct fdp_channel_msg *m)
 {
-	const unsigned char *h = pk->p + pk->off;
+	const unsigned char *h;
 	size_t nfds;
 
 	m->nfds = 0;
 	if (pk->off == pk->len)
-		return 0;
+		return 0; /* also before any packet: p is NULL then */
+	h = pk->p + pk->off;
 	nfds = get_le16(h + 4);
 	m->type = get_le16(h + 2);
 	m->payload = h + FDP_CHANNEL_HEADER_SIZE;
