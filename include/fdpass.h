@@ -146,8 +146,8 @@ void fdp_close_fds(int *fds, size_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * Channel layer: framed, typed messages carrying 0..FDP_MAX_FDS descriptors over a
- * SOCK_SEQPACKET (one message per packet) or SOCK_STREAM socket, non-blocking, with an output
- * queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
+ * SOCK_SEQPACKET (one or more whole messages per packet) or SOCK_STREAM socket, non-blocking,
+ * with an output queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
  * ------------------------------------------------------------------------------------------- */
 
 #define FDP_CHANNEL_VERSION       1
@@ -210,7 +210,8 @@ size_t fdp_channel_queued(const struct fdp_channel *ch);
  * FDP_CHANNEL_MORE it is only queued, to leave with later ones in as few system calls as
  * possible. On any negative return the message was not accepted and the caller still owns
  * fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
- * later), -EMSGSIZE for a payload over the limit, -EINVAL for more than FDP_MAX_FDS
+ * later), -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than
+ * the socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS
  * descriptors (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO
  * that broke it) once the channel is broken. A descriptor that is not open makes the kernel
  * refuse the message with -EBADF and breaks the channel. Sends never raise SIGPIPE.
@@ -219,17 +220,21 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		     const int *fds, size_t nfds, int flags);
 
 /*
- * Write queued messages without blocking, as few system calls as the socket type allows
- * (sendmmsg() on SOCK_SEQPACKET, gathered sendmsg() on SOCK_STREAM). Returns 0 when the queue
- * is empty, -EAGAIN when some remain (wait for writability), -ETOOMANYREFS when the kernel
- * holds too many descriptors in flight (they stay queued), or a negative errno when the
- * channel is broken (-EPIPE, -ECONNRESET: the peer is gone; everything queued was closed).
+ * Write queued messages without blocking, in as few system calls and packets as the socket
+ * type allows (on SOCK_SEQPACKET consecutive messages share a packet, several packets go per
+ * sendmmsg(); on SOCK_STREAM gathered sendmsg()). Returns 0 when the queue is empty, -EAGAIN
+ * when some remain (wait for writability), -ETOOMANYREFS when this user has more descriptors
+ * in flight than RLIMIT_NOFILE allows (nothing is lost and the channel still works, but the
+ * socket may stay writable: retry after a delay rather than on writability, which would spin),
+ * -ENOMEM (retry later), or a negative errno when the channel is broken (-EPIPE, -ECONNRESET:
+ * the peer is gone; everything queued was closed).
  */
 int fdp_channel_flush(struct fdp_channel *ch);
 
 /*
  * Flush, waiting with poll() until the queue is empty or timeout_ms passes (-1: no limit).
- * Returns 0, -ETIMEDOUT (the rest stays queued), or an error of fdp_channel_flush().
+ * While the kernel says -ETOOMANYREFS it sleeps and retries (1 ms, doubling to 64 ms). Returns
+ * 0, -ETIMEDOUT (the rest stays queued), or another error of fdp_channel_flush().
  */
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms);
 
