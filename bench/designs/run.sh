@@ -20,10 +20,9 @@ repo=$(cd "$here/../.." && pwd)
 # echo unless given. The first row is the baseline whose CPU per connection is subtracted
 # from every row.
 #
-# The fdpass rows speak HTTP, not the echo protocol: fdpass's echo handler echoes until the
-# client closes, while this protocol needs the server to close after one reply. An HTTP
-# request with Connection: close is the same work (read a request, write a short reply,
-# close); the per-worker spread comes from the worker=N the answers name.
+# The fdpass rows run its stream echo handler: fdp-load half-closes after the request, so the
+# handler echoes it and closes. The per-worker spread comes from the "worker N served M
+# connections" lines fdpass logs when it stops.
 ROWS=(
 	"iterative|{bin}/dsg-iterative --stats {stats}"
 	"fork per client|{bin}/dsg-fork --stats {stats}"
@@ -35,9 +34,9 @@ ROWS=(
 	"pre-threaded, mutex|{bin}/dsg-prethread-mutex -w {workers} --stats {stats}"
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
-	"fdpass serve (http), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy round-robin --control none|http"
-	"fdpass serve (http), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy least-conn --control none|http"
-	"fdpass serve (http), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy hash-ip --control none|http"
+	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
+	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
+	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
 )
 
 usage() {
@@ -173,6 +172,13 @@ run_one() {
 	wait "$server_pid"
 	src=$?
 	server_pid=""
+	# fdpass serve logs what each worker slot served when it stops.
+	if [ ! -s "$base.stats" ] && grep -q ' served [0-9]* connections$' "$base.err"; then
+		{
+			echo "pool 1"
+			sed -n 's/.* worker \([0-9]*\) served \([0-9]*\) connections$/served \1 \2/p' "$base.err"
+		} >"$base.stats"
+	fi
 	if [ "$lrc" != 0 ]; then
 		echo "load client exit $lrc: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' "$base.json") $(tail -n 2 "$base.err")" >"$base.fail"
 	elif [ "$src" != 0 ]; then
@@ -264,9 +270,9 @@ write_doc() {
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
 		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
 		echo "  some worker served none."
-		echo "- The fdpass rows use its http handler and \`fdp-load --check http\` (a ${size}-byte GET with"
-		echo "  Connection: close, a ~70-byte answer naming the worker, the server closes): fdpass's"
-		echo "  echo handler echoes until the client closes, so it cannot speak this echo protocol."
+		echo "- The fdpass rows run \`fdpass serve --handler echo\`, a stream echo: the client half-closes"
+		echo "  after its request, fdpass echoes it and closes. Its spread comes from the per-worker"
+		echo "  counts fdpass logs when it stops."
 		for n in "${notes[@]}"; do
 			echo "- Note: $n"
 		done

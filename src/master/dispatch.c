@@ -207,10 +207,11 @@ static void handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
 	}
 }
 
-static void handle_done(struct fdp__proc *p, size_t n)
+static void handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
 {
 	p->open = p->open > n ? p->open - n : 0;
 	p->served += n;
+	m->slots[p->slot].served += n;
 }
 
 static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
@@ -252,7 +253,7 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 		if (msg->type == FDP_PROTO_ACK)
 			handle_ack(p, msg->payload, msg->len / 8);
 		else if (msg->type == FDP_PROTO_DONE)
-			handle_done(p, msg->len / 8);
+			handle_done(m, p, msg->len / 8);
 		else if (msg->type == FDP_PROTO_READY)
 			handle_ready(m, p);
 		fdp_channel_msg_release(msg); /* a worker has no business sending descriptors */

@@ -300,5 +300,9 @@ int fdp_master_run(struct fdp_master *m)
 	         (unsigned long long)m->rehanded,
 	         (unsigned long long)(m->closed[CLOSE_NO_WORKER] + m->closed[CLOSE_SHUTDOWN] +
 	                              m->closed[CLOSE_ERROR]));
+	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,
+		         (unsigned long long)m->slots[i].served);
 	return 0;
 }

@@ -72,6 +72,7 @@ struct fdp__slot {
 	unsigned generation;
 	unsigned restarts, quick_fails;
 	long long respawn_at; /* 0: nothing scheduled */
+	uint64_t served;      /* by every process this slot has had */
 };
 
 struct fdp__listener {
