@@ -11,6 +11,7 @@
 #define FDPASS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -155,6 +156,7 @@ void fdp_close_fds(int *fds, size_t n);
 #define FDP_CHANNEL_MAX_PAYLOAD   (64 * 1024) /* default payload limit */
 #define FDP_CHANNEL_HIGH_WATER    1024        /* default queued messages before backpressure */
 #define FDP_CHANNEL_MORE          0x1         /* fdp_channel_send(): queue only, more follow */
+#define FDP_CHANNEL_LEND          0x2         /* fdp_channel_send(): the caller keeps the fds */
 
 struct fdp_channel;
 
@@ -204,12 +206,22 @@ int fdp_channel_wants_write(const struct fdp_channel *ch);
 size_t fdp_channel_queued(const struct fdp_channel *ch);
 
 /*
+ * The number of messages that have wholly left since the channel was opened. The message
+ * accepted when sent + queued was N is on its way once this passes N: the point after which
+ * descriptors lent with FDP_CHANNEL_LEND may be closed.
+ */
+uint64_t fdp_channel_sent(const struct fdp_channel *ch);
+
+/*
  * Send a message of the given type (0..65535) with len bytes of payload and nfds descriptors.
  * Returns 0 when the message is accepted: written, or queued in order behind earlier ones; the
  * channel then owns fds[0..nfds) and closes them once they are on their way. With
  * FDP_CHANNEL_MORE it is only queued, to leave with later ones in as few system calls as
- * possible. On any negative return the message was not accepted and the caller still owns
- * fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
+ * possible. With FDP_CHANNEL_LEND the descriptors are only lent: the channel never closes
+ * them, and the caller keeps them open until the message has left (see fdp_channel_sent()) or
+ * the channel is closed; this saves a dup() for a caller that
+ * keeps its copy anyway, as the master does until a worker acknowledges a connection. On any
+ * negative return the message was not accepted and the caller still owns fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
  * later), -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than
  * the socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS
  * descriptors (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO
@@ -264,7 +276,6 @@ void fdp_channel_msg_release(struct fdp_channel_msg *m);
  * free port; fdp_addr_local() tells which one it gave.
  * ------------------------------------------------------------------------------------------- */
 
-#include <stdint.h>
 #include <sys/socket.h>
 
 /* Longest text fdp_addr_format() writes, with its NUL. */

@@ -39,11 +39,19 @@ static int *out_fds(struct out_msg *o)
 	return o->fds_heap ? o->fds_heap : o->fds;
 }
 
-/* Free a slot's memory; with close_fds, close the descriptors it still holds. */
+/* The slot is done with its descriptors: close them, unless the caller only lent them. */
+static void out_drop_fds(struct out_msg *o)
+{
+	if (!o->lent)
+		fdp_close_fds(out_fds(o), o->nfds);
+	o->nfds = 0;
+}
+
+/* Free a slot's memory; with close_fds, drop the descriptors it still holds. */
 static void out_free(struct out_msg *o, int close_fds)
 {
 	if (close_fds)
-		fdp_close_fds(out_fds(o), o->nfds);
+		out_drop_fds(o);
 	free(o->heap);
 	free(o->fds_heap);
 	o->heap = NULL;
@@ -173,6 +181,11 @@ int fdp_channel_fd(const struct fdp_channel *ch)
 	return ch->sock;
 }
 
+uint64_t fdp_channel_sent(const struct fdp_channel *ch)
+{
+	return ch->sent;
+}
+
 int fdp_channel_wants_write(const struct fdp_channel *ch)
 {
 	return ch->qlen > 0;
@@ -202,7 +215,7 @@ static void put_le32(unsigned char *p, uint32_t v)
 
 /* Queue a message at the tail; it owns fds from here on. */
 static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
-                  const int *fds, size_t nfds)
+                  const int *fds, size_t nfds, int lent)
 {
 	struct out_msg *o;
 	unsigned char *d;
@@ -230,6 +243,7 @@ static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, si
 	if (nfds)
 		memcpy(out_fds(o), fds, nfds * sizeof(int));
 	o->nfds = (uint16_t)nfds;
+	o->lent = lent != 0;
 	ch->qlen++;
 	return 0;
 }
@@ -317,7 +331,7 @@ static ssize_t write_stream(struct fdp_channel *ch)
 		return -errno;
 	/* Anything written means the descriptors went with it; they must never go again. */
 	if (mh.msg_control)
-		fdp_close_fds(out_fds(first), first->nfds), first->nfds = 0;
+		out_drop_fds(first);
 	for (size_t left = (size_t)w; left > 0;) {
 		struct out_msg *o = q_at(ch, 0);
 		size_t rest = o->size - ch->head_off;
@@ -328,6 +342,7 @@ static ssize_t write_stream(struct fdp_channel *ch)
 		}
 		left -= rest;
 		q_pop(ch);
+		ch->sent++;
 	}
 	return w;
 }
@@ -419,6 +434,7 @@ static ssize_t write_packets(struct fdp_channel *ch)
 		popped += pk[k].n;
 	for (size_t i = 0; i < popped; i++)
 		q_pop(ch);
+	ch->sent += popped;
 	return (ssize_t)popped;
 }
 
@@ -483,7 +499,7 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 	int r;
 
 	if (type > 0xffff || nfds > FDP_MAX_FDS || (len && !payload) || (nfds && !fds) ||
-	    (flags & ~FDP_CHANNEL_MORE))
+	    (flags & ~(FDP_CHANNEL_MORE | FDP_CHANNEL_LEND)))
 		return -EINVAL;
 	for (size_t i = 0; i < nfds; i++)
 		if (fds[i] < 0)
@@ -502,7 +518,7 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		if (ch->qlen >= ch->high_water)
 			return -ENOBUFS;
 	}
-	r = q_push(ch, type, payload, len, fds, nfds);
+	r = q_push(ch, type, payload, len, fds, nfds, flags & FDP_CHANNEL_LEND);
 	if (r < 0)
 		return r;
 	if (flags & FDP_CHANNEL_MORE)

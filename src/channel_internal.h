@@ -33,6 +33,7 @@ struct out_msg {
 	int *fds_heap;       /* descriptors when more than OUT_FDS */
 	uint32_t size;       /* header + payload bytes */
 	uint16_t nfds;       /* 0 once they are on their way (closed) */
+	uint8_t lent;        /* FDP_CHANNEL_LEND: the caller owns fds; never close them */
 	int fds[OUT_FDS];
 	unsigned char inl[OUT_INLINE];
 };
@@ -65,6 +66,7 @@ struct fdp_channel {
 	struct iovec *iov; /* SEQPACKET: WRITE_IOV of them, made on first use */
 	struct out_msg *q; /* ring of queued messages */
 	size_t qcap, qhead, qlen;
+	uint64_t sent; /* messages that have wholly left (fdp_channel_sent()) */
 	size_t head_off; /* bytes of the first queued message already written (STREAM) */
 	unsigned char *ctl;
 	size_t ctl_cap;

@@ -70,8 +70,8 @@ void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_
 }
 
 /*
- * Send c to p. On success p holds c in its in-flight list (the master's copy of the socket)
- * and a duplicate travels on the channel. Returns 0, -ENOBUFS when p cannot take it now, or
+ * Send c to p. On success p holds c in its in-flight list (the master's copy of the socket),
+ * which is lent to the channel message that carries it. Returns 0, -ENOBUFS when p cannot take it now, or
  * another negative errno.
  */
 static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c)
@@ -79,18 +79,18 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 	unsigned char buf[FDP_PROTO_CONN_MAX];
 	size_t len =
 	        fdp_proto_conn_encode(buf, c->id, c->listener, m->cfg.tag, &c->peer, c->peer_len);
-	int dup = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
-	int err;
+	int fd = c->fd, err;
 
-	if (dup < 0)
-		return -errno;
-	if (fdp__ring_push(&p->inflight, c, 0) < 0) {
-		close(dup);
+	if (fdp__ring_push(&p->inflight, c, 0) < 0)
 		return -ENOMEM;
-	}
-	err = fdp_channel_send(p->ch, FDP_PROTO_CONN, buf, len, &dup, 1, FDP_CHANNEL_MORE);
+	fdp__ring_at(&p->inflight, p->inflight.n - 1)->seq =
+	        fdp_channel_sent(p->ch) + fdp_channel_queued(p->ch);
+	/* Lent, not given: the master's copy lives in p->inflight until the worker's ACK, which
+	 * cannot come before the message has left, and the channel is closed before a lost
+	 * worker's connections are re-handed. */
+	err = fdp_channel_send(p->ch, FDP_PROTO_CONN, buf, len, &fd, 1,
+	                       FDP_CHANNEL_MORE | FDP_CHANNEL_LEND);
 	if (err < 0) {
-		close(dup);
 		p->inflight.n--; /* the push above was at the back */
 		return err;
 	}
@@ -188,8 +188,12 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	}
 }
 
-/* The worker has its copy of these connections: close ours. */
-static void handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
+/*
+ * The worker has its copy of these connections: close ours. An acknowledgement for a message
+ * still in the channel's queue is a lie (the master's copy is lent to that queued message and
+ * its number could be reused at once): the worker is broken. Returns 0 or -EPROTO.
+ */
+static int handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		uint64_t id = fdp__get64(ids + 8 * k);
@@ -199,12 +203,15 @@ static void handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
 			struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
 
 			if (c->id == id) {
+				if (c->seq >= fdp_channel_sent(p->ch))
+					return -EPROTO;
 				close(c->fd);
 				fdp__ring_remove(&p->inflight, i);
 				break;
 			}
 		}
 	}
+	return 0;
 }
 
 static void handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
@@ -250,9 +257,14 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 			fdp__proc_lost(m, p);
 			return;
 		}
-		if (msg->type == FDP_PROTO_ACK)
-			handle_ack(p, msg->payload, msg->len / 8);
-		else if (msg->type == FDP_PROTO_DONE)
+		if (msg->type == FDP_PROTO_ACK && handle_ack(p, msg->payload, msg->len / 8) < 0) {
+			fdp_channel_msg_release(msg);
+			fdp__log(m, FDP_LOG_ERROR,
+			         "worker %u pid %d acknowledged a connection not yet sent to it",
+			         p->slot, (int)p->pid);
+			fdp__proc_lost(m, p);
+			return;
+		} else if (msg->type == FDP_PROTO_DONE)
 			handle_done(m, p, msg->len / 8);
 		else if (msg->type == FDP_PROTO_READY)
 			handle_ready(m, p);

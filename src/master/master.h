@@ -35,6 +35,7 @@ struct fdp__watch {
 /* A connection the master holds: accepted and not yet handed, or handed and not acked. */
 struct fdp__conn {
 	uint64_t id;
+	uint64_t seq; /* handed: its CONN message's place in the channel (fdp_channel_sent()) */
 	int fd;
 	unsigned listener;
 	long long since_ms;
