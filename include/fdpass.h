@@ -319,7 +319,7 @@ int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max);
  * fdp_worker_accept() until it returns -EAGAIN (also once right after fdp_worker_open(): the
  * channel reads ahead, so connections may already be buffered), then wait for fdp_worker_fd()
  * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire protocol is in
- * docs/PROTOCOL-runtime.md, so a worker can also be written in another language.
+ * docs/PROTOCOL.md (part 2), so a worker can also be written in another language.
  * ------------------------------------------------------------------------------------------- */
 
 /* The environment variable through which an executed worker learns its channel descriptor. */

@@ -1,7 +1,7 @@
 /*
  * The runtime's messages between the master and a worker, carried as typed channel messages
  * (include/fdpass.h, channel layer). Every integer is little-endian, as in the channel header.
- * The byte layout is documented in docs/PROTOCOL-runtime.md; keep them in step.
+ * The byte layout is documented in docs/PROTOCOL.md, part 2; keep them in step.
  *
  *   master -> worker                         worker -> master
  *   HELLO  {version, index, generation}      READY  {pid}
