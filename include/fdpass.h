@@ -256,8 +256,10 @@ int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms);
  * yet (call again when the socket is readable: until -EAGAIN, as messages may be buffered),
  * -EPROTO for malformed input (docs/PROTOCOL.md section 4) or -EXFULL when the kernel dropped
  * descriptors (this process is at RLIMIT_NOFILE). After -EPROTO or -EXFULL every descriptor
- * involved is closed and the channel is broken: nothing more is read or sent. *m need not be
- * initialised; whatever it held is overwritten, so release a message before reusing it.
+ * involved is closed and the channel is broken: nothing more is read or sent. A peer that
+ * closed with messages of ours unread (the kernel's ECONNRESET) reads the same as one that
+ * did not: every message it sent, then end of file. *m need not be initialised; whatever it
+ * held is overwritten, so release a message before reusing it.
  */
 int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m);
 

@@ -106,13 +106,25 @@ static int take_control(struct fdp_channel *ch, struct msghdr *mh, int *fds)
 	return nfds;
 }
 
+/*
+ * A peer that exits with messages of ours unread makes the kernel report ECONNRESET once:
+ * before what the peer sent and is still queued (SOCK_SEQPACKET), or in place of end of file
+ * (SOCK_STREAM). What the peer sent is intact either way, and a master must read a dying
+ * worker's last acknowledgements: so the error is read past, once per call, and the caller
+ * gets the peer's messages, then end of file.
+ */
+static int read_past_reset(int *resets)
+{
+	return errno == EINTR || (errno == ECONNRESET && (*resets)++ == 0);
+}
+
 /* Take up to RECV_BATCH packets in one system call. Returns the count or a negative errno. */
 static int inbox_fill(struct fdp_channel *ch)
 {
 	struct inbox *in = &ch->in;
 	size_t slot = FDP_CHANNEL_HEADER_SIZE + ch->max_payload;
 	unsigned batch = FDP_HAVE_SENDMMSG ? RECV_BATCH : 1;
-	int n;
+	int n, resets = 0;
 
 	/* Virtual space mostly: the kernel touches only the bytes that packets fill. */
 	if (!in->buf && !(in->buf = malloc(RECV_BATCH * slot)))
@@ -138,7 +150,7 @@ static int inbox_fill(struct fdp_channel *ch)
 		n = got < 0 ? -1 : 1;
 		in->mm[0].msg_len = got < 0 ? 0 : (unsigned)got;
 #endif
-	} while (n < 0 && errno == EINTR);
+	} while (n < 0 && read_past_reset(&resets));
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	in->count = (unsigned)n;
@@ -215,7 +227,7 @@ static int read_some(struct fdp_channel *ch)
 	unsigned char *p;
 	size_t space;
 	ssize_t n;
-	int nfds;
+	int nfds, resets = 0;
 
 	fdp__reader_space(&ch->rd, &p, &space);
 	if (ch->read_max && space > ch->read_max)
@@ -226,7 +238,7 @@ static int read_some(struct fdp_channel *ch)
 		mh.msg_control = ctl.buf;
 		mh.msg_controllen = sizeof(ctl.buf);
 		n = recvmsg(ch->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
+	} while (n < 0 && read_past_reset(&resets));
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	nfds = take_control(ch, &mh, fds);

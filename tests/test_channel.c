@@ -432,6 +432,26 @@ TEST(peer_close_reads_as_end_of_file)
 	}
 }
 
+TEST(peer_closing_with_our_messages_unread_still_delivers_its_own_then_end_of_file)
+{
+	struct fdp_channel *a, *b;
+	struct fdp_channel_msg m;
+
+	for (int t = 0; t < 2; t++) {
+		channel_pair(t ? SOCK_STREAM : SOCK_SEQPACKET, &a, &b, NULL);
+		CHECK_OK(fdp_channel_send(b, 7, "ack", 3, NULL, 0, 0));
+		CHECK_OK(fdp_channel_send(a, 8, "conn", 4, NULL, 0, 0)); /* never read by b */
+		/* The kernel now says ECONNRESET to a: before the queued message, or for EOF. */
+		fdp_channel_close(b);
+		CHECK_INT(fdp_channel_recv(a, &m), ==, 1);
+		CHECK_INT(m.type, ==, 7);
+		CHECK(m.len == 3 && memcmp(m.payload, "ack", 3) == 0);
+		CHECK_INT(fdp_channel_recv(a, &m), ==, 0);
+		CHECK_INT(fdp_channel_recv(a, &m), ==, 0);
+		fdp_channel_close(a);
+	}
+}
+
 static void exfull_in_child(void *arg)
 {
 	int sock = *(int *)arg, base = fdp_test_fd_count();

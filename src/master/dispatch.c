@@ -71,8 +71,8 @@ void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_
 
 /*
  * Send c to p. On success p holds c in its in-flight list (the master's copy of the socket),
- * which is lent to the channel message that carries it. Returns 0, -ENOBUFS when p cannot take it now, or
- * another negative errno.
+ * which is lent to the channel message that carries it. Returns 0, -ENOBUFS when p cannot take it
+ * now, or another negative errno.
  */
 static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c)
 {
@@ -250,8 +250,7 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 		if (r == -EAGAIN)
 			return;
 		if (r <= 0) {
-			/* A worker that dies with unread input resets the channel: same as EOF. */
-			if (r < 0 && r != -ECONNRESET)
+			if (r < 0)
 				fdp__log(m, FDP_LOG_WARN, "worker %u pid %d: channel: %s", p->slot,
 				         (int)p->pid, fdp_strerror(r));
 			fdp__proc_lost(m, p);
@@ -270,6 +269,18 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 			handle_ready(m, p);
 		fdp_channel_msg_release(msg); /* a worker has no business sending descriptors */
 	}
+}
+
+/*
+ * A worker that has exited can send nothing more: read what it sent before, up to end of file,
+ * so that every connection it acknowledged is known as such before the rest are handed again.
+ * Twice: the channel's first -EAGAIN may come from what its batched reader remembers, without
+ * asking the socket.
+ */
+void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p)
+{
+	for (int i = 0; i < 2 && p->ch; i++)
+		fdp__channel_input(m, p);
 }
 
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)

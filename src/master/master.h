@@ -121,6 +121,7 @@ void fdp__ring_free(struct fdp__ring *r);
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__dispatch_pending(struct fdp_master *m);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
+void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
 void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
 void fdp__expire_pending(struct fdp_master *m, long long now);

@@ -243,6 +243,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	if (r < 0)
 		status = 0; /* someone else reaped it; it is gone all the same */
 	log_exit(m, p, status, up);
+	fdp__channel_drain(m, p); /* its last ACKs: those connections are not handed again */
 	fdp__proc_lost(m, p);
 	p->state = PROC_DEAD;
 	if (p->pidfd >= 0) {

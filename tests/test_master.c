@@ -1,0 +1,196 @@
+/*
+ * The master library with workers written here: what happens to connections when a worker
+ * dies, loses its channel, or is drained. Real processes on loopback; every wait is bounded by
+ * the log, the status, a client socket or /proc.
+ */
+#include "test_master_util.h"
+
+/* What the test's workers do out of the ordinary; set before master_start(). */
+enum quirk {
+	Q_NONE,
+	Q_ACK_THEN_DIE, /* gen 1: take one connection, wait for a second CONN, ACK the first, die */
+	Q_HALF_CLOSE,   /* gen 1 of slot 0: shut the channel's write side, shut clients on EOF */
+};
+
+static enum quirk quirk;
+
+#define MAX_CLIENTS 64
+
+struct client {
+	int fd;
+	uint64_t id;
+};
+
+/* Wait (bounded) until the channel is readable. */
+static void wait_channel(struct fdp_worker *w)
+{
+	struct pollfd p = {.fd = fdp_worker_fd(w), .events = POLLIN};
+
+	if (poll(&p, 1, 10000) != 1)
+		_exit(90);
+}
+
+/*
+ * Q_ACK_THEN_DIE: the first connection's ACK must still be unread by the master when this
+ * worker's exit resets the channel. The master is stopped first, so it cannot read the ACK
+ * before the exit; the test lets it go on once this process is a zombie.
+ */
+static __attribute__((noreturn)) void ack_then_die(struct fdp_worker *w, int fd)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "gen1 pid=%d\n", (int)getpid());
+
+	if (write(fd, line, (size_t)n) != n)
+		_exit(91);
+	wait_channel(w); /* the second connection's CONN, which stays unread */
+	kill(getppid(), SIGSTOP);
+	fdp_worker_flush(w); /* the first connection's ACK */
+	_exit(3);
+}
+
+/* Q_HALF_CLOSE: no more input for the master (it reads end of file); on the master's end of
+ * file, shut every client down as the built-in handlers do, which a re-handed copy would feel. */
+static __attribute__((noreturn)) void half_close(struct fdp_worker *w, int fd)
+{
+	char c;
+
+	shutdown(fdp_worker_fd(w), SHUT_WR);
+	while (read(fdp_worker_fd(w), &c, 1) > 0 || errno == EAGAIN || errno == EINTR)
+		wait_channel(w);
+	shutdown(fd, SHUT_RDWR);
+	_exit(5);
+}
+
+static void answer(struct fdp_worker *w, struct client *c)
+{
+	char buf[256];
+	ssize_t n = read(c->fd, buf, sizeof(buf));
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0) {
+		n = snprintf(buf, sizeof(buf), "worker=%u pid=%d gen=%u id=%llu\n",
+		             fdp_worker_index(w), (int)getpid(), fdp_worker_generation(w),
+		             (unsigned long long)c->id);
+		if (send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) == n)
+			return;
+	}
+	fdp_worker_done(w, c->id);
+	fdp_worker_flush(w);
+	close(c->fd);
+	c->fd = -1;
+}
+
+/* Take what the channel has; returns -1 once the worker must stop taking (drain, master gone). */
+static int take(struct fdp_worker *w, struct client *cs, int *n)
+{
+	for (;;) {
+		struct fdp_conn conn;
+		int fd = fdp_worker_accept(w, &conn);
+
+		if (fd == -EAGAIN)
+			return 0;
+		if (fd < 0)
+			return -1;
+		if (quirk == Q_ACK_THEN_DIE && fdp_worker_generation(w) == 1)
+			ack_then_die(w, fd);
+		if (quirk == Q_HALF_CLOSE && fdp_worker_generation(w) == 1 &&
+		    fdp_worker_index(w) == 0)
+			half_close(w, fd);
+		if (*n == MAX_CLIENTS)
+			_exit(92);
+		cs[(*n)++] = (struct client){fd, conn.id};
+	}
+}
+
+/* A worker that answers each line a client sends with who it is, until the client closes. */
+static int test_worker(struct fdp_worker *w, void *arg)
+{
+	struct client cs[MAX_CLIENTS];
+	int n = 0, taking = 1;
+
+	(void)arg;
+	for (;;) {
+		struct pollfd p[MAX_CLIENTS + 1];
+
+		if (taking && take(w, cs, &n) < 0)
+			taking = 0;
+		for (int i = 0; i < n;) {
+			if (cs[i].fd < 0)
+				cs[i] = cs[--n];
+			else
+				i++;
+		}
+		if (!taking && n == 0) {
+			while (fdp_worker_flush(w) == -EAGAIN)
+				poll(&(struct pollfd){fdp_worker_fd(w), POLLOUT, 0}, 1, 1000);
+			return 0;
+		}
+		p[0] = (struct pollfd){fdp_worker_fd(w), POLLIN, 0};
+		if (!taking)
+			p[0].fd = -1;
+		else if (fdp_worker_wants_write(w))
+			p[0].events |= POLLOUT;
+		for (int i = 0; i < n; i++)
+			p[i + 1] = (struct pollfd){cs[i].fd, POLLIN, 0};
+		if (poll(p, (nfds_t)n + 1, -1) < 0 && errno != EINTR)
+			return 1;
+		if (p[0].revents & POLLOUT)
+			fdp_worker_flush(w);
+		for (int i = 0; i < n; i++)
+			if (p[i + 1].revents)
+				answer(w, &cs[i]);
+	}
+}
+
+static struct fdp_master_config config(unsigned workers)
+{
+	return (struct fdp_master_config){.workers = workers, .worker_main = test_worker};
+}
+
+/* Connect to the server and say a line; returns the socket. */
+static int client_say(const struct server *s, const char *line)
+{
+	int fd = tcp_connect(s->addr, NULL);
+
+	send_all(fd, line);
+	return fd;
+}
+
+TEST(a_connection_acknowledged_by_a_worker_that_then_dies_is_not_handed_again)
+{
+	struct server s;
+	char line[256], *st;
+	pid_t victim;
+	int a, b;
+	long long deadline;
+
+	quirk = Q_ACK_THEN_DIE;
+	master_start(&s, config(1), 0);
+	a = tcp_connect(s.addr, NULL);
+	CHECK(read_line(a, line, sizeof(line)) > 0);
+	CHECK(sscanf(line, "gen1 pid=%d", &victim) == 1);
+	/* Said only now: the first worker never reads it, so only a second worker could answer. */
+	send_all(a, "hello\n");
+	b = client_say(&s, "hello\n");
+	/* The worker stops the master, ACKs a, dies with b's CONN unread; then the master goes on.
+	 */
+	deadline = test_now_ms() + 10000;
+	while (proc_state(victim) != 'Z' || proc_state(s.pid) != 'T') {
+		CHECK(test_now_ms() < deadline);
+		poll(NULL, 0, 1);
+	}
+	kill(s.pid, SIGCONT);
+	CHECK(read_line(b, line, sizeof(line)) > 0);
+	CHECK(strstr(line, "gen=2 ") != NULL);
+	/* a was acknowledged: the master closed its copy; only the dead worker had it. */
+	CHECK(read_line(a, line, sizeof(line)) <= 0);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	free(st);
+	close(a);
+	close(b);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, "left 1 connection(s) unacknowledged") != NULL);
+	server_free(&s);
+}
