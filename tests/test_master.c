@@ -49,14 +49,19 @@ static __attribute__((noreturn)) void ack_then_die(struct fdp_worker *w, int fd)
 }
 
 /* Q_HALF_CLOSE: no more input for the master (it reads end of file); on the master's end of
- * file, shut every client down as the built-in handlers do, which a re-handed copy would feel. */
+ * file, shut the client down as the built-in handlers do, which a re-handed copy would feel. */
 static __attribute__((noreturn)) void half_close(struct fdp_worker *w, int fd)
 {
 	char c;
 
 	shutdown(fdp_worker_fd(w), SHUT_WR);
-	while (read(fdp_worker_fd(w), &c, 1) > 0 || errno == EAGAIN || errno == EINTR)
+	for (;;) {
+		ssize_t r = read(fdp_worker_fd(w), &c, 1);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			break;
 		wait_channel(w);
+	}
 	shutdown(fd, SHUT_RDWR);
 	_exit(5);
 }
@@ -192,5 +197,32 @@ TEST(a_connection_acknowledged_by_a_worker_that_then_dies_is_not_handed_again)
 	close(b);
 	CHECK_INT(server_stop(&s), ==, 0);
 	CHECK(strstr(s.log, "left 1 connection(s) unacknowledged") != NULL);
+	server_free(&s);
+}
+
+TEST(a_worker_that_loses_its_channel_is_killed_before_its_connections_go_elsewhere)
+{
+	struct server s;
+	char line[256], *st, msg[64];
+	pid_t pids[2];
+	int a;
+
+	quirk = Q_HALF_CLOSE;
+	master_start(&s, config(2), 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, pids, 2), ==, 2);
+	free(st);
+	/* Round-robin starts at slot 0, whose first process ends its channel on this one. */
+	a = client_say(&s, "hello\n");
+	CHECK(read_line(a, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=", 7) == 0);
+	CHECK(atoi(strstr(line, "pid=") + 4) != pids[0]);
+	close(a);
+	snprintf(msg, sizeof(msg), "worker 0 pid %d killed by signal 9", (int)pids[0]);
+	server_wait_log(&s, msg, 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

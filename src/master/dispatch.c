@@ -115,7 +115,8 @@ static int hand_over(struct fdp_master *m, const struct fdp__conn *c)
 		if (err == -EMFILE || err == -ENFILE || err == -ENOMEM)
 			return err; /* the master itself is short: keep it pending, try later */
 		if (err != -ENOBUFS)
-			fdp__proc_lost(m, p); /* broken channel: its connections go elsewhere */
+			fdp__proc_lost(m, p,
+			               err); /* its connections go elsewhere once it is gone */
 		else
 			p->dirty = 1; /* flush it; the policy skips it while full */
 	}
@@ -250,10 +251,7 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 		if (r == -EAGAIN)
 			return;
 		if (r <= 0) {
-			if (r < 0)
-				fdp__log(m, FDP_LOG_WARN, "worker %u pid %d: channel: %s", p->slot,
-				         (int)p->pid, fdp_strerror(r));
-			fdp__proc_lost(m, p);
+			fdp__proc_lost(m, p, r);
 			return;
 		}
 		if (msg->type == FDP_PROTO_ACK && handle_ack(p, msg->payload, msg->len / 8) < 0) {
@@ -261,7 +259,7 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 			fdp__log(m, FDP_LOG_ERROR,
 			         "worker %u pid %d acknowledged a connection not yet sent to it",
 			         p->slot, (int)p->pid);
-			fdp__proc_lost(m, p);
+			fdp__proc_lost(m, p, -EPROTO);
 			return;
 		} else if (msg->type == FDP_PROTO_DONE)
 			handle_done(m, p, msg->len / 8);
@@ -316,7 +314,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 		p->dirty = 0;
 		err = fdp_channel_flush(p->ch);
 		if (err < 0 && err != -EAGAIN) {
-			fdp__proc_lost(m, p);
+			fdp__proc_lost(m, p, err);
 			continue;
 		}
 		fdp__watch_proc_output(m, p);

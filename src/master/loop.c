@@ -132,8 +132,8 @@ void fdp_master_close(struct fdp_master *m)
 		struct fdp__proc *p = m->procs;
 
 		m->procs = p->next;
-		if (p->ch)
-			fdp_channel_close(p->ch);
+		fdp_channel_close(p->ch);
+		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
 		fdp__ring_free(&p->inflight);

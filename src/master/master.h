@@ -58,6 +58,8 @@ struct fdp__proc {
 	pid_t pid;
 	int pidfd;
 	struct fdp_channel *ch; /* NULL once the channel is lost */
+	struct fdp_channel
+	        *lost_ch; /* lost with connections in flight: read for ACKs when reaped */
 	enum fdp__proc_state state;
 	uint64_t open, served;
 	long long started_ms, drain_deadline;
@@ -135,7 +137,8 @@ const char *fdp__policy_name(enum fdp_policy p);
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot);
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
-void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p);
+void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err);
+void fdp__proc_kill(struct fdp__proc *p);
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__start_drain(struct fdp_master *m);
 void fdp__stop_now(struct fdp_master *m);

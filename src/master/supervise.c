@@ -152,7 +152,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot)
 	p->pidfd = pidfd_open_(p->pid);
 	err = watch_proc(m, p);
 	if (err < 0) {
-		kill(p->pid, SIGKILL);
+		kill(p->pid, SIGKILL); /* never seen by the loop: reaped right here */
 		waitpid(p->pid, NULL, 0);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
@@ -176,20 +176,52 @@ fail_free:
 	return err;
 }
 
-void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p)
+/* SIGKILL p: through its pidfd where it has one, else by pid (not reaped yet: still ours). */
+void fdp__proc_kill(struct fdp__proc *p)
 {
+#ifdef SYS_pidfd_send_signal
+	if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
+		return;
+#endif
+	kill(p->pid, SIGKILL);
+}
+
+/*
+ * p's channel can no longer be used (err: why; 0 for end of file). Nothing more is handed to
+ * p. Its unacknowledged connections are handed again only once p is gone (fdp__reap): a
+ * process that lost its channel may still hold them, and the built-in worker shuts its
+ * sockets down when its channel ends, which would kill a copy handed to another worker. So a
+ * live p with connections in flight is killed at once, its channel kept (out of epoll) for
+ * the ACKs still in it; one with none gets FDP__LOST_GRACE_MS to finish exiting on its own.
+ * A worker that broke the protocol is killed at once and nothing more of it is read.
+ */
+void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
+{
+	int alive = p->state != PROC_DEAD;
+
 	if (!p->ch)
 		return;
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(p->ch), NULL);
-	fdp_channel_close(p->ch);
+	if (alive && p->inflight.n && err != -EPROTO)
+		p->lost_ch = p->ch;
+	else
+		fdp_channel_close(p->ch);
 	p->ch = NULL;
-	fdp__rehand_inflight(m, p);
-	/*
-	 * A worker without a channel can never be told anything again: it must end. One that
-	 * closed its channel on the way out gets a moment to finish exiting first.
-	 */
-	if (p->state != PROC_DEAD)
+	if (!alive)
+		return;
+	if (p->inflight.n || err == -EPROTO) {
+		fdp__log(
+		        m, FDP_LOG_WARN,
+		        "worker %u pid %d: channel %s with %zu connection(s) in flight: killing it "
+		        "before they go to another worker",
+		        p->slot, (int)p->pid, err ? fdp_strerror(err) : "closed", p->inflight.n);
+		fdp__proc_kill(p);
+	} else {
+		if (err)
+			fdp__log(m, FDP_LOG_WARN, "worker %u pid %d: channel: %s", p->slot,
+			         (int)p->pid, fdp_strerror(err));
 		p->kill_at = fdp__now_ms() + FDP__LOST_GRACE_MS;
+	}
 }
 
 static void log_exit(struct fdp_master *m, struct fdp__proc *p, int status, long long up)
@@ -243,9 +275,15 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	if (r < 0)
 		status = 0; /* someone else reaped it; it is gone all the same */
 	log_exit(m, p, status, up);
-	fdp__channel_drain(m, p); /* its last ACKs: those connections are not handed again */
-	fdp__proc_lost(m, p);
 	p->state = PROC_DEAD;
+	if (p->lost_ch) { /* kept for this: the ACKs it sent before it went */
+		p->ch = p->lost_ch;
+		p->lost_ch = NULL;
+	}
+	/* Its last ACKs first: the connections they name are not handed again. */
+	fdp__channel_drain(m, p);
+	fdp__proc_lost(m, p, 0);
+	fdp__rehand_inflight(m, p);
 	if (p->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
 		close(p->pidfd);
@@ -319,7 +357,7 @@ void fdp__stop_now(struct fdp_master *m)
 	m->stopping = 2;
 	fdp__log(m, FDP_LOG_WARN, "stopping now: killing every worker");
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
-		kill(p->pid, SIGKILL);
+		fdp__proc_kill(p);
 }
 
 void fdp__reload(struct fdp_master *m)
@@ -349,7 +387,7 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			fdp__log(m, FDP_LOG_WARN,
 			         "worker %u pid %d closed its channel but did not exit: killing it",
 			         p->slot, (int)p->pid);
-			kill(p->pid, SIGKILL);
+			fdp__proc_kill(p);
 			p->kill_at = 0;
 		} else if (p->kill_at && p->kill_at < *next) {
 			*next = p->kill_at;
@@ -360,7 +398,7 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			fdp__log(m, FDP_LOG_WARN,
 			         "worker %u pid %d still busy after the drain timeout: killing it",
 			         p->slot, (int)p->pid);
-			kill(p->pid, SIGKILL);
+			fdp__proc_kill(p);
 			p->drain_deadline = now + 1000 * 1000; /* once */
 		} else if (p->drain_deadline < *next) {
 			*next = p->drain_deadline;
