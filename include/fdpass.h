@@ -425,6 +425,13 @@ struct fdp_master_config {
 	int (*worker_main)(struct fdp_worker *w, void *arg);
 	void *worker_arg;
 	char *const *exec_argv;
+	/*
+	 * Open connections (handed over, not yet reported done) one worker may hold; past it the
+	 * worker is skipped. 0: the soft RLIMIT_NOFILE at fdp_master_run() (which a worker
+	 * inherits) less 64 for the worker's own descriptors, so a worker is never handed a
+	 * connection it has no descriptor for (it would lose its channel and every client).
+	 */
+	unsigned max_conns_per_worker;
 	/* Log sink (called on the master's thread); NULL discards. */
 	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
 	void *log_arg;

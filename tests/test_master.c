@@ -226,3 +226,28 @@ TEST(a_worker_that_loses_its_channel_is_killed_before_its_connections_go_elsewhe
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(a_worker_at_its_connection_cap_is_skipped_until_one_of_its_connections_is_done)
+{
+	struct fdp_master_config cfg = config(1);
+	struct server s;
+	char line[256], *st;
+	int a, b;
+
+	quirk = Q_NONE;
+	cfg.max_conns_per_worker = 1;
+	master_start(&s, cfg, 0);
+	a = client_say(&s, "one\n");
+	CHECK(read_line(a, line, sizeof(line)) > 0);
+	b = client_say(&s, "two\n");
+	st = status_when(&s, "accepted", 2);
+	CHECK_INT(status_num(st, "master", "pending"), ==, 1);
+	CHECK_INT(status_num(st, "master", "handed"), ==, 1);
+	free(st);
+	close(a); /* done: the worker may take the next one */
+	CHECK(read_line(b, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " id=2\n") != NULL);
+	close(b);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

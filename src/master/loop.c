@@ -264,6 +264,7 @@ int fdp_master_run(struct fdp_master *m)
 	if (err < 0)
 		return err;
 	m->start_ms = fdp__now_ms();
+	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
 	log_listeners(m);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__spawn(m, i);

@@ -22,6 +22,8 @@
 #define FDP__STABLE_MS       1000 /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
 #define FDP__BACKOFF_MAX_MS  10000
+#define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
+#define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
 
 /* What an epoll registration points at. */
 enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD };
@@ -62,6 +64,7 @@ struct fdp__proc {
 	        *lost_ch; /* lost with connections in flight: read for ACKs when reaped */
 	enum fdp__proc_state state;
 	uint64_t open, served;
+	uint64_t max_open; /* open connections it may hold (fdp__conn_cap()) */
 	long long started_ms, drain_deadline;
 	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
@@ -101,7 +104,8 @@ struct fdp_master {
 	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
 	long long start_ms;
 	unsigned rr_cursor;
-	int stopping; /* 1: draining, 2: stopping at once */
+	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
+	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading, accept_paused;
 	int in_child;
 	struct fdp_channel_msg msg;
@@ -131,6 +135,7 @@ void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
 int fdp__proc_can_take(const struct fdp__proc *p);
+uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
 

@@ -1,18 +1,34 @@
 /*
  * Choosing the worker for a connection. Only a slot's current process can be chosen (never a
- * draining one), and only while its channel has room and its unacknowledged connections are
- * under the limit: a full worker is skipped, the master never waits for one.
+ * draining one), and only while its channel has room and its unacknowledged and open
+ * connections are under their limits: a full worker is skipped, the master never waits for one.
  */
 #include "master.h"
 
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 
 int fdp__proc_can_take(const struct fdp__proc *p)
 {
 	return p && p->ch && (p->state == PROC_STARTING || p->state == PROC_READY) &&
 	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
-	       p->inflight.n < FDP__MAX_INFLIGHT;
+	       p->inflight.n < FDP__MAX_INFLIGHT && p->open < p->max_open;
+}
+
+/* The open connections a worker may hold: configured, or the descriptors it will have. */
+uint64_t fdp__conn_cap(const struct fdp_master *m)
+{
+	struct rlimit rl;
+
+	if (m->cfg.max_conns_per_worker)
+		return m->cfg.max_conns_per_worker;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > FDP__CONN_CAP_MAX + FDP__FD_RESERVE)
+		return FDP__CONN_CAP_MAX;
+	if (rl.rlim_cur > 2 * FDP__FD_RESERVE)
+		return rl.rlim_cur - FDP__FD_RESERVE;
+	return rl.rlim_cur / 2 ? rl.rlim_cur / 2 : 1;
 }
 
 static struct fdp__proc *pick_round_robin(struct fdp_master *m)
