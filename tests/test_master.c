@@ -251,3 +251,35 @@ TEST(a_worker_at_its_connection_cap_is_skipped_until_one_of_its_connections_is_d
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(sigterm_hands_connections_still_waiting_for_a_worker_before_the_workers_drain)
+{
+	struct fdp_master_config cfg = config(2);
+	struct server s;
+	char line[256], *st;
+	int a, b, c;
+
+	quirk = Q_NONE;
+	cfg.max_conns_per_worker = 1;
+	master_start(&s, cfg, 0);
+	a = client_say(&s, "a\n");
+	b = client_say(&s, "b\n");
+	CHECK(read_line(a, line, sizeof(line)) > 0);
+	CHECK(read_line(b, line, sizeof(line)) > 0);
+	c = client_say(&s, "c\n"); /* both workers are full: c waits in the master */
+	st = status_when(&s, "accepted", 3);
+	CHECK_INT(status_num(st, "master", "pending"), ==, 1);
+	free(st);
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "draining", 10000);
+	close(a); /* a worker has room again: c gets it before it is told to drain */
+	CHECK(read_line(c, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=", 7) == 0);
+	close(b);
+	close(c);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	CHECK(strstr(s.log, "accepted 3, handed 3, re-handed 0, closed unserved 0") != NULL);
+	if (strstr(s.log, "killed by signal"))
+		fdp_test_fail(__FILE__, __LINE__, "a worker was killed:\n%s", s.log);
+	server_free(&s);
+}

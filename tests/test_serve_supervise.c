@@ -196,3 +196,101 @@ TEST(workers_exit_when_their_master_is_gone)
 	unlink(s.control); /* a killed master leaves its socket file */
 	server_free(&s);
 }
+
+#define UPPER_WORKER FDPASS_BINARY_DIR "/examples/upper_worker"
+
+/* Send text on a fresh connection; returns the first line of the answer (static buffer). */
+static const char *ask(const char *addr, const char *text)
+{
+	static char buf[256];
+	size_t len = 0;
+	int fd = tcp_connect(addr, NULL);
+
+	send_all(fd, text);
+	while (len + 1 < sizeof(buf) && !memchr(buf, '\n', len)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		CHECK(n > 0);
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+TEST(sighup_keeps_the_old_worker_serving_when_the_new_one_fails_to_start)
+{
+	char flag[256], cmd[700];
+	const char *args[] = {"--workers", "1", "--exec", cmd, NULL};
+	struct server s;
+	pid_t before[1], after[2];
+	char *st;
+	int fd;
+
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	snprintf(flag, sizeof(flag), "%s/broken", fdp_test_tmpdir());
+	snprintf(cmd, sizeof(cmd), "test -e %s && exit 3; exec %s", flag, UPPER_WORKER);
+	server_start_argv(&s, args, 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, before, 1), ==, 1);
+	free(st);
+	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK_OK(fd);
+	close(fd);
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "ended before it was ready; generation 1 keeps serving", 10000);
+	server_wait_log(&s, "reload complete: 1 of 1 worker(s) not replaced", 10000);
+	CHECK(strcmp(ask(s.addr, "still up\n"), "STILL UP\n") == 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, after, 2), ==, 1);
+	CHECK_INT(after[0], ==, before[0]);
+	CHECK_INT(status_num(st, "master", "closed_no_worker"), ==, 0);
+	free(st);
+	/* Fixed: the next reload replaces it. */
+	CHECK_OK(unlink(flag));
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload complete: every worker replaced", 10000);
+	CHECK(strcmp(ask(s.addr, "new\n"), "NEW\n") == 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, after, 2), ==, 1);
+	CHECK(after[0] != before[0]);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(sighups_during_a_reload_coalesce_into_one_more_reload)
+{
+	struct server s;
+	char buf[1024], *st;
+	const char *body;
+	int held, started = 0;
+
+	server_start(&s, "--workers", "1", NULL);
+	/* A request half sent keeps the old worker, and so the reload, busy. */
+	held = tcp_connect(s.addr, NULL);
+	send_all(held, "GET / HTTP/1.1\r\nHost: t\r\n");
+	free(status_when_accepted(&s, 1));
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reloading:", 10000);
+	server_wait_log(&s, "generation 2 ready", 10000);
+	for (int i = 0; i < 5; i++)
+		kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload requested during a reload", 10000);
+	send_all(held, "\r\n");
+	body = http_read(held, buf, sizeof(buf));
+	CHECK(body && strstr(body, "generation=1 ") != NULL);
+	close(held);
+	server_wait_log(&s, "reload complete", 10000);
+	server_wait_log(&s, "reload complete", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "\nworker index=0 ", "generation"), ==, 3);
+	CHECK(strstr(st, "state=reloading") == NULL);
+	free(st);
+	for (const char *p = s.log; (p = strstr(p, " started")); p++)
+		started++;
+	CHECK_INT(started, ==, 3);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

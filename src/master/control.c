@@ -120,7 +120,8 @@ static void status_text(struct fdp_master *m, struct text *t)
 				add(t,
 				    "worker index=%u pid=%d generation=%u state=%s open=%llu "
 				    "served=%llu restarts=%u\n",
-				    i, (int)p->pid, p->generation, fdp__proc_state_name(p->state),
+				    i, (int)p->pid, p->generation,
+				    p->drain_pending ? "draining" : fdp__proc_state_name(p->state),
 				    (unsigned long long)p->open, (unsigned long long)p->served,
 				    s->restarts);
 	}

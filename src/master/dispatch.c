@@ -228,6 +228,7 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 		p->state = PROC_READY;
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u ready", p->slot, (int)p->pid,
 	         p->generation);
+	fdp__promote(m, p);
 	if (!m->ready_logged) {
 		for (unsigned i = 0; i < m->cfg.workers; i++) {
 			struct fdp__proc *q = m->slots[i].proc;

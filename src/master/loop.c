@@ -267,7 +267,7 @@ int fdp_master_run(struct fdp_master *m)
 	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
 	log_listeners(m);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
-		fdp__spawn(m, i);
+		fdp__spawn(m, i, 0);
 	while (!m->stopping || m->procs) {
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
@@ -288,6 +288,7 @@ int fdp_master_run(struct fdp_master *m)
 			for (int i = 0; i < n; i++)
 				handle_event(m, &evs[i], phase);
 		fdp__dispatch_pending(m);
+		fdp__send_drains(m);
 		fdp__flush_dirty(m);
 		fdp__free_dead(m);
 	}

@@ -68,6 +68,7 @@ struct fdp__proc {
 	long long started_ms, drain_deadline;
 	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
+	int drain_pending; /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
 	struct fdp__proc *next;
@@ -75,6 +76,7 @@ struct fdp__proc {
 
 struct fdp__slot {
 	struct fdp__proc *proc; /* the current process, NULL while waiting to respawn */
+	struct fdp__proc *next; /* reload: the successor, current once it says READY */
 	unsigned generation;
 	unsigned restarts, quick_fails;
 	long long respawn_at; /* 0: nothing scheduled */
@@ -107,6 +109,9 @@ struct fdp_master {
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading, accept_paused;
+	int reload_again;        /* a SIGHUP came during the reload: another follows it */
+	unsigned reload_failed;  /* slots whose successor did not start in this reload */
+	unsigned drains_pending; /* processes with drain_pending set */
 	int in_child;
 	struct fdp_channel_msg msg;
 };
@@ -140,7 +145,7 @@ struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn 
 const char *fdp__policy_name(enum fdp_policy p);
 
 /* supervise.c */
-int fdp__spawn(struct fdp_master *m, unsigned slot);
+int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err);
 void fdp__proc_kill(struct fdp__proc *p);
@@ -148,6 +153,9 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 void fdp__start_drain(struct fdp_master *m);
 void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
+void fdp__promote(struct fdp_master *m, struct fdp__proc *p);
+void fdp__reload_check(struct fdp_master *m);
+void fdp__send_drains(struct fdp_master *m);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 

@@ -113,7 +113,12 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 	return 0;
 }
 
-int fdp__spawn(struct fdp_master *m, unsigned slot)
+/*
+ * Start a process in slot: its current one, or (successor, on reload) the one that replaces
+ * the current one once it says READY (fdp__promote()), so a new program that fails to start
+ * never takes the slot from a working one.
+ */
+int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 {
 	struct fdp__slot *s = &m->slots[slot];
 	struct fdp__proc *p = calloc(1, sizeof(*p));
@@ -161,8 +166,12 @@ int fdp__spawn(struct fdp_master *m, unsigned slot)
 	}
 	p->next = m->procs;
 	m->procs = p;
-	s->proc = p;
-	s->respawn_at = 0;
+	if (successor) {
+		s->next = p;
+	} else {
+		s->proc = p;
+		s->respawn_at = 0;
+	}
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u started", slot, (int)p->pid,
 	         p->generation);
 	return 0;
@@ -173,7 +182,8 @@ fail_close:
 fail_free:
 	free(p);
 	fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
-	s->respawn_at = fdp__now_ms() + FDP__BACKOFF_MAX_MS;
+	if (!successor)
+		s->respawn_at = fdp__now_ms() + FDP__BACKOFF_MAX_MS;
 	return err;
 }
 
@@ -227,8 +237,9 @@ void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 
 static void log_exit(struct fdp_master *m, struct fdp__proc *p, int status, long long up)
 {
-	enum fdp_log_level lvl =
-	        m->stopping || p->state == PROC_DRAINING ? FDP_LOG_INFO : FDP_LOG_WARN;
+	enum fdp_log_level lvl = m->stopping || p->state == PROC_DRAINING || p->drain_pending
+	                                 ? FDP_LOG_INFO
+	                                 : FDP_LOG_WARN;
 
 	if (WIFSIGNALED(status))
 		fdp__log(m, lvl, "worker %u pid %d killed by signal %d (%s) after %lld ms", p->slot,
@@ -299,18 +310,25 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	/* Freed after this round of events: another event may still point at it. */
 	p->next = m->dead;
 	m->dead = p;
-	if (s->proc == p) {
-		s->proc = NULL;
-		if (!m->stopping)
+	if (p->drain_pending) {
+		p->drain_pending = 0;
+		m->drains_pending--;
+	}
+	if (s->next == p) {
+		s->next = NULL;
+		m->reload_failed++;
+		fdp__log(m, FDP_LOG_WARN,
+		         "reload: worker %u generation %u ended before it was ready; generation %u "
+		         "keeps serving",
+		         p->slot, p->generation, s->proc ? s->proc->generation : 0);
+	} else if (s->proc == p) {
+		/* A successor on its way takes the slot now; else a replacement starts. */
+		s->proc = s->next;
+		s->next = NULL;
+		if (!s->proc && !m->stopping)
 			schedule_respawn(m, s, p->slot, up);
 	}
-	if (m->reloading) {
-		for (struct fdp__proc *q = m->procs; q; q = q->next)
-			if (q->state == PROC_DRAINING)
-				return;
-		m->reloading = 0;
-		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
-	}
+	fdp__reload_check(m);
 }
 
 void fdp__free_dead(struct fdp_master *m)
@@ -323,19 +341,67 @@ void fdp__free_dead(struct fdp_master *m)
 	}
 }
 
-/* Ask p to finish its connections and exit; it gets drain_timeout_ms before SIGKILL. */
+/*
+ * Ask p to finish its connections and exit; it gets drain_timeout_ms before SIGKILL. The DRAIN
+ * itself leaves from fdp__send_drains(), when it may: no CONN can follow it.
+ */
 static void drain_proc(struct fdp_master *m, struct fdp__proc *p)
 {
-	if (p->state == PROC_DRAINING || p->state == PROC_DEAD)
+	if (p->state == PROC_DRAINING || p->state == PROC_DEAD || p->drain_pending)
 		return;
-	p->state = PROC_DRAINING;
+	p->drain_pending = 1;
+	m->drains_pending++;
 	p->drain_deadline = fdp__now_ms() + m->cfg.drain_timeout_ms;
-	if (p->ch && fdp_channel_send(p->ch, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0) < 0 &&
-	    fdp_channel_queued(p->ch) >= FDP_CHANNEL_HIGH_WATER) {
-		/* Full queue: it cannot be told; it ends with the deadline. */
-		p->drain_deadline = fdp__now_ms();
+}
+
+static void send_drain(struct fdp_master *m, struct fdp__proc *p)
+{
+	int err = fdp_channel_send(p->ch, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, FDP_CHANNEL_MORE);
+
+	if (err == -ENOBUFS) { /* a full queue: it shrinks as the worker reads; then */
+		p->dirty = 1;
+		return;
 	}
+	p->drain_pending = 0;
+	m->drains_pending--;
+	if (err < 0) {
+		fdp__proc_lost(m, p, err);
+		return;
+	}
+	p->state = PROC_DRAINING;
 	p->dirty = 1;
+}
+
+/*
+ * While stopping, the DRAIN that ends a worker's intake waits until no accepted connection
+ * waits for a worker; and while any connection is unacknowledged (it comes back if its worker
+ * dies) one worker is kept taking, preferably one with nothing in flight. So no accepted
+ * connection is closed unserved while a worker that could take it lives.
+ */
+static struct fdp__proc *drain_spare(struct fdp_master *m)
+{
+	struct fdp__proc *spare = NULL;
+	int busy = 0;
+
+	for (struct fdp__proc *p = m->procs; p; p = p->next)
+		busy |= p->inflight.n > 0;
+	for (struct fdp__proc *p = m->procs; busy && p; p = p->next)
+		if (p->drain_pending && p->ch && (!spare || (spare->inflight.n && !p->inflight.n)))
+			spare = p;
+	return spare;
+}
+
+void fdp__send_drains(struct fdp_master *m)
+{
+	struct fdp__proc *spare = NULL;
+
+	if (!m->drains_pending || (m->stopping && m->pending.n))
+		return;
+	if (m->stopping)
+		spare = drain_spare(m);
+	for (struct fdp__proc *p = m->procs; p; p = p->next)
+		if (p->drain_pending && p->ch && p != spare)
+			send_drain(m, p);
 }
 
 void fdp__start_drain(struct fdp_master *m)
@@ -343,8 +409,6 @@ void fdp__start_drain(struct fdp_master *m)
 	unsigned n = 0;
 
 	m->stopping = 1;
-	/* Connections already accepted still get a worker before the workers are told. */
-	fdp__dispatch_pending(m);
 	for (struct fdp__proc *p = m->procs; p; p = p->next, n++)
 		drain_proc(m, p);
 	fdp__log(m, FDP_LOG_INFO,
@@ -361,24 +425,71 @@ void fdp__stop_now(struct fdp_master *m)
 		fdp__proc_kill(p);
 }
 
+/*
+ * Replace every worker: each slot gets a successor, which takes the slot when it says READY
+ * (the old one then drains). A SIGHUP during a reload is remembered and runs once this one is
+ * complete, so a burst of them starts at most one more process per slot.
+ */
 void fdp__reload(struct fdp_master *m)
 {
-	fdp__log(m, FDP_LOG_INFO, "reloading: starting %u new worker(s), draining the old ones",
-	         m->cfg.workers);
-	for (unsigned i = 0; i < m->cfg.workers; i++) {
-		struct fdp__proc *old = m->slots[i].proc;
-
-		if (fdp__spawn(m, i) < 0) {
-			m->slots[i].proc = old; /* keep serving with the old one */
-			continue;
-		}
-		if (old) {
-			drain_proc(m, old);
-			m->reloading = 1;
-		}
+	if (m->reloading) {
+		if (!m->reload_again)
+			fdp__log(m, FDP_LOG_INFO, "reload requested during a reload: it follows");
+		m->reload_again = 1;
+		return;
 	}
+	fdp__log(m, FDP_LOG_INFO,
+	         "reloading: starting %u new worker(s); each old one drains once its successor is "
+	         "ready",
+	         m->cfg.workers);
+	m->reloading = 1;
+	m->reload_failed = 0;
+	for (unsigned i = 0; i < m->cfg.workers; i++) {
+		/* A slot waiting to restart runs the new program when it does. */
+		if (m->slots[i].proc && fdp__spawn(m, i, 1) < 0)
+			m->reload_failed++;
+	}
+	fdp__reload_check(m);
+}
+
+/* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
+void fdp__promote(struct fdp_master *m, struct fdp__proc *p)
+{
+	struct fdp__slot *s = &m->slots[p->slot];
+	struct fdp__proc *old = s->proc;
+
+	if (s->next != p)
+		return;
+	s->next = NULL;
+	s->proc = p;
+	if (old)
+		drain_proc(m, old);
+	fdp__reload_check(m);
+}
+
+/* The reload is complete when no successor is starting and no replaced worker is left. */
+void fdp__reload_check(struct fdp_master *m)
+{
 	if (!m->reloading)
+		return;
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		if (m->slots[i].next)
+			return;
+	for (struct fdp__proc *p = m->procs; p; p = p->next)
+		if (p->state == PROC_DRAINING || p->drain_pending)
+			return;
+	m->reloading = 0;
+	if (m->reload_failed)
+		fdp__log(m, FDP_LOG_WARN,
+		         "reload complete: %u of %u worker(s) not replaced; they keep the old "
+		         "program",
+		         m->reload_failed, m->cfg.workers);
+	else
 		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
+	if (m->reload_again && !m->stopping) {
+		m->reload_again = 0;
+		fdp__reload(m);
+	}
 }
 
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
@@ -393,7 +504,7 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 		} else if (p->kill_at && p->kill_at < *next) {
 			*next = p->kill_at;
 		}
-		if (p->state != PROC_DRAINING)
+		if (p->state != PROC_DRAINING && !p->drain_pending)
 			continue;
 		if (now >= p->drain_deadline) {
 			fdp__log(m, FDP_LOG_WARN,
@@ -414,7 +525,7 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			continue;
 		if (now >= s->respawn_at) {
 			s->restarts++;
-			fdp__spawn(m, i);
+			fdp__spawn(m, i, 0);
 		} else if (s->respawn_at < *next) {
 			*next = s->respawn_at;
 		}
