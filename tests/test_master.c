@@ -5,6 +5,8 @@
  */
 #include "test_master_util.h"
 
+#include <sys/resource.h>
+
 /* What the test's workers do out of the ordinary; set before master_start(). */
 enum quirk {
 	Q_NONE,
@@ -281,5 +283,77 @@ TEST(sigterm_hands_connections_still_waiting_for_a_worker_before_the_workers_dra
 	CHECK(strstr(s.log, "accepted 3, handed 3, re-handed 0, closed unserved 0") != NULL);
 	if (strstr(s.log, "killed by signal"))
 		fdp_test_fail(__FILE__, __LINE__, "a worker was killed:\n%s", s.log);
+	server_free(&s);
+}
+
+#define NOBODY 65534
+
+static void become_nobody_with_few_descriptors(void)
+{
+	struct rlimit rl = {64, 64};
+
+	if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0 || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		_exit(97);
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of uid cleared it */
+}
+
+/*
+ * As nobody: put 100 descriptors in flight in a socket nobody reads, which is more than the
+ * master's RLIMIT_NOFILE of 64 (Linux then refuses this user's SCM_RIGHTS with ETOOMANYREFS),
+ * say so on ctl, and release them when told.
+ */
+static void stuff_descriptors(void *arg)
+{
+	int *ctl = arg, sv[2];
+	char c = 'x';
+
+	close(ctl[0]);
+	CHECK_OK(setgid(NOBODY));
+	CHECK_OK(setuid(NOBODY));
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	for (int i = 0; i < 100; i++) {
+		struct fdp_msg m = {.data = &c, .len = 1, .fds = (int[]){0}, .nfds = 1};
+
+		CHECK_OK(fdp_msg_send(sv[0], &m, 0));
+	}
+	CHECK_INT(write(ctl[1], &c, 1), ==, 1);
+	CHECK_INT(read(ctl[1], &c, 1), ==, 1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+TEST(too_many_descriptors_in_flight_delays_a_hand_over_and_loses_no_worker)
+{
+	struct server s;
+	char line[256], *st, c;
+	int ctl[2], fd;
+	pid_t stuffer;
+
+	if (geteuid() != 0)
+		fdp_test_skip("needs root to act as another uid");
+	quirk = Q_NONE;
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl));
+	stuffer = fdp_test_fork(stuff_descriptors, ctl);
+	close(ctl[1]);
+	CHECK_INT(read(ctl[0], &c, 1), ==, 1);
+	master_child_setup = become_nobody_with_few_descriptors;
+	master_start(&s, config(1), 0);
+	master_child_setup = NULL;
+	fd = client_say(&s, "hello\n");
+	server_wait_log(&s, "Too many references", 10000);
+	server_wait_log(&s, "retrying", 10000);
+	/* The stuffer lets its descriptors go: the hand-over goes through. */
+	CHECK_INT(write(ctl[0], &c, 1), ==, 1);
+	close(ctl[0]);
+	CHECK_INT(fdp_test_wait(stuffer), ==, 0);
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=1 ") != NULL);
+	close(fd);
+	server_wait_log(&s, "channel writes again", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 0);
+	CHECK_INT(status_num(st, "\nworker index=0 ", "restarts"), ==, 0);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -13,6 +13,9 @@
 
 static int master_log_fd = -1;
 
+/* Run in the master's process before fdp_master_open() (e.g. to change its uid); NULL: none. */
+static void (*master_child_setup)(void);
+
 static void master_log_sink(void *arg, enum fdp_log_level level, const char *msg)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -44,6 +47,8 @@ static __attribute__((noreturn)) void master_child(struct fdp_master_config cfg,
 	cfg.nlisteners = 1;
 	cfg.control_path = control;
 	cfg.log = master_log_sink;
+	if (master_child_setup)
+		master_child_setup();
 	if (!cfg.log_level)
 		cfg.log_level = FDP_LOG_INFO;
 	if (!cfg.drain_timeout_ms)
@@ -64,7 +69,9 @@ static inline void master_start(struct server *s, struct fdp_master_config cfg, 
 	CHECK_OK(lfd);
 	memset(s, 0, sizeof(*s));
 	s->log = calloc(1, SERVE_LOG_MAX);
-	snprintf(s->control, sizeof(s->control), "%s/master.sock", fdp_test_tmpdir());
+	/* Abstract: a master that changes its uid could not create a file in the test's directory.
+	 */
+	snprintf(s->control, sizeof(s->control), "@fdpass-test-master-%d", (int)getpid());
 	CHECK_OK(fdp_addr_local(lfd, s->addr, sizeof(s->addr)));
 	CHECK_OK(pipe2(pipefd, O_CLOEXEC));
 	fflush(NULL);

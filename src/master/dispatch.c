@@ -305,18 +305,40 @@ void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
 	p->open = 0;
 }
 
+/*
+ * -ETOOMANYREFS (this user has more descriptors in flight than RLIMIT_NOFILE) and -ENOMEM
+ * leave the channel intact and everything queued: try again on a doubling timer, not on
+ * writability, which the socket still has and which would spin.
+ */
+static void flush_later(struct fdp_master *m, struct fdp__proc *p, int err)
+{
+	if (!p->retry_ms)
+		fdp__log(m, FDP_LOG_WARN, "worker %u pid %d: channel: %s; retrying", p->slot,
+		         (int)p->pid, fdp_strerror(err));
+	p->retry_ms = p->retry_ms ? p->retry_ms * 2 : FDP__RETRY_MIN_MS;
+	if (p->retry_ms > FDP__RETRY_MAX_MS)
+		p->retry_ms = FDP__RETRY_MAX_MS;
+	p->retry_at = fdp__now_ms() + p->retry_ms;
+}
+
 void fdp__flush_dirty(struct fdp_master *m)
 {
 	for (struct fdp__proc *p = m->procs; p; p = p->next) {
 		int err;
 
-		if (!p->dirty || !p->ch)
+		if (!p->dirty || !p->ch || p->retry_at)
 			continue;
 		p->dirty = 0;
 		err = fdp_channel_flush(p->ch);
-		if (err < 0 && err != -EAGAIN) {
+		if (err == -ETOOMANYREFS || err == -ENOMEM) {
+			flush_later(m, p, err);
+		} else if (err < 0 && err != -EAGAIN) {
 			fdp__proc_lost(m, p, err);
 			continue;
+		} else if (p->retry_ms) {
+			fdp__log(m, FDP_LOG_INFO, "worker %u pid %d: channel writes again", p->slot,
+			         (int)p->pid);
+			p->retry_ms = 0;
 		}
 		fdp__watch_proc_output(m, p);
 	}

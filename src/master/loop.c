@@ -46,7 +46,7 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
 
 void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
 {
-	int want = p->ch && fdp_channel_wants_write(p->ch);
+	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
 	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
 
 	if (!p->ch || want == p->epollout)

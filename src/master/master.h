@@ -22,6 +22,8 @@
 #define FDP__STABLE_MS       1000 /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
 #define FDP__BACKOFF_MAX_MS  10000
+#define FDP__RETRY_MIN_MS    1         /* flush retries after -ETOOMANYREFS or -ENOMEM: 1 ms ... */
+#define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
 
@@ -68,7 +70,9 @@ struct fdp__proc {
 	long long started_ms, drain_deadline;
 	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
-	int drain_pending; /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
+	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
+	long long retry_at; /* and when to flush again (0: not waiting) */
+	int drain_pending;  /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
 	struct fdp__proc *next;

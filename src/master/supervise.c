@@ -495,6 +495,13 @@ void fdp__reload_check(struct fdp_master *m)
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 {
 	for (struct fdp__proc *p = m->procs; p; p = p->next) {
+		if (p->retry_at && now >= p->retry_at) {
+			p->retry_at = 0;
+			p->dirty = 1;
+			*next = now; /* flushed at the end of this round: no waiting before it */
+		} else if (p->retry_at && p->retry_at < *next) {
+			*next = p->retry_at;
+		}
 		if (p->kill_at && now >= p->kill_at) {
 			fdp__log(m, FDP_LOG_WARN,
 			         "worker %u pid %d closed its channel but did not exit: killing it",
