@@ -410,7 +410,9 @@ enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
 struct fdp_master;
 
 struct fdp_master_config {
-	const int *listeners;      /* listening sockets (see fdp_listen()); the master takes them */
+	/* Listening sockets (see fdp_listen()); the master takes them and makes them
+	 * non-blocking (one inherited blocking, from systemd say, is fine). */
+	const int *listeners;
 	size_t nlisteners;
 	unsigned workers;          /* worker slots, >= 1 */
 	enum fdp_policy policy;
@@ -439,9 +441,10 @@ struct fdp_master_config {
 };
 
 /*
- * Make a master: takes the listeners (closed on failure too), binds the control socket.
- * Returns 0 and sets *out, or a negative errno (-EADDRINUSE: a live server already answers on
- * the control path).
+ * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
+ * the control socket. Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, or
+ * a listener that is not listening; -EADDRINUSE: a live server already answers on the control
+ * path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

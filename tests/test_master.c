@@ -5,6 +5,7 @@
  */
 #include "test_master_util.h"
 
+#include <netinet/in.h>
 #include <sys/resource.h>
 
 /* What the test's workers do out of the ordinary; set before master_start(). */
@@ -356,4 +357,33 @@ TEST(too_many_descriptors_in_flight_delays_a_hand_over_and_loses_no_worker)
 	free(st);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
+}
+
+static void no_worker_log(void *arg, enum fdp_log_level level, const char *msg)
+{
+	(void)arg, (void)level, (void)msg;
+}
+
+TEST(open_makes_a_blocking_listener_non_blocking_and_refuses_one_not_listening)
+{
+	struct fdp_master_config cfg = config(1);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct fdp_master *m;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), before = fdp_test_fd_count();
+
+	CHECK(lfd >= 0);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK_OK(listen(lfd, 4)); /* blocking, as systemd passes one */
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.log = no_worker_log;
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	CHECK(fcntl(lfd, F_GETFL) & O_NONBLOCK);
+	fdp_master_close(m);
+	CHECK_INT(fdp_test_fd_count(), ==, before - 1);
+	/* Bound but not listening: refused, and closed all the same. */
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(lfd >= 0);
+	CHECK_INT(fdp_master_open(&m, &cfg), ==, -EINVAL);
+	CHECK_INT(fdp_test_fd_count(), ==, before - 1);
 }

@@ -11,6 +11,7 @@
 #include "master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,17 +84,49 @@ static void close_listeners(struct fdp_master *m)
 	}
 }
 
+/*
+ * A listener must be listening, and non-blocking: accepting loops until EAGAIN, which on a
+ * blocking socket (one inherited from systemd, say) would freeze the master in accept().
+ */
+static int listener_prepare(int fd)
+{
+	int on = 0, flags;
+	socklen_t len = sizeof(on);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0)
+		return -errno;
+	if (!on)
+		return -EINVAL;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static int config_check(const struct fdp_master_config *cfg)
+{
+	if (!cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
+	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0])))
+		return -EINVAL;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		int err = listener_prepare(cfg->listeners[i]);
+
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg)
 {
 	struct fdp_master *m = calloc(1, sizeof(*m));
-	int err = -EINVAL;
+	int err = config_check(cfg);
 
-	if (!m || !cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
-	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0]))) {
+	if (!m || err < 0) {
 		for (size_t i = 0; i < cfg->nlisteners; i++)
 			close(cfg->listeners[i]);
 		free(m);
-		return m ? -EINVAL : -ENOMEM;
+		return m ? err : -ENOMEM;
 	}
 	m->cfg = *cfg;
 	m->epfd = m->sigfd = m->ctlfd = -1;
