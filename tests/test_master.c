@@ -387,3 +387,67 @@ TEST(open_makes_a_blocking_listener_non_blocking_and_refuses_one_not_listening)
 	CHECK_INT(fdp_master_open(&m, &cfg), ==, -EINVAL);
 	CHECK_INT(fdp_test_fd_count(), ==, before - 1);
 }
+
+static void few_descriptors(void)
+{
+	struct rlimit rl = {40, 40};
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		_exit(97);
+}
+
+/* Clock ticks of CPU process pid has used so far (user + system). */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	CHECK(n > 0);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	CHECK(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	                  &st) == 2);
+	return (long long)(ut + st);
+}
+
+TEST(at_the_descriptor_limit_the_master_pauses_accepting_without_spinning_and_recovers)
+{
+	enum { N = 60 };
+	struct server s;
+	int fds[N], ctl, pauses = 0;
+	long long t0;
+	char *st;
+
+	quirk = Q_NONE;
+	master_child_setup = few_descriptors;
+	master_start(&s, config(1), 0);
+	master_child_setup = NULL;
+	for (int i = 0; i < N; i++)
+		fds[i] = tcp_connect(s.addr, NULL); /* the backlog holds what the master cannot */
+	server_wait_log(&s, "accept on a listener: Too many open files; pausing it", 10000);
+	/* A status request now meets the same limit: the master must not spin on it either. */
+	ctl = fdp_unix_connect(s.control, SOCK_STREAM);
+	CHECK_OK(ctl);
+	server_wait_log(&s, "accept on the control socket: Too many open files", 10000);
+	t0 = cpu_ticks(s.pid);
+	poll(NULL, 0, 1000);
+	CHECK_INT(cpu_ticks(s.pid) - t0, <, 20); /* of 100 a second */
+	for (const char *p = s.log; (p = strstr(p, "; pausing it for")); p++)
+		pauses++;
+	CHECK_INT(pauses, <=, 2); /* rate-limited: not one per 100 ms pause */
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	st = fdp_test_read_all(ctl, NULL); /* answered once descriptors are free again */
+	close(ctl);
+	CHECK(strncmp(st, "master ", 7) == 0);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

@@ -14,12 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 int fdp__control_open(struct fdp_master *m)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
 	int fd;
 
 	m->ctlfd = -1;
@@ -30,9 +28,7 @@ int fdp__control_open(struct fdp_master *m)
 		return fd;
 	m->control_path = strdup(m->cfg.control_path);
 	m->ctlfd = fd;
-	m->wctl.kind = W_CONTROL;
-	if (m->epfd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
+	m->wctl.kind = W_CONTROL; /* the loop watches it (update_listeners()) */
 	return 0;
 }
 
@@ -159,6 +155,8 @@ void fdp__control_accept(struct fdp_master *m)
 	struct fdp_accepted acc[16];
 	int n = fdp_accept_batch(m->ctlfd, acc, 16);
 
+	if (n < 0 && n != -EAGAIN)
+		fdp__accept_failed(m, 1, n, &m->ctl_paused_until);
 	for (int i = 0; i < n; i++) {
 		answer(m, acc[i].fd);
 		close(acc[i].fd);

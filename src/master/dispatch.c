@@ -153,6 +153,20 @@ void fdp__expire_pending(struct fdp_master *m, long long now)
 	}
 }
 
+/*
+ * accept() failed for want of something (EMFILE, ENFILE, ENOBUFS, ENOMEM...): the socket stays
+ * readable, so it sits out FDP__EMFILE_PAUSE_MS out of epoll instead of spinning the loop; the
+ * connections wait in the kernel's backlog.
+ */
+void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until)
+{
+	*paused_until = fdp__now_ms() + FDP__EMFILE_PAUSE_MS;
+	fdp__log_limited(m, control ? &m->rl_control : &m->rl_accept, FDP_LOG_WARN,
+	                 "accept on %s: %s; pausing it for %d ms",
+	                 control ? "the control socket" : "a listener", fdp_strerror(err),
+	                 FDP__EMFILE_PAUSE_MS);
+}
+
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
@@ -162,14 +176,9 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	if (m->pending.n >= FDP__MAX_PENDING)
 		return; /* the loop pauses accepting until workers catch up */
 	n = fdp_accept_batch(l->fd, acc, FDP__ACCEPT_BATCH);
-	if (n == -EMFILE || n == -ENFILE) {
-		l->paused_until = now + FDP__EMFILE_PAUSE_MS;
-		fdp__log(m, FDP_LOG_WARN, "accept: %s; pausing accept for %d ms", fdp_strerror(n),
-		         FDP__EMFILE_PAUSE_MS);
-		return;
-	}
 	if (n < 0) {
-		fdp__log(m, FDP_LOG_WARN, "accept: %s", fdp_strerror(n));
+		if (n != -EAGAIN)
+			fdp__accept_failed(m, 0, n, &l->paused_until);
 		return;
 	}
 	for (int i = 0; i < n; i++) {

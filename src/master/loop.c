@@ -45,6 +45,29 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
 	m->cfg.log(m->cfg.log_arg, level, buf);
 }
 
+void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
+                      const char *fmt, ...)
+{
+	long long now = fdp__now_ms();
+	char buf[400];
+	va_list ap;
+
+	if (now < rl->next_ms) {
+		rl->held++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (rl->held)
+		fdp__log(m, level, "%s (and %u more like it in the last %d s)", buf, rl->held,
+		         FDP__LOG_INTERVAL_MS / 1000);
+	else
+		fdp__log(m, level, "%s", buf);
+	rl->held = 0;
+	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
+}
+
 void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
 {
 	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
@@ -233,12 +256,17 @@ static int setup(struct fdp_master *m)
 	m->wsig.kind = W_SIGNAL;
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0)
 		return -errno;
-	if (m->ctlfd >= 0) {
-		ev.data.ptr = &m->wctl;
-		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ctlfd, &ev) < 0)
-			return -errno;
-	}
 	return 0;
+}
+
+static void control_watch(struct fdp_master *m, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
+
+	if (m->ctlfd < 0 || m->ctl_registered == on)
+		return;
+	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->ctlfd, &ev) == 0)
+		m->ctl_registered = on;
 }
 
 /* Accept only while there is room for what is accepted, and not during an EMFILE pause. */
@@ -252,6 +280,9 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 			*next = l->paused_until;
 		listener_watch(m, l, on);
 	}
+	if (now < m->ctl_paused_until && m->ctl_paused_until < *next)
+		*next = m->ctl_paused_until;
+	control_watch(m, now >= m->ctl_paused_until);
 }
 
 static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)

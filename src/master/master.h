@@ -17,9 +17,10 @@
 #define FDP__MAX_PENDING     4096  /* accepted, waiting for a worker; past it accept pauses */
 #define FDP__PENDING_TIMEOUT 10000 /* ms a connection may wait for a worker before closing */
 #define FDP__ACCEPT_BATCH    64
-#define FDP__EMFILE_PAUSE_MS 100
-#define FDP__LOST_GRACE_MS   1000 /* a worker whose channel closed has this long to exit */
-#define FDP__STABLE_MS       1000 /* a worker up this long resets the backoff */
+#define FDP__EMFILE_PAUSE_MS 100   /* a socket whose accept() fails sits out this long */
+#define FDP__LOG_INTERVAL_MS 10000 /* a repeated warning is logged at most this often */
+#define FDP__LOST_GRACE_MS   1000  /* a worker whose channel closed has this long to exit */
+#define FDP__STABLE_MS       1000  /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
 #define FDP__BACKOFF_MAX_MS  10000
 #define FDP__RETRY_MIN_MS    1         /* flush retries after -ETOOMANYREFS or -ENOMEM: 1 ms ... */
@@ -94,6 +95,12 @@ struct fdp__listener {
 	struct fdp__watch w;
 };
 
+/* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
+struct fdp__ratelimit {
+	long long next_ms;
+	unsigned held; /* not logged since the last one */
+};
+
 enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_NREASONS };
 
 struct fdp_master {
@@ -103,6 +110,9 @@ struct fdp_master {
 	char *control_path;
 	int epfd, sigfd, ctlfd;
 	struct fdp__watch wsig, wctl;
+	int ctl_registered;
+	long long ctl_paused_until; /* the control socket's accept() failed: out of epoll until */
+	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
 	struct fdp__ring pending;
@@ -124,6 +134,8 @@ struct fdp_master {
 long long fdp__now_ms(void);
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p);
 
 /* ring (dispatch.c) */
@@ -134,6 +146,7 @@ void fdp__ring_free(struct fdp__ring *r);
 
 /* dispatch.c */
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
+void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__dispatch_pending(struct fdp_master *m);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
