@@ -183,8 +183,10 @@ int fdp__route_map_parse(struct fdp__route_map *map, const char *text, size_t le
 	if (r == -ENOMEM && errlen)
 		snprintf(err, errlen, "out of memory reading the route map");
 	if (r == 0) {
-		qsort(map->exact, map->nexact, sizeof(*map->exact), cmp_exact);
-		qsort(map->prefix, map->nprefix, sizeof(*map->prefix), cmp_prefix);
+		if (map->nexact)
+			qsort(map->exact, map->nexact, sizeof(*map->exact), cmp_exact);
+		if (map->nprefix)
+			qsort(map->prefix, map->nprefix, sizeof(*map->prefix), cmp_prefix);
 		r = check_duplicates(map->exact, map->nexact, 0, err, errlen);
 		if (r == 0)
 			r = check_duplicates(map->prefix, map->nprefix, 1, err, errlen);

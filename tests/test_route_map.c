@@ -173,3 +173,14 @@ TEST(map_load_reads_a_file_and_prefixes_errors_with_its_path)
 	CHECK(strstr(err, "not a regular file"));
 	CHECK_INT(fdp__route_map_load(&m, "/nonexistent/x", 4, 0, err, sizeof(err)), ==, -ENOENT);
 }
+
+TEST(map_of_only_comments_is_empty_and_names_nothing)
+{
+	struct fdp__route_map m;
+	char err[256];
+
+	CHECK_OK(parse(&m, "# c!ali\n\n", 4, err));
+	CHECK_INT(m.nexact + m.nprefix, ==, 0);
+	CHECK_INT(lookup(&m, "ali"), ==, -1);
+	fdp__route_map_free(&m);
+}
