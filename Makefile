@@ -9,7 +9,7 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-asan test-valgrind bench bench-designs install clean
+.PHONY: all run test test-asan test-valgrind bench bench-designs bench-peers install clean
 
 all: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -17,9 +17,10 @@ all: $(BUILD)/Makefile
 $(BUILD)/Makefile:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 
-# The main job. Until the server exists: the textbook fd-passing cat on a file of this repository.
+# The main job: the pre-forked server on 127.0.0.1:8080, one worker per CPU, the built-in HTTP
+# handler, logging to stderr. Ctrl-C drains and stops it. ARGS adds options (ARGS="--workers 4").
 run: all
-	./$(BUILD)/fdpass cat README.md
+	./$(BUILD)/fdpass serve $(ARGS)
 
 test: all
 	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -48,6 +49,11 @@ bench: all
 # The nine classic server designs (plus SO_REUSEPORT) under one load: docs/benchmarks/designs.md.
 bench-designs: all
 	bench/designs/run.sh -b $(BUILD)
+
+# The same HTTP load against nginx, Node.js cluster, a bare SO_REUSEPORT server and fdpass serve
+# (installs missing peers from Debian packages when it can): docs/benchmarks/peers.md.
+bench-peers: all
+	bench/peers/run.sh -b $(BUILD)
 
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)

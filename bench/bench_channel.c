@@ -4,7 +4,8 @@
  * sendmsg() of one byte and one descriptor, one recvmsg() on the other side):
  *   bare      the bare loop;
  *   single    fdp_channel_send() one message at a time;
- *   burst     bursts of messages queued with FDP_CHANNEL_MORE and sent by one flush.
+ *   burst     bursts of messages queued with FDP_CHANNEL_MORE and sent by one flush, which
+ *             packs them into as few packets as 253 descriptors per packet allow.
  * Every message's descriptor is a fresh dup() (as an accepted connection would be) that the
  * sender gives away and the receiver closes, so all three do the same descriptor work.
  *

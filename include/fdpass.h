@@ -11,6 +11,7 @@
 #define FDPASS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -146,8 +147,8 @@ void fdp_close_fds(int *fds, size_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * Channel layer: framed, typed messages carrying 0..FDP_MAX_FDS descriptors over a
- * SOCK_SEQPACKET (one message per packet) or SOCK_STREAM socket, non-blocking, with an output
- * queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
+ * SOCK_SEQPACKET (one or more whole messages per packet) or SOCK_STREAM socket, non-blocking,
+ * with an output queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
  * ------------------------------------------------------------------------------------------- */
 
 #define FDP_CHANNEL_VERSION       1
@@ -155,6 +156,7 @@ void fdp_close_fds(int *fds, size_t n);
 #define FDP_CHANNEL_MAX_PAYLOAD   (64 * 1024) /* default payload limit */
 #define FDP_CHANNEL_HIGH_WATER    1024        /* default queued messages before backpressure */
 #define FDP_CHANNEL_MORE          0x1         /* fdp_channel_send(): queue only, more follow */
+#define FDP_CHANNEL_LEND          0x2         /* fdp_channel_send(): the caller keeps the fds */
 
 struct fdp_channel;
 
@@ -204,13 +206,24 @@ int fdp_channel_wants_write(const struct fdp_channel *ch);
 size_t fdp_channel_queued(const struct fdp_channel *ch);
 
 /*
+ * The number of messages that have wholly left since the channel was opened. The message
+ * accepted when sent + queued was N is on its way once this passes N: the point after which
+ * descriptors lent with FDP_CHANNEL_LEND may be closed.
+ */
+uint64_t fdp_channel_sent(const struct fdp_channel *ch);
+
+/*
  * Send a message of the given type (0..65535) with len bytes of payload and nfds descriptors.
  * Returns 0 when the message is accepted: written, or queued in order behind earlier ones; the
  * channel then owns fds[0..nfds) and closes them once they are on their way. With
  * FDP_CHANNEL_MORE it is only queued, to leave with later ones in as few system calls as
- * possible. On any negative return the message was not accepted and the caller still owns
- * fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
- * later), -EMSGSIZE for a payload over the limit, -EINVAL for more than FDP_MAX_FDS
+ * possible. With FDP_CHANNEL_LEND the descriptors are only lent: the channel never closes
+ * them, and the caller keeps them open until the message has left (see fdp_channel_sent()) or
+ * the channel is closed; this saves a dup() for a caller that
+ * keeps its copy anyway, as the master does until a worker acknowledges a connection. On any
+ * negative return the message was not accepted and the caller still owns fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
+ * later), -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than
+ * the socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS
  * descriptors (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO
  * that broke it) once the channel is broken. A descriptor that is not open makes the kernel
  * refuse the message with -EBADF and breaks the channel. Sends never raise SIGPIPE.
@@ -219,17 +232,21 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		     const int *fds, size_t nfds, int flags);
 
 /*
- * Write queued messages without blocking, as few system calls as the socket type allows
- * (sendmmsg() on SOCK_SEQPACKET, gathered sendmsg() on SOCK_STREAM). Returns 0 when the queue
- * is empty, -EAGAIN when some remain (wait for writability), -ETOOMANYREFS when the kernel
- * holds too many descriptors in flight (they stay queued), or a negative errno when the
- * channel is broken (-EPIPE, -ECONNRESET: the peer is gone; everything queued was closed).
+ * Write queued messages without blocking, in as few system calls and packets as the socket
+ * type allows (on SOCK_SEQPACKET consecutive messages share a packet, several packets go per
+ * sendmmsg(); on SOCK_STREAM gathered sendmsg()). Returns 0 when the queue is empty, -EAGAIN
+ * when some remain (wait for writability), -ETOOMANYREFS when this user has more descriptors
+ * in flight than RLIMIT_NOFILE allows (nothing is lost and the channel still works, but the
+ * socket may stay writable: retry after a delay rather than on writability, which would spin),
+ * -ENOMEM (retry later), or a negative errno when the channel is broken (-EPIPE, -ECONNRESET:
+ * the peer is gone; everything queued was closed).
  */
 int fdp_channel_flush(struct fdp_channel *ch);
 
 /*
  * Flush, waiting with poll() until the queue is empty or timeout_ms passes (-1: no limit).
- * Returns 0, -ETIMEDOUT (the rest stays queued), or an error of fdp_channel_flush().
+ * While the kernel says -ETOOMANYREFS it sleeps and retries (1 ms, doubling to 64 ms). Returns
+ * 0, -ETIMEDOUT (the rest stays queued), or another error of fdp_channel_flush().
  */
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms);
 
@@ -249,6 +266,129 @@ int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i);
 
 /* Close every descriptor m still owns (those not taken) and leave it owning none. */
 void fdp_channel_msg_release(struct fdp_channel_msg *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Listeners: TCP and Unix listening sockets from an address string, and batched accept.
+ *
+ * Address strings: "HOST:PORT" (IPv4; HOST may be a dotted quad, "localhost", or "*" or empty
+ * for every address), "[HOST]:PORT" (IPv6, numeric; "[::]" for every address), "unix:PATH"
+ * (a Unix stream socket; "unix:@NAME" for a Linux abstract name). Port 0 asks the kernel for a
+ * free port; fdp_addr_local() tells which one it gave.
+ * ------------------------------------------------------------------------------------------- */
+
+#include <sys/socket.h>
+
+/* Longest text fdp_addr_format() writes, with its NUL. */
+#define FDP_ADDR_STRLEN 128
+
+/* Parse an address string into sa (room for sizeof(*sa)); -EINVAL if it is not one. */
+int fdp_addr_parse(const char *addr, struct sockaddr_storage *sa, socklen_t *len);
+
+/* Write sa as an address string ("127.0.0.1:80", "[::1]:80", "unix:/p"); returns its length. */
+int fdp_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/*
+ * Listen on an address string with the given backlog: a non-blocking, close-on-exec socket
+ * with SO_REUSEADDR (a Unix path gets mode 0666, and a stale socket file is replaced). Returns
+ * the socket, owned by the caller, or -EINVAL for a malformed address, -EADDRINUSE, -EACCES, ...
+ */
+int fdp_listen(const char *addr, int backlog);
+
+/* The address a listening socket is bound to, as an address string; returns its length. */
+int fdp_addr_local(int sock, char *buf, size_t size);
+
+/* One accepted connection: the socket (owned by whoever holds the struct) and its peer. */
+struct fdp_accepted {
+	int fd;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+};
+
+/*
+ * Accept up to max connections from a non-blocking listener with accept4(), each
+ * non-blocking and close-on-exec. Returns how many were accepted (0: none waiting), or, when
+ * none was, a negative errno: -EMFILE/-ENFILE (out of descriptors: stop accepting for a
+ * while rather than spin; the connections stay queued in the kernel), or another error.
+ * ECONNABORTED and EINTR are retried.
+ */
+int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max);
+
+/* ---------------------------------------------------------------------------------------------
+ * Worker side: what a worker process calls to take connections from its master and report
+ * them finished. Everything is non-blocking and works from any event loop: call
+ * fdp_worker_accept() until it returns -EAGAIN (also once right after fdp_worker_open(): the
+ * channel reads ahead, so connections may already be buffered), then wait for fdp_worker_fd()
+ * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire protocol is in
+ * docs/PROTOCOL.md (part 2), so a worker can also be written in another language.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The environment variable through which an executed worker learns its channel descriptor. */
+#define FDP_WORKER_ENV "FDPASS_CHANNEL_FD"
+
+/* Protocol tags: which protocol the master expects the worker to speak on a connection. */
+#define FDP_TAG_RAW  0
+#define FDP_TAG_ECHO 1
+#define FDP_TAG_HTTP 2
+
+struct fdp_worker;
+
+/* Metadata of a connection handed over by the master. */
+struct fdp_conn {
+	uint64_t id;       /* unique within one master's lifetime */
+	unsigned listener; /* index of the listener that accepted it, in --listen order */
+	unsigned tag;      /* FDP_TAG_*: the protocol to speak */
+	socklen_t peer_len;
+	struct sockaddr_storage peer; /* the client's address (peer_len 0 if unknown) */
+};
+
+/*
+ * Open the worker side on a channel socket connected to the master. Takes ownership of sock
+ * (also on failure). Waits up to timeout_ms for the master's greeting (its index and
+ * generation), then tells the master this worker is ready. Returns 0 and sets *out, or
+ * -ETIMEDOUT, -EPROTO (not a master, or another protocol version), -EPIPE (master gone).
+ */
+int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
+
+/* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
+int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
+
+/* Close the channel. Connections already taken stay open and owned by the caller. */
+void fdp_worker_close(struct fdp_worker *w);
+
+/* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
+int fdp_worker_fd(const struct fdp_worker *w);
+
+/* Non-zero while output waits for the channel to become writable. */
+int fdp_worker_wants_write(const struct fdp_worker *w);
+
+/* This worker's slot index (0..workers-1) and generation (1 for the first process in a slot). */
+unsigned fdp_worker_index(const struct fdp_worker *w);
+unsigned fdp_worker_generation(const struct fdp_worker *w);
+
+/*
+ * Take the next connection: returns its socket (owned by the caller from now on; non-blocking,
+ * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
+ * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
+ * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
+ * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO.
+ */
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
+
+/*
+ * Report connection id finished (the caller closes its socket). Reports are batched: they
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0.
+ */
+int fdp_worker_done(struct fdp_worker *w, uint64_t id);
+
+/*
+ * Send batched acknowledgements and reports and write what the channel can. Call it before
+ * waiting. Returns 0 when everything is written, -EAGAIN when output waits for writability,
+ * -EPIPE when the master is gone.
+ */
+int fdp_worker_flush(struct fdp_worker *w);
+
+/* Non-zero once the master asked this worker to drain. */
+int fdp_worker_draining(const struct fdp_worker *w);
 
 /* ---------------------------------------------------------------------------------------------
  * Routing: the master can look at what a client sends before choosing its worker (--policy
@@ -300,6 +440,65 @@ struct fdp_route_config {
  */
 int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
 			   size_t errlen);
+
+/* ---------------------------------------------------------------------------------------------
+ * Master: the pre-forked server. It owns the listeners, forks the workers (one channel each),
+ * accepts every connection, picks a worker by policy and hands the connection over, keeping its
+ * own copy until the worker acknowledges it. It supervises the workers, reacts to signals, and
+ * answers on a control socket. It logs through a callback and never prints.
+ * ------------------------------------------------------------------------------------------- */
+
+enum fdp_policy {
+	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
+	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
+	FDP_POLICY_HASH_IP,     /* a hash of the client's address picks the worker slot */
+};
+
+enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
+
+struct fdp_master;
+
+struct fdp_master_config {
+	const int *listeners;      /* listening sockets (see fdp_listen()); the master takes them */
+	size_t nlisteners;
+	unsigned workers;          /* worker slots, >= 1 */
+	enum fdp_policy policy;
+	unsigned tag;              /* protocol tag sent with every connection (FDP_TAG_*) */
+	unsigned drain_timeout_ms; /* how long draining workers may take before SIGKILL */
+	const char *control_path;  /* control socket (fdp_unix_listen naming), NULL for none */
+	/*
+	 * What a worker process runs, in the forked child: worker_main(w, arg) and its return
+	 * value is the exit status; or, when worker_main is NULL, exec_argv is executed with the
+	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()).
+	 */
+	int (*worker_main)(struct fdp_worker *w, void *arg);
+	void *worker_arg;
+	char *const *exec_argv;
+	/* Log sink (called on the master's thread); NULL discards. */
+	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
+	void *log_arg;
+	enum fdp_log_level log_level;
+};
+
+/*
+ * Make a master: takes the listeners (closed on failure too), binds the control socket.
+ * Returns 0 and sets *out, or a negative errno (-EADDRINUSE: a live server already answers on
+ * the control path).
+ */
+int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
+
+/*
+ * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in this
+ * thread first (SIGCHLD is only used where pidfd_open() is missing; the master reaps only its
+ * own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every
+ * worker. Returns 0 after a stop, or a negative errno if the loop could not run. In a forked
+ * worker it never returns: the child _exit()s with worker_main's status.
+ */
+int fdp_master_run(struct fdp_master *m);
+
+/* Close the master: listeners, control socket (its file is removed), channels. NULL: no-op. */
+void fdp_master_close(struct fdp_master *m);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -8,6 +8,11 @@
  * A message's descriptors are closed right after the system call that carried them: on a
  * stream that is the call that wrote the message's first byte, and a later partial write of the
  * same message goes without them, so descriptors are never sent twice.
+ *
+ * On SOCK_SEQPACKET a flush packs consecutive queued messages into one packet, with all their
+ * descriptors in the packet's one SCM_RIGHTS message, in message order. The kernel's cost is per
+ * packet (an skb, its memory accounting, the SCM work, a wake-up: about 5 us), not per
+ * descriptor, so a burst of one-descriptor messages costs a fraction of one packet each.
  */
 #include "fdpass.h"
 #include "channel_internal.h"
@@ -34,11 +39,19 @@ static int *out_fds(struct out_msg *o)
 	return o->fds_heap ? o->fds_heap : o->fds;
 }
 
-/* Free a slot's memory; with close_fds, close the descriptors it still holds. */
+/* The slot is done with its descriptors: close them, unless the caller only lent them. */
+static void out_drop_fds(struct out_msg *o)
+{
+	if (!o->lent)
+		fdp_close_fds(out_fds(o), o->nfds);
+	o->nfds = 0;
+}
+
+/* Free a slot's memory; with close_fds, drop the descriptors it still holds. */
 static void out_free(struct out_msg *o, int close_fds)
 {
 	if (close_fds)
-		fdp_close_fds(out_fds(o), o->nfds);
+		out_drop_fds(o);
 	free(o->heap);
 	free(o->fds_heap);
 	o->heap = NULL;
@@ -84,6 +97,27 @@ int fdp__channel_break(struct fdp_channel *ch, int err)
 	return ch->err;
 }
 
+/*
+ * The most bytes a packet of several messages may hold. Never more than one message of the
+ * largest payload (12 + max_payload: what the receiver's buffer holds, the peers agreeing on
+ * the limit), nor PACK_MAX, nor a quarter of the send buffer, so packed packets never meet
+ * the kernel's per-packet limit (sk_sndbuf - 32) and several fit in the socket at once. A
+ * message larger than this still goes alone, as one packet.
+ */
+static size_t pack_limit(int sock, size_t max_payload)
+{
+	size_t limit = FDP_CHANNEL_HEADER_SIZE + max_payload;
+	int sndbuf = 0;
+	socklen_t len = sizeof(sndbuf);
+
+	if (limit > PACK_MAX)
+		limit = PACK_MAX;
+	if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 && sndbuf > 0 &&
+	    (size_t)sndbuf / 4 < limit)
+		limit = (size_t)sndbuf / 4;
+	return limit;
+}
+
 int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg)
 {
 	struct fdp_channel *ch;
@@ -113,8 +147,10 @@ int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channe
 	ch->packet = type == SOCK_SEQPACKET;
 	ch->max_payload = cfg && cfg->max_payload ? cfg->max_payload : FDP_CHANNEL_MAX_PAYLOAD;
 	ch->high_water = cfg && cfg->high_water ? cfg->high_water : FDP_CHANNEL_HIGH_WATER;
+	if (ch->packet)
+		ch->pack_max = pack_limit(sock, ch->max_payload);
 	/* A SOCK_SEQPACKET channel parses packets where recvmmsg() put them (channel_recv.c). */
-	err = ch->packet ? 0 : fdp__reader_init(&ch->rd, ch->max_payload, 0);
+	err = ch->packet ? 0 : fdp__reader_init(&ch->rd, ch->max_payload);
 	if (err < 0) {
 		free(ch);
 		goto fail;
@@ -135,6 +171,7 @@ void fdp_channel_close(struct fdp_channel *ch)
 	fdp__reader_free(&ch->rd);
 	free(ch->q);
 	free(ch->ctl);
+	free(ch->iov);
 	close(ch->sock);
 	free(ch);
 }
@@ -142,6 +179,11 @@ void fdp_channel_close(struct fdp_channel *ch)
 int fdp_channel_fd(const struct fdp_channel *ch)
 {
 	return ch->sock;
+}
+
+uint64_t fdp_channel_sent(const struct fdp_channel *ch)
+{
+	return ch->sent;
 }
 
 int fdp_channel_wants_write(const struct fdp_channel *ch)
@@ -173,7 +215,7 @@ static void put_le32(unsigned char *p, uint32_t v)
 
 /* Queue a message at the tail; it owns fds from here on. */
 static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
-                  const int *fds, size_t nfds)
+                  const int *fds, size_t nfds, int lent)
 {
 	struct out_msg *o;
 	unsigned char *d;
@@ -201,23 +243,34 @@ static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, si
 	if (nfds)
 		memcpy(out_fds(o), fds, nfds * sizeof(int));
 	o->nfds = (uint16_t)nfds;
+	o->lent = lent != 0;
 	ch->qlen++;
 	return 0;
 }
 
-/* Fill ctl (zeroed: it goes to the kernel) with one SCM_RIGHTS message carrying o's fds. */
-static size_t put_rights(unsigned char *ctl, struct out_msg *o)
+/*
+ * Fill ctl (zeroed: it goes to the kernel) with one SCM_RIGHTS message carrying the nfds
+ * descriptors of the n messages from queue position first on, in order.
+ */
+static size_t put_rights(struct fdp_channel *ch, unsigned char *ctl, size_t first, size_t n,
+                         size_t nfds)
 {
-	struct msghdr mh = {.msg_control = ctl,
-	                    .msg_controllen = CMSG_SPACE(o->nfds * sizeof(int))};
+	struct msghdr mh = {.msg_control = ctl, .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
 	struct cmsghdr *c;
+	unsigned char *d;
 
 	memset(ctl, 0, mh.msg_controllen);
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(o->nfds * sizeof(int));
-	memcpy(CMSG_DATA(c), out_fds(o), o->nfds * sizeof(int));
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	d = CMSG_DATA(c);
+	for (size_t i = first; i < first + n; i++) {
+		struct out_msg *o = q_at(ch, i);
+
+		memcpy(d, out_fds(o), o->nfds * sizeof(int));
+		d += o->nfds * sizeof(int);
+	}
 	return mh.msg_controllen;
 }
 
@@ -258,7 +311,7 @@ static ssize_t write_stream(struct fdp_channel *ch)
 		if (ctl_reserve(ch, CTL_SPACE_FDS) < 0)
 			return -ENOMEM;
 		mh.msg_control = ch->ctl;
-		mh.msg_controllen = put_rights(ch->ctl, first);
+		mh.msg_controllen = put_rights(ch, ch->ctl, 0, 1, first->nfds);
 	}
 	for (size_t i = 0; i < ch->qlen && n < WRITE_BATCH; i++) {
 		struct out_msg *o = q_at(ch, i);
@@ -278,7 +331,7 @@ static ssize_t write_stream(struct fdp_channel *ch)
 		return -errno;
 	/* Anything written means the descriptors went with it; they must never go again. */
 	if (mh.msg_control)
-		fdp_close_fds(out_fds(first), first->nfds), first->nfds = 0;
+		out_drop_fds(first);
 	for (size_t left = (size_t)w; left > 0;) {
 		struct out_msg *o = q_at(ch, 0);
 		size_t rest = o->size - ch->head_off;
@@ -289,46 +342,86 @@ static ssize_t write_stream(struct fdp_channel *ch)
 		}
 		left -= rest;
 		q_pop(ch);
+		ch->sent++;
 	}
 	return w;
 }
 
+/* One packet being planned: n messages from queue position first on, carrying nfds. */
+struct pack {
+	size_t first, n, nfds;
+};
+
 /*
- * SEQPACKET: one sendmmsg() of up to WRITE_BATCH whole messages, each with its own descriptors.
- * Returns the number of messages sent or a negative errno.
+ * Group the queue's head into at most max packets of consecutive whole messages, each within
+ * FDP_MAX_FDS descriptors and ch->pack_max bytes (a larger message goes alone), and all of them
+ * within WRITE_IOV messages. Returns the number of packets; *ctl_size gets their control bytes.
+ */
+static size_t plan_packets(struct fdp_channel *ch, struct pack *pk, size_t max, size_t *ctl_size)
+{
+	size_t npk = 0, i = 0;
+
+	*ctl_size = 0;
+	while (npk < max && i < ch->qlen && i < WRITE_IOV) {
+		struct pack *p = &pk[npk++];
+		size_t bytes = 0;
+
+		p->first = i;
+		p->n = p->nfds = 0;
+		do {
+			struct out_msg *o = q_at(ch, i);
+
+			if (p->n &&
+			    (bytes + o->size > ch->pack_max || p->nfds + o->nfds > FDP_MAX_FDS))
+				break;
+			bytes += o->size;
+			p->nfds += o->nfds;
+			p->n++;
+		} while (++i < ch->qlen && i < WRITE_IOV);
+		if (p->nfds)
+			*ctl_size += CMSG_SPACE(p->nfds * sizeof(int));
+	}
+	return npk;
+}
+
+/*
+ * SEQPACKET: one sendmmsg() of up to WRITE_BATCH packets, each packing one or more whole
+ * messages and all their descriptors. Returns the number of messages sent or a negative errno.
  */
 static ssize_t write_packets(struct fdp_channel *ch)
 {
 	struct mmsghdr mm[WRITE_BATCH];
-	struct iovec iov[WRITE_BATCH];
-	size_t n = ch->qlen < WRITE_BATCH ? ch->qlen : WRITE_BATCH, ctl_size = 0, off = 0;
+	struct pack pk[WRITE_BATCH];
+	size_t npk, ctl_size, off = 0, popped = 0;
 	int sent;
 
-	if (!FDP_HAVE_SENDMMSG)
-		n = 1;
-	for (size_t i = 0; i < n; i++)
-		if (q_at(ch, i)->nfds)
-			ctl_size += CMSG_SPACE(q_at(ch, i)->nfds * sizeof(int));
+	if (!ch->iov && !(ch->iov = malloc(WRITE_IOV * sizeof(*ch->iov))))
+		return -ENOMEM;
+	npk = plan_packets(ch, pk, FDP_HAVE_SENDMMSG ? WRITE_BATCH : 1, &ctl_size);
 	if (ctl_reserve(ch, ctl_size) < 0)
 		return -ENOMEM;
-	memset(mm, 0, n * sizeof(mm[0]));
-	for (size_t i = 0; i < n; i++) {
-		struct out_msg *o = q_at(ch, i);
-		struct msghdr *mh = &mm[i].msg_hdr;
+	memset(mm, 0, npk * sizeof(mm[0]));
+	for (size_t k = 0; k < npk; k++) {
+		struct msghdr *mh = &mm[k].msg_hdr;
 
-		iov[i].iov_base = out_data(o);
-		iov[i].iov_len = o->size;
-		mh->msg_iov = &iov[i];
-		mh->msg_iovlen = 1;
-		if (o->nfds) {
+		for (size_t i = pk[k].first; i < pk[k].first + pk[k].n; i++) {
+			struct out_msg *o = q_at(ch, i);
+
+			ch->iov[i].iov_base = out_data(o);
+			ch->iov[i].iov_len = o->size;
+		}
+		mh->msg_iov = &ch->iov[pk[k].first];
+		mh->msg_iovlen = pk[k].n;
+		if (pk[k].nfds) {
 			mh->msg_control = ch->ctl + off;
-			mh->msg_controllen = put_rights(ch->ctl + off, o);
+			mh->msg_controllen =
+			        put_rights(ch, ch->ctl + off, pk[k].first, pk[k].n, pk[k].nfds);
 			off += mh->msg_controllen;
 		}
 	}
 #if FDP_HAVE_SENDMMSG
 	do
-		sent = sendmmsg(ch->sock, mm, (unsigned)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		sent = sendmmsg(ch->sock, mm, (unsigned)npk, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (sent < 0 && errno == EINTR);
 #else
 	do
@@ -337,9 +430,12 @@ static ssize_t write_packets(struct fdp_channel *ch)
 #endif
 	if (sent < 0)
 		return -errno;
-	for (int i = 0; i < sent; i++)
+	for (int k = 0; k < sent; k++)
+		popped += pk[k].n;
+	for (size_t i = 0; i < popped; i++)
 		q_pop(ch);
-	return sent;
+	ch->sent += popped;
+	return (ssize_t)popped;
 }
 
 /* Write until the queue is empty (0) or the socket is full (-EAGAIN); other errors as is. */
@@ -348,6 +444,15 @@ static int chan_write(struct fdp_channel *ch)
 	while (ch->qlen) {
 		ssize_t r = ch->packet ? write_packets(ch) : write_stream(ch);
 
+		/* The send buffer shrank since open (SO_SNDBUF): pack smaller and try again. */
+		if (r == -EMSGSIZE && ch->packet) {
+			size_t limit = pack_limit(ch->sock, ch->max_payload);
+
+			if (limit < ch->pack_max) {
+				ch->pack_max = limit;
+				continue;
+			}
+		}
 		if (r < 0)
 			return is_wait((int)-r) ? -EAGAIN : (int)r;
 	}
@@ -372,13 +477,29 @@ int fdp_channel_flush(struct fdp_channel *ch)
 	return r;
 }
 
+/*
+ * SEQPACKET: can one packet of this payload ever leave? Linux refuses a packet over
+ * sk_sndbuf - 32 bytes with EMSGSIZE, which would break the channel with the message already
+ * accepted and everything behind it queued. Asked only of messages larger than a packed packet
+ * (the send buffer is at least four of those, as of open); the caller may have resized it.
+ */
+static int fits_sndbuf(struct fdp_channel *ch, size_t len)
+{
+	int sndbuf = 0;
+	socklen_t optlen = sizeof(sndbuf);
+
+	if (getsockopt(ch->sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) < 0)
+		return 1; /* let the send say what is wrong */
+	return FDP_CHANNEL_HEADER_SIZE + len + 32 <= (size_t)sndbuf;
+}
+
 int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
                      const int *fds, size_t nfds, int flags)
 {
 	int r;
 
 	if (type > 0xffff || nfds > FDP_MAX_FDS || (len && !payload) || (nfds && !fds) ||
-	    (flags & ~FDP_CHANNEL_MORE))
+	    (flags & ~(FDP_CHANNEL_MORE | FDP_CHANNEL_LEND)))
 		return -EINVAL;
 	for (size_t i = 0; i < nfds; i++)
 		if (fds[i] < 0)
@@ -387,6 +508,8 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		return -EMSGSIZE;
 	if (ch->err)
 		return ch->err;
+	if (ch->packet && FDP_CHANNEL_HEADER_SIZE + len > ch->pack_max && !fits_sndbuf(ch, len))
+		return -EMSGSIZE;
 	if (ch->qlen >= ch->high_water) {
 		/* Make room if the peer has been reading; else push back on the caller. */
 		r = fdp_channel_flush(ch);
@@ -395,7 +518,7 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 		if (ch->qlen >= ch->high_water)
 			return -ENOBUFS;
 	}
-	r = q_push(ch, type, payload, len, fds, nfds);
+	r = q_push(ch, type, payload, len, fds, nfds, flags & FDP_CHANNEL_LEND);
 	if (r < 0)
 		return r;
 	if (flags & FDP_CHANNEL_MORE)
@@ -427,15 +550,24 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * -ETOOMANYREFS: this user has more descriptors in flight in Unix sockets than RLIMIT_NOFILE
+ * (Linux's too_many_unix_fds()). The socket stays writable, so waiting for POLLOUT would spin;
+ * nothing signals when receivers have taken enough, so retry on a doubling timer instead.
+ */
+#define REFS_RETRY_MIN_MS 1
+#define REFS_RETRY_MAX_MS 64
+
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 {
 	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	int backoff = REFS_RETRY_MIN_MS;
 
 	for (;;) {
 		struct pollfd p = {.fd = ch->sock, .events = POLLOUT};
 		int r = fdp_channel_flush(ch), wait = -1;
 
-		if (r != -EAGAIN)
+		if (r != -EAGAIN && r != -ETOOMANYREFS)
 			return r;
 		if (timeout_ms >= 0) {
 			long long left = deadline - now_ms();
@@ -443,6 +575,13 @@ int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 			if (left <= 0)
 				return -ETIMEDOUT;
 			wait = left > 0x7fffffff ? 0x7fffffff : (int)left;
+		}
+		if (r == -ETOOMANYREFS) {
+			wait = wait >= 0 && wait < backoff ? wait : backoff;
+			backoff = backoff < REFS_RETRY_MAX_MS ? backoff * 2 : backoff;
+			p.fd = -1; /* a pure sleep: poll() ignores negative descriptors */
+		} else {
+			backoff = REFS_RETRY_MIN_MS;
 		}
 		if (poll(&p, 1, wait) < 0 && errno != EINTR)
 			return -errno;

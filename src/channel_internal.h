@@ -20,9 +20,11 @@ struct mmsghdr {
 };
 #endif
 
-#define OUT_INLINE    64 /* header + payloads up to 52 bytes stay in the ring slot */
-#define OUT_FDS       4  /* descriptors kept in the ring slot; more are malloc'd */
-#define WRITE_BATCH   64 /* messages (SEQPACKET) or iovecs (STREAM) per system call */
+#define OUT_INLINE    64   /* header + payloads up to 52 bytes stay in the ring slot */
+#define OUT_FDS       4    /* descriptors kept in the ring slot; more are malloc'd */
+#define WRITE_BATCH   64   /* packets (SEQPACKET) or iovecs (STREAM) per system call */
+#define WRITE_IOV     1024 /* SEQPACKET: messages per sendmmsg(), all packets together (UIO_MAXIOV) */
+#define PACK_MAX      (64 * 1024) /* SEQPACKET: bytes of packed messages per packet, at most */
 #define MAX_PAYLOAD   (1u << 30)
 #define CTL_SPACE_FDS (CMSG_SPACE(sizeof(int) * FDP_MAX_FDS))
 
@@ -31,6 +33,7 @@ struct out_msg {
 	int *fds_heap;       /* descriptors when more than OUT_FDS */
 	uint32_t size;       /* header + payload bytes */
 	uint16_t nfds;       /* 0 once they are on their way (closed) */
+	uint8_t lent;        /* FDP_CHANNEL_LEND: the caller owns fds; never close them */
 	int fds[OUT_FDS];
 	unsigned char inl[OUT_INLINE];
 };
@@ -48,8 +51,9 @@ struct inbox {
 	union ctl_in *ctl;
 	struct mmsghdr mm[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
-	unsigned count, next;
+	unsigned count, next; /* mm[next..count) are not opened yet */
 	int drained; /* the last recvmmsg() found fewer packets than slots: the socket is empty */
+	struct fdp__packet cur; /* the packet whose messages are being handed out */
 };
 
 struct fdp_channel {
@@ -58,8 +62,11 @@ struct fdp_channel {
 	int err;    /* negative errno once broken: nothing more is sent */
 	int eof;
 	size_t max_payload, high_water, read_max;
+	size_t pack_max; /* SEQPACKET: a packet of several messages stays within this many bytes */
+	struct iovec *iov; /* SEQPACKET: WRITE_IOV of them, made on first use */
 	struct out_msg *q; /* ring of queued messages */
 	size_t qcap, qhead, qlen;
+	uint64_t sent; /* messages that have wholly left (fdp_channel_sent()) */
 	size_t head_off; /* bytes of the first queued message already written (STREAM) */
 	unsigned char *ctl;
 	size_t ctl_cap;

@@ -29,14 +29,13 @@ static void close_all(const int *fds, size_t n)
 	errno = saved;
 }
 
-int fdp__reader_init(struct fdp__reader *r, size_t max_payload, int packet)
+int fdp__reader_init(struct fdp__reader *r, size_t max_payload)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_payload = max_payload;
-	r->packet = packet;
 	r->cap = FDP_CHANNEL_HEADER_SIZE + max_payload;
 	/* A stream reads ahead: small messages come many to a read. */
-	if (!packet && r->cap < 16384)
+	if (r->cap < 16384)
 		r->cap = 16384;
 	r->buf = malloc(r->cap);
 	return r->buf ? 0 : -ENOMEM;
@@ -141,49 +140,70 @@ static void claim_batch(struct fdp__reader *r, struct fdp_channel_msg *m)
 	memmove(&r->batch[0], &r->batch[1], r->nbatch * sizeof(r->batch[0]));
 }
 
-/* Is the header at h one this reader accepts? */
-static int header_ok(const struct fdp__reader *r, const unsigned char *h)
+/* Is the header at h one a receiver with this payload limit accepts? */
+static int header_ok(size_t max_payload, const unsigned char *h)
 {
 	return h[0] == FDP_CHANNEL_VERSION && h[1] == 0 && get_le16(h + 6) == 0 &&
-	       get_le16(h + 4) <= FDP_MAX_FDS && get_le32(h + 8) <= r->max_payload;
+	       get_le16(h + 4) <= FDP_MAX_FDS && get_le32(h + 8) <= max_payload;
 }
 
-int fdp__packet_parse(size_t max_payload, const unsigned char *p, size_t n, const int *fds,
-                      size_t nfds, struct fdp_channel_msg *m)
+void fdp__packet_drop(struct fdp__packet *pk)
 {
-	m->nfds = 0;
-	if (n < FDP_CHANNEL_HEADER_SIZE || p[0] != FDP_CHANNEL_VERSION || p[1] != 0 ||
-	    get_le16(p + 6) != 0 || get_le16(p + 4) != nfds ||
-	    get_le32(p + 8) != n - FDP_CHANNEL_HEADER_SIZE ||
-	    n - FDP_CHANNEL_HEADER_SIZE > max_payload) {
-		close_all(fds, nfds);
-		return -EPROTO;
+	close_all(pk->fds + pk->fd_next, pk->nfds - pk->fd_next);
+	pk->nfds = pk->fd_next = 0;
+	pk->len = pk->off = 0;
+}
+
+int fdp__packet_open(struct fdp__packet *pk, size_t max_payload, const unsigned char *p, size_t n,
+                     size_t nfds)
+{
+	size_t off = 0, declared = 0;
+	int count = 0;
+
+	pk->p = p;
+	pk->len = n;
+	pk->off = 0;
+	pk->nfds = nfds;
+	pk->fd_next = 0;
+	if (n == 0 || n > FDP_CHANNEL_HEADER_SIZE + max_payload || nfds > FDP_MAX_FDS)
+		goto bad;
+	/* Check everything before handing anything out: a bad packet delivers no message. */
+	while (off < n) {
+		const unsigned char *h = p + off;
+		size_t left = n - off;
+
+		if (left < FDP_CHANNEL_HEADER_SIZE || !header_ok(max_payload, h) ||
+		    get_le32(h + 8) > left - FDP_CHANNEL_HEADER_SIZE)
+			goto bad; /* a message cut by the packet's end, or trailing garbage */
+		declared += get_le16(h + 4);
+		off += FDP_CHANNEL_HEADER_SIZE + get_le32(h + 8);
+		count++;
 	}
-	m->type = get_le16(p + 2);
-	m->payload = p + FDP_CHANNEL_HEADER_SIZE;
-	m->len = n - FDP_CHANNEL_HEADER_SIZE;
-	m->nfds = nfds;
-	memcpy(m->fds, fds, nfds * sizeof(int));
-	return 1;
+	if (declared != nfds)
+		goto bad;
+	return count;
+bad:
+	fdp__packet_drop(pk);
+	return -EPROTO;
 }
 
-/* Packet mode: the buffer holds one packet, and its descriptors (if any) in one batch. */
-static int next_packet(struct fdp__reader *r, struct fdp_channel_msg *m)
+int fdp__packet_next(struct fdp__packet *pk, struct fdp_channel_msg *m)
 {
-	size_t nfds = r->nbatch ? r->batch[0].nfds : 0;
-	int ret;
+	const unsigned char *h;
+	size_t nfds;
 
-	if (r->len == r->pos && !r->nbatch)
-		return 0;
-	if (r->nbatch > 1)
-		return fdp__reader_fail(r, -EPROTO);
-	r->nbatch = 0;
-	ret = fdp__packet_parse(r->max_payload, r->buf + r->pos, r->len - r->pos, r->batch[0].fds,
-	                        nfds, m);
-	if (ret < 0)
-		return fdp__reader_fail(r, ret);
-	r->consumed += r->len - r->pos;
-	r->pos = r->len;
+	m->nfds = 0;
+	if (pk->off == pk->len)
+		return 0; /* also before any packet: p is NULL then */
+	h = pk->p + pk->off;
+	nfds = get_le16(h + 4);
+	m->type = get_le16(h + 2);
+	m->payload = h + FDP_CHANNEL_HEADER_SIZE;
+	m->len = get_le32(h + 8);
+	m->nfds = nfds;
+	memcpy(m->fds, pk->fds + pk->fd_next, nfds * sizeof(int));
+	pk->fd_next += nfds;
+	pk->off += FDP_CHANNEL_HEADER_SIZE + m->len;
 	return 1;
 }
 
@@ -195,14 +215,12 @@ int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m)
 
 	if (r->err)
 		return r->err;
-	if (r->packet)
-		return next_packet(r, m);
 	/* Descriptors that came wholly before this message's first byte belong to no message. */
 	if (r->nbatch && r->batch[0].end <= start)
 		return fdp__reader_fail(r, -EPROTO);
 	if (avail < FDP_CHANNEL_HEADER_SIZE)
 		return 0;
-	if (!header_ok(r, h))
+	if (!header_ok(r->max_payload, h))
 		return fdp__reader_fail(r, -EPROTO);
 	total = FDP_CHANNEL_HEADER_SIZE + get_le32(h + 8);
 	if (avail < total)

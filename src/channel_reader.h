@@ -11,6 +11,9 @@
  * start claims is a protocol error. Linux ends a stream read right after the bytes that carry
  * descriptors but may return earlier descriptor-less bytes with them, so a batch may cover the
  * starts of several messages; only one of them (the one declaring nfds) may claim it.
+ *
+ * A SOCK_SEQPACKET packet needs no reassembly: fdp__packet_open() checks the whole packet (one
+ * or more whole messages, descriptors adding up) before fdp__packet_next() hands any of it out.
  */
 #ifndef FDP_CHANNEL_READER_H
 #define FDP_CHANNEL_READER_H
@@ -35,22 +38,20 @@ struct fdp__reader {
 	size_t pos, len;   /* unread bytes are buf[pos..len) */
 	uint64_t consumed; /* stream offset of buf[pos] */
 	size_t max_payload;
-	int packet; /* SOCK_SEQPACKET: every commit is exactly one message */
-	int err;    /* negative errno once broken; sticky */
+	int err; /* negative errno once broken; sticky */
 	size_t nbatch;
 	struct fdp__rbatch batch[FDP__READER_BATCHES];
 };
 
-/* Set up an empty reader. Returns 0 or -ENOMEM. */
-int fdp__reader_init(struct fdp__reader *r, size_t max_payload, int packet);
+/* Set up an empty stream reader. Returns 0 or -ENOMEM. */
+int fdp__reader_init(struct fdp__reader *r, size_t max_payload);
 
 /* Free the buffer and close every descriptor still held. */
 void fdp__reader_free(struct fdp__reader *r);
 
 /*
  * Where the next read goes: *p and *space get room for at least the rest of the current
- * message (compacting the buffer if needed). In packet mode the buffer must be empty and the
- * space is exactly 12 + max_payload: a packet that does not fit is truncated (MSG_TRUNC).
+ * message (compacting the buffer if needed).
  */
 void fdp__reader_space(struct fdp__reader *r, unsigned char **p, size_t *space);
 
@@ -78,12 +79,30 @@ ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, cons
 int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m);
 
 /*
- * Parse one SOCK_SEQPACKET packet of n bytes at p that came with fds[0..nfds) into *m (payload
- * points into p). Returns 1, or -EPROTO having closed the descriptors: the packet must be
- * exactly one message whose header declares exactly nfds descriptors.
+ * One received SOCK_SEQPACKET packet: whole messages back to back, and the packet's descriptors
+ * in message order, each message taking as many as its header declares.
  */
-int fdp__packet_parse(size_t max_payload, const unsigned char *p, size_t n, const int *fds,
-                      size_t nfds, struct fdp_channel_msg *m);
+struct fdp__packet {
+	const unsigned char *p;
+	size_t len, off;      /* the next message starts at p[off] */
+	size_t nfds, fd_next; /* fds[fd_next..nfds) are not handed out yet */
+	int fds[FDP_MAX_FDS];
+};
+
+/*
+ * Take the packet of n bytes at p (not copied: it must outlive the packet's messages) that came
+ * with pk->fds[0..nfds), which pk owns from here on. Returns the number of messages, or -EPROTO
+ * with every descriptor closed and pk empty: the packet must be at most 12 + max_payload bytes,
+ * be one or more whole messages with valid headers, and their nfds must add up to nfds.
+ */
+int fdp__packet_open(struct fdp__packet *pk, size_t max_payload, const unsigned char *p, size_t n,
+                     size_t nfds);
+
+/* The packet's next message into *m (payload points into the packet): 1, or 0 when none is left. */
+int fdp__packet_next(struct fdp__packet *pk, struct fdp_channel_msg *m);
+
+/* Close the descriptors not handed out yet and leave the packet empty. */
+void fdp__packet_drop(struct fdp__packet *pk);
 
 /* The peer closed: 0 if nothing is left over, else -EPROTO (a message cut short). */
 int fdp__reader_eof(struct fdp__reader *r);

@@ -1,6 +1,7 @@
 /*
  * Channel receive: reading the socket into the parser (channel_reader.c) and handing out whole
- * messages. On SOCK_SEQPACKET one recvmmsg() takes up to RECV_BATCH packets at once.
+ * messages. On SOCK_SEQPACKET one recvmmsg() takes up to RECV_BATCH packets at once, and each
+ * packet holds one or more whole messages (a sender packs a burst's messages together).
  */
 #include "fdpass.h"
 #include "channel_internal.h"
@@ -58,6 +59,7 @@ static void inbox_drop(struct inbox *in)
 {
 	int fds[FDP_MAX_FDS];
 
+	fdp__packet_drop(&in->cur);
 	for (; in->next < in->count; in->next++) {
 		int n = collect_fds(&in->mm[in->next].msg_hdr, fds);
 
@@ -145,26 +147,29 @@ static int inbox_fill(struct fdp_channel *ch)
 	return n;
 }
 
-/* Hand out the next received packet. */
-static int inbox_take(struct fdp_channel *ch, struct fdp_channel_msg *m)
+/*
+ * Make the next received packet the current one. Returns 1, 0 at end of file, or a negative
+ * errno with everything closed and the channel broken.
+ */
+static int inbox_open(struct fdp_channel *ch)
 {
-	struct mmsghdr *mm = &ch->in.mm[ch->in.next++];
-	int fds[FDP_MAX_FDS];
-	int nfds = take_control(ch, &mm->msg_hdr, fds), r;
+	struct inbox *in = &ch->in;
+	struct mmsghdr *mm = &in->mm[in->next++];
+	int nfds = take_control(ch, &mm->msg_hdr, in->cur.fds), r;
 
 	if (nfds < 0)
 		return nfds;
 	if (mm->msg_len == 0 && nfds == 0) {
 		ch->eof = 1; /* recvmmsg() fills the slots after end of file with more of it */
-		inbox_drop(&ch->in);
+		inbox_drop(in);
 		return 0;
 	}
-	if (mm->msg_len == 0 || (mm->msg_hdr.msg_flags & MSG_TRUNC)) {
-		fdp_close_fds(fds, (size_t)nfds);
+	if (mm->msg_hdr.msg_flags & MSG_TRUNC) {
+		fdp_close_fds(in->cur.fds, (size_t)nfds);
 		return recv_break(ch, -EPROTO);
 	}
-	r = fdp__packet_parse(ch->max_payload, mm->msg_hdr.msg_iov->iov_base, mm->msg_len, fds,
-	                      (size_t)nfds, m);
+	r = fdp__packet_open(&in->cur, ch->max_payload, mm->msg_hdr.msg_iov->iov_base, mm->msg_len,
+	                     (size_t)nfds);
 	return r < 0 ? recv_break(ch, r) : 1;
 }
 
@@ -175,8 +180,14 @@ static int recv_packet(struct fdp_channel *ch, struct fdp_channel_msg *m)
 
 		if (ch->rd.err)
 			return ch->rd.err;
-		if (ch->in.next < ch->in.count)
-			return inbox_take(ch, m);
+		if (fdp__packet_next(&ch->in.cur, m))
+			return 1;
+		if (ch->in.next < ch->in.count) {
+			r = inbox_open(ch);
+			if (r <= 0)
+				return r;
+			continue;
+		}
 		if (ch->eof)
 			return 0;
 		/*

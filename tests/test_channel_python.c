@@ -65,9 +65,53 @@ static int recv_wait(struct fdp_channel *ch, struct fdp_channel_msg *m)
 	return r;
 }
 
-TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
+/*
+ * Send messages first .. first + count - 1 in one flush (packed into one packet), message i
+ * with i % 3 pipes' write ends, and check python's reply and line for each.
+ */
+static void exchange(struct fdp_channel *ch, unsigned first, unsigned count)
 {
 	static struct fdp_channel_msg m;
+	char payload[8][32], want[96];
+	int p[8][2][2];
+	size_t len;
+
+	CHECK(count <= 8);
+	for (unsigned j = 0; j < count; j++) {
+		unsigned i = first + j;
+		size_t nfds = i % 3;
+		int fds[2];
+
+		snprintf(payload[j], sizeof(payload[j]), "hello %u", i);
+		for (size_t k = 0; k < nfds; k++) {
+			CHECK(pipe2(p[j][k], O_CLOEXEC) == 0);
+			fds[k] = p[j][k][1]; /* the write end goes to python */
+		}
+		CHECK_OK(fdp_channel_send(ch, 10 + i, payload[j], strlen(payload[j]), fds, nfds,
+		                          j + 1 < count ? FDP_CHANNEL_MORE : 0));
+	}
+	CHECK_OK(fdp_channel_flush_wait(ch, 10000));
+	for (unsigned j = 0; j < count; j++) {
+		unsigned i = first + j;
+
+		CHECK_INT(recv_wait(ch, &m), ==, 1);
+		CHECK_INT(m.type, ==, 11 + i);
+		CHECK_INT(m.len, ==, strlen(payload[j]));
+		CHECK(memcmp(m.payload, payload[j], m.len) == 0);
+		CHECK_INT(m.nfds, ==, 0);
+		snprintf(want, sizeof(want), "python worker got type %u: %s\n", 10 + i, payload[j]);
+		for (size_t k = 0; k < i % 3; k++) {
+			char *got = fdp_test_read_all(p[j][k][0], &len);
+
+			CHECK(strcmp(got, want) == 0);
+			free(got);
+			close(p[j][k][0]);
+		}
+	}
+}
+
+TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
+{
 	struct fdp_channel *ch;
 	struct worker w;
 	int sv[2];
@@ -81,32 +125,11 @@ TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
 	pid = fdp_test_fork(exec_worker, &w);
 	close(sv[1]);
 	CHECK_OK(fdp_channel_open(&ch, sv[0], NULL));
-	for (unsigned i = 0; i < 4; i++) {
-		char payload[32], want[96];
-		int p[2][2], fds[2];
-		size_t nfds = i % 3, len;
-
-		snprintf(payload, sizeof(payload), "hello %u", i);
-		for (size_t k = 0; k < nfds; k++) {
-			CHECK(pipe2(p[k], O_CLOEXEC) == 0);
-			fds[k] = p[k][1]; /* the write end goes to python */
-		}
-		CHECK_OK(fdp_channel_send(ch, 10 + i, payload, strlen(payload), fds, nfds, 0));
-		CHECK_OK(fdp_channel_flush_wait(ch, 10000));
-		CHECK_INT(recv_wait(ch, &m), ==, 1);
-		CHECK_INT(m.type, ==, 11 + i);
-		CHECK_INT(m.len, ==, strlen(payload));
-		CHECK(memcmp(m.payload, payload, m.len) == 0);
-		CHECK_INT(m.nfds, ==, 0);
-		snprintf(want, sizeof(want), "python worker got type %u: %s\n", 10 + i, payload);
-		for (size_t k = 0; k < nfds; k++) {
-			char *got = fdp_test_read_all(p[k][0], &len);
-
-			CHECK(strcmp(got, want) == 0);
-			free(got);
-			close(p[k][0]);
-		}
-	}
+	/* One message per packet, then bursts that the channel packs into one packet each. */
+	for (unsigned i = 0; i < 4; i++)
+		exchange(ch, i, 1);
+	exchange(ch, 4, 8);
+	exchange(ch, 12, 3);
 	fdp_channel_close(ch); /* python sees end of file and exits 0 */
 	CHECK_INT(fdp_test_wait(pid), ==, 0);
 }

@@ -99,7 +99,7 @@ TEST(reader_gets_every_message_for_every_cut_into_three_reads)
 			if (impossible_read(0, i, starts) || impossible_read(i, j, starts) ||
 			    impossible_read(j, n, starts))
 				continue;
-			CHECK_OK(fdp__reader_init(&r, 64, 0));
+			CHECK_OK(fdp__reader_init(&r, 64));
 			feed_range(&r, s, 0, i, starts);
 			CHECK_INT(drain(&r, &got), ==, 0);
 			if (j > i)
@@ -120,7 +120,7 @@ TEST(reader_rejects_fds_one_byte_after_a_message_start)
 	struct fdp__reader r;
 	int fd, got = 0;
 
-	CHECK_OK(fdp__reader_init(&r, 64, 0));
+	CHECK_OK(fdp__reader_init(&r, 64));
 	CHECK_INT(fdp__reader_feed(&r, s, 1, NULL, 0), ==, 1);
 	CHECK((fd = dup(0)) >= 0);
 	CHECK_INT(fdp__reader_feed(&r, s + 1, n - 1, &fd, 1), ==, n - 1);
@@ -135,7 +135,7 @@ TEST(reader_moves_a_message_that_straddles_the_buffer_end)
 	size_t starts[NMSG], n = build_stream(s, starts);
 	struct fdp__reader r;
 
-	CHECK_OK(fdp__reader_init(&r, 16, 0));
+	CHECK_OK(fdp__reader_init(&r, 16));
 	/* Many rounds through a 16 KiB buffer: messages straddle the end and are moved back. */
 	for (int round = 0; round < 2000; round++) {
 		int got = 0;
@@ -151,25 +151,111 @@ TEST(reader_moves_a_message_that_straddles_the_buffer_end)
 	fdp__reader_free(&r);
 }
 
-TEST(reader_in_packet_mode_takes_one_message_per_packet)
+/* Open bytes [a, b) of the stream as one packet with the fds its messages declare. */
+static int open_packet(struct fdp__packet *pk, size_t max_payload, const unsigned char *s, size_t a,
+                       size_t b, const size_t *starts, size_t extra_fds)
 {
-	unsigned char s[128];
-	size_t starts[NMSG], n = build_stream(s, starts);
-	struct fdp__reader r;
+	size_t nfds = 0;
+
+	for (int i = 0; i < NMSG; i++)
+		if (starts[i] >= a && starts[i] < b)
+			for (size_t k = 0; k < want_nfds[i]; k++)
+				CHECK((pk->fds[nfds++] = dup(0)) >= 0);
+	for (size_t k = 0; k < extra_fds; k++)
+		CHECK((pk->fds[nfds++] = dup(0)) >= 0);
+	return fdp__packet_open(pk, max_payload, s + a, b - a, nfds);
+}
+
+/* Take every message out of an open packet, checking they are messages first, first + 1, ... */
+static void drain_packet(struct fdp__packet *pk, const unsigned char *s, int first, int count)
+{
+	struct fdp_channel_msg m;
 	int got = 0;
 
-	CHECK_OK(fdp__reader_init(&r, 64, 1));
+	while (fdp__packet_next(pk, &m) == 1) {
+		CHECK_INT(m.type, ==, first + got + 1);
+		CHECK_INT(m.nfds, ==, want_nfds[first + got]);
+		CHECK((const unsigned char *)m.payload > s);
+		for (size_t k = 0; k < m.nfds; k++)
+			CHECK(fcntl(m.fds[k], F_GETFD) >= 0);
+		fdp_channel_msg_release(&m);
+		got++;
+	}
+	CHECK_INT(got, ==, count);
+	CHECK_INT(fdp__packet_next(pk, &m), ==, 0);
+	CHECK_INT(m.nfds, ==, 0);
+}
+
+TEST(packet_of_one_message_each_gives_that_message)
+{
+	static struct fdp__packet pk;
+	unsigned char s[128];
+	size_t starts[NMSG], n = build_stream(s, starts);
+
 	for (int i = 0; i < NMSG; i++) {
 		size_t end = i + 1 < NMSG ? starts[i + 1] : n;
 
-		feed_range(&r, s, starts[i], end, starts);
-		CHECK_INT(drain(&r, &got), ==, 0);
+		CHECK_INT(open_packet(&pk, 64, s, starts[i], end, starts, 0), ==, 1);
+		drain_packet(&pk, s, i, 1);
 	}
-	CHECK_INT(got, ==, NMSG);
-	/* Two messages in one packet is not a packet. */
-	feed_range(&r, s, starts[1], starts[3], starts);
-	CHECK_INT(drain(&r, &got), ==, -EPROTO);
-	fdp__reader_free(&r);
+}
+
+TEST(packet_of_several_messages_hands_out_fds_in_message_order)
+{
+	static struct fdp__packet pk;
+	unsigned char s[128];
+	size_t starts[NMSG], n = build_stream(s, starts);
+
+	/* Every run of consecutive messages, as one packet. */
+	for (int i = 0; i < NMSG; i++)
+		for (int j = i + 1; j <= NMSG; j++) {
+			size_t end = j < NMSG ? starts[j] : n;
+
+			CHECK_INT(open_packet(&pk, 64, s, starts[i], end, starts, 0), ==, j - i);
+			drain_packet(&pk, s, i, j - i);
+		}
+}
+
+TEST(packet_dropped_half_way_closes_the_fds_not_handed_out)
+{
+	static struct fdp__packet pk;
+	unsigned char s[128];
+	size_t starts[NMSG], n = build_stream(s, starts);
+	struct fdp_channel_msg m;
+
+	CHECK_INT(open_packet(&pk, 64, s, 0, n, starts, 0), ==, NMSG);
+	CHECK_INT(fdp__packet_next(&pk, &m), ==, 1);
+	fdp_channel_msg_release(&m);
+	fdp__packet_drop(&pk); /* message 3's two descriptors: the harness checks they closed */
+	CHECK_INT(fdp__packet_next(&pk, &m), ==, 0);
+}
+
+TEST(packet_whose_fds_do_not_add_up_or_whose_bytes_do_not_frame_is_refused)
+{
+	static struct fdp__packet pk;
+	unsigned char s[128], junk[128];
+	size_t starts[NMSG], n = build_stream(s, starts);
+	struct fdp_channel_msg m;
+
+	/* One descriptor too many, or one too few (message 3's second is missing). */
+	CHECK_INT(open_packet(&pk, 64, s, 0, n, starts, 1), ==, -EPROTO);
+	CHECK_INT(fdp__packet_next(&pk, &m), ==, 0);
+	CHECK((pk.fds[0] = dup(0)) >= 0 && (pk.fds[1] = dup(0)) >= 0);
+	CHECK_INT(fdp__packet_open(&pk, 64, s, n, 2), ==, -EPROTO);
+	/* The last message cut one byte short, a header cut short, trailing garbage. */
+	CHECK_INT(open_packet(&pk, 64, s, 0, n - 1, starts, 0), ==, -EPROTO);
+	CHECK_INT(open_packet(&pk, 64, s, 0, starts[3] + 5, starts, 0), ==, -EPROTO);
+	memcpy(junk, s, n);
+	junk[n] = 1;
+	CHECK_INT(open_packet(&pk, 64, junk, 0, n + 1, starts, 0), ==, -EPROTO);
+	/* A bad header in the middle refuses the messages before it too. */
+	memcpy(junk, s, n);
+	junk[starts[2] + 1] = 0x80;
+	CHECK_INT(open_packet(&pk, 64, junk, 0, n, starts, 0), ==, -EPROTO);
+	/* Longer than one message of the largest payload: bigger than any receiver buffer. */
+	CHECK_INT(open_packet(&pk, 8, s, 0, n, starts, 0), ==, -EPROTO);
+	CHECK_INT(open_packet(&pk, 64, s, 0, 0, starts, 0), ==, -EPROTO);
+	CHECK_INT(fdp__packet_next(&pk, &m), ==, 0);
 }
 
 TEST(reader_refuses_more_batches_than_messages_can_claim)
@@ -178,7 +264,7 @@ TEST(reader_refuses_more_batches_than_messages_can_claim)
 	struct fdp__reader r;
 	int fd;
 
-	CHECK_OK(fdp__reader_init(&r, 1000, 0));
+	CHECK_OK(fdp__reader_init(&r, 1000));
 	CHECK((fd = dup(0)) >= 0);
 	CHECK_INT(fdp__reader_feed(&r, h, 12, &fd, 1), ==, 12);
 	for (int i = 1; i < FDP__READER_BATCHES; i++) {

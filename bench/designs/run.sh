@@ -12,11 +12,17 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-# One row per server. Fields: label | command. In the command, {bin} is the designs build
-# folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
+# One row per server. Fields: label | command [| check]. In the command, {bin} is the designs
+# build folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
 # write "served <worker> <count>" lines to on exit, {port} a free port for servers that
-# cannot pick one (otherwise a server prints "ready <port>" on stdout). The first row is the
-# baseline whose CPU per connection is subtracted from every row.
+# cannot pick one (otherwise a server prints "ready <port>" on stdout, or logs fdpass's
+# "listening on HOST:PORT" and "ready:" lines on stderr). The check is fdp-load's --check,
+# echo unless given. The first row is the baseline whose CPU per connection is subtracted
+# from every row.
+#
+# The fdpass rows run its stream echo handler: fdp-load half-closes after the request, so the
+# handler echoes it and closes. The per-worker spread comes from the "worker N served M
+# connections" lines fdpass logs when it stops.
 ROWS=(
 	"iterative|{bin}/dsg-iterative --stats {stats}"
 	"fork per client|{bin}/dsg-fork --stats {stats}"
@@ -28,6 +34,9 @@ ROWS=(
 	"pre-threaded, mutex|{bin}/dsg-prethread-mutex -w {workers} --stats {stats}"
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
+	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
+	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
+	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
 )
 
 usage() {
@@ -110,6 +119,10 @@ wait_ready() {
 	for _ in $(seq 200); do
 		p=$(awk '$1 == "ready" { print $2; exit }' "$outf" 2>/dev/null)
 		[ -n "$p" ] && { echo "$p"; return 0; }
+		if grep -q ' ready: ' "${outf%.out}.err" 2>/dev/null; then
+			p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "${outf%.out}.err" | head -n 1)
+			[ -n "$p" ] && { echo "$p"; return 0; }
+		fi
 		if [ -n "$fixed" ] && (exec 3<>"/dev/tcp/127.0.0.1/$fixed") 2>/dev/null; then
 			echo "$fixed"
 			return 0
@@ -125,7 +138,11 @@ kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
 
 # One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
 run_one() {
-	local cmd=$1 base=$2 port="" fixed="" argv lrc src
+	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src
+	if [[ $cmd == *"|"* ]]; then
+		check=${cmd##*|}
+		cmd=${cmd%|*}
+	fi
 	cmd=${cmd//\{bin\}/$build/bench/designs}
 	cmd=${cmd//\{build\}/$build}
 	cmd=${cmd//\{workers\}/$workers}
@@ -144,12 +161,24 @@ run_one() {
 		server_pid=""
 		return 1
 	fi
-	"$load" --json -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
+	"$load" --json --check "$check" -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 	lrc=$?
+	# A server that writes no stats: the spread from the worker=N its answers named.
+	if [ ! -s "$base.stats" ] && [ "$check" = http ]; then
+		sed -n 's/.*"workers":\[\([0-9,]*\)\].*/\1/p' "$base.json" |
+			awk -F, 'NF { print "pool 1"; for (k = 1; k <= NF; k++) print "served", k - 1, $k }' >"$base.stats"
+	fi
 	kill -TERM "$server_pid"
 	wait "$server_pid"
 	src=$?
 	server_pid=""
+	# fdpass serve logs what each worker slot served when it stops.
+	if [ ! -s "$base.stats" ] && grep -q ' served [0-9]* connections$' "$base.err"; then
+		{
+			echo "pool 1"
+			sed -n 's/.* worker \([0-9]*\) served \([0-9]*\) connections$/served \1 \2/p' "$base.err"
+		} >"$base.stats"
+	fi
 	if [ "$lrc" != 0 ]; then
 		echo "load client exit $lrc: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' "$base.json") $(tail -n 2 "$base.err")" >"$base.fail"
 	elif [ "$src" != 0 ]; then
@@ -241,8 +270,18 @@ write_doc() {
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
 		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
 		echo "  some worker served none."
+		echo "- The fdpass rows run \`fdpass serve --handler echo\`, a stream echo: the client half-closes"
+		echo "  after its request, fdpass echoes it and closes. Its spread comes from the per-worker"
+		echo "  counts fdpass logs when it stops."
+		for n in "${notes[@]}"; do
+			echo "- Note: $n"
+		done
 		echo
 		echo "$table_main"
+		echo
+		echo "![connections per second and CPU per connection per design](designs.png)"
+		echo
+		echo "![connections per worker per design](designs-workers.png)"
 		if [ -n "$table_seq" ]; then
 			echo
 			echo "## One client connection at a time"
@@ -261,11 +300,53 @@ write_doc() {
 	} >"$f"
 }
 
-labels=() row_ran=()
+# Chart data from the main pass (before the sequential pass overwrites the row_* arrays):
+# rates and CPU per design, and each pool's per-worker shares.
+write_chart_data() {
+	local i
+	for i in "${!labels[@]}"; do
+		[ -n "${row_ran[$i]:-}" ] && [ -n "${row_cps[$i]:-}" ] || continue
+		printf '"%s"\t%s\t%s\n' "${labels[$i]}" "${row_cps[$i]}" "${row_cpu[$i]:-NaN}"
+	done >"$tmp/designs.dat"
+	for i in "${!labels[@]}"; do
+		[ -n "${row_ran[$i]:-}" ] && [ -n "${row_served[$i]:-}" ] || continue
+		printf '"%s"\t%s\n' "${labels[$i]}" "${row_served[$i]}"
+	done | awk -F'\t' -v OFS='\t' '{ n = split($2, v, "/"); t = 0; for (k = 1; k <= n; k++) t += v[k]
+		line = $1; for (k = 1; k <= n; k++) line = line OFS (t > 0 ? 100 * v[k] / t : "NaN")
+		rows[NR] = line; cols[NR] = n; if (n > m) m = n }
+		END { for (r = 1; r <= NR; r++) { line = rows[r]; for (k = cols[r] + 1; k <= m; k++) line = line OFS "NaN"; print line }
+			print m > "/dev/stderr" }' >"$tmp/designs-workers.dat" 2>"$tmp/designs-workers.ncol"
+}
+
+# Charts next to the table (bench/charts).
+draw_charts() {
+	local dir=$1
+	command -v gnuplot >/dev/null || { echo "charts skipped: gnuplot is not installed" >&2; return 0; }
+	gnuplot -e "data='$tmp/designs.dat'; out='$dir/designs.png'" "$repo/bench/charts/designs.gp" &&
+		echo "chart written to ${dir#"$repo"/}/designs.png"
+	[ -s "$tmp/designs-workers.dat" ] &&
+		gnuplot -e "data='$tmp/designs-workers.dat'; out='$dir/designs-workers.png'; ncol=$(cat "$tmp/designs-workers.ncol"); title='Connections per worker (fdp-load -c $conc, all rounds), designs with a pool'" \
+			"$repo/bench/charts/workers.gp" && echo "chart written to ${dir#"$repo"/}/designs-workers.png"
+}
+
+# gnuplot draws the charts; fetch it when missing and allowed (never in a smoke run).
+if [ "$smoke" = 0 ] && ! command -v gnuplot >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	echo "installing gnuplot-nox" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1
+fi
+
+labels=() row_ran=() notes=()
 declare -a row_cps row_cpu row_p50 row_p99 row_errs row_fail row_served
+have_fdpass_serve=0
+"$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
+		if [[ ${labels[$i]} == fdpass* ]] && [ "$have_fdpass_serve" = 0 ]; then
+			notes+=("${labels[$i]}: skipped, this build's fdpass has no serve command")
+			continue
+		fi
 		row_ran[$i]=1
 	fi
 done
@@ -302,6 +383,7 @@ loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 failed=0
 run_pass round
 table_main=$(table)
+write_chart_data
 table_seq=""
 seq_mode=(-d 2 -c 1)
 if [ "$sequential" = 1 ]; then
@@ -321,6 +403,9 @@ fi
 echo
 echo "$(machine); ${load_mode[*]}, size $size, workers $workers, rounds $rounds; $((SECONDS - started)) s"
 echo "load average at start: $loadavg_start; at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+for n in "${notes[@]}"; do
+	echo "note: $n"
+done
 if [ -n "$out" ]; then
 	args=""
 	[ "$smoke" = 1 ] && args="--smoke"
@@ -328,6 +413,7 @@ if [ -n "$out" ]; then
 	[ "$sequential" = 0 ] && [ "$smoke" = 0 ] && args+=" --no-sequential"
 	write_doc "$out" "$args"
 	echo "table written to ${out#"$repo"/}"
+	[ "$smoke" = 1 ] || draw_charts "$(cd "$(dirname "$out")" && pwd)"
 fi
 if [ "$failed" = 1 ]; then
 	echo "run.sh: some rows failed" >&2

@@ -1,8 +1,10 @@
 /*
  * The two workloads: the request each connection sends and the test its response must pass.
  *
- * echo: the request is a 4-byte big-endian length N followed by N payload bytes (N = -s); the
- *       server writes the same 4 + N bytes back and closes. See bench/designs/README.md.
+ * echo: the request is a 4-byte big-endian length N followed by N payload bytes (N = -s), then
+ *       a half-close; the server writes the same 4 + N bytes back and closes. Servers that
+ *       read the length stop there; a plain stream echo stops at the half-close. See
+ *       bench/designs/README.md.
  * http: a GET with "Connection: close", padded to -s bytes with an X-Pad header when -s is
  *       larger than the bare request; the response must be a 2xx HTTP/1.x response whose body
  *       is exactly Content-Length bytes, followed by the server closing.

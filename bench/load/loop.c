@@ -193,6 +193,11 @@ static void conn_event(struct loop *l, struct conn *c, uint32_t events)
 			conn_end(l, c, err_kind(-r), -1);
 			return;
 		}
+		/* An echo request ends with a half-close: servers that read the length prefix stop
+		 * there anyway, and a stream echo (fdpass serve --handler echo) learns the request
+		 * is over, echoes it, and closes. */
+		if (l->cfg->check == LOAD_CHECK_ECHO)
+			shutdown(c->fd, SHUT_WR);
 		c->state = CONN_RECEIVING;
 	}
 	/* Edge-triggered: a response that arrives later raises its own event, and an event that

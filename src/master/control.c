@@ -1,0 +1,165 @@
+/*
+ * The control socket: a Unix stream socket (mode 0600) on which the master answers each
+ * connection with its status and closes it. Nothing is read from the client, so a slow or
+ * silent client cannot hold the master. A peer whose uid is neither the server's nor root is
+ * refused (SO_PEERCRED), whatever the socket's file mode lets through. Format: one line per
+ * object, "master key=value ..." then "worker key=value ..." per worker process; see
+ * docs/SERVE.md.
+ */
+#include "master.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+int fdp__control_open(struct fdp_master *m)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
+	int fd;
+
+	m->ctlfd = -1;
+	if (!m->cfg.control_path)
+		return 0;
+	fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
+	if (fd < 0)
+		return fd;
+	m->control_path = strdup(m->cfg.control_path);
+	m->ctlfd = fd;
+	m->wctl.kind = W_CONTROL;
+	if (m->epfd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void fdp__control_close(struct fdp_master *m)
+{
+	if (m->ctlfd < 0)
+		return;
+	close(m->ctlfd);
+	m->ctlfd = -1;
+	/* Only the master removes the file: a worker forked from it must not. */
+	if (m->control_path && m->control_path[0] != '@' && !m->in_child)
+		unlink(m->control_path);
+	free(m->control_path);
+	m->control_path = NULL;
+}
+
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
+static __attribute__((format(printf, 2, 3))) void add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		char *b = realloc(t->buf, t->cap * 2 + (size_t)n);
+
+		if (!b)
+			return;
+		t->buf = b;
+		t->cap = t->cap * 2 + (size_t)n;
+	}
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* not the directory's own descriptor */
+}
+
+static void status_text(struct fdp_master *m, struct text *t)
+{
+	const char *state = m->stopping ? "stopping" : m->reloading ? "reloading" : "running";
+
+	add(t,
+	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
+	    "handed=%llu rehanded=%llu pending=%zu closed_no_worker=%llu closed_shutdown=%llu "
+	    "closed_error=%llu fds=%d\n",
+	    (int)getpid(), state, fdp__policy_name(m->cfg.policy), m->cfg.workers,
+	    fdp__now_ms() - m->start_ms, (unsigned long long)m->accepted,
+	    (unsigned long long)m->handed, (unsigned long long)m->rehanded, m->pending.n,
+	    (unsigned long long)m->closed[CLOSE_NO_WORKER],
+	    (unsigned long long)m->closed[CLOSE_SHUTDOWN],
+	    (unsigned long long)m->closed[CLOSE_ERROR], count_fds());
+	for (unsigned i = 0; i < m->cfg.workers; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		if (!s->proc) /* waiting to be restarted */
+			add(t,
+			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
+			    "restarts=%u\n",
+			    i, s->generation, s->restarts);
+		for (struct fdp__proc *p = m->procs; p; p = p->next)
+			if (p->slot == i)
+				add(t,
+				    "worker index=%u pid=%d generation=%u state=%s open=%llu "
+				    "served=%llu restarts=%u\n",
+				    i, (int)p->pid, p->generation, fdp__proc_state_name(p->state),
+				    (unsigned long long)p->open, (unsigned long long)p->served,
+				    s->restarts);
+	}
+}
+
+static void answer(struct fdp_master *m, int fd)
+{
+	struct fdp_cred cred = {0, 0, 0};
+	struct text t = {malloc(4096), 0, 4096};
+	size_t off = 0;
+
+	if (!t.buf)
+		return;
+	if (fdp_peer_cred(fd, &cred) < 0 || (cred.uid != geteuid() && cred.uid != 0)) {
+		fdp__log(m, FDP_LOG_WARN, "control: refused a client with uid %u (pid %d)",
+		         (unsigned)cred.uid, (int)cred.pid);
+		add(&t, "error refused: uid %u is neither the server's nor root\n",
+		    (unsigned)cred.uid);
+	} else {
+		status_text(m, &t);
+	}
+	/* A fresh socket's buffer holds a status many times over; never wait for a client. */
+	while (off < t.len) {
+		ssize_t n = send(fd, t.buf + off, t.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(t.buf);
+}
+
+void fdp__control_accept(struct fdp_master *m)
+{
+	struct fdp_accepted acc[16];
+	int n = fdp_accept_batch(m->ctlfd, acc, 16);
+
+	for (int i = 0; i < n; i++) {
+		answer(m, acc[i].fd);
+		close(acc[i].fd);
+	}
+}

@@ -1,0 +1,313 @@
+/*
+ * Accepting connections and handing them to workers. The master keeps its own copy of every
+ * handed-over connection until the worker acknowledges it; a worker that dies first gives its
+ * unacknowledged connections back, and they go to another worker. A connection that cannot be
+ * served is closed and counted with its reason, never dropped silently.
+ */
+#include "master.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct fdp__conn *v = malloc(cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->n; i++)
+			v[i] = r->v[(r->head + i) % r->cap];
+		free(r->v);
+		r->v = v;
+		r->cap = cap;
+		r->head = 0;
+	}
+	if (front) {
+		r->head = (r->head + r->cap - 1) % r->cap;
+		r->v[r->head] = *c;
+	} else {
+		r->v[(r->head + r->n) % r->cap] = *c;
+	}
+	r->n++;
+	return 0;
+}
+
+struct fdp__conn *fdp__ring_at(struct fdp__ring *r, size_t i)
+{
+	return &r->v[(r->head + i) % r->cap];
+}
+
+void fdp__ring_remove(struct fdp__ring *r, size_t i)
+{
+	if (i == 0) {
+		r->head = (r->head + 1) % r->cap;
+	} else {
+		for (size_t k = i; k + 1 < r->n; k++)
+			*fdp__ring_at(r, k) = *fdp__ring_at(r, k + 1);
+	}
+	r->n--;
+}
+
+void fdp__ring_free(struct fdp__ring *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		close(fdp__ring_at(r, i)->fd);
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why)
+{
+	close(c->fd);
+	c->fd = -1;
+	m->closed[why]++;
+}
+
+/*
+ * Send c to p. On success p holds c in its in-flight list (the master's copy of the socket),
+ * which is lent to the channel message that carries it. Returns 0, -ENOBUFS when p cannot take it now, or
+ * another negative errno.
+ */
+static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c)
+{
+	unsigned char buf[FDP_PROTO_CONN_MAX];
+	size_t len =
+	        fdp_proto_conn_encode(buf, c->id, c->listener, m->cfg.tag, &c->peer, c->peer_len);
+	int fd = c->fd, err;
+
+	if (fdp__ring_push(&p->inflight, c, 0) < 0)
+		return -ENOMEM;
+	fdp__ring_at(&p->inflight, p->inflight.n - 1)->seq =
+	        fdp_channel_sent(p->ch) + fdp_channel_queued(p->ch);
+	/* Lent, not given: the master's copy lives in p->inflight until the worker's ACK, which
+	 * cannot come before the message has left, and the channel is closed before a lost
+	 * worker's connections are re-handed. */
+	err = fdp_channel_send(p->ch, FDP_PROTO_CONN, buf, len, &fd, 1,
+	                       FDP_CHANNEL_MORE | FDP_CHANNEL_LEND);
+	if (err < 0) {
+		p->inflight.n--; /* the push above was at the back */
+		return err;
+	}
+	p->open++;
+	p->dirty = 1;
+	m->handed++;
+	return 0;
+}
+
+/* Hand c to the worker the policy picks; -EAGAIN when no worker can take it now. */
+static int hand_over(struct fdp_master *m, const struct fdp__conn *c)
+{
+	for (unsigned tries = 0; tries <= m->cfg.workers; tries++) {
+		struct fdp__proc *p = fdp__policy_pick(m, c);
+		int err;
+
+		if (!p)
+			return -EAGAIN;
+		err = hand_to(m, p, c);
+		if (err == 0)
+			return 0;
+		if (err == -EMFILE || err == -ENFILE || err == -ENOMEM)
+			return err; /* the master itself is short: keep it pending, try later */
+		if (err != -ENOBUFS)
+			fdp__proc_lost(m, p); /* broken channel: its connections go elsewhere */
+		else
+			p->dirty = 1; /* flush it; the policy skips it while full */
+	}
+	return -EAGAIN;
+}
+
+void fdp__dispatch_pending(struct fdp_master *m)
+{
+	while (m->pending.n) {
+		/* A copy: a worker lost on the way puts its connections back into this ring. */
+		struct fdp__conn c = *fdp__ring_at(&m->pending, 0);
+
+		fdp__ring_remove(&m->pending, 0);
+		if (hand_over(m, &c) < 0) {
+			if (fdp__ring_push(&m->pending, &c, 1) < 0)
+				fdp__close_conn(m, &c, CLOSE_ERROR);
+			break;
+		}
+	}
+}
+
+void fdp__expire_pending(struct fdp_master *m, long long now)
+{
+	while (m->pending.n) {
+		struct fdp__conn *c = fdp__ring_at(&m->pending, 0);
+
+		if (now - c->since_ms < FDP__PENDING_TIMEOUT)
+			break;
+		fdp__close_conn(m, c, CLOSE_NO_WORKER);
+		fdp__ring_remove(&m->pending, 0);
+		fdp__log(m, FDP_LOG_WARN,
+		         "closed a connection that waited %d ms with no worker to take it",
+		         FDP__PENDING_TIMEOUT);
+	}
+}
+
+void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
+{
+	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
+	long long now = fdp__now_ms();
+	int n;
+
+	if (m->pending.n >= FDP__MAX_PENDING)
+		return; /* the loop pauses accepting until workers catch up */
+	n = fdp_accept_batch(l->fd, acc, FDP__ACCEPT_BATCH);
+	if (n == -EMFILE || n == -ENFILE) {
+		l->paused_until = now + FDP__EMFILE_PAUSE_MS;
+		fdp__log(m, FDP_LOG_WARN, "accept: %s; pausing accept for %d ms", fdp_strerror(n),
+		         FDP__EMFILE_PAUSE_MS);
+		return;
+	}
+	if (n < 0) {
+		fdp__log(m, FDP_LOG_WARN, "accept: %s", fdp_strerror(n));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct fdp__conn c = {.id = ++m->next_id,
+		                      .fd = acc[i].fd,
+		                      .listener = l->w.index,
+		                      .since_ms = now,
+		                      .peer_len = acc[i].peer_len};
+
+		memcpy(&c.peer, &acc[i].peer, acc[i].peer_len);
+		m->accepted++;
+		/* Keep arrival order: nothing overtakes a connection already waiting. */
+		if (m->pending.n == 0 && hand_over(m, &c) == 0)
+			continue;
+		if (fdp__ring_push(&m->pending, &c, 0) < 0)
+			fdp__close_conn(m, &c, CLOSE_ERROR);
+	}
+}
+
+/*
+ * The worker has its copy of these connections: close ours. An acknowledgement for a message
+ * still in the channel's queue is a lie (the master's copy is lent to that queued message and
+ * its number could be reused at once): the worker is broken. Returns 0 or -EPROTO.
+ */
+static int handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		uint64_t id = fdp__get64(ids + 8 * k);
+
+		/* Acknowledgements come in hand-over order, so the match is almost always first. */
+		for (size_t i = 0; i < p->inflight.n; i++) {
+			struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
+
+			if (c->id == id) {
+				if (c->seq >= fdp_channel_sent(p->ch))
+					return -EPROTO;
+				close(c->fd);
+				fdp__ring_remove(&p->inflight, i);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static void handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
+{
+	p->open = p->open > n ? p->open - n : 0;
+	p->served += n;
+	m->slots[p->slot].served += n;
+}
+
+static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
+{
+	if (p->state == PROC_STARTING)
+		p->state = PROC_READY;
+	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u ready", p->slot, (int)p->pid,
+	         p->generation);
+	if (!m->ready_logged) {
+		for (unsigned i = 0; i < m->cfg.workers; i++) {
+			struct fdp__proc *q = m->slots[i].proc;
+
+			if (!q || q->state != PROC_READY)
+				return;
+		}
+		m->ready_logged = 1;
+		fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers,
+		         (int)getpid());
+	}
+}
+
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
+{
+	struct fdp_channel_msg *msg = &m->msg;
+
+	while (p->ch) {
+		int r = fdp_channel_recv(p->ch, msg);
+
+		if (r == -EAGAIN)
+			return;
+		if (r <= 0) {
+			/* A worker that dies with unread input resets the channel: same as EOF. */
+			if (r < 0 && r != -ECONNRESET)
+				fdp__log(m, FDP_LOG_WARN, "worker %u pid %d: channel: %s", p->slot,
+				         (int)p->pid, fdp_strerror(r));
+			fdp__proc_lost(m, p);
+			return;
+		}
+		if (msg->type == FDP_PROTO_ACK && handle_ack(p, msg->payload, msg->len / 8) < 0) {
+			fdp_channel_msg_release(msg);
+			fdp__log(m, FDP_LOG_ERROR,
+			         "worker %u pid %d acknowledged a connection not yet sent to it",
+			         p->slot, (int)p->pid);
+			fdp__proc_lost(m, p);
+			return;
+		} else if (msg->type == FDP_PROTO_DONE)
+			handle_done(m, p, msg->len / 8);
+		else if (msg->type == FDP_PROTO_READY)
+			handle_ready(m, p);
+		fdp_channel_msg_release(msg); /* a worker has no business sending descriptors */
+	}
+}
+
+void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
+{
+	size_t n = p->inflight.n;
+
+	/* In reverse, each to the front: they keep their order, ahead of newer arrivals. */
+	for (size_t i = n; i-- > 0;) {
+		struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
+
+		if (m->stopping == 2 || fdp__ring_push(&m->pending, c, 1) < 0)
+			fdp__close_conn(m, c, CLOSE_SHUTDOWN);
+	}
+	if (n && m->stopping != 2) {
+		m->rehanded += n;
+		fdp__log(m, FDP_LOG_WARN,
+		         "worker %u pid %d left %zu connection(s) unacknowledged; handing them to "
+		         "other workers",
+		         p->slot, (int)p->pid, n);
+	}
+	free(p->inflight.v);
+	memset(&p->inflight, 0, sizeof(p->inflight));
+	p->open = 0;
+}
+
+void fdp__flush_dirty(struct fdp_master *m)
+{
+	for (struct fdp__proc *p = m->procs; p; p = p->next) {
+		int err;
+
+		if (!p->dirty || !p->ch)
+			continue;
+		p->dirty = 0;
+		err = fdp_channel_flush(p->ch);
+		if (err < 0 && err != -EAGAIN) {
+			fdp__proc_lost(m, p);
+			continue;
+		}
+		fdp__watch_proc_output(m, p);
+	}
+}

@@ -1,0 +1,308 @@
+/*
+ * The master's event loop: one thread, one epoll. Signals arrive on a signalfd, worker deaths
+ * on a pidfd per worker, timers are the epoll_wait() timeout computed from the nearest
+ * deadline (respawn, drain, pending expiry, accept pause), which needs no timerfd to re-arm.
+ *
+ * Each round handles worker events (signals, deaths, channel input), then new connections,
+ * then control requests, so a count a worker reported before a client's next connect is
+ * already applied when that connection is dispatched, and a status read after a connect
+ * already counts it.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+
+long long fdp__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!m->cfg.log || level > m->cfg.log_level || m->in_child)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	m->cfg.log(m->cfg.log_arg, level, buf);
+}
+
+void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
+{
+	int want = p->ch && fdp_channel_wants_write(p->ch);
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
+
+	if (!p->ch || want == p->epollout)
+		return;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
+		p->epollout = want;
+}
+
+static void listener_watch(struct fdp_master *m, struct fdp__listener *l, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->w};
+
+	if (l->fd < 0 || l->registered == on)
+		return;
+	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev) == 0)
+		l->registered = on;
+}
+
+static void close_listeners(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		char addr[FDP_ADDR_STRLEN];
+
+		if (l->fd < 0)
+			continue;
+		listener_watch(m, l, 0);
+		/* A Unix listener's file goes with it (only in the master, not a forked worker). */
+		if (!m->in_child && fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
+		    strncmp(addr, "unix:/", 6) == 0)
+			unlink(addr + 5);
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg)
+{
+	struct fdp_master *m = calloc(1, sizeof(*m));
+	int err = -EINVAL;
+
+	if (!m || !cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
+	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0]))) {
+		for (size_t i = 0; i < cfg->nlisteners; i++)
+			close(cfg->listeners[i]);
+		free(m);
+		return m ? -EINVAL : -ENOMEM;
+	}
+	m->cfg = *cfg;
+	m->epfd = m->sigfd = m->ctlfd = -1;
+	m->nlisteners = cfg->nlisteners;
+	m->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*m->listeners));
+	m->slots = calloc(cfg->workers, sizeof(*m->slots));
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		if (m->listeners)
+			m->listeners[i] = (struct fdp__listener){
+			        .fd = cfg->listeners[i],
+			        .w = {.kind = W_LISTENER, .index = (unsigned)i}};
+		else
+			close(cfg->listeners[i]);
+	}
+	if (!m->listeners || !m->slots) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = fdp__control_open(m);
+	if (err < 0)
+		goto fail;
+	*out = m;
+	return 0;
+fail:
+	fdp_master_close(m);
+	return err;
+}
+
+void fdp_master_close(struct fdp_master *m)
+{
+	if (!m)
+		return;
+	close_listeners(m);
+	fdp__control_close(m);
+	while (m->procs) {
+		struct fdp__proc *p = m->procs;
+
+		m->procs = p->next;
+		if (p->ch)
+			fdp_channel_close(p->ch);
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+		fdp__ring_free(&p->inflight);
+		free(p);
+	}
+	fdp__free_dead(m);
+	for (size_t i = 0; i < m->pending.n; i++)
+		m->closed[CLOSE_SHUTDOWN]++;
+	fdp__ring_free(&m->pending);
+	if (m->sigfd >= 0)
+		close(m->sigfd);
+	if (m->epfd >= 0)
+		close(m->epfd);
+	free(m->listeners);
+	free(m->slots);
+	free(m);
+}
+
+static void handle_signals(struct fdp_master *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			/* Only this master's own workers, each by pid: never another child. */
+			for (struct fdp__proc *p = m->procs, *next; p; p = next) {
+				next = p->next;
+				if (p->pidfd < 0)
+					fdp__reap(m, p);
+			}
+			continue;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			if (!m->stopping)
+				fdp__reload(m);
+			continue;
+		}
+		fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
+		if (m->stopping) {
+			fdp__stop_now(m);
+			continue;
+		}
+		close_listeners(m);
+		fdp__start_drain(m);
+	}
+}
+
+static int setup(struct fdp_master *m)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wsig};
+	sigset_t set;
+
+	m->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (m->epfd < 0)
+		return -errno;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m->sigfd < 0)
+		return -errno;
+	m->wsig.kind = W_SIGNAL;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0)
+		return -errno;
+	if (m->ctlfd >= 0) {
+		ev.data.ptr = &m->wctl;
+		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ctlfd, &ev) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Accept only while there is room for what is accepted, and not during an EMFILE pause. */
+static void update_listeners(struct fdp_master *m, long long now, long long *next)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING && now >= l->paused_until;
+
+		if (now < l->paused_until && l->paused_until < *next)
+			*next = l->paused_until;
+		listener_watch(m, l, on);
+	}
+}
+
+static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
+{
+	struct fdp__watch *w = ev->data.ptr;
+
+	if (phase == 0) {
+		if (w->kind == W_SIGNAL)
+			handle_signals(m);
+		else if (w->kind == W_PIDFD && w->proc->state != PROC_DEAD)
+			fdp__reap(m, w->proc);
+		else if (w->kind == W_CHANNEL && w->proc->ch) {
+			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				fdp__channel_input(m, w->proc);
+			if (w->proc->ch && (ev->events & EPOLLOUT))
+				w->proc->dirty = 1;
+		}
+	} else if (phase == 1) {
+		if (w->kind == W_LISTENER && m->listeners[w->index].fd >= 0 && !m->stopping)
+			fdp__accept_from(m, &m->listeners[w->index]);
+	} else if (w->kind == W_CONTROL) {
+		fdp__control_accept(m);
+	}
+}
+
+static void log_listeners(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		char addr[FDP_ADDR_STRLEN];
+
+		if (fdp_addr_local(m->listeners[i].fd, addr, sizeof(addr)) > 0)
+			fdp__log(m, FDP_LOG_INFO, "listening on %s", addr);
+	}
+	if (m->control_path)
+		fdp__log(m, FDP_LOG_INFO, "control socket %s", m->control_path);
+}
+
+int fdp_master_run(struct fdp_master *m)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int err = setup(m);
+
+	if (err < 0)
+		return err;
+	m->start_ms = fdp__now_ms();
+	log_listeners(m);
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		fdp__spawn(m, i);
+	while (!m->stopping || m->procs) {
+		long long now = fdp__now_ms(), next = now + 60000;
+		int n;
+
+		fdp__supervise_timers(m, now, &next);
+		fdp__expire_pending(m, now);
+		if (m->pending.n) {
+			long long t = fdp__ring_at(&m->pending, 0)->since_ms + FDP__PENDING_TIMEOUT;
+
+			if (t < next)
+				next = t;
+		}
+		update_listeners(m, now, &next);
+		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		for (int phase = 0; phase < 3; phase++)
+			for (int i = 0; i < n; i++)
+				handle_event(m, &evs[i], phase);
+		fdp__dispatch_pending(m);
+		fdp__flush_dirty(m);
+		fdp__free_dead(m);
+	}
+	while (m->pending.n) {
+		fdp__close_conn(m, fdp__ring_at(&m->pending, 0), CLOSE_SHUTDOWN);
+		fdp__ring_remove(&m->pending, 0);
+	}
+	fdp__log(m, FDP_LOG_INFO,
+	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",
+	         (unsigned long long)m->accepted, (unsigned long long)m->handed,
+	         (unsigned long long)m->rehanded,
+	         (unsigned long long)(m->closed[CLOSE_NO_WORKER] + m->closed[CLOSE_SHUTDOWN] +
+	                              m->closed[CLOSE_ERROR]));
+	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,
+		         (unsigned long long)m->slots[i].served);
+	return 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * The master's internal state, shared by its files: loop.c (event loop, signals, timers),
+ * dispatch.c (accept, hand over, acknowledgements), policy.c (choosing a worker),
+ * supervise.c (forking, reaping, backoff, drain and reload), control.c (the control socket).
+ */
+#ifndef FDP_MASTER_H
+#define FDP_MASTER_H
+
+#include "fdpass.h"
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Limits (DESIGN.md invariant 6). */
+#define FDP__MAX_WORKERS     1024
+#define FDP__MAX_INFLIGHT    4096  /* unacknowledged connections per worker */
+#define FDP__MAX_PENDING     4096  /* accepted, waiting for a worker; past it accept pauses */
+#define FDP__PENDING_TIMEOUT 10000 /* ms a connection may wait for a worker before closing */
+#define FDP__ACCEPT_BATCH    64
+#define FDP__EMFILE_PAUSE_MS 100
+#define FDP__LOST_GRACE_MS   1000 /* a worker whose channel closed has this long to exit */
+#define FDP__STABLE_MS       1000 /* a worker up this long resets the backoff */
+#define FDP__BACKOFF_BASE_MS 100
+#define FDP__BACKOFF_MAX_MS  10000
+
+/* What an epoll registration points at. */
+enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD };
+
+struct fdp__watch {
+	enum fdp__watch_kind kind;
+	unsigned index; /* listener index */
+	struct fdp__proc *proc;
+};
+
+/* A connection the master holds: accepted and not yet handed, or handed and not acked. */
+struct fdp__conn {
+	uint64_t id;
+	uint64_t seq; /* handed: its CONN message's place in the channel (fdp_channel_sent()) */
+	int fd;
+	unsigned listener;
+	long long since_ms;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+};
+
+/* A FIFO of connections that can also take items at its front (re-handed ones go first). */
+struct fdp__ring {
+	struct fdp__conn *v;
+	size_t head, n, cap;
+};
+
+enum fdp__proc_state { PROC_STARTING, PROC_READY, PROC_DRAINING, PROC_DEAD };
+
+/* One worker process. A slot has one current process; during a reload also draining ones. */
+struct fdp__proc {
+	unsigned slot;
+	unsigned generation;
+	pid_t pid;
+	int pidfd;
+	struct fdp_channel *ch; /* NULL once the channel is lost */
+	enum fdp__proc_state state;
+	uint64_t open, served;
+	long long started_ms, drain_deadline;
+	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
+	int dirty, epollout;
+	struct fdp__ring inflight;
+	struct fdp__watch wch, wpid;
+	struct fdp__proc *next;
+};
+
+struct fdp__slot {
+	struct fdp__proc *proc; /* the current process, NULL while waiting to respawn */
+	unsigned generation;
+	unsigned restarts, quick_fails;
+	long long respawn_at; /* 0: nothing scheduled */
+	uint64_t served;      /* by every process this slot has had */
+};
+
+struct fdp__listener {
+	int fd;
+	long long paused_until; /* EMFILE backoff; 0: accepting */
+	int registered;
+	struct fdp__watch w;
+};
+
+enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_NREASONS };
+
+struct fdp_master {
+	struct fdp_master_config cfg;
+	struct fdp__listener *listeners;
+	size_t nlisteners;
+	char *control_path;
+	int epfd, sigfd, ctlfd;
+	struct fdp__watch wsig, wctl;
+	struct fdp__slot *slots;
+	struct fdp__proc *procs, *dead;
+	struct fdp__ring pending;
+	uint64_t next_id;
+	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+	long long start_ms;
+	unsigned rr_cursor;
+	int stopping; /* 1: draining, 2: stopping at once */
+	int ready_logged, reloading, accept_paused;
+	int in_child;
+	struct fdp_channel_msg msg;
+};
+
+/* loop.c */
+long long fdp__now_ms(void);
+void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p);
+
+/* ring (dispatch.c) */
+int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front);
+struct fdp__conn *fdp__ring_at(struct fdp__ring *r, size_t i);
+void fdp__ring_remove(struct fdp__ring *r, size_t i);
+void fdp__ring_free(struct fdp__ring *r);
+
+/* dispatch.c */
+void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
+void fdp__dispatch_pending(struct fdp_master *m);
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
+void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
+void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
+void fdp__expire_pending(struct fdp_master *m, long long now);
+void fdp__flush_dirty(struct fdp_master *m);
+
+/* policy.c */
+int fdp__proc_can_take(const struct fdp__proc *p);
+struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
+const char *fdp__policy_name(enum fdp_policy p);
+
+/* supervise.c */
+int fdp__spawn(struct fdp_master *m, unsigned slot);
+void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
+void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p);
+void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__start_drain(struct fdp_master *m);
+void fdp__stop_now(struct fdp_master *m);
+void fdp__reload(struct fdp_master *m);
+void fdp__free_dead(struct fdp_master *m);
+const char *fdp__proc_state_name(enum fdp__proc_state s);
+
+/* control.c */
+int fdp__control_open(struct fdp_master *m);
+void fdp__control_accept(struct fdp_master *m);
+void fdp__control_close(struct fdp_master *m);
+
+#endif

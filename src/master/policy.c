@@ -1,0 +1,113 @@
+/*
+ * Choosing the worker for a connection. Only a slot's current process can be chosen (never a
+ * draining one), and only while its channel has room and its unacknowledged connections are
+ * under the limit: a full worker is skipped, the master never waits for one.
+ */
+#include "master.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+int fdp__proc_can_take(const struct fdp__proc *p)
+{
+	return p && p->ch && (p->state == PROC_STARTING || p->state == PROC_READY) &&
+	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
+	       p->inflight.n < FDP__MAX_INFLIGHT;
+}
+
+static struct fdp__proc *pick_round_robin(struct fdp_master *m)
+{
+	unsigned n = m->cfg.workers;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (m->rr_cursor + k) % n;
+
+		if (fdp__proc_can_take(m->slots[i].proc)) {
+			m->rr_cursor = (i + 1) % n;
+			return m->slots[i].proc;
+		}
+	}
+	return NULL;
+}
+
+/* Fewest open connections; ties go round the slots so equal workers share the load. */
+static struct fdp__proc *pick_least_conn(struct fdp_master *m)
+{
+	unsigned n = m->cfg.workers, best_i = 0;
+	struct fdp__proc *best = NULL;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (m->rr_cursor + k) % n;
+		struct fdp__proc *p = m->slots[i].proc;
+
+		if (fdp__proc_can_take(p) && (!best || p->open < best->open)) {
+			best = p;
+			best_i = i;
+		}
+	}
+	if (best)
+		m->rr_cursor = (best_i + 1) % n;
+	return best;
+}
+
+/* FNV-1a over the client's address bytes (not its port): one client, one slot. */
+static uint32_t hash_peer(const struct fdp__conn *c)
+{
+	const unsigned char *p = NULL;
+	size_t n = 0;
+	uint32_t h = 2166136261u;
+
+	if (c->peer.ss_family == AF_INET) {
+		p = (const unsigned char *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+		n = 4;
+	} else if (c->peer.ss_family == AF_INET6) {
+		p = (const unsigned char *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr;
+		n = 16;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * The slot is a function of the address and the number of slots only, so a replaced worker
+ * gets the same clients back. While the slot cannot take a connection (its worker is
+ * restarting or full) the next slot that can serves it.
+ */
+static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__conn *c)
+{
+	unsigned n = m->cfg.workers, first = hash_peer(c) % n;
+
+	for (unsigned k = 0; k < n; k++) {
+		struct fdp__proc *p = m->slots[(first + k) % n].proc;
+
+		if (fdp__proc_can_take(p))
+			return p;
+	}
+	return NULL;
+}
+
+struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c)
+{
+	switch (m->cfg.policy) {
+	case FDP_POLICY_LEAST_CONN:
+		return pick_least_conn(m);
+	case FDP_POLICY_HASH_IP:
+		return pick_hash_ip(m, c);
+	case FDP_POLICY_ROUND_ROBIN:
+	default:
+		return pick_round_robin(m);
+	}
+}
+
+const char *fdp__policy_name(enum fdp_policy p)
+{
+	switch (p) {
+	case FDP_POLICY_LEAST_CONN:
+		return "least-conn";
+	case FDP_POLICY_HASH_IP:
+		return "hash-ip";
+	default:
+		return "round-robin";
+	}
+}

@@ -1,0 +1,269 @@
+/*
+ * The worker side of the runtime: take connections from the master's channel, acknowledge
+ * them (batched), report them finished (batched). See docs/WORKER.md.
+ */
+#include "fdpass.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A batch of ids waiting to leave in one ACK or DONE message. Grows; never drops an id. */
+struct id_batch {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+struct fdp_worker {
+	struct fdp_channel *ch;
+	unsigned index, generation;
+	int draining, gone;
+	struct id_batch acks, dones;
+	struct fdp_channel_msg msg;
+};
+
+static int batch_push(struct id_batch *b, uint64_t id)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		uint64_t *ids = realloc(b->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		b->ids = ids;
+		b->cap = cap;
+	}
+	b->ids[b->n++] = id;
+	return 0;
+}
+
+/* Queue b's ids on the channel in messages of at most FDP_PROTO_MAX_IDS; keep what won't fit. */
+static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
+{
+	size_t sent = 0;
+	int err = 0;
+
+	while (sent < b->n) {
+		unsigned char buf[FDP_PROTO_MAX_IDS * 8];
+		size_t k = b->n - sent;
+
+		if (k > FDP_PROTO_MAX_IDS)
+			k = FDP_PROTO_MAX_IDS;
+		for (size_t i = 0; i < k; i++)
+			fdp__put64(buf + 8 * i, b->ids[sent + i]);
+		err = fdp_channel_send(w->ch, type, buf, k * 8, NULL, 0, FDP_CHANNEL_MORE);
+		if (err < 0)
+			break;
+		sent += k;
+	}
+	if (sent) {
+		memmove(b->ids, b->ids + sent, (b->n - sent) * sizeof(uint64_t));
+		b->n -= sent;
+	}
+	return err == -ENOBUFS ? -EAGAIN : err;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for the master's HELLO (it is normally queued before the worker even starts). */
+static int read_hello(struct fdp_worker *w, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct fdp_proto_hello h;
+		struct pollfd p = {.fd = fdp_channel_fd(w->ch), .events = POLLIN};
+		int r = fdp_channel_recv(w->ch, &w->msg);
+		long long left;
+
+		if (r == 1) {
+			int bad = w->msg.type != FDP_PROTO_HELLO ||
+			          fdp_proto_hello_decode(w->msg.payload, w->msg.len, &h) < 0 ||
+			          h.version != FDP_PROTO_VERSION;
+
+			fdp_channel_msg_release(&w->msg);
+			if (bad)
+				return -EPROTO;
+			w->index = h.index;
+			w->generation = h.generation;
+			return 0;
+		}
+		if (r == 0)
+			return -EPIPE;
+		if (r != -EAGAIN)
+			return r;
+		left = deadline - now_ms();
+		if (timeout_ms >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, timeout_ms < 0 ? -1 : (int)left) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms)
+{
+	struct fdp_worker *w = calloc(1, sizeof(*w));
+	unsigned char ready[FDP_PROTO_READY_SIZE];
+	int err;
+
+	if (!w) {
+		close(sock);
+		return -ENOMEM;
+	}
+	err = fdp_channel_open(&w->ch, sock, NULL);
+	if (err < 0) {
+		free(w);
+		return err;
+	}
+	err = read_hello(w, timeout_ms);
+	if (err < 0)
+		goto fail;
+	fdp__put32(ready, (uint32_t)getpid());
+	err = fdp_channel_send(w->ch, FDP_PROTO_READY, ready, sizeof(ready), NULL, 0, 0);
+	if (err < 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	fdp_worker_close(w);
+	return err;
+}
+
+int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms)
+{
+	const char *s = getenv(FDP_WORKER_ENV);
+	char *end;
+	long fd;
+
+	if (!s || !*s)
+		return -ENOENT;
+	fd = strtol(s, &end, 10);
+	if (*end || fd < 0 || fd > 1 << 30)
+		return -EINVAL;
+	return fdp_worker_open(out, (int)fd, timeout_ms);
+}
+
+void fdp_worker_close(struct fdp_worker *w)
+{
+	if (!w)
+		return;
+	fdp_channel_close(w->ch);
+	free(w->acks.ids);
+	free(w->dones.ids);
+	free(w);
+}
+
+int fdp_worker_fd(const struct fdp_worker *w)
+{
+	return fdp_channel_fd(w->ch);
+}
+
+int fdp_worker_wants_write(const struct fdp_worker *w)
+{
+	return w->acks.n || w->dones.n || fdp_channel_wants_write(w->ch);
+}
+
+unsigned fdp_worker_index(const struct fdp_worker *w)
+{
+	return w->index;
+}
+
+unsigned fdp_worker_generation(const struct fdp_worker *w)
+{
+	return w->generation;
+}
+
+int fdp_worker_draining(const struct fdp_worker *w)
+{
+	return w->draining;
+}
+
+int fdp_worker_done(struct fdp_worker *w, uint64_t id)
+{
+	return batch_push(&w->dones, id);
+}
+
+int fdp_worker_flush(struct fdp_worker *w)
+{
+	int err;
+
+	if (w->gone)
+		return -EPIPE;
+	err = batch_send(w, &w->acks, FDP_PROTO_ACK);
+	if (err == 0)
+		err = batch_send(w, &w->dones, FDP_PROTO_DONE);
+	if (err < 0 && err != -EAGAIN)
+		return err;
+	err = fdp_channel_flush(w->ch);
+	if (err == 0 && (w->acks.n || w->dones.n))
+		return -EAGAIN;
+	return err;
+}
+
+/* Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. */
+static int take_conn(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	const unsigned char *p = w->msg.payload;
+	size_t peer_len;
+	int fd;
+
+	if (w->msg.len < FDP_PROTO_CONN_HEADER || w->msg.nfds != 1)
+		return -EPROTO;
+	peer_len = fdp__get16(p + 12);
+	if (peer_len > sizeof(conn->peer) || FDP_PROTO_CONN_HEADER + peer_len > w->msg.len)
+		return -EPROTO;
+	memset(conn, 0, sizeof(*conn));
+	conn->id = fdp__get64(p);
+	conn->listener = fdp__get16(p + 8);
+	conn->tag = fdp__get16(p + 10);
+	conn->peer_len = (socklen_t)peer_len;
+	memcpy(&conn->peer, p + FDP_PROTO_CONN_HEADER, peer_len);
+	fd = fdp_channel_msg_take_fd(&w->msg, 0);
+	if (fd < 0)
+		return -EPROTO;
+	if (batch_push(&w->acks, conn->id) < 0) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return fd;
+}
+
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	for (;;) {
+		int r;
+
+		if (w->gone)
+			return -EPIPE;
+		r = fdp_channel_recv(w->ch, &w->msg);
+		if (r == -EAGAIN) {
+			r = fdp_worker_flush(w);
+			if (r < 0 && r != -EAGAIN)
+				return r;
+			return w->draining ? -ESHUTDOWN : -EAGAIN;
+		}
+		if (r <= 0) {
+			w->gone = 1;
+			return r == 0 ? -EPIPE : r;
+		}
+		if (w->msg.type == FDP_PROTO_CONN) {
+			r = take_conn(w, conn);
+			fdp_channel_msg_release(&w->msg);
+			return r;
+		}
+		if (w->msg.type == FDP_PROTO_DRAIN)
+			w->draining = 1;
+		/* Unknown types are skipped: a newer master may say more than this worker knows. */
+		fdp_channel_msg_release(&w->msg);
+	}
+}

@@ -1,0 +1,182 @@
+/* fdpass serve: dispatch. Real processes on loopback; every wait bounded by the log or I/O. */
+#include "test_serve_util.h"
+
+#define NCLIENTS 120
+
+TEST(many_concurrent_clients_all_get_answers_and_every_worker_serves_some)
+{
+	struct server s;
+	int fds[NCLIENTS], per_worker[4] = {0};
+	char buf[1024];
+
+	server_start(&s, "--workers", "4", NULL);
+	/* All connected and all asking before any answer is read: the server holds them all. */
+	for (int i = 0; i < NCLIENTS; i++)
+		fds[i] = tcp_connect(s.addr, NULL);
+	for (int i = 0; i < NCLIENTS; i++)
+		send_all(fds[i], "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	for (int i = 0; i < NCLIENTS; i++) {
+		const char *body = http_read(fds[i], buf, sizeof(buf));
+		int w;
+
+		CHECK(body != NULL);
+		CHECK(strncmp(body, "worker=", 7) == 0);
+		w = atoi(body + 7);
+		CHECK(w >= 0 && w < 4);
+		per_worker[w]++;
+		close(fds[i]);
+	}
+	for (int w = 0; w < 4; w++)
+		CHECK_INT(per_worker[w], >, 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(round_robin_hands_connections_out_exactly_in_turn)
+{
+	struct server s;
+	int first;
+
+	server_start(&s, "--workers", "3", "--policy", "round-robin", NULL);
+	first = http_get_worker(s.addr, NULL, NULL);
+	for (int i = 1; i < 30; i++)
+		CHECK_INT(http_get_worker(s.addr, NULL, NULL), ==, (first + i) % 3);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/* Open a keep-alive connection, make one request, and say which worker answered. */
+static int open_held(const char *addr, int *fd)
+{
+	char buf[1024];
+	const char *body;
+
+	*fd = tcp_connect(addr, NULL);
+	send_all(*fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	body = http_read(*fd, buf, sizeof(buf));
+	CHECK(body != NULL);
+	return atoi(strstr(body, "worker=") + 7);
+}
+
+/* Close a connection once the server has closed its side (its DONE is then on its way). */
+static void close_held(int fd)
+{
+	char c;
+
+	shutdown(fd, SHUT_WR);
+	CHECK_INT(read(fd, &c, 1), ==, 0);
+	close(fd);
+}
+
+TEST(least_conn_keeps_open_connections_balanced_under_skewed_lengths)
+{
+	enum { N = 240, W = 3 };
+	struct server s;
+	int fds[N], open_[W] = {0};
+	char *st;
+
+	server_start(&s, "--workers", "3", "--policy", "least-conn", NULL);
+	/*
+	 * Every third connection is short, the rest stay open: under round-robin one worker
+	 * would get every short one and end with nothing open while the others pile up.
+	 */
+	for (int i = 0; i < N; i++) {
+		int w = open_held(s.addr, &fds[i]);
+
+		if (i % 3 == 0) {
+			close_held(fds[i]);
+			fds[i] = -1;
+		} else {
+			open_[w]++;
+		}
+	}
+	st = server_status(&s);
+	int lo = open_[0], hi = open_[0];
+	for (int w = 0; w < W; w++) {
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), "\nworker index=%d ", w);
+		CHECK_INT(status_num(st, prefix, "open"), ==, open_[w]);
+		lo = open_[w] < lo ? open_[w] : lo;
+		hi = open_[w] > hi ? open_[w] : hi;
+	}
+	fprintf(stderr, "open per worker: %d %d %d\n", open_[0], open_[1], open_[2]);
+	CHECK(lo > 0);
+	CHECK_INT(hi * 10, <=, lo * 12);
+	free(st);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(hash_ip_sends_one_address_to_one_worker_also_after_it_is_replaced)
+{
+	static const char *const sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+	                                      "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
+	int slot[8], used[4] = {0}, nused = 0;
+	struct server s;
+	pid_t victim;
+	char msg[64];
+
+	server_start(&s, "--workers", "4", "--policy", "hash-ip", NULL);
+	for (int i = 0; i < 8; i++) {
+		slot[i] = http_get_worker(s.addr, sources[i], NULL);
+		for (int k = 0; k < 5; k++)
+			CHECK_INT(http_get_worker(s.addr, sources[i], NULL), ==, slot[i]);
+		nused += !used[slot[i]]++;
+	}
+	CHECK_INT(nused, >, 1); /* the hash spreads addresses */
+	/* Kill the worker that serves the first address; its replacement takes it back. */
+	http_get_worker(s.addr, sources[0], &victim);
+	kill(victim, SIGKILL);
+	snprintf(msg, sizeof(msg), "pid %d killed by signal 9", (int)victim);
+	server_wait_log(&s, msg, 10000);
+	snprintf(msg, sizeof(msg), "worker %d pid ", slot[0]);
+	server_wait_log(&s, msg, 10000); /* "worker N pid P generation 2 started" */
+	for (int i = 0; i < 8; i++) {
+		pid_t pid;
+
+		CHECK_INT(http_get_worker(s.addr, sources[i], &pid), ==, slot[i]);
+		if (i == 0)
+			CHECK(pid != victim);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(serves_on_several_listeners_including_unix_and_ipv6)
+{
+	char unix_addr[256], v6[64] = "", buf[1024];
+	const char *body;
+	struct server s;
+	int fd, v6fd = fdp_listen("[::1]:0", 1);
+
+	/* A free IPv6 loopback port, if this machine has IPv6 at all. */
+	if (v6fd >= 0) {
+		CHECK_OK(fdp_addr_local(v6fd, v6, sizeof(v6)));
+		close(v6fd);
+	}
+	snprintf(unix_addr, sizeof(unix_addr), "unix:%s/http.sock", fdp_test_tmpdir());
+	if (v6[0])
+		server_start(&s, "--workers", "2", "--listen", unix_addr, "--listen", v6, NULL);
+	else
+		server_start(&s, "--workers", "2", "--listen", unix_addr, NULL);
+	fd = fdp_unix_connect(unix_addr + 5, SOCK_STREAM);
+	CHECK_OK(fd);
+	send_all(fd, "GET / HTTP/1.0\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && strstr(body, " listener=1 "));
+	close(fd);
+	if (v6[0]) {
+		fd = tcp_connect(v6, NULL);
+		send_all(fd, "GET / HTTP/1.0\r\n\r\n");
+		body = http_read(fd, buf, sizeof(buf));
+		CHECK(body && strstr(body, " listener=2 peer=[::1]:"));
+		close(fd);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(access(unix_addr + 5, F_OK) < 0); /* the listener's socket file is removed */
+	server_free(&s);
+}

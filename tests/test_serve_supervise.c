@@ -1,0 +1,198 @@
+/* fdpass serve: supervision, signals, drain and reload. Real processes on loopback. */
+#include "test_serve_util.h"
+
+/* Wait (bounded) until the master has accepted n connections in total. */
+static char *status_when_accepted(struct server *s, long long n)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		char *st = server_status(s);
+
+		if (status_num(st, "master", "accepted") >= n)
+			return st;
+		free(st);
+		poll(NULL, 0, 10);
+	}
+	fdp_test_fail(__FILE__, __LINE__, "the master never accepted %lld connections", n);
+}
+
+TEST(killed_worker_is_replaced_within_a_second_and_its_inflight_connections_are_rehanded)
+{
+	struct server s;
+	int fds[6];
+	pid_t pids[2], victim;
+	char *st, buf[1024], msg[96];
+	long long t0;
+	const char *line;
+
+	server_start(&s, "--workers", "2", "--policy", "round-robin", NULL);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, pids, 2), ==, 2);
+	free(st);
+	victim = pids[0];
+	/* A stopped worker takes its connections but never acknowledges them. */
+	kill(victim, SIGSTOP);
+	for (int i = 0; i < 6; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	}
+	st = status_when_accepted(&s, 6);
+	CHECK_INT(status_num(st, "master", "handed"), ==, 6);
+	free(st);
+	t0 = test_now_ms();
+	kill(victim, SIGKILL);
+	snprintf(msg, sizeof(msg), "pid %d killed by signal 9", (int)victim);
+	line = server_wait_log(&s, "generation 2 started", 10000);
+	CHECK_INT(test_now_ms() - t0, <, 1000);
+	CHECK(strstr(line, "worker 0 ") != NULL);
+	CHECK(strstr(s.log, msg) != NULL);
+	CHECK(strstr(s.log, "left 3 connection(s) unacknowledged") != NULL);
+	for (int i = 0; i < 6; i++) {
+		const char *body = http_read(fds[i], buf, sizeof(buf));
+
+		CHECK(body && strncmp(body, "worker=", 7) == 0);
+		CHECK(atoi(strstr(body, "pid=") + 4) != victim);
+		close(fds[i]);
+	}
+	for (int i = 0; i < 10; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 3);
+	CHECK_INT(status_num(st, "\nworker index=0 ", "restarts"), ==, 1);
+	CHECK_INT(status_num(st, "master", "closed_no_worker"), ==, 0);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(worker_crashing_on_start_backs_off_and_the_master_stays_responsive)
+{
+	const char *args[] = {"--workers", "1", "--exec", "exit 3", NULL};
+	struct server s;
+	char *st;
+	long long t0;
+
+	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
+	server_wait_log(&s, "exited with status 3", 10000);
+	server_wait_log(&s, "restarting in 100 ms", 10000);
+	server_wait_log(&s, "restarting in 200 ms", 10000);
+	server_wait_log(&s, "restarting in 400 ms", 10000);
+	t0 = test_now_ms();
+	st = server_status(&s);
+	CHECK_INT(test_now_ms() - t0, <, 500);
+	CHECK_INT(status_num(st, "\nworker index=0 ", "restarts"), >=, 3);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(sigterm_lets_slow_connections_finish_then_exits_0_with_no_worker_left)
+{
+	struct server s;
+	int fds[4];
+	pid_t pids[2];
+	char *st, buf[1024];
+
+	server_start(&s, "--workers", "2", NULL);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], "GET / HTTP/1.1\r\nHost: t\r\n"); /* not finished yet */
+	}
+	st = status_when_accepted(&s, 4);
+	CHECK_INT(status_pids(st, pids, 2), ==, 2);
+	free(st);
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "draining", 10000);
+	for (int i = 0; i < 4; i++) {
+		const char *body;
+
+		send_all(fds[i], "\r\n");
+		body = http_read(fds[i], buf, sizeof(buf));
+		CHECK(body && strncmp(body, "worker=", 7) == 0);
+		/* Answered, then closed by the server: the drain ends the connection. */
+		CHECK_INT(read(fds[i], buf, sizeof(buf)), ==, 0);
+		close(fds[i]);
+	}
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	if (strstr(s.log, "killed by signal"))
+		fdp_test_fail(__FILE__, __LINE__, "a worker was killed:\n%s", s.log);
+	for (int i = 0; i < 2; i++)
+		CHECK(kill(pids[i], 0) < 0 && errno == ESRCH);
+	CHECK(access(s.control, F_OK) < 0); /* the control socket file is gone too */
+	server_free(&s);
+}
+
+struct load {
+	const char *addr;
+	int stop[2]; /* a pipe: the read end reads EOF when the load must stop */
+};
+
+/* Requests one after another until told to stop; any failure fails the child. */
+static void run_load(void *arg)
+{
+	struct load *l = arg;
+	struct pollfd p = {.fd = l->stop[0], .events = POLLIN};
+	int n = 0;
+
+	close(l->stop[1]);
+	while (poll(&p, 1, 0) == 0)
+		http_get_worker(l->addr, NULL, NULL), n++;
+	CHECK(n > 0);
+}
+
+TEST(sighup_under_load_replaces_every_worker_and_fails_no_request)
+{
+	struct server s;
+	pid_t before[3], after[3], clients[2];
+	char *st;
+	struct load l;
+
+	server_start(&s, "--workers", "3", NULL);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, before, 3), ==, 3);
+	free(st);
+	l.addr = s.addr;
+	CHECK_OK(pipe2(l.stop, O_CLOEXEC));
+	for (int i = 0; i < 2; i++)
+		clients[i] = fdp_test_fork(run_load, &l);
+	/* Under load before, during and after the reload. */
+	for (int i = 0; i < 20; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload complete", 15000);
+	for (int i = 0; i < 20; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	close(l.stop[1]);
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(fdp_test_wait(clients[i]), ==, 0);
+	close(l.stop[0]);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, after, 4), ==, 3);
+	for (int i = 0; i < 3; i++)
+		for (int k = 0; k < 3; k++)
+			CHECK(after[i] != before[k]);
+	CHECK_INT(status_num(st, "\nworker index=0 ", "generation"), ==, 2);
+	CHECK_INT(status_num(st, "master", "closed_no_worker"), ==, 0);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(workers_exit_when_their_master_is_gone)
+{
+	struct server s;
+	pid_t pids[2];
+	char *st;
+
+	/* Orphaned workers come to this process, so it can wait for them. */
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "2", NULL);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, pids, 2), ==, 2);
+	free(st);
+	kill(s.pid, SIGKILL);
+	CHECK_INT(server_wait_exit(&s), ==, 128 + SIGKILL);
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(fdp_test_wait(pids[i]), ==, 1); /* "master gone" exit status */
+	unlink(s.control); /* a killed master leaves its socket file */
+	server_free(&s);
+}

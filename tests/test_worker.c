@@ -1,0 +1,243 @@
+/* The worker side, against a hand-driven master end of the channel. */
+#include "harness.h"
+#include "fdpass.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct pair {
+	struct fdp_channel *master;
+	struct fdp_worker *w;
+};
+
+static struct fdp_channel_msg msg;
+
+static void send_hello(struct fdp_channel *ch, unsigned index, unsigned gen, unsigned version)
+{
+	unsigned char hello[FDP_PROTO_HELLO_SIZE];
+
+	fdp_proto_hello_encode(hello, &(struct fdp_proto_hello){(uint16_t)version, index, gen});
+	CHECK_OK(fdp_channel_send(ch, FDP_PROTO_HELLO, hello, sizeof(hello), NULL, 0, 0));
+}
+
+/* Receive the next message on the master end, waiting up to a second for it. */
+static void master_recv(struct fdp_channel *ch)
+{
+	struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
+	int r;
+
+	while ((r = fdp_channel_recv(ch, &msg)) == -EAGAIN)
+		CHECK_INT(poll(&p, 1, 1000), ==, 1);
+	CHECK_INT(r, ==, 1);
+}
+
+/*
+ * fdp_worker_accept() as an event loop calls it: on -EAGAIN wait for the channel to be
+ * readable and try again (the channel may say -EAGAIN once after a batch, without a call).
+ */
+static int accept_wait(struct fdp_worker *w, struct fdp_conn *c)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		struct pollfd p = {.fd = fdp_worker_fd(w), .events = POLLIN};
+		int fd = fdp_worker_accept(w, c);
+
+		if (fd != -EAGAIN)
+			return fd;
+		if (poll(&p, 1, 1000) != 1)
+			break;
+	}
+	return -EAGAIN;
+}
+
+static void open_pair(struct pair *p)
+{
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&p->master, sv[0], NULL));
+	send_hello(p->master, 3, 7, FDP_PROTO_VERSION);
+	CHECK_OK(fdp_worker_open(&p->w, sv[1], 1000));
+	master_recv(p->master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_READY);
+	CHECK_INT(fdp__get32(msg.payload), ==, getpid());
+	fdp_channel_msg_release(&msg);
+}
+
+static void close_pair(struct pair *p)
+{
+	fdp_worker_close(p->w);
+	fdp_channel_close(p->master);
+}
+
+/* Hand the worker one end of a fresh socketpair as connection id; returns the other end. */
+static int send_conn(struct pair *p, uint64_t id)
+{
+	unsigned char buf[FDP_PROTO_CONN_MAX];
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(4242)};
+	int sv[2];
+	size_t len;
+
+	peer.sin_addr.s_addr = htonl(0x7f000002);
+	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	len = fdp_proto_conn_encode(buf, id, 1, FDP_TAG_HTTP, &peer, sizeof(peer));
+	CHECK_OK(fdp_channel_send(p->master, FDP_PROTO_CONN, buf, len, &sv[1], 1, 0));
+	return sv[0];
+}
+
+TEST(open_reads_the_greeting_and_tells_the_master_it_is_ready)
+{
+	struct pair p;
+
+	open_pair(&p);
+	CHECK_INT(fdp_worker_index(p.w), ==, 3);
+	CHECK_INT(fdp_worker_generation(p.w), ==, 7);
+	CHECK(!fdp_worker_draining(p.w));
+	close_pair(&p);
+}
+
+TEST(open_refuses_another_protocol_version)
+{
+	struct fdp_channel *master;
+	struct fdp_worker *w;
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&master, sv[0], NULL));
+	send_hello(master, 0, 1, FDP_PROTO_VERSION + 1);
+	CHECK_INT(fdp_worker_open(&w, sv[1], 1000), ==, -EPROTO);
+	fdp_channel_close(master);
+}
+
+TEST(open_gives_up_when_no_master_greets_it)
+{
+	struct fdp_worker *w;
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_INT(fdp_worker_open(&w, sv[1], 10), ==, -ETIMEDOUT);
+	close(sv[0]);
+}
+
+TEST(open_env_takes_the_channel_from_the_environment)
+{
+	struct fdp_channel *master;
+	struct fdp_worker *w;
+	char num[16];
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&master, sv[0], NULL));
+	send_hello(master, 1, 2, FDP_PROTO_VERSION);
+	snprintf(num, sizeof(num), "%d", sv[1]);
+	setenv(FDP_WORKER_ENV, num, 1);
+	CHECK_OK(fdp_worker_open_env(&w, 1000));
+	unsetenv(FDP_WORKER_ENV);
+	CHECK_INT(fdp_worker_index(w), ==, 1);
+	CHECK_INT(fdp_worker_open_env(&w, 0), ==, -ENOENT);
+	fdp_worker_close(w);
+	fdp_channel_close(master);
+}
+
+TEST(accept_returns_each_connection_with_its_metadata_and_acks_them_in_one_batch)
+{
+	struct pair p;
+	int clients[3];
+
+	open_pair(&p);
+	for (int i = 0; i < 3; i++)
+		clients[i] = send_conn(&p, 100 + (uint64_t)i);
+	for (int i = 0; i < 3; i++) {
+		struct fdp_conn c;
+		int fd = accept_wait(p.w, &c);
+		char x = 'x', y = 0;
+
+		CHECK_OK(fd);
+		CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		CHECK_INT(c.id, ==, 100 + i);
+		CHECK_INT(c.listener, ==, 1);
+		CHECK_INT(c.tag, ==, FDP_TAG_HTTP);
+		CHECK_INT(c.peer_len, ==, sizeof(struct sockaddr_in));
+		CHECK_INT(ntohs(((struct sockaddr_in *)&c.peer)->sin_port), ==, 4242);
+		/* It is the very connection the master handed over. */
+		CHECK_INT(write(clients[i], &x, 1), ==, 1);
+		CHECK_INT(read(fd, &y, 1), ==, 1);
+		CHECK_INT(y, ==, 'x');
+		close(fd);
+		close(clients[i]);
+	}
+	CHECK_INT(fdp_worker_accept(p.w, &(struct fdp_conn){0}), ==, -EAGAIN);
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACK);
+	CHECK_INT(msg.len, ==, 3 * 8);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(fdp__get64((const unsigned char *)msg.payload + 8 * i), ==, 100 + i);
+	fdp_channel_msg_release(&msg);
+	CHECK_INT(fdp_channel_recv(p.master, &msg), ==, -EAGAIN);
+	close_pair(&p);
+}
+
+TEST(done_reports_wait_for_the_flush_and_leave_together)
+{
+	struct pair p;
+
+	open_pair(&p);
+	CHECK_OK(fdp_worker_done(p.w, 5));
+	CHECK_OK(fdp_worker_done(p.w, 6));
+	CHECK(fdp_worker_wants_write(p.w));
+	CHECK_INT(fdp_channel_recv(p.master, &msg), ==, -EAGAIN);
+	CHECK_INT(fdp_worker_flush(p.w), ==, 0);
+	CHECK(!fdp_worker_wants_write(p.w));
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_DONE);
+	CHECK_INT(msg.len, ==, 16);
+	CHECK_INT(fdp__get64(msg.payload), ==, 5);
+	fdp_channel_msg_release(&msg);
+	close_pair(&p);
+}
+
+TEST(drain_comes_after_the_connections_sent_before_it)
+{
+	struct pair p;
+	struct fdp_conn c;
+	int client, fd;
+
+	open_pair(&p);
+	client = send_conn(&p, 9);
+	CHECK_OK(fdp_channel_send(p.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	fd = accept_wait(p.w, &c);
+	CHECK_OK(fd);
+	CHECK_INT(c.id, ==, 9);
+	CHECK_INT(accept_wait(p.w, &c), ==, -ESHUTDOWN);
+	CHECK(fdp_worker_draining(p.w));
+	close(fd);
+	close(client);
+	close_pair(&p);
+}
+
+TEST(unknown_message_types_are_skipped)
+{
+	struct pair p;
+	struct fdp_conn c;
+
+	open_pair(&p);
+	CHECK_OK(fdp_channel_send(p.master, 0x1ff, "new", 3, NULL, 0, 0));
+	CHECK_INT(accept_wait(p.w, &c), ==, -EAGAIN);
+	close_pair(&p);
+}
+
+TEST(accept_says_epipe_once_the_master_is_gone)
+{
+	struct pair p;
+	struct fdp_conn c;
+
+	open_pair(&p);
+	fdp_channel_close(p.master);
+	CHECK_INT(accept_wait(p.w, &c), ==, -EPIPE);
+	CHECK_INT(fdp_worker_flush(p.w), ==, -EPIPE);
+	fdp_worker_close(p.w);
+}

@@ -1,0 +1,329 @@
+/*
+ * The event loop of a built-in handler's worker, written on the public worker API: one epoll
+ * with the master's channel and every client connection. A connection's DONE report is
+ * flushed to the master before its socket is closed, so when a client sees the close, the
+ * master already has (in its socket buffer) the news that this worker has one less.
+ */
+#include "serve.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 128
+
+struct fdpass_worker_loop {
+	struct fdp_worker *w;
+	const struct fdpass_handler *h;
+	int epfd;
+	int worker_out; /* EPOLLOUT requested on the channel */
+	unsigned long count, open;
+	int *closing; /* sockets to close after the next flush */
+	size_t nclosing, capclosing;
+	struct fdpass_conn **conns; /* every open connection, for the drain */
+	size_t nconns, capconns;
+};
+
+struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c)
+{
+	return c->loop->w;
+}
+
+int fdpass_conn_draining(const struct fdpass_conn *c)
+{
+	return fdp_worker_draining(c->loop->w);
+}
+
+/*
+ * Register c for what it waits for. A new connection is registered only if its first read
+ * finds nothing: most requests are already there when the connection arrives.
+ */
+static void watch(struct fdpass_conn *c)
+{
+	unsigned want = EPOLLIN | (c->outlen > c->outoff ? EPOLLOUT : 0);
+	struct epoll_event ev = {.events = want, .data.ptr = c};
+
+	if (c->watched && want == c->events)
+		return;
+	if (epoll_ctl(c->loop->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0) {
+		c->watched = 1;
+		c->events = want;
+	}
+}
+
+/* Write what the socket takes; returns -1 if the client is gone. */
+static int write_out(struct fdpass_conn *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		c->outoff += (size_t)n;
+	}
+	c->outoff = c->outlen = 0;
+	return 0;
+}
+
+int fdpass_conn_write(struct fdpass_conn *c, const void *data, size_t len)
+{
+	char *out;
+
+	/* Nothing queued: straight to the socket, and keep only what it did not take. */
+	while (c->outlen == 0 && len > 0) {
+		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		data = (const char *)data + n;
+		len -= (size_t)n;
+	}
+	if (len == 0)
+		return 0;
+	out = realloc(c->out, c->outlen + len);
+	if (!out)
+		return -1;
+	c->out = out;
+	memcpy(c->out + c->outlen, data, len);
+	c->outlen += len;
+	return write_out(c);
+}
+
+static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	/* The master may still hold a copy of the socket: closing ours does not unregister it. */
+	if (c->watched)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	fdp_worker_done(l->w, c->id);
+	if (l->nclosing == l->capclosing) {
+		size_t cap = l->capclosing ? l->capclosing * 2 : 64;
+		int *v = realloc(l->closing, cap * sizeof(*v));
+
+		if (!v) {
+			close(c->fd); /* out of memory: close now, the ordering is a nicety */
+			goto free_conn;
+		}
+		l->closing = v;
+		l->capclosing = cap;
+	}
+	l->closing[l->nclosing++] = c->fd;
+free_conn:
+	for (size_t i = 0; i < l->nconns; i++) {
+		if (l->conns[i] == c) {
+			l->conns[i] = l->conns[--l->nconns];
+			break;
+		}
+	}
+	l->open--;
+	free(c->out);
+	free(c);
+}
+
+static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
+                                     const struct fdp_conn *meta)
+{
+	struct fdpass_conn *c = calloc(1, sizeof(*c));
+
+	if (l->nconns == l->capconns) {
+		size_t cap = l->capconns ? l->capconns * 2 : 64;
+		struct fdpass_conn **v = realloc(l->conns, cap * sizeof(*v));
+
+		if (v) {
+			l->conns = v;
+			l->capconns = cap;
+		}
+	}
+	if (!c || l->nconns == l->capconns) {
+		free(c);
+		fdp_worker_done(l->w, meta->id);
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->id = meta->id;
+	c->meta = *meta;
+	c->number = ++l->count;
+	c->loop = l;
+	l->conns[l->nconns++] = c;
+	l->open++;
+	return c;
+}
+
+/* Read what the client sent and let the handler answer. */
+static void conn_input(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			conn_close(l, c);
+			return;
+		}
+		c->inlen += (size_t)n;
+		if (l->h->on_data(c) < 0 || c->inlen == sizeof(c->in)) {
+			conn_close(l, c);
+			return;
+		}
+		if (c->close_after_write && c->outlen == 0) {
+			conn_close(l, c);
+			return;
+		}
+	}
+	watch(c);
+}
+
+static void conn_output(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	if (write_out(c) < 0 || (c->close_after_write && c->outlen == 0))
+		conn_close(l, c);
+	else
+		watch(c);
+}
+
+/* The master asked for a drain: idle connections go now, busy ones when they finish. */
+static void drain_idle(struct fdpass_worker_loop *l)
+{
+	for (size_t i = l->nconns; i-- > 0;) {
+		struct fdpass_conn *c = l->conns[i];
+
+		if (i >= l->nconns)
+			continue;
+		conn_input(l, c); /* bytes may have arrived since the last wakeup */
+		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)
+			conn_close(l, c);
+	}
+}
+
+/*
+ * Serve the connections just taken: read each at once, or wait for it. Only once their
+ * acknowledgement has left: the master must not re-hand a connection this worker has read.
+ */
+static void serve_fresh(struct fdpass_worker_loop *l, size_t first)
+{
+	size_t n = l->nconns - first;
+	struct fdpass_conn **fresh;
+
+	if (n == 0)
+		return;
+	fresh = malloc(n * sizeof(*fresh));
+	if (!fresh || fdp_worker_wants_write(l->w)) {
+		for (size_t i = first; i < l->nconns; i++)
+			watch(l->conns[i]);
+		free(fresh);
+		return;
+	}
+	memcpy(fresh, l->conns + first, n * sizeof(*fresh));
+	for (size_t i = 0; i < n; i++)
+		conn_input(l, fresh[i]); /* closes it, or watches it */
+	free(fresh);
+}
+
+/* Returns 1 to keep going, -1 when the master is gone. */
+static int take_connections(struct fdpass_worker_loop *l)
+{
+	size_t first = l->nconns;
+
+	for (;;) {
+		struct fdp_conn meta;
+		int fd = fdp_worker_accept(l->w, &meta);
+
+		if (fd >= 0) {
+			conn_open(l, fd, &meta);
+			continue;
+		}
+		if (fd == -EAGAIN || fd == -ESHUTDOWN)
+			serve_fresh(l, first);
+		if (fd == -EAGAIN)
+			return 1;
+		if (fd == -ESHUTDOWN) {
+			if (l->h->close_idle_on_drain)
+				drain_idle(l);
+			return 1;
+		}
+		for (size_t i = first; i < l->nconns; i++)
+			watch(l->conns[i]);
+		return -1;
+	}
+}
+
+static void flush_and_close(struct fdpass_worker_loop *l)
+{
+	int err = fdp_worker_flush(l->w);
+	struct epoll_event ev = {.events = EPOLLIN | (err == -EAGAIN ? EPOLLOUT : 0)};
+	int want = err == -EAGAIN;
+
+	/*
+	 * Shut the connection down rather than only close it: until the master has read the ACK
+	 * it holds a copy, and the client would see the end only when that copy goes (and the
+	 * TCP teardown would run in the master, the one process every connection goes through).
+	 */
+	for (size_t i = 0; i < l->nclosing; i++)
+		shutdown(l->closing[i], SHUT_RDWR);
+	fdp_close_fds(l->closing, l->nclosing);
+	l->nclosing = 0;
+	if (want != l->worker_out) {
+		ev.data.ptr = NULL;
+		epoll_ctl(l->epfd, EPOLL_CTL_MOD, fdp_worker_fd(l->w), &ev);
+		l->worker_out = want;
+	}
+}
+
+int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
+{
+	struct fdpass_worker_loop l = {.w = w, .h = h};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	int status = 0, run = 1;
+
+	l.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l.epfd < 0 || epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0)
+		return 1;
+	/* Connections may have come with the greeting, already read from the socket. */
+	if (take_connections(&l) < 0)
+		run = 0;
+	while (run) {
+		struct epoll_event evs[MAX_EVENTS];
+		int n = epoll_wait(l.epfd, evs, MAX_EVENTS, -1);
+
+		int channel = 0;
+
+		for (int i = 0; i < n; i++) {
+			struct fdpass_conn *c = evs[i].data.ptr;
+
+			if (!c)
+				channel = 1;
+			else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				conn_input(&l, c);
+			else if (evs[i].events & EPOLLOUT)
+				conn_output(&l, c);
+		}
+		/* Last: a drain may close connections that later events of this batch name. */
+		if (channel && take_connections(&l) < 0) {
+			status = 1; /* the master is gone: nobody to serve for */
+			run = 0;
+		}
+		flush_and_close(&l);
+		if (fdp_worker_draining(w) && l.open == 0)
+			run = 0;
+	}
+	while (l.nconns)
+		conn_close(&l, l.conns[l.nconns - 1]);
+	flush_and_close(&l);
+	free(l.closing);
+	free(l.conns);
+	close(l.epfd);
+	return status;
+}

@@ -1,0 +1,302 @@
+/*
+ * fdpass serve: the pre-forked server. Parses the options, binds the listeners (so an address
+ * in use is reported with the address, before anything starts), and runs the library's master
+ * with a built-in handler or an external worker program. Logs go to stderr.
+ */
+#include "commands.h"
+#include "serve.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 64
+
+static const char usage_text[] =
+        "usage: fdpass serve [OPTIONS]\n"
+        "\n"
+        "Run a pre-forked server: the master accepts every connection and hands it to the\n"
+        "worker the policy picks, over that worker's channel (SCM_RIGHTS).\n"
+        "\n"
+        "Options:\n"
+        "  --listen ADDR         listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
+        "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
+        "                        free port (the log says which).\n"
+        "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
+        "  --handler NAME        built-in handler: http (answers with the worker that served\n"
+        "                        it) or echo. Default http.\n"
+        "  --exec COMMAND        run COMMAND (with /bin/sh -c) as each worker instead of a\n"
+        "                        built-in handler; it finds its channel in $FDPASS_CHANNEL_FD\n"
+        "                        (see docs/WORKER.md).\n"
+        "  --policy NAME         round-robin, least-conn or hash-ip. Default round-robin.\n"
+        "  --backlog N           listen backlog, 1..65535. Default 4096.\n"
+        "  --drain-timeout SECS  on SIGTERM/SIGINT/SIGHUP, how long workers may take to finish\n"
+        "                        their connections before they are killed (0..86400). Default 10.\n"
+        "  --control PATH        control socket for `fdpass status`. Default\n"
+        "                        $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock.\n"
+        "                        \"none\" disables it.\n"
+        "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
+        "  --help                show this help.\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
+        "every worker without failing a request. Exit status: 0 stopped, 1 failure (address in\n"
+        "use, control socket), 2 bad command line. See docs/SERVE.md.\n";
+
+struct serve_opts {
+	const char *listen[MAX_LISTEN];
+	size_t nlisten;
+	long workers, backlog;
+	long long drain_ms;
+	const struct fdpass_handler *handler;
+	const char *exec;
+	enum fdp_policy policy;
+	const char *control;
+	enum fdp_log_level log_level;
+};
+
+void fdpass_default_control_path(char *buf, size_t size)
+{
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+
+	if (dir && dir[0] == '/')
+		snprintf(buf, size, "%s/fdpass.sock", dir);
+	else
+		snprintf(buf, size, "/tmp/fdpass-%u.sock", (unsigned)getuid());
+}
+
+static int bad_value(const char *opt, const char *value, const char *accepts)
+{
+	fprintf(stderr, "fdpass serve: invalid value '%s' for --%s: expected %s\n", value, opt,
+	        accepts);
+	return FDPASS_EXIT_USAGE;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int pick(const char *value, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(value, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Returns -1 when the options are good, else the exit status. */
+static int parse_opts(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+	                                         {"workers", required_argument, NULL, 'w'},
+	                                         {"handler", required_argument, NULL, 'H'},
+	                                         {"exec", required_argument, NULL, 'e'},
+	                                         {"policy", required_argument, NULL, 'p'},
+	                                         {"backlog", required_argument, NULL, 'b'},
+	                                         {"drain-timeout", required_argument, NULL, 'd'},
+	                                         {"control", required_argument, NULL, 'c'},
+	                                         {"log-level", required_argument, NULL, 'L'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
+	static const char *const policies[] = {"round-robin", "least-conn", "hash-ip"};
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	int c, i;
+	long v;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (o->nlisten == MAX_LISTEN)
+				return bad_value("listen", optarg, "at most 64 addresses");
+			o->listen[o->nlisten++] = optarg;
+			break;
+		case 'w':
+			if (parse_long(optarg, 1, 1024, &o->workers) < 0)
+				return bad_value("workers", optarg, "a number from 1 to 1024");
+			break;
+		case 'H':
+			if (strcmp(optarg, "http") == 0)
+				o->handler = &fdpass_handler_http;
+			else if (strcmp(optarg, "echo") == 0)
+				o->handler = &fdpass_handler_echo;
+			else
+				return bad_value("handler", optarg, "http or echo");
+			break;
+		case 'e':
+			o->exec = optarg;
+			break;
+		case 'p':
+			if ((i = pick(optarg, policies, 3)) < 0)
+				return bad_value("policy", optarg,
+				                 "round-robin, least-conn or hash-ip");
+			o->policy = (enum fdp_policy)i;
+			break;
+		case 'b':
+			if (parse_long(optarg, 1, 65535, &o->backlog) < 0)
+				return bad_value("backlog", optarg, "a number from 1 to 65535");
+			break;
+		case 'd':
+			if (parse_long(optarg, 0, 86400, &v) < 0)
+				return bad_value("drain-timeout", optarg,
+				                 "whole seconds from 0 to 86400");
+			o->drain_ms = v * 1000LL;
+			break;
+		case 'c':
+			if (!*optarg)
+				return bad_value("control", optarg, "a socket path or \"none\"");
+			o->control = optarg;
+			break;
+		case 'L':
+			if ((i = pick(optarg, levels, 4)) < 0)
+				return bad_value("log-level", optarg, "error, warn, info or debug");
+			o->log_level = (enum fdp_log_level)i;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return FDPASS_EXIT_OK;
+		default:
+			if (optopt)
+				fprintf(stderr, "fdpass serve: option needs a value: %s\n",
+				        argv[optind - 1]);
+			else
+				fprintf(stderr, "fdpass serve: unknown option: %s\n",
+				        argv[optind - 1]);
+			fputs("Run 'fdpass serve --help' for the options.\n", stderr);
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fdpass serve: unexpected argument: %s\n", argv[optind]);
+		return FDPASS_EXIT_USAGE;
+	}
+	return -1;
+}
+
+static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	fprintf(stderr, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
+	        tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level], msg);
+}
+
+static int run_handler(struct fdp_worker *w, void *arg)
+{
+	return fdpass_handler_run(w, arg);
+}
+
+/* Bind every listener now, so a bad address fails before any worker exists. */
+static int open_listeners(const struct serve_opts *o, int *fds)
+{
+	for (size_t i = 0; i < o->nlisten; i++) {
+		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		if (fds[i] >= 0)
+			continue;
+		if (fds[i] == -EINVAL)
+			fprintf(stderr,
+			        "fdpass serve: invalid value '%s' for --listen: expected "
+			        "HOST:PORT, "
+			        "[HOST]:PORT or unix:PATH\n",
+			        o->listen[i]);
+		else
+			fprintf(stderr, "fdpass serve: cannot listen on %s: %s\n", o->listen[i],
+			        fdp_strerror(fds[i]));
+		int status = fds[i] == -EINVAL ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
+
+		fdp_close_fds(fds, i);
+		return status;
+	}
+	return -1;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const char *const default_listen = "127.0.0.1:8080";
+	struct serve_opts o = {.workers = sysconf(_SC_NPROCESSORS_ONLN),
+	                       .backlog = 4096,
+	                       .drain_ms = 10000,
+	                       .handler = &fdpass_handler_http,
+	                       .policy = FDP_POLICY_ROUND_ROBIN,
+	                       .log_level = FDP_LOG_INFO};
+	char control[512], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
+	int fds[MAX_LISTEN], status, err;
+	struct fdp_master *m;
+	sigset_t sigs;
+
+	status = parse_opts(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	if (o.workers < 1)
+		o.workers = 1;
+	if (o.nlisten == 0)
+		o.listen[o.nlisten++] = default_listen;
+	if (o.control && strcmp(o.control, "none") == 0)
+		control[0] = '\0';
+	else if (o.control)
+		snprintf(control, sizeof(control), "%s", o.control);
+	else
+		fdpass_default_control_path(control, sizeof(control));
+	status = open_listeners(&o, fds);
+	if (status >= 0)
+		return status;
+	/* The master reads these from a signalfd; workers get the mask back when forked. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	exec_argv[2] = (char *)o.exec;
+	err = fdp_master_open(&m, &(struct fdp_master_config){
+	                                  .listeners = fds,
+	                                  .nlisteners = o.nlisten,
+	                                  .workers = (unsigned)o.workers,
+	                                  .policy = o.policy,
+	                                  .tag = o.exec                              ? FDP_TAG_RAW
+	                                         : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP
+	                                                                             : FDP_TAG_ECHO,
+	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
+	                                  .control_path = control[0] ? control : NULL,
+	                                  .worker_main = o.exec ? NULL : run_handler,
+	                                  .worker_arg = (void *)o.handler,
+	                                  .exec_argv = exec_argv,
+	                                  .log = log_stderr,
+	                                  .log_level = o.log_level,
+	                          });
+	if (err < 0) {
+		if (err == -EADDRINUSE)
+			fprintf(stderr,
+			        "fdpass serve: control socket %s: another server is running there "
+			        "(stop it, or use --control PATH)\n",
+			        control);
+		else
+			fprintf(stderr, "fdpass serve: control socket %s: %s\n", control,
+			        fdp_strerror(err));
+		return FDPASS_EXIT_FAILURE;
+	}
+	err = fdp_master_run(m);
+	fdp_master_close(m);
+	if (err < 0) {
+		fprintf(stderr, "fdpass serve: %s\n", fdp_strerror(err));
+		return FDPASS_EXIT_FAILURE;
+	}
+	return FDPASS_EXIT_OK;
+}

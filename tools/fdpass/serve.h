@@ -1,0 +1,56 @@
+/* Shared between `fdpass serve`, `fdpass status` and the built-in handlers. */
+#ifndef FDPASS_SERVE_H
+#define FDPASS_SERVE_H
+
+#include "fdpass.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The control socket a server uses when not told: $XDG_RUNTIME_DIR/fdpass.sock, else
+ * /tmp/fdpass-$UID.sock. Writes it into buf. */
+void fdpass_default_control_path(char *buf, size_t size);
+
+/* One client connection of a built-in handler. */
+struct fdpass_conn {
+	int fd;
+	uint64_t id;          /* the master's connection id */
+	unsigned long number; /* this worker's count of connections, from 1 */
+	struct fdp_conn meta;
+	char in[8192];
+	size_t inlen;
+	char *out;
+	size_t outlen, outoff;
+	int close_after_write;
+	int watched;     /* registered with the loop's epoll */
+	unsigned events; /* what it is registered for */
+	struct fdpass_worker_loop *loop;
+};
+
+/*
+ * A built-in handler: on_data is called when c->in holds new bytes; it consumes what it uses
+ * and answers with fdpass_conn_write(). Returns 0 to keep the connection, -1 to close it.
+ * close_idle_on_drain: connections with nothing pending are closed when the master drains.
+ */
+struct fdpass_handler {
+	const char *name;
+	int (*on_data)(struct fdpass_conn *c);
+	int close_idle_on_drain;
+};
+
+/* Queue bytes for the client (written at once when the socket takes them). */
+int fdpass_conn_write(struct fdpass_conn *c, const void *data, size_t len);
+
+/* Non-zero once the master asked this worker to drain. */
+int fdpass_conn_draining(const struct fdpass_conn *c);
+
+/* The worker's identity, for answers that say who served them. */
+struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c);
+
+/* Run a handler in a worker until the master drains it or goes away. Returns an exit status. */
+int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h);
+
+extern const struct fdpass_handler fdpass_handler_echo;
+extern const struct fdpass_handler fdpass_handler_http;
+
+#endif

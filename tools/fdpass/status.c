@@ -1,0 +1,229 @@
+/*
+ * fdpass status: connect to a server's control socket, read its status (one "master ..." line
+ * and one "worker ..." line per worker process, each a list of key=value) and show it as a
+ * table, or as JSON with --json.
+ */
+#include "commands.h"
+#include "serve.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_TIMEOUT_MS 5000
+
+static const char usage_text[] =
+        "usage: fdpass status [--json] [--control PATH]\n"
+        "\n"
+        "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
+        "re-handed after a worker died, closed unserved (by reason) and uptime; for each\n"
+        "worker, its index, pid, generation, state, open connections, connections served and\n"
+        "restarts.\n"
+        "\n"
+        "Options:\n"
+        "  --json          print JSON instead of a table.\n"
+        "  --control PATH  the server's control socket (default: the one `fdpass serve` uses\n"
+        "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock).\n"
+        "  --help          show this help.\n"
+        "\n"
+        "Exit status: 0 shown, 1 no server answers there or it refused, 2 bad command line.\n";
+
+/* Read everything the server sends, waiting at most READ_TIMEOUT_MS for each piece. */
+static char *read_reply(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+
+	while (buf) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap * 2);
+
+			if (!b)
+				break;
+			buf = b;
+			cap *= 2;
+		}
+		if (poll(&p, 1, READ_TIMEOUT_MS) == 0)
+			break;
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+/* The value of key in a "kind k=v k=v" line, copied into out ("" if absent). */
+static const char *field(const char *line, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+	const char *p = line;
+
+	out[0] = '\0';
+	while ((p = strstr(p, key))) {
+		if ((p == line || p[-1] == ' ') && p[klen] == '=') {
+			size_t n = strcspn(p + klen + 1, " \n");
+
+			if (n >= size)
+				n = size - 1;
+			memcpy(out, p + klen + 1, n);
+			out[n] = '\0';
+			break;
+		}
+		p += klen;
+	}
+	return out;
+}
+
+static int is_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* One line as a JSON object: every key=value, numbers bare and words quoted. */
+static void print_json_object(const char *line)
+{
+	const char *p = strchr(line, ' ');
+	int first = 1;
+
+	putchar('{');
+	while (p && *p == ' ') {
+		char key[64], val[256];
+		size_t k, v;
+
+		p++;
+		k = strcspn(p, "=\n");
+		if (p[k] != '=' || k >= sizeof(key))
+			break;
+		memcpy(key, p, k);
+		key[k] = '\0';
+		v = strcspn(p + k + 1, " \n");
+		if (v >= sizeof(val))
+			v = sizeof(val) - 1;
+		memcpy(val, p + k + 1, v);
+		val[v] = '\0';
+		printf(is_number(val) ? "%s\"%s\":%s" : "%s\"%s\":\"%s\"", first ? "" : ",", key,
+		       val);
+		first = 0;
+		p += k + 1 + strcspn(p + k + 1, " \n");
+	}
+	putchar('}');
+}
+
+static void print_json(const char *reply)
+{
+	int nworkers = 0;
+
+	printf("{\"master\":");
+	print_json_object(reply);
+	printf(",\"workers\":[");
+	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, "worker ", 7) != 0)
+			continue;
+		if (nworkers++)
+			putchar(',');
+		print_json_object(l);
+	}
+	printf("]}\n");
+}
+
+static void print_table(const char *reply)
+{
+	char a[64], b[64], c[64], d[64], e[64], f[64], g[64];
+	double up = atof(field(reply, "uptime_ms", a, sizeof(a))) / 1000.0;
+
+	printf("master pid %s, %s, policy %s, up %.1f s\n", field(reply, "pid", a, sizeof(a)),
+	       field(reply, "state", b, sizeof(b)), field(reply, "policy", c, sizeof(c)), up);
+	printf("  connections: accepted %s, handed over %s, re-handed %s, pending %s\n",
+	       field(reply, "accepted", a, sizeof(a)), field(reply, "handed", b, sizeof(b)),
+	       field(reply, "rehanded", c, sizeof(c)), field(reply, "pending", d, sizeof(d)));
+	printf("  closed unserved: no worker %s, shutdown %s, error %s\n",
+	       field(reply, "closed_no_worker", a, sizeof(a)),
+	       field(reply, "closed_shutdown", b, sizeof(b)),
+	       field(reply, "closed_error", c, sizeof(c)));
+	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
+	       "served", "restarts");
+	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, "worker ", 7) != 0)
+			continue;
+		printf("%-6s %-8s %-4s %-9s %8s %10s %8s\n", field(l, "index", a, sizeof(a)),
+		       field(l, "pid", b, sizeof(b)), field(l, "generation", c, sizeof(c)),
+		       field(l, "state", d, sizeof(d)), field(l, "open", e, sizeof(e)),
+		       field(l, "served", f, sizeof(f)), field(l, "restarts", g, sizeof(g)));
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	                                         {"control", required_argument, NULL, 'c'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
+	char path[512];
+	const char *control = NULL;
+	char *reply;
+	int json = 0, c, fd;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'j') {
+			json = 1;
+		} else if (c == 'c') {
+			control = optarg;
+		} else if (c == 'h') {
+			fputs(usage_text, stdout);
+			return FDPASS_EXIT_OK;
+		} else {
+			fprintf(stderr, "fdpass status: bad option: %s\n", argv[optind - 1]);
+			fputs("Run 'fdpass status --help' for the options.\n", stderr);
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fdpass status: unexpected argument: %s\n", argv[optind]);
+		return FDPASS_EXIT_USAGE;
+	}
+	if (!control) {
+		fdpass_default_control_path(path, sizeof(path));
+		control = path;
+	}
+	fd = fdp_unix_connect(control, SOCK_STREAM);
+	if (fd < 0) {
+		fprintf(stderr, "fdpass status: cannot connect to %s: %s%s\n", control,
+		        fdp_strerror(fd),
+		        fd == -ENOENT || fd == -ECONNREFUSED ? " (is fdpass serve running?)" : "");
+		return FDPASS_EXIT_FAILURE;
+	}
+	reply = read_reply(fd);
+	close(fd);
+	if (!reply || strncmp(reply, "master ", 7) != 0) {
+		fprintf(stderr, "fdpass status: %s: %s", control,
+		        reply && strncmp(reply, "error ", 6) == 0 ? reply + 6 : "no status\n");
+		free(reply);
+		return FDPASS_EXIT_FAILURE;
+	}
+	if (json)
+		print_json(reply);
+	else
+		print_table(reply);
+	free(reply);
+	return FDPASS_EXIT_OK;
+}
