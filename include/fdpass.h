@@ -452,6 +452,7 @@ enum fdp_policy {
 	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
 	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
 	FDP_POLICY_HASH_IP,     /* a hash of the client's address picks the worker slot */
+	FDP_POLICY_ROUTE,       /* the client's routing key picks the slot (see Routing above) */
 };
 
 enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
@@ -478,6 +479,14 @@ struct fdp_master_config {
 	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
 	void *log_arg;
 	enum fdp_log_level log_level;
+	/*
+	 * Per listener, each an array of nlisteners entries or NULL: its policy and its protocol
+	 * tag, in place of policy and tag above (which then apply to no listener).
+	 */
+	const enum fdp_policy *listener_policy;
+	const unsigned *listener_tag;
+	/* What FDP_POLICY_ROUTE listeners route by; required when one does (read at open). */
+	const struct fdp_route_config *route;
 };
 
 /*
