@@ -250,10 +250,11 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 	} else if (phase == 1) {
 		if (w->kind == W_LISTENER && m->listeners[w->index].fd >= 0 && !m->stopping)
 			fdp__accept_from(m, &m->listeners[w->index]);
-		else if (w->kind == W_ROUTE && !m->stopping)
-			fdp__route_input(m, w, ev->events);
 	} else if (w->kind == W_CONTROL) {
 		fdp__control_accept(m);
+	} else if (w->kind == W_ROUTE && !m->stopping) {
+		/* Last: handling it may free w, and no later phase may look at it. */
+		fdp__route_input(m, w, ev->events);
 	}
 }
 
