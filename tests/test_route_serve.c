@@ -24,8 +24,7 @@ static unsigned expected_slot(const char *key, unsigned workers)
 }
 
 /* One command over a fresh connection; the reply line in reply, or -1 if none came. */
-static int kv_request(const char *addr, const char *src, const char *line, char *reply,
-                      size_t size)
+static int kv_request(const char *addr, const char *src, const char *line, char *reply, size_t size)
 {
 	int fd = tcp_connect(addr, src);
 	size_t len = 0;
@@ -55,8 +54,8 @@ static void wait_route_count(struct server *s, const char *key, long long want)
 		if (v >= want)
 			return;
 		if (test_now_ms() > deadline)
-			fdp_test_fail(__FILE__, __LINE__, "route %s stayed at %lld, want %lld", key, v,
-			              want);
+			fdp_test_fail(__FILE__, __LINE__, "route %s stayed at %lld, want %lld", key,
+			              v, want);
 		poll(NULL, 0, 5);
 	}
 }
@@ -103,16 +102,15 @@ static void load_client(void *arg)
 		}
 		snprintf(want, sizeof(want), "STORED %u\n", slot);
 		if (strcmp(reply, want))
-			fdp_test_fail(__FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", line, reply,
-			              want);
+			fdp_test_fail(__FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", line,
+			              reply, want);
 		snprintf(line, sizeof(line), "GET %s\n", key);
 		if (kv_request(l->addr, src, line, reply, sizeof(reply)) < 0) {
 			CHECK(l->allow_loss);
 			lost++;
 			continue;
 		}
-		snprintf(want, sizeof(want), "VALUE %u v%u-%u\n", slot,
-		         l->client, i);
+		snprintf(want, sizeof(want), "VALUE %u v%u-%u\n", slot, l->client, i);
 		if (strcmp(reply, want)) {
 			snprintf(want, sizeof(want), "MISSING %u\n", slot);
 			if (!l->allow_loss || strcmp(reply, want))
@@ -329,8 +327,8 @@ static void garbage(const char *fail, long long defaulted)
 	char buf[512];
 	int fd;
 
-	server_start(&s, "--workers", "2", "--handler", "http", "--policy", "route",
-	             "--route-key", "http-host", "--route-fail", fail, NULL);
+	server_start(&s, "--workers", "2", "--handler", "http", "--policy", "route", "--route-key",
+	             "http-host", "--route-fail", fail, NULL);
 	fd = tcp_connect(s.addr, NULL);
 	CHECK_INT(send(fd, tls, sizeof(tls) - 1, MSG_NOSIGNAL), ==, sizeof(tls) - 1);
 	if (!defaulted) {
@@ -361,8 +359,8 @@ static int http_worker(const char *addr, const char *path, const char *host)
 	const char *body, *w;
 	int fd = tcp_connect(addr, NULL);
 
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-	         path, host);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+	         host);
 	send_all(fd, req);
 	body = http_read(fd, buf, sizeof(buf));
 	close(fd);
@@ -376,8 +374,8 @@ TEST(http_host_and_http_path_route_each_request_to_its_slot)
 	char host[96], upper[64], path[32];
 	unsigned seen = 0;
 
-	server_start(&s, "--workers", "4", "--handler", "http", "--policy", "route",
-	             "--route-key", "http-host", NULL);
+	server_start(&s, "--workers", "4", "--handler", "http", "--policy", "route", "--route-key",
+	             "http-host", NULL);
 	for (unsigned i = 0; i < 24; i++) {
 		unsigned want;
 
@@ -392,8 +390,8 @@ TEST(http_host_and_http_path_route_each_request_to_its_slot)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 
-	server_start(&s, "--workers", "4", "--handler", "http", "--policy", "route",
-	             "--route-key", "http-path", NULL);
+	server_start(&s, "--workers", "4", "--handler", "http", "--policy", "route", "--route-key",
+	             "http-path", NULL);
 	for (unsigned i = 0; i < 24; i++) {
 		snprintf(path, sizeof(path), "/room/%u", i);
 		CHECK_INT(http_worker(s.addr, path, "any"), ==, expected_slot(path, 4));
@@ -523,9 +521,9 @@ TEST(bad_route_options_exit_2_naming_the_option)
 	                   "--route-max-pending", "1 to 1000000");
 	expect_usage_error((const char *[]){R, "line", "--route-fail", "retry", NULL},
 	                   "--route-fail", "close or default:N");
-	expect_usage_error((const char *[]){R, "line", "--workers", "2", "--route-fail",
-	                                    "default:5", NULL},
-	                   "--route-fail", "out of range");
+	expect_usage_error(
+	        (const char *[]){R, "line", "--workers", "2", "--route-fail", "default:5", NULL},
+	        "--route-fail", "out of range");
 	expect_usage_error((const char *[]){R, "line", "--route-map", "/nonexistent/m", NULL},
 	                   "--route-map", "/nonexistent/m");
 	expect_usage_error((const char *[]){"--listen", "127.0.0.1:0,policy=magic", NULL},
@@ -536,10 +534,9 @@ TEST(bad_route_options_exit_2_naming_the_option)
 
 TEST(help_explains_the_route_options)
 {
-	static const char *const opts[] = {"--route-key",         "--route-map",
-	                                   "--route-timeout",     "--route-max-bytes",
-	                                   "--route-max-pending", "--route-fail",
-	                                   "policy=",             "tag="};
+	static const char *const opts[] = {
+	        "--route-key",         "--route-map",  "--route-timeout", "--route-max-bytes",
+	        "--route-max-pending", "--route-fail", "policy=",         "tag="};
 	const char *args[] = {"serve", "--help", NULL};
 	char *out, *err;
 

@@ -150,7 +150,8 @@ static int take(struct fdp_worker *w)
 			return 0;
 		if (fd < 0)
 			return -1;
-		if (nclients == MAX_CLIENTS || !(clients[nclients] = calloc(1, sizeof(struct client)))) {
+		if (nclients == MAX_CLIENTS ||
+		    !(clients[nclients] = calloc(1, sizeof(struct client)))) {
 			fdp_worker_done(w, conn.id);
 			close(fd);
 			continue;

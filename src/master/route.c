@@ -35,7 +35,7 @@ enum fdp__route_counter {
 	RC_HASHED,      /* key found, slot from the ring */
 	RC_MAPPED,      /* key found, slot from the map */
 	RC_TIMEOUT,     /* no key by the deadline */
-	RC_TOO_BIG,   /* no key within the byte limit */
+	RC_TOO_BIG,     /* no key within the byte limit */
 	RC_REJECTED,    /* the extractor refused what the client sent */
 	RC_OVERFLOW,    /* accepted past the cap on waiting connections */
 	RC_EOF,         /* the client closed (or half-closed) before its key */
@@ -74,8 +74,8 @@ struct fdp__router {
 };
 
 static const char *const counter_names[RC_NCOUNTERS] = {
-        "hashed", "mapped", "timeout", "too_big", "rejected", "overflow",
-        "eof",    "unavailable", "defaulted", "closed",
+        "hashed",   "mapped", "timeout",     "too_big",   "rejected",
+        "overflow", "eof",    "unavailable", "defaulted", "closed",
 };
 
 static void list_push(struct route_list *l, struct fdp__route_wait *w)
@@ -228,8 +228,7 @@ static void deliver(struct fdp_master *m, struct fdp__route_wait *w)
 }
 
 /* No key will come (counted under why): to the default worker, or closed. */
-static void route_fail(struct fdp_master *m, struct fdp__route_wait *w,
-                       enum fdp__route_counter why)
+static void route_fail(struct fdp_master *m, struct fdp__route_wait *w, enum fdp__route_counter why)
 {
 	struct fdp__router *r = m->router;
 

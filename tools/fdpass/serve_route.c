@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn",
-                                                           "hash-ip", "route"};
+const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn", "hash-ip",
+                                                           "route"};
 
 static int bad(const char *opt, const char *value, const char *accepts)
 {
@@ -141,8 +141,7 @@ int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc)
 	return -1;
 }
 
-int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given,
-                       unsigned workers)
+int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given, unsigned workers)
 {
 	struct fdp_route_config no_map = *rc;
 	char err[512];
@@ -164,9 +163,9 @@ int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given
 	r = fdp_route_config_check(&no_map, workers, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "fdpass serve: --%s: %s\n",
-		        strncmp(err, "route key", 9) == 0     ? "route-key"
-		        : strstr(err, "default worker")       ? "route-fail"
-		                                              : "route-max-bytes",
+		        strncmp(err, "route key", 9) == 0 ? "route-key"
+		        : strstr(err, "default worker")   ? "route-fail"
+		                                          : "route-max-bytes",
 		        err);
 		return FDPASS_EXIT_USAGE;
 	}

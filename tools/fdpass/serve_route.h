@@ -40,7 +40,6 @@ int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc)
  * Check the routing options as a whole: routing says whether a listener routes, given whether
  * any --route-* option was given. Returns -1 when good, else the exit status.
  */
-int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given,
-                       unsigned workers);
+int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given, unsigned workers);
 
 #endif
