@@ -376,7 +376,9 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 
 /*
  * Report connection id finished (the caller closes its socket). Reports are batched: they
- * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0.
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0, or
+ * -ENOMEM when the report could not be queued (the master's count of this worker's open
+ * connections then stays one too high until the worker exits).
  */
 int fdp_worker_done(struct fdp_worker *w, uint64_t id);
 
