@@ -352,7 +352,11 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
 /* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
 
-/* Close the channel. Connections already taken stay open and owned by the caller. */
+/*
+ * Close the channel. Connections already taken stay open and owned by the caller. What is
+ * still queued for the master (acknowledgements, reports) is discarded: a worker that exits
+ * calls fdp_worker_flush_wait() first.
+ */
 void fdp_worker_close(struct fdp_worker *w);
 
 /* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
@@ -388,6 +392,14 @@ int fdp_worker_done(struct fdp_worker *w, uint64_t id);
  * -EPIPE when the master is gone.
  */
 int fdp_worker_flush(struct fdp_worker *w);
+
+/*
+ * fdp_worker_flush(), waiting up to timeout_ms (-1: no limit) for the channel to take
+ * everything: what a worker calls before it exits, so its last acknowledgements and reports
+ * reach a master that is slow to read. Returns 0, -ETIMEDOUT (the rest stays queued), or the
+ * error of fdp_worker_flush() (-EPIPE: the master is gone).
+ */
+int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms);
 
 /* Non-zero once the master asked this worker to drain. */
 int fdp_worker_draining(const struct fdp_worker *w);
