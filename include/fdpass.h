@@ -374,7 +374,9 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
  * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
  * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
- * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO.
+ * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO. Read a
+ * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
+ * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 

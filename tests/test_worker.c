@@ -205,20 +205,6 @@ TEST(accept_says_epipe_once_the_master_is_gone)
 	fdp_worker_close(p.w);
 }
 
-/* Read everything the master end has now (filler, here) without waiting. */
-static void master_read_all(struct fdp_channel *ch)
-{
-	struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
-	int r;
-
-	/* The channel may say -EAGAIN once after a batch with more in the socket: ask poll(). */
-	do {
-		while ((r = fdp_channel_recv(ch, &msg)) == 1)
-			fdp_channel_msg_release(&msg);
-		CHECK_INT(r, ==, -EAGAIN);
-	} while (poll(&p, 1, 0) == 1);
-}
-
 TEST(an_ack_the_full_channel_cannot_take_yet_stays_queued_and_wants_write_says_so)
 {
 	struct pair p;

@@ -48,6 +48,20 @@ static inline void master_recv(struct fdp_channel *ch)
 	}
 }
 
+/* Read everything the master end has now (filler, here) without waiting. */
+static inline void master_read_all(struct fdp_channel *ch)
+{
+	struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
+	int r;
+
+	/* The channel may say -EAGAIN once after a batch with more in the socket: ask poll(). */
+	do {
+		while ((r = fdp_channel_recv(ch, &msg)) == 1)
+			fdp_channel_msg_release(&msg);
+		CHECK_INT(r, ==, -EAGAIN);
+	} while (poll(&p, 1, 0) == 1);
+}
+
 /*
  * Hand the worker one end of a fresh socketpair as connection id; returns the client's end.
  * With keep, *keep gets a copy of the handed-over end, as the master keeps one until the ACK.
@@ -61,6 +75,7 @@ static inline int send_conn_keep(struct fdp_channel *master, uint64_t id, int *k
 
 	peer.sin_addr.s_addr = htonl(0x7f000002);
 	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK_OK(fcntl(sv[1], F_SETFL, O_NONBLOCK)); /* as the master hands connections over */
 	if (keep)
 		CHECK((*keep = fcntl(sv[1], F_DUPFD_CLOEXEC, 0)) >= 0);
 	len = fdp_proto_conn_encode(buf, id, 1, FDP_TAG_HTTP, &peer, sizeof(peer));

@@ -24,6 +24,13 @@ struct fdpass_worker_loop {
 	size_t nclosing, capclosing;
 	struct fdpass_conn **conns; /* every open connection, for the drain */
 	size_t nconns, capconns;
+	/*
+	 * Connections whose ACK has not left yet: neither read nor watched until a flush has
+	 * written it, because the master re-hands a connection it has no ACK for if this worker
+	 * dies, and the copy it re-hands must start from the client's first byte.
+	 */
+	struct fdpass_conn **fresh;
+	size_t nfresh, capfresh;
 };
 
 struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c)
@@ -129,21 +136,29 @@ free_conn:
 	free(c);
 }
 
+/* Make room for one more pointer in *v (n used of *cap); returns -1 out of memory. */
+static int grow(struct fdpass_conn ***v, size_t n, size_t *cap)
+{
+	if (n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct fdpass_conn **nv = realloc(*v, ncap * sizeof(**v));
+
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	return 0;
+}
+
+/* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
 static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
                                      const struct fdp_conn *meta)
 {
 	struct fdpass_conn *c = calloc(1, sizeof(*c));
 
-	if (l->nconns == l->capconns) {
-		size_t cap = l->capconns ? l->capconns * 2 : 64;
-		struct fdpass_conn **v = realloc(l->conns, cap * sizeof(*v));
-
-		if (v) {
-			l->conns = v;
-			l->capconns = cap;
-		}
-	}
-	if (!c || l->nconns == l->capconns) {
+	if (!c || grow(&l->conns, l->nconns, &l->capconns) < 0 ||
+	    grow(&l->fresh, l->nfresh, &l->capfresh) < 0) {
 		free(c);
 		fdp_worker_done(l->w, meta->id);
 		close(fd);
@@ -155,6 +170,7 @@ static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
 	c->number = ++l->count;
 	c->loop = l;
 	l->conns[l->nconns++] = c;
+	l->fresh[l->nfresh++] = c;
 	l->open++;
 	return c;
 }
@@ -194,13 +210,16 @@ static void conn_output(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		watch(c);
 }
 
-/* The master asked for a drain: idle connections go now, busy ones when they finish. */
+/*
+ * The master asked for a drain: idle connections go now, busy ones when they finish. Fresh
+ * ones are left alone: they are served once their ACK has left, with Connection: close.
+ */
 static void drain_idle(struct fdpass_worker_loop *l)
 {
 	for (size_t i = l->nconns; i-- > 0;) {
 		struct fdpass_conn *c = l->conns[i];
 
-		if (i >= l->nconns)
+		if (i >= l->nconns || !c->ack_sent)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
 		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)
@@ -209,24 +228,19 @@ static void drain_idle(struct fdpass_worker_loop *l)
 }
 
 /*
- * Serve the connections just taken: read each at once, or wait for it. Only once their
- * acknowledgement has left: the master must not re-hand a connection this worker has read.
+ * Serve the fresh connections, now that their ACK has left: read each at once (most requests
+ * are already there when the connection arrives), or wait for it.
  */
-static void serve_fresh(struct fdpass_worker_loop *l, size_t first)
+static void serve_fresh(struct fdpass_worker_loop *l)
 {
-	size_t n = l->nconns - first;
-	struct fdpass_conn **fresh;
+	struct fdpass_conn **fresh = l->fresh;
+	size_t n = l->nfresh;
 
-	if (n == 0)
-		return;
-	fresh = malloc(n * sizeof(*fresh));
-	if (!fresh || fdp_worker_wants_write(l->w)) {
-		for (size_t i = first; i < l->nconns; i++)
-			watch(l->conns[i]);
-		free(fresh);
-		return;
-	}
-	memcpy(fresh, l->conns + first, n * sizeof(*fresh));
+	/* conn_input() may close connections; taking the list first keeps it out of the way. */
+	l->fresh = NULL;
+	l->nfresh = l->capfresh = 0;
+	for (size_t i = 0; i < n; i++)
+		fresh[i]->ack_sent = 1;
 	for (size_t i = 0; i < n; i++)
 		conn_input(l, fresh[i]); /* closes it, or watches it */
 	free(fresh);
@@ -235,8 +249,6 @@ static void serve_fresh(struct fdpass_worker_loop *l, size_t first)
 /* Returns 1 to keep going, -1 when the master is gone. */
 static int take_connections(struct fdpass_worker_loop *l)
 {
-	size_t first = l->nconns;
-
 	for (;;) {
 		struct fdp_conn meta;
 		int fd = fdp_worker_accept(l->w, &meta);
@@ -245,8 +257,6 @@ static int take_connections(struct fdpass_worker_loop *l)
 			conn_open(l, fd, &meta);
 			continue;
 		}
-		if (fd == -EAGAIN || fd == -ESHUTDOWN)
-			serve_fresh(l, first);
 		if (fd == -EAGAIN)
 			return 1;
 		if (fd == -ESHUTDOWN) {
@@ -254,18 +264,25 @@ static int take_connections(struct fdpass_worker_loop *l)
 				drain_idle(l);
 			return 1;
 		}
-		for (size_t i = first; i < l->nconns; i++)
-			watch(l->conns[i]);
 		return -1;
 	}
 }
 
+/*
+ * Flush what is queued for the master. Once everything has left (0), the fresh connections'
+ * ACKs are with the master and they can be read; what that closes is flushed in turn.
+ */
 static void flush_and_close(struct fdpass_worker_loop *l)
 {
 	int err = fdp_worker_flush(l->w);
-	struct epoll_event ev = {.events = EPOLLIN | (err == -EAGAIN ? EPOLLOUT : 0)};
-	int want = err == -EAGAIN;
+	struct epoll_event ev = {.events = EPOLLIN};
+	int want;
 
+	while (err == 0 && l->nfresh) {
+		serve_fresh(l);
+		err = fdp_worker_flush(l->w);
+	}
+	want = err == -EAGAIN;
 	/*
 	 * Shut the connection down rather than only close it: until the master has read the ACK
 	 * it holds a copy, and the client would see the end only when that copy goes (and the
@@ -276,6 +293,7 @@ static void flush_and_close(struct fdpass_worker_loop *l)
 	fdp_close_fds(l->closing, l->nclosing);
 	l->nclosing = 0;
 	if (want != l->worker_out) {
+		ev.events |= want ? EPOLLOUT : 0;
 		ev.data.ptr = NULL;
 		epoll_ctl(l->epfd, EPOLL_CTL_MOD, fdp_worker_fd(l->w), &ev);
 		l->worker_out = want;
@@ -286,20 +304,21 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 {
 	struct fdpass_worker_loop l = {.w = w, .h = h};
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	int status = 0, run = 1;
+	int status;
 
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l.epfd < 0 || epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0)
 		return 1;
 	/* Connections may have come with the greeting, already read from the socket. */
-	if (take_connections(&l) < 0)
-		run = 0;
-	while (run) {
+	status = take_connections(&l) < 0;
+	while (!status) {
 		struct epoll_event evs[MAX_EVENTS];
-		int n = epoll_wait(l.epfd, evs, MAX_EVENTS, -1);
+		int n, channel = 0;
 
-		int channel = 0;
-
+		flush_and_close(&l);
+		if (fdp_worker_draining(w) && l.open == 0)
+			break;
+		n = epoll_wait(l.epfd, evs, MAX_EVENTS, -1);
 		for (int i = 0; i < n; i++) {
 			struct fdpass_conn *c = evs[i].data.ptr;
 
@@ -311,19 +330,16 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 				conn_output(&l, c);
 		}
 		/* Last: a drain may close connections that later events of this batch name. */
-		if (channel && take_connections(&l) < 0) {
+		if (channel && take_connections(&l) < 0)
 			status = 1; /* the master is gone: nobody to serve for */
-			run = 0;
-		}
-		flush_and_close(&l);
-		if (fdp_worker_draining(w) && l.open == 0)
-			run = 0;
 	}
+	l.nfresh = 0;
 	while (l.nconns)
 		conn_close(&l, l.conns[l.nconns - 1]);
 	flush_and_close(&l);
 	free(l.closing);
 	free(l.conns);
+	free(l.fresh);
 	close(l.epfd);
 	return status;
 }
