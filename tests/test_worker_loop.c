@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 struct loop {
@@ -63,17 +64,15 @@ static int loop_stop(struct loop *t)
 	return status;
 }
 
-/* Wait for the ACK of connection id (ACKs come batched). */
-static void expect_ack(struct loop *t, uint64_t id)
+/* Wait for an ACK or DONE (type) that names connection id: they come batched. */
+static void expect_id(struct loop *t, unsigned type, uint64_t id)
 {
 	for (;;) {
 		int found = 0;
 
 		master_recv(t->master);
-		if (msg.type == FDP_PROTO_ACK)
-			for (size_t i = 0; i < msg.len / 8; i++)
-				found |= fdp__get64((const unsigned char *)msg.payload + 8 * i) ==
-				         id;
+		for (size_t i = 0; msg.type == type && i < msg.len / 8; i++)
+			found |= fdp__get64((const unsigned char *)msg.payload + 8 * i) == id;
 		fdp_channel_msg_release(&msg);
 		if (found)
 			return;
@@ -145,6 +144,57 @@ static void wait_until_held(pid_t pid, int sock)
 	}
 }
 
+/* The first bytes of a /proc file, NUL-terminated; -1 if it cannot be read. */
+static int read_proc(pid_t pid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * Wait until the worker sleeps in poll() (the loop sleeps in epoll_wait(): poll() is the
+ * exit's flush) or has exited: returns 1 for poll() (or when /proc does not say), 0 for an
+ * exit. Nothing announces either, so this looks every millisecond, for at most 10 s.
+ */
+static int wait_until_exit_flush(pid_t pid)
+{
+	long long deadline = now_ms() + 10000;
+
+	for (;;) {
+		char buf[512], *state;
+		long nr;
+
+		if (read_proc(pid, "stat", buf, sizeof(buf)) < 0 || !(state = strrchr(buf, ')')))
+			return 1;
+		if (state[2] == 'Z')
+			return 0;
+		if (read_proc(pid, "syscall", buf, sizeof(buf)) < 0)
+			return 1; /* not ours to look at here: the test still holds, less sharply */
+		nr = strtol(buf, NULL, 10);
+		if (nr == SYS_ppoll
+#ifdef SYS_poll
+		    || nr == SYS_poll
+#endif
+		)
+			return 1;
+		if (now_ms() > deadline)
+			fdp_test_fail(__FILE__, __LINE__, "the worker neither exits nor polls");
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+}
+
 TEST(a_connection_is_not_read_until_its_ack_has_left)
 {
 	struct loop t;
@@ -153,7 +203,7 @@ TEST(a_connection_is_not_read_until_its_ack_has_left)
 
 	loop_start(&t, &fdpass_handler_echo);
 	c1 = send_conn_keep(t.master, 1, NULL);
-	expect_ack(&t, 1);
+	expect_id(&t, FDP_PROTO_ACK, 1);
 	echo_round_trip(c1, "a");
 	/* The master stops reading: the next connection's ACK cannot leave the worker. */
 	fill_towards_master(t.wsock);
@@ -169,7 +219,7 @@ TEST(a_connection_is_not_read_until_its_ack_has_left)
 	CHECK_INT(unread(s2), ==, 1);
 	CHECK_INT(unread(c2), ==, 0);
 	/* The master reads again: the ACK arrives, and only then is the connection served. */
-	expect_ack(&t, 2);
+	expect_id(&t, FDP_PROTO_ACK, 2);
 	fdp_test_wait_readable(c2, 5000);
 	CHECK_INT(read(c2, &x, 1), ==, 1);
 	CHECK_INT(x, ==, 'x');
@@ -177,4 +227,56 @@ TEST(a_connection_is_not_read_until_its_ack_has_left)
 	close(c1);
 	close(c2);
 	close(s2);
+}
+
+TEST(a_finished_connection_is_closed_only_once_its_done_has_left)
+{
+	struct loop t;
+	int c1, c2;
+	char x;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, NULL);
+	c2 = send_conn_keep(t.master, 2, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	echo_round_trip(c1, "a");
+	echo_round_trip(c2, "b");
+	fill_towards_master(t.wsock);
+	/* The client ends connection 2; its DONE cannot leave while the master does not read. */
+	CHECK_OK(shutdown(c2, SHUT_WR));
+	echo_round_trip(c1, "y"); /* the worker has been round its loop since: see above */
+	echo_round_trip(c1, "z");
+	CHECK_INT(unread(c2), ==, 0);
+	CHECK_INT(poll(&(struct pollfd){.fd = c2, .events = POLLIN}, 1, 0), ==, 0);
+	/* The master reads the DONE first; the client sees the end after. */
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	fdp_test_wait_readable(c2, 5000);
+	CHECK_INT(read(c2, &x, 1), ==, 0);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c1);
+	close(c2);
+}
+
+TEST(a_draining_worker_waits_for_a_slow_master_to_take_its_last_done)
+{
+	struct loop t;
+	int c1;
+	char x;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 1);
+	echo_round_trip(c1, "a");
+	fill_towards_master(t.wsock);
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	/* Its last connection ends: the worker exits, with the DONE still to leave. */
+	CHECK_OK(shutdown(c1, SHUT_WR));
+	CHECK_INT(wait_until_exit_flush(t.pid), ==, 1); /* not gone yet: it waits for the master */
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_test_wait_readable(c1, 5000);
+	CHECK_INT(read(c1, &x, 1), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(c1);
 }

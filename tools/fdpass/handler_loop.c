@@ -1,8 +1,10 @@
 /*
  * The event loop of a built-in handler's worker, written on the public worker API: one epoll
- * with the master's channel and every client connection. A connection's DONE report is
- * flushed to the master before its socket is closed, so when a client sees the close, the
- * master already has (in its socket buffer) the news that this worker has one less.
+ * with the master's channel and every client connection. A new connection is read only once
+ * its ACK has left, and a finished one is closed only once its DONE has left, so when a client
+ * sees the close, the master already has (in its socket buffer) the news that this worker has
+ * one less. While the master is slow to read, finished sockets wait for the channel; at exit
+ * for at most EXIT_FLUSH_MS.
  */
 #include "serve.h"
 
@@ -14,13 +16,16 @@
 
 #define MAX_EVENTS 128
 
+/* How long an exiting worker waits for a slow master to take its last ACKs and DONEs. */
+#define EXIT_FLUSH_MS 1000
+
 struct fdpass_worker_loop {
 	struct fdp_worker *w;
 	const struct fdpass_handler *h;
 	int epfd;
 	int worker_out; /* EPOLLOUT requested on the channel */
 	unsigned long count, open;
-	int *closing; /* sockets to close after the next flush */
+	int *closing; /* finished sockets: closed once their DONE has left */
 	size_t nclosing, capclosing;
 	struct fdpass_conn **conns; /* every open connection, for the drain */
 	size_t nconns, capconns;
@@ -269,8 +274,23 @@ static int take_connections(struct fdpass_worker_loop *l)
 }
 
 /*
+ * Shut the connection down rather than only close it: until the master has read the ACK it
+ * holds a copy, and the client would see the end only when that copy goes (and the TCP
+ * teardown would run in the master, the one process every connection goes through).
+ */
+static void close_finished(struct fdpass_worker_loop *l)
+{
+	for (size_t i = 0; i < l->nclosing; i++)
+		shutdown(l->closing[i], SHUT_RDWR);
+	fdp_close_fds(l->closing, l->nclosing);
+	l->nclosing = 0;
+}
+
+/*
  * Flush what is queued for the master. Once everything has left (0), the fresh connections'
- * ACKs are with the master and they can be read; what that closes is flushed in turn.
+ * ACKs are with the master and they can be read, and the finished ones' DONEs are, so their
+ * sockets can be closed. While output waits for the channel (-EAGAIN), both wait with it;
+ * on any other error nothing more will leave, and the finished sockets are closed anyway.
  */
 static void flush_and_close(struct fdpass_worker_loop *l)
 {
@@ -283,15 +303,8 @@ static void flush_and_close(struct fdpass_worker_loop *l)
 		err = fdp_worker_flush(l->w);
 	}
 	want = err == -EAGAIN;
-	/*
-	 * Shut the connection down rather than only close it: until the master has read the ACK
-	 * it holds a copy, and the client would see the end only when that copy goes (and the
-	 * TCP teardown would run in the master, the one process every connection goes through).
-	 */
-	for (size_t i = 0; i < l->nclosing; i++)
-		shutdown(l->closing[i], SHUT_RDWR);
-	fdp_close_fds(l->closing, l->nclosing);
-	l->nclosing = 0;
+	if (!want)
+		close_finished(l);
 	if (want != l->worker_out) {
 		ev.events |= want ? EPOLLOUT : 0;
 		ev.data.ptr = NULL;
@@ -336,7 +349,9 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 	l.nfresh = 0;
 	while (l.nconns)
 		conn_close(&l, l.conns[l.nconns - 1]);
-	flush_and_close(&l);
+	/* A slow master still gets the last reports; a stuck one does not hold the exit long. */
+	fdp_worker_flush_wait(w, EXIT_FLUSH_MS);
+	close_finished(&l);
 	free(l.closing);
 	free(l.conns);
 	free(l.fresh);
