@@ -280,3 +280,70 @@ TEST(a_draining_worker_waits_for_a_slow_master_to_take_its_last_done)
 	close(t.wsock);
 	close(c1);
 }
+
+/* The socket still works both ways: the client's bytes reach copy, and copy's reach it. */
+static void check_still_connected(int client, int copy)
+{
+	char x = 0;
+
+	CHECK_INT(send(client, "q", 1, MSG_NOSIGNAL), ==, 1);
+	fdp_test_wait_readable(copy, 5000);
+	CHECK_INT(read(copy, &x, 1), ==, 1);
+	CHECK_INT(x, ==, 'q');
+	CHECK_INT(send(copy, "r", 1, MSG_NOSIGNAL), ==, 1);
+	fdp_test_wait_readable(client, 5000);
+	CHECK_INT(read(client, &x, 1), ==, 1);
+	CHECK_INT(x, ==, 'r');
+}
+
+TEST(connections_are_closed_not_shut_down_when_the_master_is_gone)
+{
+	struct loop t;
+	int c1, s1, c2, s2;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, &s1);
+	expect_id(&t, FDP_PROTO_ACK, 1);
+	echo_round_trip(c1, "a");
+	fill_towards_master(t.wsock);
+	c2 = send_conn_keep(t.master, 2, &s2); /* not acknowledged: the master would re-hand it */
+	wait_until_held(t.pid, s2);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	/* The copies (another worker's, say) still serve their clients. */
+	check_still_connected(c1, s1);
+	check_still_connected(c2, s2);
+	close(c1);
+	close(s1);
+	close(c2);
+	close(s2);
+}
+
+TEST(a_finished_connection_ends_for_the_client_though_the_master_still_holds_a_copy)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	struct loop t;
+	char buf[1024];
+	size_t len = 0;
+	int c1, s1;
+
+	loop_start(&t, &fdpass_handler_http);
+	c1 = send_conn_keep(t.master, 1, &s1);
+	CHECK_INT(send(c1, req, sizeof(req) - 1, MSG_NOSIGNAL), ==, sizeof(req) - 1);
+	for (;;) {
+		ssize_t n;
+
+		fdp_test_wait_readable(c1, 5000);
+		n = read(c1, buf + len, sizeof(buf) - 1 - len);
+		CHECK(n >= 0);
+		if (n == 0)
+			break; /* the worker's FIN, though s1 is still open */
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+	CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c1);
+	close(s1);
+}

@@ -122,7 +122,9 @@ static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		int *v = realloc(l->closing, cap * sizeof(*v));
 
 		if (!v) {
-			close(c->fd); /* out of memory: close now, the ordering is a nicety */
+			/* Out of memory: end it now, the ordering is a nicety. */
+			shutdown(c->fd, SHUT_WR);
+			close(c->fd);
 			goto free_conn;
 		}
 		l->closing = v;
@@ -157,6 +159,20 @@ static int grow(struct fdpass_conn ***v, size_t n, size_t *cap)
 }
 
 /* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
+/*
+ * Drop this worker's reference to a connection it will not finish (the master is gone, or the
+ * channel is lost): close() only. The master may re-hand a connection it has no ACK for to
+ * another worker, and a shutdown() would end it there too.
+ */
+static void conn_abandon(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	close(c->fd);
+	l->conns[--l->nconns] = NULL; /* callers abandon from the end */
+	l->open--;
+	free(c->out);
+	free(c);
+}
+
 static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
                                      const struct fdp_conn *meta)
 {
@@ -274,14 +290,16 @@ static int take_connections(struct fdpass_worker_loop *l)
 }
 
 /*
- * Shut the connection down rather than only close it: until the master has read the ACK it
- * holds a copy, and the client would see the end only when that copy goes (and the TCP
- * teardown would run in the master, the one process every connection goes through).
+ * End a finished connection with shutdown(SHUT_WR) before the close: until the master has read
+ * the ACK it holds a copy, and the client would see the end only when that copy goes (and the
+ * FIN, and the TCP teardown, would come from the master, the one process every connection goes
+ * through). Only for connections this worker finished: their ACK left before they were read,
+ * so the master re-hands none of them. shutdown() acts on the socket, every copy of it.
  */
 static void close_finished(struct fdpass_worker_loop *l)
 {
 	for (size_t i = 0; i < l->nclosing; i++)
-		shutdown(l->closing[i], SHUT_RDWR);
+		shutdown(l->closing[i], SHUT_WR);
 	fdp_close_fds(l->closing, l->nclosing);
 	l->nclosing = 0;
 }
@@ -346,9 +364,10 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 		if (channel && take_connections(&l) < 0)
 			status = 1; /* the master is gone: nobody to serve for */
 	}
+	/* Left open only when the master is gone: no DONE to send, nothing to shut down. */
 	l.nfresh = 0;
 	while (l.nconns)
-		conn_close(&l, l.conns[l.nconns - 1]);
+		conn_abandon(&l, l.conns[l.nconns - 1]);
 	/* A slow master still gets the last reports; a stuck one does not hold the exit long. */
 	fdp_worker_flush_wait(w, EXIT_FLUSH_MS);
 	close_finished(&l);
