@@ -7,6 +7,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -198,6 +199,24 @@ static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
 	        tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level], msg);
 }
 
+/*
+ * Open /dev/null on any of descriptors 0..2 that is closed. Otherwise the first listener or
+ * channel would land there, where anything that writes to "stderr" (or a worker that takes
+ * 0..2 for its stdio) would write into it.
+ */
+static void open_missing_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		null = open("/dev/null", O_RDWR); /* the lowest free number: fd, 0..fd-1 are open */
+		if (null >= 0 && null != fd)
+			close(null);
+	}
+}
+
 static int run_handler(struct fdp_worker *w, void *arg)
 {
 	return fdpass_handler_run(w, arg);
@@ -241,6 +260,7 @@ int cmd_serve(int argc, char **argv)
 	struct fdp_master *m;
 	sigset_t sigs;
 
+	open_missing_stdio();
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
