@@ -49,3 +49,46 @@ TEST(closed_stdio_is_filled_with_dev_null_before_any_socket_is_opened)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* The soft and hard "Max open files" of process pid, from /proc/PID/limits. */
+static void proc_nofile(pid_t pid, unsigned long long *soft, unsigned long long *hard)
+{
+	char path[64], *text, *line;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	text = fdp_test_read_all(fd, NULL);
+	close(fd);
+	line = strstr(text, "Max open files");
+	CHECK(line != NULL);
+	CHECK_INT(sscanf(line + strlen("Max open files"), "%llu %llu", soft, hard), ==, 2);
+	free(text);
+}
+
+TEST(the_soft_limit_on_open_files_is_raised_to_the_hard_limit)
+{
+	struct rlimit saved, low;
+	unsigned long long soft, hard;
+	struct server s;
+
+	CHECK_OK(getrlimit(RLIMIT_NOFILE, &saved));
+	if (saved.rlim_max <= 256)
+		fdp_test_skip("the hard limit on open files is too low to lower the soft one");
+	/* The server inherits a soft limit well below its hard one. */
+	low = saved;
+	low.rlim_cur = 256;
+	CHECK_OK(setrlimit(RLIMIT_NOFILE, &low));
+	server_start(&s, "--workers", "1", "--log-level", "debug", NULL);
+	CHECK_OK(setrlimit(RLIMIT_NOFILE, &saved));
+	proc_nofile(s.pid, &soft, &hard);
+	CHECK_INT(soft, ==, hard);
+	/* valgrind keeps the test's real limit to itself: the server may inherit the high one. */
+	if (!fdp_test_under_valgrind())
+		CHECK(strstr(s.log, "debug: open files limit 256 raised to ") != NULL);
+	else
+		CHECK(strstr(s.log, "debug: open files limit ") != NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

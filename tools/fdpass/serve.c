@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -217,6 +218,34 @@ static void open_missing_stdio(void)
 	}
 }
 
+/*
+ * Raise the soft limit on open descriptors to the hard one: the master holds a descriptor per
+ * connection until a worker acknowledges it, a worker one per connection it serves, and the
+ * soft limit (often 1024) is a default for programs that do not. Says what it did in what.
+ */
+static void raise_nofile_limit(char *what, size_t size)
+{
+	struct rlimit rl;
+	unsigned long long was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(what, size, "open files limit: %s", strerror(errno));
+		return;
+	}
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		snprintf(what, size, "open files limit %llu (the hard limit)", was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		snprintf(what, size, "open files limit %llu: cannot raise it to %llu: %s", was,
+		         (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		snprintf(what, size, "open files limit %llu raised to %llu (the hard limit)", was,
+		         (unsigned long long)rl.rlim_max);
+}
+
 static int run_handler(struct fdp_worker *w, void *arg)
 {
 	return fdpass_handler_run(w, arg);
@@ -255,7 +284,7 @@ int cmd_serve(int argc, char **argv)
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
-	char control[512], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
+	char control[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
 	int fds[MAX_LISTEN], status, err;
 	struct fdp_master *m;
 	sigset_t sigs;
@@ -264,6 +293,9 @@ int cmd_serve(int argc, char **argv)
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	raise_nofile_limit(nofile, sizeof(nofile));
+	if (o.log_level >= FDP_LOG_DEBUG)
+		log_stderr(NULL, FDP_LOG_DEBUG, nofile);
 	if (o.workers < 1)
 		o.workers = 1;
 	if (o.nlisten == 0)
