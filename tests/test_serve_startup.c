@@ -92,3 +92,52 @@ TEST(the_soft_limit_on_open_files_is_raised_to_the_hard_limit)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* GET / on a fresh connection; returns the generation of the worker that answered. */
+static int http_get_generation(const char *addr)
+{
+	char buf[1024];
+	const char *body, *g;
+	int fd = tcp_connect(addr, NULL);
+
+	send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	close(fd);
+	if (!body || !(g = strstr(body, "generation=")))
+		fdp_test_fail(__FILE__, __LINE__, "bad answer: %s", body ? body : "(none)");
+	return atoi(g + 11);
+}
+
+TEST(a_full_stderr_drops_log_lines_and_does_not_stop_the_master)
+{
+	static char chunk[4096];
+	char path[64];
+	long long deadline;
+	struct server s;
+	int fill;
+
+	server_start(&s, "--workers", "1", NULL);
+	/* The log's reader stalls: fill its pipe to the last byte, through a writer of our own. */
+	snprintf(path, sizeof(path), "/proc/%d/fd/2", (int)s.pid);
+	fill = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	CHECK(fill >= 0);
+	memset(chunk, '.', sizeof(chunk));
+	chunk[sizeof(chunk) - 1] = '\n';
+	while (write(fill, chunk, sizeof(chunk)) > 0)
+		;
+	while (write(fill, "\n", 1) > 0)
+		;
+	CHECK_INT(errno, ==, EAGAIN);
+	close(fill);
+	/* A reload logs a dozen lines; the master still answers, and completes it. */
+	kill(s.pid, SIGHUP);
+	deadline = test_now_ms() + 20000;
+	while (http_get_generation(s.addr) != 2)
+		CHECK(test_now_ms() < deadline);
+	/* The reader catches up: the next line that fits says how many it missed. */
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, " log lines dropped: stderr was full") != NULL);
+	CHECK(strstr(s.log, "received Hangup") == NULL);
+	CHECK(strstr(s.log, "received Terminated") != NULL);
+	server_free(&s);
+}
