@@ -49,7 +49,7 @@ static void close_pair(struct pair *p)
 /* Hand the worker one end of a fresh socketpair as connection id; returns the other end. */
 static int send_conn(struct pair *p, uint64_t id)
 {
-	return send_conn_keep(p->master, id, NULL);
+	return send_conn_keep(p->master, id, FDP_TAG_HTTP, NULL);
 }
 
 TEST(open_reads_the_greeting_and_tells_the_master_it_is_ready)

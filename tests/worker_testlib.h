@@ -63,10 +63,11 @@ static inline void master_read_all(struct fdp_channel *ch)
 }
 
 /*
- * Hand the worker one end of a fresh socketpair as connection id; returns the client's end.
- * With keep, *keep gets a copy of the handed-over end, as the master keeps one until the ACK.
+ * Hand the worker one end of a fresh socketpair as connection id, with protocol tag; returns
+ * the client's end. With keep, *keep gets a copy of the handed-over end, as the master keeps
+ * one until the ACK.
  */
-static inline int send_conn_keep(struct fdp_channel *master, uint64_t id, int *keep)
+static inline int send_conn_keep(struct fdp_channel *master, uint64_t id, unsigned tag, int *keep)
 {
 	unsigned char buf[FDP_PROTO_CONN_MAX];
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(4242)};
@@ -78,7 +79,7 @@ static inline int send_conn_keep(struct fdp_channel *master, uint64_t id, int *k
 	CHECK_OK(fcntl(sv[1], F_SETFL, O_NONBLOCK)); /* as the master hands connections over */
 	if (keep)
 		CHECK((*keep = fcntl(sv[1], F_DUPFD_CLOEXEC, 0)) >= 0);
-	len = fdp_proto_conn_encode(buf, id, 1, FDP_TAG_HTTP, &peer, sizeof(peer));
+	len = fdp_proto_conn_encode(buf, id, 1, tag, &peer, sizeof(peer));
 	CHECK_OK(fdp_channel_send(master, FDP_PROTO_CONN, buf, len, &sv[1], 1, 0));
 	return sv[0];
 }

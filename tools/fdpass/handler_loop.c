@@ -196,6 +196,17 @@ static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
 	return c;
 }
 
+/* The protocol a connection's tag names (a listener's tag=), else the worker's handler. */
+static const struct fdpass_handler *handler_for(const struct fdpass_worker_loop *l,
+                                                const struct fdpass_conn *c)
+{
+	if (c->meta.tag == FDP_TAG_ECHO)
+		return &fdpass_handler_echo;
+	if (c->meta.tag == FDP_TAG_HTTP)
+		return &fdpass_handler_http;
+	return l->h;
+}
+
 /* Read what the client sent and let the handler answer. */
 static void conn_input(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 {
@@ -211,7 +222,7 @@ static void conn_input(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 			return;
 		}
 		c->inlen += (size_t)n;
-		if (l->h->on_data(c) < 0 || c->inlen == sizeof(c->in)) {
+		if (handler_for(l, c)->on_data(c) < 0 || c->inlen == sizeof(c->in)) {
 			conn_close(l, c);
 			return;
 		}

@@ -6,6 +6,7 @@
  */
 #include "commands.h"
 #include "serve.h"
+#include "serve_route.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,16 +31,34 @@ static const char usage_text[] =
         "worker the policy picks, over that worker's channel (SCM_RIGHTS).\n"
         "\n"
         "Options:\n"
-        "  --listen ADDR         listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
+        "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
+        "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
         "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
-        "                        free port (the log says which).\n"
+        "                        free port (the log says which). policy= gives this listener\n"
+        "                        its own policy; tag= (raw, echo, http or a number) the\n"
+        "                        protocol its connections are tagged with (the built-in\n"
+        "                        handlers speak echo or http by it).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
         "  --exec COMMAND        run COMMAND (with /bin/sh -c) as each worker instead of a\n"
         "                        built-in handler; it finds its channel in $FDPASS_CHANNEL_FD\n"
         "                        (see docs/WORKER.md).\n"
-        "  --policy NAME         round-robin, least-conn or hash-ip. Default round-robin.\n"
+        "  --policy NAME         round-robin, least-conn, hash-ip or route. Default\n"
+        "                        round-robin. route: the master peeks at what the client\n"
+        "                        sends and hands it to the worker its key maps to (always the\n"
+        "                        same one); see docs/ROUTING.md.\n"
+        "  --route-key SPEC      the routing key: line, line:N (Nth token), line:N:C (Nth\n"
+        "                        field split at C), http-host, http-path, http-header:NAME,\n"
+        "                        prefix:N or length-prefixed[:1|2|4]. Required by route.\n"
+        "  --route-map FILE      lines \"KEY INDEX\" or \"PREFIX* INDEX\" pinning keys to worker\n"
+        "                        slots; the rest are hashed.\n"
+        "  --route-timeout SECS  time a client has to send its key (0.001..3600). Default 5.\n"
+        "  --route-max-bytes N   the key must lie in the first N bytes. Default 8192.\n"
+        "  --route-max-pending N clients waiting for their key at once; past it accepting\n"
+        "                        pauses. Default 1024.\n"
+        "  --route-fail ACTION   a client with no key (timed out, too long, malformed):\n"
+        "                        close, or default:N to hand it to worker N. Default close.\n"
         "  --backlog N           listen backlog, 1..65535. Default 4096.\n"
         "  --drain-timeout SECS  on SIGTERM/SIGINT/SIGHUP, how long workers may take to finish\n"
         "                        their connections before they are killed (0..86400). Default 10.\n"
@@ -55,7 +74,10 @@ static const char usage_text[] =
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
+	struct fdpass_listen_opts lopts[MAX_LISTEN];
 	size_t nlisten;
+	struct fdp_route_config route;
+	int route_given;
 	long workers, backlog;
 	long long drain_ms;
 	const struct fdpass_handler *handler;
@@ -115,9 +137,20 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	                                         {"drain-timeout", required_argument, NULL, 'd'},
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"log-level", required_argument, NULL, 'L'},
+	                                         {"route-key", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_KEY},
+	                                         {"route-map", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAP},
+	                                         {"route-timeout", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_TIMEOUT},
+	                                         {"route-max-bytes", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAX_BYTES},
+	                                         {"route-max-pending", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAX_PENDING},
+	                                         {"route-fail", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_FAIL},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	static const char *const policies[] = {"round-robin", "least-conn", "hash-ip"};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
 	int c, i;
 	long v;
@@ -128,6 +161,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'l':
 			if (o->nlisten == MAX_LISTEN)
 				return bad_value("listen", optarg, "at most 64 addresses");
+			if ((i = fdpass_listen_parse(optarg, &o->lopts[o->nlisten])) >= 0)
+				return i;
 			o->listen[o->nlisten++] = optarg;
 			break;
 		case 'w':
@@ -146,9 +181,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->exec = optarg;
 			break;
 		case 'p':
-			if ((i = pick(optarg, policies, 3)) < 0)
+			if ((i = fdpass_policy_parse(optarg)) < 0)
 				return bad_value("policy", optarg,
-				                 "round-robin, least-conn or hash-ip");
+				                 "round-robin, least-conn, hash-ip or route");
 			o->policy = (enum fdp_policy)i;
 			break;
 		case 'b':
@@ -174,6 +209,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'h':
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
+		case FDPASS_OPT_ROUTE_KEY:
+		case FDPASS_OPT_ROUTE_MAP:
+		case FDPASS_OPT_ROUTE_TIMEOUT:
+		case FDPASS_OPT_ROUTE_MAX_BYTES:
+		case FDPASS_OPT_ROUTE_MAX_PENDING:
+		case FDPASS_OPT_ROUTE_FAIL:
+			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
+				return i;
+			o->route_given = 1;
+			break;
 		default:
 			if (optopt)
 				fprintf(stderr, "fdpass serve: option needs a value: %s\n",
@@ -379,7 +424,9 @@ int cmd_serve(int argc, char **argv)
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
 	char control[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
-	int fds[MAX_LISTEN], status, err;
+	enum fdp_policy policies[MAX_LISTEN];
+	unsigned tags[MAX_LISTEN], tag;
+	int fds[MAX_LISTEN], status, err, routing = 0;
 	struct fdp_master *m;
 	sigset_t sigs;
 
@@ -395,6 +442,15 @@ int cmd_serve(int argc, char **argv)
 		o.workers = 1;
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
+	tag = o.exec ? FDP_TAG_RAW : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP : FDP_TAG_ECHO;
+	for (size_t i = 0; i < o.nlisten; i++) {
+		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
+		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;
+		routing |= policies[i] == FDP_POLICY_ROUTE;
+	}
+	status = fdpass_route_check(&o.route, routing, o.route_given, (unsigned)o.workers);
+	if (status >= 0)
+		return status;
 	if (o.control && strcmp(o.control, "none") == 0)
 		control[0] = '\0';
 	else if (o.control)
@@ -417,9 +473,10 @@ int cmd_serve(int argc, char **argv)
 	                                  .nlisteners = o.nlisten,
 	                                  .workers = (unsigned)o.workers,
 	                                  .policy = o.policy,
-	                                  .tag = o.exec                              ? FDP_TAG_RAW
-	                                         : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP
-	                                                                             : FDP_TAG_ECHO,
+	                                  .tag = tag,
+	                                  .listener_policy = policies,
+	                                  .listener_tag = tags,
+	                                  .route = routing ? &o.route : NULL,
 	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
