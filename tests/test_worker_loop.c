@@ -348,3 +348,30 @@ TEST(a_finished_connection_ends_for_the_client_though_the_master_still_holds_a_c
 	close(c1);
 	close(s1);
 }
+
+TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
+{
+	struct loop t;
+	int echo, http;
+	char x;
+
+	/* An http worker with an echo connection (a listener's tag=echo) and an http one. */
+	loop_start(&t, &fdpass_handler_http);
+	echo = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	echo_round_trip(echo, "a");
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	/* The idle http connection goes at once; the echo stream ends only when its client does. */
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	fdp_test_wait_readable(http, 5000);
+	CHECK_INT(read(http, &x, 1), ==, 0);
+	echo_round_trip(echo, "b");
+	CHECK_OK(shutdown(echo, SHUT_WR));
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(echo);
+	close(http);
+}

@@ -243,15 +243,16 @@ static void conn_output(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 }
 
 /*
- * The master asked for a drain: idle connections go now, busy ones when they finish. Fresh
- * ones are left alone: they are served once their ACK has left, with Connection: close.
+ * The master asked for a drain: idle connections of a protocol with requests (the handler of
+ * each connection's tag says) go now, busy ones when they finish. Fresh ones are left alone:
+ * they are served once their ACK has left, with Connection: close.
  */
 static void drain_idle(struct fdpass_worker_loop *l)
 {
 	for (size_t i = l->nconns; i-- > 0;) {
 		struct fdpass_conn *c = l->conns[i];
 
-		if (i >= l->nconns || !c->ack_sent)
+		if (i >= l->nconns || !c->ack_sent || !handler_for(l, c)->close_idle_on_drain)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
 		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)
@@ -292,8 +293,7 @@ static int take_connections(struct fdpass_worker_loop *l)
 		if (fd == -EAGAIN)
 			return 1;
 		if (fd == -ESHUTDOWN) {
-			if (l->h->close_idle_on_drain)
-				drain_idle(l);
+			drain_idle(l);
 			return 1;
 		}
 		return -1;
