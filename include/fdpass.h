@@ -352,7 +352,11 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
 /* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
 
-/* Close the channel. Connections already taken stay open and owned by the caller. */
+/*
+ * Close the channel. Connections already taken stay open and owned by the caller. What is
+ * still queued for the master (acknowledgements, reports) is discarded: a worker that exits
+ * calls fdp_worker_flush_wait() first.
+ */
 void fdp_worker_close(struct fdp_worker *w);
 
 /* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
@@ -370,13 +374,17 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
  * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
  * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
- * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO.
+ * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO. Read a
+ * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
+ * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 
 /*
  * Report connection id finished (the caller closes its socket). Reports are batched: they
- * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0.
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0, or
+ * -ENOMEM when the report could not be queued (the master's count of this worker's open
+ * connections then stays one too high until the worker exits).
  */
 int fdp_worker_done(struct fdp_worker *w, uint64_t id);
 
@@ -386,6 +394,14 @@ int fdp_worker_done(struct fdp_worker *w, uint64_t id);
  * -EPIPE when the master is gone.
  */
 int fdp_worker_flush(struct fdp_worker *w);
+
+/*
+ * fdp_worker_flush(), waiting up to timeout_ms (-1: no limit) for the channel to take
+ * everything: what a worker calls before it exits, so its last acknowledgements and reports
+ * reach a master that is slow to read. Returns 0, -ETIMEDOUT (the rest stays queued), or the
+ * error of fdp_worker_flush() (-EPIPE: the master is gone).
+ */
+int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms);
 
 /* Non-zero once the master asked this worker to drain. */
 int fdp_worker_draining(const struct fdp_worker *w);

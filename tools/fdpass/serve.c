@@ -1,18 +1,24 @@
 /*
  * fdpass serve: the pre-forked server. Parses the options, binds the listeners (so an address
  * in use is reported with the address, before anything starts), and runs the library's master
- * with a built-in handler or an external worker program. Logs go to stderr.
+ * with a built-in handler or an external worker program. Logs go to stderr, without ever
+ * blocking the master.
  */
 #include "commands.h"
 #include "serve.h"
 #include "serve_route.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -231,16 +237,152 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	return -1;
 }
 
-static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
+/*
+ * The log sink: a line per message on stderr. A full stderr (a reader that stalls, a pipe
+ * nobody drains) must not stop the master, which serves every connection, so a line that does
+ * not fit at once is dropped and counted, and the next line that fits is preceded by how many
+ * were lost. Non-blocking without O_NONBLOCK on descriptor 2 itself: that flag belongs to the
+ * file description, shared with the shell and every worker. A pipe or terminal is opened again
+ * through /proc (a description of its own); a socket takes MSG_DONTWAIT; a file never blocks
+ * for long. Lines stay under PIPE_BUF, so a pipe takes a whole line or nothing.
+ */
+struct log_sink {
+	int fd;     /* where lines go: 2, or a non-blocking descriptor of the same pipe */
+	int socket; /* stderr is a socket: send() with MSG_DONTWAIT */
+	int check;  /* a pipe or terminal we could not open again: poll() before each write */
+	unsigned long dropped;
+};
+
+static struct log_sink log_sink = {.fd = 2};
+
+static void log_sink_open(struct log_sink *ls)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct stat st;
+	int fd;
+
+	if (fstat(2, &st) < 0)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		ls->socket = 1;
+		return;
+	}
+	if (!S_ISFIFO(st.st_mode) && !(S_ISCHR(st.st_mode) && isatty(2)))
+		return;
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0)
+		ls->fd = fd;
+	else
+		ls->check = 1; /* only a race with another writer can still block it */
+}
+
+/* Write a whole line now or not at all (-1); never raises SIGPIPE. */
+static int log_sink_write(struct log_sink *ls, const char *line, size_t len)
+{
+	sigset_t pipe_sig, old;
+	ssize_t n;
+
+	if (ls->socket)
+		return send(ls->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0
+		                                                                            : -1;
+	if (ls->check && poll(&(struct pollfd){.fd = ls->fd, .events = POLLOUT}, 1, 0) != 1)
+		return -1;
+	/* A reader gone raises SIGPIPE: block it for the write and take it if it came. */
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_sig, &old);
+	n = write(ls->fd, line, len);
+	if (n < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE))
+		sigtimedwait(&pipe_sig, NULL, &(struct timespec){0, 0});
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static size_t log_format(char *buf, size_t size, const char *level, const char *msg)
+{
 	struct timespec ts;
 	struct tm tm;
+	int n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	fprintf(stderr, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
-	        tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level], msg);
+	n = snprintf(buf, size, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
+	             tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level, msg);
+	if (n < 0)
+		return 0;
+	if ((size_t)n >= size) { /* truncated: keep the line a line */
+		n = (int)size - 1;
+		buf[n - 1] = '\n';
+	}
+	return (size_t)n;
+}
+
+static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct log_sink *ls = arg;
+	char line[1024];
+	size_t len;
+
+	if (ls->dropped) {
+		char note[64];
+
+		snprintf(note, sizeof(note), "%lu log lines dropped: stderr was full", ls->dropped);
+		len = log_format(line, sizeof(line), names[FDP_LOG_WARN], note);
+		if (log_sink_write(ls, line, len) < 0) {
+			ls->dropped++;
+			return;
+		}
+		ls->dropped = 0;
+	}
+	len = log_format(line, sizeof(line), names[level], msg);
+	if (log_sink_write(ls, line, len) < 0)
+		ls->dropped++;
+}
+
+/*
+ * Open /dev/null on any of descriptors 0..2 that is closed. Otherwise the first listener or
+ * channel would land there, where anything that writes to "stderr" (or a worker that takes
+ * 0..2 for its stdio) would write into it.
+ */
+static void open_missing_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		null = open("/dev/null", O_RDWR); /* the lowest free number: fd, 0..fd-1 are open */
+		if (null >= 0 && null != fd)
+			close(null);
+	}
+}
+
+/*
+ * Raise the soft limit on open descriptors to the hard one: the master holds a descriptor per
+ * connection until a worker acknowledges it, a worker one per connection it serves, and the
+ * soft limit (often 1024) is a default for programs that do not. Says what it did in what.
+ */
+static void raise_nofile_limit(char *what, size_t size)
+{
+	struct rlimit rl;
+	unsigned long long was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(what, size, "open files limit: %s", strerror(errno));
+		return;
+	}
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		snprintf(what, size, "open files limit %llu (the hard limit)", was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		snprintf(what, size, "open files limit %llu: cannot raise it to %llu: %s", was,
+		         (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		snprintf(what, size, "open files limit %llu raised to %llu (the hard limit)", was,
+		         (unsigned long long)rl.rlim_max);
 }
 
 static int run_handler(struct fdp_worker *w, void *arg)
@@ -281,16 +423,21 @@ int cmd_serve(int argc, char **argv)
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
-	char control[512], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
+	char control[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int fds[MAX_LISTEN], status, err, routing = 0;
 	struct fdp_master *m;
 	sigset_t sigs;
 
+	open_missing_stdio();
+	log_sink_open(&log_sink);
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	raise_nofile_limit(nofile, sizeof(nofile));
+	if (o.log_level >= FDP_LOG_DEBUG)
+		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
 	if (o.workers < 1)
 		o.workers = 1;
 	if (o.nlisten == 0)
@@ -336,6 +483,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .worker_arg = (void *)o.handler,
 	                                  .exec_argv = exec_argv,
 	                                  .log = log_stderr,
+	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
 	                          });
 	if (err < 0) {
