@@ -354,7 +354,11 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
 /* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
 
-/* Close the channel. Connections already taken stay open and owned by the caller. */
+/*
+ * Close the channel. Connections already taken stay open and owned by the caller. What is
+ * still queued for the master (acknowledgements, reports) is discarded: a worker that exits
+ * calls fdp_worker_flush_wait() first.
+ */
 void fdp_worker_close(struct fdp_worker *w);
 
 /* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
@@ -372,13 +376,17 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
  * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
  * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
- * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO.
+ * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO. Read a
+ * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
+ * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 
 /*
  * Report connection id finished (the caller closes its socket). Reports are batched: they
- * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0.
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0, or
+ * -ENOMEM when the report could not be queued (the master's count of this worker's open
+ * connections then stays one too high until the worker exits).
  */
 int fdp_worker_done(struct fdp_worker *w, uint64_t id);
 
@@ -389,8 +397,67 @@ int fdp_worker_done(struct fdp_worker *w, uint64_t id);
  */
 int fdp_worker_flush(struct fdp_worker *w);
 
+/*
+ * fdp_worker_flush(), waiting up to timeout_ms (-1: no limit) for the channel to take
+ * everything: what a worker calls before it exits, so its last acknowledgements and reports
+ * reach a master that is slow to read. Returns 0, -ETIMEDOUT (the rest stays queued), or the
+ * error of fdp_worker_flush() (-EPIPE: the master is gone).
+ */
+int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms);
+
 /* Non-zero once the master asked this worker to drain. */
 int fdp_worker_draining(const struct fdp_worker *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * Routing: the master can look at what a client sends before choosing its worker (--policy
+ * route). It peeks (MSG_PEEK) at the start of the stream, so the worker still reads it from its
+ * first byte, until an extractor finds a routing key; the key then picks the worker slot by
+ * consistent hashing, or by an explicit map. Waiting is bounded in time, bytes and number of
+ * connections. docs/ROUTING.md describes the extractors, the map file and the limits.
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a key extractor returns. */
+#define FDP_ROUTE_KEY_MORE   0  /* no key yet: call again when more bytes have arrived */
+#define FDP_ROUTE_KEY_FOUND  1  /* the key is buf[*key_off, *key_off + *key_len), not empty */
+#define FDP_ROUTE_KEY_REJECT -1 /* these bytes will never yield a key */
+
+/*
+ * A key extractor of your own: look at buf[0, len), the first len bytes the client has sent so
+ * far (len grows between calls; the bytes seen before do not change), and return one of
+ * FDP_ROUTE_KEY_*. Called on the master's thread: it must not block.
+ */
+typedef int (*fdp_route_key_fn)(void *arg, const unsigned char *buf, size_t len,
+				size_t *key_off, size_t *key_len);
+
+/* What happens to a client whose key cannot be found (time-out, too many bytes, rejected). */
+enum fdp_route_fail {
+	FDP_ROUTE_FAIL_CLOSE,   /* close the connection */
+	FDP_ROUTE_FAIL_DEFAULT, /* hand it to the worker slot default_worker */
+};
+
+#define FDP_ROUTE_TIMEOUT_MS  5000 /* defaults of the limits below, when given as 0 */
+#define FDP_ROUTE_MAX_BYTES   8192
+#define FDP_ROUTE_MAX_PENDING 1024
+
+struct fdp_route_config {
+	const char *key;         /* extractor spec ("line:2", "http-host", ...), or NULL for key_fn */
+	fdp_route_key_fn key_fn; /* used when key is NULL */
+	void *key_arg;
+	const char *map_path;    /* --route-map file read at open, or NULL for hashing only */
+	unsigned timeout_ms;     /* time a client has to send its key */
+	size_t max_bytes;        /* bytes the key must lie within */
+	unsigned max_pending;    /* clients waiting for their key at once; past it accept pauses */
+	enum fdp_route_fail on_fail;
+	unsigned default_worker; /* the slot for FDP_ROUTE_FAIL_DEFAULT */
+};
+
+/*
+ * Check a routing configuration for a server of `workers` slots: the spec parses, the map file
+ * reads and names only existing slots, the limits are sane. Returns 0, or -EINVAL (or the
+ * -errno of reading the map) with a one-line reason in err (errlen bytes, always terminated).
+ */
+int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
+			   size_t errlen);
 
 /* ---------------------------------------------------------------------------------------------
  * Master: the pre-forked server. It owns the listeners, forks the workers (one channel each),
@@ -403,6 +470,7 @@ enum fdp_policy {
 	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
 	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
 	FDP_POLICY_HASH_IP,     /* a hash of the client's address picks the worker slot */
+	FDP_POLICY_ROUTE,       /* the client's routing key picks the slot (see Routing above) */
 };
 
 enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
@@ -438,6 +506,14 @@ struct fdp_master_config {
 	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
 	void *log_arg;
 	enum fdp_log_level log_level;
+	/*
+	 * Per listener, each an array of nlisteners entries or NULL: its policy and its protocol
+	 * tag, in place of policy and tag above (which then apply to no listener).
+	 */
+	const enum fdp_policy *listener_policy;
+	const unsigned *listener_tag;
+	/* What FDP_POLICY_ROUTE listeners route by; required when one does (read at open). */
+	const struct fdp_route_config *route;
 };
 
 /*

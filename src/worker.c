@@ -210,6 +210,25 @@ int fdp_worker_flush(struct fdp_worker *w)
 	return err;
 }
 
+int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		int err = fdp_worker_flush(w);
+		long long left = deadline - now_ms();
+
+		if (err != -EAGAIN)
+			return err;
+		if (timeout_ms >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		/* Ids the channel's queue could not take yet follow once it has emptied. */
+		err = fdp_channel_flush_wait(w->ch, timeout_ms < 0 ? -1 : (int)left);
+		if (err < 0)
+			return err;
+	}
+}
+
 /* Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. */
 static int take_conn(struct fdp_worker *w, struct fdp_conn *conn)
 {

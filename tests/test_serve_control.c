@@ -119,7 +119,7 @@ TEST(bad_options_exit_2_naming_the_option_and_what_it_accepts)
 	static const char *const cases[][4] = {
 	        {"--workers", "0", "--workers", "1 to 1024"},
 	        {"--workers", "many", "--workers", "1 to 1024"},
-	        {"--policy", "random", "--policy", "round-robin, least-conn or hash-ip"},
+	        {"--policy", "random", "--policy", "round-robin, least-conn, hash-ip or route"},
 	        {"--handler", "ftp", "--handler", "http or echo"},
 	        {"--backlog", "-1", "--backlog", "1 to 65535"},
 	        {"--drain-timeout", "soon", "--drain-timeout", "seconds"},

@@ -1,40 +1,12 @@
 /* The worker side, against a hand-driven master end of the channel. */
-#include "harness.h"
-#include "fdpass.h"
-#include "proto.h"
+#include "worker_testlib.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 struct pair {
 	struct fdp_channel *master;
 	struct fdp_worker *w;
 };
-
-static struct fdp_channel_msg msg;
-
-static void send_hello(struct fdp_channel *ch, unsigned index, unsigned gen, unsigned version)
-{
-	unsigned char hello[FDP_PROTO_HELLO_SIZE];
-
-	fdp_proto_hello_encode(hello, &(struct fdp_proto_hello){(uint16_t)version, index, gen});
-	CHECK_OK(fdp_channel_send(ch, FDP_PROTO_HELLO, hello, sizeof(hello), NULL, 0, 0));
-}
-
-/* Receive the next message on the master end, waiting up to a second for it. */
-static void master_recv(struct fdp_channel *ch)
-{
-	struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
-	int r;
-
-	while ((r = fdp_channel_recv(ch, &msg)) == -EAGAIN)
-		CHECK_INT(poll(&p, 1, 1000), ==, 1);
-	CHECK_INT(r, ==, 1);
-}
 
 /*
  * fdp_worker_accept() as an event loop calls it: on -EAGAIN wait for the channel to be
@@ -77,16 +49,7 @@ static void close_pair(struct pair *p)
 /* Hand the worker one end of a fresh socketpair as connection id; returns the other end. */
 static int send_conn(struct pair *p, uint64_t id)
 {
-	unsigned char buf[FDP_PROTO_CONN_MAX];
-	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(4242)};
-	int sv[2];
-	size_t len;
-
-	peer.sin_addr.s_addr = htonl(0x7f000002);
-	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
-	len = fdp_proto_conn_encode(buf, id, 1, FDP_TAG_HTTP, &peer, sizeof(peer));
-	CHECK_OK(fdp_channel_send(p->master, FDP_PROTO_CONN, buf, len, &sv[1], 1, 0));
-	return sv[0];
+	return send_conn_keep(p->master, id, FDP_TAG_HTTP, NULL);
 }
 
 TEST(open_reads_the_greeting_and_tells_the_master_it_is_ready)
@@ -239,5 +202,94 @@ TEST(accept_says_epipe_once_the_master_is_gone)
 	fdp_channel_close(p.master);
 	CHECK_INT(accept_wait(p.w, &c), ==, -EPIPE);
 	CHECK_INT(fdp_worker_flush(p.w), ==, -EPIPE);
+	fdp_worker_close(p.w);
+}
+
+TEST(an_ack_the_full_channel_cannot_take_yet_stays_queued_and_wants_write_says_so)
+{
+	struct pair p;
+	struct fdp_conn c;
+	int client, fd;
+
+	open_pair(&p);
+	fill_towards_master(fdp_worker_fd(p.w));
+	client = send_conn(&p, 42);
+	fd = accept_wait(p.w, &c);
+	CHECK_OK(fd);
+	/* A worker must not read the connection yet: a re-handed copy would miss those bytes. */
+	CHECK_INT(fdp_worker_accept(p.w, &c), ==, -EAGAIN);
+	CHECK(fdp_worker_wants_write(p.w));
+	CHECK_INT(fdp_worker_flush(p.w), ==, -EAGAIN);
+	master_read_all(p.master);
+	CHECK_INT(fdp_worker_flush(p.w), ==, 0);
+	CHECK(!fdp_worker_wants_write(p.w));
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACK);
+	CHECK_INT(fdp__get64(msg.payload), ==, 42);
+	fdp_channel_msg_release(&msg);
+	close(fd);
+	close(client);
+	close_pair(&p);
+}
+
+TEST(flush_wait_gives_up_at_its_timeout_and_keeps_the_reports)
+{
+	struct pair p;
+
+	open_pair(&p);
+	fill_towards_master(fdp_worker_fd(p.w));
+	CHECK_OK(fdp_worker_done(p.w, 5));
+	CHECK_INT(fdp_worker_flush_wait(p.w, 0), ==, -ETIMEDOUT);
+	CHECK_INT(fdp_worker_flush_wait(p.w, 20), ==, -ETIMEDOUT);
+	CHECK(fdp_worker_wants_write(p.w));
+	master_read_all(p.master);
+	CHECK_INT(fdp_worker_flush_wait(p.w, 1000), ==, 0);
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_DONE);
+	CHECK_INT(fdp__get64(msg.payload), ==, 5);
+	fdp_channel_msg_release(&msg);
+	close_pair(&p);
+}
+
+/* A master that is slow to read: the worker is already waiting, or about to. */
+static void slow_master(void *arg)
+{
+	struct pair *p = arg;
+
+	master_recv(p->master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_DONE);
+	CHECK_INT(msg.len, ==, 3 * 8);
+	for (unsigned i = 0; i < 3; i++)
+		CHECK_INT(fdp__get64((const unsigned char *)msg.payload + 8 * i), ==, i + 1);
+	fdp_channel_msg_release(&msg);
+}
+
+TEST(flush_wait_delivers_the_last_reports_once_a_slow_master_reads)
+{
+	struct pair p;
+	pid_t master;
+
+	open_pair(&p);
+	fill_towards_master(fdp_worker_fd(p.w));
+	for (uint64_t id = 1; id <= 3; id++)
+		CHECK_OK(fdp_worker_done(p.w, id));
+	CHECK_INT(fdp_worker_flush(p.w), ==, -EAGAIN);
+	master = fdp_test_fork(slow_master, &p);
+	CHECK_INT(fdp_worker_flush_wait(p.w, 10000), ==, 0);
+	CHECK(!fdp_worker_wants_write(p.w));
+	CHECK_INT(fdp_test_wait(master), ==, 0);
+	close_pair(&p);
+}
+
+TEST(flush_wait_says_epipe_when_the_master_is_gone)
+{
+	struct pair p;
+
+	open_pair(&p);
+	fill_towards_master(fdp_worker_fd(p.w));
+	CHECK_OK(fdp_worker_done(p.w, 1));
+	fdp_channel_close(p.master);
+	CHECK_INT(fdp_worker_flush_wait(p.w, 5000), <, 0);
+	CHECK_INT(fdp_worker_flush_wait(p.w, 5000), !=, -ETIMEDOUT);
 	fdp_worker_close(p.w);
 }

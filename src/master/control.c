@@ -103,6 +103,12 @@ static void status_text(struct fdp_master *m, struct text *t)
 	    (unsigned long long)m->closed[CLOSE_NO_WORKER],
 	    (unsigned long long)m->closed[CLOSE_SHUTDOWN],
 	    (unsigned long long)m->closed[CLOSE_ERROR], count_fds());
+	if (m->router) {
+		char line[512];
+
+		fdp__route_status(m, line, sizeof(line));
+		add(t, "%s", line);
+	}
 	for (unsigned i = 0; i < m->cfg.workers; i++) {
 		struct fdp__slot *s = &m->slots[i];
 

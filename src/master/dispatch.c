@@ -74,11 +74,11 @@ void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_
  * which is lent to the channel message that carries it. Returns 0, -ENOBUFS when p cannot take it
  * now, or another negative errno.
  */
-static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c)
+int fdp__hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c)
 {
 	unsigned char buf[FDP_PROTO_CONN_MAX];
-	size_t len =
-	        fdp_proto_conn_encode(buf, c->id, c->listener, m->cfg.tag, &c->peer, c->peer_len);
+	size_t len = fdp_proto_conn_encode(buf, c->id, c->listener, m->listeners[c->listener].tag,
+	                                   &c->peer, c->peer_len);
 	int fd = c->fd, err;
 
 	if (fdp__ring_push(&p->inflight, c, 0) < 0)
@@ -109,7 +109,7 @@ static int hand_over(struct fdp_master *m, const struct fdp__conn *c)
 
 		if (!p)
 			return -EAGAIN;
-		err = hand_to(m, p, c);
+		err = fdp__hand_to(m, p, c);
 		if (err == 0)
 			return 0;
 		if (err == -EMFILE || err == -ENFILE || err == -ENOMEM)
@@ -190,6 +190,10 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 
 		memcpy(&c.peer, &acc[i].peer, acc[i].peer_len);
 		m->accepted++;
+		if (l->policy == FDP_POLICY_ROUTE) {
+			fdp__route_accept(m, &c); /* route.c takes it from here */
+			continue;
+		}
 		/* Keep arrival order: nothing overtakes a connection already waiting. */
 		if (m->pending.n == 0 && hand_over(m, &c) == 0)
 			continue;
@@ -299,6 +303,9 @@ void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
 	for (size_t i = n; i-- > 0;) {
 		struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
 
+		/* A routed connection waits for its own slot's next worker: its key must not move. */
+		if (m->stopping != 2 && c->routed && fdp__route_hold(m, c) == 0)
+			continue;
 		if (m->stopping == 2 || fdp__ring_push(&m->pending, c, 1) < 0)
 			fdp__close_conn(m, c, CLOSE_SHUTDOWN);
 	}

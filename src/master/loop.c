@@ -160,6 +160,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 		if (m->listeners)
 			m->listeners[i] = (struct fdp__listener){
 			        .fd = cfg->listeners[i],
+			        .policy = cfg->listener_policy ? cfg->listener_policy[i] : cfg->policy,
+			        .tag = cfg->listener_tag ? cfg->listener_tag[i] : cfg->tag,
 			        .w = {.kind = W_LISTENER, .index = (unsigned)i}};
 		else
 			close(cfg->listeners[i]);
@@ -167,6 +169,13 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 	if (!m->listeners || !m->slots) {
 		err = -ENOMEM;
 		goto fail;
+	}
+	for (size_t i = 0; i < m->nlisteners && !m->router; i++) {
+		if (m->listeners[i].policy != FDP_POLICY_ROUTE)
+			continue;
+		err = fdp__route_open(m, cfg->route);
+		if (err < 0)
+			goto fail;
 	}
 	err = fdp__control_open(m);
 	if (err < 0)
@@ -196,6 +205,7 @@ void fdp_master_close(struct fdp_master *m)
 		free(p);
 	}
 	fdp__free_dead(m);
+	fdp__route_close(m);
 	for (size_t i = 0; i < m->pending.n; i++)
 		m->closed[CLOSE_SHUTDOWN]++;
 	fdp__ring_free(&m->pending);
@@ -274,7 +284,8 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING && now >= l->paused_until;
+		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING && now >= l->paused_until &&
+		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
 		if (now < l->paused_until && l->paused_until < *next)
 			*next = l->paused_until;
@@ -305,6 +316,9 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 			fdp__accept_from(m, &m->listeners[w->index]);
 	} else if (w->kind == W_CONTROL) {
 		fdp__control_accept(m);
+	} else if (w->kind == W_ROUTE && !m->stopping) {
+		/* Last: handling it may free w, and no later phase may look at it. */
+		fdp__route_input(m, w, ev->events);
 	}
 }
 
@@ -338,6 +352,7 @@ int fdp_master_run(struct fdp_master *m)
 
 		fdp__supervise_timers(m, now, &next);
 		fdp__expire_pending(m, now);
+		fdp__route_timers(m, now, &next);
 		if (m->pending.n) {
 			long long t = fdp__ring_at(&m->pending, 0)->since_ms + FDP__PENDING_TIMEOUT;
 
@@ -352,6 +367,7 @@ int fdp_master_run(struct fdp_master *m)
 			for (int i = 0; i < n; i++)
 				handle_event(m, &evs[i], phase);
 		fdp__dispatch_pending(m);
+		fdp__route_dispatch(m);
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
 		fdp__free_dead(m);

@@ -29,7 +29,7 @@
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
 
 /* What an epoll registration points at. */
-enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD };
+enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD, W_ROUTE };
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
@@ -44,6 +44,8 @@ struct fdp__conn {
 	int fd;
 	unsigned listener;
 	long long since_ms;
+	int routed;    /* a routing key (or the route failure action) chose its slot: */
+	unsigned slot; /* this one, which it keeps if handed again (route.c) */
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -92,6 +94,8 @@ struct fdp__listener {
 	int fd;
 	long long paused_until; /* EMFILE backoff; 0: accepting */
 	int registered;
+	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
+	unsigned tag;           /* the protocol tag its connections carry */
 	struct fdp__watch w;
 };
 
@@ -128,6 +132,7 @@ struct fdp_master {
 	unsigned drains_pending; /* processes with drain_pending set */
 	int in_child;
 	struct fdp_channel_msg msg;
+	struct fdp__router *router; /* route.c; NULL when no listener routes */
 };
 
 /* loop.c */
@@ -145,6 +150,7 @@ void fdp__ring_remove(struct fdp__ring *r, size_t i);
 void fdp__ring_free(struct fdp__ring *r);
 
 /* dispatch.c */
+int fdp__hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c);
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__dispatch_pending(struct fdp_master *m);
@@ -175,6 +181,17 @@ void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
+
+/* route.c: the route policy (connections waiting for their key, or for their key's slot) */
+int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
+void fdp__route_close(struct fdp_master *m);
+void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
+void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
+void fdp__route_dispatch(struct fdp_master *m);
+int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c);
+int fdp__route_full(const struct fdp_master *m);
+void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
 
 /* control.c */
 int fdp__control_open(struct fdp_master *m);

@@ -103,9 +103,19 @@ static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__co
 	return NULL;
 }
 
+/* A routed connection only ever goes to its slot (route.c hands most of them itself). */
+static struct fdp__proc *pick_route(struct fdp_master *m, const struct fdp__conn *c)
+{
+	struct fdp__proc *p = c->routed ? m->slots[c->slot].proc : NULL;
+
+	return fdp__proc_can_take(p) ? p : c->routed ? NULL : pick_round_robin(m);
+}
+
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c)
 {
-	switch (m->cfg.policy) {
+	switch (m->listeners[c->listener].policy) {
+	case FDP_POLICY_ROUTE:
+		return pick_route(m, c);
 	case FDP_POLICY_LEAST_CONN:
 		return pick_least_conn(m);
 	case FDP_POLICY_HASH_IP:
@@ -123,6 +133,8 @@ const char *fdp__policy_name(enum fdp_policy p)
 		return "least-conn";
 	case FDP_POLICY_HASH_IP:
 		return "hash-ip";
+	case FDP_POLICY_ROUTE:
+		return "route";
 	default:
 		return "round-robin";
 	}

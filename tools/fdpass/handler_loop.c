@@ -1,8 +1,10 @@
 /*
  * The event loop of a built-in handler's worker, written on the public worker API: one epoll
- * with the master's channel and every client connection. A connection's DONE report is
- * flushed to the master before its socket is closed, so when a client sees the close, the
- * master already has (in its socket buffer) the news that this worker has one less.
+ * with the master's channel and every client connection. A new connection is read only once
+ * its ACK has left, and a finished one is closed only once its DONE has left, so when a client
+ * sees the close, the master already has (in its socket buffer) the news that this worker has
+ * one less. While the master is slow to read, finished sockets wait for the channel; at exit
+ * for at most EXIT_FLUSH_MS.
  */
 #include "serve.h"
 
@@ -14,16 +16,26 @@
 
 #define MAX_EVENTS 128
 
+/* How long an exiting worker waits for a slow master to take its last ACKs and DONEs. */
+#define EXIT_FLUSH_MS 1000
+
 struct fdpass_worker_loop {
 	struct fdp_worker *w;
 	const struct fdpass_handler *h;
 	int epfd;
 	int worker_out; /* EPOLLOUT requested on the channel */
 	unsigned long count, open;
-	int *closing; /* sockets to close after the next flush */
+	int *closing; /* finished sockets: closed once their DONE has left */
 	size_t nclosing, capclosing;
 	struct fdpass_conn **conns; /* every open connection, for the drain */
 	size_t nconns, capconns;
+	/*
+	 * Connections whose ACK has not left yet: neither read nor watched until a flush has
+	 * written it, because the master re-hands a connection it has no ACK for if this worker
+	 * dies, and the copy it re-hands must start from the client's first byte.
+	 */
+	struct fdpass_conn **fresh;
+	size_t nfresh, capfresh;
 };
 
 struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c)
@@ -110,7 +122,9 @@ static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		int *v = realloc(l->closing, cap * sizeof(*v));
 
 		if (!v) {
-			close(c->fd); /* out of memory: close now, the ordering is a nicety */
+			/* Out of memory: end it now, the ordering is a nicety. */
+			shutdown(c->fd, SHUT_WR);
+			close(c->fd);
 			goto free_conn;
 		}
 		l->closing = v;
@@ -129,21 +143,43 @@ free_conn:
 	free(c);
 }
 
+/* Make room for one more pointer in *v (n used of *cap); returns -1 out of memory. */
+static int grow(struct fdpass_conn ***v, size_t n, size_t *cap)
+{
+	if (n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct fdpass_conn **nv = realloc(*v, ncap * sizeof(**v));
+
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	return 0;
+}
+
+/* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
+/*
+ * Drop this worker's reference to a connection it will not finish (the master is gone, or the
+ * channel is lost): close() only. The master may re-hand a connection it has no ACK for to
+ * another worker, and a shutdown() would end it there too.
+ */
+static void conn_abandon(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	close(c->fd);
+	l->conns[--l->nconns] = NULL; /* callers abandon from the end */
+	l->open--;
+	free(c->out);
+	free(c);
+}
+
 static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
                                      const struct fdp_conn *meta)
 {
 	struct fdpass_conn *c = calloc(1, sizeof(*c));
 
-	if (l->nconns == l->capconns) {
-		size_t cap = l->capconns ? l->capconns * 2 : 64;
-		struct fdpass_conn **v = realloc(l->conns, cap * sizeof(*v));
-
-		if (v) {
-			l->conns = v;
-			l->capconns = cap;
-		}
-	}
-	if (!c || l->nconns == l->capconns) {
+	if (!c || grow(&l->conns, l->nconns, &l->capconns) < 0 ||
+	    grow(&l->fresh, l->nfresh, &l->capfresh) < 0) {
 		free(c);
 		fdp_worker_done(l->w, meta->id);
 		close(fd);
@@ -155,8 +191,20 @@ static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
 	c->number = ++l->count;
 	c->loop = l;
 	l->conns[l->nconns++] = c;
+	l->fresh[l->nfresh++] = c;
 	l->open++;
 	return c;
+}
+
+/* The protocol a connection's tag names (a listener's tag=), else the worker's handler. */
+static const struct fdpass_handler *handler_for(const struct fdpass_worker_loop *l,
+                                                const struct fdpass_conn *c)
+{
+	if (c->meta.tag == FDP_TAG_ECHO)
+		return &fdpass_handler_echo;
+	if (c->meta.tag == FDP_TAG_HTTP)
+		return &fdpass_handler_http;
+	return l->h;
 }
 
 /* Read what the client sent and let the handler answer. */
@@ -174,7 +222,7 @@ static void conn_input(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 			return;
 		}
 		c->inlen += (size_t)n;
-		if (l->h->on_data(c) < 0 || c->inlen == sizeof(c->in)) {
+		if (handler_for(l, c)->on_data(c) < 0 || c->inlen == sizeof(c->in)) {
 			conn_close(l, c);
 			return;
 		}
@@ -194,13 +242,17 @@ static void conn_output(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		watch(c);
 }
 
-/* The master asked for a drain: idle connections go now, busy ones when they finish. */
+/*
+ * The master asked for a drain: idle connections of a protocol with requests (the handler of
+ * each connection's tag says) go now, busy ones when they finish. Fresh ones are left alone:
+ * they are served once their ACK has left, with Connection: close.
+ */
 static void drain_idle(struct fdpass_worker_loop *l)
 {
 	for (size_t i = l->nconns; i-- > 0;) {
 		struct fdpass_conn *c = l->conns[i];
 
-		if (i >= l->nconns)
+		if (i >= l->nconns || !c->ack_sent || !handler_for(l, c)->close_idle_on_drain)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
 		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)
@@ -209,24 +261,19 @@ static void drain_idle(struct fdpass_worker_loop *l)
 }
 
 /*
- * Serve the connections just taken: read each at once, or wait for it. Only once their
- * acknowledgement has left: the master must not re-hand a connection this worker has read.
+ * Serve the fresh connections, now that their ACK has left: read each at once (most requests
+ * are already there when the connection arrives), or wait for it.
  */
-static void serve_fresh(struct fdpass_worker_loop *l, size_t first)
+static void serve_fresh(struct fdpass_worker_loop *l)
 {
-	size_t n = l->nconns - first;
-	struct fdpass_conn **fresh;
+	struct fdpass_conn **fresh = l->fresh;
+	size_t n = l->nfresh;
 
-	if (n == 0)
-		return;
-	fresh = malloc(n * sizeof(*fresh));
-	if (!fresh || fdp_worker_wants_write(l->w)) {
-		for (size_t i = first; i < l->nconns; i++)
-			watch(l->conns[i]);
-		free(fresh);
-		return;
-	}
-	memcpy(fresh, l->conns + first, n * sizeof(*fresh));
+	/* conn_input() may close connections; taking the list first keeps it out of the way. */
+	l->fresh = NULL;
+	l->nfresh = l->capfresh = 0;
+	for (size_t i = 0; i < n; i++)
+		fresh[i]->ack_sent = 1;
 	for (size_t i = 0; i < n; i++)
 		conn_input(l, fresh[i]); /* closes it, or watches it */
 	free(fresh);
@@ -235,8 +282,6 @@ static void serve_fresh(struct fdpass_worker_loop *l, size_t first)
 /* Returns 1 to keep going, -1 when the master is gone. */
 static int take_connections(struct fdpass_worker_loop *l)
 {
-	size_t first = l->nconns;
-
 	for (;;) {
 		struct fdp_conn meta;
 		int fd = fdp_worker_accept(l->w, &meta);
@@ -245,37 +290,52 @@ static int take_connections(struct fdpass_worker_loop *l)
 			conn_open(l, fd, &meta);
 			continue;
 		}
-		if (fd == -EAGAIN || fd == -ESHUTDOWN)
-			serve_fresh(l, first);
 		if (fd == -EAGAIN)
 			return 1;
 		if (fd == -ESHUTDOWN) {
-			if (l->h->close_idle_on_drain)
-				drain_idle(l);
+			drain_idle(l);
 			return 1;
 		}
-		for (size_t i = first; i < l->nconns; i++)
-			watch(l->conns[i]);
 		return -1;
 	}
 }
 
+/*
+ * End a finished connection with shutdown(SHUT_WR) before the close: until the master has read
+ * the ACK it holds a copy, and the client would see the end only when that copy goes (and the
+ * FIN, and the TCP teardown, would come from the master, the one process every connection goes
+ * through). Only for connections this worker finished: their ACK left before they were read,
+ * so the master re-hands none of them. shutdown() acts on the socket, every copy of it.
+ */
+static void close_finished(struct fdpass_worker_loop *l)
+{
+	for (size_t i = 0; i < l->nclosing; i++)
+		shutdown(l->closing[i], SHUT_WR);
+	fdp_close_fds(l->closing, l->nclosing);
+	l->nclosing = 0;
+}
+
+/*
+ * Flush what is queued for the master. Once everything has left (0), the fresh connections'
+ * ACKs are with the master and they can be read, and the finished ones' DONEs are, so their
+ * sockets can be closed. While output waits for the channel (-EAGAIN), both wait with it;
+ * on any other error nothing more will leave, and the finished sockets are closed anyway.
+ */
 static void flush_and_close(struct fdpass_worker_loop *l)
 {
 	int err = fdp_worker_flush(l->w);
-	struct epoll_event ev = {.events = EPOLLIN | (err == -EAGAIN ? EPOLLOUT : 0)};
-	int want = err == -EAGAIN;
+	struct epoll_event ev = {.events = EPOLLIN};
+	int want;
 
-	/*
-	 * Shut the connection down rather than only close it: until the master has read the ACK
-	 * it holds a copy, and the client would see the end only when that copy goes (and the
-	 * TCP teardown would run in the master, the one process every connection goes through).
-	 */
-	for (size_t i = 0; i < l->nclosing; i++)
-		shutdown(l->closing[i], SHUT_RDWR);
-	fdp_close_fds(l->closing, l->nclosing);
-	l->nclosing = 0;
+	while (err == 0 && l->nfresh) {
+		serve_fresh(l);
+		err = fdp_worker_flush(l->w);
+	}
+	want = err == -EAGAIN;
+	if (!want)
+		close_finished(l);
 	if (want != l->worker_out) {
+		ev.events |= want ? EPOLLOUT : 0;
 		ev.data.ptr = NULL;
 		epoll_ctl(l->epfd, EPOLL_CTL_MOD, fdp_worker_fd(l->w), &ev);
 		l->worker_out = want;
@@ -286,20 +346,21 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 {
 	struct fdpass_worker_loop l = {.w = w, .h = h};
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	int status = 0, run = 1;
+	int status;
 
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l.epfd < 0 || epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0)
 		return 1;
 	/* Connections may have come with the greeting, already read from the socket. */
-	if (take_connections(&l) < 0)
-		run = 0;
-	while (run) {
+	status = take_connections(&l) < 0;
+	while (!status) {
 		struct epoll_event evs[MAX_EVENTS];
-		int n = epoll_wait(l.epfd, evs, MAX_EVENTS, -1);
+		int n, channel = 0;
 
-		int channel = 0;
-
+		flush_and_close(&l);
+		if (fdp_worker_draining(w) && l.open == 0)
+			break;
+		n = epoll_wait(l.epfd, evs, MAX_EVENTS, -1);
 		for (int i = 0; i < n; i++) {
 			struct fdpass_conn *c = evs[i].data.ptr;
 
@@ -311,19 +372,19 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 				conn_output(&l, c);
 		}
 		/* Last: a drain may close connections that later events of this batch name. */
-		if (channel && take_connections(&l) < 0) {
+		if (channel && take_connections(&l) < 0)
 			status = 1; /* the master is gone: nobody to serve for */
-			run = 0;
-		}
-		flush_and_close(&l);
-		if (fdp_worker_draining(w) && l.open == 0)
-			run = 0;
 	}
+	/* Left open only when the master is gone: no DONE to send, nothing to shut down. */
+	l.nfresh = 0;
 	while (l.nconns)
-		conn_close(&l, l.conns[l.nconns - 1]);
-	flush_and_close(&l);
+		conn_abandon(&l, l.conns[l.nconns - 1]);
+	/* A slow master still gets the last reports; a stuck one does not hold the exit long. */
+	fdp_worker_flush_wait(w, EXIT_FLUSH_MS);
+	close_finished(&l);
 	free(l.closing);
 	free(l.conns);
+	free(l.fresh);
 	close(l.epfd);
 	return status;
 }

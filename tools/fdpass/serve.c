@@ -1,17 +1,24 @@
 /*
  * fdpass serve: the pre-forked server. Parses the options, binds the listeners (so an address
  * in use is reported with the address, before anything starts), and runs the library's master
- * with a built-in handler or an external worker program. Logs go to stderr.
+ * with a built-in handler or an external worker program. Logs go to stderr, without ever
+ * blocking the master.
  */
 #include "commands.h"
 #include "serve.h"
+#include "serve_route.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,16 +31,34 @@ static const char usage_text[] =
         "worker the policy picks, over that worker's channel (SCM_RIGHTS).\n"
         "\n"
         "Options:\n"
-        "  --listen ADDR         listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
+        "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
+        "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
         "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
-        "                        free port (the log says which).\n"
+        "                        free port (the log says which). policy= gives this listener\n"
+        "                        its own policy; tag= (raw, echo, http or a number) the\n"
+        "                        protocol its connections are tagged with (the built-in\n"
+        "                        handlers speak echo or http by it).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
         "  --exec COMMAND        run COMMAND (with /bin/sh -c) as each worker instead of a\n"
         "                        built-in handler; it finds its channel in $FDPASS_CHANNEL_FD\n"
         "                        (see docs/WORKER.md).\n"
-        "  --policy NAME         round-robin, least-conn or hash-ip. Default round-robin.\n"
+        "  --policy NAME         round-robin, least-conn, hash-ip or route. Default\n"
+        "                        round-robin. route: the master peeks at what the client\n"
+        "                        sends and hands it to the worker its key maps to (always the\n"
+        "                        same one); see docs/ROUTING.md.\n"
+        "  --route-key SPEC      the routing key: line, line:N (Nth token), line:N:C (Nth\n"
+        "                        field split at C), http-host, http-path, http-header:NAME,\n"
+        "                        prefix:N or length-prefixed[:1|2|4]. Required by route.\n"
+        "  --route-map FILE      lines \"KEY INDEX\" or \"PREFIX* INDEX\" pinning keys to worker\n"
+        "                        slots; the rest are hashed.\n"
+        "  --route-timeout SECS  time a client has to send its key (0.001..3600). Default 5.\n"
+        "  --route-max-bytes N   the key must lie in the first N bytes. Default 8192.\n"
+        "  --route-max-pending N clients waiting for their key at once; past it accepting\n"
+        "                        pauses. Default 1024.\n"
+        "  --route-fail ACTION   a client with no key (timed out, too long, malformed):\n"
+        "                        close, or default:N to hand it to worker N. Default close.\n"
         "  --backlog N           listen backlog, 1..65535. Default 4096.\n"
         "  --drain-timeout SECS  on SIGTERM/SIGINT/SIGHUP, how long workers may take to finish\n"
         "                        their connections before they are killed (0..86400). Default 10.\n"
@@ -49,7 +74,10 @@ static const char usage_text[] =
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
+	struct fdpass_listen_opts lopts[MAX_LISTEN];
 	size_t nlisten;
+	struct fdp_route_config route;
+	int route_given;
 	long workers, backlog;
 	long long drain_ms;
 	const struct fdpass_handler *handler;
@@ -109,9 +137,20 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	                                         {"drain-timeout", required_argument, NULL, 'd'},
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"log-level", required_argument, NULL, 'L'},
+	                                         {"route-key", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_KEY},
+	                                         {"route-map", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAP},
+	                                         {"route-timeout", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_TIMEOUT},
+	                                         {"route-max-bytes", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAX_BYTES},
+	                                         {"route-max-pending", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_MAX_PENDING},
+	                                         {"route-fail", required_argument, NULL,
+	                                          FDPASS_OPT_ROUTE_FAIL},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	static const char *const policies[] = {"round-robin", "least-conn", "hash-ip"};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
 	int c, i;
 	long v;
@@ -122,6 +161,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'l':
 			if (o->nlisten == MAX_LISTEN)
 				return bad_value("listen", optarg, "at most 64 addresses");
+			if ((i = fdpass_listen_parse(optarg, &o->lopts[o->nlisten])) >= 0)
+				return i;
 			o->listen[o->nlisten++] = optarg;
 			break;
 		case 'w':
@@ -140,9 +181,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->exec = optarg;
 			break;
 		case 'p':
-			if ((i = pick(optarg, policies, 3)) < 0)
+			if ((i = fdpass_policy_parse(optarg)) < 0)
 				return bad_value("policy", optarg,
-				                 "round-robin, least-conn or hash-ip");
+				                 "round-robin, least-conn, hash-ip or route");
 			o->policy = (enum fdp_policy)i;
 			break;
 		case 'b':
@@ -168,6 +209,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'h':
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
+		case FDPASS_OPT_ROUTE_KEY:
+		case FDPASS_OPT_ROUTE_MAP:
+		case FDPASS_OPT_ROUTE_TIMEOUT:
+		case FDPASS_OPT_ROUTE_MAX_BYTES:
+		case FDPASS_OPT_ROUTE_MAX_PENDING:
+		case FDPASS_OPT_ROUTE_FAIL:
+			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
+				return i;
+			o->route_given = 1;
+			break;
 		default:
 			if (optopt)
 				fprintf(stderr, "fdpass serve: option needs a value: %s\n",
@@ -186,16 +237,152 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	return -1;
 }
 
-static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
+/*
+ * The log sink: a line per message on stderr. A full stderr (a reader that stalls, a pipe
+ * nobody drains) must not stop the master, which serves every connection, so a line that does
+ * not fit at once is dropped and counted, and the next line that fits is preceded by how many
+ * were lost. Non-blocking without O_NONBLOCK on descriptor 2 itself: that flag belongs to the
+ * file description, shared with the shell and every worker. A pipe or terminal is opened again
+ * through /proc (a description of its own); a socket takes MSG_DONTWAIT; a file never blocks
+ * for long. Lines stay under PIPE_BUF, so a pipe takes a whole line or nothing.
+ */
+struct log_sink {
+	int fd;     /* where lines go: 2, or a non-blocking descriptor of the same pipe */
+	int socket; /* stderr is a socket: send() with MSG_DONTWAIT */
+	int check;  /* a pipe or terminal we could not open again: poll() before each write */
+	unsigned long dropped;
+};
+
+static struct log_sink log_sink = {.fd = 2};
+
+static void log_sink_open(struct log_sink *ls)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct stat st;
+	int fd;
+
+	if (fstat(2, &st) < 0)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		ls->socket = 1;
+		return;
+	}
+	if (!S_ISFIFO(st.st_mode) && !(S_ISCHR(st.st_mode) && isatty(2)))
+		return;
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0)
+		ls->fd = fd;
+	else
+		ls->check = 1; /* only a race with another writer can still block it */
+}
+
+/* Write a whole line now or not at all (-1); never raises SIGPIPE. */
+static int log_sink_write(struct log_sink *ls, const char *line, size_t len)
+{
+	sigset_t pipe_sig, old;
+	ssize_t n;
+
+	if (ls->socket)
+		return send(ls->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0
+		                                                                            : -1;
+	if (ls->check && poll(&(struct pollfd){.fd = ls->fd, .events = POLLOUT}, 1, 0) != 1)
+		return -1;
+	/* A reader gone raises SIGPIPE: block it for the write and take it if it came. */
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_sig, &old);
+	n = write(ls->fd, line, len);
+	if (n < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE))
+		sigtimedwait(&pipe_sig, NULL, &(struct timespec){0, 0});
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static size_t log_format(char *buf, size_t size, const char *level, const char *msg)
+{
 	struct timespec ts;
 	struct tm tm;
+	int n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	fprintf(stderr, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
-	        tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level], msg);
+	n = snprintf(buf, size, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
+	             tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level, msg);
+	if (n < 0)
+		return 0;
+	if ((size_t)n >= size) { /* truncated: keep the line a line */
+		n = (int)size - 1;
+		buf[n - 1] = '\n';
+	}
+	return (size_t)n;
+}
+
+static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct log_sink *ls = arg;
+	char line[1024];
+	size_t len;
+
+	if (ls->dropped) {
+		char note[64];
+
+		snprintf(note, sizeof(note), "%lu log lines dropped: stderr was full", ls->dropped);
+		len = log_format(line, sizeof(line), names[FDP_LOG_WARN], note);
+		if (log_sink_write(ls, line, len) < 0) {
+			ls->dropped++;
+			return;
+		}
+		ls->dropped = 0;
+	}
+	len = log_format(line, sizeof(line), names[level], msg);
+	if (log_sink_write(ls, line, len) < 0)
+		ls->dropped++;
+}
+
+/*
+ * Open /dev/null on any of descriptors 0..2 that is closed. Otherwise the first listener or
+ * channel would land there, where anything that writes to "stderr" (or a worker that takes
+ * 0..2 for its stdio) would write into it.
+ */
+static void open_missing_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		null = open("/dev/null", O_RDWR); /* the lowest free number: fd, 0..fd-1 are open */
+		if (null >= 0 && null != fd)
+			close(null);
+	}
+}
+
+/*
+ * Raise the soft limit on open descriptors to the hard one: the master holds a descriptor per
+ * connection until a worker acknowledges it, a worker one per connection it serves, and the
+ * soft limit (often 1024) is a default for programs that do not. Says what it did in what.
+ */
+static void raise_nofile_limit(char *what, size_t size)
+{
+	struct rlimit rl;
+	unsigned long long was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(what, size, "open files limit: %s", strerror(errno));
+		return;
+	}
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		snprintf(what, size, "open files limit %llu (the hard limit)", was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		snprintf(what, size, "open files limit %llu: cannot raise it to %llu: %s", was,
+		         (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		snprintf(what, size, "open files limit %llu raised to %llu (the hard limit)", was,
+		         (unsigned long long)rl.rlim_max);
 }
 
 static int run_handler(struct fdp_worker *w, void *arg)
@@ -236,18 +423,34 @@ int cmd_serve(int argc, char **argv)
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
-	char control[512], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
-	int fds[MAX_LISTEN], status, err;
+	char control[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
+	enum fdp_policy policies[MAX_LISTEN];
+	unsigned tags[MAX_LISTEN], tag;
+	int fds[MAX_LISTEN], status, err, routing = 0;
 	struct fdp_master *m;
 	sigset_t sigs;
 
+	open_missing_stdio();
+	log_sink_open(&log_sink);
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	raise_nofile_limit(nofile, sizeof(nofile));
+	if (o.log_level >= FDP_LOG_DEBUG)
+		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
 	if (o.workers < 1)
 		o.workers = 1;
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
+	tag = o.exec ? FDP_TAG_RAW : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP : FDP_TAG_ECHO;
+	for (size_t i = 0; i < o.nlisten; i++) {
+		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
+		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;
+		routing |= policies[i] == FDP_POLICY_ROUTE;
+	}
+	status = fdpass_route_check(&o.route, routing, o.route_given, (unsigned)o.workers);
+	if (status >= 0)
+		return status;
 	if (o.control && strcmp(o.control, "none") == 0)
 		control[0] = '\0';
 	else if (o.control)
@@ -270,15 +473,17 @@ int cmd_serve(int argc, char **argv)
 	                                  .nlisteners = o.nlisten,
 	                                  .workers = (unsigned)o.workers,
 	                                  .policy = o.policy,
-	                                  .tag = o.exec                              ? FDP_TAG_RAW
-	                                         : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP
-	                                                                             : FDP_TAG_ECHO,
+	                                  .tag = tag,
+	                                  .listener_policy = policies,
+	                                  .listener_tag = tags,
+	                                  .route = routing ? &o.route : NULL,
 	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
 	                                  .worker_arg = (void *)o.handler,
 	                                  .exec_argv = exec_argv,
 	                                  .log = log_stderr,
+	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
 	                          });
 	if (err < 0) {

@@ -22,6 +22,7 @@ struct fdpass_conn {
 	char *out;
 	size_t outlen, outoff;
 	int close_after_write;
+	int ack_sent;    /* its ACK has left: it may be read (see handler_loop.c) */
 	int watched;     /* registered with the loop's epoll */
 	unsigned events; /* what it is registered for */
 	struct fdpass_worker_loop *loop;

@@ -22,7 +22,8 @@ static const char usage_text[] =
         "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
         "re-handed after a worker died, closed unserved (by reason) and uptime; for each\n"
         "worker, its index, pid, generation, state, open connections, connections served and\n"
-        "restarts.\n"
+        "restarts; with --policy route, clients waiting for their key and what became of\n"
+        "them (routed by hash or map, timed out, too big, rejected, defaulted or closed).\n"
         "\n"
         "Options:\n"
         "  --json          print JSON instead of a table.\n"
@@ -128,12 +129,26 @@ static void print_json_object(const char *line)
 	putchar('}');
 }
 
+/* The line of a kind ("route "), or NULL. */
+static const char *find_line(const char *reply, const char *kind)
+{
+	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, kind, strlen(kind)) == 0)
+			return l;
+	return NULL;
+}
+
 static void print_json(const char *reply)
 {
+	const char *route = find_line(reply, "route ");
 	int nworkers = 0;
 
 	printf("{\"master\":");
 	print_json_object(reply);
+	if (route) {
+		printf(",\"route\":");
+		print_json_object(route);
+	}
 	printf(",\"workers\":[");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		if (strncmp(l, "worker ", 7) != 0)
@@ -143,6 +158,28 @@ static void print_json(const char *reply)
 		print_json_object(l);
 	}
 	printf("]}\n");
+}
+
+/* The route policy's line: clients waiting, routed, and every failure by cause. */
+static void print_route(const char *l)
+{
+	char a[64], b[64], c[64], d[64], e[64], f[64], g[64];
+
+	if (!l)
+		return;
+	printf("  route by %s: waiting for key %s, held for their worker %s; routed by hash %s, "
+	       "by map %s\n",
+	       field(l, "key", a, sizeof(a)), field(l, "waiting", b, sizeof(b)),
+	       field(l, "held", c, sizeof(c)), field(l, "hashed", d, sizeof(d)),
+	       field(l, "mapped", e, sizeof(e)));
+	printf("  route failures: timeout %s, too big %s, rejected %s, over the cap %s, "
+	       "worker unavailable %s;",
+	       field(l, "timeout", a, sizeof(a)), field(l, "too_big", b, sizeof(b)),
+	       field(l, "rejected", c, sizeof(c)), field(l, "overflow", d, sizeof(d)),
+	       field(l, "unavailable", e, sizeof(e)));
+	printf(" to default worker %s, closed %s (%s); client gone %s\n",
+	       field(l, "defaulted", a, sizeof(a)), field(l, "closed", b, sizeof(b)),
+	       field(l, "on_fail", f, sizeof(f)), field(l, "eof", g, sizeof(g)));
 }
 
 static void print_table(const char *reply)
@@ -159,6 +196,7 @@ static void print_table(const char *reply)
 	       field(reply, "closed_no_worker", a, sizeof(a)),
 	       field(reply, "closed_shutdown", b, sizeof(b)),
 	       field(reply, "closed_error", c, sizeof(c)));
+	print_route(find_line(reply, "route "));
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {

@@ -1,0 +1,407 @@
+/*
+ * The route policy: the master looks at what a client sends before choosing its worker.
+ *
+ * A connection accepted on a route listener is peeked at once (most clients have sent their
+ * request by the time the master accepts). Without a key yet, it joins the `reading` list and
+ * the master's epoll (edge-triggered: the bytes stay in the socket, so a level-triggered watch
+ * would fire for ever); each time more arrives, the stream is peeked again from its first byte
+ * into one scratch buffer per master, and the extractor runs over it. Nothing is kept per
+ * client but its descriptor and this small record: a thousand slow clients cost no thread and
+ * no copy, and a fast one is never queued behind them.
+ *
+ * Once the key is found, the map or the ring names the slot and the connection is handed to
+ * that slot's current worker (the worker reads the stream from its first byte). When the slot
+ * cannot take it now (its worker is restarting, or full), the connection is held for it, in
+ * the `held` list, for up to the route timeout: handing it to another worker would move the
+ * key, which is what routing exists to prevent. Every limit ends in the configured failure
+ * action: a deadline, a byte limit, a cap on waiting connections.
+ *
+ * Both lists are in deadline order for free: every entry's deadline is its insertion time plus
+ * the same timeout, so the expiry check only looks at their heads.
+ */
+#include "master.h"
+#include "route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* What `fdpass status` counts on its "route" line. */
+enum fdp__route_counter {
+	RC_HASHED,      /* key found, slot from the ring */
+	RC_MAPPED,      /* key found, slot from the map */
+	RC_TIMEOUT,     /* no key by the deadline */
+	RC_TOO_BIG,     /* no key within the byte limit */
+	RC_REJECTED,    /* the extractor refused what the client sent */
+	RC_OVERFLOW,    /* accepted past the cap on waiting connections */
+	RC_EOF,         /* the client closed (or half-closed) before its key */
+	RC_UNAVAILABLE, /* held for its slot until the deadline, the slot never took it */
+	RC_DEFAULTED,   /* failures handed to the default worker */
+	RC_CLOSED,      /* failures closed */
+	RC_NCOUNTERS
+};
+
+struct fdp__route_wait {
+	struct fdp__watch w; /* first: an epoll event's pointer is the wait's */
+	struct fdp__conn c;
+	long long deadline;
+	int watched; /* in the epoll and the reading list */
+	int failed;  /* held for the default worker after a failure: its deadline closes it */
+	struct fdp__route_wait *prev, *next;
+};
+
+struct route_list {
+	struct fdp__route_wait *head, *tail;
+	size_t n;
+};
+
+struct fdp__router {
+	struct fdp__route_key key;
+	struct fdp__hashring ring;
+	struct fdp__route_map map;
+	int have_map;
+	unsigned timeout_ms, max_pending, default_slot;
+	size_t max_bytes;
+	enum fdp_route_fail on_fail;
+	unsigned char *scratch;
+	struct route_list reading, held;
+	uint64_t count[RC_NCOUNTERS];
+	char spec[80];
+};
+
+static const char *const counter_names[RC_NCOUNTERS] = {
+        "hashed",   "mapped", "timeout",     "too_big",   "rejected",
+        "overflow", "eof",    "unavailable", "defaulted", "closed",
+};
+
+static void list_push(struct route_list *l, struct fdp__route_wait *w)
+{
+	w->next = NULL;
+	w->prev = l->tail;
+	if (l->tail)
+		l->tail->next = w;
+	else
+		l->head = w;
+	l->tail = w;
+	l->n++;
+}
+
+static void list_remove(struct route_list *l, struct fdp__route_wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		l->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		l->tail = w->prev;
+	l->n--;
+}
+
+int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
+{
+	struct fdp__router *r;
+	char err[256];
+	int e;
+
+	if (!rc || fdp_route_config_check(rc, m->cfg.workers, err, sizeof(err)) < 0)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	m->router = r;
+	if (rc->key)
+		fdp__route_key_parse(&r->key, rc->key, err, sizeof(err));
+	else
+		fdp__route_key_callback(&r->key, rc->key_fn, rc->key_arg);
+	snprintf(r->spec, sizeof(r->spec), "%s", rc->key ? rc->key : "callback");
+	for (char *p = r->spec; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			*p = '_'; /* the status line is space-separated key=value */
+	r->timeout_ms = rc->timeout_ms ? rc->timeout_ms : FDP_ROUTE_TIMEOUT_MS;
+	r->max_bytes = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
+	r->max_pending = rc->max_pending ? rc->max_pending : FDP_ROUTE_MAX_PENDING;
+	r->on_fail = rc->on_fail;
+	r->default_slot = rc->default_worker;
+	r->scratch = malloc(r->max_bytes);
+	if (!r->scratch)
+		return -ENOMEM;
+	e = fdp__hashring_build(&r->ring, m->cfg.workers, FDP__RING_POINTS);
+	if (e < 0)
+		return e;
+	if (rc->map_path) {
+		e = fdp__route_map_load(&r->map, rc->map_path, m->cfg.workers, r->key.fold_case,
+		                        err, sizeof(err));
+		if (e < 0)
+			return e;
+		r->have_map = 1;
+	}
+	return 0;
+}
+
+/* Take w out of the epoll and the reading list, if it is there. */
+static void unwatch(struct fdp_master *m, struct fdp__route_wait *w)
+{
+	if (!w->watched)
+		return;
+	epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->c.fd, NULL);
+	list_remove(&m->router->reading, w);
+	w->watched = 0;
+}
+
+/* Forget w (closing its connection when close_fd: else a worker's in-flight list has it). */
+static void wait_free(struct fdp_master *m, struct fdp__route_wait *w, int close_fd)
+{
+	unwatch(m, w);
+	if (close_fd && w->c.fd >= 0)
+		close(w->c.fd);
+	free(w);
+}
+
+void fdp__route_close(struct fdp_master *m)
+{
+	struct fdp__router *r = m->router;
+
+	if (!r)
+		return;
+	while (r->reading.head) {
+		struct fdp__route_wait *w = r->reading.head;
+
+		list_remove(&r->reading, w);
+		m->closed[CLOSE_SHUTDOWN]++;
+		wait_free(m, w, 1);
+	}
+	while (r->held.head) {
+		struct fdp__route_wait *w = r->held.head;
+
+		list_remove(&r->held, w);
+		m->closed[CLOSE_SHUTDOWN]++;
+		wait_free(m, w, 1);
+	}
+	fdp__hashring_free(&r->ring);
+	fdp__route_map_free(&r->map);
+	free(r->scratch);
+	free(r);
+	m->router = NULL;
+}
+
+int fdp__route_full(const struct fdp_master *m)
+{
+	const struct fdp__router *r = m->router;
+
+	return r && r->reading.n + r->held.n >= r->max_pending;
+}
+
+/* Hand c to slot's current worker; -EAGAIN (or another error) when it cannot take it now. */
+static int hand_to_slot(struct fdp_master *m, const struct fdp__conn *c, unsigned slot)
+{
+	struct fdp__proc *p = m->slots[slot].proc;
+	int err;
+
+	if (!fdp__proc_can_take(p))
+		return -EAGAIN;
+	err = fdp__hand_to(m, p, c);
+	if (err == -ENOBUFS)
+		p->dirty = 1; /* flush it; held until it has room */
+	else if (err < 0 && err != -EMFILE && err != -ENFILE && err != -ENOMEM)
+		fdp__proc_lost(m, p, err); /* its connections come back here once it is gone */
+	return err;
+}
+
+/* Hand the connection to its slot now, or hold it for that slot until a new deadline. */
+static void deliver(struct fdp_master *m, struct fdp__route_wait *w)
+{
+	struct fdp__router *r = m->router;
+
+	if (hand_to_slot(m, &w->c, w->c.slot) == 0) {
+		wait_free(m, w, 0); /* the worker's in-flight list holds the descriptor now */
+		return;
+	}
+	unwatch(m, w);
+	w->deadline = fdp__now_ms() + r->timeout_ms;
+	list_push(&r->held, w);
+}
+
+/* No key will come (counted under why): to the default worker, or closed. */
+static void route_fail(struct fdp_master *m, struct fdp__route_wait *w, enum fdp__route_counter why)
+{
+	struct fdp__router *r = m->router;
+
+	r->count[why]++;
+	if (r->on_fail == FDP_ROUTE_FAIL_DEFAULT && !w->failed) {
+		r->count[RC_DEFAULTED]++;
+		w->failed = 1;
+		w->c.routed = 1;
+		w->c.slot = r->default_slot;
+		deliver(m, w);
+		return;
+	}
+	r->count[RC_CLOSED]++;
+	wait_free(m, w, 1);
+}
+
+/*
+ * Peek at what the client has sent and act on it. Returns 1 while the connection still waits
+ * for its key, 0 once it is dealt with (handed, held, failed or closed; w is no longer ours).
+ */
+static int examine(struct fdp_master *m, struct fdp__route_wait *w, int hangup)
+{
+	struct fdp__router *r = m->router;
+	struct fdp__route_span key;
+	enum fdp__route_verdict v;
+	ssize_t n;
+	int slot = -1;
+
+	n = recv(w->c.fd, r->scratch, r->max_bytes, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR) && !hangup)
+		return 1;
+	if (n <= 0) { /* gone before sending anything, or reset: nothing to serve */
+		r->count[RC_EOF]++;
+		wait_free(m, w, 1);
+		return 0;
+	}
+	v = fdp__route_extract(&r->key, r->scratch, (size_t)n, r->max_bytes, &key);
+	if (v == ROUTE_MORE && !hangup)
+		return 1;
+	if (v != ROUTE_FOUND) {
+		/* Half-closed without a whole key (MORE with hangup): it never will have one. */
+		route_fail(m, w, v == ROUTE_TOO_BIG ? RC_TOO_BIG : RC_REJECTED);
+		return 0;
+	}
+	if (r->key.fold_case)
+		fdp__route_fold(r->scratch + key.off, key.len);
+	if (r->have_map)
+		slot = fdp__route_map_lookup(&r->map, r->scratch + key.off, key.len);
+	r->count[slot >= 0 ? RC_MAPPED : RC_HASHED]++;
+	if (slot < 0)
+		slot = (int)fdp__hashring_slot(&r->ring,
+		                               fdp__route_hash(r->scratch + key.off, key.len));
+	w->c.routed = 1;
+	w->c.slot = (unsigned)slot;
+	deliver(m, w);
+	return 0;
+}
+
+void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
+{
+	struct fdp__router *r = m->router;
+	struct fdp__route_wait *w = calloc(1, sizeof(*w));
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET};
+
+	if (!w) {
+		fdp__close_conn(m, &(struct fdp__conn){.fd = c->fd}, CLOSE_ERROR);
+		return;
+	}
+	w->w.kind = W_ROUTE;
+	w->c = *c;
+	if (r->reading.n + r->held.n >= r->max_pending) {
+		route_fail(m, w, RC_OVERFLOW); /* an accept batch ran past the cap */
+		return;
+	}
+	if (!examine(m, w, 0))
+		return; /* the key was there already: the usual case, no epoll round trip */
+	w->deadline = c->since_ms + r->timeout_ms;
+	ev.data.ptr = &w->w;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		fdp__log(m, FDP_LOG_WARN, "route: epoll_ctl: %s", strerror(errno));
+		fdp__close_conn(m, &w->c, CLOSE_ERROR);
+		free(w);
+		return;
+	}
+	w->watched = 1;
+	list_push(&r->reading, w);
+}
+
+void fdp__route_input(struct fdp_master *m, struct fdp__watch *watch, uint32_t events)
+{
+	examine(m, (struct fdp__route_wait *)watch,
+	        (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+}
+
+/* Try every held connection again: a slot may have room or a new worker now. */
+void fdp__route_dispatch(struct fdp_master *m)
+{
+	struct fdp__router *r = m->router;
+	struct fdp__route_wait *w, *next;
+
+	if (!r)
+		return;
+	for (w = r->held.head; w; w = next) {
+		next = w->next; /* a lost worker's connections are appended behind: seen too */
+		if (hand_to_slot(m, &w->c, w->c.slot) < 0)
+			continue;
+		list_remove(&r->held, w);
+		wait_free(m, w, 0);
+	}
+}
+
+int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c)
+{
+	struct fdp__router *r = m->router;
+	struct fdp__route_wait *w;
+
+	if (!r || !c->routed || !(w = calloc(1, sizeof(*w))))
+		return -ENOENT;
+	w->w.kind = W_ROUTE;
+	w->c = *c;
+	w->deadline = fdp__now_ms() + r->timeout_ms;
+	list_push(&r->held, w);
+	return 0;
+}
+
+/* Deadlines: reading ones fail as timed out; held ones expire (or close if already failed). */
+void fdp__route_timers(struct fdp_master *m, long long now, long long *next)
+{
+	struct fdp__router *r = m->router;
+	struct fdp__route_wait *w;
+
+	if (!r)
+		return;
+	if (m->stopping) {
+		while ((w = r->reading.head) || (w = r->held.head)) {
+			if (!w->watched)
+				list_remove(&r->held, w);
+			m->closed[CLOSE_SHUTDOWN]++;
+			wait_free(m, w, 1);
+		}
+		return;
+	}
+	while ((w = r->reading.head) && w->deadline <= now)
+		route_fail(m, w, RC_TIMEOUT);
+	while ((w = r->held.head) && w->deadline <= now) {
+		list_remove(&r->held, w);
+		if (w->failed) {
+			r->count[RC_CLOSED]++;
+			wait_free(m, w, 1);
+		} else {
+			route_fail(m, w, RC_UNAVAILABLE);
+		}
+	}
+	if (r->reading.head && r->reading.head->deadline < *next)
+		*next = r->reading.head->deadline;
+	if (r->held.head && r->held.head->deadline < *next)
+		*next = r->held.head->deadline;
+}
+
+void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
+{
+	const struct fdp__router *r = m->router;
+	size_t off;
+
+	buf[0] = '\0';
+	if (!r)
+		return;
+	off = (size_t)snprintf(buf, size, "route key=%s on_fail=%s waiting=%zu held=%zu", r->spec,
+	                       r->on_fail == FDP_ROUTE_FAIL_DEFAULT ? "default" : "close",
+	                       r->reading.n, r->held.n);
+	for (int i = 0; i < RC_NCOUNTERS && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, " %s=%llu", counter_names[i],
+		                        (unsigned long long)r->count[i]);
+	if (off < size)
+		snprintf(buf + off, size - off, "\n");
+}

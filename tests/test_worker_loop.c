@@ -1,0 +1,377 @@
+/*
+ * The built-in handlers' event loop (tools/fdpass/handler_loop.c) in a forked worker, against a
+ * hand-driven master end of its channel. The test keeps the worker's socket too, to fill the
+ * channel towards the master (a master that is slow to read) whenever it wants.
+ */
+#include "worker_testlib.h"
+#include "serve.h"
+
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+struct loop {
+	struct fdp_channel *master;
+	int wsock; /* the worker's end of the channel: the same socket the worker writes on */
+	pid_t pid;
+};
+
+static void loop_start(struct loop *t, const struct fdpass_handler *h)
+{
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&t->master, sv[0], NULL));
+	send_hello(t->master, 0, 1, FDP_PROTO_VERSION);
+	fflush(NULL);
+	t->pid = fork();
+	CHECK(t->pid >= 0);
+	if (t->pid == 0) {
+		struct fdp_worker *w;
+		int status;
+
+		close(sv[0]); /* the master end is the test's: its close must read as EOF here */
+		if (fdp_worker_open(&w, sv[1], 5000) < 0)
+			_exit(100);
+		status = fdpass_handler_run(w, h);
+		fdp_worker_close(w);
+		_exit(status);
+	}
+	t->wsock = sv[1];
+	master_recv(t->master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_READY);
+	fdp_channel_msg_release(&msg);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The master goes away; returns the worker's exit status. */
+static int loop_stop(struct loop *t)
+{
+	int status;
+
+	fdp_channel_close(t->master);
+	status = fdp_test_wait(t->pid);
+	close(t->wsock);
+	return status;
+}
+
+/* Wait for an ACK or DONE (type) that names connection id: they come batched. */
+static void expect_id(struct loop *t, unsigned type, uint64_t id)
+{
+	for (;;) {
+		int found = 0;
+
+		master_recv(t->master);
+		for (size_t i = 0; msg.type == type && i < msg.len / 8; i++)
+			found |= fdp__get64((const unsigned char *)msg.payload + 8 * i) == id;
+		fdp_channel_msg_release(&msg);
+		if (found)
+			return;
+	}
+}
+
+/* Send text on a client of the echo handler and read it back. */
+static void echo_round_trip(int client, const char *text)
+{
+	char buf[64] = {0};
+	size_t len = strlen(text), got = 0;
+
+	CHECK_INT(send(client, text, len, MSG_NOSIGNAL), ==, len);
+	while (got < len) {
+		ssize_t n;
+
+		fdp_test_wait_readable(client, 5000);
+		n = read(client, buf + got, len - got);
+		CHECK(n > 0);
+		got += (size_t)n;
+	}
+	CHECK(memcmp(buf, text, len) == 0);
+}
+
+/* Bytes waiting to be read on a socket. */
+static int unread(int sock)
+{
+	int n = -1;
+
+	CHECK_OK(ioctl(sock, FIONREAD, &n));
+	return n;
+}
+
+/*
+ * Wait until process pid holds a descriptor for the same socket as sock: the worker has
+ * received that connection from its channel. A process's descriptor table announces nothing,
+ * so this looks every millisecond, for at most 10 s.
+ */
+static void wait_until_held(pid_t pid, int sock)
+{
+	long long deadline = now_ms() + 10000;
+	char want[64], path[64];
+	struct stat st;
+
+	CHECK_OK(fstat(sock, &st));
+	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)st.st_ino);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	for (;;) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		int found = 0;
+
+		CHECK(d != NULL);
+		while (!found && (e = readdir(d))) {
+			char link[64];
+			ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+
+			if (n > 0) {
+				link[n] = '\0';
+				found = strcmp(link, want) == 0;
+			}
+		}
+		closedir(d);
+		if (found)
+			return;
+		if (now_ms() > deadline)
+			fdp_test_fail(__FILE__, __LINE__, "worker never received %s", want);
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+}
+
+/* The first bytes of a /proc file, NUL-terminated; -1 if it cannot be read. */
+static int read_proc(pid_t pid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * Wait until the worker sleeps in poll() (the loop sleeps in epoll_wait(): poll() is the
+ * exit's flush) or has exited: returns 1 for poll() (or when /proc does not say), 0 for an
+ * exit. Nothing announces either, so this looks every millisecond, for at most 10 s.
+ */
+static int wait_until_exit_flush(pid_t pid)
+{
+	long long deadline = now_ms() + 10000;
+
+	for (;;) {
+		char buf[512], *state;
+		long nr;
+
+		if (read_proc(pid, "stat", buf, sizeof(buf)) < 0 || !(state = strrchr(buf, ')')))
+			return 1;
+		if (state[2] == 'Z')
+			return 0;
+		if (read_proc(pid, "syscall", buf, sizeof(buf)) < 0)
+			return 1; /* not ours to look at here: the test still holds, less sharply */
+		nr = strtol(buf, NULL, 10);
+		if (nr == SYS_ppoll
+#ifdef SYS_poll
+		    || nr == SYS_poll
+#endif
+		)
+			return 1;
+		if (now_ms() > deadline)
+			fdp_test_fail(__FILE__, __LINE__, "the worker neither exits nor polls");
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+}
+
+TEST(a_connection_is_not_read_until_its_ack_has_left)
+{
+	struct loop t;
+	int c1, c2, s2;
+	char x;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 1);
+	echo_round_trip(c1, "a");
+	/* The master stops reading: the next connection's ACK cannot leave the worker. */
+	fill_towards_master(t.wsock);
+	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO, &s2);
+	CHECK_INT(send(c2, "x", 1, MSG_NOSIGNAL), ==, 1);
+	wait_until_held(t.pid, s2);
+	/*
+	 * Two round trips on the other connection: the worker has been round its loop since it
+	 * took connection 2, so had it watched it for input, it would have read it by now.
+	 */
+	echo_round_trip(c1, "y");
+	echo_round_trip(c1, "z");
+	CHECK_INT(unread(s2), ==, 1);
+	CHECK_INT(unread(c2), ==, 0);
+	/* The master reads again: the ACK arrives, and only then is the connection served. */
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	fdp_test_wait_readable(c2, 5000);
+	CHECK_INT(read(c2, &x, 1), ==, 1);
+	CHECK_INT(x, ==, 'x');
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c1);
+	close(c2);
+	close(s2);
+}
+
+TEST(a_finished_connection_is_closed_only_once_its_done_has_left)
+{
+	struct loop t;
+	int c1, c2;
+	char x;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	echo_round_trip(c1, "a");
+	echo_round_trip(c2, "b");
+	fill_towards_master(t.wsock);
+	/* The client ends connection 2; its DONE cannot leave while the master does not read. */
+	CHECK_OK(shutdown(c2, SHUT_WR));
+	echo_round_trip(c1, "y"); /* the worker has been round its loop since: see above */
+	echo_round_trip(c1, "z");
+	CHECK_INT(unread(c2), ==, 0);
+	CHECK_INT(poll(&(struct pollfd){.fd = c2, .events = POLLIN}, 1, 0), ==, 0);
+	/* The master reads the DONE first; the client sees the end after. */
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	fdp_test_wait_readable(c2, 5000);
+	CHECK_INT(read(c2, &x, 1), ==, 0);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c1);
+	close(c2);
+}
+
+TEST(a_draining_worker_waits_for_a_slow_master_to_take_its_last_done)
+{
+	struct loop t;
+	int c1;
+	char x;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 1);
+	echo_round_trip(c1, "a");
+	fill_towards_master(t.wsock);
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	/* Its last connection ends: the worker exits, with the DONE still to leave. */
+	CHECK_OK(shutdown(c1, SHUT_WR));
+	CHECK_INT(wait_until_exit_flush(t.pid), ==, 1); /* not gone yet: it waits for the master */
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_test_wait_readable(c1, 5000);
+	CHECK_INT(read(c1, &x, 1), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(c1);
+}
+
+/* The socket still works both ways: the client's bytes reach copy, and copy's reach it. */
+static void check_still_connected(int client, int copy)
+{
+	char x = 0;
+
+	CHECK_INT(send(client, "q", 1, MSG_NOSIGNAL), ==, 1);
+	fdp_test_wait_readable(copy, 5000);
+	CHECK_INT(read(copy, &x, 1), ==, 1);
+	CHECK_INT(x, ==, 'q');
+	CHECK_INT(send(copy, "r", 1, MSG_NOSIGNAL), ==, 1);
+	fdp_test_wait_readable(client, 5000);
+	CHECK_INT(read(client, &x, 1), ==, 1);
+	CHECK_INT(x, ==, 'r');
+}
+
+TEST(connections_are_closed_not_shut_down_when_the_master_is_gone)
+{
+	struct loop t;
+	int c1, s1, c2, s2;
+
+	loop_start(&t, &fdpass_handler_echo);
+	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, &s1);
+	expect_id(&t, FDP_PROTO_ACK, 1);
+	echo_round_trip(c1, "a");
+	fill_towards_master(t.wsock);
+	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO,
+	                    &s2); /* not acknowledged: the master would re-hand it */
+	wait_until_held(t.pid, s2);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	/* The copies (another worker's, say) still serve their clients. */
+	check_still_connected(c1, s1);
+	check_still_connected(c2, s2);
+	close(c1);
+	close(s1);
+	close(c2);
+	close(s2);
+}
+
+TEST(a_finished_connection_ends_for_the_client_though_the_master_still_holds_a_copy)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	struct loop t;
+	char buf[1024];
+	size_t len = 0;
+	int c1, s1;
+
+	loop_start(&t, &fdpass_handler_http);
+	c1 = send_conn_keep(t.master, 1, FDP_TAG_HTTP, &s1);
+	CHECK_INT(send(c1, req, sizeof(req) - 1, MSG_NOSIGNAL), ==, sizeof(req) - 1);
+	for (;;) {
+		ssize_t n;
+
+		fdp_test_wait_readable(c1, 5000);
+		n = read(c1, buf + len, sizeof(buf) - 1 - len);
+		CHECK(n >= 0);
+		if (n == 0)
+			break; /* the worker's FIN, though s1 is still open */
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+	CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c1);
+	close(s1);
+}
+
+TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
+{
+	struct loop t;
+	int echo, http;
+	char x;
+
+	/* An http worker with an echo connection (a listener's tag=echo) and an http one. */
+	loop_start(&t, &fdpass_handler_http);
+	echo = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	echo_round_trip(echo, "a");
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	/* The idle http connection goes at once; the echo stream ends only when its client does. */
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	fdp_test_wait_readable(http, 5000);
+	CHECK_INT(read(http, &x, 1), ==, 0);
+	echo_round_trip(echo, "b");
+	CHECK_OK(shutdown(echo, SHUT_WR));
+	expect_id(&t, FDP_PROTO_DONE, 1);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(echo);
+	close(http);
+}

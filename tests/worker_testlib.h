@@ -1,0 +1,113 @@
+/*
+ * The master end of a worker's channel, driven by hand: greet the worker, hand it connections,
+ * read what it says, and fill the channel towards the master so that nothing more leaves the
+ * worker until the test reads (a master that is slow to read).
+ */
+#ifndef FDP_WORKER_TESTLIB_H
+#define FDP_WORKER_TESTLIB_H
+
+#include "harness.h"
+#include "fdpass.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The type of the filler messages: one neither side knows, so a runtime would skip it. */
+#define FILLER_TYPE 0x1ff
+
+static struct fdp_channel_msg msg;
+
+static inline void send_hello(struct fdp_channel *ch, unsigned index, unsigned gen,
+                              unsigned version)
+{
+	unsigned char hello[FDP_PROTO_HELLO_SIZE];
+
+	fdp_proto_hello_encode(hello, &(struct fdp_proto_hello){(uint16_t)version, index, gen});
+	CHECK_OK(fdp_channel_send(ch, FDP_PROTO_HELLO, hello, sizeof(hello), NULL, 0, 0));
+}
+
+/* Receive the next message other than filler into msg, waiting up to 5 s for it. */
+static inline void master_recv(struct fdp_channel *ch)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
+		int r;
+
+		while ((r = fdp_channel_recv(ch, &msg)) == -EAGAIN)
+			CHECK_INT(poll(&p, 1, 5000), ==, 1);
+		CHECK_INT(r, ==, 1);
+		if (msg.type != FILLER_TYPE)
+			return;
+		fdp_channel_msg_release(&msg);
+	}
+}
+
+/* Read everything the master end has now (filler, here) without waiting. */
+static inline void master_read_all(struct fdp_channel *ch)
+{
+	struct pollfd p = {.fd = fdp_channel_fd(ch), .events = POLLIN};
+	int r;
+
+	/* The channel may say -EAGAIN once after a batch with more in the socket: ask poll(). */
+	do {
+		while ((r = fdp_channel_recv(ch, &msg)) == 1)
+			fdp_channel_msg_release(&msg);
+		CHECK_INT(r, ==, -EAGAIN);
+	} while (poll(&p, 1, 0) == 1);
+}
+
+/*
+ * Hand the worker one end of a fresh socketpair as connection id, with protocol tag; returns
+ * the client's end. With keep, *keep gets a copy of the handed-over end, as the master keeps
+ * one until the ACK.
+ */
+static inline int send_conn_keep(struct fdp_channel *master, uint64_t id, unsigned tag, int *keep)
+{
+	unsigned char buf[FDP_PROTO_CONN_MAX];
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(4242)};
+	int sv[2];
+	size_t len;
+
+	peer.sin_addr.s_addr = htonl(0x7f000002);
+	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK_OK(fcntl(sv[1], F_SETFL, O_NONBLOCK)); /* as the master hands connections over */
+	if (keep)
+		CHECK((*keep = fcntl(sv[1], F_DUPFD_CLOEXEC, 0)) >= 0);
+	len = fdp_proto_conn_encode(buf, id, 1, tag, &peer, sizeof(peer));
+	CHECK_OK(fdp_channel_send(master, FDP_PROTO_CONN, buf, len, &sv[1], 1, 0));
+	return sv[0];
+}
+
+/*
+ * Fill the worker-to-master direction of a SOCK_SEQPACKET channel by writing filler messages
+ * on the worker's socket until even an empty one does not fit: after this the worker's sends
+ * say -EAGAIN until the master end reads (master_recv() skips the filler).
+ */
+static inline void fill_towards_master(int worker_sock)
+{
+	static unsigned char big[FDP_CHANNEL_HEADER_SIZE + 4096];
+	size_t sizes[] = {sizeof(big), FDP_CHANNEL_HEADER_SIZE};
+
+	for (size_t k = 0; k < 2; k++) {
+		size_t payload = sizes[k] - FDP_CHANNEL_HEADER_SIZE;
+
+		/* The header, little-endian: version, flags, type, nfds, reserved, length. */
+		memset(big, 0, FDP_CHANNEL_HEADER_SIZE);
+		big[0] = 1;
+		big[2] = FILLER_TYPE & 0xff;
+		big[3] = FILLER_TYPE >> 8;
+		big[8] = (unsigned char)(payload & 0xff);
+		big[9] = (unsigned char)(payload >> 8);
+		while (send(worker_sock, big, sizes[k], MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+			;
+		CHECK_INT(errno, ==, EAGAIN);
+	}
+}
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * fdpass serve's routing options (--route-*) and per-listener options (--listen ADDR,policy=
+ * NAME,tag=NAME). Each bad value is reported naming its option, with exit status 2.
+ */
+#include "commands.h"
+#include "serve_route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn", "hash-ip",
+                                                           "route"};
+
+static int bad(const char *opt, const char *value, const char *accepts)
+{
+	fprintf(stderr, "fdpass serve: invalid value '%s' for --%s: expected %s\n", value, opt,
+	        accepts);
+	return FDPASS_EXIT_USAGE;
+}
+
+int fdpass_policy_parse(const char *name)
+{
+	for (int i = 0; i < FDPASS_NPOLICIES; i++)
+		if (strcmp(name, fdpass_policy_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int parse_tag(const char *s)
+{
+	static const char *const names[] = {"raw", "echo", "http"};
+	char *end;
+	long v;
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return *s && !*end && !errno && v >= 0 && v <= 65535 ? (int)v : -1;
+}
+
+int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
+{
+	char *p = arg, *opt;
+
+	/* The address ends at the first ",policy=" or ",tag=" (a Unix path may hold commas). */
+	for (opt = strchr(p, ','); opt; opt = strchr(opt + 1, ','))
+		if (!strncmp(opt, ",policy=", 8) || !strncmp(opt, ",tag=", 5))
+			break;
+	if (!opt)
+		return -1;
+	*opt++ = '\0';
+	while (opt) {
+		char *next = strchr(opt, ',');
+		int v;
+
+		if (next)
+			*next++ = '\0';
+		if (!strncmp(opt, "policy=", 7)) {
+			if ((v = fdpass_policy_parse(opt + 7)) < 0)
+				return bad("listen", opt,
+				           "policy=round-robin|least-conn|hash-ip|route");
+			lo->policy = (enum fdp_policy)v;
+			lo->policy_set = 1;
+		} else if (!strncmp(opt, "tag=", 4)) {
+			if ((v = parse_tag(opt + 4)) < 0)
+				return bad("listen", opt, "tag=raw|echo|http or a number 0..65535");
+			lo->tag = (unsigned)v;
+			lo->tag_set = 1;
+		} else {
+			return bad("listen", opt, "ADDR[,policy=NAME][,tag=NAME]");
+		}
+		opt = next;
+	}
+	return -1;
+}
+
+static int parse_size(const char *s, unsigned long long min, unsigned long long max,
+                      unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc)
+{
+	unsigned long long v;
+	char *end;
+	double secs;
+
+	switch (opt) {
+	case FDPASS_OPT_ROUTE_KEY:
+		rc->key = value;
+		break;
+	case FDPASS_OPT_ROUTE_MAP:
+		if (!*value)
+			return bad("route-map", value, "a file name");
+		rc->map_path = value;
+		break;
+	case FDPASS_OPT_ROUTE_TIMEOUT:
+		errno = 0;
+		secs = strtod(value, &end);
+		if (!*value || *end || errno || !(secs >= 0.001 && secs <= 3600))
+			return bad("route-timeout", value, "seconds from 0.001 to 3600");
+		rc->timeout_ms = (unsigned)(secs * 1000 + 0.5);
+		break;
+	case FDPASS_OPT_ROUTE_MAX_BYTES:
+		if (parse_size(value, 1, 1u << 24, &v) < 0)
+			return bad("route-max-bytes", value, "a number from 1 to 16777216");
+		rc->max_bytes = (size_t)v;
+		break;
+	case FDPASS_OPT_ROUTE_MAX_PENDING:
+		if (parse_size(value, 1, 1000000, &v) < 0)
+			return bad("route-max-pending", value, "a number from 1 to 1000000");
+		rc->max_pending = (unsigned)v;
+		break;
+	case FDPASS_OPT_ROUTE_FAIL:
+		if (!strcmp(value, "close")) {
+			rc->on_fail = FDP_ROUTE_FAIL_CLOSE;
+		} else if (!strncmp(value, "default:", 8) &&
+		           parse_size(value + 8, 0, 1023, &v) == 0) {
+			rc->on_fail = FDP_ROUTE_FAIL_DEFAULT;
+			rc->default_worker = (unsigned)v;
+		} else {
+			return bad("route-fail", value, "close or default:N (a worker index)");
+		}
+		break;
+	default:
+		return FDPASS_EXIT_USAGE;
+	}
+	return -1;
+}
+
+int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given, unsigned workers)
+{
+	struct fdp_route_config no_map = *rc;
+	char err[512];
+	int r;
+
+	if (!routing) {
+		if (!given)
+			return -1;
+		fprintf(stderr, "fdpass serve: --route-* options need --policy route (or a "
+		                "--listen with policy=route)\n");
+		return FDPASS_EXIT_USAGE;
+	}
+	if (!rc->key) {
+		fprintf(stderr, "fdpass serve: --policy route needs --route-key SPEC\n");
+		return FDPASS_EXIT_USAGE;
+	}
+	/* Check without the map first, so an error names the option it comes from. */
+	no_map.map_path = NULL;
+	r = fdp_route_config_check(&no_map, workers, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "fdpass serve: --%s: %s\n",
+		        strncmp(err, "route key", 9) == 0 ? "route-key"
+		        : strstr(err, "default worker")   ? "route-fail"
+		                                          : "route-max-bytes",
+		        err);
+		return FDPASS_EXIT_USAGE;
+	}
+	r = fdp_route_config_check(rc, workers, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "fdpass serve: --route-map: %s\n", err);
+		return FDPASS_EXIT_USAGE;
+	}
+	return -1;
+}

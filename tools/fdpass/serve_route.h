@@ -1,0 +1,45 @@
+/* fdpass serve's routing and per-listener options (serve_route.c). */
+#ifndef FDPASS_SERVE_ROUTE_H
+#define FDPASS_SERVE_ROUTE_H
+
+#include "fdpass.h"
+
+#define FDPASS_NPOLICIES 4
+extern const char *const fdpass_policy_names[FDPASS_NPOLICIES]; /* by enum fdp_policy */
+
+/* getopt_long values of the --route-* options. */
+enum {
+	FDPASS_OPT_ROUTE_KEY = 256,
+	FDPASS_OPT_ROUTE_MAP,
+	FDPASS_OPT_ROUTE_TIMEOUT,
+	FDPASS_OPT_ROUTE_MAX_BYTES,
+	FDPASS_OPT_ROUTE_MAX_PENDING,
+	FDPASS_OPT_ROUTE_FAIL,
+};
+
+/* What one --listen says beyond its address. */
+struct fdpass_listen_opts {
+	enum fdp_policy policy;
+	unsigned tag;
+	int policy_set, tag_set;
+};
+
+/* The enum fdp_policy of a name, or -1. */
+int fdpass_policy_parse(const char *name);
+
+/*
+ * Split "ADDR[,policy=NAME][,tag=NAME]" in place (arg keeps the address). Returns -1 when
+ * good, else the exit status after printing why.
+ */
+int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo);
+
+/* Apply one --route-* option to rc. Returns -1 when good, else the exit status. */
+int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc);
+
+/*
+ * Check the routing options as a whole: routing says whether a listener routes, given whether
+ * any --route-* option was given. Returns -1 when good, else the exit status.
+ */
+int fdpass_route_check(const struct fdp_route_config *rc, int routing, int given, unsigned workers);
+
+#endif
