@@ -432,6 +432,21 @@ TEST(at_the_descriptor_limit_the_master_pauses_accepting_without_spinning_and_re
 	for (int i = 0; i < N; i++)
 		fds[i] = tcp_connect(s.addr, NULL); /* the backlog holds what the master cannot */
 	server_wait_log(&s, "accept on a listener: Too many open files; pausing it", 10000);
+	/*
+	 * Full, and steady: the worker has acknowledged all it may hold, so the master frees no
+	 * descriptor a status client could slip into. At the limit for 300 ms (three pauses).
+	 */
+	for (long long since = 0, deadline = test_now_ms() + 10000;; poll(NULL, 0, 10)) {
+		long long now = test_now_ms();
+
+		CHECK(now < deadline);
+		if (proc_fd_count(s.pid) < 40)
+			since = 0;
+		else if (!since)
+			since = now;
+		else if (now - since >= 300)
+			break;
+	}
 	/* A status request now meets the same limit: the master must not spin on it either. */
 	ctl = fdp_unix_connect(s.control, SOCK_STREAM);
 	CHECK_OK(ctl);
