@@ -490,7 +490,13 @@ struct fdp_master_config {
 	/*
 	 * What a worker process runs, in the forked child: worker_main(w, arg) and its return
 	 * value is the exit status; or, when worker_main is NULL, exec_argv is executed with the
-	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()).
+	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()). The child is in its own
+	 * process group, every signal unblocked and at its default, and it keeps only descriptors
+	 * 0, 1, 2 and the channel (3; close-on-exec for worker_main): every other one is closed,
+	 * so worker_main reopens what it needs. It is forked from the thread that runs
+	 * fdp_master_run(): only that thread exists in the child, so worker_main must not rely on
+	 * locks other threads of a multithreaded caller might have held (call
+	 * fdp_master_run() before starting threads, or use exec_argv).
 	 */
 	int (*worker_main)(struct fdp_worker *w, void *arg);
 	void *worker_arg;
@@ -526,8 +532,9 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 
 /*
  * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
- * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in this
- * thread first (SIGCHLD is only used where pidfd_open() is missing; the master reaps only its
+ * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in every
+ * thread first, before starting other threads (a thread with one unblocked takes it, and the
+ * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only its
  * own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every
  * worker. Returns 0 after a stop, or a negative errno if the loop could not run. In a forked
  * worker it never returns: the child _exit()s with worker_main's status.

@@ -69,6 +69,26 @@ static __attribute__((noreturn)) void half_close(struct fdp_worker *w, int fd)
 	_exit(5);
 }
 
+/* What a worker process starts with: its channel's close-on-exec flag, ignored and blocked
+ * signals (masks from /proc/self/status), and the descriptors it has besides 0..3 and c. */
+static int env_line(char *buf, size_t size)
+{
+	char st[4096] = "", *ign, *blk;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC), fds;
+
+	if (fd >= 0) {
+		if (read(fd, st, sizeof(st) - 1) < 0)
+			st[0] = '\0';
+		close(fd);
+	}
+	ign = strstr(st, "SigIgn:\t");
+	blk = strstr(st, "SigBlk:\t");
+	fds = fdp_test_fd_count();
+	return snprintf(buf, size, "cloexec3=%d sigign=%.16s sigblk=%.16s fds=%d\n",
+	                (fcntl(3, F_GETFD) & FD_CLOEXEC) != 0, ign ? ign + 8 : "?",
+	                blk ? blk + 8 : "?", fds);
+}
+
 static void answer(struct fdp_worker *w, struct client *c)
 {
 	char buf[256];
@@ -76,7 +96,11 @@ static void answer(struct fdp_worker *w, struct client *c)
 
 	if (n < 0 && errno == EAGAIN)
 		return;
-	if (n > 0) {
+	if (n > 0 && strncmp(buf, "env", 3) == 0) {
+		n = env_line(buf, sizeof(buf));
+		if (send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) == n)
+			return;
+	} else if (n > 0) {
 		n = snprintf(buf, sizeof(buf), "worker=%u pid=%d gen=%u id=%llu\n",
 		             fdp_worker_index(w), (int)getpid(), fdp_worker_generation(w),
 		             (unsigned long long)c->id);
@@ -463,6 +487,36 @@ TEST(at_the_descriptor_limit_the_master_pauses_accepting_without_spinning_and_re
 	close(ctl);
 	CHECK(strncmp(st, "master ", 7) == 0);
 	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+static void ignore_some_signals(void)
+{
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+}
+
+TEST(a_worker_starts_with_default_signals_and_a_close_on_exec_channel)
+{
+	struct server s;
+	char line[256];
+	int fd;
+
+	quirk = Q_NONE;
+	master_child_setup = ignore_some_signals;
+	master_start(&s, config(1), 0);
+	master_child_setup = NULL;
+	fd = client_say(&s, "env\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, "cloexec3=1 ") != NULL);
+	CHECK(strstr(line, " sigign=0000000000000000 ") != NULL);
+	CHECK(strstr(line, " sigblk=0000000000000000 ") != NULL);
+	/* 0, 1, 2, the channel and this client: nothing of the master's. */
+	CHECK(strstr(line, " fds=5\n") != NULL);
+	close(fd);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

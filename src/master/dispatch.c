@@ -303,7 +303,8 @@ void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
 	for (size_t i = n; i-- > 0;) {
 		struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
 
-		/* A routed connection waits for its own slot's next worker: its key must not move. */
+		/* A routed connection waits for its own slot's next worker: its key must not move.
+		 */
 		if (m->stopping != 2 && c->routed && fdp__route_hold(m, c) == 0)
 			continue;
 		if (m->stopping == 2 || fdp__ring_push(&m->pending, c, 1) < 0)

@@ -160,7 +160,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 		if (m->listeners)
 			m->listeners[i] = (struct fdp__listener){
 			        .fd = cfg->listeners[i],
-			        .policy = cfg->listener_policy ? cfg->listener_policy[i] : cfg->policy,
+			        .policy = cfg->listener_policy ? cfg->listener_policy[i]
+			                                       : cfg->policy,
 			        .tag = cfg->listener_tag ? cfg->listener_tag[i] : cfg->tag,
 			        .w = {.kind = W_LISTENER, .index = (unsigned)i}};
 		else
@@ -284,7 +285,8 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING && now >= l->paused_until &&
+		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING &&
+		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
 		if (now < l->paused_until && l->paused_until < *next)

@@ -42,8 +42,9 @@ static int child_keep_only(int chan)
 	DIR *d;
 	struct dirent *e;
 
+	/* dup3, not dup2: a handler's system() or popen() must not inherit the channel. */
 	if (chan != 3) {
-		if (dup2(chan, 3) < 0)
+		if (dup3(chan, 3, O_CLOEXEC) < 0)
 			return -1;
 		chan = 3;
 	}
@@ -64,6 +65,23 @@ static int child_keep_only(int chan)
 	return 3;
 }
 
+/*
+ * A worker starts with every signal at its default (docs/WORKER.md), whatever the master's
+ * caller ignored. Ignoring first discards one already pending, blocked: a Ctrl-C that reached
+ * the child before it left the terminal's process group would otherwise kill it on unblock.
+ */
+static void child_reset_signals(void)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
+
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		sigaction(sig, &ign, NULL); /* fails harmlessly for numbers the libc reserves */
+		sigaction(sig, &dfl, NULL);
+	}
+}
+
 static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp__proc *self,
                                                 int chan)
 {
@@ -77,6 +95,7 @@ static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp
 	free(self);
 	/* Out of the terminal's process group: Ctrl-C reaches the master, which drains. */
 	setpgid(0, 0);
+	child_reset_signals();
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 	chan = child_keep_only(chan);
@@ -151,6 +170,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	}
 	if (p->pid == 0)
 		run_child(m, p, sv[1]);
+	setpgid(p->pid, p->pid); /* also here: the child may not have run yet when a Ctrl-C comes */
 	close(sv[1]);
 	sv[1] = -1;
 	p->started_ms = fdp__now_ms();
