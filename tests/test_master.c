@@ -13,6 +13,7 @@ enum quirk {
 	Q_NONE,
 	Q_ACK_THEN_DIE, /* gen 1: take one connection, wait for a second CONN, ACK the first, die */
 	Q_HALF_CLOSE,   /* gen 1 of slot 0: shut the channel's write side, shut clients on EOF */
+	Q_BAD_ACK,      /* gen 1: on its first connection, send an ACK of 3 bytes, then wait */
 };
 
 static enum quirk quirk;
@@ -89,6 +90,19 @@ static int env_line(char *buf, size_t size)
 	                blk ? blk + 8 : "?", fds);
 }
 
+/* Q_BAD_ACK: a malformed message (the ACK of its connection is not flushed), then wait to be
+ * killed, holding the connection. */
+static __attribute__((noreturn)) void bad_ack(struct fdp_worker *w)
+{
+	struct fdp_channel *ch;
+
+	if (fdp_channel_open(&ch, dup(fdp_worker_fd(w)), NULL) < 0 ||
+	    fdp_channel_send(ch, 0x103, "abc", 3, NULL, 0, 0) < 0)
+		_exit(93);
+	poll(NULL, 0, 10000);
+	_exit(94);
+}
+
 static void answer(struct fdp_worker *w, struct client *c)
 {
 	char buf[256];
@@ -126,6 +140,8 @@ static int take(struct fdp_worker *w, struct client *cs, int *n)
 			return -1;
 		if (quirk == Q_ACK_THEN_DIE && fdp_worker_generation(w) == 1)
 			ack_then_die(w, fd);
+		if (quirk == Q_BAD_ACK && fdp_worker_generation(w) == 1)
+			bad_ack(w);
 		if (quirk == Q_HALF_CLOSE && fdp_worker_generation(w) == 1 &&
 		    fdp_worker_index(w) == 0)
 			half_close(w, fd);
@@ -517,6 +533,27 @@ TEST(a_worker_starts_with_default_signals_and_a_close_on_exec_channel)
 	/* 0, 1, 2, the channel and this client: nothing of the master's. */
 	CHECK(strstr(line, " fds=5\n") != NULL);
 	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_sending_a_malformed_message_is_killed_and_its_connection_goes_elsewhere)
+{
+	struct server s;
+	char line[256], *st;
+	int fd;
+
+	quirk = Q_BAD_ACK;
+	master_start(&s, config(1), 0);
+	fd = client_say(&s, "hello\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=2 ") != NULL);
+	close(fd);
+	server_wait_log(&s, "broke the protocol: message type 0x103, 3 bytes", 10000);
+	server_wait_log(&s, "killed by signal 9", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	free(st);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -205,38 +205,44 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 /*
  * The worker has its copy of these connections: close ours. An acknowledgement for a message
  * still in the channel's queue is a lie (the master's copy is lent to that queued message and
- * its number could be reused at once): the worker is broken. Returns 0 or -EPROTO.
+ * its number could be reused at once), and so is one for a connection this worker does not
+ * hold (each is acknowledged once): the worker is broken. Returns 0 or -EPROTO.
  */
 static int handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		uint64_t id = fdp__get64(ids + 8 * k);
+		size_t i = 0;
 
 		/* Acknowledgements come in hand-over order, so the match is almost always first. */
-		for (size_t i = 0; i < p->inflight.n; i++) {
-			struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
-
-			if (c->id == id) {
-				if (c->seq >= fdp_channel_sent(p->ch))
-					return -EPROTO;
-				close(c->fd);
-				fdp__ring_remove(&p->inflight, i);
-				break;
-			}
-		}
+		while (i < p->inflight.n && fdp__ring_at(&p->inflight, i)->id != id)
+			i++;
+		if (i == p->inflight.n ||
+		    fdp__ring_at(&p->inflight, i)->seq >= fdp_channel_sent(p->ch))
+			return -EPROTO;
+		close(fdp__ring_at(&p->inflight, i)->fd);
+		fdp__ring_remove(&p->inflight, i);
 	}
 	return 0;
 }
 
-static void handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
+/* Finished connections: never more than were handed to this worker. Returns 0 or -EPROTO. */
+static int handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
 {
-	p->open = p->open > n ? p->open - n : 0;
+	if (n > p->open)
+		return -EPROTO;
+	p->open -= n;
 	p->served += n;
 	m->slots[p->slot].served += n;
+	return 0;
 }
 
+/* READY counts once; a worker that repeats it is not listened to again (nor logged). */
 static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 {
+	if (p->said_ready)
+		return;
+	p->said_ready = 1;
 	if (p->state == PROC_STARTING)
 		p->state = PROC_READY;
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u ready", p->slot, (int)p->pid,
@@ -255,44 +261,83 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 	}
 }
 
-void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
+/* ACK and DONE carry 1 to FDP_PROTO_MAX_IDS ids of 8 bytes; READY exactly 4 bytes. */
+static int check_payload(const struct fdp_channel_msg *msg)
+{
+	if (msg->type == FDP_PROTO_ACK || msg->type == FDP_PROTO_DONE)
+		return msg->len && msg->len % 8 == 0 && msg->len / 8 <= FDP_PROTO_MAX_IDS ? 0
+		                                                                          : -EPROTO;
+	if (msg->type == FDP_PROTO_READY)
+		return msg->len == FDP_PROTO_READY_SIZE ? 0 : -EPROTO;
+	return 0; /* unknown types are ignored: a newer worker may say more */
+}
+
+static int handle_message(struct fdp_master *m, struct fdp__proc *p,
+                          const struct fdp_channel_msg *msg)
+{
+	int err = check_payload(msg);
+
+	if (err < 0)
+		return err;
+	if (msg->type == FDP_PROTO_ACK)
+		return handle_ack(p, msg->payload, msg->len / 8);
+	if (msg->type == FDP_PROTO_DONE)
+		return handle_done(m, p, msg->len / 8);
+	if (msg->type == FDP_PROTO_READY)
+		handle_ready(m, p);
+	return 0;
+}
+
+/*
+ * Apply what p sent, up to max messages or max * 64 ids: the channel is level-triggered, so
+ * what is left wakes the loop again, and one worker cannot hold the master. Returns 1 when it
+ * stopped at the cap, 0 when the channel said -EAGAIN; a channel that ended or a message that
+ * breaks the protocol loses the worker (and returns 0).
+ */
+static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 {
 	struct fdp_channel_msg *msg = &m->msg;
+	unsigned long ids = 0;
 
-	while (p->ch) {
+	for (unsigned k = 0; p->ch && k < max && ids < 64ul * max; k++) {
 		int r = fdp_channel_recv(p->ch, msg);
 
 		if (r == -EAGAIN)
-			return;
+			return 0;
 		if (r <= 0) {
 			fdp__proc_lost(m, p, r);
-			return;
+			return 0;
 		}
-		if (msg->type == FDP_PROTO_ACK && handle_ack(p, msg->payload, msg->len / 8) < 0) {
-			fdp_channel_msg_release(msg);
-			fdp__log(m, FDP_LOG_ERROR,
-			         "worker %u pid %d acknowledged a connection not yet sent to it",
-			         p->slot, (int)p->pid);
-			fdp__proc_lost(m, p, -EPROTO);
-			return;
-		} else if (msg->type == FDP_PROTO_DONE)
-			handle_done(m, p, msg->len / 8);
-		else if (msg->type == FDP_PROTO_READY)
-			handle_ready(m, p);
+		r = handle_message(m, p, msg);
 		fdp_channel_msg_release(msg); /* a worker has no business sending descriptors */
+		if (r < 0) {
+			fdp__log(
+			        m, FDP_LOG_ERROR,
+			        "worker %u pid %d broke the protocol: message type 0x%x, %zu bytes",
+			        p->slot, (int)p->pid, msg->type, msg->len);
+			fdp__proc_lost(m, p, r);
+			return 0;
+		}
+		ids += msg->len / 8;
 	}
+	return p->ch != NULL;
+}
+
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
+{
+	read_input(m, p, FDP__INPUT_BATCH);
 }
 
 /*
  * A worker that has exited can send nothing more: read what it sent before, up to end of file,
  * so that every connection it acknowledged is known as such before the rest are handed again.
- * Twice: the channel's first -EAGAIN may come from what its batched reader remembers, without
- * asking the socket.
+ * Bounded by what its socket holds. -EAGAIN twice: the first may come from what the channel's
+ * batched reader remembers, without asking the socket.
  */
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p)
 {
-	for (int i = 0; i < 2 && p->ch; i++)
-		fdp__channel_input(m, p);
+	for (int again = 0; again < 2 && p->ch;)
+		again = read_input(m, p, FDP__INPUT_BATCH) ? 0 : again + 1;
 }
 
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)

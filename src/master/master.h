@@ -17,6 +17,7 @@
 #define FDP__MAX_PENDING     4096  /* accepted, waiting for a worker; past it accept pauses */
 #define FDP__PENDING_TIMEOUT 10000 /* ms a connection may wait for a worker before closing */
 #define FDP__ACCEPT_BATCH    64
+#define FDP__INPUT_BATCH     64    /* messages read from one worker per wakeup */
 #define FDP__EMFILE_PAUSE_MS 100   /* a socket whose accept() fails sits out this long */
 #define FDP__LOG_INTERVAL_MS 10000 /* a repeated warning is logged at most this often */
 #define FDP__LOST_GRACE_MS   1000  /* a worker whose channel closed has this long to exit */
@@ -73,6 +74,7 @@ struct fdp__proc {
 	long long started_ms, drain_deadline;
 	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
+	int said_ready;
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
 	int drain_pending;  /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
