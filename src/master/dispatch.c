@@ -147,9 +147,9 @@ void fdp__expire_pending(struct fdp_master *m, long long now)
 			break;
 		fdp__close_conn(m, c, CLOSE_NO_WORKER);
 		fdp__ring_remove(&m->pending, 0);
-		fdp__log(m, FDP_LOG_WARN,
-		         "closed a connection that waited %d ms with no worker to take it",
-		         FDP__PENDING_TIMEOUT);
+		fdp__log_limited(m, &m->rl_expire, FDP_LOG_WARN,
+		                 "closed a connection that waited %d ms with no worker to take it",
+		                 FDP__PENDING_TIMEOUT);
 	}
 }
 
@@ -171,11 +171,13 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
 	long long now = fdp__now_ms();
+	size_t room = m->pending.n < FDP__MAX_PENDING ? FDP__MAX_PENDING - m->pending.n : 0;
 	int n;
 
-	if (m->pending.n >= FDP__MAX_PENDING)
+	if (!room)
 		return; /* the loop pauses accepting until workers catch up */
-	n = fdp_accept_batch(l->fd, acc, FDP__ACCEPT_BATCH);
+	/* Never past the limit: at most the room left (a re-hand may still go over it). */
+	n = fdp_accept_batch(l->fd, acc, room < FDP__ACCEPT_BATCH ? room : FDP__ACCEPT_BATCH);
 	if (n < 0) {
 		if (n != -EAGAIN)
 			fdp__accept_failed(m, 0, n, &l->paused_until);
@@ -342,26 +344,34 @@ void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p)
 
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
 {
-	size_t n = p->inflight.n;
+	size_t n = p->inflight.n, again = 0;
+	long long now = fdp__now_ms();
 
 	/* In reverse, each to the front: they keep their order, ahead of newer arrivals. */
 	for (size_t i = n; i-- > 0;) {
 		struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
 
+		c->since_ms = now; /* its wait for a worker starts over */
 		/* A routed connection waits for its own slot's next worker: its key must not move.
 		 */
 		if (m->stopping != 2 && c->routed && fdp__route_hold(m, c) == 0)
-			continue;
-		if (m->stopping == 2 || fdp__ring_push(&m->pending, c, 1) < 0)
+			again++;
+		else if (m->stopping != 2 && fdp__ring_push(&m->pending, c, 1) == 0)
+			again++;
+		else
 			fdp__close_conn(m, c, CLOSE_SHUTDOWN);
 	}
-	if (n && m->stopping != 2) {
-		m->rehanded += n;
+	m->rehanded += again;
+	if (again)
 		fdp__log(m, FDP_LOG_WARN,
 		         "worker %u pid %d left %zu connection(s) unacknowledged; handing them to "
-		         "other workers",
-		         p->slot, (int)p->pid, n);
-	}
+		         "%s",
+		         p->slot, (int)p->pid, again,
+		         m->stopping ? "a worker still taking connections" : "other workers");
+	if (again < n)
+		fdp__log(m, FDP_LOG_WARN,
+		         "worker %u pid %d left %zu connection(s) unacknowledged; closed them",
+		         p->slot, (int)p->pid, n - again);
 	free(p->inflight.v);
 	memset(&p->inflight, 0, sizeof(p->inflight));
 	p->open = 0;
