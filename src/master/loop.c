@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,8 +154,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 	}
 	m->cfg = *cfg;
 	m->epfd = m->sigfd = m->ctlfd = -1;
-	m->nlisteners = cfg->nlisteners;
 	m->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*m->listeners));
+	m->nlisteners = m->listeners ? cfg->nlisteners : 0; /* closed below when it failed */
 	m->slots = calloc(cfg->workers, sizeof(*m->slots));
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (m->listeners)
@@ -198,6 +199,13 @@ void fdp_master_close(struct fdp_master *m)
 		struct fdp__proc *p = m->procs;
 
 		m->procs = p->next;
+		/* Only after fdp_master_run() failed: leave no worker behind, orphaned. */
+		if (!m->in_child) {
+			fdp__proc_kill(p);
+			while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		m->closed[CLOSE_SHUTDOWN] += p->inflight.n;
 		fdp_channel_close(p->ch);
 		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
