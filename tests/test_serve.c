@@ -180,3 +180,33 @@ TEST(serves_on_several_listeners_including_unix_and_ipv6)
 	CHECK(access(unix_addr + 5, F_OK) < 0); /* the listener's socket file is removed */
 	server_free(&s);
 }
+
+/* GET / over the Unix socket path; returns the worker index. */
+static int unix_get_worker(const char *path)
+{
+	char buf[1024];
+	const char *body;
+	int fd = fdp_unix_connect(path, SOCK_STREAM);
+
+	CHECK_OK(fd);
+	send_all(fd, "GET / HTTP/1.0\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	close(fd);
+	CHECK(body && strstr(body, "worker="));
+	return atoi(strstr(body, "worker=") + 7);
+}
+
+TEST(hash_ip_spreads_unix_socket_clients_round_robin)
+{
+	char unix_addr[256];
+	struct server s;
+	int first;
+
+	snprintf(unix_addr, sizeof(unix_addr), "unix:%s/hash.sock", fdp_test_tmpdir());
+	server_start(&s, "--workers", "3", "--policy", "hash-ip", "--listen", unix_addr, NULL);
+	first = unix_get_worker(unix_addr + 5);
+	for (int i = 1; i < 6; i++)
+		CHECK_INT(unix_get_worker(unix_addr + 5), ==, (first + i) % 3);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

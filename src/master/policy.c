@@ -94,6 +94,10 @@ static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__co
 {
 	unsigned n = m->cfg.workers, first = hash_peer(c) % n;
 
+	/* A Unix socket's clients have no address to tell them apart: spread them instead. */
+	if (c->peer.ss_family != AF_INET && c->peer.ss_family != AF_INET6)
+		return pick_round_robin(m);
+
 	for (unsigned k = 0; k < n; k++) {
 		struct fdp__proc *p = m->slots[(first + k) % n].proc;
 
