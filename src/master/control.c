@@ -48,6 +48,7 @@ void fdp__control_close(struct fdp_master *m)
 struct text {
 	char *buf;
 	size_t len, cap;
+	int short_of_memory; /* a line could not be added: the status is incomplete */
 };
 
 static __attribute__((format(printf, 2, 3))) void add(struct text *t, const char *fmt, ...)
@@ -67,8 +68,10 @@ static __attribute__((format(printf, 2, 3))) void add(struct text *t, const char
 		}
 		char *b = realloc(t->buf, t->cap * 2 + (size_t)n);
 
-		if (!b)
+		if (!b) {
+			t->short_of_memory = 1;
 			return;
+		}
 		t->buf = b;
 		t->cap = t->cap * 2 + (size_t)n;
 	}
@@ -132,7 +135,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 static void answer(struct fdp_master *m, int fd)
 {
 	struct fdp_cred cred = {0, 0, 0};
-	struct text t = {malloc(4096), 0, 4096};
+	struct text t = {malloc(4096), 0, 4096, 0};
 	size_t off = 0;
 
 	if (!t.buf)
@@ -145,7 +148,21 @@ static void answer(struct fdp_master *m, int fd)
 	} else {
 		status_text(m, &t);
 	}
-	/* A fresh socket's buffer holds a status many times over; never wait for a client. */
+	if (t.short_of_memory) { /* never half a status that looks whole */
+		t.len = 0;
+		add(&t, "error out of memory\n");
+	}
+	/*
+	 * Never wait for a client: the whole status goes into the socket's buffer at once, made
+	 * as large as it needs (a reload of 1024 workers says ~200 KB). What the kernel will not
+	 * take is cut, and logged: a client reading a cut status sees no final newline.
+	 */
+	if (t.len > 64 * 1024) {
+		int size = t.len < (8u << 20) ? (int)t.len * 2 : 16 << 20;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
 	while (off < t.len) {
 		ssize_t n = send(fd, t.buf + off, t.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -153,6 +170,9 @@ static void answer(struct fdp_master *m, int fd)
 			break;
 		off += (size_t)n;
 	}
+	if (off < t.len)
+		fdp__log_limited(m, &m->rl_control, FDP_LOG_WARN,
+		                 "control: status cut short at %zu of %zu bytes", off, t.len);
 	free(t.buf);
 }
 
