@@ -71,7 +71,7 @@ static __attribute__((noreturn)) void half_close(struct fdp_worker *w, int fd)
 }
 
 /* What a worker process starts with: its channel's close-on-exec flag, ignored and blocked
- * signals (masks from /proc/self/status), and the descriptors it has besides 0..3 and c. */
+ * signals (masks from /proc/self/status), and how many descriptors it has open. */
 static int env_line(char *buf, size_t size)
 {
 	char st[4096] = "", *ign, *blk;
@@ -84,7 +84,10 @@ static int env_line(char *buf, size_t size)
 	}
 	ign = strstr(st, "SigIgn:\t");
 	blk = strstr(st, "SigBlk:\t");
-	fds = fdp_test_fd_count();
+	/* Asked of each number, not /proc: valgrind keeps descriptors of its own there. */
+	fds = 0;
+	for (int i = 0; i < 1024; i++)
+		fds += fcntl(i, F_GETFD) >= 0;
 	return snprintf(buf, size, "cloexec3=%d sigign=%.16s sigblk=%.16s fds=%d\n",
 	                (fcntl(3, F_GETFD) & FD_CLOEXEC) != 0, ign ? ign + 8 : "?",
 	                blk ? blk + 8 : "?", fds);
@@ -372,6 +375,8 @@ TEST(too_many_descriptors_in_flight_delays_a_hand_over_and_loses_no_worker)
 
 	if (geteuid() != 0)
 		fdp_test_skip("needs root to act as another uid");
+	if (fdp_test_under_valgrind())
+		fdp_test_skip("valgrind virtualises RLIMIT_NOFILE");
 	quirk = Q_NONE;
 	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl));
 	stuffer = fdp_test_fork(stuff_descriptors, ctl);
@@ -465,6 +470,8 @@ TEST(at_the_descriptor_limit_the_master_pauses_accepting_without_spinning_and_re
 	long long t0;
 	char *st;
 
+	if (fdp_test_under_valgrind())
+		fdp_test_skip("valgrind virtualises RLIMIT_NOFILE");
 	quirk = Q_NONE;
 	master_child_setup = few_descriptors;
 	master_start(&s, config(1), 0);
