@@ -75,9 +75,11 @@ static void child_reset_signals(void)
 	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
 
 	for (int sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
+		/* Not the ones the libc keeps for itself (32, 33 in glibc): a sanitizer's sigaction
+		 * may let them through, and they would stay ignored. */
+		if (sig == SIGKILL || sig == SIGSTOP || (sig > SIGSYS && sig < SIGRTMIN))
 			continue;
-		sigaction(sig, &ign, NULL); /* fails harmlessly for numbers the libc reserves */
+		sigaction(sig, &ign, NULL);
 		sigaction(sig, &dfl, NULL);
 	}
 }
