@@ -31,7 +31,7 @@ test-asan:
 	$(CMAKE) --build $(ASAN) -j $(JOBS)
 	$(CTEST) --test-dir $(ASAN) --output-on-failure -j $(JOBS)
 
-# The whole suite under valgrind: any memory error or definite leak fails the test (the harness
+# The whole suite under valgrind (VG_TESTS='serve|worker' runs the tests matching a regex): any memory error or definite leak fails the test (the harness
 # itself checks that every test leaves the descriptor table as it found it).
 VALGRIND_FLAGS = --quiet --error-exitcode=99 --track-fds=yes --leak-check=full \
 		 --errors-for-leak-kinds=definite
@@ -39,7 +39,7 @@ test-valgrind:
 	$(CMAKE) -S . -B $(VG) -DCMAKE_BUILD_TYPE=Debug -DFDPASS_TEST_TIMEOUT=300 \
 		-DFDPASS_TEST_WRAPPER="valgrind;$(shell echo $(VALGRIND_FLAGS) | tr ' ' ';')"
 	$(CMAKE) --build $(VG) -j $(JOBS)
-	$(CTEST) --test-dir $(VG) --output-on-failure -j $(JOBS) $(VG_TESTS)
+	$(CTEST) --test-dir $(VG) --output-on-failure -j $(JOBS) $(if $(VG_TESTS),-R '$(VG_TESTS)')
 
 # Every benchmark, each comparing fdpass with its baseline side by side in one run.
 bench: all
