@@ -525,7 +525,8 @@ static void ignore_some_signals(void)
 TEST(a_worker_starts_with_default_signals_and_a_close_on_exec_channel)
 {
 	struct server s;
-	char line[256];
+	char line[256], *ign;
+	unsigned long long sigign;
 	int fd;
 
 	quirk = Q_NONE;
@@ -535,7 +536,12 @@ TEST(a_worker_starts_with_default_signals_and_a_close_on_exec_channel)
 	fd = client_say(&s, "env\n");
 	CHECK(read_line(fd, line, sizeof(line)) > 0);
 	CHECK(strstr(line, "cloexec3=1 ") != NULL);
-	if (!strstr(line, " sigign=0000000000000000 "))
+	CHECK((ign = strstr(line, " sigign=")) != NULL);
+	sigign = strtoull(ign + 8, NULL, 16);
+	/* The libc's own signals (32 and 33 in glibc) are left as the environment had them. */
+	for (int sig = SIGSYS + 1; sig < SIGRTMIN; sig++)
+		sigign &= ~(1ULL << (sig - 1));
+	if (sigign != 0)
 		fdp_test_fail(__FILE__, __LINE__, "%s", line);
 	CHECK(strstr(line, " sigblk=0000000000000000 ") != NULL);
 	/* 0, 1, 2, the channel and this client: nothing of the master's. */
