@@ -571,3 +571,62 @@ TEST(a_worker_sending_a_malformed_message_is_killed_and_its_connection_goes_else
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* The routing key of the C-API test: the line's first word (up to a space or the newline). */
+static int first_word(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
+                      size_t *key_len)
+{
+	(void)arg;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != ' ' && buf[i] != '\n')
+			continue;
+		if (i == 0)
+			return FDP_ROUTE_KEY_REJECT;
+		*key_off = 0;
+		*key_len = i;
+		return FDP_ROUTE_KEY_FOUND;
+	}
+	return FDP_ROUTE_KEY_MORE;
+}
+
+/* Say line on a fresh connection and return the worker index that answered. */
+static unsigned answering_worker(const struct server *s, const char *line)
+{
+	char reply[256];
+	unsigned index;
+	int fd = client_say(s, line);
+
+	CHECK(read_line(fd, reply, sizeof(reply)) > 0);
+	CHECK(sscanf(reply, "worker=%u ", &index) == 1);
+	close(fd);
+	return index;
+}
+
+TEST(a_key_function_given_through_the_c_api_routes_each_key_to_one_slot)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(3);
+	struct fdp_route_config rc = {.key_fn = first_word};
+	char map[256];
+	unsigned gamma;
+	FILE *f;
+
+	/* Pinned by the map: alpha to slot 0, beta to slot 2; gamma by the hash ring. */
+	snprintf(map, sizeof(map), "%s/route.map", fdp_test_tmpdir());
+	CHECK((f = fopen(map, "we")) != NULL);
+	fputs("alpha 0\nbeta 2\n", f);
+	CHECK(fclose(f) == 0);
+	rc.map_path = map;
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &rc;
+	quirk = Q_NONE;
+	master_start(&s, cfg, 0);
+	gamma = answering_worker(&s, "gamma one\n");
+	for (int i = 0; i < 5; i++) {
+		CHECK_INT(answering_worker(&s, "alpha hello\n"), ==, 0);
+		CHECK_INT(answering_worker(&s, "beta hello\n"), ==, 2);
+		CHECK_INT(answering_worker(&s, "gamma again\n"), ==, gamma);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
