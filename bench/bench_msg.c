@@ -92,7 +92,7 @@ static void run_sender(int sock, const struct bench_case *bc)
 		fds[i] = fd;
 	for (;;) {
 		int r = bc->bare ? bare_send(sock, fds, bc->fds_per_msg)
-				 : (int)fdp_msg_send(sock, &m, 0);
+		                 : (int)fdp_msg_send(sock, &m, 0);
 		if (r < 0)
 			_exit(0);
 	}
@@ -166,10 +166,10 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
 	struct bench_case cases[] = {
-		{"bare sendmsg/recvmsg, 1 fd/msg", 1, 1, {0}},
-		{"fdpass fdp_msg_*,     1 fd/msg", 1, 0, {0}},
-		{"bare sendmsg/recvmsg, 64 fd/msg", BATCH, 1, {0}},
-		{"fdpass fdp_msg_*,     64 fd/msg", BATCH, 0, {0}},
+	        {"bare sendmsg/recvmsg, 1 fd/msg", 1, 1, {0}},
+	        {"fdpass fdp_msg_*,     1 fd/msg", 1, 0, {0}},
+	        {"bare sendmsg/recvmsg, 64 fd/msg", BATCH, 1, {0}},
+	        {"fdpass fdp_msg_*,     64 fd/msg", BATCH, 0, {0}},
 	};
 	enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 	double seconds = 0.5, med[NCASES];

@@ -108,7 +108,8 @@ int main(void)
 		pfd[0] = (struct pollfd){fdp_worker_fd(w),
 		                         POLLIN | (fdp_worker_wants_write(w) ? POLLOUT : 0), 0};
 		for (int i = 0; i < nclients; i++) /* fd -1: poll() skips it until it is acked */
-			pfd[i + 1] = (struct pollfd){clients[i].acked ? clients[i].fd : -1, POLLIN, 0};
+			pfd[i + 1] =
+			        (struct pollfd){clients[i].acked ? clients[i].fd : -1, POLLIN, 0};
 		if (poll(pfd, (nfds_t)nclients + 1, -1) < 0 && errno != EINTR)
 			break;
 		/* Clients first, from the end, so finishing one does not move an unvisited one. */

@@ -20,9 +20,19 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const specs[] = {
-	"line",     "line:1",         "line:2",         "line:3:,",        "line:1::",
-	"http-host", "http-path",     "http-header:X-Key", "prefix:1",     "prefix:7",
-	"length-prefixed:1", "length-prefixed:2", "length-prefixed:4",
+        "line",
+        "line:1",
+        "line:2",
+        "line:3:,",
+        "line:1::",
+        "http-host",
+        "http-path",
+        "http-header:X-Key",
+        "prefix:1",
+        "prefix:7",
+        "length-prefixed:1",
+        "length-prefixed:2",
+        "length-prefixed:4",
 };
 
 static void check_span(const struct fdp__route_span *key, size_t len, size_t max)
@@ -49,7 +59,7 @@ static void fuzz_extractor(const char *spec, size_t max, const uint8_t *in, size
 			settled = v;
 			first = key;
 		} else if (v != settled ||
-			   (v == ROUTE_FOUND && (key.off != first.off || key.len != first.len))) {
+		           (v == ROUTE_FOUND && (key.off != first.off || key.len != first.len))) {
 			abort();
 		}
 	}
@@ -104,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] < 200)
 		fuzz_extractor(specs[data[0] % (sizeof(specs) / sizeof(specs[0]))],
-			       data[1] ? data[1] : 8192, data + 2, size - 2);
+		               data[1] ? data[1] : 8192, data + 2, size - 2);
 	else if (data[0] < 228)
 		fuzz_spec(data + 1, size - 1);
 	else

@@ -151,12 +151,12 @@ void fdp_close_fds(int *fds, size_t n);
  * with an output queue that never drops a message. The byte layout is in docs/PROTOCOL.md.
  * ------------------------------------------------------------------------------------------- */
 
-#define FDP_CHANNEL_VERSION       1
-#define FDP_CHANNEL_HEADER_SIZE   12
-#define FDP_CHANNEL_MAX_PAYLOAD   (64 * 1024) /* default payload limit */
-#define FDP_CHANNEL_HIGH_WATER    1024        /* default queued messages before backpressure */
-#define FDP_CHANNEL_MORE          0x1         /* fdp_channel_send(): queue only, more follow */
-#define FDP_CHANNEL_LEND          0x2         /* fdp_channel_send(): the caller keeps the fds */
+#define FDP_CHANNEL_VERSION     1
+#define FDP_CHANNEL_HEADER_SIZE 12
+#define FDP_CHANNEL_MAX_PAYLOAD (64 * 1024) /* default payload limit */
+#define FDP_CHANNEL_HIGH_WATER  1024        /* default queued messages before backpressure */
+#define FDP_CHANNEL_MORE        0x1         /* fdp_channel_send(): queue only, more follow */
+#define FDP_CHANNEL_LEND        0x2         /* fdp_channel_send(): the caller keeps the fds */
 
 struct fdp_channel;
 
@@ -217,19 +217,21 @@ uint64_t fdp_channel_sent(const struct fdp_channel *ch);
  * Returns 0 when the message is accepted: written, or queued in order behind earlier ones; the
  * channel then owns fds[0..nfds) and closes them once they are on their way. With
  * FDP_CHANNEL_MORE it is only queued, to leave with later ones in as few system calls as
- * possible. With FDP_CHANNEL_LEND the descriptors are only lent: the channel never closes
- * them, and the caller keeps them open until the message has left (see fdp_channel_sent()) or
- * the channel is closed; this saves a dup() for a caller that
- * keeps its copy anyway, as the master does until a worker acknowledges a connection. On any
- * negative return the message was not accepted and the caller still owns fds: -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or
- * later), -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than
- * the socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS
- * descriptors (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO
- * that broke it) once the channel is broken. A descriptor that is not open makes the kernel
- * refuse the message with -EBADF and breaks the channel. Sends never raise SIGPIPE.
+ * possible. With FDP_CHANNEL_LEND the descriptors are only lent: the channel never closes them,
+ * and the caller keeps them open until the message has left (see fdp_channel_sent()) or the
+ * channel is closed. That saves a dup() for a caller that keeps its copy anyway, as the master
+ * does until a worker acknowledges a connection.
+ *
+ * On any negative return the message was not accepted and the caller still owns fds:
+ * -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or later),
+ * -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than the
+ * socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS descriptors
+ * (-EBADF for a negative one), -EPIPE (or the socket's error, or the -EPROTO that broke it) once
+ * the channel is broken. A descriptor that is not open makes the kernel refuse the message with
+ * -EBADF and breaks the channel. Sends never raise SIGPIPE.
  */
 int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
-		     const int *fds, size_t nfds, int flags);
+                     const int *fds, size_t nfds, int flags);
 
 /*
  * Write queued messages without blocking, in as few system calls and packets as the socket
@@ -320,8 +322,8 @@ int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max);
  * them finished. Everything is non-blocking and works from any event loop: call
  * fdp_worker_accept() until it returns -EAGAIN (also once right after fdp_worker_open(): the
  * channel reads ahead, so connections may already be buffered), then wait for fdp_worker_fd()
- * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire protocol is in
- * docs/PROTOCOL.md (part 2), so a worker can also be written in another language.
+ * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire
+ * protocol is in docs/PROTOCOL.md (part 2), so a worker can also be written in another language.
  * ------------------------------------------------------------------------------------------- */
 
 /* The environment variable through which an executed worker learns its channel descriptor. */
@@ -426,8 +428,8 @@ int fdp_worker_draining(const struct fdp_worker *w);
  * far (len grows between calls; the bytes seen before do not change), and return one of
  * FDP_ROUTE_KEY_*. Called on the master's thread: it must not block.
  */
-typedef int (*fdp_route_key_fn)(void *arg, const unsigned char *buf, size_t len,
-				size_t *key_off, size_t *key_len);
+typedef int (*fdp_route_key_fn)(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
+                                size_t *key_len);
 
 /* What happens to a client whose key cannot be found (time-out, too many bytes, rejected). */
 enum fdp_route_fail {
@@ -440,13 +442,13 @@ enum fdp_route_fail {
 #define FDP_ROUTE_MAX_PENDING 1024
 
 struct fdp_route_config {
-	const char *key;         /* extractor spec ("line:2", "http-host", ...), or NULL for key_fn */
+	const char *key; /* extractor spec ("line:2", "http-host", ...), or NULL for key_fn */
 	fdp_route_key_fn key_fn; /* used when key is NULL */
 	void *key_arg;
-	const char *map_path;    /* --route-map file read at open, or NULL for hashing only */
-	unsigned timeout_ms;     /* time a client has to send its key */
-	size_t max_bytes;        /* bytes the key must lie within */
-	unsigned max_pending;    /* clients waiting for their key at once; past it accept pauses */
+	const char *map_path; /* --route-map file read at open, or NULL for hashing only */
+	unsigned timeout_ms;  /* time a client has to send its key */
+	size_t max_bytes;     /* bytes the key must lie within */
+	unsigned max_pending; /* clients waiting for their key at once; past it accept pauses */
 	enum fdp_route_fail on_fail;
 	unsigned default_worker; /* the slot for FDP_ROUTE_FAIL_DEFAULT */
 };
@@ -457,7 +459,7 @@ struct fdp_route_config {
  * -errno of reading the map) with a one-line reason in err (errlen bytes, always terminated).
  */
 int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
-			   size_t errlen);
+                           size_t errlen);
 
 /* ---------------------------------------------------------------------------------------------
  * Master: the pre-forked server. It owns the listeners, forks the workers (one channel each),
@@ -482,7 +484,7 @@ struct fdp_master_config {
 	 * non-blocking (one inherited blocking, from systemd say, is fine). */
 	const int *listeners;
 	size_t nlisteners;
-	unsigned workers;          /* worker slots, >= 1 */
+	unsigned workers; /* worker slots, >= 1 */
 	enum fdp_policy policy;
 	unsigned tag;              /* protocol tag sent with every connection (FDP_TAG_*) */
 	unsigned drain_timeout_ms; /* how long draining workers may take before SIGKILL */
@@ -534,10 +536,10 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
  * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in every
  * thread first, before starting other threads (a thread with one unblocked takes it, and the
- * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only its
- * own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every
- * worker. Returns 0 after a stop, or a negative errno if the loop could not run. In a forked
- * worker it never returns: the child _exit()s with worker_main's status.
+ * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
+ * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
+ * replaces every worker. Returns 0 after a stop, or a negative errno if the loop could not run. In
+ * a forked worker it never returns: the child _exit()s with worker_main's status.
  */
 int fdp_master_run(struct fdp_master *m);
 

@@ -66,7 +66,7 @@ struct fdp_channel {
 	struct iovec *iov; /* SEQPACKET: WRITE_IOV of them, made on first use */
 	struct out_msg *q; /* ring of queued messages */
 	size_t qcap, qhead, qlen;
-	uint64_t sent; /* messages that have wholly left (fdp_channel_sent()) */
+	uint64_t sent;   /* messages that have wholly left (fdp_channel_sent()) */
 	size_t head_off; /* bytes of the first queued message already written (STREAM) */
 	unsigned char *ctl;
 	size_t ctl_cap;

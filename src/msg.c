@@ -28,7 +28,7 @@ const char *fdp_version(void)
 #define FDP_STR_(x) #x
 #define FDP_STR(x)  FDP_STR_(x)
 	return FDP_STR(FDPASS_VERSION_MAJOR) "." FDP_STR(FDPASS_VERSION_MINOR) "." FDP_STR(
-		FDPASS_VERSION_PATCH);
+	        FDPASS_VERSION_PATCH);
 }
 
 const char *fdp_strerror(int err)

@@ -34,7 +34,8 @@ int fdp_socketpair(int type, int sv[2])
 {
 	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	if (!FDP_HAVE_SOCK_CLOEXEC && (fdp__set_cloexec(sv[0]) < 0 || fdp__set_cloexec(sv[1]) < 0)) {
+	if (!FDP_HAVE_SOCK_CLOEXEC &&
+	    (fdp__set_cloexec(sv[0]) < 0 || fdp__set_cloexec(sv[1]) < 0)) {
 		int err = errno;
 
 		fdp_close_fds(sv, 2);

@@ -194,7 +194,7 @@ static int run_one(struct fdp_test *t)
 	remove_tmpdir();
 	if (nbefore != nafter) {
 		fprintf(stderr, "%s: %d descriptors open before, %d after\n", t->name, nbefore,
-			nafter);
+		        nafter);
 		for (fd = 0; fd < MAXFD; fd++) {
 			char path[64], target[PATH_MAX] = "?";
 
@@ -204,7 +204,7 @@ static int run_one(struct fdp_test *t)
 			if (readlink(path, target, sizeof(target) - 1) < 0)
 				strcpy(target, "(closed)");
 			fprintf(stderr, "  fd %d %s: %s\n", fd, after[fd] ? "leaked" : "lost",
-				target);
+			        target);
 		}
 		return 1;
 	}
@@ -235,7 +235,9 @@ int main(int argc, char **argv)
 			_exit(run_one(t));
 		status = fdp_test_wait(pid);
 		printf("%-60s %s\n", t->name,
-		       status == 0 ? "ok" : status == FDP_TEST_SKIPPED ? "skipped" : "FAILED");
+		       status == 0                  ? "ok"
+		       : status == FDP_TEST_SKIPPED ? "skipped"
+		                                    : "FAILED");
 		if (status == 0 || status == FDP_TEST_SKIPPED)
 			passed++;
 		else

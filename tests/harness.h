@@ -24,7 +24,7 @@ void fdp_test_register(struct fdp_test *t);
 
 #define TEST(name)                                                                                 \
 	static void test_##name(void);                                                             \
-	__attribute__((constructor)) static void register_##name(void)                            \
+	__attribute__((constructor)) static void register_##name(void)                             \
 	{                                                                                          \
 		static struct fdp_test t = {#name, test_##name, NULL};                             \
 		fdp_test_register(&t);                                                             \
@@ -33,7 +33,7 @@ void fdp_test_register(struct fdp_test *t);
 
 /* Fail the running test (in a forked helper child, fail that child) with a message. */
 __attribute__((noreturn, format(printf, 3, 4))) void fdp_test_fail(const char *file, int line,
-								   const char *fmt, ...);
+                                                                   const char *fmt, ...);
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -47,7 +47,7 @@ __attribute__((noreturn, format(printf, 3, 4))) void fdp_test_fail(const char *f
 		long long a_ = (long long)(a), b_ = (long long)(b);                                \
 		if (!(a_ op b_))                                                                   \
 			fdp_test_fail(__FILE__, __LINE__, "CHECK_INT(%s %s %s): %lld vs %lld", #a, \
-				      #op, #b, a_, b_);                                            \
+			              #op, #b, a_, b_);                                            \
 	} while (0)
 
 /* A call that returns >= 0 on success and -errno on failure must succeed. */
@@ -56,7 +56,7 @@ __attribute__((noreturn, format(printf, 3, 4))) void fdp_test_fail(const char *f
 		long long r_ = (long long)(expr);                                                  \
 		if (r_ < 0)                                                                        \
 			fdp_test_fail(__FILE__, __LINE__, "%s failed: %lld (%s)", #expr, r_,       \
-				      strerror((int)-r_));                                         \
+			              strerror((int)-r_));                                         \
 	} while (0)
 
 /* The number of descriptors open in this process right now. */

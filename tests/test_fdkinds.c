@@ -221,7 +221,8 @@ static void send_connected_tcp_socket(void *arg)
 	server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	CHECK(server >= 0);
 	close(lfd);
-	CHECK_OK(fdp_send_fd(sock, server)); /* hand the accepted connection over, as a master does */
+	CHECK_OK(fdp_send_fd(sock,
+	                     server)); /* hand the accepted connection over, as a master does */
 	close(server);
 	CHECK_INT(write(client, "x", 1), ==, 1);
 	CHECK_INT(read(client, &b, 1), ==, 1);

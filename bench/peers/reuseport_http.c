@@ -128,7 +128,8 @@ static void accept_some(struct dsg_server *s, int index, int ep, int lfd)
 	for (int i = 0; i < ACCEPT_MAX; i++) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		        accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0)
@@ -185,7 +186,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < s.workers; i++) {
 		listeners[i] = dsg_listen(s.port, 1, &s.port);
 		if (listeners[i] < 0) {
-			fprintf(stderr, "bench-reuseport-http: listen: %s\n", strerror(-listeners[i]));
+			fprintf(stderr, "bench-reuseport-http: listen: %s\n",
+			        strerror(-listeners[i]));
 			return 1;
 		}
 	}

@@ -63,9 +63,10 @@ static int answer(int fd, struct conn *c, int index)
 		             memmem(c->buf, used, "HTTP/1.0", 8) != NULL;
 		char out[512], body[256];
 		unsigned long number = ++served;
-		int nb = snprintf(body, sizeof(body),
-		                  "worker=%d pid=%d generation=1 conn=%lu id=%lu listener=0 peer=-\n", index,
-		                  (int)getpid(), number, number);
+		int nb = snprintf(
+		        body, sizeof(body),
+		        "worker=%d pid=%d generation=1 conn=%lu id=%lu listener=0 peer=-\n", index,
+		        (int)getpid(), number, number);
 		int n = snprintf(out, sizeof(out),
 		                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
 		                 "%d\r\nConnection: %s\r\n\r\n%s",

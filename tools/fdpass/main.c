@@ -6,18 +6,18 @@
 #include <string.h>
 
 static const struct fdpass_command commands[] = {
-	{"cat", "copy files to stdout, opened by a child that passes the descriptors", cmd_cat},
-	{"serve", "run the pre-forked server (master hands connections to workers)", cmd_serve},
-	{"status", "show a running server's workers and counters", cmd_status},
-	{NULL, NULL, NULL},
+        {"cat", "copy files to stdout, opened by a child that passes the descriptors", cmd_cat},
+        {"serve", "run the pre-forked server (master hands connections to workers)", cmd_serve},
+        {"status", "show a running server's workers and counters", cmd_status},
+        {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fdpass COMMAND [ARGS...]\n"
-		     "       fdpass --help | --version\n\n"
-		     "Hand open descriptors between processes over Unix-domain sockets.\n\n"
-		     "Commands:\n");
+	             "       fdpass --help | --version\n\n"
+	             "Hand open descriptors between processes over Unix-domain sockets.\n\n"
+	             "Commands:\n");
 	for (const struct fdpass_command *c = commands; c->name; c++)
 		fprintf(out, "  %-8s %s\n", c->name, c->summary);
 	fprintf(out, "\nRun 'fdpass COMMAND --help' for the options of one command.\n");

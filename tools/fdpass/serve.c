@@ -128,29 +128,24 @@ static int pick(const char *value, const char *const *names, int n)
 /* Returns -1 when the options are good, else the exit status. */
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
-	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-	                                         {"workers", required_argument, NULL, 'w'},
-	                                         {"handler", required_argument, NULL, 'H'},
-	                                         {"exec", required_argument, NULL, 'e'},
-	                                         {"policy", required_argument, NULL, 'p'},
-	                                         {"backlog", required_argument, NULL, 'b'},
-	                                         {"drain-timeout", required_argument, NULL, 'd'},
-	                                         {"control", required_argument, NULL, 'c'},
-	                                         {"log-level", required_argument, NULL, 'L'},
-	                                         {"route-key", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_KEY},
-	                                         {"route-map", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_MAP},
-	                                         {"route-timeout", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_TIMEOUT},
-	                                         {"route-max-bytes", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_MAX_BYTES},
-	                                         {"route-max-pending", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_MAX_PENDING},
-	                                         {"route-fail", required_argument, NULL,
-	                                          FDPASS_OPT_ROUTE_FAIL},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	        {"listen", required_argument, NULL, 'l'},
+	        {"workers", required_argument, NULL, 'w'},
+	        {"handler", required_argument, NULL, 'H'},
+	        {"exec", required_argument, NULL, 'e'},
+	        {"policy", required_argument, NULL, 'p'},
+	        {"backlog", required_argument, NULL, 'b'},
+	        {"drain-timeout", required_argument, NULL, 'd'},
+	        {"control", required_argument, NULL, 'c'},
+	        {"log-level", required_argument, NULL, 'L'},
+	        {"route-key", required_argument, NULL, FDPASS_OPT_ROUTE_KEY},
+	        {"route-map", required_argument, NULL, FDPASS_OPT_ROUTE_MAP},
+	        {"route-timeout", required_argument, NULL, FDPASS_OPT_ROUTE_TIMEOUT},
+	        {"route-max-bytes", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_BYTES},
+	        {"route-max-pending", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_PENDING},
+	        {"route-fail", required_argument, NULL, FDPASS_OPT_ROUTE_FAIL},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
 	int c, i;
 	long v;
@@ -442,7 +437,9 @@ int cmd_serve(int argc, char **argv)
 		o.workers = 1;
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
-	tag = o.exec ? FDP_TAG_RAW : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP : FDP_TAG_ECHO;
+	tag = o.exec                              ? FDP_TAG_RAW
+	      : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP
+	                                          : FDP_TAG_ECHO;
 	for (size_t i = 0; i < o.nlisten; i++) {
 		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
 		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;
