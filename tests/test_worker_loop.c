@@ -349,6 +349,54 @@ TEST(a_finished_connection_ends_for_the_client_though_the_master_still_holds_a_c
 	close(s1);
 }
 
+/* One keep-alive request and its whole answer, leaving the connection between requests. */
+static void http_keep_alive_round_trip(int client)
+{
+	const char *req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[1024] = {0};
+	size_t got = 0;
+
+	CHECK_INT(send(client, req, strlen(req), MSG_NOSIGNAL), ==, strlen(req));
+	while (!strstr(buf, "\r\n\r\n") || !strstr(strstr(buf, "\r\n\r\n"), "\n")) {
+		ssize_t n;
+
+		fdp_test_wait_readable(client, 5000);
+		n = read(client, buf + got, sizeof(buf) - 1 - got);
+		CHECK(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+	}
+	CHECK(strstr(buf, "Connection: keep-alive") != NULL);
+}
+
+TEST(a_drain_serves_a_connection_whose_first_request_comes_after_it)
+{
+	const char *req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct loop t;
+	char buf[1024] = {0};
+	int http, early;
+
+	/* Handed over just before the drain, the client's request still on its way. */
+	loop_start(&t, &fdpass_handler_http);
+	early = send_conn_keep(t.master, 1, FDP_TAG_HTTP, NULL);
+	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	http_keep_alive_round_trip(early); /* the worker has read everything so far */
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
+	expect_id(&t, FDP_PROTO_DONE, 1); /* the answered one, idle, goes */
+	CHECK_INT(send(http, req, strlen(req), MSG_NOSIGNAL), ==, strlen(req));
+	fdp_test_wait_readable(http, 5000);
+	CHECK(read(http, buf, sizeof(buf) - 1) > 0);
+	CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+	CHECK(strstr(buf, "Connection: close") != NULL);
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(early);
+	close(http);
+}
+
 TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
 {
 	struct loop t;
@@ -361,8 +409,10 @@ TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
 	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 2);
 	echo_round_trip(echo, "a");
+	http_keep_alive_round_trip(http);
 	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
-	/* The idle http connection goes at once; the echo stream ends only when its client does. */
+	/* The idle http connection (between requests) goes at once; the echo stream ends only
+	 * when its client does. */
 	expect_id(&t, FDP_PROTO_DONE, 2);
 	fdp_test_wait_readable(http, 5000);
 	CHECK_INT(read(http, &x, 1), ==, 0);

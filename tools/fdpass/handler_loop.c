@@ -87,6 +87,7 @@ int fdpass_conn_write(struct fdpass_conn *c, const void *data, size_t len)
 {
 	char *out;
 
+	c->answered = 1;
 	/* Nothing queued: straight to the socket, and keep only what it did not take. */
 	while (c->outlen == 0 && len > 0) {
 		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
@@ -244,15 +245,18 @@ static void conn_output(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 
 /*
  * The master asked for a drain: idle connections of a protocol with requests (the handler of
- * each connection's tag says) go now, busy ones when they finish. Fresh ones are left alone:
- * they are served once their ACK has left, with Connection: close.
+ * each connection's tag says) go now, busy ones when they finish. Idle means between requests:
+ * a connection not yet answered is a client whose first request is still on its way (it may
+ * have been handed over just before the drain), and it is served, with Connection: close.
+ * Fresh ones are left alone too: they are served once their ACK has left.
  */
 static void drain_idle(struct fdpass_worker_loop *l)
 {
 	for (size_t i = l->nconns; i-- > 0;) {
 		struct fdpass_conn *c = l->conns[i];
 
-		if (i >= l->nconns || !c->ack_sent || !handler_for(l, c)->close_idle_on_drain)
+		if (i >= l->nconns || !c->ack_sent || !c->answered ||
+		    !handler_for(l, c)->close_idle_on_drain)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
 		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)

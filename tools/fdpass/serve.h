@@ -22,6 +22,7 @@ struct fdpass_conn {
 	char *out;
 	size_t outlen, outoff;
 	int close_after_write;
+	int answered;    /* answered at least once: with nothing pending, it is between requests */
 	int ack_sent;    /* its ACK has left: it may be read (see handler_loop.c) */
 	int watched;     /* registered with the loop's epoll */
 	unsigned events; /* what it is registered for */
@@ -31,7 +32,8 @@ struct fdpass_conn {
 /*
  * A built-in handler: on_data is called when c->in holds new bytes; it consumes what it uses
  * and answers with fdpass_conn_write(). Returns 0 to keep the connection, -1 to close it.
- * close_idle_on_drain: connections with nothing pending are closed when the master drains.
+ * close_idle_on_drain: connections between requests (answered, nothing pending) are closed
+ * when the master drains; one still waiting for its first request is served first.
  */
 struct fdpass_handler {
 	const char *name;
