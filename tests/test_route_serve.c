@@ -546,3 +546,30 @@ TEST(help_explains_the_route_options)
 	free(out);
 	free(err);
 }
+
+TEST(a_burst_of_clients_past_the_cap_waits_in_the_backlog_and_none_is_closed)
+{
+	enum { CLIENTS = 8 };
+	struct server s;
+	char reply[64], line[32];
+	int fds[CLIENTS];
+
+	server_start(&s, "--workers", "2", "--policy", "route", "--route-key", "line:2",
+	             "--route-max-pending", "2", "--exec", KV, NULL);
+	/* All connected before any says a word: one accept batch could take them all. */
+	for (int i = 0; i < CLIENTS; i++)
+		fds[i] = tcp_connect(s.addr, NULL);
+	wait_route_count(&s, "waiting", 2);
+	for (int i = 0; i < CLIENTS; i++) {
+		snprintf(line, sizeof(line), "SET burst%d x\n", i);
+		send_all(fds[i], line);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		CHECK_INT(read_to_end(fds[i], reply, sizeof(reply)), >, 0);
+		CHECK(strncmp(reply, "STORED ", 7) == 0);
+		close(fds[i]);
+	}
+	CHECK_INT(route_count(&s, "overflow"), ==, 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

@@ -174,6 +174,9 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	size_t room = m->pending.n < FDP__MAX_PENDING ? FDP__MAX_PENDING - m->pending.n : 0;
 	int n;
 
+	/* A route listener takes no more than may wait for a key: the rest stay in the backlog. */
+	if (l->policy == FDP_POLICY_ROUTE && fdp__route_room(m) < room)
+		room = fdp__route_room(m);
 	if (!room)
 		return; /* the loop pauses accepting until workers catch up */
 	/* Never past the limit: at most the room left (a re-hand may still go over it). */

@@ -192,6 +192,8 @@ void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t event
 void fdp__route_dispatch(struct fdp_master *m);
 int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c);
 int fdp__route_full(const struct fdp_master *m);
+/* How many more clients may wait for their key or slot (SIZE_MAX without routing). */
+size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
 

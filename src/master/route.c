@@ -197,6 +197,17 @@ int fdp__route_full(const struct fdp_master *m)
 	return r && r->reading.n + r->held.n >= r->max_pending;
 }
 
+size_t fdp__route_room(const struct fdp_master *m)
+{
+	const struct fdp__router *r = m->router;
+	size_t busy;
+
+	if (!r)
+		return SIZE_MAX;
+	busy = r->reading.n + r->held.n;
+	return busy < r->max_pending ? r->max_pending - busy : 0;
+}
+
 /* Hand c to slot's current worker; -EAGAIN (or another error) when it cannot take it now. */
 static int hand_to_slot(struct fdp_master *m, const struct fdp__conn *c, unsigned slot)
 {
@@ -300,7 +311,8 @@ void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
 	w->w.kind = W_ROUTE;
 	w->c = *c;
 	if (r->reading.n + r->held.n >= r->max_pending) {
-		route_fail(m, w, RC_OVERFLOW); /* an accept batch ran past the cap */
+		route_fail(m, w,
+		           RC_OVERFLOW); /* not from accepts (they stop at the cap): a safety net */
 		return;
 	}
 	if (!examine(m, w, 0))
