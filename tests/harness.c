@@ -157,6 +157,35 @@ int fdp_test_under_valgrind(void)
 	return preload && strstr(preload, "vgpreload") != NULL;
 }
 
+const char *fdp_test_doc_python(const char *doc, const char *after, const char *name)
+{
+	static char path[PATH_MAX];
+	const char *fence = "```python\n", *start, *end;
+	int fd = open(doc, O_RDONLY | O_CLOEXEC);
+	char *text;
+	FILE *out;
+
+	if (fd < 0)
+		fdp_test_fail(__FILE__, __LINE__, "open %s: %s", doc, strerror(errno));
+	text = fdp_test_read_all(fd, NULL);
+	close(fd);
+	start = after ? strstr(text, after) : text;
+	if (start)
+		start = strstr(start, fence);
+	end = start ? strstr(start + strlen(fence), "```") : NULL;
+	if (!end)
+		fdp_test_fail(__FILE__, __LINE__, "no python block in %s", doc);
+	start += strlen(fence);
+	if (snprintf(path, sizeof(path), "%s/%s", fdp_test_tmpdir(), name) >= (int)sizeof(path))
+		fdp_test_fail(__FILE__, __LINE__, "path too long for %s", name);
+	out = fopen(path, "we");
+	if (!out || fwrite(start, 1, (size_t)(end - start), out) != (size_t)(end - start) ||
+	    fclose(out) != 0)
+		fdp_test_fail(__FILE__, __LINE__, "write %s: %s", path, strerror(errno));
+	free(text);
+	return path;
+}
+
 const char *fdp_test_tmpdir(void)
 {
 	if (!tmpdir[0]) {

@@ -83,6 +83,12 @@ __attribute__((noreturn)) void fdp_test_skip(const char *why);
 /* True when running under valgrind, which virtualises some kernel limits. */
 int fdp_test_under_valgrind(void);
 
+/*
+ * Write the first ```python block of the file doc (a path) that follows the text after (NULL:
+ * from the start) to name in the test's directory; returns the file's path (static buffer).
+ */
+const char *fdp_test_doc_python(const char *doc, const char *after, const char *name);
+
 /* A fresh private directory for this test (removed by the harness afterwards). */
 const char *fdp_test_tmpdir(void);
 

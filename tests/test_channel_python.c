@@ -12,30 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The first ```python block of docs/PROTOCOL.md, written to a file; returns its path. */
-static const char *extract_worker(void)
-{
-	static char path[4096];
-	const char *open_mark = "```python\n", *start, *end;
-	size_t len;
-	char *doc;
-	int fd = open(FDPASS_SOURCE_DIR "/docs/PROTOCOL.md", O_RDONLY | O_CLOEXEC);
-	FILE *out;
-
-	CHECK(fd >= 0);
-	doc = fdp_test_read_all(fd, &len);
-	close(fd);
-	CHECK((start = strstr(doc, open_mark)) != NULL);
-	start += strlen(open_mark);
-	CHECK((end = strstr(start, "```")) != NULL);
-	snprintf(path, sizeof(path), "%s/worker.py", fdp_test_tmpdir());
-	CHECK((out = fopen(path, "we")) != NULL);
-	CHECK(fwrite(start, 1, (size_t)(end - start), out) == (size_t)(end - start));
-	CHECK(fclose(out) == 0);
-	free(doc);
-	return path;
-}
-
 struct worker {
 	const char *script;
 	int sock;
@@ -119,7 +95,7 @@ TEST(python_worker_from_protocol_doc_talks_to_the_c_channel)
 
 	if (system("python3 -c 'import socket; socket.recv_fds' >/dev/null 2>&1") != 0)
 		fdp_test_skip("no python3 with socket.recv_fds (3.9+)");
-	w.script = extract_worker();
+	w.script = fdp_test_doc_python(FDPASS_SOURCE_DIR "/docs/PROTOCOL.md", NULL, "worker.py");
 	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
 	w.sock = sv[1];
 	pid = fdp_test_fork(exec_worker, &w);
