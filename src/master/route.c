@@ -172,7 +172,9 @@ void fdp__route_close(struct fdp_master *m)
 	while (r->reading.head) {
 		struct fdp__route_wait *w = r->reading.head;
 
-		list_remove(&r->reading, w);
+		/* A watched one leaves the list in wait_free() (unwatch): remove it only once. */
+		if (!w->watched)
+			list_remove(&r->reading, w);
 		m->closed[CLOSE_SHUTDOWN]++;
 		wait_free(m, w, 1);
 	}
