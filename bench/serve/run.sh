@@ -14,7 +14,7 @@ SECONDS_=${SECONDS:-3}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 FDPASS=$BUILD/fdpass
-BARE=$BUILD/bench/serve/bench_serve_reuseport
+BARE=$BUILD/bench/peers/bench-reuseport-http # the bare server the peers benchmark runs too
 PORT_A=${PORT_A:-18480}
 PORT_B=${PORT_B:-18481}
 CTL=$(mktemp -u /tmp/fdpass-bench.XXXXXX.sock)
@@ -35,7 +35,7 @@ trap cleanup EXIT INT TERM
 "$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$PORT_A" \
 	--control "$CTL" --log-level warn &
 SERVE_PID=$!
-"$BARE" -w "$WORKERS" -p "$PORT_B" 2>/dev/null &
+"$BARE" -w "$WORKERS" -p "$PORT_B" >/dev/null 2>&1 &
 BARE_PID=$!
 # Wait (bounded) until both answer.
 for port in $PORT_A $PORT_B; do
