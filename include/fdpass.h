@@ -353,7 +353,10 @@ struct fdp_conn {
  */
 int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
 
-/* fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable. */
+/*
+ * fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable.
+ * Also -ENOENT when the variable is missing, -EINVAL when it is not a descriptor number.
+ */
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
 
 /*
