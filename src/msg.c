@@ -112,7 +112,8 @@ static size_t take_fds(struct msghdr *mh, struct fdp_msg *m, size_t cap)
 			int fd;
 
 			memcpy(&fd, data + i * sizeof(int), sizeof(fd));
-			/* Without MSG_CMSG_CLOEXEC: one that cannot be made close-on-exec is dropped. */
+			/* Without MSG_CMSG_CLOEXEC: one that cannot be made close-on-exec is
+			 * dropped. */
 			if (!FDP_HAVE_MSG_CMSG_CLOEXEC && fdp__set_cloexec(fd) < 0) {
 				close(fd);
 				m->flags |= FDP_MSG_FDS_DROPPED;
