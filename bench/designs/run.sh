@@ -34,6 +34,7 @@ ROWS=(
 	"pre-threaded, mutex|{bin}/dsg-prethread-mutex -w {workers} --stats {stats}"
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
+	"pre-forked, passing floor|{bin}/dsg-prefork-pass-floor -w {workers} --stats {stats}"
 	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
 	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
 	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
@@ -192,21 +193,25 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1
 # Summarise one row over its rounds into the global cells[] (one table line) and say whether
 # every round succeeded.
 summarise_row() {
-	local i=$1 r base vals_cps="" vals_cpu="" vals_p50="" vals_p99="" errs=0 fail=""
+	local i=$1 r base vals_cps="" vals_cpu="" vals_csw="" vals_p50="" vals_p99="" errs=0 fail=""
 	local served="" pool=""
 	for r in $(seq "$rounds"); do
 		base=$pass_dir/$i.$r
 		[ -e "$base.fail" ] && fail=$(cat "$base.fail")
 		[ -s "$base.json" ] || continue
-		local completed cpu
+		local completed cpu csw
 		completed=$(json_num "$base.json" completed)
 		cpu=$(kv "$base.cpu" cpu_us)
+		csw=$(kv "$base.cpu" switches)
 		vals_cps+="$(json_num "$base.json" cps)"$'\n'
 		vals_p50+="$(json_num "$base.json" p50)"$'\n'
 		vals_p99+="$(json_num "$base.json" p99)"$'\n'
 		errs=$((errs + $(json_num "$base.json" errors)))
 		if [ -n "$cpu" ] && [ "${completed:-0}" -gt 0 ]; then
 			vals_cpu+="$(awk -v c="$cpu" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
+		fi
+		if [ -n "$csw" ] && [ "${completed:-0}" -gt 0 ]; then
+			vals_csw+="$(awk -v c="$csw" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
 		if [ -s "$base.stats" ]; then
 			pool=$(kv "$base.stats" pool)
@@ -218,6 +223,7 @@ summarise_row() {
 	done
 	row_cps[$i]=$(printf %s "$vals_cps" | median)
 	row_cpu[$i]=$(printf %s "$vals_cpu" | median)
+	row_csw[$i]=$(printf %s "$vals_csw" | median)
 	row_p50[$i]=$(printf %s "$vals_p50" | median)
 	row_p99[$i]=$(printf %s "$vals_p99" | median)
 	row_errs[$i]=$errs
@@ -233,16 +239,17 @@ spread() {
 
 table() {
 	local base_cpu=${row_cpu[0]:-0} i
-	echo "| design | conn/s | CPU µs/conn | minus iterative | p50 µs | p99 µs | spread max/min | served per worker | errors |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---|---:|"
+	echo "| design | conn/s | CPU µs/conn | minus iterative | switches/conn | p50 µs | p99 µs | spread max/min | served per worker | errors |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 	for i in "${!labels[@]}"; do
 		[ -n "${row_ran[$i]:-}" ] || continue
-		local cpu=${row_cpu[$i]} net="–" note=""
+		local cpu=${row_cpu[$i]} csw=${row_csw[$i]} net="–" note=""
 		[ -n "$cpu" ] && [ "$i" != 0 ] && net=$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN { printf "%.1f", a - b }')
 		[ -n "$cpu" ] && cpu=$(awk -v a="$cpu" 'BEGIN { printf "%.1f", a }')
+		[ -n "$csw" ] && csw=$(awk -v a="$csw" 'BEGIN { printf "%.2f", a }')
 		[ -n "${row_fail[$i]}" ] && note=" **FAILED**"
-		printf "| %s%s | %.0f | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
-			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
+		printf "| %s%s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
+			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
 			"$(spread "${row_served[$i]}")" "${row_served[$i]:-–}" "${row_errs[$i]}"
 	done
 }
@@ -268,6 +275,7 @@ write_doc() {
 		echo "- Pools: ${workers} workers. CPU: user + system time of the server's whole process tree"
 		echo "  (fdp-rusage), divided by completed connections; \"minus iterative\" subtracts the"
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
+		echo "  Switches: the tree's context switches (voluntary and involuntary) per connection."
 		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
 		echo "  some worker served none."
 		echo "- The fdpass rows run \`fdpass serve --handler echo\`, a stream echo: the client half-closes"
@@ -337,7 +345,7 @@ if [ "$smoke" = 0 ] && ! command -v gnuplot >/dev/null && [ "$(id -u)" = 0 ] && 
 fi
 
 labels=() row_ran=() notes=()
-declare -a row_cps row_cpu row_p50 row_p99 row_errs row_fail row_served
+declare -a row_cps row_cpu row_csw row_p50 row_p99 row_errs row_fail row_served
 have_fdpass_serve=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
 for i in "${!ROWS[@]}"; do

@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	        "Runs COMMAND in its own process group; SIGTERM, SIGINT or SIGHUP sent to\n"
 	        "fdp-rusage is passed to it as SIGTERM. When COMMAND and all its descendants are\n"
 	        "gone, writes to FILE (default standard error) the lines\n"
-	        "  user_us N\n  sys_us N\n  cpu_us N\n  status N\n  killed 0|1\n"
+	        "  user_us N\n  sys_us N\n  cpu_us N\n  switches N\n  status N\n  killed 0|1\n"
+	        "(switches: context switches, voluntary and involuntary, of the whole tree)\n"
 	        "and exits with COMMAND's status (128 + signal if it was killed).\n"
 	        "  -o FILE   where to write the report\n"
 	        "  -k SECS   grace before SIGKILL, for COMMAND after the signal and for leftover\n"
@@ -133,8 +134,8 @@ static int report(const struct tree *t, const char *path)
 	sys = ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec;
 	code = WIFEXITED(t->main_status) ? WEXITSTATUS(t->main_status)
 	                                 : 128 + WTERMSIG(t->main_status);
-	fprintf(f, "user_us %ld\nsys_us %ld\ncpu_us %ld\nstatus %d\nkilled %d\n", user, sys,
-	        user + sys, code, t->killed);
+	fprintf(f, "user_us %ld\nsys_us %ld\ncpu_us %ld\nswitches %ld\nstatus %d\nkilled %d\n", user,
+	        sys, user + sys, ru.ru_nvcsw + ru.ru_nivcsw, code, t->killed);
 	if (path)
 		fclose(f);
 	return code;
