@@ -396,14 +396,31 @@ static void flush_later(struct fdp_master *m, struct fdp__proc *p, int err)
 	p->retry_at = fdp__now_ms() + p->retry_ms;
 }
 
+/* Move the first worker to the end of the list (the next round flushes it last). */
+static void rotate_procs(struct fdp_master *m)
+{
+	struct fdp__proc *head = m->procs, **tail = &m->procs;
+
+	if (!head || !head->next)
+		return;
+	m->procs = head->next;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = head;
+	head->next = NULL;
+}
+
 void fdp__flush_dirty(struct fdp_master *m)
 {
+	int flushed = 0;
+
 	for (struct fdp__proc *p = m->procs; p; p = p->next) {
 		int err;
 
 		if (!p->dirty || !p->ch || p->retry_at)
 			continue;
 		p->dirty = 0;
+		flushed = 1;
 		err = fdp_channel_flush(p->ch);
 		if (err == -ETOOMANYREFS || err == -ENOMEM) {
 			flush_later(m, p, err);
@@ -417,4 +434,11 @@ void fdp__flush_dirty(struct fdp_master *m)
 		}
 		fdp__watch_proc_output(m, p);
 	}
+	/*
+	 * The worker flushed first is woken first and finishes first, round after round: under
+	 * least-conn, where finishing first means being picked more, that head start would
+	 * become a lasting bias. Taking turns at the front spreads it.
+	 */
+	if (flushed)
+		rotate_procs(m);
 }
