@@ -525,6 +525,12 @@ struct fdp_master_config {
 	const unsigned *listener_tag;
 	/* What FDP_POLICY_ROUTE listeners route by; required when one does (read at open). */
 	const struct fdp_route_config *route;
+	/*
+	 * How long a new worker may take to say READY before it is killed (a reload's successor
+	 * that misses it leaves the old worker serving; a first worker is started again).
+	 * 0: 60000.
+	 */
+	unsigned start_timeout_ms;
 };
 
 /*

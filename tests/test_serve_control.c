@@ -123,6 +123,7 @@ TEST(bad_options_exit_2_naming_the_option_and_what_it_accepts)
 	        {"--handler", "ftp", "--handler", "http or echo"},
 	        {"--backlog", "-1", "--backlog", "1 to 65535"},
 	        {"--drain-timeout", "soon", "--drain-timeout", "seconds"},
+	        {"--start-timeout", "0", "--start-timeout", "1 to 86400"},
 	        {"--log-level", "loud", "--log-level", "error, warn, info or debug"},
 	        {"--listen", "nowhere", "--listen", "HOST:PORT, [HOST]:PORT or unix:PATH"},
 	};
@@ -146,9 +147,9 @@ TEST(bad_options_exit_2_naming_the_option_and_what_it_accepts)
 
 TEST(help_explains_every_option)
 {
-	static const char *const opts[] = {"--listen",  "--workers",   "--handler",
-	                                   "--policy",  "--backlog",   "--drain-timeout",
-	                                   "--control", "--log-level", "--exec"};
+	static const char *const opts[] = {
+	        "--listen",        "--workers",       "--handler", "--policy",    "--backlog",
+	        "--drain-timeout", "--start-timeout", "--control", "--log-level", "--exec"};
 	const char *args[] = {"serve", "--help", NULL};
 	char *out, *err;
 

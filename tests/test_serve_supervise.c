@@ -260,6 +260,69 @@ TEST(sighup_keeps_the_old_worker_serving_when_the_new_one_fails_to_start)
 	server_free(&s);
 }
 
+TEST(sighup_gives_up_on_a_new_worker_that_never_says_ready)
+{
+	char flag[256], cmd[700];
+	const char *args[] = {"--workers", "1", "--start-timeout", "2", "--exec", cmd, NULL};
+	struct server s;
+	pid_t before[1], after[2];
+	char *st;
+	int fd;
+
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	snprintf(flag, sizeof(flag), "%s/stuck", fdp_test_tmpdir());
+	/*
+	 * With the flag, the new program hangs in its start-up: alive, silent, never ready. It
+	 * reads its channel, so it ends with the master even if this test fails.
+	 */
+	snprintf(cmd, sizeof(cmd), "test -e %s && exec cat <&3 >/dev/null; exec %s", flag,
+	         UPPER_WORKER);
+	server_start_argv(&s, args, 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, before, 1), ==, 1);
+	free(st);
+	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK_OK(fd);
+	close(fd);
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "generation 2 did not say READY within 2000 ms: killing it", 10000);
+	server_wait_log(&s, "ended before it was ready; generation 1 keeps serving", 10000);
+	server_wait_log(&s, "reload complete: 1 of 1 worker(s) not replaced", 10000);
+	CHECK(strcmp(ask(s.addr, "still up\n"), "STILL UP\n") == 0);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, after, 2), ==, 1);
+	CHECK_INT(after[0], ==, before[0]);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_first_worker_that_never_says_ready_is_killed_and_started_again)
+{
+	char flag[256], cmd[700];
+	const char *args[] = {"--workers", "1", "--start-timeout", "2", "--exec", cmd, NULL};
+	struct server s;
+	int fd;
+
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	/* The first start hangs (as above); it removes the flag, so the second one starts. */
+	snprintf(flag, sizeof(flag), "%s/stuck", fdp_test_tmpdir());
+	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK_OK(fd);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "rm %s 2>/dev/null && exec cat <&3 >/dev/null; exec %s", flag,
+	         UPPER_WORKER);
+	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
+	server_wait_log(&s, "worker 0 pid", 10000);
+	server_wait_log(&s, "generation 1 did not say READY within 2000 ms: killing it", 10000);
+	server_wait_log(&s, "generation 2 ready", 10000);
+	CHECK(strcmp(ask(s.addr, "second\n"), "SECOND\n") == 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(sighups_during_a_reload_coalesce_into_one_more_reload)
 {
 	struct server s;

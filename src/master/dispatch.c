@@ -248,6 +248,7 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 	if (p->said_ready)
 		return;
 	p->said_ready = 1;
+	p->start_deadline = 0;
 	if (p->state == PROC_STARTING)
 		p->state = PROC_READY;
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u ready", p->slot, (int)p->pid,

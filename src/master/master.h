@@ -21,6 +21,7 @@
 #define FDP__EMFILE_PAUSE_MS 100   /* a socket whose accept() fails sits out this long */
 #define FDP__LOG_INTERVAL_MS 10000 /* a repeated warning is logged at most this often */
 #define FDP__LOST_GRACE_MS   1000  /* a worker whose channel closed has this long to exit */
+#define FDP__READY_WAIT_MS   60000 /* a new worker's time to say READY, unless configured */
 #define FDP__STABLE_MS       1000  /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
 #define FDP__BACKOFF_MAX_MS  10000
@@ -72,7 +73,8 @@ struct fdp__proc {
 	uint64_t open, served;
 	uint64_t max_open; /* open connections it may hold (fdp__conn_cap()) */
 	long long started_ms, drain_deadline;
-	long long kill_at; /* channel lost, process not yet gone: SIGKILL then (0: none) */
+	long long start_deadline; /* not READY by then: killed (0: READY, or killed already) */
+	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
 	int said_ready;
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */

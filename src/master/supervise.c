@@ -176,6 +176,8 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	close(sv[1]);
 	sv[1] = -1;
 	p->started_ms = fdp__now_ms();
+	p->start_deadline = p->started_ms + (m->cfg.start_timeout_ms ? m->cfg.start_timeout_ms
+	                                                             : FDP__READY_WAIT_MS);
 	/* Without pidfds (old kernels, valgrind) the master learns of deaths from SIGCHLD. */
 	p->pidfd = pidfd_open_(p->pid);
 	err = watch_proc(m, p);
@@ -532,6 +534,17 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			p->kill_at = 0;
 		} else if (p->kill_at && p->kill_at < *next) {
 			*next = p->kill_at;
+		}
+		if (p->start_deadline && now >= p->start_deadline) {
+			fdp__log(m, FDP_LOG_WARN,
+			         "worker %u pid %d generation %u did not say READY within %lld ms: "
+			         "killing it",
+			         p->slot, (int)p->pid, p->generation,
+			         p->start_deadline - p->started_ms);
+			fdp__proc_kill(p);
+			p->start_deadline = 0;
+		} else if (p->start_deadline && p->start_deadline < *next) {
+			*next = p->start_deadline;
 		}
 		if (p->state != PROC_DRAINING && !p->drain_pending)
 			continue;

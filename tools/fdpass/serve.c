@@ -63,6 +63,9 @@ static const char usage_text[] =
         "  --backlog N           listen backlog, 1..65535. Default 4096.\n"
         "  --drain-timeout SECS  on SIGTERM/SIGINT/SIGHUP, how long workers may take to finish\n"
         "                        their connections before they are killed (0..86400). Default 10.\n"
+        "  --start-timeout SECS  how long a new worker may take to say it is ready before it\n"
+        "                        is killed; on SIGHUP the old worker then keeps serving\n"
+        "                        (1..86400). Default 60.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock.\n"
         "                        \"none\" disables it.\n"
@@ -80,7 +83,7 @@ struct serve_opts {
 	struct fdp_route_config route;
 	int route_given;
 	long workers, backlog;
-	long long drain_ms;
+	long long drain_ms, start_ms;
 	const struct fdpass_handler *handler;
 	const char *exec;
 	enum fdp_policy policy;
@@ -137,6 +140,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"policy", required_argument, NULL, 'p'},
 	        {"backlog", required_argument, NULL, 'b'},
 	        {"drain-timeout", required_argument, NULL, 'd'},
+	        {"start-timeout", required_argument, NULL, 's'},
 	        {"control", required_argument, NULL, 'c'},
 	        {"log-level", required_argument, NULL, 'L'},
 	        {"route-key", required_argument, NULL, FDPASS_OPT_ROUTE_KEY},
@@ -191,6 +195,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("drain-timeout", optarg,
 				                 "whole seconds from 0 to 86400");
 			o->drain_ms = v * 1000LL;
+			break;
+		case 's':
+			if (parse_long(optarg, 1, 86400, &v) < 0)
+				return bad_value("start-timeout", optarg,
+				                 "whole seconds from 1 to 86400");
+			o->start_ms = v * 1000LL;
 			break;
 		case 'c':
 			if (!*optarg)
@@ -416,6 +426,7 @@ int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {.workers = sysconf(_SC_NPROCESSORS_ONLN),
 	                       .backlog = 4096,
 	                       .drain_ms = 10000,
+	                       .start_ms = 60000,
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
@@ -476,6 +487,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .listener_tag = tags,
 	                                  .route = routing ? &o.route : NULL,
 	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
+	                                  .start_timeout_ms = (unsigned)o.start_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
 	                                  .worker_arg = (void *)o.handler,
