@@ -218,35 +218,64 @@ static const char *ask(const char *addr, const char *text)
 	return buf;
 }
 
-TEST(sighup_keeps_the_old_worker_serving_when_the_new_one_fails_to_start)
+static void touch(const char *path)
 {
-	char flag[256], cmd[700];
-	const char *args[] = {"--workers", "1", "--exec", cmd, NULL};
-	struct server s;
-	pid_t before[1], after[2];
+	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+	CHECK_OK(fd);
+	close(fd);
+}
+
+/*
+ * Start a one-worker server whose --exec program runs the shell command broken while the
+ * file *flag (made in the test's folder) exists, and the upper worker otherwise. extra: one
+ * more option and its value, or NULLs. Returns the first worker's pid.
+ */
+static pid_t start_flagged(struct server *s, char *flag, size_t flag_size, char *cmd,
+                           size_t cmd_size, const char *broken, const char *opt, const char *val)
+{
+	const char *args[] = {"--workers", "1", "--exec", cmd, opt, val, NULL};
+	pid_t pid[1];
 	char *st;
-	int fd;
 
 	if (access(UPPER_WORKER, X_OK) < 0)
 		fdp_test_skip(UPPER_WORKER " is not built");
-	snprintf(flag, sizeof(flag), "%s/broken", fdp_test_tmpdir());
-	snprintf(cmd, sizeof(cmd), "test -e %s && exit 3; exec %s", flag, UPPER_WORKER);
-	server_start_argv(&s, args, 0);
-	st = server_status(&s);
-	CHECK_INT(status_pids(st, before, 1), ==, 1);
+	snprintf(flag, flag_size, "%s/broken", fdp_test_tmpdir());
+	snprintf(cmd, cmd_size, "test -e %s && %s; exec %s", flag, broken, UPPER_WORKER);
+	server_start_argv(s, args, 0);
+	st = server_status(s);
+	CHECK_INT(status_pids(st, pid, 1), ==, 1);
 	free(st);
-	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	CHECK_OK(fd);
-	close(fd);
-	kill(s.pid, SIGHUP);
-	server_wait_log(&s, "ended before it was ready; generation 1 keeps serving", 10000);
-	server_wait_log(&s, "reload complete: 1 of 1 worker(s) not replaced", 10000);
-	CHECK(strcmp(ask(s.addr, "still up\n"), "STILL UP\n") == 0);
-	st = server_status(&s);
+	return pid[0];
+}
+
+/* After a reload whose new worker never got ready: the old one (pid before) still serves. */
+static void check_old_worker_serves(struct server *s, pid_t before)
+{
+	pid_t after[2];
+	char *st;
+
+	server_wait_log(s, "ended before it was ready; generation 1 keeps serving", 10000);
+	server_wait_log(s, "reload complete: 1 of 1 worker(s) not replaced", 10000);
+	CHECK(strcmp(ask(s->addr, "still up\n"), "STILL UP\n") == 0);
+	st = server_status(s);
 	CHECK_INT(status_pids(st, after, 2), ==, 1);
-	CHECK_INT(after[0], ==, before[0]);
+	CHECK_INT(after[0], ==, before);
 	CHECK_INT(status_num(st, "master", "closed_no_worker"), ==, 0);
 	free(st);
+}
+
+TEST(sighup_keeps_the_old_worker_serving_when_the_new_one_fails_to_start)
+{
+	char flag[256], cmd[700];
+	struct server s;
+	pid_t before, after[2];
+	char *st;
+
+	before = start_flagged(&s, flag, sizeof(flag), cmd, sizeof(cmd), "exit 3", NULL, NULL);
+	touch(flag);
+	kill(s.pid, SIGHUP);
+	check_old_worker_serves(&s, before);
 	/* Fixed: the next reload replaces it. */
 	CHECK_OK(unlink(flag));
 	kill(s.pid, SIGHUP);
@@ -254,46 +283,30 @@ TEST(sighup_keeps_the_old_worker_serving_when_the_new_one_fails_to_start)
 	CHECK(strcmp(ask(s.addr, "new\n"), "NEW\n") == 0);
 	st = server_status(&s);
 	CHECK_INT(status_pids(st, after, 2), ==, 1);
-	CHECK(after[0] != before[0]);
+	CHECK(after[0] != before);
 	free(st);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
 
+/*
+ * A start-up that hangs: alive, silent, never ready. It reads its channel, so it ends with the
+ * master even if the test fails.
+ */
+#define HANG "exec cat <&3 >/dev/null"
+
 TEST(sighup_gives_up_on_a_new_worker_that_never_says_ready)
 {
 	char flag[256], cmd[700];
-	const char *args[] = {"--workers", "1", "--start-timeout", "2", "--exec", cmd, NULL};
 	struct server s;
-	pid_t before[1], after[2];
-	char *st;
-	int fd;
+	pid_t before;
 
-	if (access(UPPER_WORKER, X_OK) < 0)
-		fdp_test_skip(UPPER_WORKER " is not built");
-	snprintf(flag, sizeof(flag), "%s/stuck", fdp_test_tmpdir());
-	/*
-	 * With the flag, the new program hangs in its start-up: alive, silent, never ready. It
-	 * reads its channel, so it ends with the master even if this test fails.
-	 */
-	snprintf(cmd, sizeof(cmd), "test -e %s && exec cat <&3 >/dev/null; exec %s", flag,
-	         UPPER_WORKER);
-	server_start_argv(&s, args, 0);
-	st = server_status(&s);
-	CHECK_INT(status_pids(st, before, 1), ==, 1);
-	free(st);
-	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	CHECK_OK(fd);
-	close(fd);
+	before = start_flagged(&s, flag, sizeof(flag), cmd, sizeof(cmd), HANG, "--start-timeout",
+	                       "2");
+	touch(flag);
 	kill(s.pid, SIGHUP);
 	server_wait_log(&s, "generation 2 did not say READY within 2000 ms: killing it", 10000);
-	server_wait_log(&s, "ended before it was ready; generation 1 keeps serving", 10000);
-	server_wait_log(&s, "reload complete: 1 of 1 worker(s) not replaced", 10000);
-	CHECK(strcmp(ask(s.addr, "still up\n"), "STILL UP\n") == 0);
-	st = server_status(&s);
-	CHECK_INT(status_pids(st, after, 2), ==, 1);
-	CHECK_INT(after[0], ==, before[0]);
-	free(st);
+	check_old_worker_serves(&s, before);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
@@ -303,19 +316,14 @@ TEST(a_first_worker_that_never_says_ready_is_killed_and_started_again)
 	char flag[256], cmd[700];
 	const char *args[] = {"--workers", "1", "--start-timeout", "2", "--exec", cmd, NULL};
 	struct server s;
-	int fd;
 
 	if (access(UPPER_WORKER, X_OK) < 0)
 		fdp_test_skip(UPPER_WORKER " is not built");
-	/* The first start hangs (as above); it removes the flag, so the second one starts. */
+	/* The first start removes the flag and hangs, so the second one starts for real. */
 	snprintf(flag, sizeof(flag), "%s/stuck", fdp_test_tmpdir());
-	fd = open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	CHECK_OK(fd);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "rm %s 2>/dev/null && exec cat <&3 >/dev/null; exec %s", flag,
-	         UPPER_WORKER);
+	touch(flag);
+	snprintf(cmd, sizeof(cmd), "rm %s 2>/dev/null && " HANG "; exec %s", flag, UPPER_WORKER);
 	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
-	server_wait_log(&s, "worker 0 pid", 10000);
 	server_wait_log(&s, "generation 1 did not say READY within 2000 ms: killing it", 10000);
 	server_wait_log(&s, "generation 2 ready", 10000);
 	CHECK(strcmp(ask(s.addr, "second\n"), "SECOND\n") == 0);
