@@ -6,6 +6,12 @@
  * (headers, a body naming the worker, Connection: close), and the connection is closed after
  * the answer: the cost measured is accepting, reading a request, writing a response, closing.
  *
+ * Built with PASS_FLOOR=1 it is bench-pass-http, the passing floor: the same children and
+ * the same answers, but one listener in the parent, which accepts everything its backlog holds
+ * and sends each connection to the next child in turn over a socketpair (fdp_send_fd()),
+ * closing its copy and never hearing back. It is the least a server whose master accepts and
+ * passes can do: no choice by load, no recovery of a dead child's connections.
+ *
  * Options and the runner contract (ready <port>, --stats, SIGTERM) are the classic designs'
  * skeleton: bench/designs/README.md.
  */
@@ -18,9 +24,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "skeleton.h"
+
+#ifndef PASS_FLOOR
+#define PASS_FLOOR 0
+#endif
 
 #define REQUEST_MAX 4096 /* a longer header block is refused: the load sends under 200 bytes */
 #define EVENTS_MAX  64
@@ -34,7 +46,7 @@ struct conn {
 	char buf[REQUEST_MAX];
 };
 
-static int listeners[DSG_MAX_WORKERS];
+static int listeners[DSG_MAX_WORKERS]; /* the child's own listener, or (passing) its channel */
 static unsigned long conn_number;
 
 static void conn_free(int ep, struct conn *c)
@@ -122,29 +134,45 @@ static void conn_run(struct dsg_server *s, int index, int ep, struct conn *c, in
 	}
 }
 
-/* Accept what is queued; try each new connection at once, as its request is usually there. */
-static void accept_some(struct dsg_server *s, int index, int ep, int lfd)
+/* Serve a new connection (peer: its address, or NULL); try it at once, as its request is
+ * usually there. */
+static void conn_start(struct dsg_server *s, int index, int ep, int fd,
+                       const struct sockaddr_in *peer)
+{
+	struct conn *c = malloc(sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->len = c->outlen = c->sent = 0;
+	strcpy(c->peer, "-");
+	if (peer) {
+		inet_ntop(AF_INET, &peer->sin_addr, c->peer, INET_ADDRSTRLEN);
+		snprintf(c->peer + strlen(c->peer), sizeof(c->peer) - strlen(c->peer), ":%u",
+		         (unsigned)ntohs(peer->sin_port));
+	}
+	conn_run(s, index, ep, c, 0);
+}
+
+/* Take what is queued: accept from the child's listener, or receive from its channel. */
+static void take_some(struct dsg_server *s, int index, int ep, int src)
 {
 	for (int i = 0; i < ACCEPT_MAX; i++) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof(peer);
-		int fd =
-		        accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct conn *c;
+		int fd = PASS_FLOOR ? fdp_recv_fd(src)
+		                    : accept4(src, (struct sockaddr *)&peer, &plen,
+		                              SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return; /* EAGAIN, or a transient error: the next wake-up retries */
-		c = malloc(sizeof(*c));
-		if (!c) {
+		if (PASS_FLOOR && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
 			close(fd);
 			continue;
 		}
-		c->fd = fd;
-		c->len = c->outlen = c->sent = 0;
-		inet_ntop(AF_INET, &peer.sin_addr, c->peer, INET_ADDRSTRLEN);
-		snprintf(c->peer + strlen(c->peer), sizeof(c->peer) - strlen(c->peer), ":%u",
-		         (unsigned)ntohs(peer.sin_port));
-		conn_run(s, index, ep, c, 0);
+		conn_start(s, index, ep, fd, PASS_FLOOR ? NULL : &peer);
 	}
 }
 
@@ -155,8 +183,10 @@ static void child(struct dsg_server *s, int index)
 
 	/* Keep only our own socket, so our queue closes with us. */
 	for (int i = 0; i < s->workers; i++)
-		if (i != index)
+		if (i != index && listeners[i] >= 0)
 			close(listeners[i]);
+	if (PASS_FLOOR)
+		close(s->listen_fd);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || fcntl(lfd, F_SETFL, O_NONBLOCK) < 0 ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
@@ -168,7 +198,7 @@ static void child(struct dsg_server *s, int index)
 
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL)
-				accept_some(s, index, ep, lfd);
+				take_some(s, index, ep, lfd);
 			else
 				conn_run(s, index, ep, evs[i].data.ptr, 1);
 		}
@@ -177,10 +207,65 @@ static void child(struct dsg_server *s, int index)
 	}
 }
 
+/* The passing floor's parent: accept all that is queued, each to the next child. */
+static int pass_loop(struct dsg_server *s)
+{
+	struct pollfd pfd = {.fd = s->listen_fd, .events = POLLIN};
+	int next = 0;
+
+	if (fcntl(s->listen_fd, F_SETFL, O_NONBLOCK) < 0)
+		return -errno;
+	while (!dsg_stopping) {
+		int fd;
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		while ((fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			int r = fdp_send_fd(listeners[next], fd);
+
+			close(fd);
+			if (r < 0)
+				return r;
+			next = (next + 1) % s->workers;
+		}
+		if (errno != EAGAIN && !dsg_accept_transient(errno))
+			return dsg_stopping ? 0 : -errno;
+	}
+	return 0;
+}
+
+static int main_pass(struct dsg_server *s)
+{
+	int r;
+
+	for (int i = 0; i < s->workers; i++)
+		listeners[i] = -1; /* not made yet: a child closes only those that are */
+	for (int i = 0; i < s->workers; i++) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+			return dsg_finish(s) | 1;
+		listeners[i] = sv[1]; /* the child's end, which it keeps */
+		if (dsg_spawn(s, child, i) < 0)
+			return dsg_finish(s) | 1;
+		close(sv[1]);
+		listeners[i] = sv[0]; /* the parent's; a later child closes it (child()) */
+	}
+	dsg_ready(s);
+	r = pass_loop(s);
+	if (r < 0)
+		fprintf(stderr, "bench-pass-http: %s\n", strerror(-r));
+	return dsg_finish(s) | (r < 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct dsg_server s;
 
+	if (PASS_FLOOR) {
+		dsg_init(&s, argc, argv, "pass-http", DSG_POOL);
+		return main_pass(&s);
+	}
 	dsg_init(&s, argc, argv, "reuseport-http", DSG_POOL | DSG_NO_LISTENER);
 	/* All sockets listen before any child starts or readiness is announced. */
 	for (int i = 0; i < s.workers; i++) {

@@ -19,6 +19,7 @@ repo=$(cd "$here/../.." && pwd)
 # "ready:" log lines on stderr, or (for {port} rows) by accepting a connection.
 ROWS=(
 	"bare SO_REUSEPORT|{build}/bench/peers/bench-reuseport-http -w {workers}"
+	"bare passing floor|{build}/bench/peers/bench-pass-http -w {workers}"
 	"nginx|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"nginx, reuseport|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"Node.js cluster RR|node {here}/node_cluster.js {workers}"
@@ -77,7 +78,7 @@ fi
 
 load=$build/bench/load/fdp-load
 rusage=$build/bench/load/fdp-rusage
-for f in "$load" "$rusage" "$build/bench/peers/bench-reuseport-http"; do
+for f in "$load" "$rusage" "$build/bench/peers/bench-reuseport-http" "$build/bench/peers/bench-pass-http"; do
 	[ -x "$f" ] || { echo "run.sh: $f missing: build first (cmake --build $build)" >&2; exit 1; }
 done
 
@@ -370,18 +371,23 @@ ratio_cell() {
 	local a b
 	a=$(med "$1" "$3" rate) b=$(med "$2" "$3" rate)
 	[ -n "$a" ] && [ -n "$b" ] || { echo "–"; return; }
-	awk -v a="$a" -v b="$b" -v t="$4" 'BEGIN { if (b > 0) printf "%.2f× %s", a / b, (a / b >= t ? "✓" : "✗"); else print "–" }'
+	awk -v a="$a" -v b="$b" -v t="$4" 'BEGIN { if (b <= 0) print "–"; else if (t == "") printf "%.2f×", a / b
+		else printf "%.2f× %s", a / b, (a / b >= t ? "✓" : "✗") }'
 }
 targets() {
-	local nginx node bare f tool
+	local nginx node bare floor f tool
 	nginx=$(row_index nginx) node=$(row_index "Node.js cluster RR") bare=$(row_index "bare SO_REUSEPORT")
+	floor=$(row_index "bare passing floor")
 	echo "| ratio of new connections/s | target | ${tools[*]/%/ |}"
 	echo "|---|---:|$(for _ in "${tools[@]}"; do printf -- '---:|'; done)"
+	# What passing itself allows: the floor against nginx's target, no fdpass in it.
+	[ -n "$floor" ] && [ -n "$nginx" ] && { printf '| %s ÷ nginx | (≥ 0.95×) |' "${labels[$floor]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$floor" "$nginx" "$tool" 0.95)"; done; echo; }
 	for f in "fdpass, round-robin" "fdpass, least-conn" "fdpass, hash-ip"; do
 		f=$(row_index "$f") || continue
 		[ -n "$nginx" ] && { printf '| %s ÷ nginx | ≥ 0.95× |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$nginx" "$tool" 0.95)"; done; echo; }
 		[ -n "$node" ] && { printf '| %s ÷ Node.js cluster RR | ≥ 2× |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$node" "$tool" 2)"; done; echo; }
 		[ -n "$bare" ] && { printf '| %s ÷ bare SO_REUSEPORT | ≥ 0.9× |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$bare" "$tool" 0.9)"; done; echo; }
+		[ -n "$floor" ] && { printf '| %s ÷ bare passing floor | – |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$floor" "$tool" "")"; done; echo; }
 	done
 }
 
@@ -451,8 +457,8 @@ write_doc() {
 		echo "  by each tool in turn and stopped, in table order. Medians over rounds."
 		echo "- CPU: user + system ticks of the server's whole process tree during the load"
 		echo "  (/proc/PID/stat), per completed connection. *Leader* is the group's first process"
-		echo "  alone: fdpass's master, Node's primary (both accept every connection), nginx's"
-		echo "  master and the bare server's parent (both idle)."
+		echo "  alone: fdpass's master, Node's primary and the passing floor's parent (all accept"
+		echo "  every connection), nginx's master and the bare server's parent (both idle)."
 		echo "- Spread: max/min of the connections each worker answered (bodies naming"
 		echo "  \`worker=N\`, fdp-load, summed over rounds); nginx does not say."
 		for n in "${notes[@]}"; do
