@@ -474,7 +474,7 @@ int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, 
 enum fdp_policy {
 	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
 	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
-	FDP_POLICY_HASH_IP,     /* a hash of the client's address picks the worker slot */
+	FDP_POLICY_HASH_IP,     /* the client's address picks the slot (consistent hashing) */
 	FDP_POLICY_ROUTE,       /* the client's routing key picks the slot (see Routing above) */
 };
 

@@ -146,6 +146,40 @@ TEST(hash_ip_sends_one_address_to_one_worker_also_after_it_is_replaced)
 	server_free(&s);
 }
 
+/* The slot hash-ip gives each of n loopback addresses 127.0.1.1... with this many workers. */
+static void hash_ip_slots(const char *workers, int *slot, int n)
+{
+	struct server s;
+
+	server_start(&s, "--workers", workers, "--policy", "hash-ip", NULL);
+	for (int i = 0; i < n; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "127.0.1.%d", i + 1);
+		slot[i] = http_get_worker(s.addr, src, NULL);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(hash_ip_moves_few_clients_when_a_worker_is_added)
+{
+	enum { N = 64 };
+	int before[N], after[N], moved = 0, to_new = 0;
+
+	hash_ip_slots("4", before, N);
+	hash_ip_slots("5", after, N);
+	for (int i = 0; i < N; i++) {
+		moved += after[i] != before[i];
+		to_new += after[i] == 4;
+	}
+	fprintf(stderr, "%d of %d addresses moved, %d to the new slot\n", moved, N, to_new);
+	/* Consistent hashing: about 1/5 move, and only to the new slot (a modulo moves ~4/5). */
+	CHECK_INT(moved, >, 0);
+	CHECK_INT(moved, <=, N * 3 / 8);
+	CHECK_INT(moved, ==, to_new);
+}
+
 TEST(serves_on_several_listeners_including_unix_and_ipv6)
 {
 	char unix_addr[256], v6[64] = "", buf[1024];

@@ -179,6 +179,13 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 		if (err < 0)
 			goto fail;
 	}
+	for (size_t i = 0; i < m->nlisteners && !m->ip_ring.n; i++) {
+		if (m->listeners[i].policy != FDP_POLICY_HASH_IP)
+			continue;
+		err = fdp__hashring_build(&m->ip_ring, cfg->workers, FDP__RING_POINTS);
+		if (err < 0)
+			goto fail;
+	}
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
@@ -215,6 +222,7 @@ void fdp_master_close(struct fdp_master *m)
 	}
 	fdp__free_dead(m);
 	fdp__route_close(m);
+	fdp__hashring_free(&m->ip_ring);
 	for (size_t i = 0; i < m->pending.n; i++)
 		m->closed[CLOSE_SHUTDOWN]++;
 	fdp__ring_free(&m->pending);

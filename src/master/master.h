@@ -7,6 +7,7 @@
 #define FDP_MASTER_H
 
 #include "fdpass.h"
+#include "route.h"
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -137,6 +138,8 @@ struct fdp_master {
 	int in_child;
 	struct fdp_channel_msg msg;
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
+	struct fdp__hashring
+	        ip_ring; /* hash-ip's slots (policy.c); empty when no listener uses it */
 };
 
 /* loop.c */

@@ -66,37 +66,29 @@ static struct fdp__proc *pick_least_conn(struct fdp_master *m)
 	return best;
 }
 
-/* FNV-1a over the client's address bytes (not its port): one client, one slot. */
-static uint32_t hash_peer(const struct fdp__conn *c)
-{
-	const unsigned char *p = NULL;
-	size_t n = 0;
-	uint32_t h = 2166136261u;
-
-	if (c->peer.ss_family == AF_INET) {
-		p = (const unsigned char *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
-		n = 4;
-	} else if (c->peer.ss_family == AF_INET6) {
-		p = (const unsigned char *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr;
-		n = 16;
-	}
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 /*
- * The slot is a function of the address and the number of slots only, so a replaced worker
- * gets the same clients back. While the slot cannot take a connection (its worker is
- * restarting or full) the next slot that can serves it.
+ * The slot is the client's address (not its port) placed on the consistent-hash ring that
+ * routing uses: a function of the address and the slot numbers only, so a replaced worker gets
+ * the same clients back, and a server restarted with one more worker moves about 1/(N+1) of
+ * its clients, not nearly all of them as a modulo would. While the slot cannot take a
+ * connection (its worker is restarting or full) the next slot that can serves it.
  */
 static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__conn *c)
 {
-	unsigned n = m->cfg.workers, first = hash_peer(c) % n;
+	unsigned n = m->cfg.workers, first;
+	const void *addr;
+	size_t len;
 
-	/* A Unix socket's clients have no address to tell them apart: spread them instead. */
-	if (c->peer.ss_family != AF_INET && c->peer.ss_family != AF_INET6)
+	if (c->peer.ss_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)&c->peer)->sin_addr;
+		len = 4;
+	} else if (c->peer.ss_family == AF_INET6) {
+		addr = &((const struct sockaddr_in6 *)&c->peer)->sin6_addr;
+		len = 16;
+	} else { /* a Unix socket's clients have no address to tell them apart: spread them */
 		return pick_round_robin(m);
+	}
+	first = fdp__hashring_slot(&m->ip_ring, fdp__route_hash(addr, len));
 
 	for (unsigned k = 0; k < n; k++) {
 		struct fdp__proc *p = m->slots[(first + k) % n].proc;
