@@ -138,8 +138,8 @@ struct fdp_master {
 	int in_child;
 	struct fdp_channel_msg msg;
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
-	struct fdp__hashring
-	        ip_ring; /* hash-ip's slots (policy.c); empty when no listener uses it */
+	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
+	struct fdp__hashring ip_ring;
 };
 
 /* loop.c */
