@@ -19,12 +19,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -134,8 +134,10 @@ static void conn_run(struct dsg_server *s, int index, int ep, struct conn *c, in
 	}
 }
 
-/* Serve a new connection (peer: its address, or NULL); try it at once, as its request is
- * usually there. */
+/*
+ * Serve a new connection (peer: its address, or NULL); try it at once, as its request is
+ * usually there.
+ */
 static void conn_start(struct dsg_server *s, int index, int ep, int fd,
                        const struct sockaddr_in *peer)
 {
