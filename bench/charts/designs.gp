@@ -19,7 +19,7 @@ set lmargin 10
 set rmargin 16
 set bmargin 8
 set multiplot layout 2,1
-set title "New connections per second (one request per connection; fdpass rows HTTP; higher is better)"
+set title "New connections per second (one echo request per connection; higher is better)"
 set ylabel "connections/s"
 plot data using 2:xtic(1) lc rgb "#4c72b0", \
      '' using 0:2:(sprintf("%.0f", $2)) with labels offset 0,0.6 font ",9"
