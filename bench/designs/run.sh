@@ -11,6 +11,8 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 
 # One row per server. Fields: label | command [| check]. In the command, {bin} is the designs
 # build folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
@@ -103,40 +105,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on, for rows that need {port}.
-free_port() {
-	local p
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		p=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
-# Prints the port once the server is ready: its "ready <port>" line, or for a {port} row the
-# port accepting a connection. Gives up after 10 s or when the server dies.
-wait_ready() {
-	local outf=$1 pid=$2 fixed=$3 p
-	for _ in $(seq 200); do
-		p=$(awk '$1 == "ready" { print $2; exit }' "$outf" 2>/dev/null)
-		[ -n "$p" ] && { echo "$p"; return 0; }
-		if grep -q ' ready: ' "${outf%.out}.err" 2>/dev/null; then
-			p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "${outf%.out}.err" | head -n 1)
-			[ -n "$p" ] && { echo "$p"; return 0; }
-		fi
-		if [ -n "$fixed" ] && (exec 3<>"/dev/tcp/127.0.0.1/$fixed") 2>/dev/null; then
-			echo "$fixed"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
-json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
-kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
-
 # One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
 run_one() {
 	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src
@@ -155,7 +123,7 @@ run_one() {
 	read -r -a argv <<<"$cmd"
 	"$rusage" -o "$base.cpu" -k 5 -- "${argv[@]}" >"$base.out" 2>"$base.err" &
 	server_pid=$!
-	if ! port=$(wait_ready "$base.out" "$server_pid" "$fixed"); then
+	if ! port=$(wait_ready "$base.out" "$base.err" "$server_pid" "$fixed"); then
 		echo "server not ready: $(head -c 300 "$base.err")" >"$base.fail"
 		kill -TERM "$server_pid" 2>/dev/null
 		wait "$server_pid" 2>/dev/null
@@ -187,8 +155,6 @@ run_one() {
 	fi
 	[ ! -e "$base.fail" ]
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'; }
 
 # Summarise one row over its rounds into the global cells[] (one table line) and say whether
 # every round succeeded.
@@ -252,12 +218,6 @@ table() {
 			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
 			"$(spread "${row_served[$i]}")" "${row_served[$i]:-–}" "${row_errs[$i]}"
 	done
-}
-
-machine() {
-	local model
-	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
-	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
 }
 
 write_doc() {

@@ -12,6 +12,8 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 
 # label | command. {build} is the build folder, {workers} the pool size, {here} this folder,
 # {port} a free port (for servers that cannot pick one), {tmp} a scratch folder. A server says
@@ -141,38 +143,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on, below the ephemeral range: a client's port there could otherwise
-# block the bind of a SO_REUSEPORT listener.
-free_port() {
-	local p lo
-	lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	[ "${lo:-0}" -gt 12000 ] || lo=32768
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
-wait_ready() {
-	local outf=$1 errf=$2 pid=$3 fixed=$4 p
-	for _ in $(seq 300); do
-		p=$(awk '$1 == "ready" { print $2; exit }' "$outf" 2>/dev/null)
-		[ -n "$p" ] && { echo "$p"; return 0; }
-		if grep -q ' ready: ' "$errf" 2>/dev/null; then
-			p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$errf" | head -n 1)
-			[ -n "$p" ] && { echo "$p"; return 0; }
-		fi
-		if [ -n "$fixed" ] && (exec 3<>"/dev/tcp/127.0.0.1/$fixed") 2>/dev/null; then
-			echo "$fixed"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
 # Clock ticks (user + system, including reaped children) of process $1 and all its
 # descendants, and of $1 alone: the server's first process (fdpass's master, Node's primary,
 # nginx's master, the bare server's idle parent). By descent, not by process group: fdpass
@@ -208,8 +178,6 @@ leader_of() {
 	return 1
 }
 
-json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
-kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
 # wrk prints latencies as 1.23ms, 456.00us or 1.20s.
 wrk_us() {
 	awk -v q="$2" '$1 == q {
@@ -291,8 +259,6 @@ run_server() {
 	stop_server || echo "server exit status $?: $(tail -c 300 "$base.err")" >>"$base.fail"
 	[ ! -e "$base.fail" ]
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'; }
 
 # Median of key $3 over the rounds of row $1, tool $2.
 med() {
@@ -389,12 +355,6 @@ targets() {
 		[ -n "$bare" ] && { printf '| %s ÷ bare SO_REUSEPORT | ≥ 0.9× |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$bare" "$tool" 0.9)"; done; echo; }
 		[ -n "$floor" ] && { printf '| %s ÷ bare passing floor | – |' "${labels[$f]}"; for tool in "${tools[@]}"; do printf ' %s |' "$(ratio_cell "$f" "$floor" "$tool" "")"; done; echo; }
 	done
-}
-
-machine() {
-	local model
-	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
-	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
 }
 
 versions() {

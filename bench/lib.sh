@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Helpers shared by the benchmark scripts (bench/designs/run.sh, bench/peers/run.sh): sourced,
+# not run.
+
+# A port nothing listens on, below the ephemeral range: a client's port there could otherwise
+# block the bind of a SO_REUSEPORT listener.
+free_port() {
+	local p lo
+	lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[ "${lo:-0}" -gt 12000 ] || lo=32768
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		p=$((10000 + RANDOM % (lo - 10000)))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# Prints the port once the server is ready: a "ready <port>" line in its standard output
+# (file $1), fdpass's "listening on" and "ready:" lines in its standard error (file $2), or,
+# given a fixed port ($4), that port accepting a connection. Gives up after 15 s or when the
+# server (pid $3) dies.
+wait_ready() {
+	local outf=$1 errf=$2 pid=$3 fixed=$4 p
+	for _ in $(seq 300); do
+		p=$(awk '$1 == "ready" { print $2; exit }' "$outf" 2>/dev/null)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		if grep -q ' ready: ' "$errf" 2>/dev/null; then
+			p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$errf" | head -n 1)
+			[ -n "$p" ] && { echo "$p"; return 0; }
+		fi
+		if [ -n "$fixed" ] && (exec 3<>"/dev/tcp/127.0.0.1/$fixed") 2>/dev/null; then
+			echo "$fixed"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# A number from fdp-load's --json output ($1) by key ($2); a value from a "key value" file.
+json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
+kv() { awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null; }
+
+# The median of the numbers on standard input, one per line; nothing for none.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'; }
+
+machine() {
+	local model
+	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
+}
