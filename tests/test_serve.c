@@ -68,45 +68,6 @@ static void close_held(int fd)
 	close(fd);
 }
 
-/* The times process pid has slept (voluntary context switches), from /proc. */
-static long voluntary_switches(pid_t pid)
-{
-	char path[64], *text, *line;
-	long n = -1;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	CHECK_OK(fd);
-	text = fdp_test_read_all(fd, NULL);
-	close(fd);
-	line = strstr(text, "\nvoluntary_ctxt_switches:");
-	if (line)
-		n = atol(line + 25);
-	free(text);
-	CHECK(n >= 0);
-	return n;
-}
-
-TEST(one_client_at_a_time_wakes_the_master_about_once_per_connection)
-{
-	enum { N = 200 };
-	struct server s;
-	long before, slept;
-
-	server_start(&s, "--workers", "2", NULL);
-	http_get_worker(s.addr, NULL, NULL); /* the first one sets the loop in its way */
-	before = voluntary_switches(s.pid);
-	for (int i = 0; i < N; i++)
-		http_get_worker(s.addr, NULL, NULL);
-	slept = voluntary_switches(s.pid) - before;
-	fprintf(stderr, "the master slept %ld times for %d connections\n", slept, N);
-	/* Not also for each worker's ACK and DONE, which would be nearly three times. */
-	CHECK_INT(slept, <, N * 3 / 2);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
-}
-
 TEST(least_conn_keeps_open_connections_balanced_under_skewed_lengths)
 {
 	enum { N = 240, W = 3 };

@@ -329,9 +329,9 @@ static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 	return p->ch != NULL;
 }
 
-int fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 {
-	return read_input(m, p, FDP__INPUT_BATCH);
+	read_input(m, p, FDP__INPUT_BATCH);
 }
 
 /*
@@ -433,7 +433,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 			         (int)p->pid);
 			p->retry_ms = 0;
 		}
-		fdp__watch_proc(m, p);
+		fdp__watch_proc_output(m, p);
 	}
 	/*
 	 * The worker flushed first is woken first and finishes first, round after round: under

@@ -3,10 +3,10 @@
  * on a pidfd per worker, timers are the epoll_wait() timeout computed from the nearest
  * deadline (respawn, drain, pending expiry, accept pause), which needs no timerfd to re-arm.
  *
- * Each round handles worker events (signals, deaths, channel input, and the channels read
- * lazily, set_lazy()), then new connections, then control requests, so a count a worker
- * reported before a client's next connect is already applied when that connection is
- * dispatched, and a status read after a connect already counts it.
+ * Each round handles worker events (signals, deaths, channel input), then new connections,
+ * then control requests, so a count a worker reported before a client's next connect is
+ * already applied when that connection is dispatched, and a status read after a connect
+ * already counts it.
  */
 #include "master.h"
 
@@ -69,62 +69,15 @@ void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_
 	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
 }
 
-/*
- * Register p's channel for what the master waits for from it: room for its queued output, and
- * its input unless the loop reads channels lazily (a worker that has not said READY yet is
- * always waited for: its READY is worth a wakeup).
- */
-void fdp__watch_proc(struct fdp_master *m, struct fdp__proc *p)
+void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
 {
-	uint32_t want = 0;
-	struct epoll_event ev;
+	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
 
-	if (!p->ch)
+	if (!p->ch || want == p->epollout)
 		return;
-	if (!m->lazy || !p->said_ready)
-		want |= EPOLLIN;
-	if (!p->retry_at && fdp_channel_wants_write(p->ch))
-		want |= EPOLLOUT;
-	if (want == p->events)
-		return;
-	ev = (struct epoll_event){.events = want, .data.ptr = &p->wch};
 	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
-		p->events = want;
-}
-
-/*
- * Lazy reading, for a server with one client at a time. Each connection used to wake the
- * master three times: for the client, for the worker's ACK and for its DONE. What a report
- * changes (which copies the master may close, how many connections a worker holds) matters
- * only when the master next hands a connection over, and each round reads reports before it
- * accepts. So after a round that took a new client, and while at most one connection is
- * open, the channels of ready workers leave the wakeup set: they are read at the start of
- * every round, at least every FDP__LAZY_MS. The next round without a new client ends it, and
- * so does anything that waits on a worker's news (a drain, a reload, connections waiting for
- * a worker with room, routed ones waiting for their slot). Under load the master is awake for
- * arrivals anyway; reading lazily there measured worse (docs/BENCHMARKS.md).
- */
-static void set_lazy(struct fdp_master *m, int arrivals)
-{
-	uint64_t open = 0;
-
-	for (struct fdp__proc *p = m->procs; p; p = p->next)
-		open += p->open;
-	m->lazy = arrivals && open <= 1 && !m->stopping && !m->reloading && !m->pending.n &&
-	          !fdp__route_held(m);
-	for (struct fdp__proc *p = m->procs; p; p = p->next)
-		fdp__watch_proc(m, p);
-}
-
-/* Read the channels left out of the wakeup set; 1 if one has more than a round's share. */
-static int read_lazy(struct fdp_master *m)
-{
-	int more = 0;
-
-	for (struct fdp__proc *p = m->procs; p; p = p->next)
-		if (p->ch && !(p->events & EPOLLIN) && (p->inflight.n || p->open))
-			more |= fdp__channel_input(m, p);
-	return more;
+		p->epollout = want;
 }
 
 static void listener_watch(struct fdp_master *m, struct fdp__listener *l, int on)
@@ -361,11 +314,9 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 	control_watch(m, now >= m->ctl_paused_until);
 }
 
-/* Returns 1 for an arrival: a new connection, or bytes from a client waiting for its key. */
-static int handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
+static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
 {
 	struct fdp__watch *w = ev->data.ptr;
-	int arrival = phase == 1 && w->kind == W_LISTENER;
 
 	if (phase == 0) {
 		if (w->kind == W_SIGNAL)
@@ -386,9 +337,7 @@ static int handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
 	} else if (w->kind == W_ROUTE && !m->stopping) {
 		/* Last: handling it may free w, and no later phase may look at it. */
 		fdp__route_input(m, w, ev->events);
-		arrival = 1;
 	}
-	return arrival;
 }
 
 static void log_listeners(struct fdp_master *m)
@@ -406,7 +355,7 @@ static void log_listeners(struct fdp_master *m)
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int err = setup(m), more = 0;
+	int err = setup(m);
 
 	if (err < 0)
 		return err;
@@ -417,7 +366,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__spawn(m, i, 0);
 	while (!m->stopping || m->procs) {
 		long long now = fdp__now_ms(), next = now + 60000;
-		int n, arrivals = 0;
+		int n;
 
 		fdp__supervise_timers(m, now, &next);
 		fdp__expire_pending(m, now);
@@ -429,23 +378,16 @@ int fdp_master_run(struct fdp_master *m)
 				next = t;
 		}
 		update_listeners(m, now, &next);
-		if (m->lazy && more)
-			next = now;
-		else if (m->lazy && next > now + FDP__LAZY_MS)
-			next = now + FDP__LAZY_MS;
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
 		if (n < 0 && errno != EINTR)
 			return -errno;
-		/* First what workers reported, so the accepts below see it (the header above). */
-		more = m->lazy && read_lazy(m);
 		for (int phase = 0; phase < 3; phase++)
 			for (int i = 0; i < n; i++)
-				arrivals |= handle_event(m, &evs[i], phase);
+				handle_event(m, &evs[i], phase);
 		fdp__dispatch_pending(m);
 		fdp__route_dispatch(m);
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
-		set_lazy(m, arrivals);
 		fdp__free_dead(m);
 	}
 	while (m->pending.n) {

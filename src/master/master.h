@@ -22,7 +22,6 @@
 #define FDP__EMFILE_PAUSE_MS 100   /* a socket whose accept() fails sits out this long */
 #define FDP__LOG_INTERVAL_MS 10000 /* a repeated warning is logged at most this often */
 #define FDP__LOST_GRACE_MS   1000  /* a worker whose channel closed has this long to exit */
-#define FDP__LAZY_MS         100   /* lazy channels (loop.c set_lazy()): read this often */
 #define FDP__READY_WAIT_MS   60000 /* a new worker's time to say READY, unless configured */
 #define FDP__STABLE_MS       1000  /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
@@ -77,8 +76,7 @@ struct fdp__proc {
 	long long started_ms, drain_deadline;
 	long long start_deadline; /* not READY by then: killed (0: READY, or killed already) */
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
-	int dirty;
-	uint32_t events; /* what its channel is registered for in the master's epoll */
+	int dirty, epollout;
 	int said_ready;
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
@@ -134,8 +132,7 @@ struct fdp_master {
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading, accept_paused;
-	int lazy;         /* channels are read each round, not waited for (loop.c, read_lazy()) */
-	int reload_again; /* a SIGHUP came during the reload: another follows it */
+	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
 	int in_child;
@@ -151,7 +148,7 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void fdp__watch_proc(struct fdp_master *m, struct fdp__proc *p);
+void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p);
 
 /* ring (dispatch.c) */
 int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front);
@@ -164,8 +161,7 @@ int fdp__hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__co
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__dispatch_pending(struct fdp_master *m);
-/* Apply what p sent, a round's share of it; 1 when more is left. */
-int fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
 void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
@@ -203,8 +199,6 @@ int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c);
 int fdp__route_full(const struct fdp_master *m);
 /* How many more clients may wait for their key or slot (SIZE_MAX without routing). */
 size_t fdp__route_room(const struct fdp_master *m);
-/* How many routed clients wait for their slot to take them (0 without routing). */
-size_t fdp__route_held(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
 

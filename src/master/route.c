@@ -210,11 +210,6 @@ size_t fdp__route_room(const struct fdp_master *m)
 	return busy < r->max_pending ? r->max_pending - busy : 0;
 }
 
-size_t fdp__route_held(const struct fdp_master *m)
-{
-	return m->router ? m->router->held.n : 0;
-}
-
 /* Hand c to slot's current worker; -EAGAIN (or another error) when it cannot take it now. */
 static int hand_to_slot(struct fdp_master *m, const struct fdp__conn *c, unsigned slot)
 {

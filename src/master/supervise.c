@@ -128,7 +128,6 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 	p->wpid = (struct fdp__watch){.kind = W_PIDFD, .proc = p};
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fdp_channel_fd(p->ch), &ev) < 0)
 		return -errno;
-	p->events = EPOLLIN;
 	ev.data.ptr = &p->wpid;
 	if (p->pidfd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, p->pidfd, &ev) < 0)
 		return -errno;
