@@ -302,10 +302,10 @@ TEST(sighup_gives_up_on_a_new_worker_that_never_says_ready)
 	pid_t before;
 
 	before = start_flagged(&s, flag, sizeof(flag), cmd, sizeof(cmd), HANG, "--start-timeout",
-	                       "2");
+	                       "3");
 	touch(flag);
 	kill(s.pid, SIGHUP);
-	server_wait_log(&s, "generation 2 did not say READY within 2000 ms: killing it", 10000);
+	server_wait_log(&s, "generation 2 did not say READY within 3000 ms: killing it", 10000);
 	check_old_worker_serves(&s, before);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
@@ -314,7 +314,7 @@ TEST(sighup_gives_up_on_a_new_worker_that_never_says_ready)
 TEST(a_first_worker_that_never_says_ready_is_killed_and_started_again)
 {
 	char flag[256], cmd[700];
-	const char *args[] = {"--workers", "1", "--start-timeout", "2", "--exec", cmd, NULL};
+	const char *args[] = {"--workers", "1", "--start-timeout", "3", "--exec", cmd, NULL};
 	struct server s;
 
 	if (access(UPPER_WORKER, X_OK) < 0)
@@ -324,9 +324,23 @@ TEST(a_first_worker_that_never_says_ready_is_killed_and_started_again)
 	touch(flag);
 	snprintf(cmd, sizeof(cmd), "rm %s 2>/dev/null && " HANG "; exec %s", flag, UPPER_WORKER);
 	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
-	server_wait_log(&s, "generation 1 did not say READY within 2000 ms: killing it", 10000);
+	server_wait_log(&s, "generation 1 did not say READY within 3000 ms: killing it", 10000);
 	server_wait_log(&s, "generation 2 ready", 10000);
 	CHECK(strcmp(ask(s.addr, "second\n"), "SECOND\n") == 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_that_never_says_ready_is_restarted_with_backoff)
+{
+	const char *args[] = {
+	        "--workers", "1", "--drain-timeout", "0", "--start-timeout", "1", "--exec",
+	        HANG,        NULL};
+	struct server s;
+
+	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
+	server_wait_log(&s, "generation 2 did not say READY within 1000 ms: killing it", 10000);
+	server_wait_log(&s, "died 2 times in a row before it was ready", 10000);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -242,10 +242,13 @@ static int handle_done(struct fdp_master *m, struct fdp__proc *p, size_t n)
 	return 0;
 }
 
-/* READY counts once; a worker that repeats it is not listened to again (nor logged). */
+/*
+ * READY counts once; a worker that repeats it is not listened to again (nor logged), nor one
+ * already killed for being late with it (it must not take a slot on its way out).
+ */
 static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 {
-	if (p->said_ready)
+	if (p->said_ready || p->start_failed)
 		return;
 	p->said_ready = 1;
 	p->start_deadline = 0;

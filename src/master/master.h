@@ -78,6 +78,7 @@ struct fdp__proc {
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
 	int said_ready;
+	int start_failed;   /* killed for not saying READY in time: a late one is ignored */
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
 	int drain_pending;  /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */

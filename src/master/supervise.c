@@ -274,11 +274,13 @@ static void log_exit(struct fdp_master *m, struct fdp__proc *p, int status, long
 }
 
 /* Decide when the slot's next worker starts: at once, or after a growing pause. */
-static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned slot, long long up)
+static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned slot, long long up,
+                             int was_ready)
 {
 	long long delay = 0;
 
-	if (up < FDP__STABLE_MS)
+	/* One that was never ready failed to start, however long it hung. */
+	if (up < FDP__STABLE_MS || !was_ready)
 		s->quick_fails++;
 	else
 		s->quick_fails = 0;
@@ -289,8 +291,8 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 		if (delay > FDP__BACKOFF_MAX_MS)
 			delay = FDP__BACKOFF_MAX_MS;
 		fdp__log(m, FDP_LOG_WARN,
-		         "worker %u died %u times in a row within %d ms of starting: backoff, "
-		         "restarting in %lld ms",
+		         "worker %u died %u times in a row before it was ready or within %d ms of "
+		         "starting: backoff, restarting in %lld ms",
 		         slot, s->quick_fails, FDP__STABLE_MS, delay);
 	}
 	s->respawn_at = fdp__now_ms() + delay;
@@ -350,7 +352,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		s->proc = s->next;
 		s->next = NULL;
 		if (!s->proc && !m->stopping)
-			schedule_respawn(m, s, p->slot, up);
+			schedule_respawn(m, s, p->slot, up, p->said_ready);
 	}
 	fdp__reload_check(m);
 }
@@ -516,8 +518,26 @@ void fdp__reload_check(struct fdp_master *m)
 	}
 }
 
+/* Respawn what is due first: a new worker's start deadline then counts below. */
+static void respawn_timers(struct fdp_master *m, long long now, long long *next)
+{
+	for (unsigned i = 0; i < m->cfg.workers && !m->stopping; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		if (s->proc || !s->respawn_at)
+			continue;
+		if (now >= s->respawn_at) {
+			s->restarts++;
+			fdp__spawn(m, i, 0);
+		} else if (s->respawn_at < *next) {
+			*next = s->respawn_at;
+		}
+	}
+}
+
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 {
+	respawn_timers(m, now, next);
 	for (struct fdp__proc *p = m->procs; p; p = p->next) {
 		if (p->retry_at && now >= p->retry_at) {
 			p->retry_at = 0;
@@ -535,7 +555,11 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 		} else if (p->kill_at && p->kill_at < *next) {
 			*next = p->kill_at;
 		}
+		/* A READY already in its channel counts: read it before deciding. */
+		if (p->start_deadline && now >= p->start_deadline && p->ch)
+			fdp__channel_input(m, p);
 		if (p->start_deadline && now >= p->start_deadline) {
+			p->start_failed = 1; /* a READY that still comes is not listened to */
 			fdp__log(m, FDP_LOG_WARN,
 			         "worker %u pid %d generation %u did not say READY within %lld ms: "
 			         "killing it",
@@ -556,20 +580,6 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			p->drain_deadline = now + 1000 * 1000; /* once */
 		} else if (p->drain_deadline < *next) {
 			*next = p->drain_deadline;
-		}
-	}
-	if (m->stopping)
-		return;
-	for (unsigned i = 0; i < m->cfg.workers; i++) {
-		struct fdp__slot *s = &m->slots[i];
-
-		if (s->proc || !s->respawn_at)
-			continue;
-		if (now >= s->respawn_at) {
-			s->restarts++;
-			fdp__spawn(m, i, 0);
-		} else if (s->respawn_at < *next) {
-			*next = s->respawn_at;
 		}
 	}
 }
