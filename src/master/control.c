@@ -120,15 +120,25 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
 			    "restarts=%u\n",
 			    i, s->generation, s->restarts);
-		for (struct fdp__proc *p = m->procs; p; p = p->next)
-			if (p->slot == i)
-				add(t,
-				    "worker index=%u pid=%d generation=%u state=%s open=%llu "
-				    "served=%llu restarts=%u\n",
-				    i, (int)p->pid, p->generation,
-				    p->drain_pending ? "draining" : fdp__proc_state_name(p->state),
-				    (unsigned long long)p->open, (unsigned long long)p->served,
-				    s->restarts);
+		/* The slot's processes, oldest first (a reload runs two at once). */
+		for (unsigned last = 0;;) {
+			struct fdp__proc *p = NULL;
+
+			for (struct fdp__proc *q = m->procs; q; q = q->next)
+				if (q->slot == i && q->generation > last &&
+				    (!p || q->generation < p->generation))
+					p = q;
+			if (!p)
+				break;
+			last = p->generation;
+			add(t,
+			    "worker index=%u pid=%d generation=%u state=%s open=%llu served=%llu "
+			    "restarts=%u\n",
+			    i, (int)p->pid, p->generation,
+			    p->drain_pending ? "draining" : fdp__proc_state_name(p->state),
+			    (unsigned long long)p->open, (unsigned long long)p->served,
+			    s->restarts);
+		}
 	}
 }
 
