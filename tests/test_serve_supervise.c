@@ -228,8 +228,8 @@ static void touch(const char *path)
 
 /*
  * Start a one-worker server whose --exec program runs the shell command broken while the
- * file *flag (made in the test's folder) exists, and the upper worker otherwise. extra: one
- * more option and its value, or NULLs. Returns the first worker's pid.
+ * file flag (named here, in the test's folder) exists, and the upper worker otherwise; opt and
+ * val: one more option and its value, or NULLs. Returns the first worker's pid.
  */
 static pid_t start_flagged(struct server *s, char *flag, size_t flag_size, char *cmd,
                            size_t cmd_size, const char *broken, const char *opt, const char *val)
