@@ -30,30 +30,17 @@ static void child(struct dsg_server *s, int index)
 	}
 }
 
-/*
- * All sockets listen before any child starts or readiness is announced, so no connection
- * reaches a port with a missing member. The first picks the port when --port is 0.
- */
-static int open_listeners(struct dsg_server *s)
-{
-	for (int i = 0; i < s->workers; i++) {
-		listeners[i] = dsg_listen(s->port, 1, &s->port);
-		if (listeners[i] < 0) {
-			fprintf(stderr, "dsg-prefork-reuseport: listen: %s\n",
-			        strerror(-listeners[i]));
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct dsg_server s;
+	int err;
 
 	dsg_init(&s, argc, argv, "prefork-reuseport", DSG_POOL | DSG_NO_LISTENER);
-	if (open_listeners(&s) < 0)
+	err = dsg_listen_each(&s, listeners);
+	if (err < 0) {
+		fprintf(stderr, "dsg-prefork-reuseport: listen: %s\n", strerror(-err));
 		return 1;
+	}
 	for (int i = 0; i < s.workers; i++)
 		if (dsg_spawn(&s, child, i) < 0)
 			return dsg_finish(&s) | 1;

@@ -166,6 +166,21 @@ int dsg_listen(int port, int reuseport, int *bound)
 	return fd;
 }
 
+int dsg_listen_each(struct dsg_server *s, int *fds)
+{
+	for (int i = 0; i < s->workers; i++) {
+		fds[i] = dsg_listen(s->port, 1, &s->port);
+		if (fds[i] < 0) {
+			int err = fds[i];
+
+			while (i-- > 0)
+				close(fds[i]);
+			return err;
+		}
+	}
+	return 0;
+}
+
 void dsg_ready(const struct dsg_server *s)
 {
 	printf("ready %d\n", s->port);

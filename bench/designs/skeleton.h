@@ -51,6 +51,13 @@ void dsg_init(struct dsg_server *s, int argc, char **argv, const char *name, uns
  */
 int dsg_listen(int port, int reuseport, int *bound);
 
+/*
+ * One SO_REUSEPORT listener per pool worker, all on --port (the first picks it when 0), into
+ * fds[0..workers-1]: all listen before any child starts, so no connection reaches the port
+ * while a member is missing. Returns 0, or -errno with none left open.
+ */
+int dsg_listen_each(struct dsg_server *s, int *fds);
+
 /* Print "ready <port>" on stdout: the runner starts its load when it reads this line. */
 void dsg_ready(const struct dsg_server *s);
 

@@ -263,20 +263,17 @@ static int main_pass(struct dsg_server *s)
 int main(int argc, char **argv)
 {
 	struct dsg_server s;
+	int err;
 
 	if (PASS_FLOOR) {
 		dsg_init(&s, argc, argv, "pass-http", DSG_POOL);
 		return main_pass(&s);
 	}
 	dsg_init(&s, argc, argv, "reuseport-http", DSG_POOL | DSG_NO_LISTENER);
-	/* All sockets listen before any child starts or readiness is announced. */
-	for (int i = 0; i < s.workers; i++) {
-		listeners[i] = dsg_listen(s.port, 1, &s.port);
-		if (listeners[i] < 0) {
-			fprintf(stderr, "bench-reuseport-http: listen: %s\n",
-			        strerror(-listeners[i]));
-			return 1;
-		}
+	err = dsg_listen_each(&s, listeners);
+	if (err < 0) {
+		fprintf(stderr, "bench-reuseport-http: listen: %s\n", strerror(-err));
+		return 1;
 	}
 	for (int i = 0; i < s.workers; i++)
 		if (dsg_spawn(&s, child, i) < 0)
