@@ -37,21 +37,6 @@ static void child(struct dsg_server *s, int index)
 	}
 }
 
-/* Create the channel, fork, keep one end each. */
-static int spawn(struct dsg_server *s, int i)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	kids[i].chan = sv[1];
-	if (dsg_spawn(s, child, i) < 0)
-		return -1;
-	close(sv[1]);
-	kids[i].chan = sv[0];
-	return 0;
-}
-
 static int first_idle(int n)
 {
 	for (int i = 0; i < n; i++)
@@ -120,7 +105,7 @@ int main(int argc, char **argv)
 
 	dsg_init(&s, argc, argv, "prefork-pass", DSG_POOL);
 	for (int i = 0; i < s.workers; i++)
-		if (spawn(&s, i) < 0)
+		if (dsg_spawn_channel(&s, child, i, &kids[i].chan) < 0)
 			return dsg_finish(&s) | 1;
 	dsg_ready(&s);
 	r = parent_loop(&s);

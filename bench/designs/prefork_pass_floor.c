@@ -31,20 +31,6 @@ static void child(struct dsg_server *s, int index)
 	}
 }
 
-static int spawn(struct dsg_server *s, int i)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	chans[i] = sv[1];
-	if (dsg_spawn(s, child, i) < 0)
-		return -1;
-	close(sv[1]);
-	chans[i] = sv[0];
-	return 0;
-}
-
 /* Accept until the backlog is empty, each connection to the next child. */
 static int hand_all(struct dsg_server *s, int *next)
 {
@@ -87,7 +73,7 @@ int main(int argc, char **argv)
 
 	dsg_init(&s, argc, argv, "prefork-pass-floor", DSG_POOL);
 	for (int i = 0; i < s.workers; i++)
-		if (spawn(&s, i) < 0)
+		if (dsg_spawn_channel(&s, child, i, &chans[i]) < 0)
 			return dsg_finish(&s) | 1;
 	dsg_ready(&s);
 	r = parent_loop(&s);

@@ -166,6 +166,26 @@ int dsg_listen(int port, int reuseport, int *bound)
 	return fd;
 }
 
+int dsg_spawn_channel(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int index,
+                      int *chan)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	*chan = sv[1]; /* what the child sees */
+	pid = dsg_spawn(s, fn, index);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		*chan = -1;
+		return (int)pid;
+	}
+	*chan = sv[0];
+	return 0;
+}
+
 int dsg_listen_each(struct dsg_server *s, int *fds)
 {
 	for (int i = 0; i < s->workers; i++) {

@@ -83,6 +83,14 @@ void dsg_count(struct dsg_server *s, int worker);
  */
 pid_t dsg_spawn(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int index);
 
+/*
+ * dsg_spawn() with a SOCK_SEQPACKET socketpair to the child: while fn runs in the child, *chan
+ * is the child's end; in the parent it is then the parent's end. Returns 0, or -errno with
+ * neither end left open.
+ */
+int dsg_spawn_channel(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int index,
+                      int *chan);
+
 /* Sleep until SIGTERM or SIGINT. */
 void dsg_wait_stop(void);
 

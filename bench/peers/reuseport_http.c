@@ -241,18 +241,10 @@ static int main_pass(struct dsg_server *s)
 	int r;
 
 	for (int i = 0; i < s->workers; i++)
-		listeners[i] = -1; /* not made yet: a child closes only those that are */
-	for (int i = 0; i < s->workers; i++) {
-		int sv[2];
-
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		listeners[i] = -1;           /* not made yet: a child closes only those that are */
+	for (int i = 0; i < s->workers; i++) /* a later child closes the earlier parent ends */
+		if (dsg_spawn_channel(s, child, i, &listeners[i]) < 0)
 			return dsg_finish(s) | 1;
-		listeners[i] = sv[1]; /* the child's end, which it keeps */
-		if (dsg_spawn(s, child, i) < 0)
-			return dsg_finish(s) | 1;
-		close(sv[1]);
-		listeners[i] = sv[0]; /* the parent's; a later child closes it (child()) */
-	}
 	dsg_ready(s);
 	r = pass_loop(s);
 	if (r < 0)
