@@ -509,8 +509,9 @@ struct fdp_master_config {
 	/*
 	 * Open connections (handed over, not yet reported done) one worker may hold; past it the
 	 * worker is skipped. 0: the soft RLIMIT_NOFILE at fdp_master_run() (which a worker
-	 * inherits) less 64 for the worker's own descriptors, so a worker is never handed a
-	 * connection it has no descriptor for (it would lose its channel and every client).
+	 * inherits) less 64 for the worker's own descriptors (half of it when that is 128 or
+	 * less; at most 2^20), so a worker is never handed a connection it has no descriptor for
+	 * (it would lose its channel and every client).
 	 */
 	unsigned max_conns_per_worker;
 	/* Log sink (called on the master's thread); NULL discards. */

@@ -115,11 +115,6 @@ static void status_text(struct fdp_master *m, struct text *t)
 	for (unsigned i = 0; i < m->cfg.workers; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
-		if (!s->proc) /* waiting to be restarted */
-			add(t,
-			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
-			    "restarts=%u\n",
-			    i, s->generation, s->restarts);
 		/* The slot's processes, oldest first (a reload runs two at once). */
 		for (unsigned last = 0;;) {
 			struct fdp__proc *p = NULL;
@@ -139,6 +134,11 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    (unsigned long long)p->open, (unsigned long long)p->served,
 			    s->restarts);
 		}
+		if (!s->proc) /* waiting to be restarted: after any older one still draining */
+			add(t,
+			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
+			    "restarts=%u\n",
+			    i, s->generation, s->restarts);
 	}
 }
 
@@ -150,7 +150,11 @@ static void answer(struct fdp_master *m, int fd)
 
 	if (!t.buf)
 		return;
-	if (fdp_peer_cred(fd, &cred) < 0 || (cred.uid != geteuid() && cred.uid != 0)) {
+	if (fdp_peer_cred(fd, &cred) < 0) {
+		fdp__log(m, FDP_LOG_WARN,
+		         "control: refused a client whose credentials are unreadable");
+		add(&t, "error refused: the server cannot read this client's credentials\n");
+	} else if (cred.uid != geteuid() && cred.uid != 0) {
 		fdp__log(m, FDP_LOG_WARN, "control: refused a client with uid %u (pid %d)",
 		         (unsigned)cred.uid, (int)cred.pid);
 		add(&t, "error refused: uid %u is neither the server's nor root\n",

@@ -131,22 +131,32 @@ void fdp__dispatch_pending(struct fdp_master *m)
 
 		fdp__ring_remove(&m->pending, 0);
 		if (hand_over(m, &c) < 0) {
-			if (fdp__ring_push(&m->pending, &c, 1) < 0)
-				fdp__close_conn(m, &c, CLOSE_ERROR);
+			/* Back where it was: the slot just freed, so this push cannot fail. */
+			fdp__ring_push(&m->pending, &c, 1);
 			break;
 		}
 	}
 }
 
-void fdp__expire_pending(struct fdp_master *m, long long now)
+/*
+ * Close what has waited FDP__PENDING_TIMEOUT, and lower *next to the next expiry. The whole
+ * ring, not only its head: a connection coming back from a dead worker goes to the front with
+ * its wait started over, ahead of older ones.
+ */
+void fdp__expire_pending(struct fdp_master *m, long long now, long long *next)
 {
-	while (m->pending.n) {
-		struct fdp__conn *c = fdp__ring_at(&m->pending, 0);
+	for (size_t i = 0; i < m->pending.n;) {
+		struct fdp__conn *c = fdp__ring_at(&m->pending, i);
+		long long due = c->since_ms + FDP__PENDING_TIMEOUT;
 
-		if (now - c->since_ms < FDP__PENDING_TIMEOUT)
-			break;
+		if (now < due) {
+			if (due < *next)
+				*next = due;
+			i++;
+			continue;
+		}
 		fdp__close_conn(m, c, CLOSE_NO_WORKER);
-		fdp__ring_remove(&m->pending, 0);
+		fdp__ring_remove(&m->pending, i);
 		fdp__log_limited(m, &m->rl_expire, FDP_LOG_WARN,
 		                 "closed a connection that waited %d ms with no worker to take it",
 		                 FDP__PENDING_TIMEOUT);
@@ -359,10 +369,15 @@ void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p)
 		struct fdp__conn *c = fdp__ring_at(&p->inflight, i);
 
 		c->since_ms = now; /* its wait for a worker starts over */
-		/* A routed connection waits for its own slot's next worker: its key must not move.
+		/*
+		 * A routed connection waits for its own slot's next worker: its key must not move,
+		 * so it never joins the pending ring, which any worker serves. A drain closes what
+		 * waits for a key or a slot, so then it is closed at once.
 		 */
-		if (m->stopping != 2 && c->routed && fdp__route_hold(m, c) == 0)
+		if (c->routed && !m->stopping && fdp__route_hold(m, c) == 0)
 			again++;
+		else if (c->routed)
+			fdp__close_conn(m, c, m->stopping ? CLOSE_SHUTDOWN : CLOSE_ERROR);
 		else if (m->stopping != 2 && fdp__ring_push(&m->pending, c, 1) == 0)
 			again++;
 		else

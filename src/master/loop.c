@@ -212,7 +212,6 @@ void fdp_master_close(struct fdp_master *m)
 			while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
-		m->closed[CLOSE_SHUTDOWN] += p->inflight.n;
 		fdp_channel_close(p->ch);
 		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
@@ -223,8 +222,6 @@ void fdp_master_close(struct fdp_master *m)
 	fdp__free_dead(m);
 	fdp__route_close(m);
 	fdp__hashring_free(&m->ip_ring);
-	for (size_t i = 0; i < m->pending.n; i++)
-		m->closed[CLOSE_SHUTDOWN]++;
 	fdp__ring_free(&m->pending);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
@@ -369,14 +366,8 @@ int fdp_master_run(struct fdp_master *m)
 		int n;
 
 		fdp__supervise_timers(m, now, &next);
-		fdp__expire_pending(m, now);
+		fdp__expire_pending(m, now, &next);
 		fdp__route_timers(m, now, &next);
-		if (m->pending.n) {
-			long long t = fdp__ring_at(&m->pending, 0)->since_ms + FDP__PENDING_TIMEOUT;
-
-			if (t < next)
-				next = t;
-		}
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
 		if (n < 0 && errno != EINTR)

@@ -72,7 +72,6 @@ struct fdp__proc {
 	        *lost_ch; /* lost with connections in flight: read for ACKs when reaped */
 	enum fdp__proc_state state;
 	uint64_t open, served;
-	uint64_t max_open; /* open connections it may hold (fdp__conn_cap()) */
 	long long started_ms, drain_deadline;
 	long long start_deadline; /* not READY by then: killed (0: READY, or killed already) */
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
@@ -132,7 +131,7 @@ struct fdp_master {
 	unsigned rr_cursor;
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
 	int stopping;      /* 1: draining, 2: stopping at once */
-	int ready_logged, reloading, accept_paused;
+	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
@@ -166,11 +165,11 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
 void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
 void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
-void fdp__expire_pending(struct fdp_master *m, long long now);
+void fdp__expire_pending(struct fdp_master *m, long long now, long long *next);
 void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
-int fdp__proc_can_take(const struct fdp__proc *p);
+int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p);
 uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);

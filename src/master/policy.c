@@ -9,11 +9,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-int fdp__proc_can_take(const struct fdp__proc *p)
+int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p)
 {
 	return p && p->ch && (p->state == PROC_STARTING || p->state == PROC_READY) &&
 	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
-	       p->inflight.n < FDP__MAX_INFLIGHT && p->open < p->max_open;
+	       p->inflight.n < FDP__MAX_INFLIGHT && p->open < m->conn_cap;
 }
 
 /* The open connections a worker may hold: configured, or the descriptors it will have. */
@@ -38,7 +38,7 @@ static struct fdp__proc *pick_round_robin(struct fdp_master *m)
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (m->rr_cursor + k) % n;
 
-		if (fdp__proc_can_take(m->slots[i].proc)) {
+		if (fdp__proc_can_take(m, m->slots[i].proc)) {
 			m->rr_cursor = (i + 1) % n;
 			return m->slots[i].proc;
 		}
@@ -56,7 +56,7 @@ static struct fdp__proc *pick_least_conn(struct fdp_master *m)
 		unsigned i = (m->rr_cursor + k) % n;
 		struct fdp__proc *p = m->slots[i].proc;
 
-		if (fdp__proc_can_take(p) && (!best || p->open < best->open)) {
+		if (fdp__proc_can_take(m, p) && (!best || p->open < best->open)) {
 			best = p;
 			best_i = i;
 		}
@@ -93,7 +93,7 @@ static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__co
 	for (unsigned k = 0; k < n; k++) {
 		struct fdp__proc *p = m->slots[(first + k) % n].proc;
 
-		if (fdp__proc_can_take(p))
+		if (fdp__proc_can_take(m, p))
 			return p;
 	}
 	return NULL;
@@ -104,7 +104,7 @@ static struct fdp__proc *pick_route(struct fdp_master *m, const struct fdp__conn
 {
 	struct fdp__proc *p = c->routed ? m->slots[c->slot].proc : NULL;
 
-	return fdp__proc_can_take(p) ? p : c->routed ? NULL : pick_round_robin(m);
+	return fdp__proc_can_take(m, p) ? p : c->routed ? NULL : pick_round_robin(m);
 }
 
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c)

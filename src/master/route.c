@@ -216,7 +216,7 @@ static int hand_to_slot(struct fdp_master *m, const struct fdp__conn *c, unsigne
 	struct fdp__proc *p = m->slots[slot].proc;
 	int err;
 
-	if (!fdp__proc_can_take(p))
+	if (!fdp__proc_can_take(m, p))
 		return -EAGAIN;
 	err = fdp__hand_to(m, p, c);
 	if (err == -ENOBUFS)

@@ -158,7 +158,6 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	}
 	p->slot = slot;
 	p->generation = ++s->generation;
-	p->max_open = m->conn_cap;
 	/* The greeting waits in the socket, so the worker finds it as soon as it starts. */
 	fdp_proto_hello_encode(hello,
 	                       &(struct fdp_proto_hello){FDP_PROTO_VERSION, slot, p->generation});
