@@ -90,7 +90,8 @@ ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags);
  *   -EPROTO     the message did not start with the marker byte; its descriptors were closed.
  * Descriptors beyond the caller's capacity are closed and FDP_MSG_FDS_DROPPED is set; data
  * beyond it is lost and FDP_MSG_DATA_TRUNC is set. Control messages that are not SCM_RIGHTS
- * (SCM_CREDENTIALS, ...) are skipped.
+ * (SCM_CREDENTIALS, ...) are skipped. When nothing was received (-EAGAIN, -EINVAL, another
+ * errno of recvmsg()), m->len and m->nfds keep their capacities, so m can be passed again.
  */
 int fdp_msg_recv(int sock, struct fdp_msg *m, int flags);
 
@@ -381,7 +382,8 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
  * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
  * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
- * exit; no more will come), -EPIPE when the master is gone (exit), or -EPROTO. Read a
+ * exit; no more will come), -EPIPE when the master is gone (exit), -EPROTO or -EXFULL when the
+ * channel broke (fdp_channel_recv(); exit), or -ENOMEM (try again later). Read a
  * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
  * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
  */
@@ -398,7 +400,8 @@ int fdp_worker_done(struct fdp_worker *w, uint64_t id);
 /*
  * Send batched acknowledgements and reports and write what the channel can. Call it before
  * waiting. Returns 0 when everything is written, -EAGAIN when output waits for writability,
- * -EPIPE when the master is gone.
+ * -EPIPE when the master is gone, -ENOMEM, or the error that broke the channel (-EPROTO,
+ * -EXFULL).
  */
 int fdp_worker_flush(struct fdp_worker *w);
 

@@ -139,10 +139,9 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 	size_t cap = m->fds ? m->nfds : 0;
 	ssize_t n;
 
-	m->flags = 0;
-	m->nfds = 0;
 	if (m->len && !m->data)
 		return -EINVAL;
+	m->flags = 0;
 	do {
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
@@ -151,10 +150,8 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 		mh.msg_controllen = sizeof(ctl.buf);
 		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		m->len = 0;
-		return -errno;
-	}
+	if (n < 0)
+		return -errno; /* nothing received: m keeps its capacities for the next try */
 	m->nfds = take_fds(&mh, m, cap);
 	m->len = n > 0 ? (size_t)n - 1 : 0;
 	if (mh.msg_flags & MSG_TRUNC)

@@ -65,19 +65,21 @@ static int unix_address(const char *name, struct sockaddr_un *sa, socklen_t *len
 	return 0;
 }
 
-/* Is there a socket file at path that nobody accepts on (left behind by a dead server)? */
+/*
+ * Is there a socket file at path that nobody accepts on (left behind by a dead server)? errno
+ * is left as it was: when the answer is no, the caller reports the bind()'s EADDRINUSE.
+ */
 static int is_stale_socket(const struct sockaddr_un *sa, socklen_t len, int type)
 {
 	struct stat st;
-	int fd, stale;
+	int fd, stale = 0, saved = errno;
 
-	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return 0;
-	fd = unix_socket(type);
-	if (fd < 0)
-		return 0;
-	stale = connect(fd, (const struct sockaddr *)sa, len) < 0 && errno == ECONNREFUSED;
-	close(fd);
+	if (lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    (fd = unix_socket(type)) >= 0) {
+		stale = connect(fd, (const struct sockaddr *)sa, len) < 0 && errno == ECONNREFUSED;
+		close(fd);
+	}
+	errno = saved;
 	return stale;
 }
 

@@ -271,10 +271,12 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 				return r;
 			return w->draining ? -ESHUTDOWN : -EAGAIN;
 		}
-		if (r <= 0) {
+		if (r == 0) {
 			w->gone = 1;
-			return r == 0 ? -EPIPE : r;
+			return -EPIPE;
 		}
+		if (r < 0) /* a broken channel (-EPROTO, -EXFULL) says so again; -ENOMEM may pass */
+			return r;
 		if (w->msg.type == FDP_PROTO_CONN) {
 			r = take_conn(w, conn);
 			fdp_channel_msg_release(&w->msg);

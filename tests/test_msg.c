@@ -239,6 +239,31 @@ TEST(recv_on_empty_nonblocking_socket_is_eagain)
 	fdp_close_fds(sv, 2);
 }
 
+TEST(recv_after_eagain_keeps_the_capacities_and_takes_the_next_message)
+{
+	int sv[2], fd = open("/dev/null", O_RDONLY | O_CLOEXEC), got[2];
+	char data[16];
+	struct fdp_msg out = {.data = "hello", .len = 5, .fds = &fd, .nfds = 1};
+	struct fdp_msg in = {.data = data, .len = sizeof(data), .fds = got, .nfds = 2};
+
+	CHECK_OK(fd);
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET | SOCK_NONBLOCK, sv));
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EAGAIN);
+	CHECK_INT(in.len, ==, sizeof(data));
+	CHECK_INT(in.nfds, ==, 2);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 5);
+	/* The same struct again: the message arrives whole, nothing dropped. */
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
+	CHECK_INT(in.len, ==, 5);
+	CHECK(memcmp(data, "hello", 5) == 0);
+	CHECK_INT(in.nfds, ==, 1);
+	CHECK_INT(in.flags, ==, 0);
+	CHECK_INT(inode_of(got[0]), ==, inode_of(fd));
+	close(got[0]);
+	close(fd);
+	fdp_close_fds(sv, 2);
+}
+
 TEST(send_on_full_nonblocking_socket_is_eagain)
 {
 	int sv[2];

@@ -178,6 +178,20 @@ TEST(listen_on_a_live_socket_is_eaddrinuse)
 	unlink(name);
 }
 
+TEST(listen_on_a_live_socket_of_another_type_is_eaddrinuse)
+{
+	char name[256];
+	int fd;
+
+	/* The probe for a stale file fails with EPROTOTYPE here: not what the caller is told. */
+	snprintf(name, sizeof(name), "%s/live.sock", fdp_test_tmpdir());
+	fd = fdp_unix_listen(name, SOCK_SEQPACKET, 0600, 4);
+	CHECK_OK(fd);
+	CHECK_INT(fdp_unix_listen(name, SOCK_STREAM, 0600, 4), ==, -EADDRINUSE);
+	close(fd);
+	unlink(name);
+}
+
 TEST(listen_does_not_replace_a_regular_file)
 {
 	char name[256];
