@@ -40,6 +40,22 @@ TEST(status_and_json_report_the_counts)
 	server_free(&s);
 }
 
+TEST(status_json_stays_valid_with_a_quote_or_backslash_in_the_route_key)
+{
+	struct server s;
+	char *out, *err;
+	const char *json[] = {"status", "--json", "--control", NULL, NULL};
+
+	server_start(&s, "--workers", "1", "--policy", "route", "--route-key", "line:1:\"", NULL);
+	json[3] = s.control;
+	CHECK_INT(run_tool(json, &out, &err), ==, 0);
+	CHECK(strstr(out, "\"route\":{\"key\":\"line:1:_\",") != NULL);
+	free(out);
+	free(err);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(status_finds_a_server_on_the_default_control_path)
 {
 	const char *serve[] = {"--workers", "1", NULL};

@@ -121,8 +121,9 @@ int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
 		fdp__route_key_callback(&r->key, rc->key_fn, rc->key_arg);
 	snprintf(r->spec, sizeof(r->spec), "%s", rc->key ? rc->key : "callback");
 	for (char *p = r->spec; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			*p = '_'; /* the status line is space-separated key=value */
+		if (*p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\')
+			*p = '_'; /* the status is space-separated key=value, and `status --json`
+			             quotes */
 	r->timeout_ms = rc->timeout_ms ? rc->timeout_ms : FDP_ROUTE_TIMEOUT_MS;
 	r->max_bytes = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
 	r->max_pending = rc->max_pending ? rc->max_pending : FDP_ROUTE_MAX_PENDING;

@@ -24,6 +24,8 @@
 
 #define MAX_LISTEN 64
 
+#define MAX_WORKERS 1024 /* the master's FDP__MAX_WORKERS */
+
 static const char usage_text[] =
         "usage: fdpass serve [OPTIONS]\n"
         "\n"
@@ -166,7 +168,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->listen[o->nlisten++] = optarg;
 			break;
 		case 'w':
-			if (parse_long(optarg, 1, 1024, &o->workers) < 0)
+			if (parse_long(optarg, 1, MAX_WORKERS, &o->workers) < 0)
 				return bad_value("workers", optarg, "a number from 1 to 1024");
 			break;
 		case 'H':
@@ -445,8 +447,10 @@ int cmd_serve(int argc, char **argv)
 	raise_nofile_limit(nofile, sizeof(nofile));
 	if (o.log_level >= FDP_LOG_DEBUG)
 		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
-	if (o.workers < 1)
+	if (o.workers < 1) /* the CPU count, unless --workers said otherwise */
 		o.workers = 1;
+	if (o.workers > MAX_WORKERS)
+		o.workers = MAX_WORKERS;
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
 	tag = o.exec                              ? FDP_TAG_RAW
@@ -502,9 +506,11 @@ int cmd_serve(int argc, char **argv)
 			        "fdpass serve: control socket %s: another server is running there "
 			        "(stop it, or use --control PATH)\n",
 			        control);
-		else
+		else if (control[0]) /* listeners and routing were checked: the control socket */
 			fprintf(stderr, "fdpass serve: control socket %s: %s\n", control,
 			        fdp_strerror(err));
+		else
+			fprintf(stderr, "fdpass serve: cannot start: %s\n", fdp_strerror(err));
 		return FDPASS_EXIT_FAILURE;
 	}
 	err = fdp_master_run(m);
