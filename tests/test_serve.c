@@ -180,6 +180,25 @@ TEST(hash_ip_moves_few_clients_when_a_worker_is_added)
 	CHECK_INT(moved, ==, to_new);
 }
 
+TEST(http_answers_a_request_whose_lines_end_in_a_bare_lf_and_closes_for_http_1_0)
+{
+	struct server s;
+	char buf[1024];
+	const char *body;
+	int fd;
+
+	server_start(&s, "--workers", "1", NULL);
+	fd = tcp_connect(s.addr, NULL);
+	send_all(fd, "GET / HTTP/1.0\nHost: t\n\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && strstr(body, "worker=0 "));
+	CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+	CHECK_INT(read(fd, buf, sizeof(buf)), ==, 0); /* and the server closed */
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(serves_on_several_listeners_including_unix_and_ipv6)
 {
 	char unix_addr[256], v6[64] = "", buf[1024];

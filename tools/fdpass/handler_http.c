@@ -16,7 +16,8 @@
 static int wants_close(const char *req, const char *end)
 {
 	const char *line = memchr(req, '\n', (size_t)(end - req));
-	int http10 = line && line - req >= 9 && memcmp(line - 9, "HTTP/1.0", 8) == 0;
+	const char *eol = line && line > req && line[-1] == '\r' ? line - 1 : line;
+	int http10 = eol && eol - req >= 8 && memcmp(eol - 8, "HTTP/1.0", 8) == 0;
 	int keep = 0, close_ = 0;
 
 	while (line && line < end) {
@@ -37,15 +38,28 @@ static int wants_close(const char *req, const char *end)
 	return close_ || (http10 && !keep);
 }
 
+/*
+ * The blank line that ends the first header block in [p, p + n), CRLF or a bare LF (which a
+ * server may accept, RFC 9112 section 2.2, as the routing extractors do), and its length.
+ */
+static char *head_end(char *p, size_t n, size_t *len)
+{
+	char *crlf = memmem(p, n, "\r\n\r\n", 4), *lf = memmem(p, n, "\n\n", 2);
+
+	*len = lf && (!crlf || lf < crlf) ? 2 : 4;
+	return *len == 2 ? lf : crlf;
+}
+
 static int http_data(struct fdpass_conn *c)
 {
 	static pid_t pid; /* this worker's, looked up once */
 	struct fdp_worker *w = fdpass_conn_worker(c);
 	char *end;
+	size_t blank;
 
-	while ((end = memmem(c->in, c->inlen, "\r\n\r\n", 4))) {
+	while ((end = head_end(c->in, c->inlen, &blank))) {
 		char peer[FDP_ADDR_STRLEN] = "-", body[256], out[512];
-		size_t used = (size_t)(end + 4 - c->in);
+		size_t used = (size_t)(end + blank - c->in);
 		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c);
 		int nb, n;
 
