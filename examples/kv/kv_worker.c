@@ -30,6 +30,7 @@
 
 struct client {
 	int fd;
+	int acked; /* its acknowledgement has left: safe to read (docs/WORKER.md) */
 	uint64_t id;
 	size_t len;
 	char line[LINE_MAX_];
@@ -106,7 +107,8 @@ static void execute(char *line, char *out, size_t size)
 static void finish(struct fdp_worker *w, int i)
 {
 	fdp_worker_done(w, clients[i]->id);
-	shutdown(clients[i]->fd, SHUT_RDWR);
+	fdp_worker_flush(w); /* usually the master learns before the client sees the close */
+	shutdown(clients[i]->fd, SHUT_WR);
 	close(clients[i]->fd);
 	free(clients[i]);
 	clients[i] = clients[--nclients];
@@ -140,6 +142,15 @@ static int serve(struct client *c)
 	return -1;
 }
 
+/* Once everything written to the master has left, every client taken so far may be read. */
+static void flush(struct fdp_worker *w)
+{
+	if (fdp_worker_flush(w) == 0)
+		for (int i = 0; i < nclients; i++)
+			clients[i]->acked = 1;
+}
+
+/* Take the connections waiting; each is read only once its acknowledgement has left. */
 static int take(struct fdp_worker *w)
 {
 	for (;;) {
@@ -157,10 +168,7 @@ static int take(struct fdp_worker *w)
 			continue;
 		}
 		clients[nclients]->fd = fd;
-		clients[nclients]->id = conn.id;
-		/* The routed client has usually sent its line already: answer it at once. */
-		if (serve(clients[nclients++]) < 0)
-			finish(w, nclients - 1);
+		clients[nclients++]->id = conn.id;
 	}
 }
 
@@ -177,20 +185,26 @@ int main(void)
 	shard = fdp_worker_index(w);
 	if (take(w) < 0)
 		return 1;
-	fdp_worker_flush(w);
+	flush(w);
 	while (!fdp_worker_draining(w) || nclients > 0) {
 		pfd[0] = (struct pollfd){fdp_worker_fd(w),
 		                         POLLIN | (fdp_worker_wants_write(w) ? POLLOUT : 0), 0};
-		for (int i = 0; i < nclients; i++)
-			pfd[i + 1] = (struct pollfd){clients[i]->fd, POLLIN, 0};
+		for (int i = 0; i < nclients; i++) /* fd -1: poll() skips it until it is acked */
+			pfd[i + 1] =
+			        (struct pollfd){clients[i]->acked ? clients[i]->fd : -1, POLLIN, 0};
 		if (poll(pfd, (nfds_t)nclients + 1, -1) < 0 && errno != EINTR)
 			break;
 		for (int i = nclients - 1; i >= 0; i--)
 			if (pfd[i + 1].revents && serve(clients[i]) < 0)
 				finish(w, i);
-		if (pfd[0].revents && take(w) < 0)
+		if (pfd[0].revents && take(w) < 0) {
+			while (nclients > 0) { /* the master is gone: nobody to serve for */
+				close(clients[--nclients]->fd);
+				free(clients[nclients]);
+			}
 			break;
-		fdp_worker_flush(w);
+		}
+		flush(w);
 	}
 	while (nclients > 0)
 		finish(w, nclients - 1);
