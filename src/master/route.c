@@ -36,9 +36,9 @@ enum fdp__route_counter {
 	RC_MAPPED,      /* key found, slot from the map */
 	RC_TIMEOUT,     /* no key by the deadline */
 	RC_TOO_BIG,     /* no key within the byte limit */
-	RC_REJECTED,    /* the extractor refused what the client sent */
+	RC_REJECTED,    /* refused by the extractor, or half-closed with part of a key */
 	RC_OVERFLOW,    /* accepted past the cap on waiting connections */
-	RC_EOF,         /* the client closed (or half-closed) before its key */
+	RC_EOF,         /* the client closed, or reset, before sending anything */
 	RC_UNAVAILABLE, /* held for its slot until the deadline, the slot never took it */
 	RC_DEFAULTED,   /* failures handed to the default worker */
 	RC_CLOSED,      /* failures closed */
