@@ -159,7 +159,6 @@ static int grow(struct fdpass_conn ***v, size_t n, size_t *cap)
 	return 0;
 }
 
-/* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
 /*
  * Drop this worker's reference to a connection it will not finish (the master is gone, or the
  * channel is lost): close() only. The master may re-hand a connection it has no ACK for to
@@ -174,6 +173,7 @@ static void conn_abandon(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 	free(c);
 }
 
+/* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
 static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
                                      const struct fdp_conn *meta)
 {
@@ -353,8 +353,12 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h)
 	int status;
 
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (l.epfd < 0 || epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0)
+	if (l.epfd < 0)
 		return 1;
+	if (epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0) {
+		close(l.epfd);
+		return 1;
+	}
 	/* Connections may have come with the greeting, already read from the socket. */
 	status = take_connections(&l) < 0;
 	while (!status) {
