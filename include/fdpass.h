@@ -36,10 +36,17 @@ const char *fdp_strerror(int err);
 /* ---------------------------------------------------------------------------------------------
  * Message layer: one sendmsg()/recvmsg() carrying data and 0..FDP_MAX_FDS descriptors.
  *
- * On the wire every message starts with one marker byte (FDP_MSG_MARK) followed by the caller's
- * data, so a message always carries at least one byte of ordinary data (a recvmsg() of 0 bytes
- * then unambiguously means end of file) and a message with no data is still a message. The
- * marker is added on send and removed on receive; callers never see it.
+ * On the wire a message is exactly the caller's bytes with its descriptors in one SCM_RIGHTS
+ * control message: nothing is added or removed, so any program that passes descriptors with
+ * sendmsg() is a peer (Python's socket.send_fds, Perl's IO::FDPass, sd_notify). The rules that
+ * used to be kept by a hidden byte are kept in the open:
+ *   - zero bytes with descriptors is a message on SOCK_SEQPACKET and SOCK_DGRAM, and refused
+ *     with -EINVAL on SOCK_STREAM, where the kernel would silently drop the descriptors;
+ *   - zero bytes without descriptors is a message only on SOCK_DGRAM (an empty datagram); it is
+ *     refused elsewhere, since a stream sends nothing and a SOCK_SEQPACKET peer would read end
+ *     of file;
+ *   - a receive is end of file only when it got zero bytes and no descriptor on a
+ *     SOCK_STREAM or SOCK_SEQPACKET socket; a datagram socket has no end of file.
  *
  * On SOCK_SEQPACKET and SOCK_DGRAM one call is one message. On SOCK_STREAM the kernel keeps no
  * message boundaries: use a channel (below), which frames messages, rather than this layer.
@@ -47,9 +54,6 @@ const char *fdp_strerror(int err);
 
 /* Linux's SCM_MAX_FD: the most descriptors one message may carry. */
 #define FDP_MAX_FDS 253
-
-/* The marker byte that opens every message of the message layer. */
-#define FDP_MSG_MARK 0xFD
 
 /* Flags reported in fdp_msg.flags after a receive. */
 #define FDP_MSG_FDS_DROPPED 0x1 /* more descriptors arrived than fit; the extras were closed */
@@ -69,25 +73,27 @@ struct fdp_msg {
 };
 
 /*
- * Send one message: the marker byte, m->len bytes of m->data, and m->nfds descriptors, in one
- * sendmsg() with MSG_NOSIGNAL. Descriptors are duplicated into the message, so the caller still
- * owns m->fds afterwards and normally closes them. flags are extra sendmsg() flags
- * (MSG_DONTWAIT). Returns the number of data bytes sent (m->len unless a SOCK_STREAM send was
- * short, in which case the descriptors went with the first byte and must not be sent again);
- * -EINVAL for more than FDP_MAX_FDS descriptors (before any system call), -EAGAIN when the
- * socket is full, -EPIPE when the peer is gone, or another -errno from sendmsg().
+ * Send one message: m->len bytes of m->data and m->nfds descriptors, in one sendmsg() with
+ * MSG_NOSIGNAL. Descriptors are duplicated into the message, so the caller still owns m->fds
+ * afterwards and normally closes them. flags are extra sendmsg() flags (MSG_DONTWAIT). Returns
+ * the number of data bytes sent (m->len unless a SOCK_STREAM send was short, in which case the
+ * descriptors went with the first byte and must not be sent again); -EINVAL, with nothing sent,
+ * for more than FDP_MAX_FDS descriptors or an empty send the socket's type does not allow
+ * (above); -EAGAIN when the socket is full, -EPIPE when the peer is gone, or another -errno
+ * from sendmsg().
  */
 ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags);
 
 /*
  * Receive one message into m (capacities in m->len and m->nfds). EINTR is retried. Returns 1
- * with a message (m->len data bytes, m->nfds descriptors, now owned by the caller, all
- * close-on-exec), 0 at end of file (the peer closed), or a negative errno:
+ * with a message (m->len data bytes, possibly 0, and m->nfds descriptors, now owned by the
+ * caller, all close-on-exec), 0 at end of file (the peer closed), or a negative errno:
  *   -EAGAIN     nothing to read on a non-blocking socket (or with MSG_DONTWAIT in flags);
  *   -EXFULL     the kernel dropped descriptors (MSG_CTRUNC: the receiver is at RLIMIT_NOFILE,
  *               or a security module refused one); every descriptor of this call was closed,
  *               m->len holds the data that came with them, m->nfds is 0;
- *   -EPROTO     the message did not start with the marker byte; its descriptors were closed.
+ *   -EINVAL     m->len is 0 on a SOCK_STREAM socket that has data waiting (with no room for a
+ *               byte, a message without descriptors cannot be told from end of file).
  * Descriptors beyond the caller's capacity are closed and FDP_MSG_FDS_DROPPED is set; data
  * beyond it is lost and FDP_MSG_DATA_TRUNC is set. Control messages that are not SCM_RIGHTS
  * (SCM_CREDENTIALS, ...) are skipped. When nothing was received (-EAGAIN, -EINVAL, another
@@ -96,15 +102,19 @@ ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags);
 int fdp_msg_recv(int sock, struct fdp_msg *m, int flags);
 
 /*
- * Send one descriptor with no data (one marker byte on the wire). The caller still owns fd.
- * Returns 0, or a negative errno as fdp_msg_send().
+ * Send one descriptor with one zero byte of data: the classic send_fd() that IO::FDPass, Go and
+ * most C programs speak. The caller still owns fd. Returns 0, or a negative errno as
+ * fdp_msg_send(). A peer that wants another byte (Python's multiprocessing.reduction wants the
+ * count of descriptors) is served by fdp_msg_send() with that byte.
  */
 int fdp_send_fd(int sock, int fd);
 
 /*
  * Receive one message and return the single descriptor it carries, now owned by the caller and
- * close-on-exec. Returns -EPIPE at end of file, -EBADMSG (closing everything received) if the
- * message carries data or a number of descriptors other than one, or an error of
+ * close-on-exec. The message may carry zero or one byte of data, of any value (so it takes what
+ * fdp_send_fd(), Python's socket.send_fds() and multiprocessing send). Returns -EPIPE at end of
+ * file, -EBADMSG (closing everything received) if the message carries more than one byte on
+ * SOCK_SEQPACKET or SOCK_DGRAM or a number of descriptors other than one, or an error of
  * fdp_msg_recv().
  */
 int fdp_recv_fd(int sock);

@@ -55,16 +55,49 @@ void fdp_close_fds(int *fds, size_t n)
 	errno = saved;
 }
 
+/* The socket's type (SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM), or a negative errno. */
+static int sock_type(int sock)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	return type;
+}
+
+/*
+ * A send of zero bytes is a message only where the kernel makes it one. A stream socket sends
+ * nothing for zero bytes, so descriptors with them would be silently dropped; a zero-length
+ * record on SOCK_SEQPACKET reads as end of file; only a zero-length datagram is a message of its
+ * own. Returns 0 when a send of zero bytes with nfds descriptors is allowed on sock.
+ */
+static int empty_send_allowed(int sock, size_t nfds)
+{
+	int type = sock_type(sock);
+
+	if (type < 0)
+		return type;
+	if (type == SOCK_DGRAM || (type == SOCK_SEQPACKET && nfds))
+		return 0;
+	return -EINVAL;
+}
+
 ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags)
 {
 	union fdp_ctl ctl;
-	unsigned char mark = FDP_MSG_MARK;
-	struct iovec iov[2] = {{&mark, 1}, {m->data, m->len}};
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = m->len ? 2 : 1};
+	struct iovec iov = {m->data, m->len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
 	if (m->nfds > FDP_MAX_FDS || (m->len && !m->data) || (m->nfds && !m->fds))
 		return -EINVAL;
+	if (m->len == 0) {
+		int r = empty_send_allowed(sock, m->nfds);
+
+		if (r < 0)
+			return r;
+	}
 	if (m->nfds) {
 		struct cmsghdr *c;
 		size_t size = sizeof(int) * m->nfds;
@@ -82,9 +115,7 @@ ssize_t fdp_msg_send(int sock, const struct fdp_msg *m, int flags)
 	do
 		n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n - 1; /* the marker is not the caller's data */
+	return n < 0 ? -errno : n;
 }
 
 /*
@@ -130,11 +161,38 @@ static size_t take_fds(struct msghdr *mh, struct fdp_msg *m, size_t cap)
 	return stored;
 }
 
+/*
+ * recvmsg() returned 0 bytes and no descriptor: end of file, or an empty message? Only a
+ * datagram socket has empty messages (and no end of file). A zero-length SOCK_SEQPACKET record
+ * is what the kernel returns at end of file too, so it reads as one. A stream read with no room
+ * returns 0 whether data is waiting or the peer is gone: a peek tells them apart, and a caller
+ * who gave no room for data waiting gets -EINVAL. Returns 1, 0 or a negative errno.
+ */
+static int empty_recv(int sock, size_t room)
+{
+	int type = sock_type(sock);
+	char byte;
+	ssize_t n;
+
+	if (type < 0)
+		return type;
+	if (type == SOCK_DGRAM)
+		return 1;
+	if (type != SOCK_STREAM || room)
+		return 0;
+	do
+		n = recv(sock, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n == 0 ? 0 : -EINVAL;
+}
+
 int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 {
 	union fdp_ctl ctl;
-	unsigned char mark = 0;
-	struct iovec iov[2] = {{&mark, 1}, {m->data, m->len}};
+	char none;
+	struct iovec iov = {m->len ? m->data : &none, m->len};
 	struct msghdr mh;
 	size_t cap = m->fds ? m->nfds : 0;
 	ssize_t n;
@@ -144,8 +202,8 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 	m->flags = 0;
 	do {
 		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov;
-		mh.msg_iovlen = m->len ? 2 : 1;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
 		mh.msg_control = ctl.buf;
 		mh.msg_controllen = sizeof(ctl.buf);
 		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
@@ -153,27 +211,35 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 	if (n < 0)
 		return -errno; /* nothing received: m keeps its capacities for the next try */
 	m->nfds = take_fds(&mh, m, cap);
-	m->len = n > 0 ? (size_t)n - 1 : 0;
 	if (mh.msg_flags & MSG_TRUNC)
 		m->flags |= FDP_MSG_DATA_TRUNC;
 	if (mh.msg_flags & MSG_CTRUNC) {
 		fdp_close_fds(m->fds, m->nfds);
 		m->nfds = 0;
+		m->len = (size_t)n;
 		return -EXFULL;
 	}
-	if (n == 0 && m->nfds == 0)
-		return 0;
-	if (n == 0 || mark != FDP_MSG_MARK) {
-		fdp_close_fds(m->fds, m->nfds);
-		m->nfds = 0;
-		return -EPROTO;
+	/*
+	 * Descriptors make a message of zero bytes; credentials do not, since a stream socket with
+	 * SO_PASSCRED attaches them to its end of file too.
+	 */
+	if (n == 0 && m->nfds == 0 && m->flags == 0) {
+		int r = empty_recv(sock, m->len);
+
+		if (r < 0)
+			return r; /* nothing taken: m keeps its capacities */
+		m->len = 0;
+		return r;
 	}
+	m->len = (size_t)n;
 	return 1;
 }
 
 int fdp_send_fd(int sock, int fd)
 {
-	struct fdp_msg m = {.fds = &fd, .nfds = 1};
+	/* One zero byte: what most C programs, Go and Perl's IO::FDPass send with a descriptor. */
+	char byte = 0;
+	struct fdp_msg m = {.data = &byte, .len = 1, .fds = &fd, .nfds = 1};
 	ssize_t n = fdp_msg_send(sock, &m, 0);
 
 	return n < 0 ? (int)n : 0;
@@ -190,7 +256,7 @@ int fdp_recv_fd(int sock)
 		return r;
 	if (r == 0)
 		return -EPIPE;
-	if (m.nfds != 1 || m.len != 0 || m.flags) {
+	if (m.nfds != 1 || m.flags) {
 		fdp_close_fds(m.fds, m.nfds);
 		return -EBADMSG;
 	}

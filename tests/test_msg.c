@@ -104,16 +104,124 @@ TEST(message_without_data_arrives_as_zero_bytes_with_its_descriptors)
 	fdp_close_fds(sv, 2);
 }
 
-TEST(message_without_data_or_descriptors_is_not_end_of_file)
+TEST(dgram_message_without_data_arrives_as_zero_bytes_with_its_descriptors)
+{
+	int sv[2], fd, got = -1;
+	char buf[8];
+	struct fdp_msg out = {.fds = &fd, .nfds = 1};
+	struct fdp_msg in = {.data = buf, .len = sizeof(buf), .fds = &got, .nfds = 1};
+
+	CHECK_OK(fdp_socketpair(SOCK_DGRAM, sv));
+	open_many(&fd, 1);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 0);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
+	CHECK_INT(in.len, ==, 0);
+	CHECK_INT(in.nfds, ==, 1);
+	CHECK_INT(inode_of(got), ==, inode_of(fd));
+	close(got);
+	close(fd);
+	fdp_close_fds(sv, 2);
+}
+
+TEST(stream_send_of_descriptors_without_data_is_einval_and_sends_nothing)
+{
+	int sv[2], fd;
+	struct fdp_msg out = {.fds = &fd, .nfds = 1};
+	struct fdp_msg in = {0};
+
+	/* The kernel would send nothing and drop the descriptor without a word. */
+	CHECK_OK(fdp_socketpair(SOCK_STREAM | SOCK_NONBLOCK, sv));
+	open_many(&fd, 1);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, -EINVAL);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EAGAIN);
+	close(fd);
+	fdp_close_fds(sv, 2);
+}
+
+TEST(seqpacket_send_of_nothing_is_einval_since_the_peer_would_read_end_of_file)
 {
 	int sv[2];
 	struct fdp_msg out = {0}, in = {0};
 
-	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET | SOCK_NONBLOCK, sv));
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, -EINVAL);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EAGAIN);
+	fdp_close_fds(sv, 2);
+}
+
+TEST(stream_send_of_nothing_is_einval)
+{
+	int sv[2];
+	struct fdp_msg out = {0};
+
+	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, -EINVAL);
+	fdp_close_fds(sv, 2);
+}
+
+TEST(zero_length_datagram_is_a_message_not_end_of_file)
+{
+	int sv[2];
+	char buf[4];
+	struct fdp_msg out = {0}, in = {.data = buf, .len = sizeof(buf)};
+
+	CHECK_OK(fdp_socketpair(SOCK_DGRAM | SOCK_NONBLOCK, sv));
 	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 0);
 	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
+	CHECK_INT(in.len, ==, 0);
+	CHECK_INT(in.nfds, ==, 0);
+	/* A datagram socket has no end of file: after the peer closes, nothing is waiting. */
+	close(sv[0]);
+	in.len = sizeof(buf);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EAGAIN);
+	close(sv[1]);
+}
+
+TEST(seqpacket_end_of_file_is_zero_with_no_descriptors)
+{
+	int sv[2];
+	char buf[4];
+	struct fdp_msg in = {.data = buf, .len = sizeof(buf)};
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
 	close(sv[0]);
 	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 0);
+	CHECK_INT(in.len, ==, 0);
+	close(sv[1]);
+}
+
+TEST(stream_end_of_file_with_credentials_attached_is_still_end_of_file)
+{
+	int sv[2], on = 1;
+	char buf[4];
+	struct fdp_msg in = {.data = buf, .len = sizeof(buf)};
+
+	/* With SO_PASSCRED the kernel attaches SCM_CREDENTIALS to a stream's end of file too. */
+	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == 0);
+	close(sv[0]);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 0);
+	close(sv[1]);
+}
+
+TEST(stream_recv_with_no_room_for_data_waiting_is_einval_and_takes_nothing)
+{
+	int sv[2];
+	char byte = 'x', buf[4];
+	struct fdp_msg out = {.data = &byte, .len = 1}, in = {0};
+
+	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 1);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EINVAL);
+	in.data = buf;
+	in.len = sizeof(buf);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
+	CHECK_INT(in.len, ==, 1);
+	CHECK_INT(buf[0], ==, 'x');
+	close(sv[0]);
+	in.data = NULL;
+	in.len = 0;
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 0); /* no room, but nothing waits: end of file */
 	close(sv[1]);
 }
 
@@ -220,9 +328,11 @@ TEST(recv_skips_credentials_and_finds_the_descriptors)
 	CHECK_INT(inode_of(got[0]), ==, inode_of(fd));
 	close(got[0]);
 	/* A message with credentials only: nothing is mistaken for a descriptor. */
+	out.data = "c";
+	out.len = 1;
 	out.nfds = 0;
 	in.nfds = 2;
-	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 0);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 1);
 	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
 	CHECK_INT(in.nfds, ==, 0);
 	close(fd);
@@ -303,21 +413,17 @@ TEST(send_after_peer_closed_is_epipe_without_sigpipe)
 	close(sv[0]);
 }
 
-TEST(message_without_the_marker_is_eproto_and_its_fds_are_closed)
+/* One sendmsg() as a program that knows nothing of fdpass writes it: data, then SCM_RIGHTS. */
+static void plain_sendmsg(int sock, const void *data, size_t len, int fd)
 {
-	int sv[2], fd, got = -1;
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl;
-	char byte = 'x';
-	struct iovec iov = {&byte, 1};
+	struct iovec iov = {(void *)data, len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	struct fdp_msg in = {.fds = &got, .nfds = 1};
 	struct cmsghdr *c;
 
-	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
-	open_many(&fd, 1);
 	memset(&ctl, 0, sizeof(ctl));
 	mh.msg_control = ctl.buf;
 	mh.msg_controllen = sizeof(ctl.buf);
@@ -326,23 +432,105 @@ TEST(message_without_the_marker_is_eproto_and_its_fds_are_closed)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	CHECK_INT(sendmsg(sv[0], &mh, 0), ==, 1);
-	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, -EPROTO);
-	CHECK_INT(in.nfds, ==, 0);
+	CHECK_INT(sendmsg(sock, &mh, 0), ==, len);
+}
+
+TEST(message_from_a_plain_sendmsg_arrives_with_exactly_its_bytes)
+{
+	int sv[2], fd, got = -1;
+	char buf[16];
+	struct fdp_msg in = {.data = buf, .len = sizeof(buf), .fds = &got, .nfds = 1};
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	open_many(&fd, 1);
+	plain_sendmsg(sv[0], "\xfdxy", 3, fd);
+	CHECK_INT(fdp_msg_recv(sv[1], &in, 0), ==, 1);
+	CHECK_INT(in.len, ==, 3);
+	CHECK(memcmp(buf, "\xfdxy", 3) == 0);
+	CHECK_INT(in.nfds, ==, 1);
+	CHECK_INT(inode_of(got), ==, inode_of(fd));
+	close(got);
 	close(fd);
 	fdp_close_fds(sv, 2);
 }
 
-TEST(recv_fd_refuses_a_message_with_data_and_closes_its_fd)
+TEST(msg_send_puts_exactly_the_callers_bytes_on_the_wire)
 {
 	int sv[2], fd;
-	char data[] = "x";
-	struct fdp_msg out = {.data = data, .len = 1, .fds = &fd, .nfds = 1};
+	char buf[16];
+	struct fdp_msg out = {.data = "abc", .len = 3, .fds = &fd, .nfds = 1};
 
 	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
 	open_many(&fd, 1);
-	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 1);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 3);
+	close(fd);
+	/* A bare recv(): the descriptor is closed by the kernel with the message's control data. */
+	CHECK_INT(recv(sv[1], buf, sizeof(buf), 0), ==, 3);
+	CHECK(memcmp(buf, "abc", 3) == 0);
+	fdp_close_fds(sv, 2);
+}
+
+TEST(send_fd_puts_one_zero_byte_on_the_wire)
+{
+	int sv[2], fd;
+	char buf[4] = {1, 1, 1, 1};
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	open_many(&fd, 1);
+	CHECK_OK(fdp_send_fd(sv[0], fd));
+	close(fd);
+	CHECK_INT(recv(sv[1], buf, sizeof(buf), 0), ==, 1);
+	CHECK_INT(buf[0], ==, 0);
+	fdp_close_fds(sv, 2);
+}
+
+/* fdp_recv_fd() on a message of len bytes of the value byte with one descriptor. */
+static int recv_fd_after(int type, const char *data, size_t len)
+{
+	int sv[2], fd, got;
+
+	CHECK_OK(fdp_socketpair(type, sv));
+	open_many(&fd, 1);
+	plain_sendmsg(sv[0], data, len, fd);
+	got = fdp_recv_fd(sv[1]);
+	if (got >= 0) {
+		CHECK(fcntl(got, F_GETFD) & FD_CLOEXEC);
+		CHECK_INT(inode_of(got), ==, inode_of(fd));
+		close(got);
+	}
+	close(fd);
+	fdp_close_fds(sv, 2);
+	return got >= 0 ? 0 : got;
+}
+
+TEST(recv_fd_takes_a_descriptor_with_one_byte_of_any_value)
+{
+	CHECK_INT(recv_fd_after(SOCK_SEQPACKET, "\0", 1), ==, 0);
+	CHECK_INT(recv_fd_after(SOCK_SEQPACKET, "\1", 1), ==, 0); /* multiprocessing's count */
+	CHECK_INT(recv_fd_after(SOCK_SEQPACKET, "\xfd", 1), ==, 0);
+	CHECK_INT(recv_fd_after(SOCK_STREAM, "\0", 1), ==, 0);
+	CHECK_INT(recv_fd_after(SOCK_DGRAM, "z", 1), ==, 0);
+}
+
+TEST(recv_fd_takes_a_descriptor_with_no_data_on_seqpacket_and_dgram)
+{
+	CHECK_INT(recv_fd_after(SOCK_SEQPACKET, "", 0), ==, 0);
+	CHECK_INT(recv_fd_after(SOCK_DGRAM, "", 0), ==, 0);
+}
+
+TEST(recv_fd_refuses_a_message_with_two_bytes_and_closes_its_fd)
+{
+	int sv[2], fd;
+	char data[] = "xy";
+	struct fdp_msg out = {.data = data, .len = 2, .fds = &fd, .nfds = 1};
+	int before;
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	open_many(&fd, 1);
+	CHECK_INT(fdp_msg_send(sv[0], &out, 0), ==, 2);
+	before = fdp_test_fd_count();
 	CHECK_INT(fdp_recv_fd(sv[1]), ==, -EBADMSG);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
 	close(fd);
 	fdp_close_fds(sv, 2);
 }
