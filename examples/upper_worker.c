@@ -15,7 +15,7 @@
  *   - abandon connections (master gone) with close() alone: shutdown() would act on a socket
  *     the master may have handed to another worker.
  */
-#include <fdpass.h>
+#include <fdpass_runtime.h>
 
 #include <ctype.h>
 #include <errno.h>

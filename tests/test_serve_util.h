@@ -7,7 +7,7 @@
 #define FDP_TEST_SERVE_UTIL_H
 
 #include "harness.h"
-#include "fdpass.h"
+#include "fdpass_runtime.h"
 
 #include <dirent.h>
 #include <errno.h>

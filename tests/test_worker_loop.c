@@ -202,12 +202,12 @@ TEST(a_connection_is_not_read_until_its_ack_has_left)
 	char x;
 
 	loop_start(&t, &fdpass_handler_echo);
-	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	c1 = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 1);
 	echo_round_trip(c1, "a");
 	/* The master stops reading: the next connection's ACK cannot leave the worker. */
 	fill_towards_master(t.wsock);
-	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO, &s2);
+	c2 = send_conn_keep(t.master, 2, FDPASS_TAG_ECHO, &s2);
 	CHECK_INT(send(c2, "x", 1, MSG_NOSIGNAL), ==, 1);
 	wait_until_held(t.pid, s2);
 	/*
@@ -236,8 +236,8 @@ TEST(a_finished_connection_is_closed_only_once_its_done_has_left)
 	char x;
 
 	loop_start(&t, &fdpass_handler_echo);
-	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
-	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO, NULL);
+	c1 = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
+	c2 = send_conn_keep(t.master, 2, FDPASS_TAG_ECHO, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 2);
 	echo_round_trip(c1, "a");
 	echo_round_trip(c2, "b");
@@ -264,7 +264,7 @@ TEST(a_draining_worker_waits_for_a_slow_master_to_take_its_last_done)
 	char x;
 
 	loop_start(&t, &fdpass_handler_echo);
-	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
+	c1 = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 1);
 	echo_round_trip(c1, "a");
 	fill_towards_master(t.wsock);
@@ -302,11 +302,11 @@ TEST(connections_are_closed_not_shut_down_when_the_master_is_gone)
 	int c1, s1, c2, s2;
 
 	loop_start(&t, &fdpass_handler_echo);
-	c1 = send_conn_keep(t.master, 1, FDP_TAG_ECHO, &s1);
+	c1 = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, &s1);
 	expect_id(&t, FDP_PROTO_ACK, 1);
 	echo_round_trip(c1, "a");
 	fill_towards_master(t.wsock);
-	c2 = send_conn_keep(t.master, 2, FDP_TAG_ECHO,
+	c2 = send_conn_keep(t.master, 2, FDPASS_TAG_ECHO,
 	                    &s2); /* not acknowledged: the master would re-hand it */
 	wait_until_held(t.pid, s2);
 	CHECK_INT(loop_stop(&t), ==, 1);
@@ -328,7 +328,7 @@ TEST(a_finished_connection_ends_for_the_client_though_the_master_still_holds_a_c
 	int c1, s1;
 
 	loop_start(&t, &fdpass_handler_http);
-	c1 = send_conn_keep(t.master, 1, FDP_TAG_HTTP, &s1);
+	c1 = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, &s1);
 	CHECK_INT(send(c1, req, sizeof(req) - 1, MSG_NOSIGNAL), ==, sizeof(req) - 1);
 	for (;;) {
 		ssize_t n;
@@ -378,8 +378,8 @@ TEST(a_drain_serves_a_connection_whose_first_request_comes_after_it)
 
 	/* Handed over just before the drain, the client's request still on its way. */
 	loop_start(&t, &fdpass_handler_http);
-	early = send_conn_keep(t.master, 1, FDP_TAG_HTTP, NULL);
-	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
+	early = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, NULL);
+	http = send_conn_keep(t.master, 2, FDPASS_TAG_HTTP, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 2);
 	http_keep_alive_round_trip(early); /* the worker has read everything so far */
 	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, 0));
@@ -405,8 +405,8 @@ TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
 
 	/* An http worker with an echo connection (a listener's tag=echo) and an http one. */
 	loop_start(&t, &fdpass_handler_http);
-	echo = send_conn_keep(t.master, 1, FDP_TAG_ECHO, NULL);
-	http = send_conn_keep(t.master, 2, FDP_TAG_HTTP, NULL);
+	echo = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
+	http = send_conn_keep(t.master, 2, FDPASS_TAG_HTTP, NULL);
 	expect_id(&t, FDP_PROTO_ACK, 2);
 	echo_round_trip(echo, "a");
 	http_keep_alive_round_trip(http);

@@ -7,8 +7,9 @@
 #define FDP_WORKER_TESTLIB_H
 
 #include "harness.h"
-#include "fdpass.h"
+#include "fdpass_runtime.h"
 #include "proto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

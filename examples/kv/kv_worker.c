@@ -14,7 +14,7 @@
  *   anything else   ->  ERROR <shard> <reason>
  * <shard> is the worker index that answered, so a client can see where its key lives.
  */
-#include <fdpass.h>
+#include <fdpass_runtime.h>
 
 #include <errno.h>
 #include <poll.h>

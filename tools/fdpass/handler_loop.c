@@ -201,9 +201,9 @@ static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
 static const struct fdpass_handler *handler_for(const struct fdpass_worker_loop *l,
                                                 const struct fdpass_conn *c)
 {
-	if (c->meta.tag == FDP_TAG_ECHO)
+	if (c->meta.tag == FDPASS_TAG_ECHO)
 		return &fdpass_handler_echo;
-	if (c->meta.tag == FDP_TAG_HTTP)
+	if (c->meta.tag == FDPASS_TAG_HTTP)
 		return &fdpass_handler_http;
 	return l->h;
 }

@@ -454,8 +454,8 @@ int cmd_serve(int argc, char **argv)
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
 	tag = o.exec                              ? FDP_TAG_RAW
-	      : o.handler == &fdpass_handler_http ? FDP_TAG_HTTP
-	                                          : FDP_TAG_ECHO;
+	      : o.handler == &fdpass_handler_http ? FDPASS_TAG_HTTP
+	                                          : FDPASS_TAG_ECHO;
 	for (size_t i = 0; i < o.nlisten; i++) {
 		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
 		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;

@@ -2,10 +2,14 @@
 #ifndef FDPASS_SERVE_H
 #define FDPASS_SERVE_H
 
-#include "fdpass.h"
+#include "fdpass_runtime.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The protocol tags of the built-in handlers (FDP_TAG_RAW, 0, is an --exec worker's). */
+#define FDPASS_TAG_ECHO 1
+#define FDPASS_TAG_HTTP 2
 
 /* The control socket a server uses when not told: $XDG_RUNTIME_DIR/fdpass.sock, else
  * /tmp/fdpass-$UID.sock. Writes it into buf. */

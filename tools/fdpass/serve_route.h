@@ -2,7 +2,7 @@
 #ifndef FDPASS_SERVE_ROUTE_H
 #define FDPASS_SERVE_ROUTE_H
 
-#include "fdpass.h"
+#include "fdpass_runtime.h"
 
 #define FDPASS_NPOLICIES 4
 extern const char *const fdpass_policy_names[FDPASS_NPOLICIES]; /* by enum fdp_policy */

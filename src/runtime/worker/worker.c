@@ -2,8 +2,9 @@
  * The worker side of the runtime: take connections from the master's channel, acknowledge
  * them (batched), report them finished (batched). See docs/WORKER.md.
  */
-#include "fdpass.h"
+#include "fdpass_runtime.h"
 #include "proto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -53,9 +54,8 @@ static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
 
 		if (k > FDP_PROTO_MAX_IDS)
 			k = FDP_PROTO_MAX_IDS;
-		for (size_t i = 0; i < k; i++)
-			fdp__put64(buf + 8 * i, b->ids[sent + i]);
-		err = fdp_channel_send(w->ch, type, buf, k * 8, NULL, 0, FDP_CHANNEL_MORE);
+		err = fdp_channel_send(w->ch, type, buf, fdp_proto_ids_encode(buf, b->ids + sent, k),
+		                       NULL, 0, FDP_CHANNEL_MORE);
 		if (err < 0)
 			break;
 		sent += k;
@@ -67,18 +67,10 @@ static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
 	return err == -ENOBUFS ? -EAGAIN : err;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for the master's HELLO (it is normally queued before the worker even starts). */
 static int read_hello(struct fdp_worker *w, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = fdp__now_ms() + timeout_ms;
 
 	for (;;) {
 		struct fdp_proto_hello h;
@@ -102,7 +94,7 @@ static int read_hello(struct fdp_worker *w, int timeout_ms)
 			return -EPIPE;
 		if (r != -EAGAIN)
 			return r;
-		left = deadline - now_ms();
+		left = deadline - fdp__now_ms();
 		if (timeout_ms >= 0 && left <= 0)
 			return -ETIMEDOUT;
 		if (poll(&p, 1, timeout_ms < 0 ? -1 : (int)left) < 0 && errno != EINTR)
@@ -128,8 +120,8 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms)
 	err = read_hello(w, timeout_ms);
 	if (err < 0)
 		goto fail;
-	fdp__put32(ready, (uint32_t)getpid());
-	err = fdp_channel_send(w->ch, FDP_PROTO_READY, ready, sizeof(ready), NULL, 0, 0);
+	err = fdp_channel_send(w->ch, FDP_PROTO_READY, ready,
+	                       fdp_proto_ready_encode(ready, (uint32_t)getpid()), NULL, 0, 0);
 	if (err < 0)
 		goto fail;
 	*out = w;
@@ -212,11 +204,11 @@ int fdp_worker_flush(struct fdp_worker *w)
 
 int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = fdp__now_ms() + timeout_ms;
 
 	for (;;) {
 		int err = fdp_worker_flush(w);
-		long long left = deadline - now_ms();
+		long long left = deadline - fdp__now_ms();
 
 		if (err != -EAGAIN)
 			return err;
@@ -232,21 +224,10 @@ int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms)
 /* Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. */
 static int take_conn(struct fdp_worker *w, struct fdp_conn *conn)
 {
-	const unsigned char *p = w->msg.payload;
-	size_t peer_len;
 	int fd;
 
-	if (w->msg.len < FDP_PROTO_CONN_HEADER || w->msg.nfds != 1)
+	if (w->msg.nfds != 1 || fdp_proto_conn_decode(w->msg.payload, w->msg.len, conn) < 0)
 		return -EPROTO;
-	peer_len = fdp__get16(p + 12);
-	if (peer_len > sizeof(conn->peer) || FDP_PROTO_CONN_HEADER + peer_len > w->msg.len)
-		return -EPROTO;
-	memset(conn, 0, sizeof(*conn));
-	conn->id = fdp__get64(p);
-	conn->listener = fdp__get16(p + 8);
-	conn->tag = fdp__get16(p + 10);
-	conn->peer_len = (socklen_t)peer_len;
-	memcpy(&conn->peer, p + FDP_PROTO_CONN_HEADER, peer_len);
 	fd = fdp_channel_msg_take_fd(&w->msg, 0);
 	if (fd < 0)
 		return -EPROTO;

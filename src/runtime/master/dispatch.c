@@ -226,7 +226,7 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 static int handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
-		uint64_t id = fdp__get64(ids + 8 * k);
+		uint64_t id = fdp_proto_id(ids, k);
 		size_t i = 0;
 
 		/* Acknowledgements come in hand-over order, so the match is almost always first. */
@@ -280,21 +280,11 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 	}
 }
 
-/* ACK and DONE carry 1 to FDP_PROTO_MAX_IDS ids of 8 bytes; READY exactly 4 bytes. */
-static int check_payload(const struct fdp_channel_msg *msg)
-{
-	if (msg->type == FDP_PROTO_ACK || msg->type == FDP_PROTO_DONE)
-		return msg->len && msg->len % 8 == 0 && msg->len / 8 <= FDP_PROTO_MAX_IDS ? 0
-		                                                                          : -EPROTO;
-	if (msg->type == FDP_PROTO_READY)
-		return msg->len == FDP_PROTO_READY_SIZE ? 0 : -EPROTO;
-	return 0; /* unknown types are ignored: a newer worker may say more */
-}
-
 static int handle_message(struct fdp_master *m, struct fdp__proc *p,
                           const struct fdp_channel_msg *msg)
 {
-	int err = check_payload(msg);
+	/* Unknown types pass the check and are ignored: a newer worker may say more. */
+	int err = fdp_proto_check(msg->type, msg->payload, msg->len, msg->nfds);
 
 	if (err < 0)
 		return err;

@@ -8,7 +8,12 @@
 #ifndef FDP_ROUTE_H
 #define FDP_ROUTE_H
 
-#include "fdpass.h"
+/* Routing is the master's sub-part: only the master and the program above it use it. */
+#if defined(FDP_LAYER_MECH) || defined(FDP_LAYER_PROTO) || defined(FDP_LAYER_WORKER)
+#error "routing is part of the master: the layers beneath it may not use it"
+#endif
+
+#include "fdpass_runtime.h"
 
 #include <stddef.h>
 #include <stdint.h>

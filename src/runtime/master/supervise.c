@@ -159,9 +159,11 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	p->slot = slot;
 	p->generation = ++s->generation;
 	/* The greeting waits in the socket, so the worker finds it as soon as it starts. */
-	fdp_proto_hello_encode(hello,
-	                       &(struct fdp_proto_hello){FDP_PROTO_VERSION, slot, p->generation});
-	err = fdp_channel_send(p->ch, FDP_PROTO_HELLO, hello, sizeof(hello), NULL, 0, 0);
+	err = fdp_channel_send(p->ch, FDP_PROTO_HELLO, hello,
+	                       fdp_proto_hello_encode(hello, &(struct fdp_proto_hello){
+	                                                             FDP_PROTO_VERSION, slot,
+	                                                             p->generation}),
+	                       NULL, 0, 0);
 	if (err < 0)
 		goto fail_close;
 	p->pid = fork();

@@ -18,6 +18,7 @@
 #include "channel_internal.h"
 #include "channel_reader.h"
 #include "compat.h"
+#include "util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -201,18 +202,6 @@ void fdp__channel_set_read_max(struct fdp_channel *ch, size_t max)
 	ch->read_max = max;
 }
 
-static void put_le16(unsigned char *p, unsigned v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	put_le16(p, v & 0xffff);
-	put_le16(p + 2, v >> 16);
-}
-
 /* Queue a message at the tail; it owns fds from here on. */
 static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, size_t len,
                   const int *fds, size_t nfds, int lent)
@@ -234,10 +223,10 @@ static int q_push(struct fdp_channel *ch, unsigned type, const void *payload, si
 	d = out_data(o);
 	d[0] = FDP_CHANNEL_VERSION;
 	d[1] = 0;
-	put_le16(d + 2, type);
-	put_le16(d + 4, (unsigned)nfds);
-	put_le16(d + 6, 0);
-	put_le32(d + 8, (uint32_t)len);
+	fdp__put16(d + 2, type);
+	fdp__put16(d + 4, (unsigned)nfds);
+	fdp__put16(d + 6, 0);
+	fdp__put32(d + 8, (uint32_t)len);
 	if (len)
 		memcpy(d + FDP_CHANNEL_HEADER_SIZE, payload, len);
 	if (nfds)
@@ -542,14 +531,6 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * -ETOOMANYREFS: this user has more descriptors in flight in Unix sockets than RLIMIT_NOFILE
  * (Linux's too_many_unix_fds()). The socket stays writable, so waiting for POLLOUT would spin;
@@ -560,7 +541,7 @@ static long long now_ms(void)
 
 int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 {
-	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	long long deadline = timeout_ms >= 0 ? fdp__now_ms() + timeout_ms : 0;
 	int backoff = REFS_RETRY_MIN_MS;
 
 	for (;;) {
@@ -570,7 +551,7 @@ int fdp_channel_flush_wait(struct fdp_channel *ch, int timeout_ms)
 		if (r != -EAGAIN && r != -ETOOMANYREFS)
 			return r;
 		if (timeout_ms >= 0) {
-			long long left = deadline - now_ms();
+			long long left = deadline - fdp__now_ms();
 
 			if (left <= 0)
 				return -ETIMEDOUT;

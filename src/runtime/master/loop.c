@@ -25,14 +25,6 @@
 
 #define MAX_EVENTS 256
 
-long long fdp__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
 {
 	char buf[512];

@@ -6,8 +6,15 @@
 #ifndef FDP_MASTER_H
 #define FDP_MASTER_H
 
-#include "fdpass.h"
+/* Only the master's own files see its state (docs/ARCHITECTURE.md, the layers). */
+#if defined(FDP_LAYER_MECH) || defined(FDP_LAYER_PROTO) || defined(FDP_LAYER_WORKER) ||          \
+        defined(FDP_LAYER_ROUTE)
+#error "the master's state is its own: no layer beneath it may include master.h"
+#endif
+
+#include "fdpass_runtime.h"
 #include "route.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -143,7 +150,6 @@ struct fdp_master {
 };
 
 /* loop.c */
-long long fdp__now_ms(void);
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,

@@ -3,31 +3,12 @@
  * whose first byte they came with. No system calls but close(); see channel_reader.h.
  */
 #include "channel_reader.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static uint16_t get_le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void close_all(const int *fds, size_t n)
-{
-	int saved = errno;
-
-	for (size_t i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	errno = saved;
-}
 
 int fdp__reader_init(struct fdp__reader *r, size_t max_payload)
 {
@@ -44,7 +25,7 @@ int fdp__reader_init(struct fdp__reader *r, size_t max_payload)
 static void drop_batches(struct fdp__reader *r)
 {
 	for (size_t i = 0; i < r->nbatch; i++)
-		close_all(r->batch[i].fds, r->batch[i].nfds);
+		fdp_close_fds(r->batch[i].fds, r->batch[i].nfds);
 	r->nbatch = 0;
 }
 
@@ -69,7 +50,7 @@ static size_t current_need(const struct fdp__reader *r)
 {
 	if (r->len - r->pos < FDP_CHANNEL_HEADER_SIZE)
 		return FDP_CHANNEL_HEADER_SIZE;
-	return FDP_CHANNEL_HEADER_SIZE + get_le32(r->buf + r->pos + 8);
+	return FDP_CHANNEL_HEADER_SIZE + fdp__get32(r->buf + r->pos + 8);
 }
 
 void fdp__reader_space(struct fdp__reader *r, unsigned char **p, size_t *space)
@@ -88,20 +69,20 @@ void fdp__reader_space(struct fdp__reader *r, unsigned char **p, size_t *space)
 	*space = r->cap - r->len;
 }
 
-int fdp__reader_commit(struct fdp__reader *r, size_t n, const int *fds, size_t nfds)
+int fdp__reader_commit(struct fdp__reader *r, size_t n, int *fds, size_t nfds)
 {
 	struct fdp__rbatch *b;
 	uint64_t start = r->consumed + (r->len - r->pos);
 
 	if (r->err) {
-		close_all(fds, nfds);
+		fdp_close_fds(fds, nfds);
 		return r->err;
 	}
 	r->len += n;
 	if (nfds == 0)
 		return 0;
 	if (r->nbatch == FDP__READER_BATCHES || nfds > FDP_MAX_FDS || n == 0) {
-		close_all(fds, nfds);
+		fdp_close_fds(fds, nfds);
 		return fdp__reader_fail(r, -EPROTO);
 	}
 	b = &r->batch[r->nbatch++];
@@ -112,7 +93,7 @@ int fdp__reader_commit(struct fdp__reader *r, size_t n, const int *fds, size_t n
 	return 0;
 }
 
-ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, const int *fds,
+ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, int *fds,
                          size_t nfds)
 {
 	unsigned char *p;
@@ -123,7 +104,7 @@ ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, cons
 	if (space > n)
 		space = n;
 	if (space == 0) {
-		close_all(fds, nfds);
+		fdp_close_fds(fds, nfds);
 		return nfds ? fdp__reader_fail(r, -EPROTO) : 0;
 	}
 	memcpy(p, data, space);
@@ -143,13 +124,13 @@ static void claim_batch(struct fdp__reader *r, struct fdp_channel_msg *m)
 /* Is the header at h one a receiver with this payload limit accepts? */
 static int header_ok(size_t max_payload, const unsigned char *h)
 {
-	return h[0] == FDP_CHANNEL_VERSION && h[1] == 0 && get_le16(h + 6) == 0 &&
-	       get_le16(h + 4) <= FDP_MAX_FDS && get_le32(h + 8) <= max_payload;
+	return h[0] == FDP_CHANNEL_VERSION && h[1] == 0 && fdp__get16(h + 6) == 0 &&
+	       fdp__get16(h + 4) <= FDP_MAX_FDS && fdp__get32(h + 8) <= max_payload;
 }
 
 void fdp__packet_drop(struct fdp__packet *pk)
 {
-	close_all(pk->fds + pk->fd_next, pk->nfds - pk->fd_next);
+	fdp_close_fds(pk->fds + pk->fd_next, pk->nfds - pk->fd_next);
 	pk->nfds = pk->fd_next = 0;
 	pk->len = pk->off = 0;
 }
@@ -173,10 +154,10 @@ int fdp__packet_open(struct fdp__packet *pk, size_t max_payload, const unsigned 
 		size_t left = n - off;
 
 		if (left < FDP_CHANNEL_HEADER_SIZE || !header_ok(max_payload, h) ||
-		    get_le32(h + 8) > left - FDP_CHANNEL_HEADER_SIZE)
+		    fdp__get32(h + 8) > left - FDP_CHANNEL_HEADER_SIZE)
 			goto bad; /* a message cut by the packet's end, or trailing garbage */
-		declared += get_le16(h + 4);
-		off += FDP_CHANNEL_HEADER_SIZE + get_le32(h + 8);
+		declared += fdp__get16(h + 4);
+		off += FDP_CHANNEL_HEADER_SIZE + fdp__get32(h + 8);
 		count++;
 	}
 	if (declared != nfds)
@@ -196,10 +177,10 @@ int fdp__packet_next(struct fdp__packet *pk, struct fdp_channel_msg *m)
 	if (pk->off == pk->len)
 		return 0; /* also before any packet: p is NULL then */
 	h = pk->p + pk->off;
-	nfds = get_le16(h + 4);
-	m->type = get_le16(h + 2);
+	nfds = fdp__get16(h + 4);
+	m->type = fdp__get16(h + 2);
 	m->payload = h + FDP_CHANNEL_HEADER_SIZE;
-	m->len = get_le32(h + 8);
+	m->len = fdp__get32(h + 8);
 	m->nfds = nfds;
 	memcpy(m->fds, pk->fds + pk->fd_next, nfds * sizeof(int));
 	pk->fd_next += nfds;
@@ -222,11 +203,11 @@ int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m)
 		return 0;
 	if (!header_ok(r->max_payload, h))
 		return fdp__reader_fail(r, -EPROTO);
-	total = FDP_CHANNEL_HEADER_SIZE + get_le32(h + 8);
+	total = FDP_CHANNEL_HEADER_SIZE + fdp__get32(h + 8);
 	if (avail < total)
 		return 0;
 	end = start + total;
-	nfds = get_le16(h + 4);
+	nfds = fdp__get16(h + 4);
 	m->nfds = 0;
 	if (nfds) {
 		/* The batch must cover this message's first byte and hold exactly its count. */
@@ -236,11 +217,11 @@ int fdp__reader_next(struct fdp__reader *r, struct fdp_channel_msg *m)
 	}
 	/* A batch that ends inside this message came with no message's first byte. */
 	if (r->nbatch && r->batch[0].end <= end) {
-		close_all(m->fds, m->nfds);
+		fdp_close_fds(m->fds, m->nfds);
 		m->nfds = 0;
 		return fdp__reader_fail(r, -EPROTO);
 	}
-	m->type = get_le16(h + 2);
+	m->type = fdp__get16(h + 2);
 	m->payload = h + FDP_CHANNEL_HEADER_SIZE;
 	m->len = total - FDP_CHANNEL_HEADER_SIZE;
 	r->pos += total;

@@ -60,7 +60,7 @@ void fdp__reader_space(struct fdp__reader *r, unsigned char **p, size_t *space);
  * descriptors that came with them; the reader owns fds[0..nfds) now (closes them on error).
  * Returns 0, or -EPROTO (everything closed, reader broken) when too many batches wait.
  */
-int fdp__reader_commit(struct fdp__reader *r, size_t n, const int *fds, size_t nfds);
+int fdp__reader_commit(struct fdp__reader *r, size_t n, int *fds, size_t nfds);
 
 /*
  * Copy data into the reader as if one read returned it with fds (for tests and the fuzzer).
@@ -68,7 +68,7 @@ int fdp__reader_commit(struct fdp__reader *r, size_t n, const int *fds, size_t n
  * messages out with fdp__reader_next() and feed the rest again), or -EPROTO as commit. The
  * reader owns fds afterwards in every case.
  */
-ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, const int *fds,
+ssize_t fdp__reader_feed(struct fdp__reader *r, const void *data, size_t n, int *fds,
                          size_t nfds);
 
 /*

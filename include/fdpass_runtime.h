@@ -1,0 +1,285 @@
+/*
+ * fdpass runtime: the pre-forked master/worker server built on the descriptor-passing
+ * mechanism of fdpass.h (libfdpass_runtime, which links libfdpass).
+ *
+ * Grouped by layer, bottom up: the worker side (what a worker process calls), routing (what
+ * the master may read before it picks a worker), and the master. The conventions of fdpass.h
+ * hold here too: >= 0 on success and a negative errno on failure, no printing, no exits, no
+ * signal dispositions touched, every descriptor close-on-exec, and every comment says who owns
+ * each descriptor afterwards. The master and worker are Linux-only (epoll, signalfd, pidfd).
+ */
+#ifndef FDPASS_RUNTIME_H
+#define FDPASS_RUNTIME_H
+
+/* The mechanism beneath the runtime may not use it (docs/ARCHITECTURE.md, the layers). */
+#ifdef FDP_LAYER_MECH
+#error "the descriptor-passing mechanism may not include the runtime's header"
+#endif
+
+#include "fdpass.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Worker side: what a worker process calls to take connections from its master and report
+ * them finished. Everything is non-blocking and works from any event loop: call
+ * fdp_worker_accept() until it returns -EAGAIN (also once right after fdp_worker_open(): the
+ * channel reads ahead, so connections may already be buffered), then wait for fdp_worker_fd()
+ * to be readable (and writable while fdp_worker_wants_write() says so), and repeat. The wire
+ * protocol is in docs/PROTOCOL.md (part 2), so a worker can also be written in another language.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The environment variable through which an executed worker learns its channel descriptor. */
+#define FDP_WORKER_ENV "FDPASS_CHANNEL_FD"
+
+/*
+ * A protocol tag travels with every connection and tells the worker which protocol to speak on
+ * it, before it has read a byte. Its meaning is the program's: the runtime only carries it. 0 is
+ * "no particular protocol".
+ */
+#define FDP_TAG_RAW 0
+
+struct fdp_worker;
+
+/* Metadata of a connection handed over by the master. */
+struct fdp_conn {
+	uint64_t id;       /* unique within one master's lifetime */
+	unsigned listener; /* index of the listener that accepted it, in --listen order */
+	unsigned tag;      /* FDP_TAG_*: the protocol to speak */
+	socklen_t peer_len;
+	struct sockaddr_storage peer; /* the client's address (peer_len 0 if unknown) */
+};
+
+/*
+ * Open the worker side on a channel socket connected to the master. Takes ownership of sock
+ * (also on failure). Waits up to timeout_ms for the master's greeting (its index and
+ * generation), then tells the master this worker is ready. Returns 0 and sets *out, or
+ * -ETIMEDOUT, -EPROTO (not a master, or another protocol version), -EPIPE (master gone).
+ */
+int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
+
+/*
+ * fdp_worker_open() on the descriptor named by the FDPASS_CHANNEL_FD environment variable.
+ * Also -ENOENT when the variable is missing, -EINVAL when it is not a descriptor number.
+ */
+int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
+
+/*
+ * Close the channel. Connections already taken stay open and owned by the caller. What is
+ * still queued for the master (acknowledgements, reports) is discarded: a worker that exits
+ * calls fdp_worker_flush_wait() first.
+ */
+void fdp_worker_close(struct fdp_worker *w);
+
+/* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
+int fdp_worker_fd(const struct fdp_worker *w);
+
+/* Non-zero while output waits for the channel to become writable. */
+int fdp_worker_wants_write(const struct fdp_worker *w);
+
+/* This worker's slot index (0..workers-1) and generation (1 for the first process in a slot). */
+unsigned fdp_worker_index(const struct fdp_worker *w);
+unsigned fdp_worker_generation(const struct fdp_worker *w);
+
+/*
+ * Take the next connection: returns its socket (owned by the caller from now on; non-blocking,
+ * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
+ * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
+ * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
+ * exit; no more will come), -EPIPE when the master is gone (exit), -EPROTO or -EXFULL when the
+ * channel broke (fdp_channel_recv(); exit), or -ENOMEM (try again later). Read a
+ * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
+ * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
+ */
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
+
+/*
+ * Report connection id finished (the caller closes its socket). Reports are batched: they
+ * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0, or
+ * -ENOMEM when the report could not be queued (the master's count of this worker's open
+ * connections then stays one too high until the worker exits).
+ */
+int fdp_worker_done(struct fdp_worker *w, uint64_t id);
+
+/*
+ * Send batched acknowledgements and reports and write what the channel can. Call it before
+ * waiting. Returns 0 when everything is written, -EAGAIN when output waits for writability,
+ * -EPIPE when the master is gone, -ENOMEM, or the error that broke the channel (-EPROTO,
+ * -EXFULL).
+ */
+int fdp_worker_flush(struct fdp_worker *w);
+
+/*
+ * fdp_worker_flush(), waiting up to timeout_ms (-1: no limit) for the channel to take
+ * everything: what a worker calls before it exits, so its last acknowledgements and reports
+ * reach a master that is slow to read. Returns 0, -ETIMEDOUT (the rest stays queued), or the
+ * error of fdp_worker_flush() (-EPIPE: the master is gone).
+ */
+int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms);
+
+/* Non-zero once the master asked this worker to drain. */
+int fdp_worker_draining(const struct fdp_worker *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * Routing: the master can look at what a client sends before choosing its worker (--policy
+ * route). It peeks (MSG_PEEK) at the start of the stream, so the worker still reads it from its
+ * first byte, until an extractor finds a routing key; the key then picks the worker slot by
+ * consistent hashing, or by an explicit map. Waiting is bounded in time, bytes and number of
+ * connections. docs/ROUTING.md describes the extractors, the map file and the limits.
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a key extractor returns. */
+#define FDP_ROUTE_KEY_MORE   0  /* no key yet: call again when more bytes have arrived */
+#define FDP_ROUTE_KEY_FOUND  1  /* the key is buf[*key_off, *key_off + *key_len), not empty */
+#define FDP_ROUTE_KEY_REJECT -1 /* these bytes will never yield a key */
+
+/*
+ * A key extractor of your own: look at buf[0, len), the first len bytes the client has sent so
+ * far (len grows between calls; the bytes seen before do not change), and return one of
+ * FDP_ROUTE_KEY_*. Called on the master's thread: it must not block.
+ */
+typedef int (*fdp_route_key_fn)(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
+                                size_t *key_len);
+
+/* What happens to a client whose key cannot be found (time-out, too many bytes, rejected). */
+enum fdp_route_fail {
+	FDP_ROUTE_FAIL_CLOSE,   /* close the connection */
+	FDP_ROUTE_FAIL_DEFAULT, /* hand it to the worker slot default_worker */
+};
+
+#define FDP_ROUTE_TIMEOUT_MS  5000 /* defaults of the limits below, when given as 0 */
+#define FDP_ROUTE_MAX_BYTES   8192
+#define FDP_ROUTE_MAX_PENDING 1024
+
+struct fdp_route_config {
+	const char *key; /* extractor spec ("line:2", "http-host", ...), or NULL for key_fn */
+	fdp_route_key_fn key_fn; /* used when key is NULL */
+	void *key_arg;
+	const char *map_path; /* --route-map file read at open, or NULL for hashing only */
+	unsigned timeout_ms;  /* time a client has to send its key */
+	size_t max_bytes;     /* bytes the key must lie within */
+	unsigned max_pending; /* clients waiting for their key at once; past it accept pauses */
+	enum fdp_route_fail on_fail;
+	unsigned default_worker; /* the slot for FDP_ROUTE_FAIL_DEFAULT */
+};
+
+/*
+ * Check a routing configuration for a server of `workers` slots: the spec parses, the map file
+ * reads and names only existing slots, the limits are sane. Returns 0, or -EINVAL (or the
+ * -errno of reading the map) with a one-line reason in err (errlen bytes, always terminated).
+ */
+int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
+                           size_t errlen);
+
+/* ---------------------------------------------------------------------------------------------
+ * Master: the pre-forked server. It owns the listeners, forks the workers (one channel each),
+ * accepts every connection, picks a worker by policy and hands the connection over, keeping its
+ * own copy until the worker acknowledges it. It supervises the workers, reacts to signals, and
+ * answers on a control socket. It logs through a callback and never prints.
+ * ------------------------------------------------------------------------------------------- */
+
+enum fdp_policy {
+	FDP_POLICY_ROUND_ROBIN, /* each worker in turn */
+	FDP_POLICY_LEAST_CONN,  /* the fewest open connections (handed-over ones count at once) */
+	FDP_POLICY_HASH_IP,     /* the client's address picks the slot (consistent hashing) */
+	FDP_POLICY_ROUTE,       /* the client's routing key picks the slot (see Routing above) */
+};
+
+enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
+
+struct fdp_master;
+
+struct fdp_master_config {
+	/* Listening sockets (see fdp_listen()); the master takes them and makes them
+	 * non-blocking (one inherited blocking, from systemd say, is fine). */
+	const int *listeners;
+	size_t nlisteners;
+	unsigned workers; /* worker slots, >= 1 */
+	enum fdp_policy policy;
+	unsigned tag;              /* protocol tag sent with every connection (FDP_TAG_*) */
+	unsigned drain_timeout_ms; /* how long draining workers may take before SIGKILL */
+	const char *control_path;  /* control socket (fdp_unix_listen naming), NULL for none */
+	/*
+	 * What a worker process runs, in the forked child: worker_main(w, arg) and its return
+	 * value is the exit status; or, when worker_main is NULL, exec_argv is executed with the
+	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()). The child is in its own
+	 * process group, every signal unblocked and at its default, and it keeps only descriptors
+	 * 0, 1, 2 and the channel (3; close-on-exec for worker_main): every other one is closed,
+	 * so worker_main reopens what it needs. It is forked from the thread that runs
+	 * fdp_master_run(): only that thread exists in the child, so worker_main must not rely on
+	 * locks other threads of a multithreaded caller might have held (call
+	 * fdp_master_run() before starting threads, or use exec_argv).
+	 */
+	int (*worker_main)(struct fdp_worker *w, void *arg);
+	void *worker_arg;
+	char *const *exec_argv;
+	/*
+	 * Open connections (handed over, not yet reported done) one worker may hold; past it the
+	 * worker is skipped. 0: the soft RLIMIT_NOFILE at fdp_master_run() (which a worker
+	 * inherits) less 64 for the worker's own descriptors (half of it when that is 128 or
+	 * less; at most 2^20), so a worker is never handed a connection it has no descriptor for
+	 * (it would lose its channel and every client).
+	 */
+	unsigned max_conns_per_worker;
+	/* Log sink (called on the master's thread); NULL discards. */
+	void (*log)(void *arg, enum fdp_log_level level, const char *msg);
+	void *log_arg;
+	enum fdp_log_level log_level;
+	/*
+	 * Per listener, each an array of nlisteners entries or NULL: its policy and its protocol
+	 * tag, in place of policy and tag above (which then apply to no listener).
+	 */
+	const enum fdp_policy *listener_policy;
+	const unsigned *listener_tag;
+	/* What FDP_POLICY_ROUTE listeners route by; required when one does (read at open). */
+	const struct fdp_route_config *route;
+	/*
+	 * How long a new worker may take to say READY before it is killed (a reload's successor
+	 * that misses it leaves the old worker serving; a first worker is started again).
+	 * 0: 60000.
+	 */
+	unsigned start_timeout_ms;
+};
+
+/*
+ * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
+ * the control socket. Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, or
+ * a listener that is not listening; -EADDRINUSE: a live server already answers on the control
+ * path).
+ */
+int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
+
+/*
+ * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in every
+ * thread first, before starting other threads (a thread with one unblocked takes it, and the
+ * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
+ * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
+ * replaces every worker. Returns 0 after a stop, or a negative errno if the loop could not run. In
+ * a forked worker it never returns: the child _exit()s with worker_main's status.
+ */
+int fdp_master_run(struct fdp_master *m);
+
+/* Close the master: listeners, control socket (its file is removed), channels. NULL: no-op. */
+void fdp_master_close(struct fdp_master *m);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FDPASS_RUNTIME_H */

@@ -1,0 +1,94 @@
+/*
+ * The runtime's messages between the master and a worker, carried as typed channel messages
+ * (include/fdpass.h, channel layer): the one codec, used by the master, the worker side and
+ * the tests. Every integer is little-endian, as in the channel header. The byte layout is
+ * documented in docs/PROTOCOL.md, part 2; keep them in step.
+ *
+ *   master -> worker                         worker -> master
+ *   HELLO  {version, index, generation}      READY  {pid}
+ *   CONN   {id, listener, tag, peer} + fd    ACK    {id...}   (batched)
+ *   DRAIN  {}                                DONE   {id...}   (batched)
+ */
+#ifndef FDP_PROTO_H
+#define FDP_PROTO_H
+
+/* The runtime's protocol is above the mechanism (docs/ARCHITECTURE.md, the layers). */
+#ifdef FDP_LAYER_MECH
+#error "the mechanism may not use the runtime protocol"
+#endif
+
+#include "fdpass_runtime.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define FDP_PROTO_VERSION 1
+
+enum fdp_proto_type {
+	FDP_PROTO_HELLO = 0x100,
+	FDP_PROTO_READY = 0x101,
+	FDP_PROTO_CONN = 0x102,
+	FDP_PROTO_ACK = 0x103,
+	FDP_PROTO_DONE = 0x104,
+	FDP_PROTO_DRAIN = 0x105,
+};
+
+/* HELLO: 16 bytes. */
+#define FDP_PROTO_HELLO_SIZE 16
+struct fdp_proto_hello {
+	uint16_t version;
+	uint32_t index;
+	uint32_t generation;
+};
+
+/* READY: 4 bytes. */
+#define FDP_PROTO_READY_SIZE 4
+
+/* CONN: 16 bytes of header, then peer_len bytes of the peer's struct sockaddr; one fd. */
+#define FDP_PROTO_CONN_HEADER 16
+#define FDP_PROTO_CONN_MAX    (FDP_PROTO_CONN_HEADER + sizeof(struct sockaddr_storage))
+
+/* ACK and DONE: an array of 8-byte ids; at most this many in one message. */
+#define FDP_PROTO_MAX_IDS 512
+
+/*
+ * How many descriptors a message of this type carries: CONN exactly one, every other known
+ * type none. Unknown types return -1: a newer peer may say more, and its message is skipped.
+ */
+int fdp_proto_fds(unsigned type);
+
+/*
+ * Check a received message of a known type against its layout (size, descriptor count, ids):
+ * 0 when it is well formed or of an unknown type, -EPROTO when not.
+ */
+int fdp_proto_check(unsigned type, const void *payload, size_t len, size_t nfds);
+
+/* HELLO: u16 version, u16 zero, u32 index, u32 generation, u32 zero. Returns the length. */
+size_t fdp_proto_hello_encode(unsigned char buf[FDP_PROTO_HELLO_SIZE],
+                              const struct fdp_proto_hello *h);
+/* 0, or -EPROTO for a payload too short to be a HELLO. */
+int fdp_proto_hello_decode(const void *payload, size_t len, struct fdp_proto_hello *h);
+
+/* READY: u32 pid. Returns the length. */
+size_t fdp_proto_ready_encode(unsigned char buf[FDP_PROTO_READY_SIZE], uint32_t pid);
+/* 0, or -EPROTO for a payload that is not 4 bytes. */
+int fdp_proto_ready_decode(const void *payload, size_t len, uint32_t *pid);
+
+/*
+ * CONN: u64 id, u16 listener, u16 tag, u16 peer_len, u16 zero, peer bytes (a peer longer than
+ * a sockaddr_storage is sent as none). Returns the length, at most FDP_PROTO_CONN_MAX.
+ */
+size_t fdp_proto_conn_encode(unsigned char *buf, uint64_t id, unsigned listener, unsigned tag,
+                             const void *peer, socklen_t peer_len);
+/* Fill conn from a CONN payload: 0, or -EPROTO when it is malformed. */
+int fdp_proto_conn_decode(const void *payload, size_t len, struct fdp_conn *conn);
+
+/* ACK and DONE: n ids (n <= FDP_PROTO_MAX_IDS) into buf (8 * n bytes). Returns the length. */
+size_t fdp_proto_ids_encode(unsigned char *buf, const uint64_t *ids, size_t n);
+/* The number of ids in an ACK or DONE payload (1..FDP_PROTO_MAX_IDS), or -EPROTO. */
+int fdp_proto_ids_count(const void *payload, size_t len);
+/* Id i of an ACK or DONE payload already counted by fdp_proto_ids_count(). */
+uint64_t fdp_proto_id(const void *payload, size_t i);
+
+#endif
