@@ -174,11 +174,27 @@ void fdp_close_fds(int *fds, size_t n);
 
 struct fdp_channel;
 
-/* Limits of a channel; a zero field takes the default. */
+/*
+ * Limits of a channel; a zero field takes the default. size is sizeof(struct
+ * fdp_channel_config) as the caller was compiled: it lets a newer library take an older
+ * program's struct (and refuse a newer one's whose new fields it cannot honour).
+ */
 struct fdp_channel_config {
+	size_t size;
 	size_t max_payload; /* largest payload sent or accepted */
 	size_t high_water;  /* queued messages past which fdp_channel_send() says -ENOBUFS */
+	/*
+	 * How many descriptors a received message of this type may carry; NULL: FDP_MAX_FDS for
+	 * every type (fdp_channel_fds_none: none, for a channel that must carry none). A message
+	 * with more is malformed: fdp_channel_recv() closes them and breaks the channel with
+	 * -EPROTO. Called on the receiving thread for each message that carries any.
+	 */
+	size_t (*max_fds)(void *arg, unsigned type);
+	void *max_fds_arg;
 };
+
+/* A max_fds for struct fdp_channel_config that allows no descriptor on any message. */
+size_t fdp_channel_fds_none(void *arg, unsigned type);
 
 /*
  * A received message. payload stays valid until the next fdp_channel_recv() on its channel or
@@ -195,8 +211,9 @@ struct fdp_channel_msg {
 /*
  * Make a channel on a connected SOCK_SEQPACKET or SOCK_STREAM Unix socket. The channel takes
  * ownership of sock (also on failure: it is closed) and makes it non-blocking. cfg may be NULL
- * and is not kept. Returns 0 and sets *out, or a negative errno (-EINVAL for another socket
- * type or a max_payload over 1 GiB, *out then NULL).
+ * (every default) and is not kept; max_fds_arg must stay valid while the channel is open.
+ * Returns 0 and sets *out, or a negative errno (-EINVAL for another socket type, a
+ * max_payload over 1 GiB or a cfg->size this library does not know; *out then NULL).
  */
 int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg);
 
@@ -236,7 +253,8 @@ uint64_t fdp_channel_sent(const struct fdp_channel *ch);
  * channel is closed. That saves a dup() for a caller that keeps its copy anyway, as the master
  * does until a worker acknowledges a connection.
  *
- * On any negative return the message was not accepted and the caller still owns fds:
+ * On any negative return the message was not accepted and the caller still owns fds (also when
+ * the socket failed for good while this message was leaving: the channel is then broken):
  * -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or later),
  * -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than the
  * socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS descriptors
@@ -324,10 +342,10 @@ struct fdp_accepted {
 
 /*
  * Accept up to max connections from a non-blocking listener with accept4(), each
- * non-blocking and close-on-exec. Returns how many were accepted (0: none waiting), or, when
- * none was, a negative errno: -EMFILE/-ENFILE (out of descriptors: stop accepting for a
- * while rather than spin; the connections stay queued in the kernel), or another error.
- * ECONNABORTED and EINTR are retried.
+ * non-blocking and close-on-exec. Returns how many were accepted (1..max), or, when none was,
+ * a negative errno: -EAGAIN (none waiting: wait for readability), -EMFILE/-ENFILE (out of
+ * descriptors: stop accepting for a while rather than spin; the connections stay queued in
+ * the kernel), or another error. ECONNABORTED and EINTR are retried. max 0 returns 0.
  */
 int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max);
 

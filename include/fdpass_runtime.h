@@ -162,7 +162,13 @@ enum fdp_route_fail {
 #define FDP_ROUTE_MAX_BYTES   8192
 #define FDP_ROUTE_MAX_PENDING 1024
 
+/*
+ * The configuration structs below, like fdpass.h's channel config, start with size: set it to
+ * sizeof the struct, so that a newer library takes an older program's struct (the fields it
+ * lacks are zero, their defaults) and refuses a newer one whose new fields it cannot honour.
+ */
 struct fdp_route_config {
+	size_t size;     /* sizeof(struct fdp_route_config) */
 	const char *key; /* extractor spec ("line:2", "http-host", ...), or NULL for key_fn */
 	fdp_route_key_fn key_fn; /* used when key is NULL */
 	void *key_arg;
@@ -175,8 +181,8 @@ struct fdp_route_config {
 };
 
 /*
- * Check a routing configuration for a server of `workers` slots: the spec parses, the map file
- * reads and names only existing slots, the limits are sane. Returns 0, or -EINVAL (or the
+ * Check a routing configuration for a server of `workers` slots: its size is one this library
+ * knows, the spec parses, the map file reads and names only existing slots, the limits are sane. Returns 0, or -EINVAL (or the
  * -errno of reading the map) with a one-line reason in err (errlen bytes, always terminated).
  */
 int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
@@ -201,6 +207,7 @@ enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
 struct fdp_master;
 
 struct fdp_master_config {
+	size_t size; /* sizeof(struct fdp_master_config) (see struct fdp_route_config) */
 	/* Listening sockets (see fdp_listen()); the master takes them and makes them
 	 * non-blocking (one inherited blocking, from systemd say, is fine). */
 	const int *listeners;
@@ -254,9 +261,12 @@ struct fdp_master_config {
 
 /*
  * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
- * the control socket. Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, or
- * a listener that is not listening; -EADDRINUSE: a live server already answers on the control
- * path).
+ * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
+ * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
+ * here and by fdp_master_run() and must stay valid until fdp_master_close(). Returns 0 and
+ * sets *out, or a negative errno (-EINVAL: a bad config, a size this library does not know,
+ * or a listener that is not listening; -EADDRINUSE: a live server already answers on the
+ * control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

@@ -147,7 +147,7 @@ TEST(stream_writer_interrupted_by_full_socket_resumes_without_duplicating_fds)
 
 static void backpressure(int type)
 {
-	struct fdp_channel_config cfg = {.high_water = 32};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .high_water = 32};
 	struct fdp_channel *tx, *rx;
 	struct sources s;
 	unsigned sent = 0, got = 0;
@@ -194,7 +194,7 @@ static void wait_for_kill(void *arg)
 
 static void peer_dies(int type)
 {
-	struct fdp_channel_config cfg = {.high_water = 16};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .high_water = 16};
 	struct fdp_channel *tx;
 	struct sources s;
 	int sv[2], gate[2], r;
@@ -251,7 +251,7 @@ TEST(send_to_dead_peer_hands_the_message_back)
 
 TEST(closing_a_channel_closes_every_queued_fd)
 {
-	struct fdp_channel_config cfg = {.high_water = 8};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .high_water = 8};
 	struct fdp_channel *tx, *rx;
 	struct sources s;
 	unsigned sent = 0;
@@ -314,7 +314,7 @@ TEST(released_message_closes_the_fds_not_taken)
 
 TEST(send_refuses_bad_arguments_and_caller_keeps_fds)
 {
-	struct fdp_channel_config cfg = {.max_payload = 16};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .max_payload = 16};
 	struct fdp_channel *tx, *rx;
 	static int fds[FDP_MAX_FDS + 1];
 	char payload[17] = "";
@@ -394,7 +394,7 @@ static void drain_in_child(void *arg)
 
 TEST(flush_wait_times_out_then_completes_when_the_reader_drains)
 {
-	struct fdp_channel_config cfg = {.high_water = 64};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .high_water = 64};
 	struct fdp_channel *tx, *rx;
 	struct sources s;
 	unsigned sent = 0;

@@ -197,7 +197,7 @@ static void send_chunk(int sock, const struct chunk *c)
 static void run_case(const struct bad_input *b, int type)
 {
 	static const unsigned char good[] = {H(1, 0, 5, 0, 0, 2), 'o', 'k'};
-	struct fdp_channel_config cfg = {.max_payload = b->max_payload};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .max_payload = b->max_payload};
 	struct fdp_channel *rx;
 	struct fdp_channel_msg m;
 	int sv[2], pending = 0;

@@ -239,7 +239,7 @@ TEST(packing_keeps_to_the_byte_limit_and_a_larger_message_goes_alone)
 TEST(packets_stay_within_one_message_of_the_payload_limit)
 {
 	static struct raw_packet p;
-	struct fdp_channel_config cfg = {.max_payload = 100};
+	struct fdp_channel_config cfg = {.size = sizeof(cfg), .max_payload = 100};
 	struct fdp_channel *tx;
 	struct sources s;
 	unsigned next = 0, count[4] = {0}, n = 0;

@@ -107,7 +107,7 @@ TEST(accept_batch_takes_every_waiting_connection_up_to_max)
 
 	CHECK_OK(lfd);
 	CHECK_OK(fdp_addr_local(lfd, addr, sizeof(addr)));
-	CHECK_INT(fdp_accept_batch(lfd, acc, 8), ==, 0);
+	CHECK_INT(fdp_accept_batch(lfd, acc, 8), ==, -EAGAIN);
 	for (int i = 0; i < 5; i++)
 		clients[i] = connect_to(addr);
 	CHECK_INT(fdp_accept_batch(lfd, acc, 3), ==, 3);

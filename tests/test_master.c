@@ -196,7 +196,8 @@ static int test_worker(struct fdp_worker *w, void *arg)
 
 static struct fdp_master_config config(unsigned workers)
 {
-	return (struct fdp_master_config){.workers = workers, .worker_main = test_worker};
+	return (struct fdp_master_config){
+	        .size = sizeof(struct fdp_master_config), .workers = workers, .worker_main = test_worker};
 }
 
 /* Connect to the server and say a line; returns the socket. */
@@ -433,6 +434,42 @@ TEST(open_makes_a_blocking_listener_non_blocking_and_refuses_one_not_listening)
 	CHECK_INT(fdp_test_fd_count(), ==, before - 1);
 }
 
+TEST(open_refuses_a_config_without_its_size_and_closes_the_listeners)
+{
+	struct fdp_master_config cfg = config(1);
+	struct fdp_master *m;
+	int before = fdp_test_fd_count(), lfd = fdp_listen("127.0.0.1:0", 4);
+
+	CHECK_OK(lfd);
+	cfg.size = 0;
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	CHECK_INT(fdp_master_open(&m, &cfg), ==, -EINVAL);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+}
+
+TEST(open_refuses_a_route_config_without_its_size)
+{
+	struct fdp_master_config cfg = config(1);
+	struct fdp_route_config rc = {.key = "line:1"};
+	enum fdp_policy route = FDP_POLICY_ROUTE;
+	struct fdp_master *m;
+	int lfd = fdp_listen("127.0.0.1:0", 4);
+
+	CHECK_OK(lfd);
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.listener_policy = &route;
+	cfg.route = &rc;
+	cfg.log = no_worker_log;
+	CHECK_INT(fdp_master_open(&m, &cfg), ==, -EINVAL);
+	rc.size = sizeof(rc);
+	lfd = fdp_listen("127.0.0.1:0", 4);
+	CHECK_OK(lfd);
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	fdp_master_close(m);
+}
+
 static void few_descriptors(void)
 {
 	struct rlimit rl = {40, 40};
@@ -606,7 +643,7 @@ TEST(a_key_function_given_through_the_c_api_routes_each_key_to_one_slot)
 {
 	struct server s;
 	struct fdp_master_config cfg = config(3);
-	struct fdp_route_config rc = {.key_fn = first_word};
+	struct fdp_route_config rc = {.size = sizeof(rc), .key_fn = first_word};
 	char map[256];
 	unsigned gamma;
 	FILE *f;

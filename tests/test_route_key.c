@@ -423,9 +423,18 @@ TEST(callback_key_outside_the_buffer_or_empty_is_rejected)
 	          ROUTE_REJECT);
 }
 
-TEST(config_check_names_what_is_wrong)
+TEST(config_check_refuses_a_config_without_its_size)
 {
 	struct fdp_route_config rc = {.key = "line:2"};
+	char err[256];
+
+	CHECK_INT(fdp_route_config_check(&rc, 4, err, sizeof(err)), ==, -EINVAL);
+	CHECK(strstr(err, "0 bytes"));
+}
+
+TEST(config_check_names_what_is_wrong)
+{
+	struct fdp_route_config rc = {.size = sizeof(rc), .key = "line:2"};
 	char err[256];
 
 	CHECK_OK(fdp_route_config_check(&rc, 4, err, sizeof(err)));

@@ -6,7 +6,10 @@
 #ifndef FDP_UTIL_H
 #define FDP_UTIL_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 static inline void fdp__put16(unsigned char *p, uint16_t v)
@@ -49,6 +52,28 @@ static inline long long fdp__now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Copy a caller's configuration, whose first member is its size as the caller was compiled,
+ * into the library's own (dst_size bytes). An older caller's shorter struct leaves the newer
+ * fields zero, which always means their default; a newer caller's longer one is taken when
+ * every byte this library does not know is zero. min is the size of the first published
+ * layout. Returns 0, or -EINVAL (size below min, or a field this library does not know set).
+ */
+static inline int fdp__config_copy(void *dst, size_t dst_size, const void *src, size_t min)
+{
+	size_t size;
+
+	memcpy(&size, src, sizeof(size));
+	if (size < min)
+		return -EINVAL;
+	for (size_t i = dst_size; i < size; i++)
+		if (((const unsigned char *)src)[i])
+			return -EINVAL;
+	memset(dst, 0, dst_size);
+	memcpy(dst, src, size < dst_size ? size : dst_size);
+	return 0;
 }
 
 #endif

@@ -425,7 +425,8 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 int cmd_serve(int argc, char **argv)
 {
 	static const char *const default_listen = "127.0.0.1:8080";
-	struct serve_opts o = {.workers = sysconf(_SC_NPROCESSORS_ONLN),
+	struct serve_opts o = {.route = {.size = sizeof(struct fdp_route_config)},
+	                       .workers = sysconf(_SC_NPROCESSORS_ONLN),
 	                       .backlog = 4096,
 	                       .drain_ms = 10000,
 	                       .start_ms = 60000,
@@ -482,6 +483,7 @@ int cmd_serve(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	exec_argv[2] = (char *)o.exec;
 	err = fdp_master_open(&m, &(struct fdp_master_config){
+	                                  .size = sizeof(struct fdp_master_config),
 	                                  .listeners = fds,
 	                                  .nlisteners = o.nlisten,
 	                                  .workers = (unsigned)o.workers,

@@ -119,13 +119,28 @@ static size_t pack_limit(int sock, size_t max_payload)
 	return limit;
 }
 
-int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *cfg)
+/* The first published layout of struct fdp_channel_config ends with max_fds_arg. */
+#define CONFIG_SIZE_MIN (offsetof(struct fdp_channel_config, max_fds_arg) + sizeof(void *))
+
+size_t fdp_channel_fds_none(void *arg, unsigned type)
 {
+	return 0;
+}
+
+int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channel_config *given)
+{
+	struct fdp_channel_config c = {0}, *cfg = NULL;
 	struct fdp_channel *ch;
 	int type = 0, flags, err;
 	socklen_t len = sizeof(type);
 
 	*out = NULL;
+	if (given) {
+		err = fdp__config_copy(&c, sizeof(c), given, CONFIG_SIZE_MIN);
+		if (err < 0)
+			goto fail;
+		cfg = &c;
+	}
 	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
 		err = -errno;
 		goto fail;
@@ -148,6 +163,8 @@ int fdp_channel_open(struct fdp_channel **out, int sock, const struct fdp_channe
 	ch->packet = type == SOCK_SEQPACKET;
 	ch->max_payload = cfg && cfg->max_payload ? cfg->max_payload : FDP_CHANNEL_MAX_PAYLOAD;
 	ch->high_water = cfg && cfg->high_water ? cfg->high_water : FDP_CHANNEL_HIGH_WATER;
+	ch->max_fds = cfg ? cfg->max_fds : NULL;
+	ch->max_fds_arg = cfg ? cfg->max_fds_arg : NULL;
 	if (ch->packet)
 		ch->pack_max = pack_limit(sock, ch->max_payload);
 	/* A SOCK_SEQPACKET channel parses packets where recvmmsg() put them (channel_recv.c). */
@@ -516,19 +533,21 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 	if (r >= 0 || !is_fatal(r))
 		return 0; /* written or queued: accepted */
 	/*
-	 * The socket failed for good. If this message has not begun to leave, hand it back (the
-	 * caller keeps its descriptors); if it has, it was accepted and is lost with the peer.
+	 * The socket failed for good. Whatever is still queued is at least this message (it is at
+	 * the tail, and earlier ones go first): hand it back, so the caller keeps its descriptors
+	 * as every negative return promises. Part of it may have left: the peer then holds a
+	 * truncated message and the kernel's copies of its descriptors, which it closes as
+	 * malformed; ours are the caller's again.
 	 */
-	if (ch->qlen && !(ch->qlen == 1 && ch->head_off)) {
-		struct out_msg *o = q_at(ch, ch->qlen - 1);
-
-		out_free(o, 0);
-		ch->qlen--;
-		fdp__channel_break(ch, r);
-		return r;
+	if (ch->qlen == 0) {
+		fdp__channel_break(ch, r); /* this message had wholly left: it was accepted */
+		return 0;
 	}
+	out_free(q_at(ch, ch->qlen - 1), 0);
+	if (--ch->qlen == 0)
+		ch->head_off = 0;
 	fdp__channel_break(ch, r);
-	return 0;
+	return r;
 }
 
 /*

@@ -62,6 +62,8 @@ struct fdp_channel {
 	int err;    /* negative errno once broken: nothing more is sent */
 	int eof;
 	size_t max_payload, high_water, read_max;
+	size_t (*max_fds)(void *arg, unsigned type); /* NULL: any number up to FDP_MAX_FDS */
+	void *max_fds_arg;
 	size_t pack_max; /* SEQPACKET: a packet of several messages stays within this many bytes */
 	struct iovec *iov; /* SEQPACKET: WRITE_IOV of them, made on first use */
 	struct out_msg *q; /* ring of queued messages */

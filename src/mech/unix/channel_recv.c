@@ -254,11 +254,17 @@ static int read_some(struct fdp_channel *ch)
 	return nfds < 0 ? recv_break(ch, nfds) : 1;
 }
 
-int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m)
+/* A message with more descriptors than its type may carry is malformed (config max_fds). */
+static int check_fds(struct fdp_channel *ch, struct fdp_channel_msg *m)
 {
-	m->nfds = 0;
-	if (ch->packet)
-		return recv_packet(ch, m);
+	if (m->nfds == 0 || !ch->max_fds || m->nfds <= ch->max_fds(ch->max_fds_arg, m->type))
+		return 1;
+	fdp_channel_msg_release(m);
+	return recv_break(ch, -EPROTO);
+}
+
+static int recv_stream(struct fdp_channel *ch, struct fdp_channel_msg *m)
+{
 	for (;;) {
 		int r = fdp__reader_next(&ch->rd, m);
 
@@ -274,6 +280,15 @@ int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m)
 		else if (r < 0)
 			return r;
 	}
+}
+
+int fdp_channel_recv(struct fdp_channel *ch, struct fdp_channel_msg *m)
+{
+	int r;
+
+	m->nfds = 0;
+	r = ch->packet ? recv_packet(ch, m) : recv_stream(ch, m);
+	return r == 1 ? check_fds(ch, m) : r;
 }
 
 int fdp_channel_msg_take_fd(struct fdp_channel_msg *m, size_t i)

@@ -215,9 +215,9 @@ int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max)
 			/* A client that gave up before we accepted is not our error. */
 			if (err == EINTR || err == ECONNABORTED)
 				continue;
-			if (err == EAGAIN || err == EWOULDBLOCK || n > 0)
+			if (n > 0)
 				break;
-			return -err;
+			return err == EWOULDBLOCK ? -EAGAIN : -err;
 		}
 		a->fd = fd;
 		n++;

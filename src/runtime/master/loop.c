@@ -133,14 +133,38 @@ static int config_check(const struct fdp_master_config *cfg)
 	return 0;
 }
 
-int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg)
-{
-	struct fdp_master *m = calloc(1, sizeof(*m));
-	int err = config_check(cfg);
+/* The first published layout of struct fdp_master_config ends with start_timeout_ms. */
+#define CONFIG_SIZE_MIN (offsetof(struct fdp_master_config, start_timeout_ms) + sizeof(unsigned))
 
+/*
+ * Copy the caller's config and its route config (into *route) by their sizes, so that the
+ * rest of the master reads only structs of this library's layout.
+ */
+static int config_copy(struct fdp_master_config *cfg, struct fdp_route_config *route,
+                       const struct fdp_master_config *given)
+{
+	int err = fdp__config_copy(cfg, sizeof(*cfg), given, CONFIG_SIZE_MIN);
+
+	if (err < 0 || !cfg->route)
+		return err;
+	err = fdp__config_copy(route, sizeof(*route), cfg->route, FDP__ROUTE_CONFIG_SIZE_MIN);
+	cfg->route = route;
+	return err;
+}
+
+int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *given)
+{
+	struct fdp_master_config c, *cfg = &c;
+	struct fdp_route_config route;
+	struct fdp_master *m = calloc(1, sizeof(*m));
+	int err = config_copy(cfg, &route, given);
+
+	if (err == 0)
+		err = config_check(cfg);
 	if (!m || err < 0) {
-		for (size_t i = 0; i < cfg->nlisteners; i++)
-			close(cfg->listeners[i]);
+		/* The listeners follow size in every layout: they are the caller's to give. */
+		for (size_t i = 0; i < given->nlisteners; i++)
+			close(given->listeners[i]);
 		free(m);
 		return m ? err : -ENOMEM;
 	}
@@ -181,6 +205,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
+	m->cfg.route = NULL; /* read above; its copy lived on this stack */
 	*out = m;
 	return 0;
 fail:

@@ -24,6 +24,13 @@ int fdp_proto_fds(unsigned type)
 	}
 }
 
+size_t fdp_proto_max_fds(void *arg, unsigned type)
+{
+	int n = fdp_proto_fds(type);
+
+	return n < 0 ? FDP_MAX_FDS : (size_t)n;
+}
+
 int fdp_proto_check(unsigned type, const void *payload, size_t len, size_t nfds)
 {
 	int want = fdp_proto_fds(type);

@@ -59,6 +59,12 @@ struct fdp_proto_hello {
 int fdp_proto_fds(unsigned type);
 
 /*
+ * fdp_proto_fds() as a channel's max_fds (struct fdp_channel_config): a known type may carry
+ * exactly as many descriptors as it has, an unknown one any number (it is skipped unread).
+ */
+size_t fdp_proto_max_fds(void *arg, unsigned type);
+
+/*
  * Check a received message of a known type against its layout (size, descriptor count, ids):
  * 0 when it is well formed or of an unknown type, -EPROTO when not.
  */

@@ -112,7 +112,9 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms)
 		close(sock);
 		return -ENOMEM;
 	}
-	err = fdp_channel_open(&w->ch, sock, NULL);
+	err = fdp_channel_open(&w->ch, sock, &(struct fdp_channel_config){
+	                                             .size = sizeof(struct fdp_channel_config),
+	                                             .max_fds = fdp_proto_max_fds});
 	if (err < 0) {
 		free(w);
 		return err;

@@ -14,9 +14,14 @@
 #endif
 
 #include "fdpass_runtime.h"
+#include "util.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The first published layout of struct fdp_route_config ends with default_worker. */
+#define FDP__ROUTE_CONFIG_SIZE_MIN                                                                 \
+	(offsetof(struct fdp_route_config, default_worker) + sizeof(unsigned))
 
 /* What an extractor made of the bytes seen so far. */
 enum fdp__route_verdict {

@@ -20,16 +20,21 @@ __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, c
 	return -EINVAL;
 }
 
-int fdp_route_config_check(const struct fdp_route_config *rc, unsigned workers, char *err,
+int fdp_route_config_check(const struct fdp_route_config *given, unsigned workers, char *err,
                            size_t errlen)
 {
+	struct fdp_route_config c, *rc = &c;
 	struct fdp__route_key k;
 	struct fdp__route_map map;
-	size_t max = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
+	size_t max;
 	int r;
 
 	if (errlen)
 		err[0] = '\0';
+	if (fdp__config_copy(&c, sizeof(c), given, FDP__ROUTE_CONFIG_SIZE_MIN) < 0)
+		return bad(err, errlen, "route: a config of %zu bytes, which this library does not know",
+		           given->size);
+	max = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
 	if (rc->key) {
 		r = fdp__route_key_parse(&k, rc->key, err, errlen);
 		if (r < 0)
