@@ -30,7 +30,17 @@ TEST(addr_parse_accepts_ipv4_ipv6_and_unix)
 	check_roundtrip("[::1]:443", "[::1]:443");
 	check_roundtrip("[::]:1", "[::]:1");
 	check_roundtrip("unix:/tmp/x.sock", "unix:/tmp/x.sock");
+#ifndef FDP_PORTABLE
 	check_roundtrip("unix:@abstract", "unix:@abstract");
+#else
+	{
+		struct sockaddr_storage sa;
+		socklen_t len;
+
+		/* Linux's abstract names are switched off with the other Linux-only paths. */
+		CHECK_INT(fdp_addr_parse("unix:@abstract", &sa, &len), ==, -EINVAL);
+	}
+#endif
 }
 
 TEST(addr_parse_rejects_malformed_addresses)

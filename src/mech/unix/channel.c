@@ -404,6 +404,8 @@ static ssize_t write_packets(struct fdp_channel *ch)
 	if (!ch->iov && !(ch->iov = malloc(WRITE_IOV * sizeof(*ch->iov))))
 		return -ENOMEM;
 	npk = plan_packets(ch, pk, FDP_HAVE_SENDMMSG ? WRITE_BATCH : 1, &ctl_size);
+	if (npk == 0)
+		return 0; /* nothing queued */
 	if (ctl_reserve(ch, ctl_size) < 0)
 		return -ENOMEM;
 	memset(mm, 0, npk * sizeof(mm[0]));

@@ -10,10 +10,10 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#if defined(__linux__)
-#define FDP_HAVE_SENDMMSG 1
-#else
-#define FDP_HAVE_SENDMMSG 0
+#include "compat.h"
+
+#if !FDP_HAVE_SENDMMSG
+#define mmsghdr fdp__mmsghdr /* the system's may exist, but goes unused */
 struct mmsghdr {
 	struct msghdr msg_hdr;
 	unsigned msg_len;

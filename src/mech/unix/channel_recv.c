@@ -142,10 +142,10 @@ static int inbox_fill(struct fdp_channel *ch)
 	}
 	do {
 #if FDP_HAVE_SENDMMSG
-		n = recvmmsg(ch->sock, in->mm, batch, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+		n = recvmmsg(ch->sock, in->mm, batch, FDP__MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
 #else
 		ssize_t got =
-		        recvmsg(ch->sock, &in->mm[0].msg_hdr, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		        recvmsg(ch->sock, &in->mm[0].msg_hdr, FDP__MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
 		n = got < 0 ? -1 : 1;
 		in->mm[0].msg_len = got < 0 ? 0 : (unsigned)got;
@@ -237,7 +237,7 @@ static int read_some(struct fdp_channel *ch)
 	do {
 		mh.msg_control = ctl.buf;
 		mh.msg_controllen = sizeof(ctl.buf);
-		n = recvmsg(ch->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		n = recvmsg(ch->sock, &mh, FDP__MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	} while (n < 0 && read_past_reset(&resets));
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;

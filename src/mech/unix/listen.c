@@ -103,6 +103,8 @@ int fdp_addr_parse(const char *addr, struct sockaddr_storage *sa, socklen_t *len
 		un->sun_family = AF_UNIX;
 		memcpy(un->sun_path, path, n);
 		if (path[0] == '@') {
+			if (!FDP_HAVE_ABSTRACT)
+				return -EINVAL; /* a Linux name, where this system has none */
 			un->sun_path[0] = '\0';
 			*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 		} else {
@@ -153,10 +155,10 @@ int fdp_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t 
 static int listen_inet(const struct sockaddr_storage *sa, socklen_t len, int backlog)
 {
 	int one = 1, err;
-	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = fdp__socket(sa->ss_family, SOCK_STREAM | FDP__SOCK_NONBLOCK);
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
 	/* "[::]" means IPv6 only: an IPv4 listener on the same port is a separate --listen. */
@@ -207,8 +209,7 @@ int fdp_accept_batch(int listener, struct fdp_accepted *out, size_t max)
 		int fd;
 
 		a->peer_len = sizeof(a->peer);
-		fd = accept4(listener, (struct sockaddr *)&a->peer, &a->peer_len,
-		             SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = fdp__accept(listener, (struct sockaddr *)&a->peer, &a->peer_len);
 		if (fd < 0) {
 			int err = errno;
 

@@ -206,7 +206,7 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 		mh.msg_iovlen = 1;
 		mh.msg_control = ctl.buf;
 		mh.msg_controllen = sizeof(ctl.buf);
-		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, flags | FDP__MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno; /* nothing received: m keeps its capacities for the next try */

@@ -14,34 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* socket() with close-on-exec, atomically where the system allows. */
-static int unix_socket(int type)
-{
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (!FDP_HAVE_SOCK_CLOEXEC && fdp__set_cloexec(fd) < 0) {
-		int err = errno;
-
-		close(fd);
-		return -err;
-	}
-	return fd;
-}
-
 int fdp_socketpair(int type, int sv[2])
 {
-	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	if (!FDP_HAVE_SOCK_CLOEXEC &&
-	    (fdp__set_cloexec(sv[0]) < 0 || fdp__set_cloexec(sv[1]) < 0)) {
-		int err = errno;
-
-		fdp_close_fds(sv, 2);
-		return -err;
-	}
-	return 0;
+	return fdp__socketpair(AF_UNIX, type, sv);
 }
 
 /* Fill sa from a name ('@' for an abstract name); returns the address length or -errno. */
@@ -57,6 +32,8 @@ static int unix_address(const char *name, struct sockaddr_un *sa, socklen_t *len
 		return -ENAMETOOLONG;
 	memcpy(sa->sun_path, name, n);
 	if (name[0] == '@') {
+		if (!FDP_HAVE_ABSTRACT)
+			return -EINVAL; /* a Linux name, where this system has none */
 		sa->sun_path[0] = '\0'; /* abstract: the length, not a NUL, ends the name */
 		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 	} else {
@@ -75,7 +52,7 @@ static int is_stale_socket(const struct sockaddr_un *sa, socklen_t len, int type
 	int fd, stale = 0, saved = errno;
 
 	if (lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	    (fd = unix_socket(type)) >= 0) {
+	    (fd = fdp__socket(AF_UNIX, type)) >= 0) {
 		stale = connect(fd, (const struct sockaddr *)sa, len) < 0 && errno == ECONNREFUSED;
 		close(fd);
 	}
@@ -93,7 +70,7 @@ int fdp_unix_listen(const char *name, int type, mode_t mode, int backlog)
 	if (err < 0)
 		return err;
 	abstract = name[0] == '@';
-	fd = unix_socket(type);
+	fd = fdp__socket(AF_UNIX, type);
 	if (fd < 0)
 		return fd;
 	/*
@@ -150,7 +127,7 @@ int fdp_unix_connect(const char *name, int type)
 	err = unix_address(name, &sa, &len);
 	if (err < 0)
 		return err;
-	fd = unix_socket(type);
+	fd = fdp__socket(AF_UNIX, type);
 	if (fd < 0)
 		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
