@@ -82,18 +82,21 @@ clean:
 	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) build-fuzz
 
 # The libFuzzer targets (clang), each for FUZZ_SECONDS (default 60): the channel receive parser
-# (seeds in fuzz/corpus) and content routing's parsers (seeds in fuzz/corpus_route_key). New
-# inputs go to $(FUZZ)/corpus*; a crash leaves crash-* in the current directory and fails the
-# target; turn it into a regression test in tests/.
+# (seeds in fuzz/corpus), content routing's parsers (seeds in fuzz/corpus_route_key) and the
+# runtime protocol's codec (seeds in fuzz/corpus_proto). New inputs go to $(FUZZ)/corpus*; a
+# crash leaves crash-* in the current directory and fails the target; turn it into a regression
+# test in tests/.
 FUZZ         ?= build-fuzz
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz:
 	$(CMAKE) -S . -B $(FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFDPASS_FUZZ=ON \
 		-DFDPASS_TESTS=OFF -DFDPASS_BENCH=OFF
-	$(CMAKE) --build $(FUZZ) -j $(JOBS) --target fuzz_channel_recv fuzz_route_key
-	mkdir -p $(FUZZ)/corpus $(FUZZ)/corpus_route_key
+	$(CMAKE) --build $(FUZZ) -j $(JOBS) --target fuzz_channel_recv fuzz_route_key fuzz_proto
+	mkdir -p $(FUZZ)/corpus $(FUZZ)/corpus_route_key $(FUZZ)/corpus_proto
 	./$(FUZZ)/fuzz/fuzz_channel_recv -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 		-print_final_stats=1 $(FUZZ)/corpus fuzz/corpus
 	./$(FUZZ)/fuzz/fuzz_route_key -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 		-print_final_stats=1 $(FUZZ)/corpus_route_key fuzz/corpus_route_key
+	./$(FUZZ)/fuzz/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		-print_final_stats=1 $(FUZZ)/corpus_proto fuzz/corpus_proto
