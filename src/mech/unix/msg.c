@@ -1,6 +1,6 @@
 /*
  * The message layer: one sendmsg()/recvmsg() carrying data and descriptors, with every check
- * the usual hand-written send_fd()/recv_fd() skips (MISSION.md section 2).
+ * the usual hand-written send_fd()/recv_fd() skips (docs/API.md, the message layer).
  */
 #include "fdpass.h"
 #include "compat.h"
