@@ -137,4 +137,8 @@ int fdp__route_map_lookup(const struct fdp__route_map *map, const void *key, siz
 
 void fdp__route_map_free(struct fdp__route_map *map);
 
+/* Write a one-line reason into err (errlen bytes, always terminated) and return -EINVAL. */
+__attribute__((format(printf, 3, 4))) int fdp__route_error(char *err, size_t errlen,
+                                                           const char *fmt, ...);
+
 #endif

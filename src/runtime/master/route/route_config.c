@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
+int fdp__route_error(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -32,7 +32,7 @@ int fdp_route_config_check(const struct fdp_route_config *given, unsigned worker
 	if (errlen)
 		err[0] = '\0';
 	if (fdp__config_copy(&c, sizeof(c), given, FDP__ROUTE_CONFIG_SIZE_MIN) < 0)
-		return bad(err, errlen, "route: a config of %zu bytes, which this library does not know",
+		return fdp__route_error(err, errlen, "route: a config of %zu bytes, which this library does not know",
 		           given->size);
 	max = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
 	if (rc->key) {
@@ -40,23 +40,23 @@ int fdp_route_config_check(const struct fdp_route_config *given, unsigned worker
 		if (r < 0)
 			return r;
 	} else if (!rc->key_fn) {
-		return bad(err, errlen, "route: neither a key spec nor a key callback");
+		return fdp__route_error(err, errlen, "route: neither a key spec nor a key callback");
 	} else {
 		fdp__route_key_callback(&k, rc->key_fn, rc->key_arg);
 	}
 	if (max > (1u << 24))
-		return bad(err, errlen, "route: max bytes %zu above the limit of 16 MiB", max);
+		return fdp__route_error(err, errlen, "route: max bytes %zu above the limit of 16 MiB", max);
 	if ((k.kind == ROUTE_PREFIX && k.n > max) ||
 	    (k.kind == ROUTE_LENGTH_PREFIXED && k.n >= max))
-		return bad(err, errlen, "route key \"%s\": needs more than the %zu bytes allowed",
+		return fdp__route_error(err, errlen, "route key \"%s\": needs more than the %zu bytes allowed",
 		           rc->key, max);
 	if (rc->max_pending > 1000000)
-		return bad(err, errlen, "route: max pending %u above the limit of 1000000",
+		return fdp__route_error(err, errlen, "route: max pending %u above the limit of 1000000",
 		           rc->max_pending);
 	if (rc->on_fail != FDP_ROUTE_FAIL_CLOSE && rc->on_fail != FDP_ROUTE_FAIL_DEFAULT)
-		return bad(err, errlen, "route: unknown failure action %d", (int)rc->on_fail);
+		return fdp__route_error(err, errlen, "route: unknown failure action %d", (int)rc->on_fail);
 	if (rc->on_fail == FDP_ROUTE_FAIL_DEFAULT && rc->default_worker >= workers)
-		return bad(err, errlen, "route: default worker %u out of range (%u workers)",
+		return fdp__route_error(err, errlen, "route: default worker %u out of range (%u workers)",
 		           rc->default_worker, workers);
 	if (rc->map_path) {
 		r = fdp__route_map_load(&map, rc->map_path, workers, k.fold_case, err, errlen);

@@ -14,13 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, const char *arg)
-{
-	if (errlen)
-		snprintf(err, errlen, fmt, arg);
-	return -EINVAL;
-}
-
 /* A decimal number in [lo, hi] filling all of s..end. */
 static int parse_uint(const char *s, const char *end, unsigned long lo, unsigned long hi,
                       unsigned long *out)
@@ -54,11 +47,11 @@ static int parse_line_spec(struct fdp__route_key *k, const char *arg, char *err,
 	unsigned long n;
 
 	if (parse_uint(arg, end, 1, 1000, &n) < 0)
-		return fail(err, errlen, "route key \"line:%s\": the token must be 1..1000", arg);
+		return fdp__route_error(err, errlen, "route key \"line:%s\": the token must be 1..1000", arg);
 	k->token = (unsigned)n;
 	if (colon) {
 		if (strlen(colon + 1) != 1 || colon[1] == '\r' || colon[1] == '\n')
-			return fail(err, errlen,
+			return fdp__route_error(err, errlen,
 			            "route key \"line:%s\": the delimiter must be one character "
 			            "other than CR and LF",
 			            arg);
@@ -78,7 +71,7 @@ int fdp__route_key_parse(struct fdp__route_key *k, const char *spec, char *err, 
 	if (errlen)
 		err[0] = '\0';
 	if (!spec || !*spec)
-		return fail(err, errlen, "%sroute key: empty spec", "");
+		return fdp__route_error(err, errlen, "%sroute key: empty spec", "");
 	if (arg)
 		arg++;
 #define IS(name) (name_len == sizeof(name) - 1 && !memcmp(spec, name, name_len))
@@ -99,13 +92,13 @@ int fdp__route_key_parse(struct fdp__route_key *k, const char *spec, char *err, 
 		k->kind = ROUTE_HTTP_HEADER;
 		k->header_len = strlen(arg);
 		if (!k->header_len || k->header_len > FDP__ROUTE_HEADER_MAX)
-			return fail(err, errlen,
+			return fdp__route_error(err, errlen,
 			            "route key \"%s\": the header name must be 1..64 "
 			            "characters",
 			            spec);
 		for (size_t i = 0; i < k->header_len; i++)
 			if (!is_tchar((unsigned char)arg[i]))
-				return fail(err, errlen,
+				return fdp__route_error(err, errlen,
 				            "route key \"%s\": not a valid header name", spec);
 		memcpy(k->header, arg, k->header_len + 1);
 		if (k->header_len == 4 && !strncasecmp(arg, "host", 4)) {
@@ -117,7 +110,7 @@ int fdp__route_key_parse(struct fdp__route_key *k, const char *spec, char *err, 
 	if (IS("prefix") && arg) {
 		k->kind = ROUTE_PREFIX;
 		if (parse_uint(arg, arg + strlen(arg), 1, 1u << 20, &n) < 0)
-			return fail(err, errlen, "route key \"%s\": N must be 1..1048576", spec);
+			return fdp__route_error(err, errlen, "route key \"%s\": N must be 1..1048576", spec);
 		k->n = n;
 		return 0;
 	}
@@ -125,7 +118,7 @@ int fdp__route_key_parse(struct fdp__route_key *k, const char *spec, char *err, 
 		k->kind = ROUTE_LENGTH_PREFIXED;
 		k->n = 2;
 		if (arg && (parse_uint(arg, arg + strlen(arg), 1, 4, &n) < 0 || n == 3))
-			return fail(err, errlen,
+			return fdp__route_error(err, errlen,
 			            "route key \"%s\": the length's width must be 1, 2 or 4 bytes",
 			            spec);
 		if (arg)
@@ -133,7 +126,7 @@ int fdp__route_key_parse(struct fdp__route_key *k, const char *spec, char *err, 
 		return 0;
 	}
 #undef IS
-	return fail(err, errlen,
+	return fdp__route_error(err, errlen,
 	            "route key \"%s\": unknown (line[:N[:C]], http-host, http-path, "
 	            "http-header:NAME, prefix:N, length-prefixed[:1|2|4])",
 	            spec);

@@ -23,19 +23,6 @@
 
 #define MAP_MAX_BYTES (64u << 20) /* a map file larger than this is refused */
 
-__attribute__((format(printf, 3, 4))) static int map_error(char *err, size_t errlen,
-                                                           const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static int cmp_bytes(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
 {
 	int c = memcmp(a, b, alen < blen ? alen : blen);
@@ -100,7 +87,7 @@ static int check_duplicates(const struct fdp__route_map_entry *v, size_t n, int 
 		const struct fdp__route_map_entry *a = &v[i - 1], *b = &v[i];
 
 		if (a->len == b->len && !memcmp(a->key, b->key, a->len))
-			return map_error(err, errlen,
+			return fdp__route_error(err, errlen,
 			                 "line %u: %s \"%.*s%s\" already given on line %u",
 			                 a->line > b->line ? a->line : b->line,
 			                 prefix ? "prefix" : "key", (int)a->len, a->key,
@@ -134,20 +121,20 @@ static int parse_line(struct fdp__route_map *map, size_t caps[2], const char *s,
 	while (i < n && is_space(s[i]))
 		i++;
 	if (is == ie || s[is] == '#')
-		return map_error(err, errlen, "line %u: \"%.*s\" has no worker index", lineno,
+		return fdp__route_error(err, errlen, "line %u: \"%.*s\" has no worker index", lineno,
 		                 (int)(ke - ks), s + ks);
 	if (i < n && s[i] != '#')
-		return map_error(err, errlen, "line %u: unexpected \"%.*s\" after the worker index",
+		return fdp__route_error(err, errlen, "line %u: unexpected \"%.*s\" after the worker index",
 		                 lineno, (int)(n - i), s + i);
 	for (size_t j = is; j < ie; j++) {
 		if (s[j] < '0' || s[j] > '9' || slot > 1000000)
-			return map_error(err, errlen,
+			return fdp__route_error(err, errlen,
 			                 "line %u: worker index \"%.*s\" is not a number", lineno,
 			                 (int)(ie - is), s + is);
 		slot = slot * 10 + (unsigned long)(s[j] - '0');
 	}
 	if (slots && slot >= slots)
-		return map_error(err, errlen, "line %u: worker index %lu out of range (%u workers)",
+		return fdp__route_error(err, errlen, "line %u: worker index %lu out of range (%u workers)",
 		                 lineno, slot, slots);
 	if (s[ke - 1] == '*')
 		r = add_entry(&map->prefix, &map->nprefix, &caps[1], s + ks, ke - ks - 1,
@@ -174,7 +161,7 @@ int fdp__route_map_parse(struct fdp__route_map *map, const char *text, size_t le
 
 		lineno++;
 		if (memchr(text + at, '\0', end - at))
-			r = map_error(err, errlen, "line %u: contains a NUL byte", lineno);
+			r = fdp__route_error(err, errlen, "line %u: contains a NUL byte", lineno);
 		else
 			r = parse_line(map, caps, text + at, end - at, lineno, slots, fold_case,
 			               err, errlen);
