@@ -257,3 +257,30 @@ TEST(unclaimed_fds_of_a_partial_message_close_with_the_channel)
 	fdp_channel_close(rx);
 	close(sv[0]);
 }
+
+TEST(zero_length_packet_from_a_live_peer_is_eproto_not_end_of_file)
+{
+	struct fdp_channel *rx;
+	struct fdp_channel_msg m;
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&rx, sv[1], NULL));
+	CHECK_INT(send(sv[0], "", 0, MSG_NOSIGNAL), ==, 0); /* a packet of no bytes, peer alive */
+	CHECK_INT(fdp_channel_recv(rx, &m), ==, -EPROTO);
+	fdp_channel_close(rx);
+	close(sv[0]);
+}
+
+TEST(seqpacket_peer_that_closes_is_end_of_file)
+{
+	struct fdp_channel *rx;
+	struct fdp_channel_msg m;
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&rx, sv[1], NULL));
+	close(sv[0]);
+	CHECK_INT(fdp_channel_recv(rx, &m), ==, 0);
+	fdp_channel_close(rx);
+}

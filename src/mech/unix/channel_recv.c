@@ -8,6 +8,7 @@
 #include "compat.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +161,18 @@ static int inbox_fill(struct fdp_channel *ch)
 }
 
 /*
+ * A SOCK_SEQPACKET read of 0 bytes is end of file, or a zero-length packet: the kernel returns
+ * the same for both. Only a peer that has closed makes the socket hang up, so ask poll(); a
+ * live peer that sends an empty packet sends a malformed one (every packet holds a header).
+ */
+static int peer_closed(int sock)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+/*
  * Make the next received packet the current one. Returns 1, 0 at end of file, or a negative
  * errno with everything closed and the channel broken.
  */
@@ -172,6 +185,8 @@ static int inbox_open(struct fdp_channel *ch)
 	if (nfds < 0)
 		return nfds;
 	if (mm->msg_len == 0 && nfds == 0) {
+		if (!peer_closed(ch->sock))
+			return recv_break(ch, -EPROTO);
 		ch->eof = 1; /* recvmmsg() fills the slots after end of file with more of it */
 		inbox_drop(in);
 		return 0;
