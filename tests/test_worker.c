@@ -1,5 +1,6 @@
 /* The worker side, against a hand-driven master end of the channel. */
 #include "worker_testlib.h"
+#include "worker_internal.h"
 
 /* A protocol tag: the runtime only carries it, whatever its value. */
 #define TAG_ANY 2
@@ -295,4 +296,40 @@ TEST(flush_wait_says_epipe_when_the_master_is_gone)
 	CHECK_INT(fdp_worker_flush_wait(p.w, 5000), <, 0);
 	CHECK_INT(fdp_worker_flush_wait(p.w, 5000), !=, -ETIMEDOUT);
 	fdp_worker_close(p.w);
+}
+
+TEST(a_connection_without_room_for_its_ack_stays_with_the_master_until_there_is_room)
+{
+	struct pair p;
+	struct fdp_conn c;
+	int c1, c2, fd1, fd2, before;
+
+	open_pair(&p);
+	fdp__worker_limit_acks(p.w, 1); /* room for one ACK, as if memory ran out past it */
+	c1 = send_conn(&p, 1);
+	c2 = send_conn(&p, 2);
+	fd1 = accept_wait(p.w, &c);
+	CHECK_OK(fd1);
+	before = fdp_test_fd_count();
+	/* No room for the second's ACK: it is not taken (nor closed), so no client hangs. */
+	CHECK_INT(fdp_worker_accept(p.w, &c), ==, -ENOMEM);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+	CHECK_OK(fdp_worker_flush(p.w)); /* the first ACK leaves and makes room */
+	fd2 = fdp_worker_accept(p.w, &c);
+	CHECK_OK(fd2);
+	CHECK_INT(c.id, ==, 2);
+	CHECK_OK(fdp_worker_flush(p.w));
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACK);
+	CHECK_INT(fdp__get64(msg.payload), ==, 1);
+	fdp_channel_msg_release(&msg);
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACK);
+	CHECK_INT(fdp__get64(msg.payload), ==, 2);
+	fdp_channel_msg_release(&msg);
+	close(fd1);
+	close(fd2);
+	close(c1);
+	close(c2);
+	close_pair(&p);
 }

@@ -5,6 +5,7 @@
 #include "fdpass_runtime.h"
 #include "proto.h"
 #include "util.h"
+#include "worker_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,29 +18,47 @@
 struct id_batch {
 	uint64_t *ids;
 	size_t n, cap;
+	size_t cap_max; /* 0: no limit but memory's (tests set one: fdp__worker_limit_acks()) */
 };
 
 struct fdp_worker {
 	struct fdp_channel *ch;
 	unsigned index, generation;
 	int draining, gone;
+	int held; /* msg is a CONN kept after -ENOMEM: the next accept takes it again */
 	struct id_batch acks, dones;
 	struct fdp_channel_msg msg;
 };
 
+/* Room for one more id in b: 0, or -ENOMEM with b unchanged. */
+static int batch_reserve(struct id_batch *b)
+{
+	size_t cap = b->cap ? b->cap * 2 : 64;
+	uint64_t *ids;
+
+	if (b->n < b->cap)
+		return 0;
+	if (b->cap_max && cap > b->cap_max)
+		cap = b->cap_max;
+	if (cap <= b->cap || !(ids = realloc(b->ids, cap * sizeof(*ids))))
+		return -ENOMEM;
+	b->ids = ids;
+	b->cap = cap;
+	return 0;
+}
+
 static int batch_push(struct id_batch *b, uint64_t id)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		uint64_t *ids = realloc(b->ids, cap * sizeof(*ids));
+	int err = batch_reserve(b);
 
-		if (!ids)
-			return -ENOMEM;
-		b->ids = ids;
-		b->cap = cap;
-	}
-	b->ids[b->n++] = id;
-	return 0;
+	if (err == 0)
+		b->ids[b->n++] = id;
+	return err;
+}
+
+void fdp__worker_limit_acks(struct fdp_worker *w, size_t max)
+{
+	w->acks.cap_max = max;
 }
 
 /* Queue b's ids on the channel in messages of at most FDP_PROTO_MAX_IDS; keep what won't fit. */
@@ -151,6 +170,8 @@ void fdp_worker_close(struct fdp_worker *w)
 {
 	if (!w)
 		return;
+	if (w->held)
+		fdp_channel_msg_release(&w->msg);
 	fdp_channel_close(w->ch);
 	free(w->acks.ids);
 	free(w->dones.ids);
@@ -223,20 +244,23 @@ int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms)
 	}
 }
 
-/* Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. */
+/*
+ * Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. Room for
+ * its ACK is made first: a connection taken without one queued would wait for a master that
+ * never hears of it. -ENOMEM takes nothing.
+ */
 static int take_conn(struct fdp_worker *w, struct fdp_conn *conn)
 {
 	int fd;
 
 	if (w->msg.nfds != 1 || fdp_proto_conn_decode(w->msg.payload, w->msg.len, conn) < 0)
 		return -EPROTO;
+	if (batch_reserve(&w->acks) < 0)
+		return -ENOMEM;
 	fd = fdp_channel_msg_take_fd(&w->msg, 0);
 	if (fd < 0)
 		return -EPROTO;
-	if (batch_push(&w->acks, conn->id) < 0) {
-		close(fd);
-		return -ENOMEM;
-	}
+	batch_push(&w->acks, conn->id); /* cannot fail: room was made */
 	return fd;
 }
 
@@ -247,7 +271,8 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 
 		if (w->gone)
 			return -EPIPE;
-		r = fdp_channel_recv(w->ch, &w->msg);
+		r = w->held ? 1 : fdp_channel_recv(w->ch, &w->msg);
+		w->held = 0;
 		if (r == -EAGAIN) {
 			r = fdp_worker_flush(w);
 			if (r < 0 && r != -EAGAIN)
@@ -262,6 +287,10 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 			return r;
 		if (w->msg.type == FDP_PROTO_CONN) {
 			r = take_conn(w, conn);
+			if (r == -ENOMEM) {
+				w->held = 1; /* the connection stays in the message for the next try */
+				return r;
+			}
 			fdp_channel_msg_release(&w->msg);
 			return r;
 		}
