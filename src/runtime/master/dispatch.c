@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front)
@@ -405,6 +406,18 @@ static void flush_later(struct fdp_master *m, struct fdp__proc *p, int err)
 	p->retry_at = fdp__now_ms() + p->retry_ms;
 }
 
+/* Watch p's channel for writability only while it has something queued to send. */
+static void watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
+{
+	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
+
+	if (!p->ch || want == p->epollout)
+		return;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
+		p->epollout = want;
+}
+
 /* Move the first worker to the end of the list (the next round flushes it last). */
 static void rotate_procs(struct fdp_master *m)
 {
@@ -441,7 +454,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 			         (int)p->pid);
 			p->retry_ms = 0;
 		}
-		fdp__watch_proc_output(m, p);
+		watch_proc_output(m, p);
 	}
 	/*
 	 * The worker flushed first is woken first and finishes first, round after round: under

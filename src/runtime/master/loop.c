@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,53 +23,6 @@
 #include <unistd.h>
 
 #define MAX_EVENTS 256
-
-void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	if (!m->cfg.log || level > m->cfg.log_level || m->in_child)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	m->cfg.log(m->cfg.log_arg, level, buf);
-}
-
-void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
-                      const char *fmt, ...)
-{
-	long long now = fdp__now_ms();
-	char buf[400];
-	va_list ap;
-
-	if (now < rl->next_ms) {
-		rl->held++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (rl->held)
-		fdp__log(m, level, "%s (and %u more like it in the last %d s)", buf, rl->held,
-		         FDP__LOG_INTERVAL_MS / 1000);
-	else
-		fdp__log(m, level, "%s", buf);
-	rl->held = 0;
-	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
-}
-
-void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
-{
-	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
-	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
-
-	if (!p->ch || want == p->epollout)
-		return;
-	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
-		p->epollout = want;
-}
 
 static void listener_watch(struct fdp_master *m, struct fdp__listener *l, int on)
 {

@@ -149,12 +149,11 @@ struct fdp_master {
 	struct fdp__hashring ip_ring;
 };
 
-/* loop.c */
+/* log.c */
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p);
 
 /* ring (dispatch.c) */
 int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front);
