@@ -160,13 +160,13 @@ void fdp_master_close(struct fdp_master *m)
 		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
-		fdp__ring_free(&p->inflight);
+		fdp__conns_free_proc(p);
 		free(p);
 	}
 	fdp__free_dead(m);
 	fdp__route_close(m);
 	fdp__hashring_free(&m->ip_ring);
-	fdp__ring_free(&m->pending);
+	fdp__conns_free(m);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
 	if (m->epfd >= 0)
@@ -242,7 +242,7 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING &&
+		int on = !m->stopping && m->conns.pending.n < FDP__MAX_PENDING &&
 		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
@@ -310,7 +310,7 @@ int fdp_master_run(struct fdp_master *m)
 		int n;
 
 		fdp__supervise_timers(m, now, &next);
-		fdp__expire_pending(m, now, &next);
+		fdp__conns_expire_pending(m, now, &next);
 		fdp__route_timers(m, now, &next);
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
@@ -319,22 +319,20 @@ int fdp_master_run(struct fdp_master *m)
 		for (int phase = 0; phase < 3; phase++)
 			for (int i = 0; i < n; i++)
 				handle_event(m, &evs[i], phase);
-		fdp__dispatch_pending(m);
-		fdp__route_dispatch(m);
+		fdp__conns_dispatch_pending(m);
+		fdp__conns_dispatch_held(m);
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
 		fdp__free_dead(m);
 	}
-	while (m->pending.n) {
-		fdp__close_conn(m, fdp__ring_at(&m->pending, 0), CLOSE_SHUTDOWN);
-		fdp__ring_remove(&m->pending, 0);
-	}
+	fdp__conns_shutdown(m);
 	fdp__log(m, FDP_LOG_INFO,
 	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",
-	         (unsigned long long)m->accepted, (unsigned long long)m->handed,
-	         (unsigned long long)m->rehanded,
-	         (unsigned long long)(m->closed[CLOSE_NO_WORKER] + m->closed[CLOSE_SHUTDOWN] +
-	                              m->closed[CLOSE_ERROR]));
+	         (unsigned long long)m->conns.accepted, (unsigned long long)m->conns.handed,
+	         (unsigned long long)m->conns.rehanded,
+	         (unsigned long long)(m->conns.closed[CLOSE_NO_WORKER] +
+	                              m->conns.closed[CLOSE_SHUTDOWN] +
+	                              m->conns.closed[CLOSE_ERROR]));
 	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,

@@ -56,6 +56,8 @@ struct fdp__conn {
 	long long since_ms;
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
+	int route_failed;     /* the failure action chose the slot: a second failure closes it */
+	long long held_until; /* held for its slot (conns.c): the failure action runs then */
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -117,7 +119,24 @@ struct fdp__ratelimit {
 	unsigned held; /* not logged since the last one */
 };
 
-enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_NREASONS };
+/* Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons
+ * (no key, the failure action), which its counters tell apart; not in the "closed unserved"
+ * totals, which never counted them. */
+enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_ROUTE, CLOSE_NREASONS };
+
+/*
+ * Every connection the master holds, owned by conns.c alone: only it creates, moves, hands,
+ * counts and closes them; the other files read these fields and call it. With each worker's
+ * in-flight ring (struct fdp__proc), which conns.c owns too.
+ */
+struct fdp__conns {
+	struct fdp__ring pending; /* accepted, waiting for any worker */
+	struct fdp__ring held;    /* routed, waiting for their own slot's worker (held_until) */
+	size_t routing;           /* lent to route_policy.c while it reads their key */
+	unsigned hold_ms;         /* the route timeout: how long a routed one waits for its slot */
+	uint64_t next_id;
+	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+};
 
 struct fdp_master {
 	struct fdp_master_config cfg;
@@ -131,9 +150,7 @@ struct fdp_master {
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
-	struct fdp__ring pending;
-	uint64_t next_id;
-	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+	struct fdp__conns conns; /* conns.c's */
 	long long start_ms;
 	unsigned rr_cursor;
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
@@ -155,22 +172,30 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* ring (dispatch.c) */
-int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front);
-struct fdp__conn *fdp__ring_at(struct fdp__ring *r, size_t i);
-void fdp__ring_remove(struct fdp__ring *r, size_t i);
-void fdp__ring_free(struct fdp__ring *r);
+/* conns.c: every connection the master holds (pending, in flight, held for routing) */
+int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
+                      const struct fdp_accepted *a, long long now, struct fdp__conn *lent);
+void fdp__conns_dispatch_pending(struct fdp_master *m);
+void fdp__conns_expire_pending(struct fdp_master *m, long long now, long long *next);
+int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
+int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
+void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
+void fdp__conns_hold_for(struct fdp_master *m, unsigned ms);
+void fdp__conns_route_deliver(struct fdp_master *m, struct fdp__conn *c);
+void fdp__conns_route_close(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
+int fdp__conns_route_expired(struct fdp_master *m, long long now, struct fdp__conn *c);
+long long fdp__conns_held_next(const struct fdp_master *m);
+void fdp__conns_dispatch_held(struct fdp_master *m);
+void fdp__conns_close_held(struct fdp_master *m, enum fdp__close_reason why);
+void fdp__conns_shutdown(struct fdp_master *m);
+void fdp__conns_free_proc(struct fdp__proc *p);
+void fdp__conns_free(struct fdp_master *m);
 
 /* dispatch.c */
-int fdp__hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c);
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
-void fdp__dispatch_pending(struct fdp_master *m);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
-void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
-void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
-void fdp__expire_pending(struct fdp_master *m, long long now, long long *next);
 void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
@@ -199,8 +224,6 @@ int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
-void fdp__route_dispatch(struct fdp_master *m);
-int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c);
 int fdp__route_full(const struct fdp_master *m);
 /* How many more clients may wait for their key or slot (SIZE_MAX without routing). */
 size_t fdp__route_room(const struct fdp_master *m);

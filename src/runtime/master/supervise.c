@@ -322,7 +322,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	/* Its last ACKs first: the connections they name are not handed again. */
 	fdp__channel_drain(m, p);
 	fdp__proc_lost(m, p, 0);
-	fdp__rehand_inflight(m, p);
+	fdp__conns_take_back(m, p);
 	if (p->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
 		close(p->pidfd);
@@ -422,7 +422,7 @@ void fdp__send_drains(struct fdp_master *m)
 {
 	struct fdp__proc *spare = NULL;
 
-	if (!m->drains_pending || (m->stopping && m->pending.n))
+	if (!m->drains_pending || (m->stopping && m->conns.pending.n))
 		return;
 	if (m->stopping)
 		spare = drain_spare(m);
