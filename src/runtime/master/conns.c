@@ -102,7 +102,8 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 		if (err == -ENOBUFS)
 			p->dirty = 1; /* flush it; the policy skips it while full */
 		else if (err != -EMFILE && err != -ENFILE && err != -ENOMEM)
-			fdp__proc_lost(m, p, err); /* its connections come back once it is gone */
+			/* Lost: its connections come back once it is gone. */
+			fdp__proc_flag_lost(m, p, err);
 		return err;
 	}
 	p->open++;

@@ -31,7 +31,8 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
 	long long now = fdp__now_ms();
-	size_t room = m->conns.pending.n < FDP__MAX_PENDING ? FDP__MAX_PENDING - m->conns.pending.n : 0;
+	size_t room =
+	        m->conns.pending.n < FDP__MAX_PENDING ? FDP__MAX_PENDING - m->conns.pending.n : 0;
 	int n;
 
 	/* A route listener takes no more than may wait for a key: the rest stay in the backlog. */
@@ -77,18 +78,7 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 		p->state = PROC_READY;
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u ready", p->slot, (int)p->pid,
 	         p->generation);
-	fdp__promote(m, p);
-	if (!m->ready_logged) {
-		for (unsigned i = 0; i < m->cfg.workers; i++) {
-			struct fdp__proc *q = m->slots[i].proc;
-
-			if (!q || q->state != PROC_READY)
-				return;
-		}
-		m->ready_logged = 1;
-		fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers,
-		         (int)getpid());
-	}
+	fdp__proc_flag_ready(m, p); /* the slot is supervise.c's to give */
 }
 
 static int handle_message(struct fdp_master *m, struct fdp__proc *p,
@@ -112,20 +102,20 @@ static int handle_message(struct fdp_master *m, struct fdp__proc *p,
  * Apply what p sent, up to max messages or max * 64 ids: the channel is level-triggered, so
  * what is left wakes the loop again, and one worker cannot hold the master. Returns 1 when it
  * stopped at the cap, 0 when the channel said -EAGAIN; a channel that ended or a message that
- * breaks the protocol loses the worker (and returns 0).
+ * breaks the protocol flags the worker lost, for supervise.c (and returns 0).
  */
 static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 {
 	struct fdp_channel_msg *msg = &m->msg;
 	unsigned long ids = 0;
 
-	for (unsigned k = 0; p->ch && k < max && ids < 64ul * max; k++) {
+	for (unsigned k = 0; fdp__proc_usable(p) && k < max && ids < 64ul * max; k++) {
 		int r = fdp_channel_recv(p->ch, msg);
 
 		if (r == -EAGAIN)
 			return 0;
 		if (r <= 0) {
-			fdp__proc_lost(m, p, r);
+			fdp__proc_flag_lost(m, p, r);
 			return 0;
 		}
 		r = handle_message(m, p, msg);
@@ -135,12 +125,12 @@ static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 			        m, FDP_LOG_ERROR,
 			        "worker %u pid %d broke the protocol: message type 0x%x, %zu bytes",
 			        p->slot, (int)p->pid, msg->type, msg->len);
-			fdp__proc_lost(m, p, r);
+			fdp__proc_flag_lost(m, p, r);
 			return 0;
 		}
 		ids += msg->len / 8;
 	}
-	return p->ch != NULL;
+	return fdp__proc_usable(p);
 }
 
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
@@ -156,7 +146,7 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
  */
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p)
 {
-	for (int again = 0; again < 2 && p->ch;)
+	for (int again = 0; again < 2 && fdp__proc_usable(p);)
 		again = read_input(m, p, FDP__INPUT_BATCH) ? 0 : again + 1;
 }
 
@@ -209,7 +199,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 	for (struct fdp__proc *p = m->procs; p; p = p->next) {
 		int err;
 
-		if (!p->dirty || !p->ch || p->retry_at)
+		if (!p->dirty || !fdp__proc_usable(p) || p->retry_at)
 			continue;
 		p->dirty = 0;
 		flushed = 1;
@@ -217,7 +207,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 		if (err == -ETOOMANYREFS || err == -ENOMEM) {
 			flush_later(m, p, err);
 		} else if (err < 0 && err != -EAGAIN) {
-			fdp__proc_lost(m, p, err);
+			fdp__proc_flag_lost(m, p, err);
 			continue;
 		} else if (p->retry_ms) {
 			fdp__log(m, FDP_LOG_INFO, "worker %u pid %d: channel writes again", p->slot,

@@ -264,12 +264,14 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 			handle_signals(m);
 		else if (w->kind == W_PIDFD && w->proc->state != PROC_DEAD)
 			fdp__reap(m, w->proc);
-		else if (w->kind == W_CHANNEL && w->proc->ch) {
+		else if (w->kind == W_CHANNEL && fdp__proc_usable(w->proc)) {
 			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				fdp__channel_input(m, w->proc);
-			if (w->proc->ch && (ev->events & EPOLLOUT))
+			if (fdp__proc_usable(w->proc) && (ev->events & EPOLLOUT))
 				w->proc->dirty = 1;
 		}
+		/* What it flagged (a READY, a lost channel) is settled before the next event. */
+		fdp__supervise_flagged(m);
 	} else if (phase == 1) {
 		if (w->kind == W_LISTENER && m->listeners[w->index].fd >= 0 && !m->stopping)
 			fdp__accept_from(m, &m->listeners[w->index]);
@@ -312,6 +314,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__supervise_timers(m, now, &next);
 		fdp__conns_expire_pending(m, now, &next);
 		fdp__route_timers(m, now, &next);
+		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
 		if (n < 0 && errno != EINTR)
@@ -321,8 +324,11 @@ int fdp_master_run(struct fdp_master *m)
 				handle_event(m, &evs[i], phase);
 		fdp__conns_dispatch_pending(m);
 		fdp__conns_dispatch_held(m);
+		/* Hand-overs only flag a failed channel: its worker is settled before a drain. */
+		fdp__supervise_flagged(m);
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
+		fdp__supervise_flagged(m);
 		fdp__free_dead(m);
 	}
 	fdp__conns_shutdown(m);

@@ -56,8 +56,10 @@ struct fdp__conn {
 	long long since_ms;
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
-	int route_failed;     /* the failure action chose the slot: a second failure closes it */
-	long long held_until; /* held for its slot (conns.c): the failure action runs then */
+	/* The route failure action chose that slot (a second failure closes it); and, while it is
+	 * held for the slot's worker (conns.c), when the failure action runs. */
+	int route_failed;
+	long long held_until;
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -90,6 +92,9 @@ struct fdp__proc {
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
 	int drain_pending;  /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
+	/* Flagged where they were met, settled later by supervise.c (fdp__supervise_flagged()): */
+	int lost, lost_err; /* the channel failed (lost_err: why; 0 for end of file) */
+	int ready_seen;     /* said READY: it may take its slot (a reload's successor) */
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
 	struct fdp__proc *next;
@@ -119,10 +124,18 @@ struct fdp__ratelimit {
 	unsigned held; /* not logged since the last one */
 };
 
-/* Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons
- * (no key, the failure action), which its counters tell apart; not in the "closed unserved"
- * totals, which never counted them. */
-enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_ROUTE, CLOSE_NREASONS };
+/*
+ * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
+ * key, the failure action), which its counters tell apart; never in the "closed unserved"
+ * totals of the status and the stop log, which did not count them before conns.c either.
+ */
+enum fdp__close_reason {
+	CLOSE_NO_WORKER,
+	CLOSE_SHUTDOWN,
+	CLOSE_ERROR,
+	CLOSE_ROUTE,
+	CLOSE_NREASONS
+};
 
 /*
  * Every connection the master holds, owned by conns.c alone: only it creates, moves, hands,
@@ -159,12 +172,40 @@ struct fdp_master {
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
+	unsigned flagged;        /* lost and ready_seen flags not settled yet */
 	int in_child;
 	struct fdp_channel_msg msg;
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
 	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
 	struct fdp__hashring ip_ring;
 };
+
+/*
+ * A worker's channel failed where the failure cannot be handled (a hand-over, a read, a flush,
+ * below supervise.c in the call order): flag it, and use it no more. The loop's next settling
+ * point hands it to supervise.c (fdp__proc_lost()). The first error is the one reported.
+ */
+static inline void fdp__proc_flag_lost(struct fdp_master *m, struct fdp__proc *p, int err)
+{
+	if (p->lost)
+		return;
+	p->lost = 1;
+	p->lost_err = err;
+	m->flagged++;
+}
+
+/* p said READY (dispatch.c): supervise.c gives it its slot when it settles the flags. */
+static inline void fdp__proc_flag_ready(struct fdp_master *m, struct fdp__proc *p)
+{
+	p->ready_seen = 1;
+	m->flagged++;
+}
+
+/* p's channel can carry messages: it has one, and no failure on it is waiting to be settled. */
+static inline int fdp__proc_usable(const struct fdp__proc *p)
+{
+	return p->ch && !p->lost;
+}
 
 /* log.c */
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
@@ -208,18 +249,19 @@ const char *fdp__policy_name(enum fdp_policy p);
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err);
+void fdp__supervise_flagged(struct fdp_master *m);
 void fdp__proc_kill(struct fdp__proc *p);
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__start_drain(struct fdp_master *m);
 void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
-void fdp__promote(struct fdp_master *m, struct fdp__proc *p);
 void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 
-/* route.c: the route policy (connections waiting for their key, or for their key's slot) */
+/* route_policy.c: the route policy (reading each connection's key; conns.c holds the ones
+ * waiting for their key's slot) */
 int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);

@@ -136,7 +136,7 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 
 /*
  * Start a process in slot: its current one, or (successor, on reload) the one that replaces
- * the current one once it says READY (fdp__promote()), so a new program that fails to start
+ * the current one once it says READY (promote()), so a new program that fails to start
  * never takes the slot from a working one.
  */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
@@ -223,8 +223,8 @@ void fdp__proc_kill(struct fdp__proc *p)
 }
 
 /*
- * p's channel can no longer be used (err: why; 0 for end of file). Nothing more is handed to
- * p. Its unacknowledged connections are handed again only once p is gone (fdp__reap): a
+ * p's channel can no longer be used (err: why; 0 for end of file): met here, or flagged below
+ * (fdp__proc_flag_lost()) and settled by settle(). Nothing more is handed to p. Its unacknowledged connections are handed again only once p is gone (fdp__reap): a
  * process that lost its channel may still hold them, and the built-in worker shuts its
  * sockets down when its channel ends, which would kill a copy handed to another worker. So a
  * live p with connections in flight is killed at once, its channel kept (out of epoll) for
@@ -235,6 +235,10 @@ void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 {
 	int alive = p->state != PROC_DEAD;
 
+	if (p->lost) { /* flagged: this settles it */
+		p->lost = 0;
+		m->flagged--;
+	}
 	if (!p->ch)
 		return;
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(p->ch), NULL);
@@ -299,6 +303,50 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 	s->respawn_at = fdp__now_ms() + delay;
 }
 
+static void promote(struct fdp_master *m, struct fdp__proc *p);
+
+/* Once every slot's current worker is ready, say so (once). */
+static void log_all_ready(struct fdp_master *m)
+{
+	if (m->ready_logged)
+		return;
+	for (unsigned i = 0; i < m->cfg.workers; i++) {
+		struct fdp__proc *q = m->slots[i].proc;
+
+		if (!q || q->state != PROC_READY)
+			return;
+	}
+	m->ready_logged = 1;
+	fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers, (int)getpid());
+}
+
+/*
+ * What the files below flagged on p, in the order it was read: a READY (it may take its slot),
+ * then a lost channel. Here, not where they were met, so that the calls run one way: dispatch.c
+ * and conns.c never call up into this file.
+ */
+static void settle(struct fdp_master *m, struct fdp__proc *p)
+{
+	if (p->ready_seen) {
+		p->ready_seen = 0;
+		m->flagged--;
+		promote(m, p);
+		log_all_ready(m);
+	}
+	if (p->lost)
+		fdp__proc_lost(m, p, p->lost_err);
+}
+
+/*
+ * The loop's settling points (after each worker event, after the hand-overs, after the
+ * flush): every flagged worker is settled there, before anything else can look at it.
+ */
+void fdp__supervise_flagged(struct fdp_master *m)
+{
+	for (struct fdp__proc *p = m->procs; p && m->flagged; p = p->next)
+		settle(m, p);
+}
+
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
@@ -321,6 +369,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	}
 	/* Its last ACKs first: the connections they name are not handed again. */
 	fdp__channel_drain(m, p);
+	settle(m, p);
 	fdp__proc_lost(m, p, 0);
 	fdp__conns_take_back(m, p);
 	if (p->pidfd >= 0) {
@@ -480,7 +529,7 @@ void fdp__reload(struct fdp_master *m)
 }
 
 /* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
-void fdp__promote(struct fdp_master *m, struct fdp__proc *p)
+static void promote(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
 	struct fdp__proc *old = s->proc;
@@ -557,8 +606,10 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			*next = p->kill_at;
 		}
 		/* A READY already in its channel counts: read it before deciding. */
-		if (p->start_deadline && now >= p->start_deadline && p->ch)
+		if (p->start_deadline && now >= p->start_deadline && fdp__proc_usable(p)) {
 			fdp__channel_input(m, p);
+			settle(m, p);
+		}
 		if (p->start_deadline && now >= p->start_deadline) {
 			p->start_failed = 1; /* a READY that still comes is not listened to */
 			fdp__log(m, FDP_LOG_WARN,
