@@ -1,7 +1,22 @@
 /*
- * The master's internal state, shared by its files: loop.c (event loop, signals, timers),
- * dispatch.c (accept, hand over, acknowledgements), policy.c (choosing a worker),
- * supervise.c (forking, reaping, backoff, drain and reload), control.c (the control socket).
+ * The master's internal state, shared by its files, which call each other one way only, each
+ * calling only files below it (docs/master-structure.md; tools/check-master-calls.sh, a test,
+ * fails on a cycle):
+ *
+ *   loop.c          the event loop, signals, timers, and when flagged failures are settled
+ *   control.c       the control socket: the status
+ *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
+ *   child.c         a forked worker's first steps, before its handler or program runs
+ *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
+ *   route_policy.c  the route policy: reading each connection's routing key
+ *   conns.c         the owner of every connection the master holds: pending, in flight,
+ *                   held for routing; the only file that hands, counts or closes them
+ *   policy.c        choosing a worker
+ *   log.c           the log
+ *
+ * A failure met below supervise.c (a worker's channel failing in a hand-over, a read or a
+ * flush) is not handled in place: the worker is flagged (fdp__proc_flag_lost()), used no more
+ * (fdp__proc_usable()), and the loop has supervise.c settle it (fdp__supervise_flagged()).
  */
 #ifndef FDP_MASTER_H
 #define FDP_MASTER_H
@@ -244,6 +259,10 @@ int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p);
 uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
+
+/* child.c: in a forked worker, before its handler or program runs */
+__attribute__((noreturn)) void fdp__run_child(struct fdp_master *m, struct fdp__proc *self,
+                                              int chan);
 
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);

@@ -6,11 +6,8 @@
 #include "master.h"
 #include "proto.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -34,90 +31,6 @@ static int pidfd_open_(pid_t pid)
 #else
 	return -ENOSYS;
 #endif
-}
-
-/* In the child: keep stdio and the channel (moved to descriptor 3), close everything else. */
-static int child_keep_only(int chan)
-{
-	DIR *d;
-	struct dirent *e;
-
-	/* dup3, not dup2: a handler's system() or popen() must not inherit the channel. */
-	if (chan != 3) {
-		if (dup3(chan, 3, O_CLOEXEC) < 0)
-			return -1;
-		chan = 3;
-	}
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, 4, ~0U, 0) == 0)
-		return 3;
-#endif
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return 3;
-	while ((e = readdir(d))) {
-		int fd = atoi(e->d_name);
-
-		if (fd > 3 && fd != dirfd(d))
-			close(fd);
-	}
-	closedir(d);
-	return 3;
-}
-
-/*
- * A worker starts with every signal at its default (docs/WORKER.md), whatever the master's
- * caller ignored. Ignoring first discards one already pending, blocked: a Ctrl-C that reached
- * the child before it left the terminal's process group would otherwise kill it on unblock.
- */
-static void child_reset_signals(void)
-{
-	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
-
-	for (int sig = 1; sig < NSIG; sig++) {
-		/* Not the ones the libc keeps for itself (32, 33 in glibc): a sanitizer's sigaction
-		 * may let them through, and they would stay ignored. */
-		if (sig == SIGKILL || sig == SIGSTOP || (sig > SIGSYS && sig < SIGRTMIN))
-			continue;
-		sigaction(sig, &ign, NULL);
-		sigaction(sig, &dfl, NULL);
-	}
-}
-
-static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp__proc *self,
-                                                int chan)
-{
-	struct fdp_worker *w;
-	sigset_t all;
-	int status = 127, err;
-
-	m->in_child = 1;
-	/* The master's end of this worker's channel is the master's, not the worker's. */
-	fdp_channel_close(self->ch);
-	free(self);
-	/* Out of the terminal's process group: Ctrl-C reaches the master, which drains. */
-	setpgid(0, 0);
-	child_reset_signals();
-	sigfillset(&all);
-	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	chan = child_keep_only(chan);
-	if (chan < 0)
-		_exit(127);
-	if (!m->cfg.worker_main) {
-		char num[16];
-
-		snprintf(num, sizeof(num), "%d", chan);
-		fcntl(chan, F_SETFD, 0); /* the one descriptor the program must inherit */
-		setenv(FDP_WORKER_ENV, num, 1);
-		execvp(m->cfg.exec_argv[0], m->cfg.exec_argv);
-		_exit(127);
-	}
-	err = fdp_worker_open(&w, chan, 5000);
-	if (err < 0)
-		_exit(126);
-	status = m->cfg.worker_main(w, m->cfg.worker_arg);
-	fdp_worker_close(w);
-	_exit(status);
 }
 
 static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
@@ -172,7 +85,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 		goto fail_close;
 	}
 	if (p->pid == 0)
-		run_child(m, p, sv[1]);
+		fdp__run_child(m, p, sv[1]);
 	setpgid(p->pid, p->pid); /* also here: the child may not have run yet when a Ctrl-C comes */
 	close(sv[1]);
 	sv[1] = -1;
@@ -224,11 +137,12 @@ void fdp__proc_kill(struct fdp__proc *p)
 
 /*
  * p's channel can no longer be used (err: why; 0 for end of file): met here, or flagged below
- * (fdp__proc_flag_lost()) and settled by settle(). Nothing more is handed to p. Its unacknowledged connections are handed again only once p is gone (fdp__reap): a
- * process that lost its channel may still hold them, and the built-in worker shuts its
- * sockets down when its channel ends, which would kill a copy handed to another worker. So a
- * live p with connections in flight is killed at once, its channel kept (out of epoll) for
- * the ACKs still in it; one with none gets FDP__LOST_GRACE_MS to finish exiting on its own.
+ * (fdp__proc_flag_lost()) and settled by settle(). Nothing more is handed to p. Its
+ * unacknowledged connections are handed again only once p is gone (fdp__reap): a process
+ * that lost its channel may still hold them, and the built-in worker shuts its sockets down
+ * when its channel ends, which would kill a copy handed to another worker. So a live p with
+ * connections in flight is killed at once, its channel kept (out of epoll) for the ACKs still
+ * in it; one with none gets FDP__LOST_GRACE_MS to finish exiting on its own.
  * A worker that broke the protocol is killed at once and nothing more of it is read.
  */
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
