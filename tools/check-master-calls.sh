@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The master's files must call each other one way (docs/master-structure.md): this prints the
 # file-level call graph among them, read from the built objects' symbol tables, and exits 1 if
-# it has a cycle (2 when it cannot tell: no build, a missing object).
+# it has a cycle (2 when it cannot tell: no build, a stale object; 77, skipped: no nm).
 #
-# Usage: tools/check-master-calls.sh [BUILD_DIR]   (default: build, next to this script's tools/)
+# Usage: tools/check-master-calls.sh [BUILD_DIR]   (default: build/ at the top of this tree)
 #
 # The symbol tables, not a grep: a reference the compiler kept is a dependency whatever the
 # source's macros or comments say, and a static helper (a local symbol) never counts. Without
@@ -14,6 +14,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$root/build}
 objdir=$build/CMakeFiles/fdp_master.dir/src/runtime/master
 NM=${NM:-nm}
+
+if ! command -v "$NM" >/dev/null; then
+	echo "check-master-calls: no $NM to read the objects with: skipped" >&2
+	exit 77
+fi
 
 # Exactly the master's sources of this tree: a stale object of a removed file does not count.
 shopt -s nullglob
