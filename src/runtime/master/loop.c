@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,53 +23,6 @@
 #include <unistd.h>
 
 #define MAX_EVENTS 256
-
-void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	if (!m->cfg.log || level > m->cfg.log_level || m->in_child)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	m->cfg.log(m->cfg.log_arg, level, buf);
-}
-
-void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
-                      const char *fmt, ...)
-{
-	long long now = fdp__now_ms();
-	char buf[400];
-	va_list ap;
-
-	if (now < rl->next_ms) {
-		rl->held++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (rl->held)
-		fdp__log(m, level, "%s (and %u more like it in the last %d s)", buf, rl->held,
-		         FDP__LOG_INTERVAL_MS / 1000);
-	else
-		fdp__log(m, level, "%s", buf);
-	rl->held = 0;
-	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
-}
-
-void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
-{
-	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
-	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
-
-	if (!p->ch || want == p->epollout)
-		return;
-	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
-		p->epollout = want;
-}
 
 static void listener_watch(struct fdp_master *m, struct fdp__listener *l, int on)
 {
@@ -233,13 +185,13 @@ void fdp_master_close(struct fdp_master *m)
 		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
-		fdp__ring_free(&p->inflight);
+		fdp__conns_free_proc(p);
 		free(p);
 	}
 	fdp__free_dead(m);
 	fdp__route_close(m);
 	fdp__hashring_free(&m->ip_ring);
-	fdp__ring_free(&m->pending);
+	fdp__conns_free(m);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
 	if (m->epfd >= 0)
@@ -315,7 +267,7 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && m->pending.n < FDP__MAX_PENDING &&
+		int on = !m->stopping && m->conns.pending.n < FDP__MAX_PENDING &&
 		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
@@ -337,12 +289,14 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 			handle_signals(m);
 		else if (w->kind == W_PIDFD && w->proc->state != PROC_DEAD)
 			fdp__reap(m, w->proc);
-		else if (w->kind == W_CHANNEL && w->proc->ch) {
+		else if (w->kind == W_CHANNEL && fdp__proc_usable(w->proc)) {
 			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				fdp__channel_input(m, w->proc);
-			if (w->proc->ch && (ev->events & EPOLLOUT))
+			if (fdp__proc_usable(w->proc) && (ev->events & EPOLLOUT))
 				w->proc->dirty = 1;
 		}
+		/* What it flagged (a READY, a lost channel) is settled before the next event. */
+		fdp__supervise_flagged(m);
 	} else if (phase == 1) {
 		if (w->kind == W_LISTENER && m->listeners[w->index].fd >= 0 && !m->stopping)
 			fdp__accept_from(m, &m->listeners[w->index]);
@@ -383,8 +337,9 @@ int fdp_master_run(struct fdp_master *m)
 		int n;
 
 		fdp__supervise_timers(m, now, &next);
-		fdp__expire_pending(m, now, &next);
+		fdp__conns_expire_pending(m, now, &next);
 		fdp__route_timers(m, now, &next);
+		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
 		if (n < 0 && errno != EINTR)
@@ -392,22 +347,23 @@ int fdp_master_run(struct fdp_master *m)
 		for (int phase = 0; phase < 3; phase++)
 			for (int i = 0; i < n; i++)
 				handle_event(m, &evs[i], phase);
-		fdp__dispatch_pending(m);
-		fdp__route_dispatch(m);
+		fdp__conns_dispatch_pending(m);
+		fdp__conns_dispatch_held(m);
+		/* Hand-overs only flag a failed channel: its worker is settled before a drain. */
+		fdp__supervise_flagged(m);
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
+		fdp__supervise_flagged(m);
 		fdp__free_dead(m);
 	}
-	while (m->pending.n) {
-		fdp__close_conn(m, fdp__ring_at(&m->pending, 0), CLOSE_SHUTDOWN);
-		fdp__ring_remove(&m->pending, 0);
-	}
+	fdp__conns_shutdown(m);
 	fdp__log(m, FDP_LOG_INFO,
 	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",
-	         (unsigned long long)m->accepted, (unsigned long long)m->handed,
-	         (unsigned long long)m->rehanded,
-	         (unsigned long long)(m->closed[CLOSE_NO_WORKER] + m->closed[CLOSE_SHUTDOWN] +
-	                              m->closed[CLOSE_ERROR]));
+	         (unsigned long long)m->conns.accepted, (unsigned long long)m->conns.handed,
+	         (unsigned long long)m->conns.rehanded,
+	         (unsigned long long)(m->conns.closed[CLOSE_NO_WORKER] +
+	                              m->conns.closed[CLOSE_SHUTDOWN] +
+	                              m->conns.closed[CLOSE_ERROR]));
 	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,

@@ -1,7 +1,22 @@
 /*
- * The master's internal state, shared by its files: loop.c (event loop, signals, timers),
- * dispatch.c (accept, hand over, acknowledgements), policy.c (choosing a worker),
- * supervise.c (forking, reaping, backoff, drain and reload), control.c (the control socket).
+ * The master's internal state, shared by its files, which call each other one way only, each
+ * calling only files below it (docs/master-structure.md; tools/check-master-calls.sh, a test,
+ * fails on a cycle):
+ *
+ *   loop.c          the event loop, signals, timers, and when flagged failures are settled
+ *   control.c       the control socket: the status
+ *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
+ *   child.c         a forked worker's first steps, before its handler or program runs
+ *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
+ *   route_policy.c  the route policy: reading each connection's routing key
+ *   conns.c         the owner of every connection the master holds: pending, in flight,
+ *                   held for routing; the only file that hands, counts or closes them
+ *   policy.c        choosing a worker
+ *   log.c           the log
+ *
+ * A failure met below supervise.c (a worker's channel failing in a hand-over, a read or a
+ * flush) is not handled in place: the worker is flagged (fdp__proc_flag_lost()), used no more
+ * (fdp__proc_usable()), and the loop has supervise.c settle it (fdp__supervise_flagged()).
  */
 #ifndef FDP_MASTER_H
 #define FDP_MASTER_H
@@ -56,6 +71,10 @@ struct fdp__conn {
 	long long since_ms;
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
+	/* The route failure action chose that slot (a second failure closes it); and, while it is
+	 * held for the slot's worker (conns.c), when the failure action runs. */
+	int route_failed;
+	long long held_until;
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -88,6 +107,9 @@ struct fdp__proc {
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
 	int drain_pending;  /* asked to drain; the DRAIN has not left yet (fdp__send_drains()) */
+	/* Flagged where they were met, settled later by supervise.c (fdp__supervise_flagged()): */
+	int lost, lost_err; /* the channel failed (lost_err: why; 0 for end of file) */
+	int ready_seen;     /* said READY: it may take its slot (a reload's successor) */
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
 	struct fdp__proc *next;
@@ -117,7 +139,32 @@ struct fdp__ratelimit {
 	unsigned held; /* not logged since the last one */
 };
 
-enum fdp__close_reason { CLOSE_NO_WORKER, CLOSE_SHUTDOWN, CLOSE_ERROR, CLOSE_NREASONS };
+/*
+ * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
+ * key, the failure action), which its counters tell apart; never in the "closed unserved"
+ * totals of the status and the stop log, which did not count them before conns.c either.
+ */
+enum fdp__close_reason {
+	CLOSE_NO_WORKER,
+	CLOSE_SHUTDOWN,
+	CLOSE_ERROR,
+	CLOSE_ROUTE,
+	CLOSE_NREASONS
+};
+
+/*
+ * Every connection the master holds, owned by conns.c alone: only it creates, moves, hands,
+ * counts and closes them; the other files read these fields and call it. With each worker's
+ * in-flight ring (struct fdp__proc), which conns.c owns too.
+ */
+struct fdp__conns {
+	struct fdp__ring pending; /* accepted, waiting for any worker */
+	struct fdp__ring held;    /* routed, waiting for their own slot's worker (held_until) */
+	size_t routing;           /* lent to route_policy.c while it reads their key */
+	unsigned hold_ms;         /* the route timeout: how long a routed one waits for its slot */
+	uint64_t next_id;
+	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+};
 
 struct fdp_master {
 	struct fdp_master_config cfg;
@@ -131,9 +178,7 @@ struct fdp_master {
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
-	struct fdp__ring pending;
-	uint64_t next_id;
-	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+	struct fdp__conns conns; /* conns.c's */
 	long long start_ms;
 	unsigned rr_cursor;
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
@@ -142,6 +187,7 @@ struct fdp_master {
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
+	unsigned flagged;        /* lost and ready_seen flags not settled yet */
 	int in_child;
 	struct fdp_channel_msg msg;
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
@@ -149,29 +195,63 @@ struct fdp_master {
 	struct fdp__hashring ip_ring;
 };
 
-/* loop.c */
+/*
+ * A worker's channel failed where the failure cannot be handled (a hand-over, a read, a flush,
+ * below supervise.c in the call order): flag it, and use it no more. The loop's next settling
+ * point hands it to supervise.c (fdp__proc_lost()). The first error is the one reported.
+ */
+static inline void fdp__proc_flag_lost(struct fdp_master *m, struct fdp__proc *p, int err)
+{
+	if (p->lost)
+		return;
+	p->lost = 1;
+	p->lost_err = err;
+	m->flagged++;
+}
+
+/* p said READY (dispatch.c): supervise.c gives it its slot when it settles the flags. */
+static inline void fdp__proc_flag_ready(struct fdp_master *m, struct fdp__proc *p)
+{
+	p->ready_seen = 1;
+	m->flagged++;
+}
+
+/* p's channel can carry messages: it has one, and no failure on it is waiting to be settled. */
+static inline int fdp__proc_usable(const struct fdp__proc *p)
+{
+	return p->ch && !p->lost;
+}
+
+/* log.c */
 void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void fdp__watch_proc_output(struct fdp_master *m, struct fdp__proc *p);
 
-/* ring (dispatch.c) */
-int fdp__ring_push(struct fdp__ring *r, const struct fdp__conn *c, int front);
-struct fdp__conn *fdp__ring_at(struct fdp__ring *r, size_t i);
-void fdp__ring_remove(struct fdp__ring *r, size_t i);
-void fdp__ring_free(struct fdp__ring *r);
+/* conns.c: every connection the master holds (pending, in flight, held for routing) */
+int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
+                      const struct fdp_accepted *a, long long now, struct fdp__conn *lent);
+void fdp__conns_dispatch_pending(struct fdp_master *m);
+void fdp__conns_expire_pending(struct fdp_master *m, long long now, long long *next);
+int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
+int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
+void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
+void fdp__conns_hold_for(struct fdp_master *m, unsigned ms);
+void fdp__conns_route_deliver(struct fdp_master *m, struct fdp__conn *c);
+void fdp__conns_route_close(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
+int fdp__conns_route_expired(struct fdp_master *m, long long now, struct fdp__conn *c);
+long long fdp__conns_held_next(const struct fdp_master *m);
+void fdp__conns_dispatch_held(struct fdp_master *m);
+void fdp__conns_close_held(struct fdp_master *m, enum fdp__close_reason why);
+void fdp__conns_shutdown(struct fdp_master *m);
+void fdp__conns_free_proc(struct fdp__proc *p);
+void fdp__conns_free(struct fdp_master *m);
 
 /* dispatch.c */
-int fdp__hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__conn *c);
 void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
-void fdp__dispatch_pending(struct fdp_master *m);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
-void fdp__rehand_inflight(struct fdp_master *m, struct fdp__proc *p);
-void fdp__close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why);
-void fdp__expire_pending(struct fdp_master *m, long long now, long long *next);
 void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
@@ -180,28 +260,31 @@ uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
 
+/* child.c: in a forked worker, before its handler or program runs */
+__attribute__((noreturn)) void fdp__run_child(struct fdp_master *m, struct fdp__proc *self,
+                                              int chan);
+
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err);
+void fdp__supervise_flagged(struct fdp_master *m);
 void fdp__proc_kill(struct fdp__proc *p);
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__start_drain(struct fdp_master *m);
 void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
-void fdp__promote(struct fdp_master *m, struct fdp__proc *p);
 void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 
-/* route.c: the route policy (connections waiting for their key, or for their key's slot) */
+/* route_policy.c: the route policy (reading each connection's key; conns.c holds the ones
+ * waiting for their key's slot) */
 int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
-void fdp__route_dispatch(struct fdp_master *m);
-int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c);
 int fdp__route_full(const struct fdp_master *m);
 /* How many more clients may wait for their key or slot (SIZE_MAX without routing). */
 size_t fdp__route_room(const struct fdp_master *m);

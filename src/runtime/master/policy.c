@@ -11,7 +11,7 @@
 
 int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p)
 {
-	return p && p->ch && (p->state == PROC_STARTING || p->state == PROC_READY) &&
+	return p && fdp__proc_usable(p) && (p->state == PROC_STARTING || p->state == PROC_READY) &&
 	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
 	       p->inflight.n < FDP__MAX_INFLIGHT && p->open < m->conn_cap;
 }

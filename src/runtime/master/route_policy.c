@@ -9,15 +9,18 @@
  * client but its descriptor and this small record: a thousand slow clients cost no thread and
  * no copy, and a fast one is never queued behind them.
  *
- * Once the key is found, the map or the ring names the slot and the connection is handed to
- * that slot's current worker (the worker reads the stream from its first byte). When the slot
- * cannot take it now (its worker is restarting, or full), the connection is held for it, in
- * the `held` list, for up to the route timeout: handing it to another worker would move the
- * key, which is what routing exists to prevent. Every limit ends in the configured failure
- * action: a deadline, a byte limit, a cap on waiting connections.
+ * Once the key is found, the map or the ring names the slot and the connection goes back to
+ * conns.c, which owns it (and lent it here for reading): it hands it to that slot's current
+ * worker (the worker reads the stream from its first byte), or when the slot cannot take it now
+ * (its worker is restarting, or full) holds it for that slot for up to the route timeout:
+ * handing it to another worker would move the key, which is what routing exists to prevent.
+ * Every limit ends in the configured failure action, decided here: a deadline, a byte limit,
+ * a cap on waiting connections. This file never closes a connection itself: conns.c does, and
+ * counts it.
  *
- * Both lists are in deadline order for free: every entry's deadline is its insertion time plus
- * the same timeout, so the expiry check only looks at their heads.
+ * The reading list and conns.c's held ring are in deadline order for free: every entry's
+ * deadline is its insertion time plus the same timeout, so the expiry check only looks at
+ * their heads.
  */
 #include "master.h"
 #include "route.h"
@@ -50,7 +53,6 @@ struct fdp__route_wait {
 	struct fdp__conn c;
 	long long deadline;
 	int watched; /* in the epoll and the reading list */
-	int failed;  /* held for the default worker after a failure: its deadline closes it */
 	struct fdp__route_wait *prev, *next;
 };
 
@@ -68,7 +70,7 @@ struct fdp__router {
 	size_t max_bytes;
 	enum fdp_route_fail on_fail;
 	unsigned char *scratch;
-	struct route_list reading, held;
+	struct route_list reading;
 	uint64_t count[RC_NCOUNTERS];
 	char spec[80];
 };
@@ -125,6 +127,7 @@ int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
 			*p = '_'; /* the status is space-separated key=value, and `status --json`
 			             quotes */
 	r->timeout_ms = rc->timeout_ms ? rc->timeout_ms : FDP_ROUTE_TIMEOUT_MS;
+	fdp__conns_hold_for(m, r->timeout_ms);
 	r->max_bytes = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
 	r->max_pending = rc->max_pending ? rc->max_pending : FDP_ROUTE_MAX_PENDING;
 	r->on_fail = rc->on_fail;
@@ -155,12 +158,11 @@ static void unwatch(struct fdp_master *m, struct fdp__route_wait *w)
 	w->watched = 0;
 }
 
-/* Forget w (closing its connection when close_fd: else a worker's in-flight list has it). */
-static void wait_free(struct fdp_master *m, struct fdp__route_wait *w, int close_fd)
+/* Close w's connection, counted under why, and forget w. */
+static void wait_close(struct fdp_master *m, struct fdp__route_wait *w, enum fdp__close_reason why)
 {
 	unwatch(m, w);
-	if (close_fd && w->c.fd >= 0)
-		close(w->c.fd);
+	fdp__conns_route_close(m, &w->c, why);
 	free(w);
 }
 
@@ -170,22 +172,9 @@ void fdp__route_close(struct fdp_master *m)
 
 	if (!r)
 		return;
-	while (r->reading.head) {
-		struct fdp__route_wait *w = r->reading.head;
-
-		/* A watched one leaves the list in wait_free() (unwatch): remove it only once. */
-		if (!w->watched)
-			list_remove(&r->reading, w);
-		m->closed[CLOSE_SHUTDOWN]++;
-		wait_free(m, w, 1);
-	}
-	while (r->held.head) {
-		struct fdp__route_wait *w = r->held.head;
-
-		list_remove(&r->held, w);
-		m->closed[CLOSE_SHUTDOWN]++;
-		wait_free(m, w, 1);
-	}
+	while (r->reading.head)
+		wait_close(m, r->reading.head, CLOSE_SHUTDOWN); /* it leaves the list (unwatch) */
+	fdp__conns_close_held(m, CLOSE_SHUTDOWN);
 	fdp__hashring_free(&r->ring);
 	fdp__route_map_free(&r->map);
 	free(r->scratch);
@@ -197,7 +186,7 @@ int fdp__route_full(const struct fdp_master *m)
 {
 	const struct fdp__router *r = m->router;
 
-	return r && r->reading.n + r->held.n >= r->max_pending;
+	return r && r->reading.n + m->conns.held.n >= r->max_pending;
 }
 
 size_t fdp__route_room(const struct fdp_master *m)
@@ -207,56 +196,41 @@ size_t fdp__route_room(const struct fdp_master *m)
 
 	if (!r)
 		return SIZE_MAX;
-	busy = r->reading.n + r->held.n;
+	busy = r->reading.n + m->conns.held.n;
 	return busy < r->max_pending ? r->max_pending - busy : 0;
 }
 
-/* Hand c to slot's current worker; -EAGAIN (or another error) when it cannot take it now. */
-static int hand_to_slot(struct fdp_master *m, const struct fdp__conn *c, unsigned slot)
-{
-	struct fdp__proc *p = m->slots[slot].proc;
-	int err;
-
-	if (!fdp__proc_can_take(m, p))
-		return -EAGAIN;
-	err = fdp__hand_to(m, p, c);
-	if (err == -ENOBUFS)
-		p->dirty = 1; /* flush it; held until it has room */
-	else if (err < 0 && err != -EMFILE && err != -ENFILE && err != -ENOMEM)
-		fdp__proc_lost(m, p, err); /* its connections come back here once it is gone */
-	return err;
-}
-
-/* Hand the connection to its slot now, or hold it for that slot until a new deadline. */
+/* The slot is chosen: conns.c hands the connection to it now, or holds it for that slot. */
 static void deliver(struct fdp_master *m, struct fdp__route_wait *w)
 {
-	struct fdp__router *r = m->router;
-
-	if (hand_to_slot(m, &w->c, w->c.slot) == 0) {
-		wait_free(m, w, 0); /* the worker's in-flight list holds the descriptor now */
-		return;
-	}
 	unwatch(m, w);
-	w->deadline = fdp__now_ms() + r->timeout_ms;
-	list_push(&r->held, w);
+	fdp__conns_route_deliver(m, &w->c);
+	free(w);
 }
 
-/* No key will come (counted under why): to the default worker, or closed. */
-static void route_fail(struct fdp_master *m, struct fdp__route_wait *w, enum fdp__route_counter why)
+/* No key will come for c (counted under why): to the default worker, or closed. */
+static void route_fail(struct fdp_master *m, struct fdp__conn *c, enum fdp__route_counter why)
 {
 	struct fdp__router *r = m->router;
 
 	r->count[why]++;
-	if (r->on_fail == FDP_ROUTE_FAIL_DEFAULT && !w->failed) {
+	if (r->on_fail == FDP_ROUTE_FAIL_DEFAULT && !c->route_failed) {
 		r->count[RC_DEFAULTED]++;
-		w->failed = 1;
-		w->c.routed = 1;
-		w->c.slot = r->default_slot;
-		deliver(m, w);
+		c->route_failed = 1;
+		c->routed = 1;
+		c->slot = r->default_slot;
+		fdp__conns_route_deliver(m, c);
 		return;
 	}
 	r->count[RC_CLOSED]++;
-	wait_free(m, w, 1);
+	fdp__conns_route_close(m, c, CLOSE_ROUTE);
+}
+
+static void wait_fail(struct fdp_master *m, struct fdp__route_wait *w, enum fdp__route_counter why)
+{
+	unwatch(m, w);
+	route_fail(m, &w->c, why);
+	free(w);
 }
 
 /*
@@ -276,7 +250,7 @@ static int examine(struct fdp_master *m, struct fdp__route_wait *w, int hangup)
 		return 1;
 	if (n <= 0) { /* gone before sending anything, or reset: nothing to serve */
 		r->count[RC_EOF]++;
-		wait_free(m, w, 1);
+		wait_close(m, w, CLOSE_ROUTE);
 		return 0;
 	}
 	v = fdp__route_extract(&r->key, r->scratch, (size_t)n, r->max_bytes, &key);
@@ -284,7 +258,7 @@ static int examine(struct fdp_master *m, struct fdp__route_wait *w, int hangup)
 		return 1;
 	if (v != ROUTE_FOUND) {
 		/* Half-closed without a whole key (MORE with hangup): it never will have one. */
-		route_fail(m, w, v == ROUTE_TOO_BIG ? RC_TOO_BIG : RC_REJECTED);
+		wait_fail(m, w, v == ROUTE_TOO_BIG ? RC_TOO_BIG : RC_REJECTED);
 		return 0;
 	}
 	if (r->key.fold_case)
@@ -308,14 +282,14 @@ void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET};
 
 	if (!w) {
-		fdp__close_conn(m, &(struct fdp__conn){.fd = c->fd}, CLOSE_ERROR);
+		fdp__conns_route_close(m, &(struct fdp__conn){.fd = c->fd}, CLOSE_ERROR);
 		return;
 	}
 	w->w.kind = W_ROUTE;
 	w->c = *c;
-	if (r->reading.n + r->held.n >= r->max_pending) {
-		route_fail(m, w,
-		           RC_OVERFLOW); /* not from accepts (they stop at the cap): a safety net */
+	if (r->reading.n + m->conns.held.n >= r->max_pending) {
+		wait_fail(m, w,
+		          RC_OVERFLOW); /* not from accepts (they stop at the cap): a safety net */
 		return;
 	}
 	if (!examine(m, w, 0))
@@ -324,8 +298,7 @@ void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
 	ev.data.ptr = &w->w;
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
 		fdp__log(m, FDP_LOG_WARN, "route: epoll_ctl: %s", strerror(errno));
-		fdp__close_conn(m, &w->c, CLOSE_ERROR);
-		free(w);
+		wait_close(m, w, CLOSE_ERROR); /* not watched: nothing to unwatch */
 		return;
 	}
 	w->watched = 1;
@@ -338,69 +311,37 @@ void fdp__route_input(struct fdp_master *m, struct fdp__watch *watch, uint32_t e
 	        (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 }
 
-/* Try every held connection again: a slot may have room or a new worker now. */
-void fdp__route_dispatch(struct fdp_master *m)
-{
-	struct fdp__router *r = m->router;
-	struct fdp__route_wait *w, *next;
-
-	if (!r)
-		return;
-	for (w = r->held.head; w; w = next) {
-		next = w->next; /* a lost worker's connections are appended behind: seen too */
-		if (hand_to_slot(m, &w->c, w->c.slot) < 0)
-			continue;
-		list_remove(&r->held, w);
-		wait_free(m, w, 0);
-	}
-}
-
-int fdp__route_hold(struct fdp_master *m, const struct fdp__conn *c)
-{
-	struct fdp__router *r = m->router;
-	struct fdp__route_wait *w;
-
-	if (!r || !c->routed || !(w = calloc(1, sizeof(*w))))
-		return -ENOENT;
-	w->w.kind = W_ROUTE;
-	w->c = *c;
-	w->deadline = fdp__now_ms() + r->timeout_ms;
-	list_push(&r->held, w);
-	return 0;
-}
-
-/* Deadlines: reading ones fail as timed out; held ones expire (or close if already failed). */
+/* Reading deadlines fail as timed out; held ones (conns.c's) expire, or close if failed already. */
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next)
 {
 	struct fdp__router *r = m->router;
 	struct fdp__route_wait *w;
+	struct fdp__conn c;
+	long long held;
 
 	if (!r)
 		return;
 	if (m->stopping) {
-		while ((w = r->reading.head) || (w = r->held.head)) {
-			if (!w->watched)
-				list_remove(&r->held, w);
-			m->closed[CLOSE_SHUTDOWN]++;
-			wait_free(m, w, 1);
-		}
+		while ((w = r->reading.head))
+			wait_close(m, w, CLOSE_SHUTDOWN);
+		fdp__conns_close_held(m, CLOSE_SHUTDOWN);
 		return;
 	}
 	while ((w = r->reading.head) && w->deadline <= now)
-		route_fail(m, w, RC_TIMEOUT);
-	while ((w = r->held.head) && w->deadline <= now) {
-		list_remove(&r->held, w);
-		if (w->failed) {
+		wait_fail(m, w, RC_TIMEOUT);
+	while (fdp__conns_route_expired(m, now, &c)) {
+		if (c.route_failed) {
 			r->count[RC_CLOSED]++;
-			wait_free(m, w, 1);
+			fdp__conns_route_close(m, &c, CLOSE_ROUTE);
 		} else {
-			route_fail(m, w, RC_UNAVAILABLE);
+			route_fail(m, &c, RC_UNAVAILABLE);
 		}
 	}
 	if (r->reading.head && r->reading.head->deadline < *next)
 		*next = r->reading.head->deadline;
-	if (r->held.head && r->held.head->deadline < *next)
-		*next = r->held.head->deadline;
+	held = fdp__conns_held_next(m);
+	if (held && held < *next)
+		*next = held;
 }
 
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
@@ -413,7 +354,7 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 		return;
 	off = (size_t)snprintf(buf, size, "route key=%s on_fail=%s waiting=%zu held=%zu", r->spec,
 	                       r->on_fail == FDP_ROUTE_FAIL_DEFAULT ? "default" : "close",
-	                       r->reading.n, r->held.n);
+	                       r->reading.n, m->conns.held.n);
 	for (int i = 0; i < RC_NCOUNTERS && off < size; i++)
 		off += (size_t)snprintf(buf + off, size - off, " %s=%llu", counter_names[i],
 		                        (unsigned long long)r->count[i]);

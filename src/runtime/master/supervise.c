@@ -6,11 +6,8 @@
 #include "master.h"
 #include "proto.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,90 +33,6 @@ static int pidfd_open_(pid_t pid)
 #endif
 }
 
-/* In the child: keep stdio and the channel (moved to descriptor 3), close everything else. */
-static int child_keep_only(int chan)
-{
-	DIR *d;
-	struct dirent *e;
-
-	/* dup3, not dup2: a handler's system() or popen() must not inherit the channel. */
-	if (chan != 3) {
-		if (dup3(chan, 3, O_CLOEXEC) < 0)
-			return -1;
-		chan = 3;
-	}
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, 4, ~0U, 0) == 0)
-		return 3;
-#endif
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return 3;
-	while ((e = readdir(d))) {
-		int fd = atoi(e->d_name);
-
-		if (fd > 3 && fd != dirfd(d))
-			close(fd);
-	}
-	closedir(d);
-	return 3;
-}
-
-/*
- * A worker starts with every signal at its default (docs/WORKER.md), whatever the master's
- * caller ignored. Ignoring first discards one already pending, blocked: a Ctrl-C that reached
- * the child before it left the terminal's process group would otherwise kill it on unblock.
- */
-static void child_reset_signals(void)
-{
-	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
-
-	for (int sig = 1; sig < NSIG; sig++) {
-		/* Not the ones the libc keeps for itself (32, 33 in glibc): a sanitizer's sigaction
-		 * may let them through, and they would stay ignored. */
-		if (sig == SIGKILL || sig == SIGSTOP || (sig > SIGSYS && sig < SIGRTMIN))
-			continue;
-		sigaction(sig, &ign, NULL);
-		sigaction(sig, &dfl, NULL);
-	}
-}
-
-static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp__proc *self,
-                                                int chan)
-{
-	struct fdp_worker *w;
-	sigset_t all;
-	int status = 127, err;
-
-	m->in_child = 1;
-	/* The master's end of this worker's channel is the master's, not the worker's. */
-	fdp_channel_close(self->ch);
-	free(self);
-	/* Out of the terminal's process group: Ctrl-C reaches the master, which drains. */
-	setpgid(0, 0);
-	child_reset_signals();
-	sigfillset(&all);
-	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	chan = child_keep_only(chan);
-	if (chan < 0)
-		_exit(127);
-	if (!m->cfg.worker_main) {
-		char num[16];
-
-		snprintf(num, sizeof(num), "%d", chan);
-		fcntl(chan, F_SETFD, 0); /* the one descriptor the program must inherit */
-		setenv(FDP_WORKER_ENV, num, 1);
-		execvp(m->cfg.exec_argv[0], m->cfg.exec_argv);
-		_exit(127);
-	}
-	err = fdp_worker_open(&w, chan, 5000);
-	if (err < 0)
-		_exit(126);
-	status = m->cfg.worker_main(w, m->cfg.worker_arg);
-	fdp_worker_close(w);
-	_exit(status);
-}
-
 static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->wch};
@@ -136,7 +49,7 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 
 /*
  * Start a process in slot: its current one, or (successor, on reload) the one that replaces
- * the current one once it says READY (fdp__promote()), so a new program that fails to start
+ * the current one once it says READY (promote()), so a new program that fails to start
  * never takes the slot from a working one.
  */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
@@ -172,7 +85,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 		goto fail_close;
 	}
 	if (p->pid == 0)
-		run_child(m, p, sv[1]);
+		fdp__run_child(m, p, sv[1]);
 	setpgid(p->pid, p->pid); /* also here: the child may not have run yet when a Ctrl-C comes */
 	close(sv[1]);
 	sv[1] = -1;
@@ -223,18 +136,23 @@ void fdp__proc_kill(struct fdp__proc *p)
 }
 
 /*
- * p's channel can no longer be used (err: why; 0 for end of file). Nothing more is handed to
- * p. Its unacknowledged connections are handed again only once p is gone (fdp__reap): a
- * process that lost its channel may still hold them, and the built-in worker shuts its
- * sockets down when its channel ends, which would kill a copy handed to another worker. So a
- * live p with connections in flight is killed at once, its channel kept (out of epoll) for
- * the ACKs still in it; one with none gets FDP__LOST_GRACE_MS to finish exiting on its own.
+ * p's channel can no longer be used (err: why; 0 for end of file): met here, or flagged below
+ * (fdp__proc_flag_lost()) and settled by settle(). Nothing more is handed to p. Its
+ * unacknowledged connections are handed again only once p is gone (fdp__reap): a process
+ * that lost its channel may still hold them, and the built-in worker shuts its sockets down
+ * when its channel ends, which would kill a copy handed to another worker. So a live p with
+ * connections in flight is killed at once, its channel kept (out of epoll) for the ACKs still
+ * in it; one with none gets FDP__LOST_GRACE_MS to finish exiting on its own.
  * A worker that broke the protocol is killed at once and nothing more of it is read.
  */
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 {
 	int alive = p->state != PROC_DEAD;
 
+	if (p->lost) { /* flagged: this settles it */
+		p->lost = 0;
+		m->flagged--;
+	}
 	if (!p->ch)
 		return;
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(p->ch), NULL);
@@ -299,6 +217,50 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 	s->respawn_at = fdp__now_ms() + delay;
 }
 
+static void promote(struct fdp_master *m, struct fdp__proc *p);
+
+/* Once every slot's current worker is ready, say so (once). */
+static void log_all_ready(struct fdp_master *m)
+{
+	if (m->ready_logged)
+		return;
+	for (unsigned i = 0; i < m->cfg.workers; i++) {
+		struct fdp__proc *q = m->slots[i].proc;
+
+		if (!q || q->state != PROC_READY)
+			return;
+	}
+	m->ready_logged = 1;
+	fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers, (int)getpid());
+}
+
+/*
+ * What the files below flagged on p, in the order it was read: a READY (it may take its slot),
+ * then a lost channel. Here, not where they were met, so that the calls run one way: dispatch.c
+ * and conns.c never call up into this file.
+ */
+static void settle(struct fdp_master *m, struct fdp__proc *p)
+{
+	if (p->ready_seen) {
+		p->ready_seen = 0;
+		m->flagged--;
+		promote(m, p);
+		log_all_ready(m);
+	}
+	if (p->lost)
+		fdp__proc_lost(m, p, p->lost_err);
+}
+
+/*
+ * The loop's settling points (after each worker event, after the hand-overs, after the
+ * flush): every flagged worker is settled there, before anything else can look at it.
+ */
+void fdp__supervise_flagged(struct fdp_master *m)
+{
+	for (struct fdp__proc *p = m->procs; p && m->flagged; p = p->next)
+		settle(m, p);
+}
+
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
@@ -321,8 +283,9 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	}
 	/* Its last ACKs first: the connections they name are not handed again. */
 	fdp__channel_drain(m, p);
+	settle(m, p);
 	fdp__proc_lost(m, p, 0);
-	fdp__rehand_inflight(m, p);
+	fdp__conns_take_back(m, p);
 	if (p->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
 		close(p->pidfd);
@@ -422,7 +385,7 @@ void fdp__send_drains(struct fdp_master *m)
 {
 	struct fdp__proc *spare = NULL;
 
-	if (!m->drains_pending || (m->stopping && m->pending.n))
+	if (!m->drains_pending || (m->stopping && m->conns.pending.n))
 		return;
 	if (m->stopping)
 		spare = drain_spare(m);
@@ -480,7 +443,7 @@ void fdp__reload(struct fdp_master *m)
 }
 
 /* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
-void fdp__promote(struct fdp_master *m, struct fdp__proc *p)
+static void promote(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
 	struct fdp__proc *old = s->proc;
@@ -557,8 +520,10 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			*next = p->kill_at;
 		}
 		/* A READY already in its channel counts: read it before deciding. */
-		if (p->start_deadline && now >= p->start_deadline && p->ch)
+		if (p->start_deadline && now >= p->start_deadline && fdp__proc_usable(p)) {
 			fdp__channel_input(m, p);
+			settle(m, p);
+		}
 		if (p->start_deadline && now >= p->start_deadline) {
 			p->start_failed = 1; /* a READY that still comes is not listened to */
 			fdp__log(m, FDP_LOG_WARN,
