@@ -272,6 +272,20 @@ TEST(zero_length_packet_from_a_live_peer_is_eproto_not_end_of_file)
 	close(sv[0]);
 }
 
+TEST(seqpacket_peer_that_shuts_down_its_sending_side_is_end_of_file)
+{
+	struct fdp_channel *rx;
+	struct fdp_channel_msg m;
+	int sv[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&rx, sv[1], NULL));
+	CHECK(shutdown(sv[0], SHUT_WR) == 0);
+	CHECK_INT(fdp_channel_recv(rx, &m), ==, 0);
+	fdp_channel_close(rx);
+	close(sv[0]);
+}
+
 TEST(seqpacket_peer_that_closes_is_end_of_file)
 {
 	struct fdp_channel *rx;

@@ -162,14 +162,19 @@ static int inbox_fill(struct fdp_channel *ch)
 
 /*
  * A SOCK_SEQPACKET read of 0 bytes is end of file, or a zero-length packet: the kernel returns
- * the same for both. Only a peer that has closed makes the socket hang up, so ask poll(); a
- * live peer that sends an empty packet sends a malformed one (every packet holds a header).
+ * the same for both. Only a peer that has closed, or shut down its sending side, makes the
+ * socket hang up (POLLHUP; POLLRDHUP for the half-close, where the system has it), so ask
+ * poll(); a live peer that sends an empty packet sends a malformed one (every packet holds a
+ * header).
  */
+#ifndef POLLRDHUP
+#define POLLRDHUP 0
+#endif
 static int peer_closed(int sock)
 {
-	struct pollfd p = {.fd = sock, .events = POLLIN};
+	struct pollfd p = {.fd = sock, .events = POLLIN | POLLRDHUP};
 
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
 }
 
 /*
