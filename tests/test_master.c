@@ -4,6 +4,7 @@
  * the log, the status, a client socket or /proc.
  */
 #include "test_master_util.h"
+#include "proto.h"
 
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -14,6 +15,7 @@ enum quirk {
 	Q_ACK_THEN_DIE, /* gen 1: take one connection, wait for a second CONN, ACK the first, die */
 	Q_HALF_CLOSE,   /* gen 1 of slot 0: shut the channel's write side, shut clients on EOF */
 	Q_BAD_ACK,      /* gen 1: on its first connection, send an ACK of 3 bytes, then wait */
+	Q_DONE_WITH_FD, /* gen 1: on its first connection, send a DONE carrying a descriptor */
 };
 
 static enum quirk quirk;
@@ -106,6 +108,20 @@ static __attribute__((noreturn)) void bad_ack(struct fdp_worker *w)
 	_exit(94);
 }
 
+/* Q_DONE_WITH_FD: a well-formed DONE of an id, but with a descriptor, which no DONE carries. */
+static __attribute__((noreturn)) void done_with_fd(struct fdp_worker *w, uint64_t id)
+{
+	struct fdp_channel *ch;
+	unsigned char buf[8];
+	int fd = dup(0);
+
+	if (fd < 0 || fdp_channel_open(&ch, dup(fdp_worker_fd(w)), NULL) < 0 ||
+	    fdp_channel_send(ch, 0x104, buf, fdp_proto_ids_encode(buf, &id, 1), &fd, 1, 0) < 0)
+		_exit(93);
+	poll(NULL, 0, 10000);
+	_exit(94);
+}
+
 static void answer(struct fdp_worker *w, struct client *c)
 {
 	char buf[256];
@@ -145,6 +161,8 @@ static int take(struct fdp_worker *w, struct client *cs, int *n)
 			ack_then_die(w, fd);
 		if (quirk == Q_BAD_ACK && fdp_worker_generation(w) == 1)
 			bad_ack(w);
+		if (quirk == Q_DONE_WITH_FD && fdp_worker_generation(w) == 1)
+			done_with_fd(w, conn.id);
 		if (quirk == Q_HALF_CLOSE && fdp_worker_generation(w) == 1 &&
 		    fdp_worker_index(w) == 0)
 			half_close(w, fd);
@@ -601,6 +619,27 @@ TEST(a_worker_sending_a_malformed_message_is_killed_and_its_connection_goes_else
 	CHECK(strstr(line, " gen=2 ") != NULL);
 	close(fd);
 	server_wait_log(&s, "broke the protocol: message type 0x103, 3 bytes", 10000);
+	server_wait_log(&s, "killed by signal 9", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_message_carrying_a_descriptor_breaks_its_channel_and_its_connection_goes_elsewhere)
+{
+	struct server s;
+	char line[256], *st;
+	int fd;
+
+	quirk = Q_DONE_WITH_FD;
+	master_start(&s, config(1), 0);
+	fd = client_say(&s, "hello\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=2 ") != NULL);
+	close(fd);
+	server_wait_log(&s, "protocol error", 10000);
 	server_wait_log(&s, "killed by signal 9", 10000);
 	st = server_status(&s);
 	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);

@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* Limits (DESIGN.md invariant 6). */
+/* Limits: every one explicit and enforced (docs/ARCHITECTURE.md). */
 #define FDP__MAX_WORKERS     1024
 #define FDP__MAX_INFLIGHT    4096  /* unacknowledged connections per worker */
 #define FDP__MAX_PENDING     4096  /* accepted, waiting for a worker; past it accept pauses */

@@ -64,7 +64,10 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	err = fdp_socketpair(SOCK_SEQPACKET, sv);
 	if (err < 0)
 		goto fail_free;
-	err = fdp_channel_open(&p->ch, sv[0], NULL);
+	/* A worker's READY, ACK and DONE carry no descriptor: one that sends any is broken. */
+	err = fdp_channel_open(&p->ch, sv[0], &(struct fdp_channel_config){
+	                                              .size = sizeof(struct fdp_channel_config),
+	                                              .max_fds = fdp_proto_max_fds});
 	if (err < 0) {
 		close(sv[1]);
 		goto fail_free;
