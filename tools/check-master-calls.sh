@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The master's files must call each other one way (docs/master-structure.md): this prints the
+# The master's files must call each other one way (docs/ARCHITECTURE.md): this prints the
 # file-level call graph among them, read from the built objects' symbol tables, and exits 1 if
 # it has a cycle (2 when it cannot tell: no build, a stale object; 77, skipped: no nm).
 #

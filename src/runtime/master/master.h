@@ -1,6 +1,6 @@
 /*
  * The master's internal state, shared by its files, which call each other one way only, each
- * calling only files below it (docs/master-structure.md; tools/check-master-calls.sh, a test,
+ * calling only files below it (docs/ARCHITECTURE.md; tools/check-master-calls.sh, a test,
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
