@@ -257,6 +257,15 @@ struct fdp_master_config {
 	 * 0: 60000.
 	 */
 	unsigned start_timeout_ms;
+	/*
+	 * How long a ready worker may leave a connection unacknowledged (its ACK leaves as soon as
+	 * it takes the connection from its channel, whatever the connection then does, so a
+	 * long-lived connection is never mistaken for a hang). A worker past it is hung: it gets
+	 * nothing more, is killed, and every connection it had not acknowledged goes to another
+	 * worker; then it is replaced. A worker must therefore read its channel at least this
+	 * often. 0: 2000.
+	 */
+	unsigned ack_timeout_ms;
 };
 
 /*

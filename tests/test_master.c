@@ -16,6 +16,7 @@ enum quirk {
 	Q_HALF_CLOSE,   /* gen 1 of slot 0: shut the channel's write side, shut clients on EOF */
 	Q_BAD_ACK,      /* gen 1: on its first connection, send an ACK of 3 bytes, then wait */
 	Q_DONE_WITH_FD, /* gen 1: on its first connection, send a DONE carrying a descriptor */
+	Q_HANG,         /* gen 1 of slot 0: ready, then never reads its channel again */
 };
 
 static enum quirk quirk;
@@ -179,6 +180,10 @@ static int test_worker(struct fdp_worker *w, void *arg)
 	int n = 0, taking = 1;
 
 	(void)arg;
+	if (quirk == Q_HANG && fdp_worker_generation(w) == 1 && fdp_worker_index(w) == 0) {
+		poll(NULL, 0, 30000); /* hung: killed long before this ends */
+		_exit(95);
+	}
 	for (;;) {
 		struct pollfd p[MAX_CLIENTS + 1];
 
@@ -642,6 +647,31 @@ TEST(a_worker_message_carrying_a_descriptor_breaks_its_channel_and_its_connectio
 	server_wait_log(&s, "protocol error", 10000);
 	server_wait_log(&s, "killed by signal 9", 10000);
 	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_that_acknowledges_nothing_is_killed_and_its_connection_served_elsewhere)
+{
+	struct fdp_master_config cfg = config(2);
+	struct server s;
+	char line[256], *st;
+	int fd;
+
+	quirk = Q_HANG;
+	cfg.ack_timeout_ms = 300;
+	master_start(&s, cfg, 0);
+	/* Round-robin starts at slot 0, whose first process is hung. */
+	fd = client_say(&s, "hello\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=2 ") != NULL || strncmp(line, "worker=1 ", 9) == 0);
+	close(fd);
+	server_wait_log(&s, "acknowledged no connection for 300 ms (1 waiting)", 10000);
+	server_wait_log(&s, "killed by signal 9", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "ack_timeouts"), ==, 1);
 	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
 	free(st);
 	CHECK_INT(server_stop(&s), ==, 0);

@@ -140,6 +140,8 @@ TEST(bad_options_exit_2_naming_the_option_and_what_it_accepts)
 	        {"--backlog", "-1", "--backlog", "1 to 65535"},
 	        {"--drain-timeout", "soon", "--drain-timeout", "seconds"},
 	        {"--start-timeout", "0", "--start-timeout", "1 to 86400"},
+	        {"--ack-timeout", "0", "--ack-timeout", "0.01 to 3600"},
+	        {"--ack-timeout", "soon", "--ack-timeout", "0.01 to 3600"},
 	        {"--log-level", "loud", "--log-level", "error, warn, info or debug"},
 	        {"--listen", "nowhere", "--listen", "HOST:PORT, [HOST]:PORT or unix:PATH"},
 	};
@@ -165,7 +167,8 @@ TEST(help_explains_every_option)
 {
 	static const char *const opts[] = {
 	        "--listen",        "--workers",       "--handler", "--policy",    "--backlog",
-	        "--drain-timeout", "--start-timeout", "--control", "--log-level", "--exec"};
+	        "--drain-timeout", "--start-timeout", "--control", "--log-level", "--exec",
+	        "--ack-timeout"};
 	const char *args[] = {"serve", "--help", NULL};
 	char *out, *err;
 

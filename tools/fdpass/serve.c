@@ -68,6 +68,10 @@ static const char usage_text[] =
         "  --start-timeout SECS  how long a new worker may take to say it is ready before it\n"
         "                        is killed; on SIGHUP the old worker then keeps serving\n"
         "                        (1..86400). Default 60.\n"
+        "  --ack-timeout SECS    how long a ready worker may leave a connection handed to it\n"
+        "                        unacknowledged (it has stopped reading its channel) before it\n"
+        "                        is killed and its connections go to other workers\n"
+        "                        (0.01..3600, fractions allowed). Default 2.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock.\n"
         "                        \"none\" disables it.\n"
@@ -85,7 +89,7 @@ struct serve_opts {
 	struct fdp_route_config route;
 	int route_given;
 	long workers, backlog;
-	long long drain_ms, start_ms;
+	long long drain_ms, start_ms, ack_ms;
 	const struct fdpass_handler *handler;
 	const char *exec;
 	enum fdp_policy policy;
@@ -123,6 +127,20 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* Seconds, fractions allowed, in [min, max]: to whole milliseconds in *ms. */
+static int parse_seconds(const char *s, double min, double max, long long *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !(v >= min && v <= max))
+		return -1;
+	*ms = (long long)(v * 1000 + 0.5);
+	return 0;
+}
+
 static int pick(const char *value, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -143,6 +161,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"backlog", required_argument, NULL, 'b'},
 	        {"drain-timeout", required_argument, NULL, 'd'},
 	        {"start-timeout", required_argument, NULL, 's'},
+	        {"ack-timeout", required_argument, NULL, 'A'},
 	        {"control", required_argument, NULL, 'c'},
 	        {"log-level", required_argument, NULL, 'L'},
 	        {"route-key", required_argument, NULL, FDPASS_OPT_ROUTE_KEY},
@@ -203,6 +222,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("start-timeout", optarg,
 				                 "whole seconds from 1 to 86400");
 			o->start_ms = v * 1000LL;
+			break;
+		case 'A':
+			if (parse_seconds(optarg, 0.01, 3600, &o->ack_ms) < 0)
+				return bad_value("ack-timeout", optarg, "seconds from 0.01 to 3600");
 			break;
 		case 'c':
 			if (!*optarg)
@@ -430,6 +453,7 @@ int cmd_serve(int argc, char **argv)
 	                       .backlog = 4096,
 	                       .drain_ms = 10000,
 	                       .start_ms = 60000,
+	                       .ack_ms = 2000,
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
@@ -494,6 +518,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .route = routing ? &o.route : NULL,
 	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
 	                                  .start_timeout_ms = (unsigned)o.start_ms,
+	                                  .ack_timeout_ms = (unsigned)o.ack_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
 	                                  .worker_arg = (void *)o.handler,

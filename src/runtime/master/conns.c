@@ -88,10 +88,13 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 	                                   &c->peer, c->peer_len);
 	int fd = c->fd, err;
 
+	struct fdp__conn *held;
+
 	if (ring_push(&p->inflight, c, 0) < 0)
 		return -ENOMEM;
-	ring_at(&p->inflight, p->inflight.n - 1)->seq =
-	        fdp_channel_sent(p->ch) + fdp_channel_queued(p->ch);
+	held = ring_at(&p->inflight, p->inflight.n - 1);
+	held->seq = fdp_channel_sent(p->ch) + fdp_channel_queued(p->ch);
+	held->handed_ms = fdp__now_ms();
 	/* Lent, not given: the master's copy lives in p->inflight until the worker's ACK, which
 	 * cannot come before the message has left, and the channel is closed before a lost
 	 * worker's connections are re-handed. */
@@ -209,6 +212,40 @@ void fdp__conns_expire_pending(struct fdp_master *m, long long now, long long *n
 		fdp__log_limited(m, &m->rl_expire, FDP_LOG_WARN,
 		                 "closed a connection that waited %d ms with no worker to take it",
 		                 FDP__PENDING_TIMEOUT);
+	}
+}
+
+/*
+ * A ready worker that leaves a connection unacknowledged past the deadline has stopped reading
+ * its channel (hung, or stuck in its own code): it would swallow its share of clients for
+ * good. Flag it lost with -ETIMEDOUT: nothing more goes to it, and supervise.c kills it, reads
+ * the ACKs still in its channel, and hands the rest to other workers once it is gone, so none
+ * is served twice. The in-flight ring is in hand-over order: its head is the oldest. A worker
+ * not ready yet is the start timeout's; its deadlines start when it says READY.
+ */
+void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next)
+{
+	long long wait = m->cfg.ack_timeout_ms ? m->cfg.ack_timeout_ms : FDP__ACK_WAIT_MS;
+
+	for (struct fdp__proc *p = m->procs; p; p = p->next) {
+		struct fdp__conn *oldest;
+		long long due;
+
+		if (!p->said_ready || !p->inflight.n || !fdp__proc_usable(p))
+			continue;
+		oldest = ring_at(&p->inflight, 0);
+		due = (oldest->handed_ms > p->ready_ms ? oldest->handed_ms : p->ready_ms) + wait;
+		if (now < due) {
+			if (due < *next)
+				*next = due;
+			continue;
+		}
+		m->conns.ack_timeouts++;
+		fdp__log(m, FDP_LOG_WARN,
+		         "worker %u pid %d acknowledged no connection for %lld ms (%zu waiting): "
+		         "killing it; they go to other workers",
+		         p->slot, (int)p->pid, wait, p->inflight.n);
+		fdp__proc_flag_lost(m, p, -ETIMEDOUT);
 	}
 }
 

@@ -73,6 +73,7 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 	if (p->said_ready || p->start_failed)
 		return;
 	p->said_ready = 1;
+	p->ready_ms = fdp__now_ms();
 	p->start_deadline = 0;
 	if (p->state == PROC_STARTING)
 		p->state = PROC_READY;

@@ -338,6 +338,7 @@ int fdp_master_run(struct fdp_master *m)
 
 		fdp__supervise_timers(m, now, &next);
 		fdp__conns_expire_pending(m, now, &next);
+		fdp__conns_ack_deadlines(m, now, &next);
 		fdp__route_timers(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);

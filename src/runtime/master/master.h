@@ -45,6 +45,7 @@
 #define FDP__LOG_INTERVAL_MS 10000 /* a repeated warning is logged at most this often */
 #define FDP__LOST_GRACE_MS   1000  /* a worker whose channel closed has this long to exit */
 #define FDP__READY_WAIT_MS   60000 /* a new worker's time to say READY, unless configured */
+#define FDP__ACK_WAIT_MS     2000  /* a ready worker's time to ACK a connection, unless configured */
 #define FDP__STABLE_MS       1000  /* a worker up this long resets the backoff */
 #define FDP__BACKOFF_BASE_MS 100
 #define FDP__BACKOFF_MAX_MS  10000
@@ -69,6 +70,7 @@ struct fdp__conn {
 	int fd;
 	unsigned listener;
 	long long since_ms;
+	long long handed_ms; /* in flight: when it was handed to its worker */
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
 	/* The route failure action chose that slot (a second failure closes it); and, while it is
@@ -103,6 +105,7 @@ struct fdp__proc {
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
 	int said_ready;
+	long long ready_ms; /* when it said READY: its acknowledgement deadlines start no earlier */
 	int start_failed;   /* killed for not saying READY in time: a late one is ignored */
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
 	long long retry_at; /* and when to flush again (0: not waiting) */
@@ -164,6 +167,7 @@ struct fdp__conns {
 	unsigned hold_ms;         /* the route timeout: how long a routed one waits for its slot */
 	uint64_t next_id;
 	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
+	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 };
 
 struct fdp_master {
@@ -233,6 +237,8 @@ int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
                       const struct fdp_accepted *a, long long now, struct fdp__conn *lent);
 void fdp__conns_dispatch_pending(struct fdp_master *m);
 void fdp__conns_expire_pending(struct fdp_master *m, long long now, long long *next);
+/* Flag every ready worker whose oldest unacknowledged connection is past the ACK deadline. */
+void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next);
 int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
 int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
 void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
