@@ -77,6 +77,87 @@ TEST(status_finds_a_server_on_the_default_control_path)
 	unsetenv("XDG_RUNTIME_DIR");
 }
 
+static void expect_failure(const char *const *args, int status, const char *want);
+
+TEST(without_xdg_runtime_dir_the_control_socket_is_in_a_private_directory_status_finds)
+{
+	const char *serve[] = {"--workers", "1", NULL};
+	const char *status[] = {"status", NULL};
+	char dir[600];
+	struct stat st;
+	struct server s;
+	char *out, *err;
+
+	unsetenv("XDG_RUNTIME_DIR");
+	setenv("TMPDIR", fdp_test_tmpdir(), 1);
+	snprintf(dir, sizeof(dir), "%s/fdpass-%u", fdp_test_tmpdir(), (unsigned)getuid());
+	server_start_argv(&s, serve, SERVE_DEFAULT_CONTROL);
+	CHECK(strstr(s.log, "/control.sock") != NULL);
+	CHECK(lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+	CHECK_INT(run_tool(status, &out, &err), ==, 0);
+	CHECK(strstr(out, "master pid ") != NULL);
+	free(out);
+	free(err);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+	rmdir(dir);
+	unsetenv("TMPDIR");
+}
+
+TEST(serve_refuses_a_default_control_directory_others_can_enter)
+{
+	const char *args[] = {"serve", "--workers", "1", NULL};
+	char dir[600];
+
+	unsetenv("XDG_RUNTIME_DIR");
+	setenv("TMPDIR", fdp_test_tmpdir(), 1);
+	snprintf(dir, sizeof(dir), "%s/fdpass-%u", fdp_test_tmpdir(), (unsigned)getuid());
+	CHECK(mkdir(dir, 0755) == 0);
+	CHECK(chmod(dir, 0755) == 0); /* the umask may have taken bits away */
+	expect_failure(args, 1, "refusing to use it");
+	rmdir(dir);
+	unsetenv("TMPDIR");
+}
+
+static char impostor_name[64];
+
+/* Listen as nobody and answer one client with an invented status line. */
+static void impostor(void *arg)
+{
+	int *ready = arg, lfd, c;
+	const char *fake = "master pid=1 state=running policy=round-robin workers=9 accepted=999\n";
+
+	CHECK_OK(setgid(65534));
+	CHECK_OK(setuid(65534));
+	lfd = fdp_unix_listen(impostor_name, SOCK_STREAM, 0600, 4);
+	CHECK_OK(lfd);
+	CHECK_INT(write(ready[1], "r", 1), ==, 1);
+	c = accept(lfd, NULL, NULL);
+	CHECK(c >= 0);
+	CHECK_INT(write(c, fake, strlen(fake)), ==, (ssize_t)strlen(fake));
+	close(c);
+	close(lfd);
+}
+
+TEST(status_refuses_a_server_that_is_neither_root_nor_the_user)
+{
+	const char *args[] = {"status", "--control", impostor_name, NULL};
+	int ready[2];
+	char byte;
+	pid_t pid;
+
+	if (getuid() != 0)
+		fdp_test_skip("needs root to answer as another user (nobody)");
+	snprintf(impostor_name, sizeof(impostor_name), "@fdpass-test-impostor-%d", (int)getpid());
+	CHECK_OK(pipe2(ready, O_CLOEXEC));
+	pid = fdp_test_fork(impostor, ready);
+	close(ready[1]);
+	CHECK_INT(read(ready[0], &byte, 1), ==, 1);
+	close(ready[0]);
+	expect_failure(args, 1, "neither root nor you: refusing to trust it");
+	CHECK_INT(fdp_test_wait(pid), ==, 0);
+}
+
 /* As another user: connect to the control socket and return what it answers. */
 static void connect_as_nobody(void *arg)
 {

@@ -86,7 +86,7 @@ static inline const char *server_wait_log(struct server *s, const char *needle, 
 }
 
 #define SERVE_NO_WAIT_READY   0x1 /* return once it listens, before the workers are ready */
-#define SERVE_DEFAULT_CONTROL 0x2 /* no --control: $XDG_RUNTIME_DIR/fdpass.sock */
+#define SERVE_DEFAULT_CONTROL 0x2 /* no --control: $XDG_RUNTIME_DIR/fdpass.sock, else $TMPDIR's */
 
 /*
  * Start `fdpass serve --listen 127.0.0.1:0 --control DIR/ctl.sock ARGS...` (NULL-ended) and
@@ -103,9 +103,12 @@ static inline void server_start_argv(struct server *s, const char *const *args, 
 	for (const char *const *a = args; a && *a; a++)
 		if (strcmp(*a, "--control") == 0)
 			own_control = 1;
-	if (flags & SERVE_DEFAULT_CONTROL) {
+	if ((flags & SERVE_DEFAULT_CONTROL) && getenv("XDG_RUNTIME_DIR")) {
 		snprintf(s->control, sizeof(s->control), "%s/fdpass.sock",
 		         getenv("XDG_RUNTIME_DIR"));
+	} else if (flags & SERVE_DEFAULT_CONTROL) {
+		snprintf(s->control, sizeof(s->control), "%s/fdpass-%u/control.sock",
+		         getenv("TMPDIR"), (unsigned)getuid());
 	} else if (!own_control) {
 		snprintf(s->control, sizeof(s->control), "%s/ctl.sock", fdp_test_tmpdir());
 		argv[n++] = "--control";

@@ -73,7 +73,8 @@ static const char usage_text[] =
         "                        is killed and its connections go to other workers\n"
         "                        (0.01..3600, fractions allowed). Default 2.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
-        "                        $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock.\n"
+        "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
+        "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
         "  --help                show this help.\n"
@@ -96,16 +97,6 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 };
-
-void fdpass_default_control_path(char *buf, size_t size)
-{
-	const char *dir = getenv("XDG_RUNTIME_DIR");
-
-	if (dir && dir[0] == '/')
-		snprintf(buf, size, "%s/fdpass.sock", dir);
-	else
-		snprintf(buf, size, "/tmp/fdpass-%u.sock", (unsigned)getuid());
-}
 
 static int bad_value(const char *opt, const char *value, const char *accepts)
 {
@@ -457,7 +448,7 @@ int cmd_serve(int argc, char **argv)
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
-	char control[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
+	char control[512], why[512], nofile[128], *exec_argv[] = {"/bin/sh", "-c", NULL, NULL};
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int fds[MAX_LISTEN], status, err, routing = 0;
@@ -493,8 +484,10 @@ int cmd_serve(int argc, char **argv)
 		control[0] = '\0';
 	else if (o.control)
 		snprintf(control, sizeof(control), "%s", o.control);
-	else
-		fdpass_default_control_path(control, sizeof(control));
+	else if (fdpass_default_control_path(control, sizeof(control), 1, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
+		return FDPASS_EXIT_FAILURE;
+	}
 	status = open_listeners(&o, fds);
 	if (status >= 0)
 		return status;

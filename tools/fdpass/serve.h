@@ -11,9 +11,12 @@
 #define FDPASS_TAG_ECHO 1
 #define FDPASS_TAG_HTTP 2
 
-/* The control socket a server uses when not told: $XDG_RUNTIME_DIR/fdpass.sock, else
- * /tmp/fdpass-$UID.sock. Writes it into buf. */
-void fdpass_default_control_path(char *buf, size_t size);
+/*
+ * The control socket a server uses when not told (control_path.c): $XDG_RUNTIME_DIR/fdpass.sock,
+ * else /tmp/fdpass-$UID/control.sock in a directory of this user's with mode 0700 (made when
+ * create is set). Writes it into buf; returns 0, or a negative errno with the reason in why.
+ */
+int fdpass_default_control_path(char *buf, size_t size, int create, char *why, size_t why_size);
 
 /* One client connection of a built-in handler. */
 struct fdpass_conn {

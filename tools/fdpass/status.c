@@ -29,7 +29,7 @@ static const char usage_text[] =
         "Options:\n"
         "  --json          print JSON instead of a table.\n"
         "  --control PATH  the server's control socket (default: the one `fdpass serve` uses\n"
-        "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock).\n"
+        "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID/control.sock..\n"
         "  --help          show this help.\n"
         "\n"
         "Exit status: 0 shown, 1 no server answers there or it refused, 2 bad command line.\n";
@@ -210,13 +210,38 @@ static void print_table(const char *reply)
 	}
 }
 
+/*
+ * Print nothing a stranger says: the server must run as root or as this user. Anyone can bind
+ * a socket at a path that is not theirs to guard (--control in a shared directory, an abstract
+ * name), and a status with invented counters is worse than none.
+ */
+static int trusted_server(int fd, const char *control)
+{
+	struct fdp_cred cred;
+	int err = fdp_peer_cred(fd, &cred);
+
+	if (err < 0) {
+		fprintf(stderr, "fdpass status: %s: cannot tell who answers: %s\n", control,
+		        fdp_strerror(err));
+		return 0;
+	}
+	if (cred.uid != 0 && cred.uid != getuid()) {
+		fprintf(stderr,
+		        "fdpass status: %s is answered by uid %u (pid %d), neither root nor you: "
+		        "refusing to trust it\n",
+		        control, (unsigned)cred.uid, (int)cred.pid);
+		return 0;
+	}
+	return 1;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	char path[512];
+	char path[512], why[512];
 	const char *control = NULL;
 	char *reply;
 	int json = 0, c, fd;
@@ -241,7 +266,13 @@ int cmd_status(int argc, char **argv)
 		return FDPASS_EXIT_USAGE;
 	}
 	if (!control) {
-		fdpass_default_control_path(path, sizeof(path));
+		/* A missing directory is no server: the connect below says so. */
+		int r = fdpass_default_control_path(path, sizeof(path), 0, why, sizeof(why));
+
+		if (r < 0 && r != -ENOENT) {
+			fprintf(stderr, "fdpass status: %s\n", why);
+			return FDPASS_EXIT_FAILURE;
+		}
 		control = path;
 	}
 	fd = fdp_unix_connect(control, SOCK_STREAM);
@@ -249,6 +280,10 @@ int cmd_status(int argc, char **argv)
 		fprintf(stderr, "fdpass status: cannot connect to %s: %s%s\n", control,
 		        fdp_strerror(fd),
 		        fd == -ENOENT || fd == -ECONNREFUSED ? " (is fdpass serve running?)" : "");
+		return FDPASS_EXIT_FAILURE;
+	}
+	if (!trusted_server(fd, control)) {
+		close(fd);
 		return FDPASS_EXIT_FAILURE;
 	}
 	reply = read_reply(fd);
