@@ -678,6 +678,32 @@ TEST(a_worker_that_acknowledges_nothing_is_killed_and_its_connection_served_else
 	server_free(&s);
 }
 
+TEST(sigterm_serves_the_clients_still_in_the_accept_queue_instead_of_resetting_them)
+{
+	enum { CLIENTS = 8 };
+	struct server s;
+	char line[256];
+	int fds[CLIENTS];
+
+	quirk = Q_NONE;
+	master_start(&s, config(2), 0);
+	/* Stopped, the master accepts nothing: the kernel completes each handshake and queues it. */
+	CHECK(kill(s.pid, SIGSTOP) == 0);
+	for (int i = 0; i < CLIENTS; i++)
+		fds[i] = client_say(&s, "hello\n");
+	/* It wakes to SIGTERM and a listener with connections waiting, in one epoll round. */
+	CHECK(kill(s.pid, SIGTERM) == 0);
+	CHECK(kill(s.pid, SIGCONT) == 0);
+	for (int i = 0; i < CLIENTS; i++) {
+		CHECK(read_line(fds[i], line, sizeof(line)) > 0); /* an answer, not a reset */
+		CHECK(strncmp(line, "worker=", 7) == 0);
+		close(fds[i]);
+	}
+	server_wait_log(&s, "took 8 connection(s) still queued on the listeners", 10000);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	server_free(&s);
+}
+
 /* The routing key of the C-API test: the line's first word (up to a space or the newline). */
 static int first_word(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
                       size_t *key_len)

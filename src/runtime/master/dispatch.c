@@ -27,7 +27,7 @@ void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *p
 	                 FDP__EMFILE_PAUSE_MS);
 }
 
-void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
+int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
 	long long now = fdp__now_ms();
@@ -39,13 +39,13 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	if (l->policy == FDP_POLICY_ROUTE && fdp__route_room(m) < room)
 		room = fdp__route_room(m);
 	if (!room)
-		return; /* the loop pauses accepting until workers catch up */
+		return 0; /* the loop pauses accepting until workers catch up */
 	/* Never past the limit: at most the room left (a re-hand may still go over it). */
 	n = fdp_accept_batch(l->fd, acc, room < FDP__ACCEPT_BATCH ? room : FDP__ACCEPT_BATCH);
 	if (n < 0) {
 		if (n != -EAGAIN)
 			fdp__accept_failed(m, 0, n, &l->paused_until);
-		return;
+		return 0;
 	}
 	for (int i = 0; i < n; i++) {
 		struct fdp__conn c;
@@ -53,6 +53,7 @@ void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 		if (fdp__conns_accept(m, l, &acc[i], now, &c))
 			fdp__route_accept(m, &c); /* route.c reads its key, then gives it back */
 	}
+	return n;
 }
 
 /* The worker has its copy of these connections: conns.c closes ours. 0, or -EPROTO for a lie. */

@@ -53,6 +53,25 @@ static void close_listeners(struct fdp_master *m)
 }
 
 /*
+ * Before a stop closes the listeners: a client whose handshake is complete is in the kernel's
+ * accept queue, and closing the listener would reset it. Take them all (as far as the pending
+ * limit allows), so that they are handed out before the workers drain. Returns how many.
+ */
+static unsigned long accept_queued(struct fdp_master *m)
+{
+	unsigned long total = 0;
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		int n;
+
+		while (l->fd >= 0 && (n = fdp__accept_from(m, l)) > 0)
+			total += (unsigned long)n;
+	}
+	return total;
+}
+
+/*
  * A listener must be listening, and non-blocking: accepting loops until EAGAIN, which on a
  * blocking socket (one inherited from systemd, say) would freeze the master in accept().
  */
@@ -204,6 +223,7 @@ void fdp_master_close(struct fdp_master *m)
 static void handle_signals(struct fdp_master *m)
 {
 	struct signalfd_siginfo si;
+	unsigned long n;
 
 	while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
@@ -225,6 +245,11 @@ static void handle_signals(struct fdp_master *m)
 			fdp__stop_now(m);
 			continue;
 		}
+		n = accept_queued(m);
+		if (n)
+			fdp__log(m, FDP_LOG_INFO,
+			         "took %lu connection(s) still queued on the listeners before closing them",
+			         n);
 		close_listeners(m);
 		fdp__start_drain(m);
 	}

@@ -254,7 +254,8 @@ void fdp__conns_free_proc(struct fdp__proc *p);
 void fdp__conns_free(struct fdp_master *m);
 
 /* dispatch.c */
-void fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
+/* Accept a batch from l into conns.c (or the route policy); returns how many. */
+int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
