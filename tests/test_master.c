@@ -704,6 +704,28 @@ TEST(sigterm_serves_the_clients_still_in_the_accept_queue_instead_of_resetting_t
 	server_free(&s);
 }
 
+TEST(a_stop_with_a_hung_worker_still_serves_the_clients_handed_to_it)
+{
+	struct fdp_master_config cfg = config(2);
+	struct server s;
+	char line[256];
+	int fd;
+
+	quirk = Q_HANG;
+	cfg.ack_timeout_ms = 300;
+	cfg.drain_timeout_ms = 5000;
+	master_start(&s, cfg, 0);
+	fd = client_say(&s, "hello\n"); /* round-robin: to slot 0, which is hung */
+	CHECK(kill(s.pid, SIGTERM) == 0);
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=1 ", 9) == 0);
+	close(fd);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	CHECK(strstr(s.log, "acknowledged no connection for 300 ms") != NULL);
+	CHECK(strstr(s.log, "closed unserved 0") != NULL);
+	server_free(&s);
+}
+
 /* The routing key of the C-API test: the line's first word (up to a space or the newline). */
 static int first_word(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
                       size_t *key_len)
