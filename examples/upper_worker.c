@@ -7,9 +7,10 @@
  *
  * The master starts it with its channel in FDPASS_CHANNEL_FD. It takes connections with
  * fdp_worker_accept(), reports each finished with fdp_worker_done(), and exits when the
- * master drains it (after its clients are done) or goes away. Three rules every worker keeps:
- *   - read a connection only once its acknowledgement has left (fdp_worker_flush() returned
- *     0): until then the master may re-hand it, and a re-handed copy must start at byte one;
+ * master drains it (after its clients are done) or goes away. fdp_worker_accept() returns a
+ * connection only once its acknowledgement has left, so the worker may read it at once (until
+ * then the master could re-hand it, and a re-handed copy must start at byte one). Two rules
+ * remain the worker's:
  *   - end a finished connection with shutdown(SHUT_WR) + close(): the client sees the end
  *     now, not when the master drops its copy;
  *   - abandon connections (master gone) with close() alone: shutdown() would act on a socket
@@ -30,7 +31,6 @@
 struct client {
 	int fd;
 	uint64_t id;
-	int acked; /* its acknowledgement has left: safe to read */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -43,14 +43,6 @@ static void finish(struct fdp_worker *w, int i)
 	shutdown(clients[i].fd, SHUT_WR);
 	close(clients[i].fd);
 	clients[i] = clients[--nclients];
-}
-
-/* Once everything written to the master has left, every client taken so far may be read. */
-static void flush(struct fdp_worker *w)
-{
-	if (fdp_worker_flush(w) == 0)
-		for (int i = 0; i < nclients; i++)
-			clients[i].acked = 1;
 }
 
 /* Echo what the client sent, upper-cased; returns -1 when the client is done. */
@@ -85,7 +77,7 @@ static int take(struct fdp_worker *w)
 			close(fd);
 			continue;
 		}
-		clients[nclients++] = (struct client){fd, conn.id, 0};
+		clients[nclients++] = (struct client){fd, conn.id};
 	}
 }
 
@@ -103,13 +95,11 @@ int main(void)
 	/* Connections may have arrived with the greeting: take them before the first wait. */
 	if (take(w) < 0)
 		return 1;
-	flush(w);
 	while (!fdp_worker_draining(w) || nclients > 0) {
 		pfd[0] = (struct pollfd){fdp_worker_fd(w),
 		                         POLLIN | (fdp_worker_wants_write(w) ? POLLOUT : 0), 0};
-		for (int i = 0; i < nclients; i++) /* fd -1: poll() skips it until it is acked */
-			pfd[i + 1] =
-			        (struct pollfd){clients[i].acked ? clients[i].fd : -1, POLLIN, 0};
+		for (int i = 0; i < nclients; i++)
+			pfd[i + 1] = (struct pollfd){clients[i].fd, POLLIN, 0};
 		if (poll(pfd, (nfds_t)nclients + 1, -1) < 0 && errno != EINTR)
 			break;
 		/* Clients first, from the end, so finishing one does not move an unvisited one. */
@@ -121,7 +111,7 @@ int main(void)
 				close(clients[--nclients].fd);
 			break;
 		}
-		flush(w);
+		fdp_worker_flush(w); /* the DONE reports; acknowledgements left in accept */
 	}
 	while (nclients > 0)
 		finish(w, nclients - 1);

@@ -76,9 +76,10 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
 
 /*
- * Close the channel. Connections already taken stay open and owned by the caller. What is
- * still queued for the master (acknowledgements, reports) is discarded: a worker that exits
- * calls fdp_worker_flush_wait() first.
+ * Close the channel. Connections already returned stay open and owned by the caller; those
+ * read from the channel but not yet returned (their ACK had not left, or fdp_worker_accept()
+ * was not called again) are closed. What is still queued for the master (acknowledgements,
+ * reports) is discarded: a worker that exits calls fdp_worker_flush_wait() first.
  */
 void fdp_worker_close(struct fdp_worker *w);
 
@@ -94,13 +95,15 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
 
 /*
  * Take the next connection: returns its socket (owned by the caller from now on; non-blocking,
- * close-on-exec) and fills *conn. The master is told (batched) that it arrived. Returns
- * -EAGAIN when none is waiting (pending acknowledgements and reports are flushed first),
- * -ESHUTDOWN once the master asked this worker to drain (finish the connections it has, then
- * exit; no more will come), -EPIPE when the master is gone (exit), -EPROTO or -EXFULL when the
- * channel broke (fdp_channel_recv(); exit), or -ENOMEM (try again later). Read a
- * connection only once its acknowledgement has left (fdp_worker_wants_write() is 0, or
- * fdp_worker_flush() returned 0): if this worker dies first, the master re-hands it whole.
+ * close-on-exec) and fills *conn. A connection is returned only once its acknowledgement has
+ * left for the master (one ACK for every connection read in one call), so it may be read at
+ * once: until the master has the ACK it may hand the connection to another worker, whole.
+ * Returns -EAGAIN when none can be returned now (none waiting, or their ACK waits for the
+ * channel to become writable: see fdp_worker_wants_write(); reports are flushed too),
+ * -ESHUTDOWN once the master asked this worker to drain and none is left (finish the
+ * connections it has, then exit; no more will come), -EPIPE when the master is gone (exit),
+ * -EPROTO or -EXFULL when the channel broke (fdp_channel_recv(); exit), or -ENOMEM (try again
+ * later).
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 

@@ -5,6 +5,7 @@
  */
 #include "test_master_util.h"
 #include "proto.h"
+#include "worker_internal.h"
 
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -147,12 +148,24 @@ static void answer(struct fdp_worker *w, struct client *c)
 	c->fd = -1;
 }
 
+/*
+ * A first-generation worker of a quirk that fails before its ACK reaches the master: it takes
+ * connections without waiting for their ACK to leave, which the library's accept forbids, to
+ * show what the master does with a worker in another language that breaks the rule, or dies.
+ */
+static int early(struct fdp_worker *w)
+{
+	return fdp_worker_generation(w) == 1 &&
+	       (quirk == Q_ACK_THEN_DIE || quirk == Q_HALF_CLOSE || quirk == Q_BAD_ACK ||
+	        quirk == Q_DONE_WITH_FD);
+}
+
 /* Take what the channel has; returns -1 once the worker must stop taking (drain, master gone). */
 static int take(struct fdp_worker *w, struct client *cs, int *n)
 {
 	for (;;) {
 		struct fdp_conn conn;
-		int fd = fdp_worker_accept(w, &conn);
+		int fd = early(w) ? fdp__worker_accept_early(w, &conn) : fdp_worker_accept(w, &conn);
 
 		if (fd == -EAGAIN)
 			return 0;

@@ -30,7 +30,6 @@
 
 struct client {
 	int fd;
-	int acked; /* its acknowledgement has left: safe to read (docs/WORKER.md) */
 	uint64_t id;
 	size_t len;
 	char line[LINE_MAX_];
@@ -142,15 +141,7 @@ static int serve(struct client *c)
 	return -1;
 }
 
-/* Once everything written to the master has left, every client taken so far may be read. */
-static void flush(struct fdp_worker *w)
-{
-	if (fdp_worker_flush(w) == 0)
-		for (int i = 0; i < nclients; i++)
-			clients[i]->acked = 1;
-}
-
-/* Take the connections waiting; each is read only once its acknowledgement has left. */
+/* Take the connections waiting (each returned once its acknowledgement has left). */
 static int take(struct fdp_worker *w)
 {
 	for (;;) {
@@ -185,13 +176,11 @@ int main(void)
 	shard = fdp_worker_index(w);
 	if (take(w) < 0)
 		return 1;
-	flush(w);
 	while (!fdp_worker_draining(w) || nclients > 0) {
 		pfd[0] = (struct pollfd){fdp_worker_fd(w),
 		                         POLLIN | (fdp_worker_wants_write(w) ? POLLOUT : 0), 0};
-		for (int i = 0; i < nclients; i++) /* fd -1: poll() skips it until it is acked */
-			pfd[i + 1] =
-			        (struct pollfd){clients[i]->acked ? clients[i]->fd : -1, POLLIN, 0};
+		for (int i = 0; i < nclients; i++)
+			pfd[i + 1] = (struct pollfd){clients[i]->fd, POLLIN, 0};
 		if (poll(pfd, (nfds_t)nclients + 1, -1) < 0 && errno != EINTR)
 			break;
 		for (int i = nclients - 1; i >= 0; i--)
@@ -204,7 +193,7 @@ int main(void)
 			}
 			break;
 		}
-		flush(w);
+		fdp_worker_flush(w); /* the DONE reports; acknowledgements left in accept */
 	}
 	while (nclients > 0)
 		finish(w, nclients - 1);

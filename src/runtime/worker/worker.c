@@ -21,14 +21,36 @@ struct id_batch {
 	size_t cap_max; /* 0: no limit but memory's (tests set one: fdp__worker_limit_acks()) */
 };
 
+/*
+ * A connection taken from the channel, held until its ACK has left: returned earlier, the
+ * worker could read from it while the master still thinks it is unacknowledged, and a
+ * re-handed copy (were this worker to die) would miss what was read.
+ */
+struct taken {
+	int fd;
+	struct fdp_conn meta;
+	int queued;       /* its ACK is in the channel's queue ... */
+	uint64_t ack_seq; /* ... as message number ack_seq (see fdp_channel_sent()) */
+};
+
+/* The connections taken and not yet returned, in order: q[head, head + n). */
+struct taken_queue {
+	struct taken *q;
+	size_t head, n, cap;
+};
+
 struct fdp_worker {
 	struct fdp_channel *ch;
 	unsigned index, generation;
 	int draining, gone;
 	int held; /* msg is a CONN kept after -ENOMEM: the next accept takes it again */
 	struct id_batch acks, dones;
+	struct taken_queue taken;
 	struct fdp_channel_msg msg;
 };
+
+/* The most CONN messages one fdp_worker_accept() reads before acknowledging them. */
+#define TAKE_BATCH 64
 
 /* Room for one more id in b: 0, or -ENOMEM with b unchanged. */
 static int batch_reserve(struct id_batch *b)
@@ -61,6 +83,44 @@ void fdp__worker_limit_acks(struct fdp_worker *w, size_t max)
 	w->acks.cap_max = max;
 }
 
+/* Room for one more taken connection: 0, or -ENOMEM with the queue unchanged. */
+static int taken_reserve(struct taken_queue *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 16;
+	struct taken *q;
+
+	if (t->head + t->n < t->cap)
+		return 0;
+	if (t->head) { /* room at the front: move what is left there */
+		memmove(t->q, t->q + t->head, t->n * sizeof(*t->q));
+		t->head = 0;
+		return 0;
+	}
+	q = realloc(t->q, cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	t->q = q;
+	t->cap = cap;
+	return 0;
+}
+
+/*
+ * The ACK message about to be queued (number seq) carries the ids of the next k taken
+ * connections whose ACK is not queued yet: the acks batch holds exactly their ids, in order.
+ */
+static void taken_mark_queued(struct taken_queue *t, size_t k, uint64_t seq)
+{
+	for (size_t i = 0; i < t->n && k; i++) {
+		struct taken *c = &t->q[t->head + i];
+
+		if (c->queued)
+			continue;
+		c->queued = 1;
+		c->ack_seq = seq;
+		k--;
+	}
+}
+
 /* Queue b's ids on the channel in messages of at most FDP_PROTO_MAX_IDS; keep what won't fit. */
 static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
 {
@@ -70,6 +130,7 @@ static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
 	while (sent < b->n) {
 		unsigned char buf[FDP_PROTO_MAX_IDS * 8];
 		size_t k = b->n - sent;
+		uint64_t seq = fdp_channel_sent(w->ch) + fdp_channel_queued(w->ch);
 
 		if (k > FDP_PROTO_MAX_IDS)
 			k = FDP_PROTO_MAX_IDS;
@@ -77,6 +138,8 @@ static int batch_send(struct fdp_worker *w, struct id_batch *b, unsigned type)
 		                       NULL, 0, FDP_CHANNEL_MORE);
 		if (err < 0)
 			break;
+		if (type == FDP_PROTO_ACK)
+			taken_mark_queued(&w->taken, k, seq);
 		sent += k;
 	}
 	if (sent) {
@@ -172,6 +235,9 @@ void fdp_worker_close(struct fdp_worker *w)
 		return;
 	if (w->held)
 		fdp_channel_msg_release(&w->msg);
+	for (size_t i = 0; i < w->taken.n; i++)
+		close(w->taken.q[w->taken.head + i].fd);
+	free(w->taken.q);
 	fdp_channel_close(w->ch);
 	free(w->acks.ids);
 	free(w->dones.ids);
@@ -245,58 +311,123 @@ int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms)
 }
 
 /*
- * Fill conn from a CONN message and take its descriptor; -EPROTO if it is malformed. Room for
- * its ACK is made first: a connection taken without one queued would wait for a master that
- * never hears of it. -ENOMEM takes nothing.
+ * Take the connection of a CONN message into the taken queue, with its id in the ACK batch.
+ * Room for both is made first: a connection taken without its ACK queued would wait for a
+ * master that never hears of it. Returns 0, -EPROTO if the message is malformed, or -ENOMEM
+ * with nothing taken.
  */
-static int take_conn(struct fdp_worker *w, struct fdp_conn *conn)
+static int take_conn(struct fdp_worker *w)
 {
-	int fd;
+	struct taken *t;
+	struct fdp_conn meta;
 
-	if (w->msg.nfds != 1 || fdp_proto_conn_decode(w->msg.payload, w->msg.len, conn) < 0)
+	if (w->msg.nfds != 1 || fdp_proto_conn_decode(w->msg.payload, w->msg.len, &meta) < 0)
 		return -EPROTO;
-	if (batch_reserve(&w->acks) < 0)
+	if (batch_reserve(&w->acks) < 0 || taken_reserve(&w->taken) < 0)
 		return -ENOMEM;
-	fd = fdp_channel_msg_take_fd(&w->msg, 0);
-	if (fd < 0)
-		return -EPROTO;
-	batch_push(&w->acks, conn->id); /* cannot fail: room was made */
-	return fd;
+	t = &w->taken.q[w->taken.head + w->taken.n++];
+	*t = (struct taken){.fd = fdp_channel_msg_take_fd(&w->msg, 0), .meta = meta};
+	batch_push(&w->acks, meta.id); /* cannot fail: room was made */
+	return 0;
 }
 
-int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
+/*
+ * Read what the channel holds, up to TAKE_BATCH connections. Returns how many were taken, or
+ * a negative errno (-ENOMEM with none taken: the message stays for the next try; a broken
+ * channel's -EPROTO or -EXFULL). End of file marks the master gone.
+ */
+static int read_channel(struct fdp_worker *w)
 {
-	for (;;) {
-		int r;
+	int taken = 0;
 
-		if (w->gone)
-			return -EPIPE;
-		r = w->held ? 1 : fdp_channel_recv(w->ch, &w->msg);
+	while (taken < TAKE_BATCH && !w->gone) {
+		int r = w->held ? 1 : fdp_channel_recv(w->ch, &w->msg);
+
 		w->held = 0;
-		if (r == -EAGAIN) {
-			r = fdp_worker_flush(w);
-			if (r < 0 && r != -EAGAIN)
-				return r;
-			return w->draining ? -ESHUTDOWN : -EAGAIN;
-		}
+		if (r == -EAGAIN)
+			break;
 		if (r == 0) {
 			w->gone = 1;
-			return -EPIPE;
+			break;
 		}
-		if (r < 0) /* a broken channel (-EPROTO, -EXFULL) says so again; -ENOMEM may pass */
-			return r;
+		if (r < 0) /* a broken channel says so again; -ENOMEM may pass */
+			return taken ? taken : r;
 		if (w->msg.type == FDP_PROTO_CONN) {
-			r = take_conn(w, conn);
+			r = take_conn(w);
 			if (r == -ENOMEM) {
 				w->held = 1; /* the connection stays in the message for the next try */
-				return r;
+				return taken ? taken : r;
 			}
 			fdp_channel_msg_release(&w->msg);
-			return r;
+			if (r < 0)
+				return r;
+			taken++;
+			continue;
 		}
 		if (w->msg.type == FDP_PROTO_DRAIN)
 			w->draining = 1;
 		/* Unknown types are skipped: a newer master may say more than this worker knows. */
 		fdp_channel_msg_release(&w->msg);
 	}
+	return taken;
+}
+
+/*
+ * The oldest taken connection, if it may be returned: its ACK has left (or the master is
+ * gone, and nobody could hand it again).
+ */
+static int taken_pop(struct fdp_worker *w, struct fdp_conn *conn, int early)
+{
+	struct taken *t = &w->taken.q[w->taken.head];
+
+	if (!w->taken.n ||
+	    (!early && !w->gone && !(t->queued && fdp_channel_sent(w->ch) > t->ack_seq)))
+		return -EAGAIN;
+	*conn = t->meta;
+	w->taken.head++;
+	if (--w->taken.n == 0)
+		w->taken.head = 0;
+	return t->fd;
+}
+
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	int r, fd;
+
+	fd = taken_pop(w, conn, 0);
+	if (fd >= 0)
+		return fd;
+	r = read_channel(w);
+	if (r < 0 && r != -ENOMEM)
+		return r;
+	/* Every connection just taken has its ACK in this flush: one message for the burst. */
+	if (!w->gone) {
+		int err = fdp_worker_flush(w);
+
+		if (err == -EPIPE)
+			w->gone = 1;
+		else if (err < 0 && err != -EAGAIN)
+			return err;
+	}
+	fd = taken_pop(w, conn, 0);
+	if (fd >= 0)
+		return fd;
+	if (r == -ENOMEM)
+		return r;
+	if (w->taken.n)
+		return -EAGAIN; /* held until its ACK leaves: wait for writability */
+	if (w->gone)
+		return -EPIPE;
+	return w->draining ? -ESHUTDOWN : -EAGAIN;
+}
+
+int fdp__worker_accept_early(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	int r = w->taken.n ? 0 : read_channel(w);
+
+	if (r < 0)
+		return r;
+	if (w->taken.n)
+		return taken_pop(w, conn, 1);
+	return w->gone ? -EPIPE : w->draining ? -ESHUTDOWN : -EAGAIN;
 }
