@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the runtime protocol's codec (src/runtime/proto). The input is
- *   byte 0: the message type, 0x100 + (byte mod 8): the six known types and two unknown ones;
+ *   byte 0: the message type, 0x100 + (byte mod 9): the seven known types and two unknown ones;
  *   byte 1: the descriptor count, byte mod 3;
  *   the rest: the payload.
  * fdp_proto_check() must refuse a wrong descriptor count, pass any unknown type, and otherwise
@@ -109,6 +109,7 @@ static int fuzz_decode(unsigned type, const unsigned char *p, size_t len)
 	case FDP_PROTO_READY:
 		return fuzz_ready(p, len);
 	case FDP_PROTO_CONN:
+	case FDP_PROTO_RETURN: /* laid out as a CONN */
 		return fuzz_conn(p, len);
 	case FDP_PROTO_ACK:
 	case FDP_PROTO_DONE:
@@ -127,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	type = FDP_PROTO_HELLO + data[0] % 8;
+	type = FDP_PROTO_HELLO + data[0] % 9;
 	nfds = data[1] % 3;
 	len = size - 2;
 	/* A copy of exactly the payload's size, so that AddressSanitizer sees any read past it. */

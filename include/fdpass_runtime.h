@@ -134,6 +134,23 @@ int fdp_worker_flush_wait(struct fdp_worker *w, int timeout_ms);
 /* Non-zero once the master asked this worker to drain. */
 int fdp_worker_draining(const struct fdp_worker *w);
 
+/*
+ * Non-zero when the master, in asking this worker to drain, asked for its idle connections
+ * back: a successor serves next (a reload), so a keep-alive connection between requests can
+ * move to it instead of being closed. 0 during a stop, or before the drain.
+ */
+int fdp_worker_handback(const struct fdp_worker *w);
+
+/*
+ * Hand connection fd (with the metadata fdp_worker_accept() gave it) back to the master, which
+ * gives it to another worker: for a connection with nothing read of its next request, so the
+ * next worker reads that request from its first byte. Queued like a report (it leaves at the
+ * next flush). Returns 0, with fd now the channel's (closed once sent; do not report it done
+ * and do not shut it down), or a negative errno with fd still the caller's: -ENOBUFS (the
+ * channel's queue is full: flush, or close the connection), -EPIPE (the master is gone).
+ */
+int fdp_worker_return(struct fdp_worker *w, int fd, const struct fdp_conn *conn);
+
 /* ---------------------------------------------------------------------------------------------
  * Routing: the master can look at what a client sends before choosing its worker (--policy
  * route). It peeks (MSG_PEEK) at the start of the stream, so the worker still reads it from its

@@ -18,6 +18,7 @@ enum quirk {
 	Q_BAD_ACK,      /* gen 1: on its first connection, send an ACK of 3 bytes, then wait */
 	Q_DONE_WITH_FD, /* gen 1: on its first connection, send a DONE carrying a descriptor */
 	Q_HANG,         /* gen 1 of slot 0: ready, then never reads its channel again */
+	Q_RETURN,       /* at a reload's drain, hand every open client back to the master */
 };
 
 static enum quirk quirk;
@@ -27,6 +28,7 @@ static enum quirk quirk;
 struct client {
 	int fd;
 	uint64_t id;
+	struct fdp_conn meta;
 };
 
 /* Wait (bounded) until the channel is readable. */
@@ -182,8 +184,19 @@ static int take(struct fdp_worker *w, struct client *cs, int *n)
 			half_close(w, fd);
 		if (*n == MAX_CLIENTS)
 			_exit(92);
-		cs[(*n)++] = (struct client){fd, conn.id};
+		cs[(*n)++] = (struct client){fd, conn.id, conn};
 	}
+}
+
+/* Q_RETURN: every client here is between requests (each line is answered at once). */
+static void hand_back(struct fdp_worker *w, struct client *cs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (cs[i].fd < 0 || fdp_worker_return(w, cs[i].fd, &cs[i].meta) < 0)
+			continue;
+		cs[i].fd = -1; /* the channel's now: not reported done, not shut down */
+	}
+	fdp_worker_flush(w);
 }
 
 /* A worker that answers each line a client sends with who it is, until the client closes. */
@@ -202,6 +215,8 @@ static int test_worker(struct fdp_worker *w, void *arg)
 
 		if (taking && take(w, cs, &n) < 0)
 			taking = 0;
+		if (quirk == Q_RETURN && fdp_worker_handback(w))
+			hand_back(w, cs, n);
 		for (int i = 0; i < n;) {
 			if (cs[i].fd < 0)
 				cs[i] = cs[--n];
@@ -736,6 +751,52 @@ TEST(a_stop_with_a_hung_worker_still_serves_the_clients_handed_to_it)
 	CHECK_INT(server_wait_exit(&s), ==, 0);
 	CHECK(strstr(s.log, "acknowledged no connection for 300 ms") != NULL);
 	CHECK(strstr(s.log, "closed unserved 0") != NULL);
+	server_free(&s);
+}
+
+TEST(a_reload_hands_an_idle_keep_alive_connection_to_the_next_generation)
+{
+	struct server s;
+	char line[256], *st;
+	int fd;
+
+	quirk = Q_RETURN;
+	master_start(&s, config(1), 0);
+	fd = client_say(&s, "one\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=1 ") != NULL);
+	CHECK(kill(s.pid, SIGHUP) == 0);
+	server_wait_log(&s, "reload complete", 10000); /* generation 1 is gone */
+	/* The same TCP connection, its next request: served by generation 2. */
+	send_all(fd, "two\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=2 ") != NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "returned"), ==, 1);
+	CHECK_INT(status_num(st, "master", "closed_shutdown"), ==, 0);
+	free(st);
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_stop_asks_for_no_connection_back)
+{
+	struct server s;
+	char line[256];
+	int fd;
+
+	quirk = Q_RETURN;
+	master_start(&s, config(1), 0);
+	fd = client_say(&s, "one\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(kill(s.pid, SIGTERM) == 0);
+	/* No successor: the worker keeps its client until the client is done. */
+	send_all(fd, "two\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strstr(line, " gen=1 ") != NULL);
+	close(fd);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
 	server_free(&s);
 }
 

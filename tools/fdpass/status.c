@@ -20,7 +20,9 @@ static const char usage_text[] =
         "usage: fdpass status [--json] [--control PATH]\n"
         "\n"
         "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
-        "re-handed after a worker died, closed unserved (by reason) and uptime; for each\n"
+        "re-handed after a worker died, closed unserved (by reason), workers killed as hung\n"
+        "(no acknowledgement in --ack-timeout), connections handed back at a reload, and\n"
+        "uptime; for each\n"
         "worker, its index, pid, generation, state, open connections, connections served and\n"
         "restarts; with --policy route, clients waiting for their key or their worker and\n"
         "what became of them (routed by hash or map; timed out, too big, rejected, over the\n"
@@ -29,7 +31,9 @@ static const char usage_text[] =
         "Options:\n"
         "  --json          print JSON instead of a table.\n"
         "  --control PATH  the server's control socket (default: the one `fdpass serve` uses\n"
-        "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID/control.sock..\n"
+        "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
+        "                  in $TMPDIR or /tmp). A server that runs as neither root nor you is\n"
+        "                  refused.\n"
         "  --help          show this help.\n"
         "\n"
         "Exit status: 0 shown, 1 no server answers there or it refused, 2 bad command line.\n";
@@ -197,6 +201,8 @@ static void print_table(const char *reply)
 	       field(reply, "closed_no_worker", a, sizeof(a)),
 	       field(reply, "closed_shutdown", b, sizeof(b)),
 	       field(reply, "closed_error", c, sizeof(c)));
+	printf("  workers killed as hung %s, connections handed back at a reload %s\n",
+	       field(reply, "ack_timeouts", a, sizeof(a)), field(reply, "returned", b, sizeof(b)));
 	print_route(find_line(reply, "route "));
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");

@@ -307,6 +307,30 @@ static int take_back_one(struct fdp_master *m, struct fdp__conn *c)
 	return 0;
 }
 
+/*
+ * p hands back a connection it had acknowledged, with nothing read of the client's next
+ * request (a keep-alive connection between requests, at a reload): no longer p's to count as
+ * open, it goes to another worker like one taken back from a dead worker, and the next worker
+ * reads the request from its first byte. Routed, it keeps p's slot, whose successor takes it.
+ */
+void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
+                         const struct fdp_conn *meta)
+{
+	struct fdp__conn c = {.id = meta->id,
+	                      .fd = fd,
+	                      .listener = meta->listener < m->nlisteners ? meta->listener : 0,
+	                      .since_ms = fdp__now_ms(),
+	                      .peer_len = meta->peer_len};
+
+	memcpy(&c.peer, &meta->peer, meta->peer_len);
+	c.routed = m->listeners[c.listener].policy == FDP_POLICY_ROUTE;
+	c.slot = p->slot;
+	if (p->open)
+		p->open--;
+	m->conns.returned++;
+	take_back_one(m, &c); /* or closed, counted by its reason */
+}
+
 /* p is gone: what it did not acknowledge goes to another worker (or is closed, and logged). */
 void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p)
 {

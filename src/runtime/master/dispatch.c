@@ -83,8 +83,17 @@ static void handle_ready(struct fdp_master *m, struct fdp__proc *p)
 	fdp__proc_flag_ready(m, p); /* the slot is supervise.c's to give */
 }
 
-static int handle_message(struct fdp_master *m, struct fdp__proc *p,
-                          const struct fdp_channel_msg *msg)
+/* A connection p hands back (RETURN, checked): conns.c gives it to another worker. */
+static void handle_return(struct fdp_master *m, struct fdp__proc *p, struct fdp_channel_msg *msg)
+{
+	struct fdp_conn meta;
+	int fd = fdp_channel_msg_take_fd(msg, 0);
+
+	fdp_proto_conn_decode(msg->payload, msg->len, &meta); /* fdp_proto_check() passed it */
+	fdp__conns_returned(m, p, fd, &meta);
+}
+
+static int handle_message(struct fdp_master *m, struct fdp__proc *p, struct fdp_channel_msg *msg)
 {
 	/* Unknown types pass the check and are ignored: a newer worker may say more. */
 	int err = fdp_proto_check(msg->type, msg->payload, msg->len, msg->nfds);
@@ -97,6 +106,8 @@ static int handle_message(struct fdp_master *m, struct fdp__proc *p,
 		return fdp__conns_done(m, p, msg->len / 8);
 	if (msg->type == FDP_PROTO_READY)
 		handle_ready(m, p);
+	if (msg->type == FDP_PROTO_RETURN)
+		handle_return(m, p, msg);
 	return 0;
 }
 
@@ -121,7 +132,7 @@ static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 			return 0;
 		}
 		r = handle_message(m, p, msg);
-		fdp_channel_msg_release(msg); /* a worker has no business sending descriptors */
+		fdp_channel_msg_release(msg); /* any descriptor not taken: unknown types' */
 		if (r < 0) {
 			fdp__log(
 			        m, FDP_LOG_ERROR,

@@ -168,6 +168,7 @@ struct fdp__conns {
 	uint64_t next_id;
 	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
+	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 };
 
 struct fdp_master {
@@ -237,6 +238,9 @@ int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
                       const struct fdp_accepted *a, long long now, struct fdp__conn *lent);
 void fdp__conns_dispatch_pending(struct fdp_master *m);
 void fdp__conns_expire_pending(struct fdp_master *m, long long now, long long *next);
+/* Connection fd (meta as the worker had it) handed back by p: to another worker, or closed. */
+void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
+                         const struct fdp_conn *meta);
 /* Flag every ready worker whose oldest unacknowledged connection is past the ACK deadline. */
 void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next);
 int fdp__conns_ack(struct fdp__proc *p, uint64_t id);

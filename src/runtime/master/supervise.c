@@ -349,7 +349,12 @@ static void drain_proc(struct fdp_master *m, struct fdp__proc *p)
 
 static void send_drain(struct fdp_master *m, struct fdp__proc *p)
 {
-	int err = fdp_channel_send(p->ch, FDP_PROTO_DRAIN, NULL, 0, NULL, 0, FDP_CHANNEL_MORE);
+	/* A reload has successors to serve what the worker hands back; a stop does not. */
+	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	int err = fdp_channel_send(p->ch, FDP_PROTO_DRAIN, flags,
+	                           fdp_proto_drain_encode(flags, m->stopping ? 0
+	                                                                     : FDP_PROTO_DRAIN_HANDBACK),
+	                           NULL, 0, FDP_CHANNEL_MORE);
 
 	if (err == -ENOBUFS) { /* a full queue: it shrinks as the worker reads; then */
 		p->dirty = 1;

@@ -12,6 +12,7 @@ int fdp_proto_fds(unsigned type)
 {
 	switch (type) {
 	case FDP_PROTO_CONN:
+	case FDP_PROTO_RETURN:
 		return 1;
 	case FDP_PROTO_HELLO:
 	case FDP_PROTO_READY:
@@ -48,12 +49,13 @@ int fdp_proto_check(unsigned type, const void *payload, size_t len, size_t nfds)
 	case FDP_PROTO_READY:
 		return fdp_proto_ready_decode(payload, len, &pid);
 	case FDP_PROTO_CONN:
+	case FDP_PROTO_RETURN:
 		return fdp_proto_conn_decode(payload, len, &conn);
 	case FDP_PROTO_ACK:
 	case FDP_PROTO_DONE:
 		return fdp_proto_ids_count(payload, len) < 0 ? -EPROTO : 0;
 	default:
-		return 0; /* DRAIN: any payload, for a newer master to say more */
+		return 0; /* DRAIN: any payload (flags or none), for a newer master to say more */
 	}
 }
 
@@ -126,6 +128,17 @@ int fdp_proto_conn_decode(const void *payload, size_t len, struct fdp_conn *conn
 	conn->peer_len = (socklen_t)peer_len;
 	memcpy(&conn->peer, p + FDP_PROTO_CONN_HEADER, peer_len);
 	return 0;
+}
+
+size_t fdp_proto_drain_encode(unsigned char buf[FDP_PROTO_DRAIN_SIZE], uint32_t flags)
+{
+	fdp__put32(buf, flags);
+	return FDP_PROTO_DRAIN_SIZE;
+}
+
+uint32_t fdp_proto_drain_flags(const void *payload, size_t len)
+{
+	return len >= FDP_PROTO_DRAIN_SIZE ? fdp__get32(payload) : 0;
 }
 
 size_t fdp_proto_ids_encode(unsigned char *buf, const uint64_t *ids, size_t n)

@@ -7,7 +7,8 @@
  *   master -> worker                         worker -> master
  *   HELLO  {version, index, generation}      READY  {pid}
  *   CONN   {id, listener, tag, peer} + fd    ACK    {id...}   (batched)
- *   DRAIN  {}                                DONE   {id...}   (batched)
+ *   DRAIN  {flags}                           DONE   {id...}   (batched)
+ *                                            RETURN {id, listener, tag, peer} + fd
  */
 #ifndef FDP_PROTO_H
 #define FDP_PROTO_H
@@ -32,6 +33,7 @@ enum fdp_proto_type {
 	FDP_PROTO_ACK = 0x103,
 	FDP_PROTO_DONE = 0x104,
 	FDP_PROTO_DRAIN = 0x105,
+	FDP_PROTO_RETURN = 0x106,
 };
 
 /* HELLO: 16 bytes. */
@@ -48,6 +50,12 @@ struct fdp_proto_hello {
 /* CONN: 16 bytes of header, then peer_len bytes of the peer's struct sockaddr; one fd. */
 #define FDP_PROTO_CONN_HEADER 16
 #define FDP_PROTO_CONN_MAX    (FDP_PROTO_CONN_HEADER + sizeof(struct sockaddr_storage))
+
+/* DRAIN: u32 flags (an empty DRAIN, from an older master, has none). */
+#define FDP_PROTO_DRAIN_SIZE     4
+#define FDP_PROTO_DRAIN_HANDBACK 0x1 /* a successor serves next: hand idle connections back */
+
+/* RETURN: a connection handed back, laid out as a CONN; one fd. */
 
 /* ACK and DONE: an array of 8-byte ids; at most this many in one message. */
 #define FDP_PROTO_MAX_IDS 512
@@ -89,6 +97,11 @@ size_t fdp_proto_conn_encode(unsigned char *buf, uint64_t id, unsigned listener,
                              const void *peer, socklen_t peer_len);
 /* Fill conn from a CONN payload: 0, or -EPROTO when it is malformed. */
 int fdp_proto_conn_decode(const void *payload, size_t len, struct fdp_conn *conn);
+
+/* DRAIN: u32 flags. Returns the length. */
+size_t fdp_proto_drain_encode(unsigned char buf[FDP_PROTO_DRAIN_SIZE], uint32_t flags);
+/* The flags of a DRAIN payload: 0 for an empty one (an older master's). Never fails. */
+uint32_t fdp_proto_drain_flags(const void *payload, size_t len);
 
 /* ACK and DONE: n ids (n <= FDP_PROTO_MAX_IDS) into buf (8 * n bytes). Returns the length. */
 size_t fdp_proto_ids_encode(unsigned char *buf, const uint64_t *ids, size_t n);

@@ -43,7 +43,8 @@ struct fdp_worker {
 	struct fdp_channel *ch;
 	unsigned index, generation;
 	int draining, gone;
-	int held; /* msg is a CONN kept after -ENOMEM: the next accept takes it again */
+	int handback; /* the DRAIN asked for idle connections back (fdp_worker_return()) */
+	int held;     /* msg is a CONN kept after -ENOMEM: the next accept takes it again */
 	struct id_batch acks, dones;
 	struct taken_queue taken;
 	struct fdp_channel_msg msg;
@@ -269,6 +270,23 @@ int fdp_worker_draining(const struct fdp_worker *w)
 	return w->draining;
 }
 
+int fdp_worker_handback(const struct fdp_worker *w)
+{
+	return w->draining && w->handback;
+}
+
+int fdp_worker_return(struct fdp_worker *w, int fd, const struct fdp_conn *conn)
+{
+	unsigned char buf[FDP_PROTO_CONN_MAX];
+	size_t len = fdp_proto_conn_encode(buf, conn->id, conn->listener, conn->tag, &conn->peer,
+	                                   conn->peer_len);
+
+	if (w->gone)
+		return -EPIPE;
+	/* Given, not lent: the channel closes its copy once the message has left. */
+	return fdp_channel_send(w->ch, FDP_PROTO_RETURN, buf, len, &fd, 1, FDP_CHANNEL_MORE);
+}
+
 int fdp_worker_done(struct fdp_worker *w, uint64_t id)
 {
 	return batch_push(&w->dones, id);
@@ -364,8 +382,11 @@ static int read_channel(struct fdp_worker *w)
 			taken++;
 			continue;
 		}
-		if (w->msg.type == FDP_PROTO_DRAIN)
+		if (w->msg.type == FDP_PROTO_DRAIN) {
 			w->draining = 1;
+			w->handback = (fdp_proto_drain_flags(w->msg.payload, w->msg.len) &
+			               FDP_PROTO_DRAIN_HANDBACK) != 0;
+		}
 		/* Unknown types are skipped: a newer master may say more than this worker knows. */
 		fdp_channel_msg_release(&w->msg);
 	}
