@@ -4,9 +4,13 @@
  *   worker=<index> pid=<pid> generation=<g> conn=<this worker's connection number> id=<id>
  *   listener=<index of the --listen that accepted it> peer=<client address>
  * Request bodies are not read: it is a demonstration and benchmark target, not a web server.
+ * It refuses what it cannot serve with an error and Connection: close: 400 for a malformed
+ * request line, 431 for a head larger than its buffer, 408 for one not complete within
+ * --header-timeout.
  */
 #include "serve.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -50,14 +54,108 @@ static char *head_end(char *p, size_t n, size_t *len)
 	return *len == 2 ? lf : crlf;
 }
 
+/* RFC 9110 5.6.2: the characters of a token (a method). */
+static int is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/*
+ * Does [p, p + n) start with a request line, "METHOD SP TARGET SP HTTP/D.D" and CRLF or LF?
+ * 1 yes, 0 not all there yet but could be, -1 never: a client that sends garbage is refused
+ * as soon as it shows, not when its buffer is full or its time is up.
+ */
+static int request_line(const char *p, size_t n)
+{
+	static const char version[] = "HTTP/d.d";
+	size_t i = 0, start;
+
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == n)
+		return 0;
+	if (i == 0 || p[i] != ' ')
+		return -1;
+	for (start = ++i; i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7f; i++)
+		;
+	if (i == n)
+		return 0;
+	if (i == start || p[i] != ' ')
+		return -1;
+	for (size_t k = 0; k < sizeof(version) - 1; k++) {
+		if (++i == n)
+			return 0;
+		if (version[k] == 'd' ? !isdigit((unsigned char)p[i]) : p[i] != version[k])
+			return -1;
+	}
+	if (++i < n && p[i] == '\r')
+		i++;
+	if (i == n)
+		return 0;
+	return p[i] == '\n' ? 1 : -1;
+}
+
+/*
+ * Answer with an error and close: the client is still sending, or sending garbage, so the
+ * loop closes gracefully (c->linger) lest the close reset the answer away.
+ */
+static int http_error(struct fdpass_conn *c, const char *status)
+{
+	char out[256];
+	int n = snprintf(out, sizeof(out),
+	                 "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\n\r\n%s\n",
+	                 status, strlen(status) + 1, status);
+
+	c->inlen = 0;
+	c->close_after_write = 1;
+	c->linger = 1;
+	return fdpass_conn_write(c, out, (size_t)n);
+}
+
+static int http_timeout(struct fdpass_conn *c)
+{
+	return http_error(c, "408 Request Timeout");
+}
+
+/*
+ * The next request head in c->in, or NULL (*refused: it was answered with an error). Empty
+ * lines before a request line are skipped (RFC 9112 2.2).
+ */
+static char *next_head(struct fdpass_conn *c, size_t *blank, int *refused)
+{
+	size_t skip = 0;
+	char *end;
+
+	while (skip < c->inlen &&
+	       (c->in[skip] == '\n' ||
+	        (c->in[skip] == '\r' && skip + 1 < c->inlen && c->in[skip + 1] == '\n')))
+		skip += c->in[skip] == '\r' ? 2 : 1;
+	memmove(c->in, c->in + skip, c->inlen - skip);
+	c->inlen -= skip;
+	*refused = 0;
+	if (c->inlen == 0 || (c->inlen == 1 && c->in[0] == '\r'))
+		return NULL;
+	if (request_line(c->in, c->inlen) < 0) {
+		*refused = http_error(c, "400 Bad Request") < 0 ? -1 : 1;
+		return NULL;
+	}
+	end = head_end(c->in, c->inlen, blank);
+	if (!end && c->inlen == sizeof(c->in))
+		*refused = http_error(c, "431 Request Header Fields Too Large") < 0 ? -1 : 1;
+	return end;
+}
+
 static int http_data(struct fdpass_conn *c)
 {
 	static pid_t pid; /* this worker's, looked up once */
 	struct fdp_worker *w = fdpass_conn_worker(c);
 	char *end;
 	size_t blank;
+	int refused = 0;
 
-	while ((end = head_end(c->in, c->inlen, &blank))) {
+	/* While the client does not read, its requests wait in c->in (and in its socket). */
+	while (!fdpass_conn_output_full(c) && (end = next_head(c, &blank, &refused))) {
 		char peer[FDP_ADDR_STRLEN] = "-", body[256], out[512];
 		size_t used = (size_t)(end + blank - c->in);
 		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c);
@@ -88,11 +186,12 @@ static int http_data(struct fdpass_conn *c)
 			return 0;
 		}
 	}
-	return 0;
+	return fdpass_conn_output_full(c) ? 0 : refused < 0 ? -1 : 0;
 }
 
 const struct fdpass_handler fdpass_handler_http = {
         .name = "http",
         .on_data = http_data,
+        .on_timeout = http_timeout,
         .close_idle_on_drain = 1,
 };

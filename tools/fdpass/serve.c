@@ -91,6 +91,7 @@ struct serve_opts {
 	enum fdp_policy policy;
 	const char *control;
 	enum fdp_log_level log_level;
+	struct fdpass_limits limits;
 };
 
 void fdpass_default_control_path(char *buf, size_t size)
@@ -393,9 +394,12 @@ static void raise_nofile_limit(char *what, size_t size)
 		         (unsigned long long)rl.rlim_max);
 }
 
+/* A worker of a built-in handler: arg is the serve_opts, copied into it by the fork. */
 static int run_handler(struct fdp_worker *w, void *arg)
 {
-	return fdpass_handler_run(w, arg);
+	const struct serve_opts *o = arg;
+
+	return fdpass_handler_run(w, o->handler, &o->limits);
 }
 
 /* Bind every listener now, so a bad address fails before any worker exists. */
@@ -496,7 +500,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .start_timeout_ms = (unsigned)o.start_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
-	                                  .worker_arg = (void *)o.handler,
+	                                  .worker_arg = &o,
 	                                  .exec_argv = exec_argv,
 	                                  .log = log_stderr,
 	                                  .log_arg = &log_sink,
