@@ -26,6 +26,13 @@
 
 #define MAX_WORKERS 1024 /* the master's FDP__MAX_WORKERS */
 
+/* getopt_long values of the built-in handlers' limits (after serve_route.h's). */
+enum {
+	OPT_HEADER_TIMEOUT = 512,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_OUTPUT,
+};
+
 static const char usage_text[] =
         "usage: fdpass serve [OPTIONS]\n"
         "\n"
@@ -68,6 +75,15 @@ static const char usage_text[] =
         "  --start-timeout SECS  how long a new worker may take to say it is ready before it\n"
         "                        is killed; on SIGHUP the old worker then keeps serving\n"
         "                        (1..86400). Default 60.\n"
+        "  --header-timeout SECS built-in handlers: time a client has to send a request head\n"
+        "                        (0.001..3600). Late: 408 and close; nothing sent: close.\n"
+        "                        Default 10.\n"
+        "  --idle-timeout SECS   built-in handlers: a keep-alive connection between requests\n"
+        "                        that sends nothing this long is closed, as is one whose\n"
+        "                        answers it does not read for this long (0.001..86400).\n"
+        "                        Default 60.\n"
+        "  --max-output BYTES    built-in handlers: while more than this is unsent to a\n"
+        "                        client, it is not read (1024..1073741824). Default 262144.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else /tmp/fdpass-$UID.sock.\n"
         "                        \"none\" disables it.\n"
@@ -124,6 +140,43 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* Seconds with a fraction (as --route-timeout) into milliseconds, within [min_ms, max_ms]. */
+static int parse_ms(const char *s, double min_ms, double max_ms, unsigned *out)
+{
+	char *end;
+	double ms;
+
+	errno = 0;
+	ms = strtod(s, &end) * 1000;
+	if (!*s || *end || errno || !(ms >= min_ms - 1e-6 && ms <= max_ms))
+		return -1;
+	*out = (unsigned)(ms + 0.5);
+	return 0;
+}
+
+/* The built-in handlers' limits; -1 when good, else the exit status. */
+static int limit_option(int opt, const char *value, struct fdpass_limits *lim)
+{
+	long v;
+
+	switch (opt) {
+	case OPT_HEADER_TIMEOUT:
+		if (parse_ms(value, 1, 3600e3, &lim->header_timeout_ms) < 0)
+			return bad_value("header-timeout", value, "seconds from 0.001 to 3600");
+		break;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_ms(value, 1, 86400e3, &lim->idle_timeout_ms) < 0)
+			return bad_value("idle-timeout", value, "seconds from 0.001 to 86400");
+		break;
+	default:
+		if (parse_long(value, 1024, 1L << 30, &v) < 0)
+			return bad_value("max-output", value, "a number from 1024 to 1073741824");
+		lim->max_output = (size_t)v;
+		break;
+	}
+	return -1;
+}
+
 static int pick(const char *value, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -152,6 +205,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"route-max-bytes", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_BYTES},
 	        {"route-max-pending", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_PENDING},
 	        {"route-fail", required_argument, NULL, FDPASS_OPT_ROUTE_FAIL},
+	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -227,6 +283,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
 				return i;
 			o->route_given = 1;
+			break;
+		case OPT_HEADER_TIMEOUT:
+		case OPT_IDLE_TIMEOUT:
+		case OPT_MAX_OUTPUT:
+			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
+				return i;
 			break;
 		default:
 			if (optopt)
