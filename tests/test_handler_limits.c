@@ -164,6 +164,29 @@ TEST(requests_within_the_limits_are_still_served_after_a_refused_one)
 	stop(&s);
 }
 
+TEST(a_request_body_is_dropped_not_taken_for_the_next_request_head)
+{
+	char buf[1024];
+	struct server s;
+	int fd;
+
+	server_start(&s, "--workers", "1", NULL);
+	fd = tcp_connect(s.addr, NULL);
+	send_all(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n");
+	CHECK(http_read(fd, buf, sizeof(buf)) != NULL);
+	CHECK(strstr(buf, "Connection: keep-alive") != NULL);
+	send_all(fd, "a=1&b=2GET / HTTP/1.1\r\nHost: t\r\n\r\n"); /* the body, then a request */
+	CHECK(http_read(fd, buf, sizeof(buf)) != NULL);
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	/* A chunked body cannot be dropped without reading it: the answer ends the connection. */
+	send_all(fd, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+	CHECK(http_read(fd, buf, sizeof(buf)) != NULL);
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	CHECK(strstr(buf, "Connection: close") != NULL);
+	close(fd);
+	stop(&s);
+}
+
 TEST(bad_limit_options_exit_2_naming_the_option_and_what_it_accepts)
 {
 	static const char *const cases[][3] = {

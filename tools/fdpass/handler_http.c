@@ -3,7 +3,8 @@
  * client or a drain says otherwise) with a short text saying which worker served it:
  *   worker=<index> pid=<pid> generation=<g> conn=<this worker's connection number> id=<id>
  *   listener=<index of the --listen that accepted it> peer=<client address>
- * Request bodies are not read: it is a demonstration and benchmark target, not a web server.
+ * Request bodies are dropped unread (Content-Length; a chunked one ends the connection): it is
+ * a demonstration and benchmark target, not a web server.
  * It refuses what it cannot serve with an error and Connection: close: 400 for a malformed
  * request line, 431 for a head larger than its buffer, 408 for one not complete within
  * --header-timeout.
@@ -12,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -40,6 +42,35 @@ static int wants_close(const char *req, const char *end)
 		line = next;
 	}
 	return close_ || (http10 && !keep);
+}
+
+/*
+ * The length of the body after the header block [req, end): its Content-Length, 0 without
+ * one; -1 when it cannot be skipped (chunked, or a length that is not a number).
+ */
+static long long body_length(const char *req, const char *end)
+{
+	const char *line = memchr(req, '\n', (size_t)(end - req));
+	long long len = 0;
+
+	while (line && line < end) {
+		const char *next = memchr(line + 1, '\n', (size_t)(end - line - 1));
+		size_t n = (size_t)((next ? next : end) - line - 1);
+		char *e;
+
+		if (n > 18 && strncasecmp(line + 1, "transfer-encoding:", 18) == 0)
+			return -1;
+		if (n > 15 && strncasecmp(line + 1, "content-length:", 15) == 0) {
+			/* The head ends in a blank line: strtoll stops at its CR or LF at last. */
+			len = strtoll(line + 16, &e, 10);
+			while (*e == ' ' || *e == '\t')
+				e++;
+			if (e == line + 16 || len < 0 || (*e != '\r' && *e != '\n'))
+				return -1;
+		}
+		line = next;
+	}
+	return len;
 }
 
 /*
@@ -122,17 +153,24 @@ static int http_timeout(struct fdpass_conn *c)
  * The next request head in c->in, or NULL (*refused: it was answered with an error). Empty
  * lines before a request line are skipped (RFC 9112 2.2).
  */
+static void drop(struct fdpass_conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->inlen - n);
+	c->inlen -= n;
+}
+
 static char *next_head(struct fdpass_conn *c, size_t *blank, int *refused)
 {
-	size_t skip = 0;
+	size_t skip = c->body_left < c->inlen ? (size_t)c->body_left : c->inlen;
 	char *end;
 
-	while (skip < c->inlen &&
-	       (c->in[skip] == '\n' ||
-	        (c->in[skip] == '\r' && skip + 1 < c->inlen && c->in[skip + 1] == '\n')))
+	c->body_left -= skip; /* what is left of the last request's body goes first */
+	drop(c, skip);
+	for (skip = 0; skip < c->inlen &&
+	               (c->in[skip] == '\n' ||
+	                (c->in[skip] == '\r' && skip + 1 < c->inlen && c->in[skip + 1] == '\n'));)
 		skip += c->in[skip] == '\r' ? 2 : 1;
-	memmove(c->in, c->in + skip, c->inlen - skip);
-	c->inlen -= skip;
+	drop(c, skip);
 	*refused = 0;
 	if (c->inlen == 0 || (c->inlen == 1 && c->in[0] == '\r'))
 		return NULL;
@@ -158,7 +196,8 @@ static int http_data(struct fdpass_conn *c)
 	while (!fdpass_conn_output_full(c) && (end = next_head(c, &blank, &refused))) {
 		char peer[FDP_ADDR_STRLEN] = "-", body[256], out[512];
 		size_t used = (size_t)(end + blank - c->in);
-		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c);
+		long long skip = body_length(c->in, end);
+		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c) || skip < 0;
 		int nb, n;
 
 		if (!pid)
@@ -176,8 +215,8 @@ static int http_data(struct fdpass_conn *c)
 		             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
 		             "%d\r\nConnection: %s\r\n\r\n%s",
 		             nb, close_ ? "close" : "keep-alive", body);
-		memmove(c->in, c->in + used, c->inlen - used);
-		c->inlen -= used;
+		drop(c, used);
+		c->body_left = skip > 0 ? (unsigned long long)skip : 0;
 		if (fdpass_conn_write(c, out, (size_t)n) < 0)
 			return -1;
 		if (close_) {

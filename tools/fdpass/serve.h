@@ -47,6 +47,7 @@ struct fdpass_conn {
 	struct fdp_conn meta;
 	char in[8192]; /* also the request head limit: a longer head is answered 431 */
 	size_t inlen;
+	unsigned long long body_left; /* http: request body bytes still to drop */
 	char *out;
 	size_t outlen, outoff;
 	int close_after_write;
