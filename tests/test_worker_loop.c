@@ -18,7 +18,8 @@ struct loop {
 	pid_t pid;
 };
 
-static void loop_start(struct loop *t, const struct fdpass_handler *h)
+static void loop_start_limits(struct loop *t, const struct fdpass_handler *h,
+                              const struct fdpass_limits *limits)
 {
 	int sv[2];
 
@@ -35,7 +36,7 @@ static void loop_start(struct loop *t, const struct fdpass_handler *h)
 		close(sv[0]); /* the master end is the test's: its close must read as EOF here */
 		if (fdp_worker_open(&w, sv[1], 5000) < 0)
 			_exit(100);
-		status = fdpass_handler_run(w, h);
+		status = fdpass_handler_run(w, h, limits);
 		fdp_worker_close(w);
 		_exit(status);
 	}
@@ -43,6 +44,11 @@ static void loop_start(struct loop *t, const struct fdpass_handler *h)
 	master_recv(t->master);
 	CHECK_INT(msg.type, ==, FDP_PROTO_READY);
 	fdp_channel_msg_release(&msg);
+}
+
+static void loop_start(struct loop *t, const struct fdpass_handler *h)
+{
+	loop_start_limits(t, h, NULL);
 }
 
 static long long now_ms(void)
@@ -424,4 +430,154 @@ TEST(a_drain_closes_idle_connections_by_the_protocol_of_each)
 	close(t.wsock);
 	close(echo);
 	close(http);
+}
+
+/* The size of a built-in handler's input buffer: what it may hold read but unanswered. */
+#define CONN_IN_SIZE sizeof(((struct fdpass_conn *)0)->in)
+
+/* Read one whole HTTP answer (head and Content-Length body) from client; returns its length. */
+static size_t http_answer_len(int client)
+{
+	char buf[1024] = {0};
+	size_t got = 0;
+	const char *end;
+
+	while (!(end = strstr(buf, "\r\n\r\n")) ||
+	       got < (size_t)(end + 4 - buf) + (size_t)atoi(strstr(buf, "Content-Length: ") + 16)) {
+		ssize_t n;
+
+		fdp_test_wait_readable(client, 5000);
+		n = read(client, buf + got, sizeof(buf) - 1 - got);
+		CHECK(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+	}
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	return got;
+}
+
+/* Send from a repeating pattern (whole periods in pat) until the socket takes no more. */
+static void send_until_full(int client, const char *pat, size_t patlen, size_t period, size_t *sent)
+{
+	for (;;) {
+		size_t off = *sent % period;
+		ssize_t n = send(client, pat + off, patlen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			CHECK_INT(errno, ==, EAGAIN);
+			return;
+		}
+		*sent += (size_t)n;
+	}
+}
+
+/*
+ * A client that sends without reading: send until its socket is full, then make two round
+ * trips on another connection (barrier): had the worker watched client for input, it would
+ * have read some of it by then (epoll reports every ready descriptor at each wait). Repeat
+ * until the worker read nothing across the barrier; returns the bytes sent. s is the worker's
+ * end of client; 64 MiB sent means the worker never stopped reading.
+ */
+static size_t send_until_not_read(int client, int s, int barrier, const char *pat, size_t patlen,
+                                  size_t period)
+{
+	size_t sent = 0;
+
+	for (;;) {
+		int before;
+
+		send_until_full(client, pat, patlen, period, &sent);
+		before = unread(s);
+		echo_round_trip(barrier, "a");
+		echo_round_trip(barrier, "b");
+		if (unread(s) == before)
+			return sent;
+		if (sent > (64u << 20))
+			fdp_test_fail(__FILE__, __LINE__, "the worker read all %zu bytes", sent);
+	}
+}
+
+TEST(a_client_that_pipelines_requests_without_reading_is_not_read_past_the_output_limit)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	const struct fdpass_limits lim = {.max_output = 4096};
+	const size_t reqlen = sizeof(req) - 1;
+	static char pat[2048 * (sizeof(req) - 1)];
+	size_t anslen, sent, consumed, answers, got = 0;
+	struct loop t;
+	int barrier, c, s;
+
+	for (size_t i = 0; i < sizeof(pat); i += reqlen)
+		memcpy(pat + i, req, reqlen);
+	loop_start_limits(&t, &fdpass_handler_http, &lim);
+	barrier = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
+	c = send_conn_keep(t.master, 2, FDPASS_TAG_HTTP, &s);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	CHECK_INT(send(c, req, reqlen, MSG_NOSIGNAL), ==, reqlen);
+	anslen = http_answer_len(c); /* every answer on this connection is as long */
+	sent = send_until_not_read(c, s, barrier, pat, sizeof(pat), reqlen);
+	/*
+	 * What the worker read, less what its buffer may hold unanswered, was answered; what of
+	 * that is not in the client's socket is in the worker: at most the limit and one answer.
+	 */
+	consumed = sent - (size_t)unread(s);
+	CHECK_INT(unread(s), >, 0);
+	CHECK_INT(consumed >= CONN_IN_SIZE, ==, 1);
+	answers = (consumed - CONN_IN_SIZE) / reqlen;
+	CHECK_INT(answers * anslen, <=, (size_t)unread(c) + lim.max_output + anslen);
+	/* The client reads: the worker reads again, and every request is answered. */
+	answers = sent / reqlen;
+	while (got < answers * anslen) {
+		static char buf[65536];
+		ssize_t n;
+
+		fdp_test_wait_readable(c, 5000);
+		n = read(c, buf, sizeof(buf));
+		CHECK(n > 0);
+		got += (size_t)n;
+	}
+	CHECK_INT(got, ==, answers * anslen);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(barrier);
+	close(c);
+	close(s);
+}
+
+TEST(an_echo_client_that_sends_without_reading_is_not_read_past_the_output_limit)
+{
+	const struct fdpass_limits lim = {.max_output = 4096};
+	static char pat[65536 + 251], buf[65536];
+	size_t sent, consumed, got = 0;
+	struct loop t;
+	int barrier, c, s;
+
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (char)(i % 251);
+	loop_start_limits(&t, &fdpass_handler_echo, &lim);
+	barrier = send_conn_keep(t.master, 1, FDPASS_TAG_ECHO, NULL);
+	c = send_conn_keep(t.master, 2, FDPASS_TAG_ECHO, &s);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	sent = send_until_not_read(c, s, barrier, pat, sizeof(pat), 251);
+	/* In the worker: the limit, and at most one read past it (its input buffer). */
+	consumed = sent - (size_t)unread(s);
+	CHECK_INT(unread(s), >, 0);
+	CHECK_INT(consumed - (size_t)unread(c), <=, lim.max_output + 2 * CONN_IN_SIZE);
+	/* The client reads: every byte comes back, in order. */
+	while (got < sent) {
+		ssize_t n;
+
+		fdp_test_wait_readable(c, 5000);
+		n = read(c, buf, sizeof(buf));
+		CHECK(n > 0);
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != (char)((got + (size_t)i) % 251))
+				fdp_test_fail(__FILE__, __LINE__, "byte %zu differs",
+				              got + (size_t)i);
+		got += (size_t)n;
+	}
+	CHECK_INT(got, ==, sent);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(barrier);
+	close(c);
+	close(s);
 }

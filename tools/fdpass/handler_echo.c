@@ -3,8 +3,12 @@
 
 static int echo_data(struct fdpass_conn *c)
 {
-	int r = fdpass_conn_write(c, c->in, c->inlen);
+	int r;
 
+	/* A client that sends without reading: keep its bytes until its output drains. */
+	if (fdpass_conn_output_full(c))
+		return 0;
+	r = fdpass_conn_write(c, c->in, c->inlen);
 	c->inlen = 0;
 	return r;
 }

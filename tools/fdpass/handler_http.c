@@ -3,11 +3,17 @@
  * client or a drain says otherwise) with a short text saying which worker served it:
  *   worker=<index> pid=<pid> generation=<g> conn=<this worker's connection number> id=<id>
  *   listener=<index of the --listen that accepted it> peer=<client address>
- * Request bodies are not read: it is a demonstration and benchmark target, not a web server.
+ * Request bodies are dropped unread (Content-Length; a chunked one ends the connection): it is
+ * a demonstration and benchmark target, not a web server.
+ * It refuses what it cannot serve with an error and Connection: close: 400 for a malformed
+ * request line, 431 for a head larger than its buffer, 408 for one not complete within
+ * --header-timeout.
  */
 #include "serve.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -39,6 +45,35 @@ static int wants_close(const char *req, const char *end)
 }
 
 /*
+ * The length of the body after the header block [req, end): its Content-Length, 0 without
+ * one; -1 when it cannot be skipped (chunked, or a length that is not a number).
+ */
+static long long body_length(const char *req, const char *end)
+{
+	const char *line = memchr(req, '\n', (size_t)(end - req));
+	long long len = 0;
+
+	while (line && line < end) {
+		const char *next = memchr(line + 1, '\n', (size_t)(end - line - 1));
+		size_t n = (size_t)((next ? next : end) - line - 1);
+		char *e;
+
+		if (n > 18 && strncasecmp(line + 1, "transfer-encoding:", 18) == 0)
+			return -1;
+		if (n > 15 && strncasecmp(line + 1, "content-length:", 15) == 0) {
+			/* The head ends in a blank line: strtoll stops at its CR or LF at last. */
+			len = strtoll(line + 16, &e, 10);
+			while (*e == ' ' || *e == '\t')
+				e++;
+			if (e == line + 16 || len < 0 || (*e != '\r' && *e != '\n'))
+				return -1;
+		}
+		line = next;
+	}
+	return len;
+}
+
+/*
  * The blank line that ends the first header block in [p, p + n), CRLF or a bare LF (which a
  * server may accept, RFC 9112 section 2.2, as the routing extractors do), and its length.
  */
@@ -50,17 +85,119 @@ static char *head_end(char *p, size_t n, size_t *len)
 	return *len == 2 ? lf : crlf;
 }
 
+/* RFC 9110 5.6.2: the characters of a token (a method). */
+static int is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/*
+ * Does [p, p + n) start with a request line, "METHOD SP TARGET SP HTTP/D.D" and CRLF or LF?
+ * 1 yes, 0 not all there yet but could be, -1 never: a client that sends garbage is refused
+ * as soon as it shows, not when its buffer is full or its time is up.
+ */
+static int request_line(const char *p, size_t n)
+{
+	static const char version[] = "HTTP/d.d";
+	size_t i = 0, start;
+
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == n)
+		return 0;
+	if (i == 0 || p[i] != ' ')
+		return -1;
+	for (start = ++i; i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7f; i++)
+		;
+	if (i == n)
+		return 0;
+	if (i == start || p[i] != ' ')
+		return -1;
+	for (size_t k = 0; k < sizeof(version) - 1; k++) {
+		if (++i == n)
+			return 0;
+		if (version[k] == 'd' ? !isdigit((unsigned char)p[i]) : p[i] != version[k])
+			return -1;
+	}
+	if (++i < n && p[i] == '\r')
+		i++;
+	if (i == n)
+		return 0;
+	return p[i] == '\n' ? 1 : -1;
+}
+
+/*
+ * Answer with an error and close: the client is still sending, or sending garbage, so the
+ * loop closes gracefully (c->linger) lest the close reset the answer away.
+ */
+static int http_error(struct fdpass_conn *c, const char *status)
+{
+	char out[256];
+	int n = snprintf(out, sizeof(out),
+	                 "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\n\r\n%s\n",
+	                 status, strlen(status) + 1, status);
+
+	c->inlen = 0;
+	c->close_after_write = 1;
+	c->linger = 1;
+	return fdpass_conn_write(c, out, (size_t)n);
+}
+
+static int http_timeout(struct fdpass_conn *c)
+{
+	return http_error(c, "408 Request Timeout");
+}
+
+/*
+ * The next request head in c->in, or NULL (*refused: it was answered with an error). Empty
+ * lines before a request line are skipped (RFC 9112 2.2).
+ */
+static void drop(struct fdpass_conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->inlen - n);
+	c->inlen -= n;
+}
+
+static char *next_head(struct fdpass_conn *c, size_t *blank, int *refused)
+{
+	size_t skip = c->body_left < c->inlen ? (size_t)c->body_left : c->inlen;
+	char *end;
+
+	c->body_left -= skip; /* what is left of the last request's body goes first */
+	drop(c, skip);
+	for (skip = 0; skip < c->inlen &&
+	               (c->in[skip] == '\n' ||
+	                (c->in[skip] == '\r' && skip + 1 < c->inlen && c->in[skip + 1] == '\n'));)
+		skip += c->in[skip] == '\r' ? 2 : 1;
+	drop(c, skip);
+	*refused = 0;
+	if (c->inlen == 0 || (c->inlen == 1 && c->in[0] == '\r'))
+		return NULL;
+	if (request_line(c->in, c->inlen) < 0) {
+		*refused = http_error(c, "400 Bad Request") < 0 ? -1 : 1;
+		return NULL;
+	}
+	end = head_end(c->in, c->inlen, blank);
+	if (!end && c->inlen == sizeof(c->in))
+		*refused = http_error(c, "431 Request Header Fields Too Large") < 0 ? -1 : 1;
+	return end;
+}
+
 static int http_data(struct fdpass_conn *c)
 {
 	static pid_t pid; /* this worker's, looked up once */
 	struct fdp_worker *w = fdpass_conn_worker(c);
 	char *end;
 	size_t blank;
+	int refused = 0;
 
-	while ((end = head_end(c->in, c->inlen, &blank))) {
+	/* While the client does not read, its requests wait in c->in (and in its socket). */
+	while (!fdpass_conn_output_full(c) && (end = next_head(c, &blank, &refused))) {
 		char peer[FDP_ADDR_STRLEN] = "-", body[256], out[512];
 		size_t used = (size_t)(end + blank - c->in);
-		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c);
+		long long skip = body_length(c->in, end);
+		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c) || skip < 0;
 		int nb, n;
 
 		if (!pid)
@@ -78,8 +215,8 @@ static int http_data(struct fdpass_conn *c)
 		             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
 		             "%d\r\nConnection: %s\r\n\r\n%s",
 		             nb, close_ ? "close" : "keep-alive", body);
-		memmove(c->in, c->in + used, c->inlen - used);
-		c->inlen -= used;
+		drop(c, used);
+		c->body_left = skip > 0 ? (unsigned long long)skip : 0;
 		if (fdpass_conn_write(c, out, (size_t)n) < 0)
 			return -1;
 		if (close_) {
@@ -88,11 +225,12 @@ static int http_data(struct fdpass_conn *c)
 			return 0;
 		}
 	}
-	return 0;
+	return fdpass_conn_output_full(c) ? 0 : refused < 0 ? -1 : 0;
 }
 
 const struct fdpass_handler fdpass_handler_http = {
         .name = "http",
         .on_data = http_data,
+        .on_timeout = http_timeout,
         .close_idle_on_drain = 1,
 };

@@ -26,6 +26,13 @@
 
 #define MAX_WORKERS 1024 /* the master's FDP__MAX_WORKERS */
 
+/* getopt_long values of the built-in handlers' limits (after serve_route.h's). */
+enum {
+	OPT_HEADER_TIMEOUT = 512,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_OUTPUT,
+};
+
 static const char usage_text[] =
         "usage: fdpass serve [OPTIONS]\n"
         "\n"
@@ -72,6 +79,15 @@ static const char usage_text[] =
         "                        unacknowledged (it has stopped reading its channel) before it\n"
         "                        is killed and its connections go to other workers\n"
         "                        (0.01..3600, fractions allowed). Default 2.\n"
+        "  --header-timeout SECS built-in handlers: time a client has to send a request head\n"
+        "                        (0.001..3600). Late: 408 and close; nothing sent: close.\n"
+        "                        Default 10.\n"
+        "  --idle-timeout SECS   built-in handlers: a keep-alive connection between requests\n"
+        "                        that sends nothing this long is closed, as is one whose\n"
+        "                        answers it does not read for this long (0.001..86400).\n"
+        "                        Default 60.\n"
+        "  --max-output BYTES    built-in handlers: while more than this is unsent to a\n"
+        "                        client, it is not read (1024..1073741824). Default 262144.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
@@ -90,12 +106,14 @@ struct serve_opts {
 	struct fdp_route_config route;
 	int route_given;
 	long workers, backlog;
-	long long drain_ms, start_ms, ack_ms;
+	long long drain_ms, start_ms;
+	unsigned ack_ms;
 	const struct fdpass_handler *handler;
 	const char *exec;
 	enum fdp_policy policy;
 	const char *control;
 	enum fdp_log_level log_level;
+	struct fdpass_limits limits;
 };
 
 static int bad_value(const char *opt, const char *value, const char *accepts)
@@ -118,18 +136,41 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* Seconds, fractions allowed, in [min, max]: to whole milliseconds in *ms. */
-static int parse_seconds(const char *s, double min, double max, long long *ms)
+/* Seconds with a fraction (as --route-timeout) into milliseconds, within [min_ms, max_ms]. */
+static int parse_ms(const char *s, double min_ms, double max_ms, unsigned *out)
 {
 	char *end;
-	double v;
+	double ms;
 
 	errno = 0;
-	v = strtod(s, &end);
-	if (!*s || *end || errno || !(v >= min && v <= max))
+	ms = strtod(s, &end) * 1000;
+	if (!*s || *end || errno || !(ms >= min_ms - 1e-6 && ms <= max_ms))
 		return -1;
-	*ms = (long long)(v * 1000 + 0.5);
+	*out = (unsigned)(ms + 0.5);
 	return 0;
+}
+
+/* The built-in handlers' limits; -1 when good, else the exit status. */
+static int limit_option(int opt, const char *value, struct fdpass_limits *lim)
+{
+	long v;
+
+	switch (opt) {
+	case OPT_HEADER_TIMEOUT:
+		if (parse_ms(value, 1, 3600e3, &lim->header_timeout_ms) < 0)
+			return bad_value("header-timeout", value, "seconds from 0.001 to 3600");
+		break;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_ms(value, 1, 86400e3, &lim->idle_timeout_ms) < 0)
+			return bad_value("idle-timeout", value, "seconds from 0.001 to 86400");
+		break;
+	default:
+		if (parse_long(value, 1024, 1L << 30, &v) < 0)
+			return bad_value("max-output", value, "a number from 1024 to 1073741824");
+		lim->max_output = (size_t)v;
+		break;
+	}
+	return -1;
 }
 
 static int pick(const char *value, const char *const *names, int n)
@@ -161,6 +202,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"route-max-bytes", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_BYTES},
 	        {"route-max-pending", required_argument, NULL, FDPASS_OPT_ROUTE_MAX_PENDING},
 	        {"route-fail", required_argument, NULL, FDPASS_OPT_ROUTE_FAIL},
+	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -215,7 +259,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->start_ms = v * 1000LL;
 			break;
 		case 'A':
-			if (parse_seconds(optarg, 0.01, 3600, &o->ack_ms) < 0)
+			if (parse_ms(optarg, 10, 3600e3, &o->ack_ms) < 0)
 				return bad_value("ack-timeout", optarg, "seconds from 0.01 to 3600");
 			break;
 		case 'c':
@@ -240,6 +284,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
 				return i;
 			o->route_given = 1;
+			break;
+		case OPT_HEADER_TIMEOUT:
+		case OPT_IDLE_TIMEOUT:
+		case OPT_MAX_OUTPUT:
+			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
+				return i;
 			break;
 		default:
 			if (optopt)
@@ -407,9 +457,12 @@ static void raise_nofile_limit(char *what, size_t size)
 		         (unsigned long long)rl.rlim_max);
 }
 
+/* A worker of a built-in handler: arg is the serve_opts, copied into it by the fork. */
 static int run_handler(struct fdp_worker *w, void *arg)
 {
-	return fdpass_handler_run(w, arg);
+	const struct serve_opts *o = arg;
+
+	return fdpass_handler_run(w, o->handler, &o->limits);
 }
 
 /* Bind every listener now, so a bad address fails before any worker exists. */
@@ -511,10 +564,10 @@ int cmd_serve(int argc, char **argv)
 	                                  .route = routing ? &o.route : NULL,
 	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
 	                                  .start_timeout_ms = (unsigned)o.start_ms,
-	                                  .ack_timeout_ms = (unsigned)o.ack_ms,
+	                                  .ack_timeout_ms = o.ack_ms,
 	                                  .control_path = control[0] ? control : NULL,
 	                                  .worker_main = o.exec ? NULL : run_handler,
-	                                  .worker_arg = (void *)o.handler,
+	                                  .worker_arg = &o,
 	                                  .exec_argv = exec_argv,
 	                                  .log = log_stderr,
 	                                  .log_arg = &log_sink,

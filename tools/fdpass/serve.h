@@ -18,38 +18,76 @@
  */
 int fdpass_default_control_path(char *buf, size_t size, int create, char *why, size_t why_size);
 
+/*
+ * The limits of the built-in handlers (fdpass serve --header-timeout, --idle-timeout,
+ * --max-output). A zero field takes its default.
+ */
+struct fdpass_limits {
+	unsigned header_timeout_ms; /* a request head must be complete within it, else 408 */
+	unsigned idle_timeout_ms;   /* between requests, or while the client takes no output */
+	size_t max_output;          /* past this much unsent output, the client is not read */
+};
+
+#define FDPASS_HEADER_TIMEOUT_MS 10000
+#define FDPASS_IDLE_TIMEOUT_MS   60000
+#define FDPASS_MAX_OUTPUT        (256 * 1024)
+
+/* The timer a connection is on (handler_loop.c): one list per timeout. */
+enum fdpass_timer {
+	FDPASS_TIMER_HEAD,   /* reading a request head: --header-timeout */
+	FDPASS_TIMER_IDLE,   /* between requests: --idle-timeout */
+	FDPASS_TIMER_WRITE,  /* output waits: --idle-timeout since the client last took some */
+	FDPASS_TIMER_LINGER, /* finished, shut down, reading what the client still sends */
+	FDPASS_TIMERS,
+	FDPASS_TIMER_NONE = FDPASS_TIMERS,
+};
+
 /* One client connection of a built-in handler. */
 struct fdpass_conn {
 	int fd;
 	uint64_t id;          /* the master's connection id */
 	unsigned long number; /* this worker's count of connections, from 1 */
 	struct fdp_conn meta;
-	char in[8192];
+	char in[8192]; /* also the request head limit: a longer head is answered 431 */
 	size_t inlen;
+	unsigned long long body_left; /* http: request body bytes still to drop */
 	char *out;
 	size_t outlen, outoff;
 	int close_after_write;
+	int linger;      /* with close_after_write: close gracefully (handler_loop.c) */
 	int answered;    /* answered at least once: with nothing pending, it is between requests */
 	int ack_sent;    /* its ACK has left: it may be read (see handler_loop.c) */
 	int watched;     /* registered with the loop's epoll */
 	unsigned events; /* what it is registered for */
+	enum fdpass_timer timer; /* the list it is on; its clock restarts when rearm is set */
+	int rearm;
+	long long since; /* when its clock started (monotonic ms) */
+	struct fdpass_conn *tprev, *tnext;
 	struct fdpass_worker_loop *loop;
 };
 
 /*
  * A built-in handler: on_data is called when c->in holds new bytes; it consumes what it uses
- * and answers with fdpass_conn_write(). Returns 0 to keep the connection, -1 to close it.
+ * and answers with fdpass_conn_write(). Returns 0 to keep the connection, -1 to close it. While
+ * fdpass_conn_output_full() it should answer no more (the loop calls it again once the output
+ * drains). on_timeout (NULL: the handler has no requests, and no timeouts) is called when a
+ * request head (c->inlen bytes of it) did not complete in time: it answers and sets
+ * close_after_write, or returns -1 to close at once.
  * close_idle_on_drain: connections between requests (answered, nothing pending) are closed
  * when the master drains; one still waiting for its first request is served first.
  */
 struct fdpass_handler {
 	const char *name;
 	int (*on_data)(struct fdpass_conn *c);
+	int (*on_timeout)(struct fdpass_conn *c);
 	int close_idle_on_drain;
 };
 
 /* Queue bytes for the client (written at once when the socket takes them). */
 int fdpass_conn_write(struct fdpass_conn *c, const void *data, size_t len);
+
+/* Non-zero while c's unsent output exceeds the limit: answer nothing more now. */
+int fdpass_conn_output_full(const struct fdpass_conn *c);
 
 /* Non-zero once the master asked this worker to drain. */
 int fdpass_conn_draining(const struct fdpass_conn *c);
@@ -57,8 +95,12 @@ int fdpass_conn_draining(const struct fdpass_conn *c);
 /* The worker's identity, for answers that say who served them. */
 struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c);
 
-/* Run a handler in a worker until the master drains it or goes away. Returns an exit status. */
-int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h);
+/*
+ * Run a handler in a worker until the master drains it or goes away, with these limits (NULL:
+ * the defaults). Returns an exit status.
+ */
+int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
+                       const struct fdpass_limits *limits);
 
 extern const struct fdpass_handler fdpass_handler_echo;
 extern const struct fdpass_handler fdpass_handler_http;
