@@ -263,6 +263,31 @@ static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 }
 
 /*
+ * Hand an idle connection back to the master, for the next generation to serve its next
+ * request (a reload). Nothing of that request has been read, so the next worker starts at its
+ * first byte. Returns 0 with the connection gone from this loop (its socket is the channel's:
+ * no DONE, no shutdown), or -1 when it could not be handed back and is still here.
+ */
+static int conn_hand_back(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	if (fdp_worker_return(l->w, c->fd, &c->meta) < 0)
+		return -1;
+	if (c->watched)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	timer_unlink(l, c);
+	for (size_t i = 0; i < l->nconns; i++) {
+		if (l->conns[i] == c) {
+			l->conns[i] = l->conns[--l->nconns];
+			break;
+		}
+	}
+	l->open--;
+	free(c->out);
+	free(c);
+	return 0;
+}
+
+/*
  * Drop this worker's reference to a connection it will not finish (the master is gone, or the
  * channel is lost): close() only. The master may re-hand a connection it has no ACK for to
  * another worker, and a shutdown() would end it there too.
@@ -513,7 +538,9 @@ static int next_timeout(const struct fdpass_worker_loop *l)
 
 /*
  * The master asked for a drain: idle connections of a protocol with requests (the handler of
- * each connection's tag says) go now, busy ones when they finish. Idle means between requests:
+ * each connection's tag says) go now, busy ones when they finish. At a reload they go to the
+ * next generation, which serves the client's next request on the same TCP connection; at a
+ * stop (or if it cannot take them) they are closed. Idle means between requests:
  * a connection not yet answered is a client whose first request is still on its way (it may
  * have been handed over just before the drain), and it is served, with Connection: close.
  * Fresh ones are left alone too: they are served once their ACK has left.
@@ -527,7 +554,9 @@ static void drain_idle(struct fdpass_worker_loop *l)
 		    !handler_for(l, c)->close_idle_on_drain)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
-		if (i < l->nconns && l->conns[i] == c && c->inlen == 0 && c->outlen == 0)
+		if (i >= l->nconns || l->conns[i] != c || c->inlen != 0 || c->outlen != 0)
+			continue;
+		if (!fdp_worker_handback(l->w) || conn_hand_back(l, c) < 0)
 			conn_close(l, c);
 	}
 }

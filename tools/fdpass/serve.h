@@ -73,7 +73,8 @@ struct fdpass_conn {
  * drains). on_timeout (NULL: the handler has no requests, and no timeouts) is called when a
  * request head (c->inlen bytes of it) did not complete in time: it answers and sets
  * close_after_write, or returns -1 to close at once.
- * close_idle_on_drain: connections between requests (answered, nothing pending) are closed
+ * close_idle_on_drain: connections between requests (answered, nothing pending) are handed
+ * back to the master at a reload (the next generation serves them) and closed at a stop
  * when the master drains; one still waiting for its first request is served first.
  */
 struct fdpass_handler {
