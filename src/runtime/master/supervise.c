@@ -99,7 +99,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	p->pidfd = pidfd_open_(p->pid);
 	err = watch_proc(m, p);
 	if (err < 0) {
-		kill(p->pid, SIGKILL); /* never seen by the loop: reaped right here */
+		fdp__proc_kill(p); /* never seen by the loop: reaped right here */
 		waitpid(p->pid, NULL, 0);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
@@ -128,14 +128,19 @@ fail_free:
 	return err;
 }
 
-/* SIGKILL p: through its pidfd where it has one, else by pid (not reaped yet: still ours). */
+/*
+ * SIGKILL p: through its pidfd where it has one, else by pid (not reaped yet: still ours);
+ * then its process group (its pid, set by fdp__spawn() and the child), so that what it
+ * started cannot keep serving its connections or hold its channel. Unreaped, p keeps the
+ * group's id from being reused, and p goes first: nothing it has is served by two processes.
+ */
 void fdp__proc_kill(struct fdp__proc *p)
 {
 #ifdef SYS_pidfd_send_signal
-	if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
-		return;
+	if (p->pidfd < 0 || syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) < 0)
 #endif
-	kill(p->pid, SIGKILL);
+		kill(p->pid, SIGKILL);
+	kill(-p->pid, SIGKILL);
 }
 
 /*
@@ -264,20 +269,39 @@ void fdp__supervise_flagged(struct fdp_master *m)
 		settle(m, p);
 }
 
+/*
+ * Reap p if it has exited (returns 0 if not yet). Its process group is killed first, while
+ * p's zombie still keeps the group's id from being reused: what it left behind must not go
+ * on serving the connections it held, which are handed again, nor hold its channel.
+ */
+static int reap_group(struct fdp__proc *p, int *status)
+{
+	siginfo_t si = {0};
+	int r;
+
+	do
+		r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r == 0 && si.si_pid != p->pid)
+		return 0; /* not gone yet */
+	if (r == 0)
+		kill(-p->pid, SIGKILL);
+	do
+		r = waitpid(p->pid, status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		*status = 0; /* someone else reaped it; it is gone all the same */
+	return r != 0;
+}
+
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
 	long long up = fdp__now_ms() - p->started_ms;
 	int status;
-	pid_t r;
 
-	do
-		r = waitpid(p->pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return; /* not gone yet */
-	if (r < 0)
-		status = 0; /* someone else reaped it; it is gone all the same */
+	if (!reap_group(p, &status))
+		return;
 	log_exit(m, p, status, up);
 	p->state = PROC_DEAD;
 	if (p->lost_ch) { /* kept for this: the ACKs it sent before it went */
