@@ -48,6 +48,22 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 }
 
 /*
+ * A worker whose program could not be executed (err: the errno of its execve()): at startup
+ * (a first generation) the master gives up (fdp_master_run() returns -ENOEXEC); a reload's
+ * successor leaves the old worker serving; a replacement is tried again later (fail_free).
+ */
+static void exec_failed(struct fdp_master *m, struct fdp__proc *p, int successor, int err)
+{
+	fdp__log(m, FDP_LOG_ERROR, "worker %u generation %u: cannot execute %s: %s", p->slot,
+	         p->generation, m->cfg.exec_argv[0], fdp_strerror(err));
+	if (successor)
+		fdp__log(m, FDP_LOG_WARN, "reload: generation %u keeps serving in slot %u",
+		         p->generation - 1, p->slot);
+	else if (p->generation == 1)
+		m->start_err = -ENOEXEC;
+}
+
+/*
  * Start a process in slot: its current one, or (successor, on reload) the one that replaces
  * the current one once it says READY (promote()), so a new program that fails to start
  * never takes the slot from a working one.
@@ -57,7 +73,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	struct fdp__slot *s = &m->slots[slot];
 	struct fdp__proc *p = calloc(1, sizeof(*p));
 	unsigned char hello[FDP_PROTO_HELLO_SIZE];
-	int sv[2], err;
+	int sv[2], err, exec = 0;
 
 	if (!p)
 		return -ENOMEM;
@@ -80,18 +96,11 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	                                                             FDP_PROTO_VERSION, slot,
 	                                                             p->generation}),
 	                       NULL, 0, 0);
+	if (err == 0)
+		err = fdp__fork_worker(m, p, sv[1], &exec);
+	close(sv[1]);
 	if (err < 0)
 		goto fail_close;
-	p->pid = fork();
-	if (p->pid < 0) {
-		err = -errno;
-		goto fail_close;
-	}
-	if (p->pid == 0)
-		fdp__run_child(m, p, sv[1]);
-	setpgid(p->pid, p->pid); /* also here: the child may not have run yet when a Ctrl-C comes */
-	close(sv[1]);
-	sv[1] = -1;
 	p->started_ms = fdp__now_ms();
 	p->start_deadline = p->started_ms + (m->cfg.start_timeout_ms ? m->cfg.start_timeout_ms
 	                                                             : FDP__READY_WAIT_MS);
@@ -117,12 +126,13 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	         p->generation);
 	return 0;
 fail_close:
-	if (sv[1] >= 0)
-		close(sv[1]);
 	fdp_channel_close(p->ch);
+	if (exec)
+		exec_failed(m, p, successor, err);
 fail_free:
+	if (!exec)
+		fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
 	free(p);
-	fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
 	if (!successor)
 		s->respawn_at = fdp__now_ms() + FDP__BACKOFF_MAX_MS;
 	return err;
@@ -303,6 +313,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	if (!reap_group(p, &status))
 		return;
 	log_exit(m, p, status, up);
+	fdp__check_start_exit(m, p, status);
 	p->state = PROC_DEAD;
 	if (p->lost_ch) { /* kept for this: the ACKs it sent before it went */
 		p->ch = p->lost_ch;
