@@ -247,6 +247,18 @@ struct fdp_master_config {
 	 * fdp_master_run(): only that thread exists in the child, so worker_main must not rely on
 	 * locks other threads of a multithreaded caller might have held (call
 	 * fdp_master_run() before starting threads, or use exec_argv).
+	 *
+	 * exec_argv[0] is searched on PATH as execvp() does, but before the fork, and executed
+	 * with execve() (a file without "#!" that execve() refuses is not run by a shell): from
+	 * fork to execve the child makes only async-signal-safe calls, so exec_argv is safe
+	 * with threads. An executed worker gets SIGKILL when the thread that forked it ends
+	 * (PR_SET_PDEATHSIG), so it never outlives a master killed by SIGKILL; worker_main's
+	 * workers see their channel end instead and may finish their connections.
+	 *
+	 * Every kill of a worker (SIGKILL: a drain or start deadline, a lost channel, a stop) also
+	 * kills its process group, after the worker itself, and so does its reaping: what a
+	 * worker started cannot go on serving its connections, handed again, or hold its channel.
+	 * A process the worker moved to another group or session is its own.
 	 */
 	int (*worker_main)(struct fdp_worker *w, void *arg);
 	void *worker_arg;
@@ -305,8 +317,17 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  * thread first, before starting other threads (a thread with one unblocked takes it, and the
  * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
  * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
- * replaces every worker. Returns 0 after a stop, or a negative errno if the loop could not run. In
- * a forked worker it never returns: the child _exit()s with worker_main's status.
+ * replaces every worker. In a forked worker it never returns: the child _exit()s with
+ * worker_main's status. Returns 0 after a stop, or a negative errno:
+ *   -EINVAL   one of those four signals is not blocked in the calling thread: nothing is run
+ *             (unblocked, a SIGTERM would kill the master and leave its workers behind);
+ *   -ENOEXEC  a worker of the first generation could not be executed: its execve() failed
+ *             (the errno is logged at FDP_LOG_ERROR, "cannot execute PATH: REASON"), or it
+ *             exited with status 126 or 127 before READY, as a shell that cannot run its
+ *             command does. The workers already started are killed by fdp_master_close().
+ *             (Later, a reload's new worker that cannot be executed leaves the old one
+ *             serving, and a replacement is tried again after a pause; both are logged.)
+ *   other     the event loop could not run (epoll, signalfd).
  */
 int fdp_master_run(struct fdp_master *m);
 

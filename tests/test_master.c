@@ -858,3 +858,65 @@ TEST(a_key_function_given_through_the_c_api_routes_each_key_to_one_slot)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* A master of this process, with one listener and no control socket; workers as cfg says. */
+static struct fdp_master *open_here(struct fdp_master_config cfg)
+{
+	struct fdp_master *m;
+	int lfd = fdp_listen("127.0.0.1:0", 4);
+
+	CHECK_OK(lfd);
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.log = no_worker_log;
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	return m;
+}
+
+static void master_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGCHLD);
+}
+
+TEST(run_refuses_to_start_when_the_signals_it_reads_are_not_blocked)
+{
+	struct fdp_master *m = open_here(config(1));
+	sigset_t sigs, old, one;
+
+	master_signals(&sigs);
+	CHECK_OK(sigprocmask(SIG_BLOCK, &sigs, &old));
+	/* Every one of the four counts: here SIGHUP alone is missing. */
+	sigemptyset(&one);
+	sigaddset(&one, SIGHUP);
+	CHECK_OK(sigprocmask(SIG_UNBLOCK, &one, NULL));
+	CHECK_INT(fdp_master_run(m), ==, -EINVAL);
+	CHECK_OK(sigprocmask(SIG_SETMASK, &old, NULL));
+	fdp_master_close(m);
+	/* Nothing was forked. */
+	CHECK_INT(waitpid(-1, NULL, WNOHANG), ==, -1);
+	CHECK_INT(errno, ==, ECHILD);
+}
+
+TEST(run_returns_enoexec_when_a_first_generation_worker_cannot_be_executed)
+{
+	char *argv[] = {"/nonexistent/fdpass-worker", NULL};
+	struct fdp_master_config cfg = config(2);
+	struct fdp_master *m;
+	sigset_t sigs, old;
+
+	cfg.worker_main = NULL;
+	cfg.exec_argv = argv;
+	m = open_here(cfg);
+	master_signals(&sigs);
+	CHECK_OK(sigprocmask(SIG_BLOCK, &sigs, &old));
+	CHECK_INT(fdp_master_run(m), ==, -ENOEXEC);
+	fdp_master_close(m);
+	CHECK_OK(sigprocmask(SIG_SETMASK, &old, NULL));
+	/* The child that could not exec is reaped already; none is left. */
+	CHECK_INT(waitpid(-1, NULL, WNOHANG), ==, -1);
+	CHECK_INT(errno, ==, ECHILD);
+}

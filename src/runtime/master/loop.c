@@ -255,6 +255,33 @@ static void handle_signals(struct fdp_master *m)
 	}
 }
 
+/* The signals the master reads from its signalfd. */
+static void master_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGCHLD);
+}
+
+/*
+ * They must be blocked in this thread: one that is not never reaches the signalfd, and its
+ * default action runs instead (a SIGTERM would kill the master, leaving its workers behind).
+ */
+static int signals_blocked(void)
+{
+	sigset_t want, cur;
+
+	master_signals(&want);
+	if (sigprocmask(SIG_BLOCK, NULL, &cur) < 0)
+		return 0;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&want, sig) == 1 && sigismember(&cur, sig) != 1)
+			return 0;
+	return 1;
+}
+
 static int setup(struct fdp_master *m)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wsig};
@@ -263,11 +290,7 @@ static int setup(struct fdp_master *m)
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0)
 		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
+	master_signals(&set);
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m->sigfd < 0)
 		return -errno;
@@ -348,16 +371,16 @@ static void log_listeners(struct fdp_master *m)
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int err = setup(m);
+	int err = signals_blocked() ? setup(m) : -EINVAL;
 
 	if (err < 0)
 		return err;
 	m->start_ms = fdp__now_ms();
 	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
 	log_listeners(m);
-	for (unsigned i = 0; i < m->cfg.workers; i++)
+	for (unsigned i = 0; i < m->cfg.workers && !m->start_err; i++)
 		fdp__spawn(m, i, 0);
-	while (!m->stopping || m->procs) {
+	while ((!m->stopping || m->procs) && !m->start_err) {
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
 
@@ -381,6 +404,11 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__flush_dirty(m);
 		fdp__supervise_flagged(m);
 		fdp__free_dead(m);
+	}
+	if (m->start_err) {
+		/* fdp_master_close() kills and reaps the workers that did start. */
+		fdp__log(m, FDP_LOG_ERROR, "cannot start: a worker program could not be executed");
+		return m->start_err;
 	}
 	fdp__conns_shutdown(m);
 	fdp__log(m, FDP_LOG_INFO,

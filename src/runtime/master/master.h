@@ -6,7 +6,7 @@
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: the status
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
- *   child.c         a forked worker's first steps, before its handler or program runs
+ *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
  *   route_policy.c  the route policy: reading each connection's routing key
  *   conns.c         the owner of every connection the master holds: pending, in flight,
@@ -194,6 +194,7 @@ struct fdp_master {
 	unsigned drains_pending; /* processes with drain_pending set */
 	unsigned flagged;        /* lost and ready_seen flags not settled yet */
 	int in_child;
+	int start_err; /* a first-generation worker could not be executed: -ENOEXEC (loop.c) */
 	struct fdp_channel_msg msg;
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
 	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
@@ -271,9 +272,15 @@ uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
 
-/* child.c: in a forked worker, before its handler or program runs */
-__attribute__((noreturn)) void fdp__run_child(struct fdp_master *m, struct fdp__proc *self,
-                                              int chan);
+/*
+ * child.c: forking a worker (what the child needs is prepared before fork(): it may run only
+ * async-signal-safe calls until it execs), its first steps, and what an exec worker's early
+ * exit says. fdp__fork_worker() returns 0 once the child runs its handler or has executed its
+ * program, else -errno; *exec is then 1 if the program could not be executed (the child is
+ * reaped already).
+ */
+int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *exec);
+void fdp__check_start_exit(struct fdp_master *m, const struct fdp__proc *p, int status);
 
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);

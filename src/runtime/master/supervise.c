@@ -48,6 +48,22 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 }
 
 /*
+ * A worker whose program could not be executed (err: the errno of its execve()): at startup
+ * (a first generation) the master gives up (fdp_master_run() returns -ENOEXEC); a reload's
+ * successor leaves the old worker serving; a replacement is tried again later (fail_free).
+ */
+static void exec_failed(struct fdp_master *m, struct fdp__proc *p, int successor, int err)
+{
+	fdp__log(m, FDP_LOG_ERROR, "worker %u generation %u: cannot execute %s: %s", p->slot,
+	         p->generation, m->cfg.exec_argv[0], fdp_strerror(err));
+	if (successor)
+		fdp__log(m, FDP_LOG_WARN, "reload: generation %u keeps serving in slot %u",
+		         p->generation - 1, p->slot);
+	else if (p->generation == 1)
+		m->start_err = -ENOEXEC;
+}
+
+/*
  * Start a process in slot: its current one, or (successor, on reload) the one that replaces
  * the current one once it says READY (promote()), so a new program that fails to start
  * never takes the slot from a working one.
@@ -57,7 +73,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	struct fdp__slot *s = &m->slots[slot];
 	struct fdp__proc *p = calloc(1, sizeof(*p));
 	unsigned char hello[FDP_PROTO_HELLO_SIZE];
-	int sv[2], err;
+	int sv[2], err, exec = 0;
 
 	if (!p)
 		return -ENOMEM;
@@ -80,18 +96,11 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	                                                             FDP_PROTO_VERSION, slot,
 	                                                             p->generation}),
 	                       NULL, 0, 0);
+	if (err == 0)
+		err = fdp__fork_worker(m, p, sv[1], &exec);
+	close(sv[1]);
 	if (err < 0)
 		goto fail_close;
-	p->pid = fork();
-	if (p->pid < 0) {
-		err = -errno;
-		goto fail_close;
-	}
-	if (p->pid == 0)
-		fdp__run_child(m, p, sv[1]);
-	setpgid(p->pid, p->pid); /* also here: the child may not have run yet when a Ctrl-C comes */
-	close(sv[1]);
-	sv[1] = -1;
 	p->started_ms = fdp__now_ms();
 	p->start_deadline = p->started_ms + (m->cfg.start_timeout_ms ? m->cfg.start_timeout_ms
 	                                                             : FDP__READY_WAIT_MS);
@@ -99,7 +108,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	p->pidfd = pidfd_open_(p->pid);
 	err = watch_proc(m, p);
 	if (err < 0) {
-		kill(p->pid, SIGKILL); /* never seen by the loop: reaped right here */
+		fdp__proc_kill(p); /* never seen by the loop: reaped right here */
 		waitpid(p->pid, NULL, 0);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
@@ -117,25 +126,31 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	         p->generation);
 	return 0;
 fail_close:
-	if (sv[1] >= 0)
-		close(sv[1]);
 	fdp_channel_close(p->ch);
+	if (exec)
+		exec_failed(m, p, successor, err);
 fail_free:
+	if (!exec)
+		fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
 	free(p);
-	fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
 	if (!successor)
 		s->respawn_at = fdp__now_ms() + FDP__BACKOFF_MAX_MS;
 	return err;
 }
 
-/* SIGKILL p: through its pidfd where it has one, else by pid (not reaped yet: still ours). */
+/*
+ * SIGKILL p: through its pidfd where it has one, else by pid (not reaped yet: still ours);
+ * then its process group (its pid, set by fdp__spawn() and the child), so that what it
+ * started cannot keep serving its connections or hold its channel. Unreaped, p keeps the
+ * group's id from being reused, and p goes first: nothing it has is served by two processes.
+ */
 void fdp__proc_kill(struct fdp__proc *p)
 {
 #ifdef SYS_pidfd_send_signal
-	if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
-		return;
+	if (p->pidfd < 0 || syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) < 0)
 #endif
-	kill(p->pid, SIGKILL);
+		kill(p->pid, SIGKILL);
+	kill(-p->pid, SIGKILL);
 }
 
 /*
@@ -264,21 +279,41 @@ void fdp__supervise_flagged(struct fdp_master *m)
 		settle(m, p);
 }
 
+/*
+ * Reap p if it has exited (returns 0 if not yet). Its process group is killed first, while
+ * p's zombie still keeps the group's id from being reused: what it left behind must not go
+ * on serving the connections it held, which are handed again, nor hold its channel.
+ */
+static int reap_group(struct fdp__proc *p, int *status)
+{
+	siginfo_t si = {0};
+	int r;
+
+	do
+		r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r == 0 && si.si_pid != p->pid)
+		return 0; /* not gone yet */
+	if (r == 0)
+		kill(-p->pid, SIGKILL);
+	do
+		r = waitpid(p->pid, status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		*status = 0; /* someone else reaped it; it is gone all the same */
+	return r != 0;
+}
+
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct fdp__slot *s = &m->slots[p->slot];
 	long long up = fdp__now_ms() - p->started_ms;
 	int status;
-	pid_t r;
 
-	do
-		r = waitpid(p->pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return; /* not gone yet */
-	if (r < 0)
-		status = 0; /* someone else reaped it; it is gone all the same */
+	if (!reap_group(p, &status))
+		return;
 	log_exit(m, p, status, up);
+	fdp__check_start_exit(m, p, status);
 	p->state = PROC_DEAD;
 	if (p->lost_ch) { /* kept for this: the ACKs it sent before it went */
 		p->ch = p->lost_ch;
