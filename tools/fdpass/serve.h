@@ -103,6 +103,13 @@ struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c);
 int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
                        const struct fdpass_limits *limits);
 
+/*
+ * The argv that runs --exec COMMAND as the worker process itself (serve_exec.c): split on
+ * blanks, or through /bin/sh where the command needs a shell. One malloc'd block, freed with
+ * free(); NULL when out of memory.
+ */
+char **fdpass_exec_argv(const char *cmd);
+
 extern const struct fdpass_handler fdpass_handler_echo;
 extern const struct fdpass_handler fdpass_handler_http;
 
