@@ -30,7 +30,7 @@ test: all
 
 # The fault suite: fdpass serve under load while workers are killed, reloaded, hung, the
 # server stopped, soaked with 200,000 connections, run at ulimit -n 64; each case measured
-# against its target (docs/RELIABILITY.md). About 1.5 minutes. FAULTS="kill9 hung" runs some.
+# against its target (docs/RELIABILITY.md). About 65 s on 2 cores. FAULTS="kill9 hung" runs some.
 test-faults: all
 	tests/faults/run.sh -b $(BUILD) $(FAULTS)
 
