@@ -3,7 +3,7 @@
 # each case measured against its target. Every case starts its own server on a free loopback
 # port with its own control socket, runs a bounded load (at most ~10 s), prints one line
 #
-#   CASE  PASS|FAIL|KNOWN FAIL  figures...  target: ...
+#   CASE  PASS|FAIL  figures...  target: ...
 #
 # and stops everything it started. Exits 1 when any target is missed (named at the end), 2 for
 # a bad command line or an unbuilt tree.
@@ -11,8 +11,6 @@
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
 #                                                    term soak nofile (default: all, in order)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
-#        KNOWN_FAIL_HUP_KEEPALIVE (1: hup-keepalive missing its target is reported as
-#        KNOWN FAIL and does not fail the run; 0 makes it count like any other case)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=../../bench/lib.sh
@@ -35,7 +33,6 @@ CONNS=${CONNS:-32}
 SOAK_COUNT=${SOAK_COUNT:-200000}
 KILL_EVERY=${KILL_EVERY:-0.5}
 HUP_EVERY=${HUP_EVERY:-1}
-KNOWN_FAIL_HUP_KEEPALIVE=${KNOWN_FAIL_HUP_KEEPALIVE:-1}
 
 FDPASS=$BUILD/fdpass
 LOAD=$BUILD/bench/load/fdp-load
@@ -175,20 +172,17 @@ load_summary() {
 # The master's counters as "key value ..." for a result line.
 master_summary() {
 	local s=$1 k out=""
-	for k in accepted rehanded ack_timeouts closed_no_worker closed_shutdown closed_error; do
+	for k in accepted rehanded returned ack_timeouts closed_no_worker closed_shutdown closed_error; do
 		out="$out $k $(mfield "$s" $k)"
 	done
 	echo "${out# }"
 }
 
 # Prints the case's result line and records a missed target. $1: 1 when the target is met.
-# KNOWN=1 marks a case whose failure is known and accepted (reported, not counted).
 result() {
 	local ok=$1 figures=$2 target=$3 verdict
 	if [ "$ok" = 1 ]; then
 		verdict=PASS
-	elif [ "${KNOWN:-0}" = 1 ]; then
-		verdict="KNOWN FAIL"
 	else
 		verdict=FAIL
 		FAILED+=("$CASE")
@@ -270,9 +264,8 @@ case_hup_close() {
 }
 
 # SIGHUP every HUP_EVERY s under keep-alive clients (tests/faults/keepalive.py). Target 0
-# errors; known to fail today: a draining worker closes its idle keep-alive connections, and a
-# client whose next request crossed that close sees end of file (no hand-back to the
-# successor exists yet). KNOWN_FAIL_HUP_KEEPALIVE=0 makes it fail the run.
+# errors: a draining worker hands its idle keep-alive connections to the next generation
+# (RETURN), so no client's next request crosses a close.
 case_hup_keepalive() {
 	local hups=0 s out=$TMP/keepalive.json rc=0 kp
 	start_server --workers 2 --handler http
@@ -292,9 +285,9 @@ case_hup_keepalive() {
 	stop_server
 	local kinds
 	kinds=$(sed -n 's/.*"error_kinds":{\([^}]*\)}.*/\1/p' "$out" | tr -d '"' | tr ',:' '  ')
-	KNOWN=$KNOWN_FAIL_HUP_KEEPALIVE result $(($(json_num "$out" errors) == 0)) \
+	result $(($(json_num "$out" errors) == 0)) \
 		"SIGHUPs $hups; requests $(json_num "$out" requests) on $(json_num "$out" connections) connections, graceful closes $(json_num "$out" graceful_closes), errors $(json_num "$out" errors) ($kinds); $(master_summary "$s")" \
-		"0 client errors (known to fail: draining closes idle keep-alive connections)"
+		"0 client errors"
 }
 
 # A hung worker: alive, READY, but never reading its channel again (tests/faults/hung_worker.py:

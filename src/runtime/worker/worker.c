@@ -399,10 +399,12 @@ static int read_channel(struct fdp_worker *w)
  */
 static int taken_pop(struct fdp_worker *w, struct fdp_conn *conn, int early)
 {
-	struct taken *t = &w->taken.q[w->taken.head];
+	struct taken *t;
 
-	if (!w->taken.n ||
-	    (!early && !w->gone && !(t->queued && fdp_channel_sent(w->ch) > t->ack_seq)))
+	if (!w->taken.n)
+		return -EAGAIN; /* and q may be NULL: no pointer into it */
+	t = &w->taken.q[w->taken.head];
+	if (!early && !w->gone && !(t->queued && fdp_channel_sent(w->ch) > t->ack_seq))
 		return -EAGAIN;
 	*conn = t->meta;
 	w->taken.head++;
