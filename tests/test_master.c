@@ -290,6 +290,7 @@ TEST(a_connection_acknowledged_by_a_worker_that_then_dies_is_not_handed_again)
 	CHECK(read_line(a, line, sizeof(line)) <= 0);
 	st = server_status(&s);
 	CHECK_INT(status_num(st, "master", "rehanded"), ==, 1);
+	CHECK_INT(status_num(st, "master", "lost"), ==, 1); /* and counted as such */
 	free(st);
 	close(a);
 	close(b);

@@ -20,10 +20,10 @@ static const char usage_text[] =
         "usage: fdpass status [--json] [--control PATH]\n"
         "\n"
         "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
-        "re-handed after a worker died, closed unserved (by reason), workers killed as hung\n"
-        "(no acknowledgement in --ack-timeout), connections handed back at a reload, and\n"
-        "uptime; for each\n"
-        "worker, its index, pid, generation, state, open connections, connections served and\n"
+        "re-handed after a worker died, closed unserved (by reason), lost with a worker that\n"
+        "died after acknowledging them, workers killed as hung (no acknowledgement within\n"
+        "--ack-timeout), connections handed back at a reload, and uptime; for each worker,\n"
+        "its index, pid, generation, state, open connections, connections served and\n"
         "restarts; with --policy route, clients waiting for their key or their worker and\n"
         "what became of them (routed by hash or map; timed out, too big, rejected, over the\n"
         "cap, worker unavailable, gone before sending; defaulted or closed).\n"
@@ -201,8 +201,9 @@ static void print_table(const char *reply)
 	       field(reply, "closed_no_worker", a, sizeof(a)),
 	       field(reply, "closed_shutdown", b, sizeof(b)),
 	       field(reply, "closed_error", c, sizeof(c)));
-	printf("  workers killed as hung %s, connections handed back at a reload %s\n",
-	       field(reply, "ack_timeouts", a, sizeof(a)), field(reply, "returned", b, sizeof(b)));
+	printf("  lost with a dead worker %s, workers killed as hung %s, handed back at a reload %s\n",
+	       field(reply, "lost", c, sizeof(c)), field(reply, "ack_timeouts", a, sizeof(a)),
+	       field(reply, "returned", b, sizeof(b)));
 	print_route(find_line(reply, "route "));
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");

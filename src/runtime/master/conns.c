@@ -336,6 +336,14 @@ void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p)
 {
 	size_t n = p->inflight.n, again = 0;
 	long long now = fdp__now_ms();
+	/* What it acknowledged and had not reported done was its own: lost with it. */
+	uint64_t lost = p->open > n ? p->open - n : 0;
+
+	m->conns.lost += lost;
+	if (lost)
+		fdp__log(m, FDP_LOG_WARN,
+		         "worker %u pid %d died with %llu acknowledged connection(s) not done: lost",
+		         p->slot, (int)p->pid, (unsigned long long)lost);
 
 	/* In reverse, each to the front: they keep their order, ahead of newer arrivals. */
 	for (size_t i = n; i-- > 0;) {

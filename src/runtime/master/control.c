@@ -99,7 +99,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
 	    "handed=%llu rehanded=%llu pending=%zu closed_no_worker=%llu closed_shutdown=%llu "
-	    "closed_error=%llu ack_timeouts=%llu returned=%llu fds=%d\n",
+	    "closed_error=%llu ack_timeouts=%llu returned=%llu lost=%llu fds=%d\n",
 	    (int)getpid(), state, fdp__policy_name(m->cfg.policy), m->cfg.workers,
 	    fdp__now_ms() - m->start_ms, (unsigned long long)m->conns.accepted,
 	    (unsigned long long)m->conns.handed, (unsigned long long)m->conns.rehanded,
@@ -107,7 +107,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 	    (unsigned long long)m->conns.closed[CLOSE_SHUTDOWN],
 	    (unsigned long long)m->conns.closed[CLOSE_ERROR],
 	    (unsigned long long)m->conns.ack_timeouts, (unsigned long long)m->conns.returned,
-	    count_fds());
+	    (unsigned long long)m->conns.lost, count_fds());
 	if (m->router) {
 		char line[512];
 

@@ -169,6 +169,7 @@ struct fdp__conns {
 	uint64_t accepted, handed, rehanded, closed[CLOSE_NREASONS];
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
+	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
 };
 
 struct fdp_master {
