@@ -801,6 +801,28 @@ TEST(a_stop_asks_for_no_connection_back)
 	server_free(&s);
 }
 
+TEST(at_a_drain_deadline_a_hung_workers_unread_connections_are_served_elsewhere)
+{
+	struct fdp_master_config cfg = config(2);
+	struct server s;
+	char line[256];
+	int fd;
+
+	/* The drain's end comes before the acknowledgement deadline: it must not lose the client. */
+	quirk = Q_HANG;
+	cfg.ack_timeout_ms = 30000;
+	cfg.drain_timeout_ms = 300;
+	master_start(&s, cfg, 0);
+	fd = client_say(&s, "hello\n"); /* round-robin: to slot 0, which is hung */
+	CHECK(kill(s.pid, SIGTERM) == 0);
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=1 ", 9) == 0);
+	close(fd);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	CHECK(strstr(s.log, "closed unserved 0") != NULL);
+	server_free(&s);
+}
+
 /* The routing key of the C-API test: the line's first word (up to a space or the newline). */
 static int first_word(void *arg, const unsigned char *buf, size_t len, size_t *key_off,
                       size_t *key_len)

@@ -542,6 +542,31 @@ static void respawn_timers(struct fdp_master *m, long long now, long long *next)
 	}
 }
 
+/*
+ * A draining worker's time is up. Only a busy one is killed: one with connections to finish,
+ * or unread ones (it is hung: they go to a worker still taking connections once it is gone).
+ * A worker kept taking connections for those (its DRAIN not yet sent) is idle, not late: it
+ * gets another drain timeout. One that was told to drain, has nothing, and is still there
+ * loses nothing by being killed.
+ */
+static void drain_deadline(struct fdp_master *m, struct fdp__proc *p, long long now)
+{
+	if (p->drain_pending && p->open == 0 && p->inflight.n == 0) {
+		p->drain_deadline = now + m->cfg.drain_timeout_ms;
+		return;
+	}
+	if (p->inflight.n)
+		fdp__log(m, FDP_LOG_WARN,
+		         "worker %u pid %d has not read %zu connection(s) by the drain timeout: "
+		         "killing it; they go to a worker still taking connections",
+		         p->slot, (int)p->pid, p->inflight.n);
+	else
+		fdp__log(m, FDP_LOG_WARN, "worker %u pid %d still %s after the drain timeout: killing it",
+		         p->slot, (int)p->pid, p->open ? "busy" : "there");
+	fdp__proc_kill(p);
+	p->drain_deadline = now + 1000 * 1000; /* once */
+}
+
 void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 {
 	respawn_timers(m, now, next);
@@ -581,14 +606,9 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 		}
 		if (p->state != PROC_DRAINING && !p->drain_pending)
 			continue;
-		if (now >= p->drain_deadline) {
-			fdp__log(m, FDP_LOG_WARN,
-			         "worker %u pid %d still busy after the drain timeout: killing it",
-			         p->slot, (int)p->pid);
-			fdp__proc_kill(p);
-			p->drain_deadline = now + 1000 * 1000; /* once */
-		} else if (p->drain_deadline < *next) {
+		if (now >= p->drain_deadline)
+			drain_deadline(m, p, now);
+		else if (p->drain_deadline < *next)
 			*next = p->drain_deadline;
-		}
 	}
 }
