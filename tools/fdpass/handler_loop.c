@@ -236,14 +236,14 @@ static void closing_add(struct fdpass_worker_loop *l, int fd)
  * The connection is finished: its DONE is queued. The socket closes once the DONE has left;
  * one that lingers (c->linger) keeps its struct until then, and the linger after.
  */
-static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+/* Take c out of the loop: epoll, its timer, the list, the count, its output. */
+static void conn_unlink(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 {
 	/* The master may still hold a copy of the socket: closing ours does not unregister it. */
 	if (c->watched)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->watched = 0;
 	timer_unlink(l, c);
-	fdp_worker_done(l->w, c->id);
 	for (size_t i = 0; i < l->nconns; i++) {
 		if (l->conns[i] == c) {
 			l->conns[i] = l->conns[--l->nconns];
@@ -254,6 +254,12 @@ static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 	free(c->out);
 	c->out = NULL;
 	c->outlen = c->outoff = 0;
+}
+
+static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	fdp_worker_done(l->w, c->id);
+	conn_unlink(l, c);
 	if (c->linger && grow(&l->lingering, l->nlingering, &l->caplingering) == 0) {
 		l->lingering[l->nlingering++] = c;
 		return;
@@ -272,17 +278,7 @@ static int conn_hand_back(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 {
 	if (fdp_worker_return(l->w, c->fd, &c->meta) < 0)
 		return -1;
-	if (c->watched)
-		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	timer_unlink(l, c);
-	for (size_t i = 0; i < l->nconns; i++) {
-		if (l->conns[i] == c) {
-			l->conns[i] = l->conns[--l->nconns];
-			break;
-		}
-	}
-	l->open--;
-	free(c->out);
+	conn_unlink(l, c);
 	free(c);
 	return 0;
 }
