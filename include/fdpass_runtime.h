@@ -86,7 +86,10 @@ void fdp_worker_close(struct fdp_worker *w);
 /* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
 int fdp_worker_fd(const struct fdp_worker *w);
 
-/* Non-zero while output waits for the channel to become writable. */
+/*
+ * Non-zero while output waits for the channel to become writable, or connections wait for
+ * their acknowledgement to leave: wait for writability too, then call fdp_worker_accept().
+ */
 int fdp_worker_wants_write(const struct fdp_worker *w);
 
 /* This worker's slot index (0..workers-1) and generation (1 for the first process in a slot). */

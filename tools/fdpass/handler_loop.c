@@ -643,6 +643,8 @@ static void flush_and_close(struct fdpass_worker_loop *l)
 	want = err == -EAGAIN;
 	if (!want)
 		close_finished(l, 0);
+	/* Connections held for their ACK, which may have left in this flush: wake to take them. */
+	want |= fdp_worker_wants_write(l->w);
 	if (want != l->worker_out) {
 		ev.events |= want ? EPOLLOUT : 0;
 		ev.data.ptr = NULL;

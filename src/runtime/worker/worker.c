@@ -250,9 +250,13 @@ int fdp_worker_fd(const struct fdp_worker *w)
 	return fdp_channel_fd(w->ch);
 }
 
+/*
+ * Also while connections are held for their ACK: once it has left they are ready, and a
+ * caller that waits for writability (the socket is writable by then) wakes to take them.
+ */
 int fdp_worker_wants_write(const struct fdp_worker *w)
 {
-	return w->acks.n || w->dones.n || fdp_channel_wants_write(w->ch);
+	return w->acks.n || w->dones.n || w->taken.n || fdp_channel_wants_write(w->ch);
 }
 
 unsigned fdp_worker_index(const struct fdp_worker *w)
