@@ -254,7 +254,8 @@ uint64_t fdp_channel_sent(const struct fdp_channel *ch);
  * does until a worker acknowledges a connection.
  *
  * On any negative return the message was not accepted and the caller still owns fds (also when
- * the socket failed for good while this message was leaving: the channel is then broken):
+ * the socket failed for good while this message was leaving, unless its descriptors had
+ * already gone with its first byte: then it was accepted, and the channel is broken):
  * -ENOBUFS when the queue is at its high-water mark (backpressure: try another peer or later),
  * -EMSGSIZE for a payload over the limit (or, on SOCK_SEQPACKET, a message larger than the
  * socket's send buffer can take in one packet), -EINVAL for more than FDP_MAX_FDS descriptors

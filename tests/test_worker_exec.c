@@ -64,3 +64,16 @@ TEST(an_executed_worker_program_serves_through_the_worker_api)
 	CHECK(strstr(s.log, "killed by signal") == NULL);
 	server_free(&s);
 }
+
+TEST(an_exec_command_with_leading_blanks_runs_the_program)
+{
+	struct server s;
+
+	if (access(EXAMPLE, X_OK) < 0)
+		fdp_test_skip(EXAMPLE " is not built");
+	/* The blanks are skipped before the command is copied (an over-read once, under ASan). */
+	server_start(&s, "--workers", "1", "--exec", "   \t" EXAMPLE, NULL);
+	check_round_trip(s.addr, "quiet\n", "QUIET\n");
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

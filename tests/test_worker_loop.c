@@ -497,6 +497,63 @@ static size_t send_until_not_read(int client, int s, int barrier, const char *pa
 	}
 }
 
+/* The next message to the master that is not an ACK or DONE (they come in between). */
+static void master_recv_other(struct loop *t)
+{
+	for (;;) {
+		master_recv(t->master);
+		if (msg.type != FDP_PROTO_ACK && msg.type != FDP_PROTO_DONE)
+			return;
+		fdp_channel_msg_release(&msg);
+	}
+}
+
+TEST(a_reload_hands_back_an_idle_http_connection_but_not_one_whose_body_is_due)
+{
+	const char *post = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345";
+	const char *rest = "67890GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	unsigned char drain[FDP_PROTO_DRAIN_SIZE];
+	struct fdp_conn meta;
+	struct loop t;
+	char buf[2048] = {0};
+	int idle, mid;
+	size_t got = 0;
+
+	loop_start(&t, &fdpass_handler_http);
+	idle = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, NULL);
+	mid = send_conn_keep(t.master, 2, FDPASS_TAG_HTTP, NULL);
+	expect_id(&t, FDP_PROTO_ACK, 2);
+	http_keep_alive_round_trip(idle); /* answered: between requests */
+	CHECK_INT(send(mid, post, strlen(post), MSG_NOSIGNAL), ==, strlen(post));
+	http_answer_len(mid); /* answered at its head; half its body is still due */
+	CHECK_OK(fdp_channel_send(t.master, FDP_PROTO_DRAIN, drain,
+	                          fdp_proto_drain_encode(drain, FDP_PROTO_DRAIN_HANDBACK), NULL, 0,
+	                          0));
+	/* The idle one comes back, whole: its metadata and its socket. */
+	master_recv_other(&t);
+	CHECK_INT(msg.type, ==, FDP_PROTO_RETURN);
+	CHECK_INT(msg.nfds, ==, 1);
+	CHECK_OK(fdp_proto_conn_decode(msg.payload, msg.len, &meta));
+	CHECK_INT(meta.id, ==, 1);
+	fdp_channel_msg_release(&msg);
+	/* The other stays: its body's rest is dropped, and its next request is answered here. */
+	CHECK_INT(send(mid, rest, strlen(rest), MSG_NOSIGNAL), ==, strlen(rest));
+	while (!strstr(buf, "HTTP/1.1 200")) {
+		ssize_t n;
+
+		fdp_test_wait_readable(mid, 5000);
+		n = read(mid, buf + got, sizeof(buf) - 1 - got);
+		CHECK(n > 0);
+		got += (size_t)n;
+	}
+	expect_id(&t, FDP_PROTO_DONE, 2);
+	CHECK_INT(fdp_test_wait(t.pid), ==, 0);
+	fdp_channel_close(t.master);
+	close(t.wsock);
+	close(idle);
+	close(mid);
+}
+
 TEST(a_client_that_pipelines_requests_without_reading_is_not_read_past_the_output_limit)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";

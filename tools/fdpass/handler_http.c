@@ -61,8 +61,14 @@ static long long body_length(const char *req, const char *end)
 		if (n > 18 && strncasecmp(line + 1, "transfer-encoding:", 18) == 0)
 			return -1;
 		if (n > 15 && strncasecmp(line + 1, "content-length:", 15) == 0) {
-			/* The head ends in a blank line: strtoll stops at its CR or LF at last. */
-			len = strtoll(line + 16, &e, 10);
+			const char *v = line + 16;
+
+			/* A digit first: strtoll() would skip the CR and LF that end the line too. */
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (*v < '0' || *v > '9')
+				return -1;
+			len = strtoll(v, &e, 10);
 			while (*e == ' ' || *e == '\t')
 				e++;
 			if (e == line + 16 || len < 0 || (*e != '\r' && *e != '\n'))

@@ -550,7 +550,9 @@ static void drain_idle(struct fdpass_worker_loop *l)
 		    !handler_for(l, c)->close_idle_on_drain)
 			continue;
 		conn_input(l, c); /* bytes may have arrived since the last wakeup */
-		if (i >= l->nconns || l->conns[i] != c || c->inlen != 0 || c->outlen != 0)
+		/* Idle: nothing unanswered read, nothing to send, no body of the last request due. */
+		if (i >= l->nconns || l->conns[i] != c || c->inlen != 0 || c->outlen != 0 ||
+		    c->body_left != 0)
 			continue;
 		if (!fdp_worker_handback(l->w) || conn_hand_back(l, c) < 0)
 			conn_close(l, c);
@@ -587,7 +589,7 @@ static int take_connections(struct fdpass_worker_loop *l)
 			conn_open(l, fd, &meta);
 			continue;
 		}
-		if (fd == -EAGAIN)
+		if (fd == -EAGAIN || fd == -ENOMEM) /* -ENOMEM: the connection waits for the next try */
 			return 1;
 		if (fd == -ESHUTDOWN) {
 			drain_idle(l);

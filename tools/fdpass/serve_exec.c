@@ -45,14 +45,16 @@ static int shell_word(const char *cmd)
 char **fdpass_exec_argv(const char *cmd)
 {
 	/* At most len / 2 + 1 words and their NULL, or the shell's 4; then the text, "exec ". */
-	size_t len = strlen(cmd), nptr = len / 2 + 4, n = 0;
-	char **argv = malloc(nptr * sizeof(*argv) + len + 6);
-	char *buf;
+	size_t len, nptr, n = 0;
+	char **argv, *buf;
 
+	cmd += strspn(cmd, " \t"); /* before len: the copies below are of what follows */
+	len = strlen(cmd);
+	nptr = len / 2 + 4;
+	argv = malloc(nptr * sizeof(*argv) + len + 6);
 	if (!argv)
 		return NULL;
 	buf = (char *)(argv + nptr);
-	cmd += strspn(cmd, " \t");
 	if (strpbrk(cmd, EXEC_SHELL_CHARS) || shell_word(cmd)) {
 		snprintf(buf, len + 6, "%s%s",
 		         strpbrk(cmd, EXEC_LIST_CHARS) || shell_word(cmd) ? "" : "exec ", cmd);

@@ -538,11 +538,13 @@ int fdp_channel_send(struct fdp_channel *ch, unsigned type, const void *payload,
 	 * The socket failed for good. Whatever is still queued is at least this message (it is at
 	 * the tail, and earlier ones go first): hand it back, so the caller keeps its descriptors
 	 * as every negative return promises. Part of it may have left: the peer then holds a
-	 * truncated message and the kernel's copies of its descriptors, which it closes as
-	 * malformed; ours are the caller's again.
+	 * truncated message, which it closes as malformed. But a message whose first byte left
+	 * took its descriptors with it, and the channel closed its own (given, not lent) copies
+	 * then: those are gone, so it was accepted, and is lost with the peer, as one that had
+	 * wholly left.
 	 */
-	if (ch->qlen == 0) {
-		fdp__channel_break(ch, r); /* this message had wholly left: it was accepted */
+	if (ch->qlen == 0 || (ch->qlen == 1 && ch->head_off && !q_at(ch, 0)->lent)) {
+		fdp__channel_break(ch, r);
 		return 0;
 	}
 	out_free(q_at(ch, ch->qlen - 1), 0);

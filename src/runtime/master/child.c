@@ -184,11 +184,11 @@ static int child_keep_only(int chan, int errfd, int maxfd)
 	int first = errfd >= 0 ? CHILD_ERRFD + 1 : CHILD_CHAN + 1;
 
 	chan = fcntl(chan, F_DUPFD_CLOEXEC, CHILD_HIGH);
-	if (errfd >= 0)
-		errfd = fcntl(errfd, F_DUPFD_CLOEXEC, CHILD_HIGH);
 	if (chan < 0 || dup3(chan, CHILD_CHAN, O_CLOEXEC) < 0)
 		return -1;
-	if (errfd >= 0 && dup3(errfd, CHILD_ERRFD, O_CLOEXEC) < 0)
+	/* Without its error pipe the exec's failure could not be told: fail here instead. */
+	if (errfd >= 0 && ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0 ||
+	                   dup3(errfd, CHILD_ERRFD, O_CLOEXEC) < 0))
 		return -1;
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, first, ~0U, 0) == 0)
