@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -53,9 +54,25 @@ static void close_listeners(struct fdp_master *m)
 }
 
 /*
+ * A TCP listener that completes no more handshakes: a socket filter that drops every packet
+ * (the kernel applies a listener's filter to SYNs and to the ACKs that complete a handshake,
+ * but not to connections already queued, which keep their own sockets). New clients then
+ * retry their SYN until the close refuses them, instead of joining the queue just before it
+ * is closed and reset. A Unix listener has no such filter; it is left as it is.
+ */
+static void stop_handshakes(int fd)
+{
+	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+	struct sock_fprog prog = {.len = 1, .filter = &drop};
+
+	setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)); /* TCP only */
+}
+
+/*
  * Before a stop closes the listeners: a client whose handshake is complete is in the kernel's
- * accept queue, and closing the listener would reset it. Take them all (as far as the pending
- * limit allows), so that they are handed out before the workers drain. Returns how many.
+ * accept queue, and closing the listener would reset it. Stop new handshakes, then take every
+ * connection queued (as far as the pending limit allows), so that they are handed out before
+ * the workers drain. Returns how many.
  */
 static unsigned long accept_queued(struct fdp_master *m)
 {
@@ -65,7 +82,10 @@ static unsigned long accept_queued(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		int n;
 
-		while (l->fd >= 0 && (n = fdp__accept_from(m, l)) > 0)
+		if (l->fd < 0)
+			continue;
+		stop_handshakes(l->fd);
+		while ((n = fdp__accept_from(m, l)) > 0)
 			total += (unsigned long)n;
 	}
 	return total;
