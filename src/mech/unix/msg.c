@@ -194,7 +194,7 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 	char none;
 	struct iovec iov = {m->len ? m->data : &none, m->len};
 	struct msghdr mh;
-	size_t cap = m->fds ? m->nfds : 0;
+	size_t nfds_in = m->nfds, cap = m->fds ? m->nfds : 0;
 	ssize_t n;
 
 	if (m->len && !m->data)
@@ -226,8 +226,10 @@ int fdp_msg_recv(int sock, struct fdp_msg *m, int flags)
 	if (n == 0 && m->nfds == 0 && m->flags == 0) {
 		int r = empty_recv(sock, m->len);
 
-		if (r < 0)
-			return r; /* nothing taken: m keeps its capacities */
+		if (r < 0) {
+			m->nfds = nfds_in; /* nothing taken: m keeps its capacities */
+			return r;
+		}
 		m->len = 0;
 		return r;
 	}
