@@ -215,14 +215,13 @@ TEST(python_recv_fds_takes_253_descriptors_from_msg_send)
 		python_receives(types[i], 1, FDP_MAX_FDS);
 }
 
-TEST(python_send_fds_with_a_zero_byte_reaches_recv_fd)
+/* The peer (argv) sends one descriptor its own way; fdp_recv_fd() takes it on a type socket. */
+static void peer_sends_one(const char *const *argv, int type)
 {
-	const char *argv[] = {"python3", PEER_PY, "send-classic", NULL};
 	int sv[2], fd;
 	pid_t pid;
 
-	need_python();
-	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
+	CHECK_OK(fdp_socketpair(type, sv));
 	pid = peer_start(sv[1], argv);
 	close(sv[1]);
 	fd = fdp_recv_fd(sv[0]);
@@ -232,14 +231,13 @@ TEST(python_send_fds_with_a_zero_byte_reaches_recv_fd)
 	close(sv[0]);
 }
 
-TEST(send_fd_reaches_python_recv_fds_as_one_zero_byte)
+/* fdp_send_fd() sends one descriptor; the peer (argv) takes it its own way. */
+static void peer_receives_one(const char *const *argv, int type)
 {
-	const char *argv[] = {"python3", PEER_PY, "recv-classic", NULL};
 	int sv[2], p[2];
 	pid_t pid;
 
-	need_python();
-	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_socketpair(type, sv));
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
 	pid = peer_start(sv[1], argv);
 	close(sv[1]);
@@ -248,6 +246,22 @@ TEST(send_fd_reaches_python_recv_fds_as_one_zero_byte)
 	check_indices(p[0], 1);
 	CHECK_INT(fdp_test_wait(pid), ==, 0);
 	close(sv[0]);
+}
+
+TEST(python_send_fds_with_a_zero_byte_reaches_recv_fd)
+{
+	const char *argv[] = {"python3", PEER_PY, "send-classic", NULL};
+
+	need_python();
+	peer_sends_one(argv, SOCK_STREAM);
+}
+
+TEST(send_fd_reaches_python_recv_fds_as_one_zero_byte)
+{
+	const char *argv[] = {"python3", PEER_PY, "recv-classic", NULL};
+
+	need_python();
+	peer_receives_one(argv, SOCK_SEQPACKET);
 }
 
 /* multiprocessing.reduction.sendfds() passes nfds descriptors with its count byte. */
@@ -316,36 +330,17 @@ TEST(multiprocessing_recvfds_takes_msg_send_with_the_count_byte)
 TEST(perl_io_fdpass_send_reaches_recv_fd)
 {
 	const char *argv[] = {"perl", PEER_PL, "send", NULL};
-	int sv[2], fd;
-	pid_t pid;
 
 	need_perl_fdpass();
-	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
-	pid = peer_start(sv[1], argv);
-	close(sv[1]);
-	fd = fdp_recv_fd(sv[0]);
-	CHECK_OK(fd);
-	write_indices(&fd, 1);
-	CHECK_INT(fdp_test_wait(pid), ==, 0);
-	close(sv[0]);
+	peer_sends_one(argv, SOCK_STREAM);
 }
 
 TEST(send_fd_reaches_perl_io_fdpass_recv)
 {
 	const char *argv[] = {"perl", PEER_PL, "recv", NULL};
-	int sv[2], p[2];
-	pid_t pid;
 
 	need_perl_fdpass();
-	CHECK_OK(fdp_socketpair(SOCK_STREAM, sv));
-	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	pid = peer_start(sv[1], argv);
-	close(sv[1]);
-	CHECK_OK(fdp_send_fd(sv[0], p[1]));
-	close(p[1]);
-	check_indices(p[0], 1);
-	CHECK_INT(fdp_test_wait(pid), ==, 0);
-	close(sv[0]);
+	peer_receives_one(argv, SOCK_STREAM);
 }
 
 TEST(python_zero_length_datagram_is_a_message_of_zero_bytes)

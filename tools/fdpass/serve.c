@@ -137,8 +137,7 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* Seconds with a fraction (as --route-timeout) into milliseconds, within [min_ms, max_ms]. */
-static int parse_ms(const char *s, double min_ms, double max_ms, unsigned *out)
+int fdpass_parse_ms(const char *s, double min_ms, double max_ms, unsigned *out)
 {
 	char *end;
 	double ms;
@@ -158,11 +157,11 @@ static int limit_option(int opt, const char *value, struct fdpass_limits *lim)
 
 	switch (opt) {
 	case OPT_HEADER_TIMEOUT:
-		if (parse_ms(value, 1, 3600e3, &lim->header_timeout_ms) < 0)
+		if (fdpass_parse_ms(value, 1, 3600e3, &lim->header_timeout_ms) < 0)
 			return bad_value("header-timeout", value, "seconds from 0.001 to 3600");
 		break;
 	case OPT_IDLE_TIMEOUT:
-		if (parse_ms(value, 1, 86400e3, &lim->idle_timeout_ms) < 0)
+		if (fdpass_parse_ms(value, 1, 86400e3, &lim->idle_timeout_ms) < 0)
 			return bad_value("idle-timeout", value, "seconds from 0.001 to 86400");
 		break;
 	default:
@@ -260,7 +259,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->start_ms = v * 1000LL;
 			break;
 		case 'A':
-			if (parse_ms(optarg, 10, 3600e3, &o->ack_ms) < 0)
+			if (fdpass_parse_ms(optarg, 10, 3600e3, &o->ack_ms) < 0)
 				return bad_value("ack-timeout", optarg, "seconds from 0.01 to 3600");
 			break;
 		case 'c':

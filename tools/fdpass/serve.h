@@ -103,6 +103,9 @@ struct fdp_worker *fdpass_conn_worker(const struct fdpass_conn *c);
 int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
                        const struct fdpass_limits *limits);
 
+/* Seconds with a fraction ("0.5") into milliseconds within [min_ms, max_ms]: 0, or -1. */
+int fdpass_parse_ms(const char *s, double min_ms, double max_ms, unsigned *out);
+
 /*
  * The argv that runs --exec COMMAND as the worker process itself (serve_exec.c): split on
  * blanks, or through /bin/sh where the command needs a shell. One malloc'd block, freed with

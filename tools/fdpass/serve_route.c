@@ -4,6 +4,7 @@
  */
 #include "commands.h"
 #include "serve_route.h"
+#include "serve.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -95,8 +96,6 @@ static int parse_size(const char *s, unsigned long long min, unsigned long long 
 int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc)
 {
 	unsigned long long v;
-	char *end;
-	double secs;
 
 	switch (opt) {
 	case FDPASS_OPT_ROUTE_KEY:
@@ -108,11 +107,8 @@ int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc)
 		rc->map_path = value;
 		break;
 	case FDPASS_OPT_ROUTE_TIMEOUT:
-		errno = 0;
-		secs = strtod(value, &end);
-		if (!*value || *end || errno || !(secs >= 0.001 && secs <= 3600))
+		if (fdpass_parse_ms(value, 1, 3600e3, &rc->timeout_ms) < 0)
 			return bad("route-timeout", value, "seconds from 0.001 to 3600");
-		rc->timeout_ms = (unsigned)(secs * 1000 + 0.5);
 		break;
 	case FDPASS_OPT_ROUTE_MAX_BYTES:
 		if (parse_size(value, 1, 1u << 24, &v) < 0)

@@ -424,7 +424,8 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 	fd = taken_pop(w, conn, 0);
 	if (fd >= 0)
 		return fd;
-	r = read_channel(w);
+	/* A burst already waits for its ACK to leave: the rest wait in the socket, not here. */
+	r = w->taken.n < TAKE_BATCH ? read_channel(w) : 0;
 	if (r < 0 && r != -ENOMEM)
 		return r;
 	/* Every connection just taken has its ACK in this flush: one message for the burst. */
