@@ -227,6 +227,18 @@ enum fdp_policy {
 
 enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
 
+/* A worker's output line is logged in pieces of at most this many bytes (capture_output). */
+#define FDP_OUTPUT_LINE_MAX 4096
+
+/* One line of a worker's stdout or stderr (capture_output, log_output below). */
+struct fdp_output_line {
+	unsigned worker; /* its slot */
+	pid_t pid;
+	int fd;           /* 1: its stdout, 2: its stderr */
+	const char *data; /* the bytes as written: any bytes but a newline, not NUL-terminated */
+	size_t len;       /* 1 to FDP_OUTPUT_LINE_MAX */
+};
+
 struct fdp_master;
 
 struct fdp_master_config {
@@ -301,6 +313,30 @@ struct fdp_master_config {
 	 * often. 0: 2000.
 	 */
 	unsigned ack_timeout_ms;
+	/*
+	 * The workers' output (zero: off, as before these fields). Non-zero: each worker gets a
+	 * pipe as its stdout (1) and another as its stderr (2), in place of the caller's; the
+	 * master reads both in its loop and logs every line, stdout's at FDP_LOG_INFO, stderr's
+	 * at FDP_LOG_WARN (so log_level filters them), through log_output, or through log as
+	 * "worker N pid P: LINE" when log_output is NULL. A line is what ends with a newline,
+	 * which is not part of it (nor a carriage return before it); an empty one is skipped; a
+	 * line longer than FDP_OUTPUT_LINE_MAX bytes is logged in pieces of that size; what is
+	 * left without a newline when the worker is reaped is logged as a last line. The master
+	 * reads at most FDP_OUTPUT_LINE_MAX bytes of each pipe per wakeup, so a worker that
+	 * floods its output slows itself (its writes block once the pipe is full), not the
+	 * master. What a worker wrote before it died is logged before its exit is. The pipes
+	 * are the same for what the worker starts (its process group); stdout is a pipe, so a
+	 * program's stdio buffers it: flush it, or write lines to stderr.
+	 */
+	int capture_output;
+	void (*log_output)(void *arg, enum fdp_log_level level, const struct fdp_output_line *line);
+	/*
+	 * Called with log_arg, on the master's thread, when SIGUSR1 arrives: reopen the log
+	 * (logrotate's convention: the file was renamed, open the path again). Setting it adds
+	 * SIGUSR1 to the signals fdp_master_run() reads from its signalfd, which the caller must
+	 * then block too. NULL: SIGUSR1 is not the master's (and need not be blocked).
+	 */
+	void (*reopen)(void *arg);
 };
 
 /*
@@ -316,13 +352,15 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
 
 /*
  * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
- * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in every
- * thread first, before starting other threads (a thread with one unblocked takes it, and the
- * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
- * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
- * replaces every worker. In a forked worker it never returns: the child _exit()s with
- * worker_main's status. Returns 0 after a stop, or a negative errno:
- *   -EINVAL   one of those four signals is not blocked in the calling thread: nothing is run
+ * SIGCHLD are read from a signalfd, and so is SIGUSR1 when cfg.reopen is set: the caller must
+ * have blocked them (sigprocmask) in every thread first, before starting other threads (a
+ * thread with one unblocked takes it, and the master never sees it) (SIGCHLD is only used where
+ * pidfd_open() is missing; the master reaps only its own workers, by pid). SIGTERM/SIGINT drain
+ * and stop (a second one stops at once); SIGHUP replaces every worker; SIGUSR1 calls
+ * cfg.reopen. A caller that sets no reopen need block only the four: SIGUSR1 is then left
+ * alone. In a forked worker it never returns: the child _exit()s with worker_main's status.
+ * Returns 0 after a stop, or a negative errno:
+ *   -EINVAL   one of those signals is not blocked in the calling thread: nothing is run
  *             (unblocked, a SIGTERM would kill the master and leave its workers behind);
  *   -ENOEXEC  a worker of the first generation could not be executed: its execve() failed
  *             (the errno is logged at FDP_LOG_ERROR, "cannot execute PATH: REASON"), or it

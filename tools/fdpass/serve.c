@@ -1,10 +1,11 @@
 /*
  * fdpass serve: the pre-forked server. Parses the options, binds the listeners (so an address
  * in use is reported with the address, before anything starts), and runs the library's master
- * with a built-in handler or an external worker program. Logs go to stderr, without ever
- * blocking the master.
+ * with a built-in handler or an external worker program. Logs go to stderr or --log-file
+ * (log.c), with the workers' output, without ever blocking the master.
  */
 #include "commands.h"
+#include "log.h"
 #include "serve.h"
 #include "serve_route.h"
 
@@ -14,12 +15,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_LISTEN 64
@@ -31,6 +29,8 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_LOG_FORMAT,
+	OPT_LOG_FILE,
 };
 
 static const char usage_text[] =
@@ -94,10 +94,18 @@ static const char usage_text[] =
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
+        "  --log-format FORMAT   text (\"TIME fdpass[PID] LEVEL: MESSAGE\") or json (one\n"
+        "                        object a line: time, level, msg, and worker, pid, stream for\n"
+        "                        a worker's output). TIME is RFC 3339 in the local time zone\n"
+        "                        (TZ), to the millisecond. Default text.\n"
+        "  --log-file PATH       append the log to PATH (created with mode 0640 less the\n"
+        "                        umask) instead of stderr; SIGUSR1 reopens it (logrotate).\n"
+        "                        Each worker's stdout and stderr go to the log line by line,\n"
+        "                        stdout's at info and stderr's at warn, with its slot and pid.\n"
         "  --help                show this help.\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request. Exit status: 0 stopped, 1 failure (address in\n"
+        "every worker without failing a request; SIGUSR1 reopens --log-file. Exit status: 0 stopped, 1 failure (address in\n"
         "use, control socket), 2 bad command line. See docs/SERVE.md.\n";
 
 struct serve_opts {
@@ -114,6 +122,8 @@ struct serve_opts {
 	enum fdp_policy policy;
 	const char *control;
 	enum fdp_log_level log_level;
+	enum fdpass_log_format log_format;
+	const char *log_file;
 	struct fdpass_limits limits;
 };
 
@@ -173,6 +183,8 @@ static int limit_option(int opt, const char *value, struct fdpass_limits *lim)
 	return -1;
 }
 
+static struct fdpass_log log_sink; /* the master's log, opened once the options are read */
+
 static int pick(const char *value, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -205,9 +217,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	        {"log-file", required_argument, NULL, OPT_LOG_FILE},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	static const char *const formats[] = {"text", "json"}; /* enum fdpass_log_format's order */
 	int c, i;
 	long v;
 
@@ -272,6 +287,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("log-level", optarg, "error, warn, info or debug");
 			o->log_level = (enum fdp_log_level)i;
 			break;
+		case OPT_LOG_FORMAT:
+			if ((i = pick(optarg, formats, 2)) < 0)
+				return bad_value("log-format", optarg, "text or json");
+			o->log_format = (enum fdpass_log_format)i;
+			break;
+		case OPT_LOG_FILE:
+			if (!*optarg)
+				return bad_value("log-file", optarg, "a file's path");
+			o->log_file = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
@@ -307,108 +332,6 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		return FDPASS_EXIT_USAGE;
 	}
 	return -1;
-}
-
-/*
- * The log sink: a line per message on stderr. A full stderr (a reader that stalls, a pipe
- * nobody drains) must not stop the master, which serves every connection, so a line that does
- * not fit at once is dropped and counted, and the next line that fits is preceded by how many
- * were lost. Non-blocking without O_NONBLOCK on descriptor 2 itself: that flag belongs to the
- * file description, shared with the shell and every worker. A pipe or terminal is opened again
- * through /proc (a description of its own); a socket takes MSG_DONTWAIT; a file never blocks
- * for long. Lines stay under PIPE_BUF, so a pipe takes a whole line or nothing.
- */
-struct log_sink {
-	int fd;     /* where lines go: 2, or a non-blocking descriptor of the same pipe */
-	int socket; /* stderr is a socket: send() with MSG_DONTWAIT */
-	int check;  /* a pipe or terminal we could not open again: poll() before each write */
-	unsigned long dropped;
-};
-
-static struct log_sink log_sink = {.fd = 2};
-
-static void log_sink_open(struct log_sink *ls)
-{
-	struct stat st;
-	int fd;
-
-	if (fstat(2, &st) < 0)
-		return;
-	if (S_ISSOCK(st.st_mode)) {
-		ls->socket = 1;
-		return;
-	}
-	if (!S_ISFIFO(st.st_mode) && !(S_ISCHR(st.st_mode) && isatty(2)))
-		return;
-	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd >= 0)
-		ls->fd = fd;
-	else
-		ls->check = 1; /* only a race with another writer can still block it */
-}
-
-/* Write a whole line now or not at all (-1); never raises SIGPIPE. */
-static int log_sink_write(struct log_sink *ls, const char *line, size_t len)
-{
-	sigset_t pipe_sig, old;
-	ssize_t n;
-
-	if (ls->socket)
-		return send(ls->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0
-		                                                                            : -1;
-	if (ls->check && poll(&(struct pollfd){.fd = ls->fd, .events = POLLOUT}, 1, 0) != 1)
-		return -1;
-	/* A reader gone raises SIGPIPE: block it for the write and take it if it came. */
-	sigemptyset(&pipe_sig);
-	sigaddset(&pipe_sig, SIGPIPE);
-	sigprocmask(SIG_BLOCK, &pipe_sig, &old);
-	n = write(ls->fd, line, len);
-	if (n < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE))
-		sigtimedwait(&pipe_sig, NULL, &(struct timespec){0, 0});
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static size_t log_format(char *buf, size_t size, const char *level, const char *msg)
-{
-	struct timespec ts;
-	struct tm tm;
-	int n;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(buf, size, "%02d:%02d:%02d.%03ld fdpass[%d] %s: %s\n", tm.tm_hour, tm.tm_min,
-	             tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level, msg);
-	if (n < 0)
-		return 0;
-	if ((size_t)n >= size) { /* truncated: keep the line a line */
-		n = (int)size - 1;
-		buf[n - 1] = '\n';
-	}
-	return (size_t)n;
-}
-
-static void log_stderr(void *arg, enum fdp_log_level level, const char *msg)
-{
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-	struct log_sink *ls = arg;
-	char line[1024];
-	size_t len;
-
-	if (ls->dropped) {
-		char note[64];
-
-		snprintf(note, sizeof(note), "%lu log lines dropped: stderr was full", ls->dropped);
-		len = log_format(line, sizeof(line), names[FDP_LOG_WARN], note);
-		if (log_sink_write(ls, line, len) < 0) {
-			ls->dropped++;
-			return;
-		}
-		ls->dropped = 0;
-	}
-	len = log_format(line, sizeof(line), names[level], msg);
-	if (log_sink_write(ls, line, len) < 0)
-		ls->dropped++;
 }
 
 /*
@@ -509,13 +432,19 @@ int cmd_serve(int argc, char **argv)
 	sigset_t sigs;
 
 	open_missing_stdio();
-	log_sink_open(&log_sink);
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	/* Open until the process exits: every return below ends it. */
+	err = fdpass_log_open(&log_sink, o.log_format, o.log_file, o.log_level);
+	if (err < 0) {
+		fprintf(stderr, "fdpass serve: cannot open the log file %s: %s\n", o.log_file,
+		        strerror(-err));
+		return FDPASS_EXIT_FAILURE;
+	}
 	raise_nofile_limit(nofile, sizeof(nofile));
 	if (o.log_level >= FDP_LOG_DEBUG)
-		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
+		fdpass_log_msg(&log_sink, FDP_LOG_DEBUG, nofile);
 	if (o.workers < 1) /* the CPU count, unless --workers said otherwise */
 		o.workers = 1;
 	if (o.workers > MAX_WORKERS)
@@ -550,6 +479,7 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR1); /* cfg.reopen: always set, so a stray SIGUSR1 never kills it */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	if (o.exec && (!(exec_argv = fdpass_exec_argv(o.exec)) || !exec_argv[0])) {
 		fprintf(stderr,
@@ -578,9 +508,12 @@ int cmd_serve(int argc, char **argv)
 	                                  .worker_main = o.exec ? NULL : run_handler,
 	                                  .worker_arg = &o,
 	                                  .exec_argv = exec_argv,
-	                                  .log = log_stderr,
+	                                  .log = fdpass_log_msg,
 	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
+	                                  .capture_output = 1,
+	                                  .log_output = fdpass_log_output,
+	                                  .reopen = fdpass_log_reopen,
 	                          });
 	if (err < 0) {
 		free(exec_argv);

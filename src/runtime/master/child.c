@@ -41,6 +41,7 @@ struct fdp__exec {
 	char **envp;    /* the environment, with FDPASS_CHANNEL_FD=3 */
 	int errpipe[2]; /* close-on-exec: the child writes its errno if execve() fails */
 	int exec_err;   /* after the fork: that errno (0: executed, or worker_main) */
+	int out[2];     /* capture_output: the worker's ends of its stdout and stderr pipes, or -1 */
 };
 
 /* 0 if path is a regular file we may execute, else why not (an errno). */
@@ -177,12 +178,17 @@ static int child_started(struct fdp__exec *x, pid_t pid)
 /*
  * In the child: keep stdio and the channel (on descriptor 3; dup3, close-on-exec, so that a
  * handler's system() or popen() does not inherit it) and, for an exec, the error pipe on 4;
- * close everything else. Only async-signal-safe calls. Returns -1 if it could not.
+ * with captured output (out[i] >= 0), its pipes become 1 and 2; close everything else. Only
+ * async-signal-safe calls. Returns -1 if it could not.
  */
-static int child_keep_only(int chan, int errfd, int maxfd)
+static int child_keep_only(int chan, int errfd, const int *out, int maxfd)
 {
-	int first = errfd >= 0 ? CHILD_ERRFD + 1 : CHILD_CHAN + 1;
+	int first = errfd >= 0 ? CHILD_ERRFD + 1 : CHILD_CHAN + 1, high[2] = {-1, -1};
 
+	/* The output pipes first, above the rest: the dup3()s below may land where they are. */
+	for (int i = 0; i < 2; i++)
+		if (out[i] >= 0 && (high[i] = fcntl(out[i], F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0)
+			return -1;
 	chan = fcntl(chan, F_DUPFD_CLOEXEC, CHILD_HIGH);
 	if (chan < 0 || dup3(chan, CHILD_CHAN, O_CLOEXEC) < 0)
 		return -1;
@@ -190,6 +196,10 @@ static int child_keep_only(int chan, int errfd, int maxfd)
 	if (errfd >= 0 && ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0 ||
 	                   dup3(errfd, CHILD_ERRFD, O_CLOEXEC) < 0))
 		return -1;
+	/* dup2() onto 1 and 2 clears close-on-exec there; a copy above 4 is never already there. */
+	for (int i = 0; i < 2; i++)
+		if (high[i] >= 0 && dup2(high[i], i + 1) < 0)
+			return -1;
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, first, ~0U, 0) == 0)
 		return 0;
@@ -236,7 +246,7 @@ static __attribute__((noreturn)) void exec_child(struct fdp_master *m, const str
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != x->master)
 		_exit(127);
 	child_reset_signals();
-	if (child_keep_only(chan, x->errpipe[1], x->maxfd) < 0)
+	if (child_keep_only(chan, x->errpipe[1], x->out, x->maxfd) < 0)
 		_exit(127);
 	/* The one descriptor the program must inherit. */
 	if (!err && fcntl(CHILD_CHAN, F_SETFD, 0) == 0)
@@ -265,7 +275,7 @@ static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp
 	fdp_channel_close(self->ch);
 	free(self);
 	child_reset_signals();
-	if (child_keep_only(chan, -1, x->maxfd) < 0)
+	if (child_keep_only(chan, -1, x->out, x->maxfd) < 0)
 		_exit(127);
 	err = fdp_worker_open(&w, CHILD_CHAN, 5000);
 	if (err < 0)
@@ -282,6 +292,8 @@ int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *e
 
 	if (err < 0)
 		return err;
+	for (int i = 0; i < 2; i++)
+		x.out[i] = p->out ? p->out[i].child_fd : -1;
 	p->pid = fork();
 	if (p->pid == 0)
 		run_child(m, p, chan, &x);

@@ -1,7 +1,8 @@
 /*
  * The master's log: the configured callback, at the configured level, never from a forked
- * worker; and a rate limit for warnings that may repeat fast. Every master file logs, so this
- * one calls none of them: it is the bottom of their one-way order (master.h).
+ * worker; a rate limit for warnings that may repeat fast; and the workers' output lines
+ * (output.c reads them). Every master file logs, so this one calls none of them: it is the
+ * bottom of their one-way order (master.h).
  */
 #include "master.h"
 
@@ -42,4 +43,29 @@ void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_
 		fdp__log(m, level, "%s", buf);
 	rl->held = 0;
 	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
+}
+
+/*
+ * A line of a worker's output: to cfg.log_output with its fields, else to cfg.log as
+ * "worker N pid P: LINE" (a NUL byte in it shown as a space: the message is a C string).
+ */
+void fdp__log_output(struct fdp_master *m, enum fdp_log_level level,
+                     const struct fdp_output_line *line)
+{
+	char buf[FDP_OUTPUT_LINE_MAX + 64];
+	int n;
+
+	if (level > m->cfg.log_level || m->in_child)
+		return;
+	if (m->cfg.log_output) {
+		m->cfg.log_output(m->cfg.log_arg, level, line);
+		return;
+	}
+	if (!m->cfg.log)
+		return;
+	n = snprintf(buf, sizeof(buf), "worker %u pid %d: ", line->worker, (int)line->pid);
+	for (size_t i = 0; i < line->len && (size_t)n + 1 < sizeof(buf); i++)
+		buf[n++] = line->data[i] ? line->data[i] : ' ';
+	buf[n] = '\0';
+	m->cfg.log(m->cfg.log_arg, level, buf);
 }

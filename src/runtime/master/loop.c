@@ -220,6 +220,7 @@ void fdp_master_close(struct fdp_master *m)
 			while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
+		fdp__output_close(m, p);
 		fdp_channel_close(p->ch);
 		fdp_channel_close(p->lost_ch);
 		if (p->pidfd >= 0)
@@ -260,6 +261,11 @@ static void handle_signals(struct fdp_master *m)
 				fdp__reload(m);
 			continue;
 		}
+		if (si.ssi_signo == SIGUSR1) { /* only in the set with cfg.reopen */
+			fdp__log(m, FDP_LOG_INFO, "received SIGUSR1: reopening the log");
+			m->cfg.reopen(m->cfg.log_arg);
+			continue;
+		}
 		fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
 		if (m->stopping) {
 			fdp__stop_now(m);
@@ -275,25 +281,36 @@ static void handle_signals(struct fdp_master *m)
 	}
 }
 
-/* The signals the master reads from its signalfd. */
-static void master_signals(sigset_t *set)
+/*
+ * The signals the master reads from its signalfd: four always, and each optional one only when
+ * the config asks for what it does (an embedder that does not ask need not block it).
+ */
+static void master_signals(const struct fdp_master *m, sigset_t *set)
 {
+	static const int always[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+	const struct {
+		int sig, wanted;
+	} optional[] = {
+	        {SIGUSR1, m->cfg.reopen != NULL},
+	};
+
 	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGCHLD);
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		sigaddset(set, always[i]);
+	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+		if (optional[i].wanted)
+			sigaddset(set, optional[i].sig);
 }
 
 /*
  * They must be blocked in this thread: one that is not never reaches the signalfd, and its
  * default action runs instead (a SIGTERM would kill the master, leaving its workers behind).
  */
-static int signals_blocked(void)
+static int signals_blocked(const struct fdp_master *m)
 {
 	sigset_t want, cur;
 
-	master_signals(&want);
+	master_signals(m, &want);
 	if (sigprocmask(SIG_BLOCK, NULL, &cur) < 0)
 		return 0;
 	for (int sig = 1; sig < NSIG; sig++)
@@ -310,7 +327,7 @@ static int setup(struct fdp_master *m)
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0)
 		return -errno;
-	master_signals(&set);
+	master_signals(m, &set);
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m->sigfd < 0)
 		return -errno;
@@ -362,6 +379,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 				fdp__channel_input(m, w->proc);
 			if (fdp__proc_usable(w->proc) && (ev->events & EPOLLOUT))
 				w->proc->dirty = 1;
+		} else if (w->kind == W_OUTPUT) {
+			fdp__output_input(m, w->proc, w->index);
 		}
 		/* What it flagged (a READY, a lost channel) is settled before the next event. */
 		fdp__supervise_flagged(m);
@@ -391,7 +410,7 @@ static void log_listeners(struct fdp_master *m)
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int err = signals_blocked() ? setup(m) : -EINVAL;
+	int err = signals_blocked(m) ? setup(m) : -EINVAL;
 
 	if (err < 0)
 		return err;

@@ -7,6 +7,7 @@
  *   control.c       the control socket: the status
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
+ *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
  *   route_policy.c  the route policy: reading each connection's routing key
  *   conns.c         the owner of every connection the master holds: pending, in flight,
@@ -55,11 +56,11 @@
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
 
 /* What an epoll registration points at. */
-enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD, W_ROUTE };
+enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD, W_ROUTE, W_OUTPUT };
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
-	unsigned index; /* listener index */
+	unsigned index; /* listener index; W_OUTPUT: 0 stdout, 1 stderr */
 	struct fdp__proc *proc;
 };
 
@@ -115,6 +116,10 @@ struct fdp__proc {
 	int ready_seen;     /* said READY: it may take its slot (a reload's successor) */
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
+	/* cfg.capture_output: its stdout and stderr (output.c's; NULL: not captured, or closed).
+	 * Their watches are here, in p, which outlives a round of events: out does not. */
+	struct fdp__output *out;
+	struct fdp__watch wout[2];
 	struct fdp__proc *next;
 };
 
@@ -134,6 +139,17 @@ struct fdp__listener {
 	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
 	unsigned tag;           /* the protocol tag its connections carry */
 	struct fdp__watch w;
+};
+
+/*
+ * One of a worker's output pipes (cfg.capture_output), owned by output.c: the master's read
+ * end, and until the fork the worker's write end (which the child puts on 1 or 2).
+ */
+struct fdp__output {
+	int fd;       /* the master's (read, non-blocking); -1 once at end of file or closed */
+	int child_fd; /* the worker's, open from fdp__output_open() to fdp__output_forked() */
+	size_t len;   /* bytes of an unfinished line in buf */
+	char buf[FDP_OUTPUT_LINE_MAX];
 };
 
 /* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
@@ -235,6 +251,9 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+void fdp__log_output(struct fdp_master *m, enum fdp_log_level level,
+                     const struct fdp_output_line *line);
+
 /* conns.c: every connection the master holds (pending, in flight, held for routing) */
 int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
                       const struct fdp_accepted *a, long long now, struct fdp__conn *lent);
@@ -282,6 +301,17 @@ const char *fdp__policy_name(enum fdp_policy p);
  */
 int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *exec);
 void fdp__check_start_exit(struct fdp_master *m, const struct fdp__proc *p, int status);
+
+/*
+ * output.c: the workers' stdout and stderr (cfg.capture_output; each a no-op without it).
+ * open: before the fork, a pipe for each (p->out); forked: after it, in the master, close the
+ * worker's ends; input: read and log what one of them (0 stdout, 1 stderr) has; close: when p
+ * is reaped (or never started), log what is left, then close and free p->out.
+ */
+int fdp__output_open(struct fdp_master *m, struct fdp__proc *p);
+void fdp__output_forked(struct fdp__proc *p);
+void fdp__output_input(struct fdp_master *m, struct fdp__proc *p, unsigned stream);
+void fdp__output_close(struct fdp_master *m, struct fdp__proc *p);
 
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);

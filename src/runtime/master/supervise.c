@@ -97,7 +97,10 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	                                                             p->generation}),
 	                       NULL, 0, 0);
 	if (err == 0)
+		err = fdp__output_open(m, p);
+	if (err == 0)
 		err = fdp__fork_worker(m, p, sv[1], &exec);
+	fdp__output_forked(p);
 	close(sv[1]);
 	if (err < 0)
 		goto fail_close;
@@ -126,6 +129,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	         p->generation);
 	return 0;
 fail_close:
+	fdp__output_close(m, p);
 	fdp_channel_close(p->ch);
 	if (exec)
 		exec_failed(m, p, successor, err);
@@ -312,6 +316,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 
 	if (!reap_group(p, &status))
 		return;
+	fdp__output_close(m, p); /* its last words before its exit */
 	log_exit(m, p, status, up);
 	fdp__check_start_exit(m, p, status);
 	p->state = PROC_DEAD;
