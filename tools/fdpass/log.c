@@ -36,11 +36,15 @@ static const char cut_mark[] = " [cut]";
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-/* Where a descriptor of the log is: a socket, a pipe or terminal (lines up to PIPE_BUF). */
+/*
+ * What the log's descriptor is: a regular file takes any line whole; a pipe or terminal only
+ * up to PIPE_BUF, and a socket (journald's stream) only what its buffer has room for, so
+ * lines there stay within PIPE_BUF too.
+ */
 static void sink_kind(struct fdpass_log *l, const struct stat *st)
 {
 	l->socket = S_ISSOCK(st->st_mode);
-	l->max_line = S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode) ? PIPE_BUF : LINE_BUF;
+	l->max_line = S_ISREG(st->st_mode) ? LINE_BUF : PIPE_BUF;
 }
 
 static void open_stderr(struct fdpass_log *l)
