@@ -100,13 +100,14 @@ static const char usage_text[] =
         "                        (TZ), to the millisecond. Default text.\n"
         "  --log-file PATH       append the log to PATH (created with mode 0640 less the\n"
         "                        umask) instead of stderr; SIGUSR1 reopens it (logrotate).\n"
-        "                        Each worker's stdout and stderr go to the log line by line,\n"
-        "                        stdout's at info and stderr's at warn, with its slot and pid.\n"
+        "                        Workers' stdout and stderr go to the log, line by line, with\n"
+        "                        their slot and pid: stdout's at info, stderr's at warn.\n"
         "  --help                show this help.\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request; SIGUSR1 reopens --log-file. Exit status: 0 stopped, 1 failure (address in\n"
-        "use, control socket), 2 bad command line. See docs/SERVE.md.\n";
+        "every worker without failing a request; SIGUSR1 reopens --log-file. Exit status: 0\n"
+        "stopped, 1 failure (address in use, control socket, log file), 2 bad command line.\n"
+        "See docs/SERVE.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
