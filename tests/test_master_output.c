@@ -64,12 +64,11 @@ static int output_worker(struct fdp_worker *w, void *arg)
 }
 
 /* The master's log_output, in its child: one line per call, to the log the test follows. */
-static void log_output_fields(void *arg, enum fdp_log_level level,
-                              const struct fdp_output_line *l)
+static void log_output_fields(void *arg, enum fdp_log_level level, const struct fdp_output_line *l)
 {
 	char line[FDP_OUTPUT_LINE_MAX + 128];
-	int n = snprintf(line, sizeof(line), "output level=%d worker=%u pid=%d fd=%d: %.*s\n", level,
-	                 l->worker, (int)l->pid, l->fd, (int)l->len, l->data);
+	int n = snprintf(line, sizeof(line), "output level=%d worker=%u pid=%d fd=%d: %.*s\n",
+	                 level, l->worker, (int)l->pid, l->fd, (int)l->len, l->data);
 
 	(void)arg;
 	if (n > 0 && write(master_log_fd, line, (size_t)n) < 0)
@@ -77,8 +76,7 @@ static void log_output_fields(void *arg, enum fdp_log_level level,
 }
 
 /* The flood's: only the first line is told, the rest counted. */
-static void log_output_first(void *arg, enum fdp_log_level level,
-                             const struct fdp_output_line *l)
+static void log_output_first(void *arg, enum fdp_log_level level, const struct fdp_output_line *l)
 {
 	static unsigned long lines;
 
@@ -119,7 +117,8 @@ static void my_stdio(char *buf, size_t size)
 	CHECK_OK(fstat(1, &s1));
 	CHECK_OK(fstat(2, &s2));
 	snprintf(buf, size, " fd1=%o:%lu fd2=%o:%lu\n", (unsigned)(s1.st_mode & S_IFMT),
-	         (unsigned long)s1.st_ino, (unsigned)(s2.st_mode & S_IFMT), (unsigned long)s2.st_ino);
+	         (unsigned long)s1.st_ino, (unsigned)(s2.st_mode & S_IFMT),
+	         (unsigned long)s2.st_ino);
 }
 
 /* Connect, read the worker's answer into buf. */

@@ -69,7 +69,8 @@ static const char *logfiles_wait(int ino, struct logfile **fs, int n, const char
 	for (;;) {
 		char ev[4096];
 
-		/* Events first, then the files: a write after this read is an event still to come. */
+		/* Events first, then the files: a write after this read is an event still to come.
+		 */
 		while (read(ino, ev, sizeof(ev)) > 0)
 			;
 		for (int i = 0; i < n; i++) {
@@ -85,14 +86,13 @@ static const char *logfiles_wait(int ino, struct logfile **fs, int n, const char
 				hit--;
 			return hit;
 		}
-		if (test_now_ms() >= deadline ||
-		    poll(&(struct pollfd){.fd = ino, .events = POLLIN}, 1,
-		         (int)(deadline - test_now_ms())) < 0) {
+		if (test_now_ms() >= deadline || poll(&(struct pollfd){.fd = ino, .events = POLLIN},
+		                                      1, (int)(deadline - test_now_ms())) < 0) {
 			for (int i = 0; i < n; i++)
 				fprintf(stderr, "--- %s ---\n%s------------------\n", fs[i]->path,
 				        fs[i]->buf);
-			fdp_test_fail(__FILE__, __LINE__, "the log did not show '%s' in %d ms", needle,
-			              ms);
+			fdp_test_fail(__FILE__, __LINE__, "the log did not show '%s' in %d ms",
+			              needle, ms);
 		}
 	}
 }
@@ -191,8 +191,12 @@ TEST(log_lines_carry_an_rfc3339_time_with_milliseconds_and_the_local_zone)
 	CHECK(line[10] == 'T' && line[19] == '.' && line[23] == '+' && line[29] == ' ');
 	CHECK_INT(sign, ==, '+');
 	CHECK_INT(oh * 60 + om, ==, 330);
-	tm = (struct tm){.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-	                 .tm_min = mi, .tm_sec = sec};
+	tm = (struct tm){.tm_year = y - 1900,
+	                 .tm_mon = mo - 1,
+	                 .tm_mday = d,
+	                 .tm_hour = h,
+	                 .tm_min = mi,
+	                 .tm_sec = sec};
 	t = (long long)timegm(&tm) - 330 * 60; /* the local time, back to UTC */
 	CHECK(llabs(t - (long long)time(NULL)) < 60);
 	CHECK_INT(server_stop(&s), ==, 0);
@@ -268,7 +272,8 @@ static void long_line_script(char *cmd, size_t size)
 {
 	script(cmd, size,
 	       "i=0; s=x; while [ $i -lt 4 ]; do s=$s$s$s$s$s; i=$((i+1)); done\n" /* 625 */
-	       "printf '%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s\\n' $s $s $s $s $s $s $s $s "
+	       "printf '%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s%%s\\n' $s $s $s $s $s $s $s "
+	       "$s "
 	       "$s $s $s $s $s $s $s $s >&2\nexec %s\n",
 	       UPPER_WORKER);
 }
@@ -442,7 +447,8 @@ TEST(sigusr1_after_a_rename_sends_new_lines_to_a_new_file_and_loses_none)
 	CHECK_INT(write(g2, "go\n", 3), ==, 3);
 	logfiles_wait(ino, both, 2, ": n end\n", 10000);
 	CHECK_INT(server_stop(&s), ==, 0);
-	/* The old file ends with the master's word of the reopen; the new starts with the sink's. */
+	/* The old file ends with the master's word of the reopen; the new starts with the sink's.
+	 */
 	CHECK(strstr(old.buf, "info: received SIGUSR1: reopening the log\n") != NULL);
 	CHECK(strstr(fresh.buf, "reopened\n") == strchr(fresh.buf, '\n') - 8);
 	CHECK(strstr(fresh.buf, ": n 1500\n") != NULL);
@@ -481,7 +487,8 @@ TEST(a_log_file_that_cannot_be_reopened_is_kept_and_the_log_says_why)
 	server_start_logfile(&s, ino, &log, args);
 	snprintf(moved, sizeof(moved), "%s/serve.log.1", fdp_test_tmpdir());
 	CHECK_OK(rename(log.path, moved));
-	CHECK_OK(mkdir(log.path, 0700)); /* a directory cannot be opened for writing, even by root */
+	CHECK_OK(
+	        mkdir(log.path, 0700)); /* a directory cannot be opened for writing, even by root */
 	CHECK_OK(kill(s.pid, SIGUSR1));
 	snprintf(log.path, sizeof(log.path), "%s", moved);
 	logfile_wait(ino, &log, "warn: cannot reopen the log file ", 10000);
@@ -515,8 +522,8 @@ TEST(sigusr1_without_a_log_file_leaves_the_server_running)
 TEST(a_log_file_that_cannot_be_opened_fails_the_start_with_status_1)
 {
 	char path[300], *out, *err;
-	const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--control", "none",
-	                      "--log-file", path, NULL};
+	const char *args[] = {"serve", "--listen",   "127.0.0.1:0", "--control",
+	                      "none",  "--log-file", path,          NULL};
 
 	snprintf(path, sizeof(path), "%s/no/such/dir/serve.log", fdp_test_tmpdir());
 	CHECK_INT(run_tool(args, &out, &err), ==, 1);

@@ -69,7 +69,8 @@ static void open_stderr(struct fdpass_log *l)
 static int open_file(struct fdpass_log *l, const char *path)
 {
 	struct stat st;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0640);
+	int fd =
+	        open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0640);
 
 	if (fd < 0)
 		return -errno;
@@ -235,8 +236,8 @@ static size_t encode_char(enum fdpass_log_format format, const unsigned char *s,
 }
 
 size_t fdpass_log_format_line(char *buf, size_t size, enum fdpass_log_format format,
-                              const char *stamp, int pid, enum fdp_log_level level,
-                              const char *msg, size_t len, const struct fdp_output_line *line)
+                              const char *stamp, int pid, enum fdp_log_level level, const char *msg,
+                              size_t len, const struct fdp_output_line *line)
 {
 	const unsigned char *s = (const unsigned char *)msg;
 	char tail[128] = "\n";
@@ -247,8 +248,9 @@ size_t fdpass_log_format_line(char *buf, size_t size, enum fdpass_log_format for
 		h = snprintf(buf, size, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
 		             level_names[level]);
 		if (line)
-			snprintf(tail, sizeof(tail), "\",\"worker\":%u,\"pid\":%d,\"stream\":\"%s\"}\n",
-			         line->worker, (int)line->pid, line->fd == 1 ? "stdout" : "stderr");
+			snprintf(tail, sizeof(tail),
+			         "\",\"worker\":%u,\"pid\":%d,\"stream\":\"%s\"}\n", line->worker,
+			         (int)line->pid, line->fd == 1 ? "stdout" : "stderr");
 		else
 			snprintf(tail, sizeof(tail), "\"}\n");
 	} else if (line) {
@@ -288,8 +290,8 @@ static void log_write(struct fdpass_log *l, enum fdp_log_level level, const char
 	log_stamp(l, stamp, sizeof(stamp));
 	if (l->dropped) {
 		char note[96];
-		int k = snprintf(note, sizeof(note), "%lu log lines dropped: %s was full", l->dropped,
-		                 l->path ? "the log file" : "stderr");
+		int k = snprintf(note, sizeof(note), "%lu log lines dropped: %s was full",
+		                 l->dropped, l->path ? "the log file" : "stderr");
 
 		n = fdpass_log_format_line(buf, l->max_line, l->format, stamp, l->pid, FDP_LOG_WARN,
 		                           note, (size_t)k, NULL);
@@ -316,7 +318,8 @@ void fdpass_log_output(void *arg, enum fdp_log_level level, const struct fdp_out
 }
 
 /* The sink's own message, at its level. */
-static __attribute__((format(printf, 3, 4))) void log_own(struct fdpass_log *l, enum fdp_log_level level, const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) void
+log_own(struct fdpass_log *l, enum fdp_log_level level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -347,8 +350,9 @@ void fdpass_log_reopen(void *arg)
 	}
 	err = open_file(&fresh, l->path);
 	if (err < 0) {
-		log_own(l, FDP_LOG_WARN, "cannot reopen the log file %s: %s; still writing to the old one",
-		        l->path, strerror(-err));
+		log_own(l, FDP_LOG_WARN,
+		        "cannot reopen the log file %s: %s; still writing to the old one", l->path,
+		        strerror(-err));
 		return;
 	}
 	close(l->fd);

@@ -43,7 +43,7 @@ void fdpass_log_reopen(void *arg);
  * the newline included: msg is cut to fit, and says so. Returns the length.
  */
 size_t fdpass_log_format_line(char *buf, size_t size, enum fdpass_log_format format,
-                              const char *stamp, int pid, enum fdp_log_level level,
-                              const char *msg, size_t len, const struct fdp_output_line *line);
+                              const char *stamp, int pid, enum fdp_log_level level, const char *msg,
+                              size_t len, const struct fdp_output_line *line);
 
 #endif

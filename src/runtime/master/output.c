@@ -58,9 +58,9 @@ int fdp__output_open(struct fdp_master *m, struct fdp__proc *p)
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->wout[i]};
 		int fds[2], err;
 
-		/* Both ends close-on-exec: the child's is dup2()'d onto 1 or 2, which clears it. Only
-		 * the master's end is non-blocking: the flag is the file description's, and a worker
-		 * writing to its stdout expects it to block when full, not to fail. */
+		/* Both ends close-on-exec: the child's is dup2()'d onto 1 or 2, which clears it.
+		 * Only the master's end is non-blocking: the flag is the file description's, and a
+		 * worker writing to its stdout expects it to block when full, not to fail. */
 		if (pipe2(fds, O_CLOEXEC) < 0) {
 			err = -errno;
 			output_free(m, p);
@@ -160,8 +160,8 @@ void fdp__output_close(struct fdp_master *m, struct fdp__proc *p)
 		struct fdp__output *o = &p->out[i];
 
 		/* Only once the master's copy of the worker's end is closed: else it never ends. */
-		for (int k = 0; k < DRAIN_READS && o->fd >= 0 && o->child_fd < 0 && read_once(m, p, i);
-		     k++)
+		for (int k = 0;
+		     k < DRAIN_READS && o->fd >= 0 && o->child_fd < 0 && read_once(m, p, i); k++)
 			;
 		log_lines(m, p, i, 1);
 	}
