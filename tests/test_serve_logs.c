@@ -563,3 +563,19 @@ TEST(a_new_log_file_is_created_with_mode_0640_less_the_umask)
 	free(log.buf);
 	server_free(&s);
 }
+
+TEST(a_sigusr1_sent_to_a_built_in_worker_does_not_kill_it)
+{
+	struct server s;
+	pid_t pid, again;
+
+	server_start(&s, "--workers", "1", NULL);
+	http_get_worker(s.addr, NULL, &pid);
+	CHECK_OK(kill(pid, SIGUSR1));
+	/* Delivered before it can serve the next request: the same process answers it. */
+	http_get_worker(s.addr, NULL, &again);
+	CHECK_INT(again, ==, pid);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, "killed by signal") == NULL);
+	server_free(&s);
+}

@@ -386,6 +386,9 @@ static int run_handler(struct fdp_worker *w, void *arg)
 {
 	const struct serve_opts *o = arg;
 
+	/* A SIGUSR1 meant for the master (`pkill -USR1 fdpass`) does not kill a built-in worker:
+	 * its output goes through the master's log, and it has nothing to reopen. */
+	signal(SIGUSR1, SIG_IGN);
 	return fdpass_handler_run(w, o->handler, &o->limits);
 }
 
