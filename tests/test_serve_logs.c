@@ -6,13 +6,15 @@
  * A log file is followed through inotify on the test's folder: every wait is an event (the
  * file was written, created or moved), bounded in time; nothing sleeps.
  */
+#include "log.h"
 #include "test_serve_util.h"
 
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
-#define UPPER_WORKER FDPASS_BINARY_DIR "/examples/upper_worker"
-#define PYTHON       "/usr/bin/python3"
+#define UPPER_WORKER  FDPASS_BINARY_DIR "/examples/upper_worker"
+#define PYTHON        "/usr/bin/python3"
+#define LINE_MAX_TEST (FDP_OUTPUT_LINE_MAX * 6 + 512)
 
 static void need_upper_worker(void)
 {
@@ -578,4 +580,95 @@ TEST(a_sigusr1_sent_to_a_built_in_worker_does_not_kill_it)
 	CHECK_INT(server_stop(&s), ==, 0);
 	CHECK(strstr(s.log, "killed by signal") == NULL);
 	server_free(&s);
+}
+
+/* Run /usr/bin/python3 on a program (written to the test's folder) with args; its status. */
+static int python(const char *program, const char *const *args)
+{
+	char path[300];
+	const char *argv[8] = {PYTHON, path};
+	int fd, n = 2;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/check.py", fdp_test_tmpdir());
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, program, strlen(program)), ==, strlen(program));
+	close(fd);
+	for (; *args && n < 7; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execv(PYTHON, (char **)argv);
+		_exit(127);
+	}
+	return fdp_test_wait(pid);
+}
+
+/*
+ * Random byte strings, weighted to what breaks escapers (control characters, continuation
+ * bytes, lead bytes of every length, the edges of the valid ranges), each formatted as a JSON
+ * line, whole and cut to a short line: Python must parse every line and find exactly the
+ * bytes decoded as UTF-8 with U+FFFD for what is not (a cut one: a prefix of it, then " [cut]").
+ */
+TEST(json_lines_of_random_bytes_decode_as_python_decodes_them)
+{
+	static const char checker[] =
+	        "import json, sys\n"
+	        "raws = [bytes.fromhex(h) for h in open(sys.argv[1]).read().split()]\n"
+	        "lines = open(sys.argv[2], 'rb').read().split(b'\\n')[:-1]\n"
+	        "assert len(lines) == 2 * len(raws), (len(lines), len(raws))\n"
+	        "for i, raw in enumerate(raws):\n"
+	        "    want = raw.decode('utf-8', 'replace')\n"
+	        "    whole = json.loads(lines[2 * i].decode('utf-8'))\n"
+	        "    assert whole['msg'] == want, (raw, whole['msg'], want)\n"
+	        "    assert (whole['worker'], whole['pid'], whole['stream']) == (3, 77, 'stdout')\n"
+	        "    cut = json.loads(lines[2 * i + 1].decode('utf-8'))['msg']\n"
+	        "    assert len(lines[2 * i + 1]) < 512, len(lines[2 * i + 1])\n"
+	        "    if cut != want:\n"
+	        "        assert cut.endswith(' [cut]') and want.startswith(cut[:-6]), (raw, cut)\n"
+	        "print('checked', len(raws))\n";
+	static const unsigned char pool[] = {
+	        'a',  ' ',  '"',  '\\', '/',  0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f,
+	        0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1,
+	        0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xf8, 0xfe, 0xff};
+	const struct fdp_output_line fields = {.worker = 3, .pid = 77, .fd = 1};
+	char hexpath[300], linepath[300], line[LINE_MAX_TEST];
+	FILE *hex, *lines;
+	unsigned seed = 20261201;
+
+	if (access(PYTHON, X_OK) < 0)
+		fdp_test_skip(PYTHON " is not installed");
+	snprintf(hexpath, sizeof(hexpath), "%s/raw.hex", fdp_test_tmpdir());
+	snprintf(linepath, sizeof(linepath), "%s/lines.json", fdp_test_tmpdir());
+	hex = fopen(hexpath, "w");
+	lines = fopen(linepath, "w");
+	CHECK(hex && lines);
+	for (int i = 0; i < 3000; i++) {
+		unsigned char raw[300];
+		size_t len = (size_t)(rand_r(&seed) % (i < 2000 ? 24 : 300)), n;
+
+		for (size_t k = 0; k < len; k++)
+			raw[k] = pool[rand_r(&seed) % sizeof(pool)];
+		for (size_t k = 0; k < len; k++)
+			fprintf(hex, "%02x", raw[k]);
+		fputs(len ? "\n" : "00\n", hex); /* an empty one stands for a NUL: never empty */
+		if (!len)
+			raw[len++] = 0;
+		n = fdpass_log_format_line(line, sizeof(line), FDPASS_LOG_JSON, "T", 1,
+		                           FDP_LOG_INFO, (const char *)raw, len, &fields);
+		CHECK(n <= sizeof(line) && line[n - 1] == '\n');
+		CHECK(memchr(line, '\n', n - 1) == NULL);
+		fwrite(line, 1, n, lines);
+		n = fdpass_log_format_line(line, 512, FDPASS_LOG_JSON, "T", 1, FDP_LOG_INFO,
+		                           (const char *)raw, len, &fields);
+		CHECK(n <= 512 && line[n - 1] == '\n');
+		fwrite(line, 1, n, lines);
+	}
+	CHECK_INT(fclose(hex), ==, 0);
+	CHECK_INT(fclose(lines), ==, 0);
+	CHECK_INT(python(checker, (const char *const[]){hexpath, linepath, NULL}), ==, 0);
 }
