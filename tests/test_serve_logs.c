@@ -344,7 +344,7 @@ TEST(a_log_line_too_long_for_a_pipe_is_cut_to_4096_bytes_and_says_so)
 TEST(json_lines_parse_with_their_fields_and_escape_every_byte)
 {
 	static const char checker[] =
-	        "import json, sys\n"
+	        "import datetime, json, sys\n"
 	        "want = bytes.fromhex(sys.argv[2]).decode('utf-8', 'replace')\n"
 	        "pid = int(sys.argv[3])\n"
 	        "found = 0\n"
@@ -354,6 +354,8 @@ TEST(json_lines_parse_with_their_fields_and_escape_every_byte)
 	        "    o = json.loads(raw)\n"
 	        "    assert set(o) >= {'time', 'level', 'msg'}, o\n"
 	        "    assert o['level'] in ('error', 'warn', 'info', 'debug'), o\n"
+	        "    t = datetime.datetime.fromisoformat(o['time'])\n"
+	        "    assert t.tzinfo is not None and len(o['time']) == 29, o\n"
 	        "    if 'worker' in o:\n"
 	        "        assert o['worker'] == 0 and o['pid'] == pid, o\n"
 	        "        assert o['stream'] == 'stderr' and o['level'] == 'warn', o\n"
