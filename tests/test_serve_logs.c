@@ -674,3 +674,22 @@ TEST(json_lines_of_random_bytes_decode_as_python_decodes_them)
 	CHECK_INT(fclose(lines), ==, 0);
 	CHECK_INT(python(checker, (const char *const[]){hexpath, linepath, NULL}), ==, 0);
 }
+
+/* A worker cannot write escape sequences to the operator's terminal through the text log. */
+TEST(text_lines_show_a_workers_control_characters_as_hex_escapes)
+{
+	char cmd[400], want[128];
+	const char *args[] = {"--workers", "1", "--exec", cmd, NULL};
+	struct server s;
+
+	need_upper_worker();
+	script(cmd, sizeof(cmd), "printf 'a\\033[31mred\\ttab\\rcr\\001end\\n' >&2\nexec %s\n",
+	       UPPER_WORKER);
+	server_start_argv(&s, args, 0);
+	snprintf(want, sizeof(want), "pid %d: a\\x1b[31mred\ttab\\x0dcr\\x01end\n",
+	         (int)only_worker(&s));
+	s.seen = 0;
+	server_wait_log(&s, want, 10000);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
