@@ -258,8 +258,8 @@ struct fdp_master_config {
 	 * channel in FDPASS_CHANNEL_FD (see fdp_worker_open_env()). The child is in its own
 	 * process group, every signal unblocked and at its default, and it keeps only descriptors
 	 * 0, 1, 2 (1 and 2 its output pipes with capture_output, below) and the channel (3;
-	 * close-on-exec for worker_main): every other one is closed,
-	 * so worker_main reopens what it needs. It is forked from the thread that runs
+	 * close-on-exec for worker_main): every other one is closed, so worker_main reopens
+	 * what it needs. It is forked from the thread that runs
 	 * fdp_master_run(): only that thread exists in the child, so worker_main must not rely on
 	 * locks other threads of a multithreaded caller might have held (call
 	 * fdp_master_run() before starting threads, or use exec_argv).
