@@ -607,11 +607,11 @@ TEST(serve_loses_no_connection_when_a_worker_is_killed_and_restarts_it)
 	HANDLE victim;
 
 	server_start(s, "3");
-	for (unsigned n = 0; n < 300; n++) {
-		if (n == 100 || n == 200) {
+	for (unsigned n = 0; n < 1000; n++) {
+		if (n % 250 == 100) {
 			/* Between connections: the next one handed to it finds it dead. */
 			victim = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE,
-			                     worker_pid(s, 1, n == 100 ? 1 : 2));
+			                     worker_pid(s, 1, n / 250 + 1));
 			CHECK(victim != NULL);
 			CHECK(TerminateProcess(victim, 9));
 			CHECK_INT(WaitForSingleObject(victim, WAIT_MS), ==, WAIT_OBJECT_0);
@@ -621,7 +621,7 @@ TEST(serve_loses_no_connection_when_a_worker_is_killed_and_restarts_it)
 	}
 	wait_log(s, "worker 1 pid");
 	wait_log(s, "exited with status 9");
-	worker_pid(s, 1, 3); /* restarted twice */
+	worker_pid(s, 1, 5); /* restarted four times */
 	server_kill(s);
 	free(s);
 }
