@@ -334,6 +334,43 @@ TEST(max_requests_hands_an_idle_keepalive_connection_to_the_successor)
 	server_free(&s);
 }
 
+/* Each worker's limit is drawn from N to N + PCT% of N: here 10 to 15. */
+TEST(recycle_jitter_raises_each_limit_by_at_most_its_percentage)
+{
+	const char *line;
+	struct server s;
+	unsigned max = 0;
+
+	server_start(&s, "--workers", "1", "--max-requests", "10", "--recycle-jitter", "50", NULL);
+	for (int i = 0; i < 15; i++)
+		http_get_generation(s.addr, NULL);
+	line = server_wait_log(&s, "generation 1 handed ", 10000);
+	CHECK(sscanf(strstr(line, "(max ") + 5, "%u", &max) == 1);
+	CHECK_INT(max, >=, 10);
+	CHECK_INT(max, <=, 15);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(limits_out_of_range_are_refused_with_status_2)
+{
+	static const char *const bad[][2] = {{"--max-requests", "0"},   {"--max-lifetime", "0"},
+	                                     {"--recycle-jitter", "101"}, {"--max-connections", "0"},
+	                                     {"--user", ":nogroup"},      {"--user", "root:"}};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[] = {"serve", bad[i][0], bad[i][1], "--control", "none", NULL};
+		char *out, *err, want[96];
+
+		snprintf(want, sizeof(want), "invalid value '%s' for %s", bad[i][1], bad[i][0]);
+		CHECK_INT(run_tool(args, &out, &err), ==, 2);
+		if (!strstr(err, want))
+			fdp_test_fail(__FILE__, __LINE__, "%s %s: %s", bad[i][0], bad[i][1], err);
+		free(out);
+		free(err);
+	}
+}
+
 TEST(max_lifetime_replaces_a_worker_once_it_has_been_up_that_long)
 {
 	long long t0 = test_now_ms();

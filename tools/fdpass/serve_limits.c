@@ -41,7 +41,7 @@ int fdpass_proc_limit_option(int opt, const char *value, struct fdpass_proc_limi
 {
 	switch (opt) {
 	case FDPASS_OPT_USER:
-		if (!*value || *value == ':')
+		if (!*value || *value == ':' || value[strlen(value) - 1] == ':')
 			return bad("user", value, "USER or USER:GROUP (names or numbers)");
 		pl->user = value;
 		break;
@@ -88,7 +88,6 @@ static int resolve_user(struct fdpass_proc_limits *pl)
 		return bad("user", pl->user, "a user name or number");
 	memcpy(name, pl->user, len);
 	name[len] = '\0';
-	errno = 0;
 	pw = getpwnam(name);
 	if (!pw && (id = id_number(name)) >= 0)
 		pw = getpwuid((uid_t)id);
@@ -102,20 +101,15 @@ static int resolve_user(struct fdpass_proc_limits *pl)
 		        id_number(name) >= 0 ? " (give a number with its group: UID:GID)" : "");
 		return FDPASS_EXIT_USAGE;
 	}
-	if (group && *++group) {
+	if (group++) {
 		struct group *gr = getgrnam(group);
 
-		if (gr)
-			pl->gid = gr->gr_gid;
-		else if ((id = id_number(group)) >= 0)
-			pl->gid = (gid_t)id;
-		else {
+		if (!gr && (id = id_number(group)) < 0) {
 			fprintf(stderr, "fdpass serve: --user %s: no such group: %s\n", pl->user,
 			        group);
 			return FDPASS_EXIT_USAGE;
 		}
-	} else if (group) {
-		return bad("user", pl->user, "USER or USER:GROUP (names or numbers)");
+		pl->gid = gr ? gr->gr_gid : (gid_t)id;
 	}
 	pl->set_ids = 1;
 	return -1;

@@ -407,6 +407,9 @@ static void log_listeners(struct fdp_master *m)
 	}
 	if (m->control_path)
 		fdp__log(m, FDP_LOG_INFO, "control socket %s", m->control_path);
+	if (m->cfg.worker_set_ids)
+		fdp__log(m, FDP_LOG_INFO, "workers run as uid %u gid %u", (unsigned)m->cfg.worker_uid,
+		         (unsigned)m->cfg.worker_gid);
 }
 
 int fdp_master_run(struct fdp_master *m)

@@ -5,8 +5,8 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: the status
- *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
+ *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
