@@ -334,6 +334,50 @@ TEST(max_requests_hands_an_idle_keepalive_connection_to_the_successor)
 	server_free(&s);
 }
 
+/* One connection to an upper_worker, answered. */
+static void upper_roundtrip(const char *addr)
+{
+	char buf[8] = {0};
+	int fd = tcp_connect(addr, NULL);
+
+	send_all(fd, "up\n");
+	CHECK_INT(read(fd, buf, 3), ==, 3);
+	CHECK(strcmp(buf, "UP\n") == 0);
+	close(fd);
+}
+
+/*
+ * A SIGHUP while a recycling's successor is still starting (this one takes half a second to
+ * exec its program) replaces that successor with the reload's: one new worker per slot, and
+ * the killed one leaves nothing behind.
+ */
+TEST(sighup_while_a_recycling_successor_starts_replaces_that_successor)
+{
+	const char *args[] = {"--workers", "1", "--max-requests", "1", "--exec",
+	                      "sleep 0.5; exec " UPPER_WORKER, NULL};
+	struct server s;
+	pid_t pid[2];
+	char *st;
+
+	need_upper_worker();
+	server_start_argv(&s, args, 0);
+	upper_roundtrip(s.addr);
+	server_wait_log(&s, "generation 1 handed 1 connections (max 1): replacing it", 10000);
+	server_wait_log(&s, "generation 2 started", 10000);
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload: worker 0 pid", 10000);
+	CHECK(strstr(s.log, "is replaced before it started") != NULL);
+	server_wait_log(&s, "reload complete: every worker replaced", 10000);
+	CHECK(strstr(s.log, "generation 2 ready") == NULL);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, pid, 2), ==, 1);
+	CHECK_INT(status_num(st, "\nworker ", "generation"), ==, 3);
+	free(st);
+	upper_roundtrip(s.addr);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 /* Each worker's limit is drawn from N to N + PCT% of N: here 10 to 15. */
 TEST(recycle_jitter_raises_each_limit_by_at_most_its_percentage)
 {

@@ -101,8 +101,8 @@ static int resolve_user(struct fdpass_proc_limits *pl)
 		        id_number(name) >= 0 ? " (give a number with its group: UID:GID)" : "");
 		return FDPASS_EXIT_USAGE;
 	}
-	if (group++) {
-		struct group *gr = getgrnam(group);
+	if (group) {
+		struct group *gr = getgrnam(++group);
 
 		if (!gr && (id = id_number(group)) < 0) {
 			fprintf(stderr, "fdpass serve: --user %s: no such group: %s\n", pl->user,
