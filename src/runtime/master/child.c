@@ -318,11 +318,16 @@ static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp
 		child_fail(x->errpipe[1], step, errno);
 	if (!m->cfg.worker_main)
 		exec_child(m, x, chan);
+	/* The master learns that the worker runs (end of file on the pipe): closed here, since
+	 * without an exec a copy that landed on 0..2 (a caller with stdio closed) would stay. */
+	if (x->errpipe[1] >= 0) {
+		close(x->errpipe[1]);
+		close(x->errpipe[0]);
+	}
 	/* The master's end of this worker's channel is the master's, not the worker's. */
 	fdp_channel_close(self->ch);
 	free(self);
 	child_reset_signals();
-	/* This also closes the error pipe (above 3): the master learns that the worker runs. */
 	if (child_keep_only(chan, -1, x->maxfd) < 0)
 		_exit(127);
 	err = fdp_worker_open(&w, CHILD_CHAN, 5000);

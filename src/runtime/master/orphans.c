@@ -27,6 +27,7 @@ void fdp__orphans_start(struct fdp_master *m)
 	if (m->reap_all)
 		fdp__log(m, FDP_LOG_INFO, "reaping every child process (%s)",
 		         pid1 ? "running as PID 1" : "a child subreaper");
+	fdp__orphans_reap(m); /* what exited before: no SIGCHLD will come for it */
 }
 
 static struct fdp__proc *worker_of(struct fdp_master *m, pid_t pid)
