@@ -378,6 +378,36 @@ TEST(sighup_while_a_recycling_successor_starts_replaces_that_successor)
 	server_free(&s);
 }
 
+/* A successor that fails to start leaves the old worker serving, and is tried again later. */
+TEST(max_requests_keeps_the_old_worker_when_its_successor_fails_to_start)
+{
+	char flag[256], cmd[600];
+	const char *args[] = {"--workers", "1", "--max-requests", "1", "--exec", cmd, NULL};
+	struct server s;
+	int fd;
+
+	need_upper_worker();
+	/* Once the flag exists, a new worker exits 3 before it is ready. */
+	snprintf(flag, sizeof(flag), "%s/broken", fdp_test_tmpdir());
+	snprintf(cmd, sizeof(cmd), "test -e %s && exit 3; exec " UPPER_WORKER, flag);
+	server_start_argv(&s, args, 0);
+	fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	upper_roundtrip(s.addr);
+	server_wait_log(&s, "generation 1 handed 1 connections (max 1): replacing it", 10000);
+	server_wait_log(&s, "replacement: worker 0 generation 2 ended before it was ready; "
+	                    "generation 1 keeps serving",
+	                10000);
+	server_wait_log(&s, "generation 1 keeps serving; its replacement is tried again in 10000 ms",
+	                10000);
+	upper_roundtrip(s.addr);
+	CHECK(strstr(s.log, "generation 2 ready") == NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	unlink(flag);
+	server_free(&s);
+}
+
 /* Each worker's limit is drawn from N to N + PCT% of N: here 10 to 15. */
 TEST(recycle_jitter_raises_each_limit_by_at_most_its_percentage)
 {
