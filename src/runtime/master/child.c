@@ -336,6 +336,7 @@ static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp
 	}
 	/* The master's end of this worker's channel is the master's, not the worker's. */
 	fdp_channel_close(self->ch);
+	free(self->out); /* its descriptors are closed below, the child's ends kept in x->out */
 	free(self);
 	child_reset_signals();
 	if (child_keep_only(chan, -1, x->out, x->maxfd) < 0)
