@@ -50,7 +50,7 @@ test-portable:
 
 # Each layer built alone from a clean tree, bottom up (docs/ARCHITECTURE.md): a layer that
 # needed one above it would fail here.
-LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_master fdpass_runtime fdpass_tool
+LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_steer fdp_master fdpass_runtime fdpass_tool
 layers:
 	rm -rf $(LAYERS)
 	$(CMAKE) -S . -B $(LAYERS) -DFDPASS_WERROR=ON -DFDPASS_TESTS=OFF -DFDPASS_BENCH=OFF >/dev/null
