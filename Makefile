@@ -12,7 +12,7 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers \
+.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers bench-steer \
 	install clean windows test-windows
 
 all: $(BUILD)/Makefile
@@ -81,6 +81,12 @@ bench-designs: all
 # (installs missing peers from Debian packages when it can): docs/benchmarks/peers.md.
 bench-peers: all
 	bench/peers/run.sh -b $(BUILD)
+
+# Kernel steering's foundation (docs/STEERING.md): two workers accepting on their own slot
+# sockets with the steering program, against bare SO_REUSEPORT and the passing floor. Root.
+# STEER_ARGS adds options (-n connections, -t client threads, -w workers, -r rounds).
+bench-steer: all
+	./$(BUILD)/bench/steer/steer-bench $(STEER_ARGS)
 
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)

@@ -78,13 +78,13 @@ static int connect6(struct fdp__steer *g)
 
 /*
  * The slot whose socket got the one connection just made: wait until one slot's socket is
- * readable, check that it is the only one, accept the connection from it and close it.
+ * readable, check that it is the only one, and accept the connection from it into *fd.
  */
-static unsigned landed(struct fdp__steer *g)
+static unsigned landed_fd(struct fdp__steer *g, int *fd)
 {
 	unsigned n = fdp__steer_slots(g), slot = n;
 	struct pollfd p[16];
-	int fd, r;
+	int r;
 
 	CHECK(n <= 16);
 	for (unsigned i = 0; i < n; i++)
@@ -96,19 +96,33 @@ static unsigned landed(struct fdp__steer *g)
 		if (p[i].revents & POLLIN)
 			slot = i;
 	CHECK(slot < n);
-	fd = accept4(fdp__steer_fd(g, slot), NULL, NULL, SOCK_CLOEXEC);
-	CHECK(fd >= 0);
+	*fd = accept4(fdp__steer_fd(g, slot), NULL, NULL, SOCK_CLOEXEC);
+	CHECK(*fd >= 0);
+	return slot;
+}
+
+static unsigned landed(struct fdp__steer *g)
+{
+	int fd;
+	unsigned slot = landed_fd(g, &fd);
+
 	close(fd);
 	return slot;
 }
 
-/* Connect from 127.0.0.<host>, and the slot the connection landed on. */
+/*
+ * Connect from 127.0.0.<host>, and the slot the connection landed on. The client closes first,
+ * as a client does after its answer: the TIME_WAIT stays on the client's side. (A server-side
+ * TIME_WAIT met by a later SYN of the same ports can make the kernel run the program twice for
+ * one connection, which would shift round-robin by one: docs/STEERING.md.)
+ */
 static unsigned connect_landed(struct fdp__steer *g, unsigned host)
 {
-	int c = connect4(g, host);
-	unsigned slot = landed(g);
+	int c = connect4(g, host), fd;
+	unsigned slot = landed_fd(g, &fd);
 
 	close(c);
+	close(fd);
 	return slot;
 }
 
