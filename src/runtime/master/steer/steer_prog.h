@@ -9,7 +9,7 @@
 #include <linux/bpf.h>
 #include <stddef.h>
 
-/* The most instructions a program has (least-conn is the longest, about 60). */
+/* The most instructions a program has (hash-ip is the longest: 78). */
 #define FDP__STEER_PROG_MAX 128
 
 /*
