@@ -321,6 +321,32 @@ TEST(least_conn_skips_a_slot_taken_out)
 	fdp__steer_close(g);
 }
 
+TEST(count_resync_sets_a_drifted_count_to_open_plus_queued)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_LEAST_CONN);
+	int c[2], fd;
+
+	CHECK_OK(fdp__steer_count_set(g, 1, 1000)); /* slot 0 gets both connections */
+	c[0] = connect4(g, 0);
+	c[1] = connect4(g, 0);
+	for (int i = 0; i < 100 && fdp__steer_queued(g, 0) < 2; i++)
+		usleep(1000); /* the handshake's last ACK is processed by then on loopback */
+	CHECK_INT(fdp__steer_queued(g, 0), ==, 2);
+	CHECK_INT(fdp__steer_count(g, 0), ==, 2);
+	CHECK_OK(fdp__steer_count_set(g, 0, 9)); /* a drift */
+	CHECK_INT(fdp__steer_count_resync(g, 0, 3), ==, 3 + 2 - 9);
+	CHECK_INT(fdp__steer_count(g, 0), ==, 5);
+	CHECK_INT(fdp__steer_count_resync(g, 1, 0), ==, -1000);
+	CHECK_INT(fdp__steer_count(g, 1), ==, 0);
+	CHECK_INT(fdp__steer_count_resync(g, 2, 0), ==, -EINVAL);
+	CHECK_INT(fdp__steer_rescue(g, 0, &fd, 1), ==, 1);
+	close(fd);
+	CHECK_INT(drain(g, 0), ==, 1);
+	close(c[0]);
+	close(c[1]);
+	fdp__steer_close(g);
+}
+
 static void add_in_child(void *arg)
 {
 	struct fdp__steer_state *st = arg;

@@ -53,6 +53,7 @@ struct result {
 	double server_us;   /* servers' CPU µs per connection */
 	double client_us;   /* the client's CPU µs per connection */
 	double spread;      /* max/min connections per worker */
+	long left;          /* least-conn: the sum of the counts once every connection is over */
 };
 
 static struct sockaddr_in target;
@@ -103,10 +104,12 @@ static void accept_worker(int lfd, uint64_t *served, uint32_t *count)
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			_exit(1);
 		while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-			if (serve(fd) == 0)
-				__atomic_fetch_add(served, 1, __ATOMIC_RELAXED);
-			if (count) /* least-conn: the connection is over */
+			int ok = serve(fd);
+
+			if (count) /* least-conn: the connection is over (before it is counted served) */
 				__atomic_fetch_sub(count, 1, __ATOMIC_RELAXED);
+			if (ok == 0)
+				__atomic_fetch_add(served, 1, __ATOMIC_RELEASE);
 		}
 	}
 }
@@ -270,6 +273,20 @@ static int run(enum kind k, long conns, int threads, int workers, struct result 
 		pthread_join(tids[i], NULL);
 	t1 = now();
 	getrusage(RUSAGE_SELF, &after);
+	/* Every connection's worker side is over once the served counts add up (bounded wait). */
+	for (int tries = 0; tries < 2000; tries++) {
+		uint64_t sum = 0;
+
+		for (int i = 0; i < workers; i++)
+			sum += __atomic_load_n(&served[i], __ATOMIC_ACQUIRE);
+		if (sum >= (uint64_t)(conns / threads * threads))
+			break;
+		usleep(1000);
+	}
+	res->left = 0;
+	if (k == KERNEL_LC)
+		for (int i = 0; i < workers; i++)
+			res->left += (int32_t)fdp__steer_count(g, (unsigned)i);
 
 	for (int i = 0; i < npids; i++)
 		kill(pids[i], SIGKILL);
@@ -388,7 +405,7 @@ int main(int argc, char **argv)
 			v[3][i] = r[k][i].spread;
 		}
 		m[k] = (struct result){median(v[0], rounds), median(v[1], rounds),
-		                       median(v[2], rounds), median(v[3], rounds)};
+		                       median(v[2], rounds), median(v[3], rounds), 0};
 	}
 	printf("| mode | conn/s | ratio | server CPU µs/conn | client CPU µs/conn | total µs/conn "
 	       "| ratio | spread max/min |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -402,6 +419,12 @@ int main(int argc, char **argv)
 		printf("| %s | %.0f | %.2f× | %.1f | %.1f | %.1f | %.2f× | %.2f |\n", kind_label[k],
 		       m[k].rate, m[k].rate / m[REUSEPORT].rate, m[k].server_us, m[k].client_us, total,
 		       total / base, m[k].spread);
+	}
+	if (on[KERNEL_LC]) {
+		printf("least-conn: counts left when every connection was over, by round:");
+		for (int i = 0; i < rounds; i++)
+			printf(" %ld", r[KERNEL_LC][i].left);
+		printf(" (of %ld connections each; 0 is exact)\n", conns);
 	}
 	return 0;
 }

@@ -417,6 +417,21 @@ int fdp__steer_count_add(struct fdp__steer *g, unsigned slot, int32_t delta)
 	return 0;
 }
 
+long fdp__steer_count_resync(struct fdp__steer *g, unsigned slot, uint32_t open)
+{
+	long queued = fdp__steer_queued(g, slot);
+	uint32_t now;
+	int32_t delta;
+
+	if (queued < 0)
+		return queued;
+	now = __atomic_load_n(&g->state->count[slot], __ATOMIC_RELAXED);
+	delta = (int32_t)(open + (uint32_t)queued - now);
+	if (delta)
+		__atomic_fetch_add(&g->state->count[slot], (uint32_t)delta, __ATOMIC_RELAXED);
+	return delta;
+}
+
 struct fdp__steer_state *fdp__steer_state(struct fdp__steer *g)
 {
 	return g->state;
