@@ -7,6 +7,8 @@
 #include "harness.h"
 #include "steer.h"
 
+#include "fdpass.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -166,6 +168,24 @@ TEST(open_refuses_no_slots_too_many_slots_and_a_unix_address)
 	CHECK_INT(fdp__steer_open(&g, "127.0.0.1:0", 2, (enum fdp__steer_policy)99, 0, err,
 	                          sizeof(err)),
 	          ==, -EINVAL);
+}
+
+TEST(open_on_a_port_held_by_another_listener_fails_with_eaddrinuse_and_leaves_nothing_open)
+{
+	struct fdp__steer *g;
+	char addr[64], err[256];
+	int held = fdp_listen("127.0.0.1:0", 16), before, rc;
+
+	CHECK_OK(held);
+	CHECK_OK(fdp_addr_local(held, addr, sizeof(addr)));
+	if (geteuid() != 0)
+		fdp_test_skip("loading a BPF program needs root (CAP_BPF)");
+	before = fdp_test_fd_count();
+	rc = fdp__steer_open(&g, addr, 2, FDP__STEER_ROUND_ROBIN, 0, err, sizeof(err));
+	CHECK_INT(rc, ==, -EADDRINUSE);
+	CHECK(strstr(err, addr) != NULL);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+	close(held);
 }
 
 TEST(round_robin_spreads_1000_connections_evenly_over_4_slot_sockets)
