@@ -328,7 +328,29 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	if (p->open)
 		p->open--;
 	m->conns.returned++;
+	/* An upgrade's new master serves the old generation's next requests (upgrade.c). */
+	if (m->up.committed && m->up.sock >= 0 && ring_push(&m->conns.forward, &c, 0) == 0)
+		return;
 	take_back_one(m, &c); /* or closed, counted by its reason */
+}
+
+struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m)
+{
+	return m->conns.forward.n ? ring_at(&m->conns.forward, 0) : NULL;
+}
+
+/* The first one was sent to the new master (a duplicate went with the message) or not. */
+void fdp__conns_forward_done(struct fdp_master *m, int sent)
+{
+	struct fdp__conn *c = ring_at(&m->conns.forward, 0);
+
+	if (sent) {
+		close(c->fd);
+		m->conns.forwarded++;
+	} else {
+		close_conn(m, c, CLOSE_SHUTDOWN);
+	}
+	ring_remove(&m->conns.forward, 0);
 }
 
 /* p is gone: what it did not acknowledge goes to another worker (or is closed, and logged). */
@@ -453,4 +475,5 @@ void fdp__conns_free(struct fdp_master *m)
 {
 	ring_free(&m->conns.pending);
 	ring_free(&m->conns.held);
+	ring_free(&m->conns.forward);
 }

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,14 @@ int fdp__control_open(struct fdp_master *m)
 	m->ctlfd = -1;
 	if (!m->cfg.control_path)
 		return 0;
-	fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
+	/* An upgrade's old master answered on it until now: the same socket, never bound again. */
+	fd = fdp__upgrade_take_control(m);
+	if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		close(fd);
+		return -errno;
+	}
+	if (fd < 0)
+		fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
 	if (fd < 0)
 		return fd;
 	m->control_path = strdup(m->cfg.control_path);
@@ -38,8 +46,9 @@ void fdp__control_close(struct fdp_master *m)
 		return;
 	close(m->ctlfd);
 	m->ctlfd = -1;
-	/* Only the master removes the file: a worker forked from it must not. */
-	if (m->control_path && m->control_path[0] != '@' && !m->in_child)
+	/* Only the master removes the file: a worker forked from it must not, nor a master that
+	 * handed the socket to an upgrade's new master. */
+	if (m->control_path && m->control_path[0] != '@' && !m->in_child && !m->up.ctl_handed)
 		unlink(m->control_path);
 	free(m->control_path);
 	m->control_path = NULL;
@@ -94,7 +103,10 @@ static int count_fds(void)
 
 static void status_text(struct fdp_master *m, struct text *t)
 {
-	const char *state = m->stopping ? "stopping" : m->reloading ? "reloading" : "running";
+	const char *state = m->stopping                      ? "stopping"
+	                    : m->up.pid && !m->up.committed ? "upgrading"
+	                    : m->reloading                  ? "reloading"
+	                                                    : "running";
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
