@@ -196,6 +196,7 @@ struct fdp__upgrade {
 	long long deadline;
 	int committed; /* the new master is ready: this one stops and forwards (conns.c reads) */
 	int ended;     /* END sent */
+	int closed;    /* it closed its socket before it was ready: it has a second to exit */
 	int ctl_handed; /* the new master took the control socket: closed here, file left */
 	struct fdp__watch wsock, wpid;
 	void (*done)(struct fdp_master *m, void *arg, int result); /* fdp__upgrade_start()'s */

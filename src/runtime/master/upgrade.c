@@ -40,6 +40,7 @@ extern char **environ;
 #define UP_MSG_MAX    65536 /* the HANDOVER message, bytes */
 #define UP_SEND_WAIT  1000  /* ms a forwarded connection may wait for room on the socket */
 #define UP_TIMEOUT_MS 60000
+#define UP_EXIT_WAIT  1000 /* ms a new master that closed its socket has to exit */
 
 /* What an old master handed over, as the new one received it (public: fdp_upgrade_*). */
 struct fdp_upgrade_item {
@@ -414,13 +415,18 @@ static void done(struct fdp_master *m, int result)
 		cb(m, m->up.done_arg, result);
 }
 
-static void old_close_sock(struct fdp_master *m)
+static void old_close_socket(struct fdp_master *m)
 {
 	if (m->up.sock >= 0) {
 		watch(m, m->up.sock, &m->up.wsock, 0, 0);
 		close(m->up.sock);
 		m->up.sock = -1;
 	}
+}
+
+static void old_close_sock(struct fdp_master *m)
+{
+	old_close_socket(m);
 	if (m->up.pidfd >= 0) {
 		watch(m, m->up.pidfd, &m->up.wpid, 1, 0);
 		close(m->up.pidfd);
@@ -449,6 +455,7 @@ static void roll_back(struct fdp_master *m, int err, int status, const char *why
 		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	old_close_sock(m);
 	m->up.pid = 0;
+	m->up.closed = 0;
 	fdp__log(m, FDP_LOG_WARN, "upgrade failed: new master pid %d %s%s%s", (int)pid, why, how,
 	         m->stopping ? "" : "; this master serves on");
 	done(m, err);
@@ -578,7 +585,11 @@ static int old_input(struct fdp_master *m)
 	if (r > 0 && msg.nfds)
 		close(fds[0]);
 	if (r <= 0) {
-		roll_back(m, r < 0 ? r : -EPIPE, -1, "closed its upgrade socket before it was ready");
+		/* Exiting, most likely: its status is worth the wait, and its exit comes soon. */
+		old_close_socket(m);
+		m->up.closed = 1;
+		if (m->up.deadline > fdp__now_ms() + UP_EXIT_WAIT)
+			m->up.deadline = fdp__now_ms() + UP_EXIT_WAIT;
 		return 0;
 	}
 	return old_ready(m, b, msg.len);
@@ -622,7 +633,10 @@ void fdp__upgrade_timers(struct fdp_master *m, long long now, long long *next)
 	if (!m->up.pid || m->up.committed)
 		return;
 	if (now >= m->up.deadline) {
-		roll_back(m, -ETIMEDOUT, -1, "was not ready in time: killed it");
+		if (m->up.closed)
+			roll_back(m, -EPIPE, -1, "closed its upgrade socket before it was ready");
+		else
+			roll_back(m, -ETIMEDOUT, -1, "was not ready in time: killed it");
 		return;
 	}
 	if (m->up.deadline < *next)

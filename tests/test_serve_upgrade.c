@@ -1,0 +1,307 @@
+/*
+ * fdpass serve: the hot upgrade (SIGUSR2). Real processes on loopback. The new master is the
+ * old one's child, not this test's: the test is a child subreaper, so once the old master has
+ * exited the new one is this process's child, which it stops and waits for.
+ */
+#include "test_serve_util.h"
+
+#include <sys/stat.h>
+
+/* A GET over a fresh connection that asks to be closed; 0 when answered, else -1. Never fails
+ * the test: the load counts. */
+static int try_get(const struct sockaddr_storage *sa, socklen_t len)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	struct timeval tv = {10, 0};
+	char buf[1024];
+	size_t got = 0;
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), ok = -1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (const struct sockaddr *)sa, len) == 0 &&
+	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1) {
+		ssize_t n;
+
+		while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+			got += (size_t)n;
+		buf[got] = '\0';
+		ok = n == 0 && strstr(buf, "worker=") ? 0 : -1; /* whole: the server closed */
+	}
+	close(fd);
+	return ok;
+}
+
+struct load {
+	const char *addr;
+	int stop[2]; /* a pipe: the read end reads EOF when the load must stop */
+};
+
+/* Requests one after another until told to stop; exits 1 if any failed. */
+static void run_load(void *arg)
+{
+	struct load *l = arg;
+	struct pollfd p = {.fd = l->stop[0], .events = POLLIN};
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int n = 0, failed = 0;
+
+	close(l->stop[1]);
+	CHECK_OK(fdp_addr_parse(l->addr, &sa, &len));
+	while (poll(&p, 1, 0) == 0) {
+		failed += try_get(&sa, len) < 0;
+		n++;
+	}
+	if (failed)
+		fdp_test_fail(__FILE__, __LINE__, "%d of %d requests failed", failed, n);
+	CHECK(n > 0);
+}
+
+/* The pid the old master logged for the new one once it was ready. */
+static pid_t wait_new_master(struct server *s)
+{
+	const char *line = server_wait_log(s, "upgrade: new master pid ", 20000);
+
+	return (pid_t)atoi(strstr(line, "new master pid ") + 15);
+}
+
+/* Stop the new master (this test's child since the old one exited) and read the log to EOF. */
+static void stop_new_master(struct server *s, pid_t pid)
+{
+	CHECK_OK(kill(pid, SIGTERM));
+	CHECK_INT(fdp_test_wait(pid), ==, 0);
+	while (server_read_log(s, 10000) > 0)
+		;
+	close(s->err);
+	CHECK(access(s->control, F_OK) < 0); /* the new master removed what the old one left it */
+}
+
+static int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static int has_pid(const pid_t *pids, int n, pid_t pid)
+{
+	for (int i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return 1;
+	return 0;
+}
+
+TEST(sigusr2_under_load_replaces_the_master_and_fails_no_request)
+{
+	struct server s;
+	pid_t old_workers[2], new_workers[2], clients[2], newpid, pid;
+	struct load l;
+	char *st;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "2", NULL);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, old_workers, 2), ==, 2);
+	free(st);
+	l.addr = s.addr;
+	CHECK_OK(pipe2(l.stop, O_CLOEXEC));
+	for (int i = 0; i < 2; i++)
+		clients[i] = fdp_test_fork(run_load, &l);
+	for (int i = 0; i < 20; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	CHECK(newpid != s.pid);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0); /* the old master exits 0 ... */
+	for (int i = 0; i < 2; i++)             /* ... after its workers */
+		CHECK(kill(old_workers[i], 0) < 0 && errno == ESRCH);
+	/* The same address, now the new master's workers' */
+	for (int i = 0; i < 20; i++) {
+		http_get_worker(s.addr, NULL, &pid);
+		CHECK(!has_pid(old_workers, 2, pid));
+	}
+	close(l.stop[1]);
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(fdp_test_wait(clients[i]), ==, 0);
+	close(l.stop[0]);
+	st = server_status(&s); /* the same control socket answers, from the new master */
+	CHECK_INT(status_num(st, "master", "pid"), ==, newpid);
+	CHECK_INT(status_pids(st, new_workers, 2), ==, 2);
+	CHECK(!has_pid(old_workers, 2, new_workers[0]) && !has_pid(old_workers, 2, new_workers[1]));
+	free(st);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
+TEST(an_idle_keep_alive_connection_follows_to_the_new_master)
+{
+	struct server s;
+	char buf[1024];
+	const char *body;
+	pid_t newpid, before, after, workers[1];
+	char *st;
+	int fd;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "1", NULL);
+	fd = tcp_connect(s.addr, NULL);
+	send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && strstr(body, "pid="));
+	before = (pid_t)atoi(strstr(body, "pid=") + 4);
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	server_wait_log(&s, "handed 1 keep-alive connection(s) to the new master", 10000);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	/* The same TCP connection: its next request is a new-generation worker's. */
+	send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && strstr(body, "pid="));
+	after = (pid_t)atoi(strstr(body, "pid=") + 4);
+	CHECK(after != before);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, workers, 1), ==, 1);
+	CHECK_INT(after, ==, workers[0]);
+	CHECK_INT(status_num(st, "master", "accepted"), ==, 1); /* it came, not connected again */
+	free(st);
+	close(fd);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
+/*
+ * The program an upgrade starts in the rollback tests: the real fdpass once DIR/good exists,
+ * else one that hangs (DIR/hang) or exits at once with status 3.
+ */
+static const char *write_upgrade_script(void)
+{
+	static char path[512];
+	char dir[256];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s", fdp_test_tmpdir());
+	snprintf(path, sizeof(path), "%s/upgrade.sh", dir);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fprintf(f,
+	        "#!/bin/sh\n"
+	        "[ -e '%s/good' ] && exec '%s' \"$@\"\n"
+	        "[ -e '%s/hang' ] && exec sleep 1000\n"
+	        "exit 3\n",
+	        dir, FDPASS_TOOL, dir);
+	CHECK_OK(fclose(f));
+	CHECK_OK(chmod(path, 0755));
+	return path;
+}
+
+static void touch(const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", fdp_test_tmpdir(), name);
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK_OK(fd);
+	close(fd);
+}
+
+/* After a failed upgrade: the old master serves on, as itself, and says it is running. */
+static void check_old_serves(struct server *s)
+{
+	char *st;
+
+	for (int i = 0; i < 5; i++)
+		http_get_worker(s->addr, NULL, NULL);
+	st = server_status(s);
+	CHECK_INT(status_num(st, "master", "pid"), ==, s->pid);
+	CHECK(strstr(st, "state=running") != NULL);
+	free(st);
+}
+
+TEST(a_new_master_that_exits_at_once_is_rolled_back_and_a_later_sigusr2_works)
+{
+	const char *script = write_upgrade_script();
+	struct server s;
+	pid_t newpid;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
+	kill(s.pid, SIGUSR2);
+	server_wait_log(&s, "exited before it was ready: it exited with status 3; this master "
+	                    "serves on",
+	                10000);
+	check_old_serves(&s);
+	touch("good");
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	http_get_worker(s.addr, NULL, NULL);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
+TEST(a_new_master_not_ready_by_the_upgrade_timeout_is_killed_and_the_old_one_serves_on)
+{
+	const char *script = write_upgrade_script();
+	struct server s;
+	long long t0;
+	pid_t pid;
+	const char *line;
+
+	touch("hang");
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, "--upgrade-timeout", "1",
+	             NULL);
+	t0 = test_now_ms();
+	kill(s.pid, SIGUSR2);
+	line = server_wait_log(&s, "upgrade: started new master ", 10000);
+	pid = (pid_t)atoi(strstr(line, ", pid ") + 6);
+	server_wait_log(&s, "was not ready in time: killed it; this master serves on", 10000);
+	CHECK(test_now_ms() - t0 >= 1000);
+	CHECK(kill(pid, 0) < 0 && errno == ESRCH); /* killed and reaped */
+	check_old_serves(&s);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_second_sigusr2_during_an_upgrade_is_logged_and_ignored)
+{
+	const char *script = write_upgrade_script();
+	struct server s;
+	char *st;
+
+	touch("hang");
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, "--upgrade-timeout", "2",
+	             NULL);
+	kill(s.pid, SIGUSR2);
+	server_wait_log(&s, "upgrade: started new master ", 10000);
+	st = server_status(&s);
+	CHECK(strstr(st, "state=upgrading") != NULL);
+	free(st);
+	kill(s.pid, SIGUSR2);
+	server_wait_log(&s, "upgrade requested during an upgrade: ignored", 10000);
+	server_wait_log(&s, "was not ready in time", 10000);
+	CHECK_INT(count_in(s.log, "upgrade: started new master "), ==, 1); /* one, not two */
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(sigterm_during_an_upgrade_stops_the_new_master_too)
+{
+	const char *script = write_upgrade_script();
+	struct server s;
+	const char *line;
+	pid_t pid;
+
+	touch("hang");
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
+	kill(s.pid, SIGUSR2);
+	line = server_wait_log(&s, "upgrade: started new master ", 10000);
+	pid = (pid_t)atoi(strstr(line, ", pid ") + 6);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, "was killed: this master stops") != NULL);
+	CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+	server_free(&s);
+}
