@@ -321,8 +321,7 @@ static void from_input(struct fdp_master *m)
 		if (r > 0 && msg.len >= 1 && b[0] != FDP__UP_END)
 			continue; /* a kind this master does not know */
 		fdp__log(m, FDP_LOG_INFO,
-		         "upgrade complete: the old master is gone; %llu keep-alive connection(s) "
-		         "came from it",
+		         "upgrade complete: the old master is gone; %llu connection(s) came from it",
 		         (unsigned long long)m->conns.forwarded);
 		from_close(m);
 	}
@@ -685,7 +684,8 @@ void fdp__upgrade_finish(struct fdp_master *m)
 	if (m->up.sock >= 0)
 		send(m->up.sock, (unsigned char[]){FDP__UP_END}, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	fdp__log(m, FDP_LOG_INFO,
-	         "upgrade: handed %llu keep-alive connection(s) to the new master; this one exits",
+	         "upgrade: handed %llu connection(s) to the new master (idle keep-alive ones, "
+	         "and any waiting for a routing key); this one exits",
 	         (unsigned long long)m->conns.forwarded);
 	old_close_sock(m);
 }
