@@ -474,3 +474,41 @@ TEST(a_unix_listener_handed_over_keeps_its_file_and_serves_from_the_new_master)
 	CHECK(access(unix_addr + 5, F_OK) < 0); /* which removed it when it stopped */
 	server_free(&s);
 }
+
+TEST(the_upgrade_control_command_is_answered_when_the_new_master_is_ready)
+{
+	struct server s;
+	char want[128], *a, *st;
+	pid_t newpid;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "1", NULL);
+	a = server_command(&s, "upgrade");
+	newpid = wait_new_master(&s);
+	snprintf(want, sizeof(want), "ok upgraded: new master pid %d; this one (pid %d) drains",
+	         (int)newpid, (int)s.pid);
+	CHECK(strncmp(a, want, strlen(want)) == 0);
+	free(a);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "pid"), ==, newpid);
+	free(st);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
+TEST(the_upgrade_control_command_says_why_an_upgrade_was_rolled_back)
+{
+	const char *script = write_upgrade_script();
+	struct server s;
+	char *a;
+
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
+	a = server_command(&s, "upgrade");
+	CHECK(strcmp(a, "error upgrade: the new master exited before it was ready; this master "
+	                "serves on (see the server's log)\n") == 0);
+	free(a);
+	check_old_serves(&s);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
