@@ -375,8 +375,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
  * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
  * replaces every worker. With cfg.upgrade set, SIGUSR2 is read too and must be blocked as well
- * (it starts an upgrade); without it SIGUSR2 is left alone. In a forked worker it never returns: the child _exit()s with
- * worker_main's status. Returns 0 after a stop, or a negative errno:
+ * (it starts an upgrade); without it SIGUSR2 is left alone. In a forked worker it never returns:
+ * the child _exit()s with worker_main's status. Returns 0 after a stop, or a negative errno:
  *   -EINVAL   one of those signals is not blocked in the calling thread: nothing is run
  *             (unblocked, a SIGTERM would kill the master and leave its workers behind);
  *   -ENOEXEC  a worker of the first generation could not be executed: its execve() failed

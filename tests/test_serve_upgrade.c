@@ -24,7 +24,8 @@ static int try_get(const struct sockaddr_storage *sa, socklen_t len)
 	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1) {
 		ssize_t n;
 
-		while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		while (got < sizeof(buf) - 1 &&
+		       (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
 			got += (size_t)n;
 		buf[got] = '\0';
 		ok = n == 0 && strstr(buf, "worker=") ? 0 : -1; /* whole: the server closed */
@@ -229,8 +230,9 @@ TEST(a_new_master_that_exits_at_once_is_rolled_back_and_a_later_sigusr2_works)
 	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
 	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
 	kill(s.pid, SIGUSR2);
-	server_wait_log(&s, "exited before it was ready: it exited with status 3; this master "
-	                    "serves on",
+	server_wait_log(&s,
+	                "exited before it was ready: it exited with status 3; this master "
+	                "serves on",
 	                10000);
 	check_old_serves(&s);
 	touch("good");

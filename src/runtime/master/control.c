@@ -127,7 +127,7 @@ static int count_fds(void)
 
 static void status_text(struct fdp_master *m, struct text *t)
 {
-	const char *state = m->stopping                      ? "stopping"
+	const char *state = m->stopping                     ? "stopping"
 	                    : m->up.pid && !m->up.committed ? "upgrading"
 	                    : m->reloading                  ? "reloading"
 	                                                    : "running";
@@ -343,8 +343,8 @@ static void upgrade_done(struct fdp_master *m, void *arg, int result)
 		      (int)m->up.pid, (int)getpid());
 	else
 		reply(m, c, "error upgrade: %s; this master serves on (see the server's log)\n",
-		      result == -ETIMEDOUT ? "the new master was not ready in time"
-		      : result == -ECHILD  ? "the new master exited before it was ready"
+		      result == -ETIMEDOUT   ? "the new master was not ready in time"
+		      : result == -ECHILD    ? "the new master exited before it was ready"
 		      : result == -ECANCELED ? "this master is stopping"
 		                             : fdp_strerror(result));
 }

@@ -44,8 +44,8 @@ static void close_listeners(struct fdp_master *m)
 		if (l->fd < 0)
 			continue;
 		listener_watch(m, l, 0);
-		/* A Unix listener's file goes with it (only in the master, not a forked worker), unless
-		 * an upgrade's new master took it. */
+		/* A Unix listener's file goes with it (only in the master, not a forked worker),
+		 * unless an upgrade's new master took it. */
 		if (!m->in_child && !l->handed && fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
 		    strncmp(addr, "unix:/", 6) == 0)
 			unlink(addr + 5);
@@ -115,8 +115,8 @@ static int config_check(const struct fdp_master_config *cfg)
 {
 	if (!cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
 	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0])) ||
-	    (cfg->upgrade && (!cfg->upgrade_argv || !cfg->upgrade_argv[0] ||
-	                      cfg->upgrade_argv[0][0] != '/')))
+	    (cfg->upgrade &&
+	     (!cfg->upgrade_argv || !cfg->upgrade_argv[0] || cfg->upgrade_argv[0][0] != '/')))
 		return -EINVAL;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		int err = listener_prepare(cfg->listeners[i]);
@@ -264,7 +264,8 @@ static void stop_serving(struct fdp_master *m, int upgrade)
 	n = accept_queued(m);
 	if (n)
 		fdp__log(m, FDP_LOG_INFO,
-		         "took %lu connection(s) still queued on the listeners before closing them", n);
+		         "took %lu connection(s) still queued on the listeners before closing them",
+		         n);
 	close_listeners(m);
 	if (upgrade && m->up.ctl_handed)
 		fdp__control_close(m);

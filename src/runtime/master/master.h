@@ -200,16 +200,16 @@ struct fdp__conns {
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
-	/* An upgrade: what draining workers hand back, for the new master (upgrade.c sends them). */
+	/* After an upgrade's commit: what goes to the new master (upgrade.c sends it). */
 	struct fdp__ring forward;
 	uint64_t forwarded;
 };
 
 /* Upgrade message types on the socketpair between two masters (docs/PROTOCOL.md). */
-#define FDP__UP_HANDOVER 1 /* old -> new: every socket, each with its kind, index and name */
-#define FDP__UP_READY    2 /* new -> old: its workers are ready; which sockets it took */
-#define FDP__UP_CONN     3 /* old -> new: an idle keep-alive connection a worker handed back */
-#define FDP__UP_END      4 /* old -> new: nothing more follows */
+#define FDP__UP_HANDOVER      1 /* old -> new: every socket, each with its kind, index and name */
+#define FDP__UP_READY         2 /* new -> old: its workers are ready; which sockets it took */
+#define FDP__UP_CONN          3 /* old -> new: a connection with nothing of it read yet */
+#define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
@@ -220,9 +220,9 @@ struct fdp__upgrade {
 	pid_t pid;
 	int pidfd, sock; /* upgrade.c's; -1 when closed */
 	long long deadline;
-	int committed; /* the new master is ready: this one stops and forwards (conns.c reads) */
-	int ended;     /* END sent */
-	int closed;    /* it closed its socket before it was ready: it has a second to exit */
+	int committed;  /* the new master is ready: this one stops and forwards (conns.c reads) */
+	int ended;      /* END sent */
+	int closed;     /* it closed its socket before it was ready: it has a second to exit */
 	int ctl_handed; /* the new master took the control socket: closed here, file left */
 	struct fdp__watch wsock, wpid;
 	void (*done)(struct fdp_master *m, void *arg, int result); /* fdp__upgrade_start()'s */
@@ -231,8 +231,6 @@ struct fdp__upgrade {
 	struct fdp_upgrade *from;
 	int from_sock, said_ready;
 	struct fdp__watch wfrom;
-	/* What fdp_master_open() prepared for the child, before any fork (child.c's rule). */
-	char **envp;
 };
 
 struct fdp_master {
@@ -385,8 +383,8 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
  * when not NULL, is called once with 0 when the new master is ready or the -errno that rolled
  * it back); the new master takes what it was handed and says when it is ready.
  */
-int fdp__upgrade_start(struct fdp_master *m, void (*done)(struct fdp_master *m, void *arg, int result),
-                       void *arg);
+int fdp__upgrade_start(struct fdp_master *m,
+                       void (*done)(struct fdp_master *m, void *arg, int result), void *arg);
 /* Returns 1 when the new master has taken over: the loop stops this one (without closing or
  * filtering what it handed over: fdp__listener.handed, up.ctl_handed). */
 int fdp__upgrade_event(struct fdp_master *m, struct fdp__watch *w);

@@ -132,8 +132,8 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms)
 		return -ENOMEM;
 	}
 	u->sock = sock;
-	msg = (struct fdp_msg){.data = buf, .len = UP_MSG_MAX, .fds = fds,
-	                       .nfds = FDP__UP_MAX_SOCKETS};
+	msg = (struct fdp_msg){
+	        .data = buf, .len = UP_MSG_MAX, .fds = fds, .nfds = FDP__UP_MAX_SOCKETS};
 	err = recv_wait(sock, timeout_ms);
 	if (err == 0)
 		err = fdp_msg_recv(sock, &msg, MSG_DONTWAIT);
@@ -257,13 +257,13 @@ static void say_ready(struct fdp_master *m)
 	m->up.said_ready = 1;
 	r = fdp_msg_send(m->up.from_sock, &msg, MSG_DONTWAIT);
 	if (r < 0) {
-		fdp__log(m, FDP_LOG_WARN, "upgrade: cannot tell the old master this one is ready: %s",
+		fdp__log(m, FDP_LOG_WARN,
+		         "upgrade: cannot tell the old master this one is ready: %s",
 		         fdp_strerror((int)r));
 		from_close(m);
 		return;
 	}
-	fdp__log(m, FDP_LOG_INFO, "upgrade: ready, took %zu socket(s) from the old master",
-	         u->n);
+	fdp__log(m, FDP_LOG_INFO, "upgrade: ready, took %zu socket(s) from the old master", u->n);
 }
 
 /* The master listener that came from the old master's listener index, or -1. */
@@ -320,9 +320,10 @@ static void from_input(struct fdp_master *m)
 			close(fds[0]);
 		if (r > 0 && msg.len >= 1 && b[0] != FDP__UP_END)
 			continue; /* a kind this master does not know */
-		fdp__log(m, FDP_LOG_INFO,
-		         "upgrade complete: the old master is gone; %llu connection(s) came from it",
-		         (unsigned long long)m->conns.forwarded);
+		fdp__log(
+		        m, FDP_LOG_INFO,
+		        "upgrade complete: the old master is gone; %llu connection(s) came from it",
+		        (unsigned long long)m->conns.forwarded);
 		from_close(m);
 	}
 }
@@ -375,8 +376,9 @@ static int send_handover(struct fdp_master *m, int sock)
 	for (size_t i = 0; i <= m->nlisteners; i++) {
 		int ctl = i == m->nlisteners, fd = ctl ? m->ctlfd : m->listeners[i].fd;
 		char addr[FDP_ADDR_STRLEN];
-		const char *name = ctl ? m->control_path
-		                       : m->cfg.listener_names ? m->cfg.listener_names[i] : NULL;
+		const char *name = ctl                     ? m->control_path
+		                   : m->cfg.listener_names ? m->cfg.listener_names[i]
+		                                           : NULL;
 		size_t nlen;
 
 		if (fd < 0)
@@ -449,8 +451,9 @@ static void roll_back(struct fdp_master *m, int err, int status, const char *why
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 	else
-		snprintf(how, sizeof(how), WIFEXITED(status) ? ": it exited with status %d"
-		                                             : ": it was killed by signal %d",
+		snprintf(how, sizeof(how),
+		         WIFEXITED(status) ? ": it exited with status %d"
+		                           : ": it was killed by signal %d",
 		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	old_close_sock(m);
 	m->up.pid = 0;
@@ -518,9 +521,9 @@ int fdp__upgrade_start(struct fdp_master *m, void (*cb)(struct fdp_master *, voi
 	watch(m, m->up.sock, &m->up.wsock, 0, 1);
 	if (m->up.pidfd >= 0)
 		watch(m, m->up.pidfd, &m->up.wpid, 1, 1);
-	fdp__log(m, FDP_LOG_INFO, "upgrade: started new master %s, pid %d (up to %u ms to be ready)",
-	         argv[0], (int)pid,
-	         m->cfg.upgrade_timeout_ms ? m->cfg.upgrade_timeout_ms : UP_TIMEOUT_MS);
+	fdp__log(m, FDP_LOG_INFO,
+	         "upgrade: started new master %s, pid %d (up to %u ms to be ready)", argv[0],
+	         (int)pid, m->cfg.upgrade_timeout_ms ? m->cfg.upgrade_timeout_ms : UP_TIMEOUT_MS);
 	return 0;
 }
 
@@ -666,10 +669,11 @@ void fdp__upgrade_forward(struct fdp_master *m)
 			poll(&(struct pollfd){.fd = m->up.sock, .events = POLLOUT}, 1, 100);
 		}
 		if (r < 0)
-			fdp__log_limited(m, &m->rl_expire, FDP_LOG_WARN,
-			                 "upgrade: a keep-alive connection could not be handed to the "
-			                 "new master (%s): closed",
-			                 fdp_strerror((int)r));
+			fdp__log_limited(
+			        m, &m->rl_expire, FDP_LOG_WARN,
+			        "upgrade: a keep-alive connection could not be handed to the "
+			        "new master (%s): closed",
+			        fdp_strerror((int)r));
 		fdp__conns_forward_done(m, r >= 0);
 	}
 }
