@@ -226,15 +226,23 @@ TEST(a_new_master_that_exits_at_once_is_rolled_back_and_a_later_sigusr2_works)
 	const char *script = write_upgrade_script();
 	struct server s;
 	pid_t newpid;
+	long long fds;
+	char *st;
 
 	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
 	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
+	st = server_status(&s);
+	fds = status_num(st, "master", "fds");
+	free(st);
 	kill(s.pid, SIGUSR2);
 	server_wait_log(&s,
 	                "exited before it was ready: it exited with status 3; this master "
 	                "serves on",
 	                10000);
 	check_old_serves(&s);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "fds"), ==, fds); /* nothing of it left open */
+	free(st);
 	touch("good");
 	kill(s.pid, SIGUSR2);
 	newpid = wait_new_master(&s);
@@ -512,5 +520,29 @@ TEST(the_upgrade_control_command_says_why_an_upgrade_was_rolled_back)
 	free(a);
 	check_old_serves(&s);
 	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_master_started_by_an_upgrade_is_upgraded_again)
+{
+	struct server s;
+	pid_t second, third;
+	char *st;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "1", NULL);
+	kill(s.pid, SIGUSR2);
+	second = wait_new_master(&s);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	server_wait_log(&s, "upgrade complete", 10000); /* until then it refuses another */
+	kill(second, SIGUSR2);
+	third = wait_new_master(&s);
+	CHECK_INT(fdp_test_wait(second), ==, 0);
+	CHECK(third != second && third != s.pid);
+	http_get_worker(s.addr, NULL, NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "pid"), ==, third);
+	free(st);
+	stop_new_master(&s, third);
 	server_free(&s);
 }
