@@ -117,9 +117,10 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms)
 		return 0;
 	errno = 0;
 	v = strtol(env, &end, 10);
+	err = !*env || *end || errno || v < 0 || v > 65535 ? -EINVAL : 0;
 	unsetenv(UP_ENV); /* the workers must not take it for theirs */
-	if (!*env || *end || errno || v < 0 || v > 65535)
-		return -EINVAL;
+	if (err < 0)
+		return err;
 	sock = (int)v;
 	if (fcntl(sock, F_SETFD, FD_CLOEXEC) < 0)
 		return -errno;
@@ -669,11 +670,14 @@ void fdp__upgrade_forward(struct fdp_master *m)
 			poll(&(struct pollfd){.fd = m->up.sock, .events = POLLOUT}, 1, 100);
 		}
 		if (r < 0)
-			fdp__log_limited(
-			        m, &m->rl_expire, FDP_LOG_WARN,
-			        "upgrade: a keep-alive connection could not be handed to the "
-			        "new master (%s): closed",
-			        fdp_strerror((int)r));
+			fdp__log_limited(m, &m->rl_expire, FDP_LOG_WARN,
+			                 "upgrade: a connection could not be handed to the new master "
+			                 "(%s): closed",
+			                 fdp_strerror((int)r));
+		/* One that does not read for that long gets nothing more: the rest are closed at
+		 * once, not each after its own wait. */
+		if (r == -EAGAIN)
+			old_close_socket(m);
 		fdp__conns_forward_done(m, r >= 0);
 	}
 }
