@@ -546,3 +546,28 @@ TEST(a_master_started_by_an_upgrade_is_upgraded_again)
 	stop_new_master(&s, third);
 	server_free(&s);
 }
+
+TEST(help_explains_the_upgrade_options_and_sigusr2)
+{
+	const char *args[] = {"serve", "--help", NULL};
+	char *out, *err;
+
+	CHECK_INT(run_tool(args, &out, &err), ==, 0);
+	CHECK(strstr(out, "--upgrade-timeout SECS") != NULL);
+	CHECK(strstr(out, "--upgrade-binary PATH") != NULL);
+	CHECK(strstr(out, "SIGUSR2") != NULL);
+	free(out);
+	free(err);
+}
+
+TEST(a_bad_upgrade_timeout_exits_2_naming_the_option)
+{
+	const char *args[] = {"serve", "--upgrade-timeout", "0", "--control", "none", NULL};
+	char *out, *err;
+
+	CHECK_INT(run_tool(args, &out, &err), ==, 2);
+	CHECK(strstr(err, "invalid value '0' for --upgrade-timeout: expected whole seconds from 1 "
+	                  "to 86400") != NULL);
+	free(out);
+	free(err);
+}
