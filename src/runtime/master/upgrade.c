@@ -16,7 +16,8 @@
  * A new master that exits, closes the socket, or is not ready by the deadline is killed (its
  * process group: it is its own session's leader) and reaped, and this one serves on.
  *
- * Called by loop.c and control.c; calls dispatch.c, route_policy.c, conns.c and log.c.
+ * Both masters' sides are in this one file, so that each message's writer and its reader sit
+ * side by side. Called by loop.c and control.c; calls route_policy.c, conns.c and log.c.
  */
 #include "master.h"
 
