@@ -66,16 +66,29 @@ void fdp__control_close(struct fdp_master *m)
 			m->ctl_clients[k].fd = -1;
 		}
 	m->ctl_nclients = 0;
+	if (m->ctlfd >= 0) {
+		close(m->ctlfd);
+		m->ctlfd = -1;
+		/* Only the master removes the file: a worker forked from it must not, nor a master
+		 * that handed the socket to an upgrade's new master (fdp__control_handed()). */
+		if (m->control_path && m->control_path[0] != '@' && !m->in_child &&
+		    !m->up.ctl_handed)
+			unlink(m->control_path);
+	}
+	free(m->control_path);
+	m->control_path = NULL;
+}
+
+/*
+ * An upgrade's new master took the control socket (the loop has unwatched it): this master
+ * accepts on it no more and leaves its file; the clients it has are answered as before.
+ */
+void fdp__control_handed(struct fdp_master *m)
+{
 	if (m->ctlfd < 0)
 		return;
 	close(m->ctlfd);
 	m->ctlfd = -1;
-	/* Only the master removes the file: a worker forked from it must not, nor a master that
-	 * handed the socket to an upgrade's new master. */
-	if (m->control_path && m->control_path[0] != '@' && !m->in_child && !m->up.ctl_handed)
-		unlink(m->control_path);
-	free(m->control_path);
-	m->control_path = NULL;
 }
 
 struct text {

@@ -249,11 +249,21 @@ void fdp_master_close(struct fdp_master *m)
 	free(m);
 }
 
-/*
+static void control_watch(struct fdp_master *m, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
 
+	if (m->ctlfd < 0 || m->ctl_registered == on)
+		return;
+	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->ctlfd, &ev) == 0)
+		m->ctl_registered = on;
+}
+
+/*
  * The stop: take what is queued on the listeners, close them, drain the workers. After an
  * upgrade (upgrade: the new master is ready) what it took is only closed here, with no filter
- * (the new master accepts on it), and the control socket it took is left to it.
+ * (the new master accepts on it), and the control socket it took is left to it: unwatched
+ * first, since a registration lives as long as the socket, which the new master holds.
  */
 static void stop_serving(struct fdp_master *m, int upgrade)
 {
@@ -267,8 +277,10 @@ static void stop_serving(struct fdp_master *m, int upgrade)
 		         "took %lu connection(s) still queued on the listeners before closing them",
 		         n);
 	close_listeners(m);
-	if (upgrade && m->up.ctl_handed)
-		fdp__control_close(m);
+	if (upgrade && m->up.ctl_handed) {
+		control_watch(m, 0);
+		fdp__control_handed(m);
+	}
 	fdp__start_drain(m);
 }
 
@@ -367,16 +379,6 @@ static int setup(struct fdp_master *m)
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0)
 		return -errno;
 	return 0;
-}
-
-static void control_watch(struct fdp_master *m, int on)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
-
-	if (m->ctlfd < 0 || m->ctl_registered == on)
-		return;
-	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->ctlfd, &ev) == 0)
-		m->ctl_registered = on;
 }
 
 /* Accept only while there is room for what is accepted, and not during an EMFILE pause. */

@@ -408,5 +408,6 @@ void fdp__control_input(struct fdp_master *m, struct fdp__watch *w);
 void fdp__control_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__control_stopped(struct fdp_master *m);
 void fdp__control_close(struct fdp_master *m);
+void fdp__control_handed(struct fdp_master *m);
 
 #endif
