@@ -5,6 +5,7 @@
  */
 #include "test_serve_util.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 
 /* A GET over a fresh connection that asks to be closed; 0 when answered, else -1. Never fails
@@ -570,4 +571,69 @@ TEST(a_bad_upgrade_timeout_exits_2_naming_the_option)
 	                  "to 86400") != NULL);
 	free(out);
 	free(err);
+}
+
+/* Wait until process pid is stopped (state T in /proc), bounded. */
+static void wait_stopped(pid_t pid)
+{
+	long long deadline = test_now_ms() + 10000;
+	char path[64], buf[256];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		char *end;
+
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		end = strrchr(buf, ')');
+		if (end && end[1] == ' ' && end[2] == 'T')
+			return;
+		CHECK(test_now_ms() < deadline);
+		sched_yield();
+	}
+}
+
+TEST(a_draining_old_master_leaves_the_handed_control_socket_to_the_new_one)
+{
+	struct server s;
+	char buf[1024], needle[64];
+	pid_t newpid;
+	char *st;
+	int fd, cfd;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "1", NULL);
+	/* Half a request: the old worker is busy with it, so the old master drains for a while. */
+	fd = tcp_connect(s.addr, NULL);
+	send_all(fd, "GET / HTTP/1.1\r\n");
+	st = server_status(&s);
+	free(st); /* the old master has taken it: a status is answered after the accept */
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	server_wait_log(&s, "draining:", 10000);
+	/* A control client waits in the socket's queue while the new master cannot take it: the
+	 * old one must not look at it (it has closed its copy) before it exits. */
+	CHECK_OK(kill(newpid, SIGSTOP));
+	wait_stopped(newpid);
+	cfd = fdp_unix_connect(s.control, SOCK_STREAM);
+	CHECK_OK(cfd);
+	send_all(fd, "Host: t\r\n\r\n");
+	CHECK(http_read(fd, buf, sizeof(buf)) != NULL); /* the old worker finishes it */
+	close(fd);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	CHECK_OK(kill(newpid, SIGCONT));
+	send_all(cfd, "status\n");
+	st = fdp_test_read_all(cfd, NULL);
+	close(cfd);
+	CHECK_INT(status_num(st, "master", "pid"), ==, newpid); /* the new master answered it */
+	free(st);
+	server_wait_log(&s, "worker 0 served 1 connections", 10000); /* the old one's last line */
+	snprintf(needle, sizeof(needle), "fdpass[%d] warn", (int)s.pid);
+	if (strstr(s.log, needle))
+		fdp_test_fail(__FILE__, __LINE__, "the old master warned:\n%s", s.log);
+	stop_new_master(&s, newpid);
+	server_free(&s);
 }
