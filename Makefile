@@ -4,6 +4,7 @@ ASAN     ?= build-asan
 VG       ?= build-valgrind
 PORTABLE ?= build-portable
 LAYERS   ?= build-layers
+WINDOWS  ?= build-windows
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
@@ -11,8 +12,8 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers \
-	install clean
+.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers bench-steer \
+	install clean windows test-windows
 
 all: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -49,7 +50,7 @@ test-portable:
 
 # Each layer built alone from a clean tree, bottom up (docs/ARCHITECTURE.md): a layer that
 # needed one above it would fail here.
-LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_master fdpass_runtime fdpass_tool
+LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_steer fdp_master fdpass_runtime fdpass_tool
 layers:
 	rm -rf $(LAYERS)
 	$(CMAKE) -S . -B $(LAYERS) -DFDPASS_WERROR=ON -DFDPASS_TESTS=OFF -DFDPASS_BENCH=OFF >/dev/null
@@ -81,11 +82,26 @@ bench-designs: all
 bench-peers: all
 	bench/peers/run.sh -b $(BUILD)
 
+# Kernel steering's foundation (docs/STEERING.md): two workers accepting on their own slot
+# sockets with the steering program, against bare SO_REUSEPORT and the passing floor. Root.
+# STEER_ARGS adds options (-n connections, -t client threads, -w workers, -r rounds).
+bench-steer: all
+	./$(BUILD)/bench/steer/steer-bench $(STEER_ARGS)
+
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
+# Windows: fdpass.exe and its tests cross-compiled with mingw-w64 into $(WINDOWS), and run
+# under Wine in a throwaway prefix (docs/WINDOWS.md). tests/win/install-tools.sh installs both.
+windows:
+	$(CMAKE) -S . -B $(WINDOWS) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake -DFDPASS_WERROR=ON
+	$(CMAKE) --build $(WINDOWS) -j $(JOBS)
+
+test-windows: windows
+	FDPASS_REQUIRE_WINE=$(FDPASS_REQUIRE_WINE) tests/win/run.sh $(WINDOWS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) build-fuzz
+	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) $(WINDOWS) build-fuzz
 
 # The libFuzzer targets (clang), each for FUZZ_SECONDS (default 60): the channel receive parser
 # (seeds in fuzz/corpus), content routing's parsers (seeds in fuzz/corpus_route_key) and the

@@ -612,9 +612,11 @@ static void old_exited(struct fdp_master *m)
 		roll_back(m, -ECHILD, status, "exited before it was ready");
 }
 
+/* SIGCHLD: also with a pidfd, so that orphans.c (reap_all), which the loop calls next, never
+ * takes the new master's status (and its pid) from under this file. */
 void fdp__upgrade_sigchld(struct fdp_master *m)
 {
-	if (m->up.pid && !m->up.committed && m->up.pidfd < 0)
+	if (m->up.pid && !m->up.committed)
 		old_exited(m);
 }
 
