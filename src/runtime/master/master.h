@@ -133,6 +133,7 @@ struct fdp__listener {
 	int registered;
 	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
 	unsigned tag;           /* the protocol tag its connections carry */
+	int shared;             /* config listener_shared: left as it is at a stop */
 	struct fdp__watch w;
 };
 
@@ -200,6 +201,7 @@ struct fdp_master {
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
 	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
 	struct fdp__hashring ip_ring;
+	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
 };
 
 /*
@@ -234,6 +236,9 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The program's event callback (config event), with the master's state; never in a worker. */
+void fdp__event(struct fdp_master *m, enum fdp_master_event ev);
 
 /* conns.c: every connection the master holds (pending, in flight, held for routing) */
 int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
