@@ -4,6 +4,8 @@
  */
 #include "test_systemd_util.h"
 
+#define UPPER_WORKER FDPASS_BINARY_DIR "/examples/upper_worker"
+
 /* Start a server of `workers` workers that notifies sock_path; env: more "K=V" (NULL-ended). */
 static void start_notifying(struct server *s, const char *sock_path, const char *workers,
                             const char *const *env, int flags)
@@ -184,5 +186,61 @@ TEST(a_master_restarted_after_a_crash_serves_on_the_stored_socket_without_bindin
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 	close(stored);
+	close(sock);
+}
+
+TEST(a_watchdog_for_another_pid_is_not_fed)
+{
+	static const char *const env[] = {"WATCHDOG_USEC=20000", "WATCHDOG_PID=1", NULL};
+	char path[256], msg[512], cmd[512];
+	const char *args[] = {"--workers", "1", "--exec", cmd, NULL};
+	struct server s;
+	int sock = notify_bind(path, sizeof(path));
+	int fds[4];
+
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	/* A worker that takes 300 ms to start: fifteen watchdog periods before READY=1. */
+	snprintf(cmd, sizeof(cmd), "sleep 0.3; exec %s", UPPER_WORKER);
+	setenv("NOTIFY_SOCKET", path, 1);
+	for (const char *const *e = env; *e; e++)
+		putenv((char *)*e);
+	server_start_argv(&s, args, SERVE_NO_WAIT_READY);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	for (;;) {
+		struct fdp_msg m = {.data = msg, .len = sizeof(msg) - 1, .fds = fds, .nfds = 4};
+
+		fdp_test_wait_readable(sock, 10000);
+		CHECK_INT(fdp_msg_recv(sock, &m, MSG_DONTWAIT), ==, 1);
+		fdp_close_fds(fds, m.nfds);
+		msg[m.len] = '\0';
+		CHECK(strstr(msg, "WATCHDOG=1") == NULL);
+		if (strstr(msg, "READY=1"))
+			break;
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+	close(sock);
+}
+
+TEST(an_abstract_notify_socket_name_is_reached)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char name[64], msg[512];
+	struct server s;
+	int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), n;
+
+	CHECK(sock >= 0);
+	n = snprintf(name, sizeof(name), "@fdpass-test-notify-%d", (int)getpid());
+	memcpy(sa.sun_path, name, (size_t)n);
+	sa.sun_path[0] = '\0';
+	CHECK_OK(bind(sock, (struct sockaddr *)&sa,
+	              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n)));
+	start_notifying(&s, name, "1", NULL, 0);
+	notify_wait(sock, "READY=1", msg, sizeof(msg), NULL, 10000);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
 	close(sock);
 }
