@@ -12,7 +12,7 @@
  *   conns.c         the owner of every connection the master holds: pending, in flight,
  *                   held for routing; the only file that hands, counts or closes them
  *   policy.c        choosing a worker
- *   log.c           the log
+ *   log.c           the log, and the program's event callback
  *
  * A failure met below supervise.c (a worker's channel failing in a hand-over, a read or a
  * flush) is not handled in place: the worker is flagged (fdp__proc_flag_lost()), used no more
