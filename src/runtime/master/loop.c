@@ -200,7 +200,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
-	m->cfg.route = NULL; /* read above; its copy lived on this stack */
+	m->cfg.route = NULL;           /* read above; its copy lived on this stack */
 	m->cfg.listener_shared = NULL; /* read above, into the listeners */
 	*out = m;
 	return 0;
