@@ -241,7 +241,7 @@ enum fdp_master_event {
 	FDP_MASTER_READY,
 	/* A reload begins (SIGHUP), or one more is queued behind the one running. */
 	FDP_MASTER_RELOADING,
-	/* A stop begins (SIGTERM, SIGINT): the listeners are closed, the workers drain. Once. */
+	/* A stop begins (SIGTERM, SIGINT, a stop command): the listeners close, workers drain. Once. */
 	FDP_MASTER_STOPPING,
 	/* Every tick_ms while the event loop runs (a service manager's watchdog, a status). */
 	FDP_MASTER_TICK,
@@ -356,10 +356,9 @@ struct fdp_master_config {
  * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
  * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
  * here and by fdp_master_run() and must stay valid until fdp_master_close() (listener_shared
- * is read here only). Returns 0 and
- * sets *out, or a negative errno (-EINVAL: a bad config, a size this library does not know,
- * or a listener that is not listening; -EADDRINUSE: a live server already answers on the
- * control path).
+ * is read here only). Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, a
+ * size this library does not know, or a listener that is not listening; -EADDRINUSE: a live
+ * server already answers on the control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 
