@@ -241,7 +241,7 @@ enum fdp_master_event {
 	FDP_MASTER_READY,
 	/* A reload begins (SIGHUP), or one more is queued behind the one running. */
 	FDP_MASTER_RELOADING,
-	/* A stop begins (SIGTERM, SIGINT, a stop command): the listeners close, workers drain. Once. */
+	/* A stop begins (SIGTERM, SIGINT, a stop command): listeners close, workers drain. Once */
 	FDP_MASTER_STOPPING,
 	/* Every tick_ms while the event loop runs (a service manager's watchdog, a status). */
 	FDP_MASTER_TICK,
