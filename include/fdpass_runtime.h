@@ -429,6 +429,13 @@ struct fdp_master_config {
 	 * waits there), its Unix socket file not removed.
 	 */
 	const unsigned char *listener_shared;
+	/*
+	 * Entries ("NAME=VALUE", NULL-ended) added to the environment of an upgrade's new master:
+	 * what the program took out of its own for the workers' sake and the next master needs
+	 * (systemd's NOTIFY_SOCKET and WATCHDOG_USEC). NULL: none. Read at each upgrade: must stay
+	 * valid until fdp_master_close().
+	 */
+	char *const *upgrade_env;
 };
 
 /*

@@ -244,3 +244,40 @@ TEST(an_abstract_notify_socket_name_is_reached)
 	server_free(&s);
 	close(sock);
 }
+
+TEST(after_a_hot_upgrade_mainpid_names_the_new_master_which_feeds_the_watchdog)
+{
+	static const char *const env[] = {"WATCHDOG_USEC=200000", NULL};
+	char path[256], msg[512];
+	struct server s;
+	int sock = notify_bind(path, sizeof(path)), fds[4];
+	const char *line;
+	pid_t newpid;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1)); /* the new master is ours once the old exits */
+	start_notifying(&s, path, "1", env, 0);
+	notify_wait(sock, "READY=1", msg, sizeof(msg), NULL, 10000);
+	kill(s.pid, SIGUSR2);
+	line = server_wait_log(&s, "upgrade: new master pid ", 20000);
+	newpid = (pid_t)atoi(strstr(line, "new master pid ") + 15);
+	notify_wait(sock, "MAINPID=", msg, sizeof(msg), NULL, 10000);
+	CHECK_INT(notify_num(msg, "MAINPID"), ==, newpid);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	for (;;) { /* what the old master sent before it exited */
+		struct fdp_msg m = {.data = msg, .len = sizeof(msg), .fds = fds, .nfds = 4};
+
+		if (fdp_msg_recv(sock, &m, MSG_DONTWAIT) != 1)
+			break;
+		fdp_close_fds(fds, m.nfds);
+	}
+	/* Only the new master is left to send it: it got the socket, and the watchdog. */
+	notify_wait(sock, "WATCHDOG=1", msg, sizeof(msg), NULL, 5000);
+	check_environ_clean(newpid);
+	CHECK_OK(kill(newpid, SIGTERM));
+	CHECK_INT(fdp_test_wait(newpid), ==, 0);
+	while (server_read_log(&s, 10000) > 0)
+		;
+	close(s.err);
+	server_free(&s);
+	close(sock);
+}

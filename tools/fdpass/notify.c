@@ -244,6 +244,25 @@ const char *fdpass_notify_saved(const char *name)
 	return NULL;
 }
 
+char *const *fdpass_notify_env(void)
+{
+	static char sock[sizeof("NOTIFY_SOCKET=") + sizeof(nt.socket)];
+	static char wd[sizeof("WATCHDOG_USEC=") + sizeof(nt.watchdog_usec)];
+	static char *env[3];
+	size_t n = 0;
+
+	if (!nt.on)
+		return NULL;
+	snprintf(sock, sizeof(sock), "NOTIFY_SOCKET=%s", nt.socket);
+	env[n++] = sock;
+	if (nt.watchdog_ms) {
+		snprintf(wd, sizeof(wd), "WATCHDOG_USEC=%s", nt.watchdog_usec);
+		env[n++] = wd;
+	}
+	env[n] = NULL;
+	return env;
+}
+
 void fdpass_notify_close(void)
 {
 	if (nt.fd >= 0)

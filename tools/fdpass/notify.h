@@ -49,6 +49,13 @@ int fdpass_notify_mainpid(pid_t pid);
  */
 const char *fdpass_notify_saved(const char *name);
 
+/*
+ * The same as environment entries, NULL-ended: "NOTIFY_SOCKET=...", and "WATCHDOG_USEC=..."
+ * when set (no WATCHDOG_PID: the watchdog is the successor's to feed once it is the main
+ * process). For the upgrade's new master (struct fdp_master_config upgrade_env).
+ */
+char *const *fdpass_notify_env(void);
+
 /* Close the socket (at exit). */
 void fdpass_notify_close(void);
 

@@ -807,6 +807,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .event = notifying ? fdpass_notify_event : NULL,
 	                                  .tick_ms = fdpass_notify_tick_ms(),
 	                                  .listener_shared = shared,
+	                                  .upgrade_env = notifying ? fdpass_notify_env() : NULL,
 	                          };
 	fdpass_proc_limits_apply(&o.plimits, &cfg);
 	err = fdp_master_open(&m, &cfg);
