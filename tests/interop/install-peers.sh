@@ -2,21 +2,24 @@
 # Install the tests' peers from Debian packages when they are missing (run by .ci/run; needs
 # root). Python's socket.send_fds and multiprocessing come with python3 itself, which also
 # checks the JSON log lines (tests/test_serve_logs.c); Perl's IO::FDPass is Debian's
-# libio-fdpass-perl. Without them the tests say they were skipped.
+# libio-fdpass-perl; systemd-socket-activate (the socket activation test's manager) is in
+# Debian's systemd package. Without them the tests say they were skipped.
 set -euo pipefail
 
-need=()
-perl -MIO::FDPass -e 1 2>/dev/null || need+=(libio-fdpass-perl)
-[ -x /usr/bin/python3 ] || need+=(python3)
-if [ ${#need[@]} -eq 0 ]; then
+missing=()
+perl -MIO::FDPass -e 1 2>/dev/null || missing+=(libio-fdpass-perl)
+[ -x /usr/bin/systemd-socket-activate ] || missing+=(systemd)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if ((${#missing[@]} == 0)); then
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-peers: ${need[*]} missing and apt-get cannot install them here" >&2
+	echo "install-peers: ${missing[*]} missing and apt-get cannot install it here" >&2
 	exit 0
 fi
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 perl -MIO::FDPass -e 1
+[ -x /usr/bin/systemd-socket-activate ]
 /usr/bin/python3 -c 'import json'
-echo "install-peers: installed ${need[*]}"
+echo "install-peers: installed ${missing[*]}"

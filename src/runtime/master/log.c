@@ -1,8 +1,9 @@
 /*
  * The master's log: the configured callback, at the configured level, never from a forked
- * worker; a rate limit for warnings that may repeat fast; and the workers' output lines
- * (output.c reads them). Every master file logs, so this one calls none of them: it is the
- * bottom of their one-way order (master.h).
+ * worker; a rate limit for warnings that may repeat fast; the workers' output lines (output.c
+ * reads them); and the program's event callback, which tells it the same moments in a form
+ * it can act on. Every master file logs, so this one calls none of them: it is the bottom of
+ * their one-way order (master.h).
  */
 #include "master.h"
 
@@ -68,4 +69,20 @@ void fdp__log_output(struct fdp_master *m, enum fdp_log_level level,
 		buf[n++] = line->data[i] ? line->data[i] : ' ';
 	buf[n] = '\0';
 	m->cfg.log(m->cfg.log_arg, level, buf);
+}
+
+void fdp__event(struct fdp_master *m, enum fdp_master_event ev)
+{
+	struct fdp_master_info info = {.size = sizeof(info),
+	                               .workers = m->cfg.workers,
+	                               .reload_failed = m->reload_failed,
+	                               .reloading = m->reloading,
+	                               .stopping = m->stopping != 0,
+	                               .accepted = m->conns.accepted};
+
+	if (!m->cfg.event || m->in_child)
+		return;
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		info.ready += m->slots[i].proc && m->slots[i].proc->state == PROC_READY;
+	m->cfg.event(m->cfg.event_arg, ev, &info);
 }
