@@ -301,6 +301,32 @@ struct fdp_master_config {
 	 * often. 0: 2000.
 	 */
 	unsigned ack_timeout_ms;
+	/*
+	 * Reloading the configuration (fdpass serve --config). On SIGHUP, before any worker is
+	 * replaced, the master calls reload(reload_arg, next) on its thread, with next a copy of
+	 * the configuration in force (size: this library's; route: NULL). The callback may change
+	 * in it workers, policy, tag, listener_policy, listener_tag, route, drain_timeout_ms,
+	 * start_timeout_ms, ack_timeout_ms, worker_main, worker_arg, exec_argv and log_level,
+	 * and returns 0, or a negative errno to refuse the reload (it logs why): then nothing
+	 * changes and no worker is replaced. What cannot change without new listeners or a new
+	 * process is ignored: listeners, nlisteners, control_path, log, log_arg,
+	 * max_conns_per_worker, reload, reload_arg.
+	 *   route: NULL keeps the routing in force (refused when the worker count changes, or a
+	 *          listener starts routing); set, the router is built again from it, its map
+	 *          file read again, and the clients still sending their key keep waiting.
+	 *   workers: grown, the new slots start a worker at once; shrunk, the workers of the
+	 *          slots past the count drain (as at a reload) and are not replaced. hash-ip's
+	 *          and route's rings are rebuilt for the new count.
+	 * The master refuses, and logs, a configuration it cannot take (workers out of 1..1024,
+	 * no program, a route that fails fdp_route_config_check()): the old one stays in force
+	 * and no worker is replaced. Otherwise every worker is replaced, as by SIGHUP without a
+	 * callback. The arrays and route are read before the reload goes on; exec_argv and worker_arg
+	 * are kept: they must stay valid while they are in force, that is until a later reload
+	 * is applied (the next call's next shows the ones in force) or fdp_master_close().
+	 * NULL: SIGHUP only replaces the workers.
+	 */
+	int (*reload)(void *arg, struct fdp_master_config *next);
+	void *reload_arg;
 };
 
 /*

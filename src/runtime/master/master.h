@@ -191,6 +191,7 @@ struct fdp_master {
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
+	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
 	unsigned flagged;        /* lost and ready_seen flags not settled yet */
@@ -295,6 +296,7 @@ void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
 void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
+void fdp__supervise_resize(struct fdp_master *m, unsigned n);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 
@@ -302,6 +304,11 @@ const char *fdp__proc_state_name(enum fdp__proc_state s);
  * waiting for their key's slot) */
 int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
+/* A reconfiguration's router (the map read again), then put in use or discarded. */
+int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
+                     struct fdp__router **out, char *err, size_t errlen);
+void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
+void fdp__route_discard(struct fdp__router *r);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 int fdp__route_full(const struct fdp_master *m);
@@ -309,6 +316,9 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+
+/* reconfig.c: SIGHUP reads the configuration again (cfg.reload), applies it, reloads */
+void fdp__reconfigure(struct fdp_master *m);
 
 /* control.c */
 int fdp__control_open(struct fdp_master *m);

@@ -353,7 +353,8 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
 		s->next = NULL;
-		if (!s->proc && !m->stopping)
+		/* A slot past the worker count (fdp__supervise_resize()) was retired: no respawn. */
+		if (!s->proc && !m->stopping && p->slot < m->cfg.workers)
 			schedule_respawn(m, s, p->slot, up, p->said_ready);
 	}
 	fdp__reload_check(m);
@@ -520,8 +521,9 @@ void fdp__reload_check(struct fdp_master *m)
 	else
 		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
 	if (m->reload_again && !m->stopping) {
+		/* The loop runs it (fdp__reconfigure()): the configuration is read again first. */
 		m->reload_again = 0;
-		fdp__reload(m);
+		m->reload_due = 1;
 	}
 }
 
@@ -610,5 +612,47 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			drain_deadline(m, p, now);
 		else if (p->drain_deadline < *next)
 			*next = p->drain_deadline;
+	}
+}
+
+/*
+ * Reconfiguration (reconfig.c) changes the worker count to n, between fdp__reload()'s
+ * successors and the new slots: slots from n up are retired (their worker drains as at a
+ * reload, nothing respawns there: fdp__reap() checks the count), slots from the old count up
+ * to n start a first worker each. The slots array always has FDP__MAX_WORKERS entries, so a
+ * retired slot's draining process keeps its slot to be reaped from.
+ */
+static void retire_slot(struct fdp_master *m, unsigned i)
+{
+	struct fdp__slot *s = &m->slots[i];
+
+	s->respawn_at = 0;
+	if (s->next)
+		drain_proc(m, s->next);
+	if (s->proc)
+		drain_proc(m, s->proc);
+}
+
+void fdp__supervise_resize(struct fdp_master *m, unsigned n)
+{
+	unsigned old = m->cfg.workers;
+
+	m->cfg.workers = n;
+	for (unsigned i = n; i < old; i++)
+		retire_slot(m, i);
+	if (n < old)
+		fdp__log(m, FDP_LOG_INFO, "workers: %u -> %u: slot(s) %u..%u drain and are not replaced",
+		         old, n, n, old - 1);
+	if (n <= old)
+		return;
+	fdp__log(m, FDP_LOG_INFO, "workers: %u -> %u: starting slot(s) %u..%u", old, n, old, n - 1);
+	m->ready_logged = 0; /* "ready: N workers" once the new slots are ready too */
+	for (unsigned i = old; i < n; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		/* A slot used before keeps counting generations: a pid and generation stay unique. */
+		s->quick_fails = 0;
+		s->respawn_at = 0;
+		fdp__spawn(m, i, 0);
 	}
 }
