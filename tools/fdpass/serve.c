@@ -31,6 +31,8 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_CONFIG,
+	OPT_CHECK,
 };
 
 static const char usage_text[] =
@@ -115,6 +117,12 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
+	/* --config and --check (config.c), and which of the parses fills this in: */
+	const char *config;
+	int check;
+	int prescan;        /* finding --config and --check on the command line, nothing else */
+	int in_file;        /* a line of the file: --config, --check and --help are refused */
+	int cmdline_listen; /* the command line gave a --listen: its list replaces the file's */
 };
 
 static int bad_value(const char *opt, const char *value, const char *accepts)
@@ -181,6 +189,12 @@ static int pick(const char *value, const char *const *names, int n)
 	return -1;
 }
 
+static int not_in_file(const char *opt)
+{
+	fprintf(stderr, "fdpass serve: --%s is not allowed in a configuration file\n", opt);
+	return FDPASS_EXIT_USAGE;
+}
+
 /* Returns -1 when the options are good, else the exit status. */
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
@@ -205,6 +219,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"config", required_argument, NULL, OPT_CONFIG},
+	        {"check", no_argument, NULL, OPT_CHECK},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -212,9 +228,20 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	long v;
 
 	opterr = 0;
+	optind = 0; /* parsed more than once: the file's lines, the command line, each reload */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (o->prescan) {
+			if (c == OPT_CONFIG)
+				o->config = optarg;
+			o->check |= c == OPT_CHECK;
+			continue;
+		}
 		switch (c) {
 		case 'l':
+			if (!o->in_file && !o->cmdline_listen) {
+				o->cmdline_listen = 1;
+				o->nlisten = 0; /* the command line's list replaces the file's */
+			}
 			if (o->nlisten == MAX_LISTEN)
 				return bad_value("listen", optarg, "at most 64 addresses");
 			if ((i = fdpass_listen_parse(optarg, &o->lopts[o->nlisten])) >= 0)
@@ -273,8 +300,19 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->log_level = (enum fdp_log_level)i;
 			break;
 		case 'h':
+			if (o->in_file)
+				return not_in_file("help");
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
+		case OPT_CONFIG: /* read before the command line (config_load()) */
+			if (o->in_file)
+				return not_in_file("config");
+			break;
+		case OPT_CHECK:
+			if (o->in_file)
+				return not_in_file("check");
+			o->check = 1;
+			break;
 		case FDPASS_OPT_ROUTE_KEY:
 		case FDPASS_OPT_ROUTE_MAP:
 		case FDPASS_OPT_ROUTE_TIMEOUT:
@@ -457,12 +495,272 @@ static void raise_nofile_limit(char *what, size_t size)
 		         (unsigned long long)rl.rlim_max);
 }
 
-/* A worker of a built-in handler: arg is the serve_opts, copied into it by the fork. */
+/*
+ * One configuration as read (the defaults, then --config's file, then the command line) and
+ * what it gives the master. The first is read at the start; each SIGHUP reads another
+ * (serve_reload()), kept while the master uses it: the workers it forks get it (worker_arg:
+ * the built-in handler's options) or run its exec_argv.
+ */
+struct serve_gen {
+	struct serve_opts o;
+	char **args; /* the command line's copy (one block): --listen's values are split in place */
+	struct fdpass_config_file *file; /* the file's text, which the file's options point into */
+	char **exec_argv;
+	enum fdp_policy policies[MAX_LISTEN];
+	unsigned tags[MAX_LISTEN], tag;
+	int routing;
+	struct serve_gen *next;
+};
+
+/* What serve_reload() needs: the command line to read again, and the configurations kept. */
+struct serve_ctx {
+	int argc;
+	char **argv;
+	struct serve_gen *gens; /* newest first; only the one in force survives a reload */
+};
+
+/* A worker of a built-in handler: arg is its serve_gen, copied into it by the fork. */
 static int run_handler(struct fdp_worker *w, void *arg)
 {
-	const struct serve_opts *o = arg;
+	const struct serve_gen *g = arg;
 
-	return fdpass_handler_run(w, o->handler, &o->limits);
+	return fdpass_handler_run(w, g->o.handler, &g->o.limits);
+}
+
+static void gen_free(struct serve_gen *g)
+{
+	if (!g)
+		return;
+	fdpass_config_free(g->file);
+	free(g->exec_argv);
+	free(g->args);
+	free(g);
+}
+
+static char **copy_args(int argc, char **argv)
+{
+	size_t size = (size_t)(argc + 1) * sizeof(char *);
+	char **copy, *p;
+
+	for (int i = 0; i < argc; i++)
+		size += strlen(argv[i]) + 1;
+	copy = malloc(size);
+	if (!copy)
+		return NULL;
+	p = (char *)(copy + argc + 1);
+	for (int i = 0; i < argc; i++) {
+		size_t len = strlen(argv[i]) + 1;
+
+		copy[i] = memcpy(p, argv[i], len);
+		p += len;
+	}
+	copy[argc] = NULL;
+	return copy;
+}
+
+/* One line of --config's file, through the command line's parser. */
+static int apply_line(void *arg, int argc, char **argv)
+{
+	return parse_opts(argc, argv, arg);
+}
+
+/*
+ * Read a configuration into g: the defaults, the file --config names (its options first), the
+ * command line (which overrides them; its --listen list replaces the file's), then what they
+ * mean together. Returns -1 when good, else the exit status after printing why to stderr.
+ */
+static int config_load(struct serve_gen *g, int argc, char **argv)
+{
+	static const char *const default_listen = "127.0.0.1:8080";
+	struct serve_opts *o = &g->o;
+	unsigned tag;
+	int status;
+
+	*o = (struct serve_opts){.route = {.size = sizeof(struct fdp_route_config)},
+	                         .workers = sysconf(_SC_NPROCESSORS_ONLN),
+	                         .backlog = 4096,
+	                         .drain_ms = 10000,
+	                         .start_ms = 60000,
+	                         .ack_ms = 2000,
+	                         .handler = &fdpass_handler_http,
+	                         .policy = FDP_POLICY_ROUND_ROBIN,
+	                         .log_level = FDP_LOG_INFO};
+	g->args = copy_args(argc, argv);
+	if (!g->args) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		return FDPASS_EXIT_FAILURE;
+	}
+	o->prescan = 1;
+	parse_opts(argc, g->args, o);
+	o->prescan = 0;
+	if (o->config) {
+		o->in_file = 1;
+		status = fdpass_config_read(o->config, apply_line, o, &g->file);
+		o->in_file = 0;
+		if (status >= 0)
+			return status;
+	}
+	status = parse_opts(argc, g->args, o);
+	if (status >= 0)
+		return status;
+	if (o->workers < 1) /* the CPU count, unless --workers said otherwise */
+		o->workers = 1;
+	if (o->workers > MAX_WORKERS)
+		o->workers = MAX_WORKERS;
+	if (o->nlisten == 0)
+		o->listen[o->nlisten++] = default_listen;
+	tag = o->exec                              ? FDP_TAG_RAW
+	      : o->handler == &fdpass_handler_http ? FDPASS_TAG_HTTP
+	                                           : FDPASS_TAG_ECHO;
+	g->tag = tag;
+	for (size_t i = 0; i < o->nlisten; i++) {
+		g->policies[i] = o->lopts[i].policy_set ? o->lopts[i].policy : o->policy;
+		g->tags[i] = o->lopts[i].tag_set ? o->lopts[i].tag : tag;
+		g->routing |= g->policies[i] == FDP_POLICY_ROUTE;
+	}
+	status = fdpass_route_check(&o->route, g->routing, o->route_given, (unsigned)o->workers);
+	if (status >= 0)
+		return status;
+	if (o->exec && (!(g->exec_argv = fdpass_exec_argv(o->exec)) || !g->exec_argv[0])) {
+		fprintf(stderr,
+		        g->exec_argv ? "fdpass serve: invalid value '%s' for --exec: expected "
+		                       "a command\n"
+		                     : "fdpass serve: --exec %s: out of memory\n",
+		        o->exec);
+		return g->exec_argv ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
+	}
+	return -1;
+}
+
+/*
+ * fdpass serve --check: what config_load() checked (every option, the file, the route map),
+ * and what starting would find wrong without binding anything: every --listen address parses
+ * (an address in use is not looked for: the running server holds it), and the --exec program
+ * is found on PATH and executable, by the master's own search. A shell command (/bin/sh -c)
+ * is checked for /bin/sh only. Starts nothing.
+ */
+static int check_only(const struct serve_gen *g)
+{
+	const struct serve_opts *o = &g->o;
+
+	for (size_t i = 0; i < o->nlisten; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (fdp_addr_parse(o->listen[i], &ss, &len) < 0) {
+			fprintf(stderr,
+			        "fdpass serve: invalid value '%s' for --listen: expected HOST:PORT, "
+			        "[HOST]:PORT or unix:PATH\n",
+			        o->listen[i]);
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	if (g->exec_argv) {
+		int why = fdpass_exec_find(g->exec_argv[0]);
+
+		if (why) {
+			fprintf(stderr, "fdpass serve: --exec %s: cannot execute %s: %s\n", o->exec,
+			        g->exec_argv[0], strerror(why));
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	printf("configuration OK\n");
+	return FDPASS_EXIT_OK;
+}
+
+static int same_listeners(const struct serve_opts *a, const struct serve_opts *b)
+{
+	if (a->nlisten != b->nlisten || a->backlog != b->backlog)
+		return 0;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* Log what the parser printed, line by line, without its "fdpass serve: " prefix. */
+static void log_printed(enum fdp_log_level level, char *text)
+{
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char msg[900];
+
+		if (strncmp(line, "fdpass serve: ", 14) == 0)
+			line += 14;
+		if (strncmp(line, "Run 'fdpass serve --help'", 25) == 0)
+			continue;
+		snprintf(msg, sizeof(msg), "reload: %s", line);
+		log_stderr(&log_sink, level, msg);
+	}
+}
+
+static void fill_config(struct fdp_master_config *c, struct serve_gen *g, const struct serve_gen *lg)
+{
+	c->workers = (unsigned)g->o.workers;
+	c->policy = g->o.policy;
+	c->tag = g->tag;
+	c->listener_policy = lg->policies;
+	c->listener_tag = lg->tags;
+	c->route = g->routing ? &g->o.route : NULL;
+	c->drain_timeout_ms = (unsigned)g->o.drain_ms;
+	c->start_timeout_ms = (unsigned)g->o.start_ms;
+	c->ack_timeout_ms = g->o.ack_ms;
+	c->worker_main = g->o.exec ? NULL : run_handler;
+	c->worker_arg = g;
+	c->exec_argv = g->exec_argv;
+	c->log_level = g->o.log_level;
+}
+
+/*
+ * SIGHUP (the master's reload callback): read the configuration again, the file and the
+ * command line as at the start. One that does not parse is refused (the master then replaces
+ * no worker), its reason logged. Listeners stay: a changed --listen set (or --backlog) needs
+ * an upgrade, and --control a restart; both are logged and ignored.
+ */
+static int serve_reload(void *arg, struct fdp_master_config *next)
+{
+	struct serve_ctx *ctx = arg;
+	struct serve_gen *live = next->worker_arg, *g, **pp;
+	struct fdpass_capture cap;
+	char *said;
+	int status;
+
+	/* The master shows which configuration is in force: the others are used no more. */
+	for (pp = &ctx->gens; *pp;) {
+		g = *pp;
+		if (g == live) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		gen_free(g);
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	fdpass_capture_begin(&cap);
+	status = config_load(g, ctx->argc, ctx->argv);
+	said = fdpass_capture_end(&cap);
+	if (status >= 0) {
+		if (said)
+			log_printed(FDP_LOG_ERROR, said);
+		free(said);
+		gen_free(g);
+		return -EINVAL;
+	}
+	free(said);
+	if (!same_listeners(&g->o, &live->o))
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "reload: the --listen addresses (or --backlog) changed: that needs an "
+		           "upgrade (SIGUSR2); the listeners stay as they are");
+	if ((g->o.control || live->o.control) &&
+	    (!g->o.control || !live->o.control || strcmp(g->o.control, live->o.control) != 0))
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "reload: --control changed: that needs a restart; the control socket "
+		           "stays where it is");
+	fill_config(next, g, same_listeners(&g->o, &live->o) ? g : live);
+	g->next = ctx->gens;
+	ctx->gens = g;
+	return 0;
 }
 
 /* Bind every listener now, so a bad address fails before any worker exists. */
@@ -491,59 +789,44 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 
 int cmd_serve(int argc, char **argv)
 {
-	static const char *const default_listen = "127.0.0.1:8080";
-	struct serve_opts o = {.route = {.size = sizeof(struct fdp_route_config)},
-	                       .workers = sysconf(_SC_NPROCESSORS_ONLN),
-	                       .backlog = 4096,
-	                       .drain_ms = 10000,
-	                       .start_ms = 60000,
-	                       .ack_ms = 2000,
-	                       .handler = &fdpass_handler_http,
-	                       .policy = FDP_POLICY_ROUND_ROBIN,
-	                       .log_level = FDP_LOG_INFO};
-	char control[512], why[512], nofile[128], **exec_argv = NULL;
-	enum fdp_policy policies[MAX_LISTEN];
-	unsigned tags[MAX_LISTEN], tag;
-	int fds[MAX_LISTEN], status, err, routing = 0;
+	struct serve_ctx ctx = {.argc = argc, .argv = argv};
+	struct fdp_master_config mc = {.size = sizeof(struct fdp_master_config)};
+	char control[512], why[512], nofile[128];
+	int fds[MAX_LISTEN], status, err;
 	struct fdp_master *m;
+	struct serve_gen *g;
+	struct serve_opts *o;
 	sigset_t sigs;
 
 	open_missing_stdio();
 	log_sink_open(&log_sink);
-	status = parse_opts(argc, argv, &o);
-	if (status >= 0)
-		return status;
-	raise_nofile_limit(nofile, sizeof(nofile));
-	if (o.log_level >= FDP_LOG_DEBUG)
-		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
-	if (o.workers < 1) /* the CPU count, unless --workers said otherwise */
-		o.workers = 1;
-	if (o.workers > MAX_WORKERS)
-		o.workers = MAX_WORKERS;
-	if (o.nlisten == 0)
-		o.listen[o.nlisten++] = default_listen;
-	tag = o.exec                              ? FDP_TAG_RAW
-	      : o.handler == &fdpass_handler_http ? FDPASS_TAG_HTTP
-	                                          : FDPASS_TAG_ECHO;
-	for (size_t i = 0; i < o.nlisten; i++) {
-		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
-		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;
-		routing |= policies[i] == FDP_POLICY_ROUTE;
-	}
-	status = fdpass_route_check(&o.route, routing, o.route_given, (unsigned)o.workers);
-	if (status >= 0)
-		return status;
-	if (o.control && strcmp(o.control, "none") == 0)
-		control[0] = '\0';
-	else if (o.control)
-		snprintf(control, sizeof(control), "%s", o.control);
-	else if (fdpass_default_control_path(control, sizeof(control), 1, why, sizeof(why)) < 0) {
-		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
 		return FDPASS_EXIT_FAILURE;
 	}
-	status = open_listeners(&o, fds);
+	ctx.gens = g;
+	o = &g->o;
+	status = config_load(g, argc, argv);
+	if (status < 0 && o->check)
+		status = check_only(g);
 	if (status >= 0)
-		return status;
+		goto out;
+	raise_nofile_limit(nofile, sizeof(nofile));
+	if (o->log_level >= FDP_LOG_DEBUG)
+		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
+	status = FDPASS_EXIT_FAILURE;
+	if (o->control && strcmp(o->control, "none") == 0)
+		control[0] = '\0';
+	else if (o->control)
+		snprintf(control, sizeof(control), "%s", o->control);
+	else if (fdpass_default_control_path(control, sizeof(control), 1, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
+		goto out;
+	}
+	status = open_listeners(o, fds);
+	if (status >= 0)
+		goto out;
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -551,39 +834,17 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	if (o.exec && (!(exec_argv = fdpass_exec_argv(o.exec)) || !exec_argv[0])) {
-		fprintf(stderr,
-		        exec_argv ? "fdpass serve: invalid value '%s' for --exec: expected "
-		                    "a command\n"
-		                  : "fdpass serve: --exec %s: out of memory\n",
-		        o.exec);
-		free(exec_argv);
-		fdp_close_fds(fds, o.nlisten);
-		return exec_argv ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
-	}
-	err = fdp_master_open(&m, &(struct fdp_master_config){
-	                                  .size = sizeof(struct fdp_master_config),
-	                                  .listeners = fds,
-	                                  .nlisteners = o.nlisten,
-	                                  .workers = (unsigned)o.workers,
-	                                  .policy = o.policy,
-	                                  .tag = tag,
-	                                  .listener_policy = policies,
-	                                  .listener_tag = tags,
-	                                  .route = routing ? &o.route : NULL,
-	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
-	                                  .start_timeout_ms = (unsigned)o.start_ms,
-	                                  .ack_timeout_ms = o.ack_ms,
-	                                  .control_path = control[0] ? control : NULL,
-	                                  .worker_main = o.exec ? NULL : run_handler,
-	                                  .worker_arg = &o,
-	                                  .exec_argv = exec_argv,
-	                                  .log = log_stderr,
-	                                  .log_arg = &log_sink,
-	                                  .log_level = o.log_level,
-	                          });
+	fill_config(&mc, g, g);
+	mc.listeners = fds;
+	mc.nlisteners = o->nlisten;
+	mc.control_path = control[0] ? control : NULL;
+	mc.log = log_stderr;
+	mc.log_arg = &log_sink;
+	mc.reload = serve_reload;
+	mc.reload_arg = &ctx;
+	status = FDPASS_EXIT_FAILURE;
+	err = fdp_master_open(&m, &mc);
 	if (err < 0) {
-		free(exec_argv);
 		if (err == -EADDRINUSE)
 			fprintf(stderr,
 			        "fdpass serve: control socket %s: another server is running there "
@@ -594,19 +855,22 @@ int cmd_serve(int argc, char **argv)
 			        fdp_strerror(err));
 		else
 			fprintf(stderr, "fdpass serve: cannot start: %s\n", fdp_strerror(err));
-		return FDPASS_EXIT_FAILURE;
+		goto out;
 	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
-	free(exec_argv);
-	if (err == -ENOEXEC) { /* the master logged what it could not execute, and why */
+	if (err == -ENOEXEC) /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
-		        o.exec);
-		return FDPASS_EXIT_FAILURE;
-	}
-	if (err < 0) {
+		        ctx.gens->o.exec);
+	else if (err < 0)
 		fprintf(stderr, "fdpass serve: %s\n", fdp_strerror(err));
-		return FDPASS_EXIT_FAILURE;
+	else
+		status = FDPASS_EXIT_OK;
+out:
+	while (ctx.gens) {
+		g = ctx.gens;
+		ctx.gens = g->next;
+		gen_free(g);
 	}
-	return FDPASS_EXIT_OK;
+	return status;
 }
