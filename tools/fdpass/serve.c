@@ -96,11 +96,21 @@ static const char usage_text[] =
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
+        "  --config FILE         read options from FILE first, one per line: \"workers 4\",\n"
+        "                        \"listen 127.0.0.1:8080,policy=hash-ip\" (a leading -- is\n"
+        "                        fine; # comments). The command line overrides them; its\n"
+        "                        --listen list replaces the file's. SIGHUP reads it again.\n"
+        "  --check               check the options, the file, the route map, the --exec\n"
+        "                        program and the addresses, print \"configuration OK\", and\n"
+        "                        exit 0 (else 2 with the reason); binds and starts nothing.\n"
         "  --help                show this help.\n"
         "\n"
-        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request. Exit status: 0 stopped, 1 failure (address in\n"
-        "use, control socket), 2 bad command line. See docs/SERVE.md.\n";
+        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP reads\n"
+        "--config's file and the route map again, applies the workers, policies, routing and\n"
+        "timeouts, and replaces every worker without failing a request (a file that does not\n"
+        "parse changes nothing; new --listen addresses need an upgrade). Exit status: 0\n"
+        "stopped, 1 failure (address in use, control socket), 2 bad command line or\n"
+        "configuration. See docs/SERVE.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];

@@ -5,6 +5,7 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: the status
+ *   reconfig.c      a reload's new configuration (cfg.reload): built, then applied or refused
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
