@@ -314,8 +314,9 @@ struct fdp_master_config {
 	 *   route: NULL keeps the routing in force (refused when the worker count changes, or a
 	 *          listener starts routing); set, the router is built again from it, its map
 	 *          file read again, and the clients still sending their key keep waiting.
-	 *   workers: grown, the new slots start a worker at once; shrunk, the workers of the
-	 *          slots past the count drain (as at a reload) and are not replaced. hash-ip's
+	 *   workers: grown, the new slots start a worker at once; shrunk, the slots past the
+	 *          count get no new connection, and their workers drain (as at a reload) once
+	 *          the remaining slots' successors are ready; they are not replaced. hash-ip's
 	 *          and route's rings are rebuilt for the new count.
 	 * The master refuses, and logs, a configuration it cannot take (workers out of 1..1024,
 	 * no program, a route that fails fdp_route_config_check()): the old one stays in force

@@ -193,6 +193,7 @@ struct fdp_master {
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
+	unsigned retire_end;     /* shrunk: slots cfg.workers..retire_end-1 drain (supervise.c) */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
 	unsigned flagged;        /* lost and ready_seen flags not settled yet */

@@ -236,6 +236,7 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 }
 
 static void promote(struct fdp_master *m, struct fdp__proc *p);
+static void retire_slots(struct fdp_master *m);
 
 /* Once every slot's current worker is ready, say so (once). */
 static void log_all_ready(struct fdp_master *m)
@@ -509,6 +510,8 @@ void fdp__reload_check(struct fdp_master *m)
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		if (m->slots[i].next)
 			return;
+	if (m->retire_end) /* a shrink: the slots past the count drain now (retire_slots()) */
+		retire_slots(m);
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
 		if (p->state == PROC_DRAINING || p->drain_pending)
 			return;
@@ -616,21 +619,25 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 }
 
 /*
- * Reconfiguration (reconfig.c) changes the worker count to n, between fdp__reload()'s
- * successors and the new slots: slots from n up are retired (their worker drains as at a
- * reload, nothing respawns there: fdp__reap() checks the count), slots from the old count up
- * to n start a first worker each. The slots array always has FDP__MAX_WORKERS entries, so a
- * retired slot's draining process keeps its slot to be reaped from.
+ * Reconfiguration (reconfig.c) changes the worker count to n, around fdp__reload(): slots
+ * from the old count up to n start a first worker each (after the reload's successors, so
+ * they get none); slots from n up are retired: nothing is handed to them from now on and
+ * nothing respawns there (fdp__reap() checks the count), and their workers drain once every
+ * remaining slot's successor is ready (fdp__reload_check() calls retire_slots()), so the
+ * keep-alive connections they hand back go to a new worker, not to one about to drain. The
+ * slots array always has FDP__MAX_WORKERS entries: a retired slot's process keeps its slot.
  */
-static void retire_slot(struct fdp_master *m, unsigned i)
+static void retire_slots(struct fdp_master *m)
 {
-	struct fdp__slot *s = &m->slots[i];
+	for (unsigned i = m->cfg.workers; i < m->retire_end; i++) {
+		struct fdp__slot *s = &m->slots[i];
 
-	s->respawn_at = 0;
-	if (s->next)
-		drain_proc(m, s->next);
-	if (s->proc)
-		drain_proc(m, s->proc);
+		if (s->next)
+			drain_proc(m, s->next);
+		if (s->proc)
+			drain_proc(m, s->proc);
+	}
+	m->retire_end = 0;
 }
 
 void fdp__supervise_resize(struct fdp_master *m, unsigned n)
@@ -638,12 +645,18 @@ void fdp__supervise_resize(struct fdp_master *m, unsigned n)
 	unsigned old = m->cfg.workers;
 
 	m->cfg.workers = n;
-	for (unsigned i = n; i < old; i++)
-		retire_slot(m, i);
-	if (n < old)
-		fdp__log(m, FDP_LOG_INFO, "workers: %u -> %u: slot(s) %u..%u drain and are not replaced",
+	if (n < old) {
+		for (unsigned i = n; i < old; i++)
+			m->slots[i].respawn_at = 0;
+		if (old > m->retire_end)
+			m->retire_end = old;
+		fdp__log(m, FDP_LOG_INFO,
+		         "workers: %u -> %u: slot(s) %u..%u drain once the others' new workers are "
+		         "ready, and are not replaced",
 		         old, n, n, old - 1);
-	if (n <= old)
+		return;
+	}
+	if (n == old)
 		return;
 	fdp__log(m, FDP_LOG_INFO, "workers: %u -> %u: starting slot(s) %u..%u", old, n, old, n - 1);
 	m->ready_logged = 0; /* "ready: N workers" once the new slots are ready too */
