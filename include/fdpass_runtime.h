@@ -302,15 +302,17 @@ struct fdp_master_config {
 	 */
 	unsigned ack_timeout_ms;
 	/*
-	 * Reloading the configuration (fdpass serve --config). On SIGHUP, before any worker is
-	 * replaced, the master calls reload(reload_arg, next) on its thread, with next a copy of
-	 * the configuration in force (size: this library's; route: NULL). The callback may change
-	 * in it workers, policy, tag, listener_policy, listener_tag, route, drain_timeout_ms,
+	 * Reloading the configuration (fdpass serve --config). On SIGHUP (or the control
+	 * socket's reload), before any worker is replaced, the master calls
+	 * reload(reload_arg, next, why, why_size) on its thread, with next a copy of the
+	 * configuration in force (size: this library's; route: NULL). The callback may change in
+	 * it workers, policy, tag, listener_policy, listener_tag, route, drain_timeout_ms,
 	 * start_timeout_ms, ack_timeout_ms, worker_main, worker_arg, exec_argv and log_level,
-	 * and returns 0, or a negative errno to refuse the reload (it logs why): then nothing
-	 * changes and no worker is replaced. What cannot change without new listeners or a new
-	 * process is ignored: listeners, nlisteners, control_path, log, log_arg,
-	 * max_conns_per_worker, reload, reload_arg.
+	 * and returns 0; or a negative errno to refuse the reload, with a one-line reason in why
+	 * (why_size bytes; logged, and the control socket's answer): then nothing changes and no
+	 * worker is replaced. What cannot change without new listeners or a new process is
+	 * ignored: listeners, nlisteners, control_path, log, log_arg, max_conns_per_worker,
+	 * reload, reload_arg.
 	 *   route: NULL keeps the routing in force (refused when the worker count changes, or a
 	 *          listener starts routing); set, the router is built again from it, its map
 	 *          file read again, and the clients still sending their key keep waiting.
@@ -321,12 +323,12 @@ struct fdp_master_config {
 	 * The master refuses, and logs, a configuration it cannot take (workers out of 1..1024,
 	 * no program, a route that fails fdp_route_config_check()): the old one stays in force
 	 * and no worker is replaced. Otherwise every worker is replaced, as by SIGHUP without a
-	 * callback. The arrays and route are read before the reload goes on; exec_argv and worker_arg
-	 * are kept: they must stay valid while they are in force, that is until a later reload
-	 * is applied (the next call's next shows the ones in force) or fdp_master_close().
-	 * NULL: SIGHUP only replaces the workers.
+	 * callback. The arrays and route are read before the reload goes on; exec_argv and
+	 * worker_arg are kept: they must stay valid while they are in force, that is until a
+	 * later reload is applied (the next call's next shows the ones in force) or
+	 * fdp_master_close(). NULL: SIGHUP only replaces the workers.
 	 */
-	int (*reload)(void *arg, struct fdp_master_config *next);
+	int (*reload)(void *arg, struct fdp_master_config *next, char *why, size_t why_size);
 	void *reload_arg;
 };
 

@@ -392,9 +392,10 @@ TEST(sighup_with_a_broken_file_leaves_the_old_configuration_serving_and_logs_why
 	free(st);
 	write_conf("broken.conf", "workers 3\npolicy fastest\n");
 	kill(s.pid, SIGHUP);
-	snprintf(want, sizeof(want), "reload: %s:2: invalid value 'fastest' for --policy", conf);
+	snprintf(want, sizeof(want), "reload refused: %s:2: invalid value 'fastest' for --policy",
+	         conf);
 	server_wait_log(&s, want, 10000);
-	server_wait_log(&s, "the old one stays in force, no worker replaced", 10000);
+	server_wait_log(&s, "the configuration in force stays, no worker replaced", 10000);
 	/* The same two workers serve, under the old configuration. */
 	for (int i = 0; i < 4; i++)
 		http_get_worker(s.addr, NULL, NULL);
@@ -466,6 +467,30 @@ TEST(sighup_applies_a_new_header_timeout_to_the_new_workers)
 		CHECK(strstr(st, "policy=least-conn") != NULL);
 		free(st);
 	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(control_reload_answers_why_a_broken_file_is_refused_and_ok_once_it_is_mended)
+{
+	const char *conf = write_conf("ctl.conf", "workers 1\n");
+	struct server s;
+	char *answer, want[600];
+
+	server_start(&s, "--config", conf, NULL);
+	write_conf("ctl.conf", "workers 1\nidle-timeout forever\n");
+	answer = server_command(&s, "reload");
+	snprintf(want, sizeof(want),
+	         "error reload refused: %s:2: invalid value 'forever' for --idle-timeout", conf);
+	CHECK(strncmp(answer, want, strlen(want)) == 0);
+	free(answer);
+	write_conf("ctl.conf", "workers 2\n");
+	answer = server_command(&s, "reload");
+	CHECK(strncmp(answer, "ok reloaded", 11) == 0);
+	free(answer);
+	answer = server_status(&s);
+	CHECK_INT(status_num(answer, "master", "workers"), ==, 2);
+	free(answer);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -726,7 +726,7 @@ static void fill_config(struct fdp_master_config *c, struct serve_gen *g, const 
  * no worker), its reason logged. Listeners stay: a changed --listen set (or --backlog) needs
  * an upgrade, and --control a restart; both are logged and ignored.
  */
-static int serve_reload(void *arg, struct fdp_master_config *next)
+static int serve_reload(void *arg, struct fdp_master_config *next, char *why, size_t why_size)
 {
 	struct serve_ctx *ctx = arg;
 	struct serve_gen *live = next->worker_arg, *g, **pp;
@@ -751,8 +751,16 @@ static int serve_reload(void *arg, struct fdp_master_config *next)
 	status = config_load(g, ctx->argc, ctx->argv);
 	said = fdpass_capture_end(&cap);
 	if (status >= 0) {
-		if (said)
-			log_printed(FDP_LOG_ERROR, said);
+		if (said) { /* the first line says why; the rest, if any, goes to the log */
+			char *eol = strchr(said, '\n');
+
+			if (eol)
+				*eol++ = '\0';
+			snprintf(why, why_size, "%s",
+			         strncmp(said, "fdpass serve: ", 14) ? said : said + 14);
+			if (eol)
+				log_printed(FDP_LOG_ERROR, eol);
+		}
 		free(said);
 		gen_free(g);
 		return -EINVAL;

@@ -124,8 +124,18 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 		fdp__supervise_resize(m, next->workers);
 }
 
+/* A refused reload: logged, and counted for a control client waiting for it (control.c). */
+static void refused(struct fdp_master *m, const char *why)
+{
+	fdp__log(m, FDP_LOG_WARN,
+	         "reload refused: %s; the configuration in force stays, no worker replaced", why);
+	snprintf(m->refused_why, sizeof(m->refused_why), "%s", why);
+	m->reloads_refused++;
+}
+
 /*
- * SIGHUP (loop.c), or a reload asked for during the last one. During a reload the next one
+ * SIGHUP (loop.c), a control client's reload (control.c), or a reload asked for during the
+ * last one (loop.c, m->reload_due). During a reload the next one
  * waits (fdp__reload() remembers it) and reads the configuration when it runs.
  */
 void fdp__reconfigure(struct fdp_master *m)
@@ -145,7 +155,7 @@ void fdp__reconfigure(struct fdp_master *m)
 	rc.cur_tag = calloc(m->nlisteners ? m->nlisteners : 1, sizeof(*rc.cur_tag));
 	if (!rc.cur_policy || !rc.cur_tag) {
 		reconfig_free(&rc);
-		fdp__log(m, FDP_LOG_ERROR, "reload refused: out of memory; nothing changed");
+		refused(m, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < m->nlisteners; i++) {
@@ -154,22 +164,19 @@ void fdp__reconfigure(struct fdp_master *m)
 	}
 	rc.cfg.listener_policy = rc.cur_policy;
 	rc.cfg.listener_tag = rc.cur_tag;
-	err = m->cfg.reload(m->cfg.reload_arg, &rc.cfg);
+	err = m->cfg.reload(m->cfg.reload_arg, &rc.cfg, why, sizeof(why));
 	if (err < 0) {
 		reconfig_free(&rc);
-		fdp__log(m, FDP_LOG_WARN,
-		         "reload refused by the configuration: %s; the old one stays in force, no "
-		         "worker replaced",
-		         fdp_strerror(err));
+		why[sizeof(why) - 1] = '\0';
+		if (!why[0])
+			snprintf(why, sizeof(why), "%s", fdp_strerror(err));
+		refused(m, why);
 		return;
 	}
 	err = reconfig_prepare(m, &rc, why, sizeof(why));
 	if (err < 0) {
 		reconfig_free(&rc);
-		fdp__log(m, FDP_LOG_WARN,
-		         "reload refused: %s; the old configuration stays in force, no worker "
-		         "replaced",
-		         why);
+		refused(m, why);
 		return;
 	}
 	fdp__log(m, FDP_LOG_INFO, "reload: configuration read: %u worker(s), policy %s", rc.cfg.workers,
