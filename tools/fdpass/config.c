@@ -25,7 +25,7 @@
 #define CONFIG_MAX_BYTES (1 << 20) /* a configuration file is a few lines: refuse a huge one */
 
 struct fdpass_config_file {
-	char *text; /* the file, then each line's "--NAME" and VALUE, which the options point into */
+	char *text; /* the file, then each line's "--NAME" and VALUE: the options point there */
 };
 
 void fdpass_capture_begin(struct fdpass_capture *c)
@@ -135,8 +135,8 @@ static int split_line(char *line, char *out, char **words)
 	return 2;
 }
 
-int fdpass_config_read(const char *path, int (*apply)(void *arg, int argc, char **argv),
-                       void *arg, struct fdpass_config_file **out)
+int fdpass_config_read(const char *path, int (*apply)(void *arg, int argc, char **argv), void *arg,
+                       struct fdpass_config_file **out)
 {
 	struct fdpass_config_file *f = calloc(1, sizeof(*f));
 	char *text = NULL, *line, *words, *next;
@@ -176,7 +176,8 @@ int fdpass_config_read(const char *path, int (*apply)(void *arg, int argc, char 
 		status = apply(arg, argc + 1, argv);
 		said = fdpass_capture_end(&cap);
 		if (status >= 0) {
-			fprintf(stderr, "fdpass serve: %s:%u: %s\n", path, lineno, first_line(said));
+			fprintf(stderr, "fdpass serve: %s:%u: %s\n", path, lineno,
+			        first_line(said));
 			free(said);
 			fdpass_config_free(f);
 			return status ? status : FDPASS_EXIT_USAGE;

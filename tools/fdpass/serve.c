@@ -703,7 +703,8 @@ static void log_printed(enum fdp_log_level level, char *text)
 	}
 }
 
-static void fill_config(struct fdp_master_config *c, struct serve_gen *g, const struct serve_gen *lg)
+static void fill_config(struct fdp_master_config *c, struct serve_gen *g,
+                        const struct serve_gen *lg)
 {
 	c->workers = (unsigned)g->o.workers;
 	c->policy = g->o.policy;

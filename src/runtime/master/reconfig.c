@@ -179,8 +179,8 @@ void fdp__reconfigure(struct fdp_master *m)
 		refused(m, why);
 		return;
 	}
-	fdp__log(m, FDP_LOG_INFO, "reload: configuration read: %u worker(s), policy %s", rc.cfg.workers,
-	         fdp__policy_name(rc.cfg.policy));
+	fdp__log(m, FDP_LOG_INFO, "reload: configuration read: %u worker(s), policy %s",
+	         rc.cfg.workers, fdp__policy_name(rc.cfg.policy));
 	reconfig_commit(m, &rc);
 	reconfig_free(&rc);
 }

@@ -177,8 +177,8 @@ int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
 	return 0;
 }
 
-int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
-                     struct fdp__router **out, char *err, size_t errlen)
+int fdp__route_build(const struct fdp_route_config *rc, unsigned workers, struct fdp__router **out,
+                     char *err, size_t errlen)
 {
 	return router_build(rc, workers, out, err, errlen);
 }

@@ -354,7 +354,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
 		s->next = NULL;
-		/* A slot past the worker count (fdp__supervise_resize()) was retired: no respawn. */
+		/* A slot past the count (fdp__supervise_resize()) was retired: no respawn. */
 		if (!s->proc && !m->stopping && p->slot < m->cfg.workers)
 			schedule_respawn(m, s, p->slot, up, p->said_ready);
 	}
