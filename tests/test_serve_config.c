@@ -152,6 +152,7 @@ TEST(config_file_options_apply_and_the_command_line_overrides_them)
 	                                            "workers 2\n"
 	                                            "\n"
 	                                            "--policy least-conn\n"
+	                                            "log-level=debug\n"
 	                                            "  listen   unix:/nonexistent/dir/x.sock  \n");
 	struct server s;
 	char *st;
@@ -163,6 +164,7 @@ TEST(config_file_options_apply_and_the_command_line_overrides_them)
 	CHECK(strstr(st, "policy=least-conn") != NULL);
 	free(st);
 	CHECK(strstr(s.log, "x.sock") == NULL);
+	CHECK(strstr(s.log, " debug: ") != NULL); /* NAME=VALUE */
 	http_get_worker(s.addr, NULL, NULL);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
@@ -319,6 +321,7 @@ TEST(sighup_from_three_workers_to_one_drains_the_extras_with_no_failed_request)
 	write_conf("shrink.conf", "workers 1\n");
 	kill(s.pid, SIGHUP);
 	server_wait_log(&s, "workers: 3 -> 1", 10000);
+
 	/* Their clients go on: every keep-alive connection is answered, by whoever has it. */
 	for (int i = 0; i < 3; i++)
 		keepalive_get(fds[i]);

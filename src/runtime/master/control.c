@@ -118,6 +118,7 @@ static int count_fds(void)
 static void status_text(struct fdp_master *m, struct text *t)
 {
 	const char *state = m->stopping ? "stopping" : m->reloading ? "reloading" : "running";
+	unsigned nslots = m->cfg.workers;
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
@@ -137,7 +138,11 @@ static void status_text(struct fdp_master *m, struct text *t)
 		fdp__route_status(m, line, sizeof(line));
 		add(t, "%s", line);
 	}
-	for (unsigned i = 0; i < m->cfg.workers; i++) {
+	/* Past the count too: a shrink's retired slots while their workers drain (reconfig.c). */
+	for (struct fdp__proc *q = m->procs; q; q = q->next)
+		if (q->slot >= nslots)
+			nslots = q->slot + 1;
+	for (unsigned i = 0; i < nslots; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
 		/* The slot's processes, oldest first (a reload runs two at once). */
@@ -159,7 +164,8 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    (unsigned long long)p->open, (unsigned long long)p->served,
 			    s->restarts);
 		}
-		if (!s->proc) /* waiting to be restarted: after any older one still draining */
+		/* Waiting to be restarted (a retired slot is not): after any older one draining. */
+		if (!s->proc && i < m->cfg.workers)
 			add(t,
 			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
 			    "restarts=%u\n",
