@@ -523,3 +523,26 @@ TEST(sighup_growing_hash_ip_rebuilds_the_ring_so_some_clients_move_to_the_new_sl
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(sighup_with_a_route_map_naming_a_missing_slot_keeps_the_map_in_force)
+{
+	const char *map = write_conf("keep.map", "/alpha 1\n");
+	char buf[1024];
+	const char *body;
+	struct server s;
+	int fd;
+
+	server_start(&s, "--workers", "2", "--policy", "route", "--route-key", "http-path",
+	             "--route-map", map, NULL);
+	write_conf("keep.map", "/alpha 0\n/beta 5\n");
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload refused: --route-map: route map ", 10000);
+	CHECK(strstr(s.log, "line 2") != NULL);
+	fd = tcp_connect(s.addr, NULL);
+	send_all(fd, "GET /alpha HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && atoi(strstr(body, "worker=") + 7) == 1); /* the old map's slot */
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
