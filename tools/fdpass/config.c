@@ -119,6 +119,10 @@ static int split_line(char *line, char *out, char **words)
 		line += 2;
 	name = line;
 	nlen = strcspn(name, " \t");
+	if (!nlen) { /* "--" alone would end getopt's options: make it an unknown one instead */
+		name = "-";
+		nlen = 1;
+	}
 	/* NAME=VALUE: the whole line is one argument, as --NAME=VALUE on the command line */
 	if (memchr(name, '=', nlen))
 		nlen = strlen(name);

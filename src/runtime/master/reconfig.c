@@ -135,8 +135,8 @@ static void refused(struct fdp_master *m, const char *why)
 
 /*
  * SIGHUP (loop.c), a control client's reload (control.c), or a reload asked for during the
- * last one (loop.c, m->reload_due). During a reload the next one
- * waits (fdp__reload() remembers it) and reads the configuration when it runs.
+ * last one (loop.c, m->reload_due). During a reload the next one waits (fdp__reload()
+ * remembers it) and reads the configuration when it runs.
  */
 void fdp__reconfigure(struct fdp_master *m)
 {
