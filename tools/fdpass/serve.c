@@ -657,7 +657,9 @@ static int check_only(const struct serve_gen *g)
 		struct sockaddr_storage ss;
 		socklen_t len;
 
-		if (fdp_addr_parse(o->listen[i], &ss, &len) < 0) {
+		/* fd:N, a socket a service manager passes, exists only when it is started so */
+		if (strncmp(o->listen[i], "fd:", 3) != 0 &&
+		    fdp_addr_parse(o->listen[i], &ss, &len) < 0) {
 			fprintf(stderr,
 			        "fdpass serve: invalid value '%s' for --listen: expected HOST:PORT, "
 			        "[HOST]:PORT or unix:PATH\n",
