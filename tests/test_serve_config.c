@@ -546,3 +546,21 @@ TEST(sighup_with_a_route_map_naming_a_missing_slot_keeps_the_map_in_force)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(sighup_keeps_an_option_the_command_line_gave_whatever_the_file_now_says)
+{
+	const char *conf = write_conf("keep.conf", "workers 3\npolicy least-conn\n");
+	struct server s;
+	char *st;
+
+	server_start(&s, "--config", conf, "--workers", "2", NULL);
+	write_conf("keep.conf", "workers 4\npolicy hash-ip\n");
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload complete", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "workers"), ==, 2); /* the command line's */
+	CHECK(strstr(st, "policy=hash-ip") != NULL);           /* the file's new one */
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
