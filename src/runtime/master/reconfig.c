@@ -107,6 +107,13 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 	m->cfg.worker_arg = next->worker_arg;
 	m->cfg.exec_argv = next->exec_argv;
 	m->cfg.log_level = next->log_level;
+	m->cfg.worker_set_ids = next->worker_set_ids; /* the workers forked from now on */
+	m->cfg.worker_uid = next->worker_uid;
+	m->cfg.worker_gid = next->worker_gid;
+	m->cfg.recycle_conns = next->recycle_conns; /* read at each worker's start (recycle.c) */
+	m->cfg.recycle_ms = next->recycle_ms;
+	m->cfg.recycle_jitter_pct = next->recycle_jitter_pct;
+	m->cfg.max_connections = next->max_connections;
 	if (rc->router) {
 		fdp__route_replace(m, rc->router);
 		rc->router = NULL;
