@@ -564,3 +564,18 @@ TEST(sighup_keeps_an_option_the_command_line_gave_whatever_the_file_now_says)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(sighup_keeps_the_process_limits_for_the_new_workers)
+{
+	const char *conf = write_conf("limits.conf", "workers 1\nmax-requests 1\n");
+	struct server s;
+
+	server_start(&s, "--config", conf, NULL);
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "reload complete", 10000);
+	/* The reload's worker still recycles after one connection. */
+	http_get_worker(s.addr, NULL, NULL);
+	server_wait_log(&s, "generation 2 handed 1 connections (max 1): replacing it", 10000);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
