@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +35,8 @@ enum {
 	OPT_MAX_OUTPUT,
 	OPT_CONFIG,
 	OPT_CHECK,
+	OPT_UPGRADE_TIMEOUT,
+	OPT_UPGRADE_BINARY,
 };
 
 static const char usage_text[] =
@@ -109,6 +112,14 @@ static const char usage_text[] =
         "                        holds new clients. Default: no limit.\n"
         "  --reap-all            become a child subreaper and reap every process orphaned\n"
         "                        below the server (always done when running as PID 1).\n"
+        "  --upgrade-timeout SECS\n"
+        "                        on SIGUSR2, how long the new master may take to have every\n"
+        "                        worker ready before it is killed and this one serves on\n"
+        "                        (1..86400). Default 60.\n"
+        "  --upgrade-binary PATH the program SIGUSR2 starts as the new master, with these\n"
+        "                        arguments. Default: this fdpass, by the path it was started\n"
+        "                        as (made absolute, not resolved), so that after a package\n"
+        "                        upgrade the new file runs.\n"
         "  --control PATH        control socket for `fdpass status`. Default\n"
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
@@ -126,9 +137,10 @@ static const char usage_text[] =
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP reads\n"
         "--config's file and the route map again, applies the workers, policies, routing and\n"
         "timeouts, and replaces every worker without failing a request (a file that does not\n"
-        "parse changes nothing; new --listen addresses need an upgrade). Exit status: 0\n"
-        "stopped, 1 failure (address in use, control socket), 2 bad command line or\n"
-        "configuration. See docs/SERVE.md.\n";
+        "parse changes nothing; new --listen addresses need an upgrade); SIGUSR2 starts a new\n"
+        "master (hot upgrade: it inherits every socket, and this one exits 0 once it is\n"
+        "ready). Exit status: 0 stopped, 1 failure (address in use, control socket), 2 bad\n"
+        "command line or configuration. See docs/SERVE.md and docs/OPERATIONS.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
@@ -145,6 +157,8 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
+	unsigned upgrade_ms;
+	const char *upgrade_binary;
 	struct fdpass_proc_limits plimits;
 	/* --config and --check (config.c), and which of the parses fills this in: */
 	const char *config;
@@ -250,6 +264,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 	        {"config", required_argument, NULL, OPT_CONFIG},
 	        {"check", no_argument, NULL, OPT_CHECK},
+	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
+	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
@@ -352,6 +368,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
 				return i;
 			o->route_given = 1;
+			break;
+		case OPT_UPGRADE_TIMEOUT:
+			if (parse_long(optarg, 1, 86400, &v) < 0)
+				return bad_value("upgrade-timeout", optarg,
+				                 "whole seconds from 1 to 86400");
+			o->upgrade_ms = (unsigned)v * 1000;
+			break;
+		case OPT_UPGRADE_BINARY:
+			if (!*optarg)
+				return bad_value("upgrade-binary", optarg, "a program's path");
+			o->upgrade_binary = optarg;
 			break;
 		case OPT_HEADER_TIMEOUT:
 		case OPT_IDLE_TIMEOUT:
@@ -814,11 +841,17 @@ static int serve_reload(void *arg, struct fdp_master_config *next, char *why, si
 	return 0;
 }
 
-/* Bind every listener now, so a bad address fails before any worker exists. */
-static int open_listeners(const struct serve_opts *o, int *fds)
+/*
+ * Bind every listener now, so a bad address fails before any worker exists. A master started
+ * by an upgrade first takes the old master's socket of the same --listen argument (or bound
+ * address): it is never bound again, so no client is refused in between.
+ */
+static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgrade *up)
 {
 	for (size_t i = 0; i < o->nlisten; i++) {
-		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
+		if (fds[i] < 0)
+			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
@@ -838,11 +871,77 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 	return -1;
 }
 
+/*
+ * What SIGUSR2 runs: --upgrade-binary, else this program by the path it was executed as
+ * (AT_EXECFN: what execve() was given, which a shell found on PATH already), made absolute
+ * against the directory it started in. Not /proc/self/exe, which names the deleted old file
+ * once a package upgrade has replaced it, and not realpath(): a deploy that switches a symlink
+ * to the new release must be followed. Then this command's own arguments.
+ */
+static char **upgrade_argv(const char *given, int argc, char **argv)
+{
+	const char *path = given ? given : (const char *)getauxval(AT_EXECFN);
+	char cwd[4096], *abs;
+	char **av;
+
+	if (!path || !*path)
+		return NULL;
+	if (path[0] == '/')
+		abs = strdup(path);
+	else if (getcwd(cwd, sizeof(cwd)) && (abs = malloc(strlen(cwd) + strlen(path) + 2)))
+		sprintf(abs, "%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+	else
+		return NULL;
+	av = abs ? calloc((size_t)argc + 2, sizeof(*av)) : NULL;
+	if (!av) {
+		free(abs);
+		return NULL;
+	}
+	av[0] = abs;
+	for (int i = 0; i < argc; i++) /* argv[0] is "serve" */
+		av[i + 1] = argv[i];
+	return av;
+}
+
+static void upgrade_argv_free(char **av)
+{
+	if (av)
+		free(av[0]);
+	free(av);
+}
+
+/*
+ * The listeners' names (their --listen arguments), which an upgrade hands over with them, in
+ * one block: they must outlive the configuration they were read from, which a reload frees.
+ */
+static const char **copy_names(const struct serve_opts *o)
+{
+	size_t size = o->nlisten * sizeof(char *);
+	const char **names;
+	char *p;
+
+	for (size_t i = 0; i < o->nlisten; i++)
+		size += strlen(o->listen[i]) + 1;
+	names = malloc(size);
+	if (!names)
+		return NULL;
+	p = (char *)(names + o->nlisten);
+	for (size_t i = 0; i < o->nlisten; i++) {
+		size_t len = strlen(o->listen[i]) + 1;
+
+		names[i] = memcpy(p, o->listen[i], len);
+		p += len;
+	}
+	return names;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_ctx ctx = {.argc = argc, .argv = argv};
 	struct fdp_master_config mc = {.size = sizeof(struct fdp_master_config)};
-	char control[512], why[512], nofile[128];
+	char control[512], why[512], nofile[128], **up_argv = NULL;
+	const char **names = NULL; /* each listener's --listen, for an upgrade: kept for the run */
+	struct fdp_upgrade *up = NULL;
 	int fds[MAX_LISTEN], status, err;
 	struct fdp_master *m;
 	struct serve_gen *g;
@@ -875,16 +974,31 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
 		goto out;
 	}
-	status = open_listeners(o, fds);
-	if (status >= 0)
+	/* Started by an upgrade: the old master's sockets, before anything is bound. */
+	err = fdp_upgrade_receive(&up, 10000);
+	if (err < 0) {
+		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
+		        fdp_strerror(err));
 		goto out;
+	}
+	status = open_listeners(o, fds, up);
+	if (status >= 0) {
+		fdp_upgrade_free(up);
+		goto out;
+	}
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	up_argv = upgrade_argv(o->upgrade_binary, argc, argv);
+	if (!up_argv)
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "upgrade: this program's path is unknown: SIGUSR2 is ignored");
+	names = copy_names(o); /* NULL when out of memory: the master uses the addresses */
 	fill_config(&mc, g, g);
 	mc.listeners = fds;
 	mc.nlisteners = o->nlisten;
@@ -893,6 +1007,11 @@ int cmd_serve(int argc, char **argv)
 	mc.log_arg = &log_sink;
 	mc.reload = serve_reload;
 	mc.reload_arg = &ctx;
+	mc.upgrade = up_argv != NULL;
+	mc.upgrade_argv = up_argv;
+	mc.upgrade_timeout_ms = o->upgrade_ms;
+	mc.listener_names = names;
+	mc.upgraded_from = up;
 	status = FDPASS_EXIT_FAILURE;
 	err = fdp_master_open(&m, &mc);
 	if (err < 0) {
@@ -921,6 +1040,8 @@ int cmd_serve(int argc, char **argv)
 	else
 		status = FDPASS_EXIT_OK;
 out:
+	upgrade_argv_free(up_argv);
+	free(names);
 	while (ctx.gens) {
 		g = ctx.gens;
 		ctx.gens = g->next;
