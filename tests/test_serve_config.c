@@ -5,6 +5,7 @@
 #include "test_serve_util.h"
 
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 /* Write text to DIR/name; returns the path (static storage, one per name slot). */
@@ -577,5 +578,49 @@ TEST(sighup_keeps_the_process_limits_for_the_new_workers)
 	http_get_worker(s.addr, NULL, NULL);
 	server_wait_log(&s, "generation 2 handed 1 connections (max 1): replacing it", 10000);
 	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/*
+ * The operator's way to a new listener: SIGHUP says it needs an upgrade, SIGUSR2 applies it.
+ * The new master is the old one's child; as a child subreaper this test inherits it.
+ */
+TEST(a_listen_address_added_to_the_file_is_taken_up_by_the_next_upgrade)
+{
+	char text[256], addr2[64], *st;
+	struct server s;
+	const char *conf, *line;
+	pid_t newpid;
+	int port = free_port();
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	conf = write_conf("up.conf", "listen 127.0.0.1:0\nworkers 1\n");
+	server_start_conf(&s, conf);
+	snprintf(text, sizeof(text), "listen 127.0.0.1:0\nlisten 127.0.0.1:%d\nworkers 1\n", port);
+	write_conf("up.conf", text);
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "needs an upgrade (SIGUSR2)", 10000);
+	server_wait_log(&s, "reload complete", 10000);
+	/* A second reload frees the first configuration: the names handed over are copies. */
+	kill(s.pid, SIGHUP);
+	server_wait_log(&s, "needs an upgrade (SIGUSR2)", 10000);
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK(port_is_free(port)); /* ignored by the reloads */
+	kill(s.pid, SIGUSR2);
+	line = server_wait_log(&s, "upgrade: new master pid ", 20000);
+	newpid = (pid_t)atoi(strstr(line, "new master pid ") + 15);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	/* The new master serves both: the old socket it was handed, and the new address. */
+	snprintf(addr2, sizeof(addr2), "127.0.0.1:%d", port);
+	http_get_worker(addr2, NULL, NULL);
+	http_get_worker(s.addr, NULL, NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "pid"), ==, newpid);
+	free(st);
+	CHECK_OK(kill(newpid, SIGTERM));
+	CHECK_INT(fdp_test_wait(newpid), ==, 0);
+	while (server_read_log(&s, 10000) > 0)
+		;
+	close(s.err);
 	server_free(&s);
 }

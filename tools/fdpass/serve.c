@@ -583,6 +583,11 @@ struct serve_ctx {
 	int argc;
 	char **argv;
 	struct serve_gen *gens; /* newest first; only the one in force survives a reload */
+	/* What the running listeners and control socket were made from (a reload keeps them): */
+	const char **names; /* each listener's --listen (copy_names()) */
+	size_t nlisten;
+	long backlog;
+	char *control; /* --control as given (malloc'd), or NULL */
 };
 
 /* A worker of a built-in handler: arg is its serve_gen, copied into it by the fork. */
@@ -736,12 +741,13 @@ static int check_only(const struct serve_gen *g)
 	return FDPASS_EXIT_OK;
 }
 
-static int same_listeners(const struct serve_opts *a, const struct serve_opts *b)
+/* Whether o asks for the listeners running (ctx): the same --listen list and --backlog. */
+static int same_listeners(const struct serve_ctx *ctx, const struct serve_opts *o)
 {
-	if (a->nlisten != b->nlisten || a->backlog != b->backlog)
+	if (o->nlisten != ctx->nlisten || o->backlog != ctx->backlog)
 		return 0;
-	for (size_t i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i], b->listen[i]) != 0)
+	for (size_t i = 0; i < o->nlisten; i++)
+		if (strcmp(o->listen[i], ctx->names[i]) != 0)
 			return 0;
 	return 1;
 }
@@ -761,14 +767,16 @@ static void log_printed(enum fdp_log_level level, char *text)
 	}
 }
 
-static void fill_config(struct fdp_master_config *c, struct serve_gen *g,
-                        const struct serve_gen *lg)
+/* g into the master's config; its listeners' policies and tags too when per_listener is set. */
+static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int per_listener)
 {
 	c->workers = (unsigned)g->o.workers;
 	c->policy = g->o.policy;
 	c->tag = g->tag;
-	c->listener_policy = lg->policies;
-	c->listener_tag = lg->tags;
+	if (per_listener) {
+		c->listener_policy = g->policies;
+		c->listener_tag = g->tags;
+	}
 	c->route = g->routing ? &g->o.route : NULL;
 	c->drain_timeout_ms = (unsigned)g->o.drain_ms;
 	c->start_timeout_ms = (unsigned)g->o.start_ms;
@@ -792,7 +800,7 @@ static int serve_reload(void *arg, struct fdp_master_config *next, char *why, si
 	struct serve_gen *live = next->worker_arg, *g, **pp;
 	struct fdpass_capture cap;
 	char *said;
-	int status;
+	int status, listeners;
 
 	/* The master shows which configuration is in force: the others are used no more. */
 	for (pp = &ctx->gens; *pp;) {
@@ -826,16 +834,20 @@ static int serve_reload(void *arg, struct fdp_master_config *next, char *why, si
 		return -EINVAL;
 	}
 	free(said);
-	if (!same_listeners(&g->o, &live->o))
+	/* Against what runs, not the last reload's wishes: it is logged at every reload. */
+	listeners = same_listeners(ctx, &g->o);
+	if (!listeners)
 		log_stderr(&log_sink, FDP_LOG_WARN,
 		           "reload: the --listen addresses (or --backlog) changed: that needs an "
-		           "upgrade (SIGUSR2); the listeners stay as they are");
-	if ((g->o.control || live->o.control) &&
-	    (!g->o.control || !live->o.control || strcmp(g->o.control, live->o.control) != 0))
+		           "upgrade (SIGUSR2); the listeners stay as they are, with their "
+		           "policies");
+	if ((g->o.control || ctx->control) &&
+	    (!g->o.control || !ctx->control || strcmp(g->o.control, ctx->control) != 0))
 		log_stderr(&log_sink, FDP_LOG_WARN,
 		           "reload: --control changed: that needs a restart; the control socket "
 		           "stays where it is");
-	fill_config(next, g, same_listeners(&g->o, &live->o) ? g : live);
+	/* Listeners changed: next keeps the policies and tags the master has (prefilled). */
+	fill_config(next, g, listeners);
 	g->next = ctx->gens;
 	ctx->gens = g;
 	return 0;
@@ -940,7 +952,6 @@ int cmd_serve(int argc, char **argv)
 	struct serve_ctx ctx = {.argc = argc, .argv = argv};
 	struct fdp_master_config mc = {.size = sizeof(struct fdp_master_config)};
 	char control[512], why[512], nofile[128], **up_argv = NULL;
-	const char **names = NULL; /* each listener's --listen, for an upgrade: kept for the run */
 	struct fdp_upgrade *up = NULL;
 	int fds[MAX_LISTEN], status, err;
 	struct fdp_master *m;
@@ -998,8 +1009,17 @@ int cmd_serve(int argc, char **argv)
 	if (!up_argv)
 		log_stderr(&log_sink, FDP_LOG_WARN,
 		           "upgrade: this program's path is unknown: SIGUSR2 is ignored");
-	names = copy_names(o); /* NULL when out of memory: the master uses the addresses */
-	fill_config(&mc, g, g);
+	ctx.names = copy_names(o);
+	ctx.nlisten = o->nlisten;
+	ctx.backlog = o->backlog;
+	ctx.control = o->control ? strdup(o->control) : NULL;
+	if (!ctx.names || (o->control && !ctx.control)) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		fdp_close_fds(fds, o->nlisten);
+		fdp_upgrade_free(up);
+		goto out;
+	}
+	fill_config(&mc, g, 1);
 	mc.listeners = fds;
 	mc.nlisteners = o->nlisten;
 	mc.control_path = control[0] ? control : NULL;
@@ -1010,7 +1030,7 @@ int cmd_serve(int argc, char **argv)
 	mc.upgrade = up_argv != NULL;
 	mc.upgrade_argv = up_argv;
 	mc.upgrade_timeout_ms = o->upgrade_ms;
-	mc.listener_names = names;
+	mc.listener_names = ctx.names;
 	mc.upgraded_from = up;
 	status = FDPASS_EXIT_FAILURE;
 	err = fdp_master_open(&m, &mc);
@@ -1041,7 +1061,8 @@ int cmd_serve(int argc, char **argv)
 		status = FDPASS_EXIT_OK;
 out:
 	upgrade_argv_free(up_argv);
-	free(names);
+	free(ctx.names);
+	free(ctx.control);
 	while (ctx.gens) {
 		g = ctx.gens;
 		ctx.gens = g->next;
