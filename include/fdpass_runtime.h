@@ -454,6 +454,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
  */
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
 
+/*
+ * Non-zero when fd, taken from u, was a shared listener of the old master (its config's
+ * listener_shared: systemd keeps it too): give it the same mark in the new master's config.
+ */
+int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd);
+
 /* Free u (only when it is not given to fdp_master_open()): closes what nobody took. */
 void fdp_upgrade_free(struct fdp_upgrade *u);
 

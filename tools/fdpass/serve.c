@@ -553,8 +553,10 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 
 		shared[i] = 0;
 		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
-		if (fds[i] >= 0)
+		if (fds[i] >= 0) {
+			shared[i] = (unsigned char)fdp_upgrade_shared(up, fds[i]); /* systemd's still */
 			continue;
+		}
 		fds[i] = fdpass_activation_take(act, o->listen[i], &name, why, sizeof(why));
 		shared[i] = fds[i] >= 0;
 		if (fds[i] >= 0) {

@@ -222,6 +222,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
 /* A hot upgrade, owned by upgrade.c. */
