@@ -4,7 +4,9 @@
  * with a built-in handler or an external worker program. Logs go to stderr, without ever
  * blocking the master.
  */
+#include "activation.h"
 #include "commands.h"
+#include "notify.h"
 #include "serve.h"
 #include "serve_limits.h"
 #include "serve_route.h"
@@ -49,7 +51,12 @@ static const char usage_text[] =
         "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
         "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
         "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
-        "                        free port (the log says which). policy= gives this listener\n"
+        "                        free port (the log says which). fd:N or fd:NAME: a\n"
+        "                        socket passed by systemd ($LISTEN_FDS, named in\n"
+        "                        $LISTEN_FDNAMES) or open on descriptor N. An address a\n"
+        "                        passed socket is bound to takes that socket instead of\n"
+        "                        binding; with sockets passed and no --listen, each is\n"
+        "                        used. policy= gives this listener\n"
         "                        its own policy; tag= (raw, echo, http or a number) the\n"
         "                        protocol its connections are tagged with (the built-in\n"
         "                        handlers speak echo or http by it).\n"
@@ -140,7 +147,12 @@ static const char usage_text[] =
         "parse changes nothing; new --listen addresses need an upgrade); SIGUSR2 starts a new\n"
         "master (hot upgrade: it inherits every socket, and this one exits 0 once it is\n"
         "ready). Exit status: 0 stopped, 1 failure (address in use, control socket), 2 bad\n"
-        "command line or configuration. See docs/SERVE.md and docs/OPERATIONS.md.\n";
+        "command line or configuration. See docs/SERVE.md and docs/OPERATIONS.md.\n"
+        "\n"
+        "Under systemd (docs/OPERATIONS.md): with $NOTIFY_SOCKET set, the master sends READY=1\n"
+        "once every worker is ready, RELOADING=1 then READY=1 around a SIGHUP's reload,\n"
+        "STOPPING=1, STATUS=, WATCHDOG=1 (with $WATCHDOG_USEC), and each listener it bound\n"
+        "itself to the descriptor store (FDSTORE=1), which a restart gets back in $LISTEN_FDS.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
@@ -561,6 +573,10 @@ static void raise_nofile_limit(char *what, size_t size)
 		         (unsigned long long)rl.rlim_max);
 }
 
+/* The sockets a service manager passed (read once, at the start), and their fd:N names. */
+static struct fdpass_activation serve_act; /* 16 KiB of names: off the stack */
+static char serve_fd_specs[FDPASS_INHERITED_MAX][16];
+
 /*
  * One configuration as read (the defaults, then --config's file, then the command line) and
  * what it gives the master. The first is read at the start; each SIGHUP reads another
@@ -678,6 +694,12 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 		o->workers = 1;
 	if (o->workers > MAX_WORKERS)
 		o->workers = MAX_WORKERS;
+	for (size_t i = 0; o->nlisten == 0 && i < serve_act.n; i++) { /* each passed socket */
+		snprintf(serve_fd_specs[i], sizeof(serve_fd_specs[i]), "fd:%d", serve_act.v[i].fd);
+		o->listen[i] = serve_fd_specs[i];
+		if (i + 1 == serve_act.n)
+			o->nlisten = serve_act.n;
+	}
 	if (o->nlisten == 0)
 		o->listen[o->nlisten++] = default_listen;
 	tag = o->exec                              ? FDP_TAG_RAW
@@ -856,14 +878,42 @@ static int serve_reload(void *arg, struct fdp_master_config *next, char *why, si
 /*
  * Bind every listener now, so a bad address fails before any worker exists. A master started
  * by an upgrade first takes the old master's socket of the same --listen argument (or bound
- * address): it is never bound again, so no client is refused in between.
+ * address): it is never bound again, so no client is refused in between. A socket a service
+ * manager passed for it (activation.c) is taken instead of binding too, and is then shared:
+ * the master leaves it as it is at a stop. A passed socket that no --listen takes is an
+ * error: clients connect to it, and nobody would accept them.
  */
-static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgrade *up)
+static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_activation *act,
+                          unsigned char *shared, struct fdp_upgrade *up)
 {
-	for (size_t i = 0; i < o->nlisten; i++) {
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < o->nlisten; i++) {
+		const char *name;
+
+		shared[i] = 0;
 		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
-		if (fds[i] < 0)
-			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		if (fds[i] >= 0) {
+			shared[i] = (unsigned char)fdp_upgrade_shared(up, fds[i]); /* systemd's still */
+			continue;
+		}
+		fds[i] = fdpass_activation_take(act, o->listen[i], &name, why, sizeof(why));
+		shared[i] = fds[i] >= 0;
+		if (fds[i] >= 0) {
+			char msg[600];
+
+			snprintf(msg, sizeof(msg), "--listen %s: inherited socket %d%s%s%s",
+			         o->listen[i], fds[i], name[0] ? " (name '" : "", name,
+			         name[0] ? "')" : "");
+			log_stderr(&log_sink, FDP_LOG_INFO, msg);
+			continue;
+		}
+		if (fds[i] == -EINVAL) {
+			fprintf(stderr, "fdpass serve: --listen %s\n", why);
+			break;
+		}
+		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
@@ -878,9 +928,41 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgra
 		int status = fds[i] == -EINVAL ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
 
 		fdp_close_fds(fds, i);
+		fdpass_activation_close(act);
 		return status;
 	}
-	return -1;
+	if (i == o->nlisten && fdpass_activation_left(act, why, sizeof(why)) == 0)
+		return -1;
+	if (i == o->nlisten)
+		fprintf(stderr, "fdpass serve: %s\n", why);
+	fdp_close_fds(fds, i);
+	fdpass_activation_close(act);
+	return FDPASS_EXIT_FAILURE;
+}
+
+/*
+ * Hand the listeners this process bound to the service manager's descriptor store, named by
+ * their address, so that a master restarted after a crash gets the same sockets (inherited
+ * ones are the manager's already). When the store is known to keep them, they are shared.
+ */
+static void store_listeners(const struct serve_opts *o, const int *fds, unsigned char *shared,
+                            int *store_fds, char (*names)[FDP_ADDR_STRLEN])
+{
+	const char *name_ptrs[MAX_LISTEN];
+	size_t idx[MAX_LISTEN], n = 0;
+
+	for (size_t i = 0; i < o->nlisten; i++) {
+		if (shared[i])
+			continue;
+		if (fdp_addr_local(fds[i], names[n], FDP_ADDR_STRLEN) <= 0)
+			snprintf(names[n], FDP_ADDR_STRLEN, "%s", o->listen[i]);
+		name_ptrs[n] = names[n];
+		store_fds[n] = fds[i];
+		idx[n++] = i;
+	}
+	if (n && fdpass_notify_fdstore(store_fds, name_ptrs, n))
+		for (size_t k = 0; k < n; k++)
+			shared[idx[k]] = 1;
 }
 
 /*
@@ -947,13 +1029,22 @@ static const char **copy_names(const struct serve_opts *o)
 	return names;
 }
 
+/* The new master of a hot upgrade is ready: it is the service's main process from now on. */
+static void notify_upgraded(void *arg, pid_t pid)
+{
+	(void)arg;
+	fdpass_notify_mainpid(pid);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_ctx ctx = {.argc = argc, .argv = argv};
 	struct fdp_master_config mc = {.size = sizeof(struct fdp_master_config)};
 	char control[512], why[512], nofile[128], **up_argv = NULL;
+	char store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
+	unsigned char shared[MAX_LISTEN];
+	int fds[MAX_LISTEN], store_fds[MAX_LISTEN], status, err, notifying;
 	struct fdp_upgrade *up = NULL;
-	int fds[MAX_LISTEN], status, err;
 	struct fdp_master *m;
 	struct serve_gen *g;
 	struct serve_opts *o;
@@ -961,6 +1052,13 @@ int cmd_serve(int argc, char **argv)
 
 	open_missing_stdio();
 	log_sink_open(&log_sink);
+	/* Read and cleared before anything forks: no worker may see them. config_load() reads
+	 * it for the default listeners, at the start and at each reload. */
+	if (fdpass_activation_read(&serve_act, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: socket activation: %s\n", why);
+		fdpass_activation_close(&serve_act);
+		return FDPASS_EXIT_FAILURE;
+	}
 	g = calloc(1, sizeof(*g));
 	if (!g) {
 		fprintf(stderr, "fdpass serve: out of memory\n");
@@ -973,6 +1071,7 @@ int cmd_serve(int argc, char **argv)
 		status = check_only(g);
 	if (status >= 0)
 		goto out;
+	notifying = fdpass_notify_open(log_stderr, &log_sink);
 	raise_nofile_limit(nofile, sizeof(nofile));
 	if (o->log_level >= FDP_LOG_DEBUG)
 		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
@@ -990,13 +1089,16 @@ int cmd_serve(int argc, char **argv)
 	if (err < 0) {
 		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
 		        fdp_strerror(err));
+		fdpass_activation_close(&serve_act);
 		goto out;
 	}
-	status = open_listeners(o, fds, up);
+	status = open_listeners(o, fds, &serve_act, shared, up);
 	if (status >= 0) {
 		fdp_upgrade_free(up);
 		goto out;
 	}
+	if (notifying)
+		store_listeners(o, fds, shared, store_fds, store_names);
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -1009,6 +1111,7 @@ int cmd_serve(int argc, char **argv)
 	if (!up_argv)
 		log_stderr(&log_sink, FDP_LOG_WARN,
 		           "upgrade: this program's path is unknown: SIGUSR2 is ignored");
+	status = FDPASS_EXIT_FAILURE;
 	ctx.names = copy_names(o);
 	ctx.nlisten = o->nlisten;
 	ctx.backlog = o->backlog;
@@ -1031,8 +1134,12 @@ int cmd_serve(int argc, char **argv)
 	mc.upgrade_argv = up_argv;
 	mc.upgrade_timeout_ms = o->upgrade_ms;
 	mc.listener_names = ctx.names;
+	mc.upgrade_ready = notifying ? notify_upgraded : NULL;
 	mc.upgraded_from = up;
-	status = FDPASS_EXIT_FAILURE;
+	mc.event = notifying ? fdpass_notify_event : NULL;
+	mc.tick_ms = fdpass_notify_tick_ms();
+	mc.listener_shared = shared;
+	mc.upgrade_env = notifying ? fdpass_notify_env() : NULL;
 	err = fdp_master_open(&m, &mc);
 	if (err < 0) {
 		if (err == -EADDRINUSE)
@@ -1049,6 +1156,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
+	fdpass_notify_close();
 	if (err == -ENOEXEC) /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
 		        ctx.gens->o.exec);

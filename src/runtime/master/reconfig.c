@@ -138,6 +138,11 @@ static void refused(struct fdp_master *m, const char *why)
 	         "reload refused: %s; the configuration in force stays, no worker replaced", why);
 	snprintf(m->refused_why, sizeof(m->refused_why), "%s", why);
 	m->reloads_refused++;
+	/* A service manager told of the reload hears it is over: the old configuration serves. */
+	if (!m->reload_chained)
+		fdp__event(m, FDP_MASTER_RELOADING);
+	m->reload_chained = 0;
+	fdp__event(m, FDP_MASTER_READY);
 }
 
 /*

@@ -247,6 +247,7 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 
 static void promote(struct fdp_master *m, struct fdp__proc *p);
 static void retire_slots(struct fdp_master *m);
+static void reload_start(struct fdp_master *m, int chained);
 
 /* Once every slot's current worker is ready, say so (once). */
 static void log_all_ready(struct fdp_master *m)
@@ -261,6 +262,7 @@ static void log_all_ready(struct fdp_master *m)
 	}
 	m->ready_logged = 1;
 	fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers, (int)getpid());
+	fdp__event(m, FDP_MASTER_READY);
 }
 
 /*
@@ -455,7 +457,10 @@ void fdp__start_drain(struct fdp_master *m)
 {
 	unsigned n = 0;
 
-	m->stopping = 1;
+	if (!m->stopping) {
+		m->stopping = 1;
+		fdp__event(m, FDP_MASTER_STOPPING);
+	}
 	for (struct fdp__proc *p = m->procs; p; p = p->next, n++)
 		drain_proc(m, p);
 	fdp__log(m, FDP_LOG_INFO,
@@ -466,31 +471,30 @@ void fdp__start_drain(struct fdp_master *m)
 
 void fdp__stop_now(struct fdp_master *m)
 {
+	int was = m->stopping;
+
 	m->stopping = 2;
+	if (!was)
+		fdp__event(m, FDP_MASTER_STOPPING);
 	fdp__log(m, FDP_LOG_WARN, "stopping now: killing every worker");
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
 		fdp__proc_kill(p);
 }
 
 /*
- * Replace every worker: each slot gets a successor, which takes the slot when it says READY
- * (the old one then drains). A SIGHUP during a reload is remembered and runs once this one is
- * complete, so a burst of them starts at most one more process per slot.
+ * Start a reload: each slot gets a successor. chained: it was queued behind the last one, whose
+ * RELOADING event told the program of it already.
  */
-void fdp__reload(struct fdp_master *m)
+static void reload_start(struct fdp_master *m, int chained)
 {
-	if (m->reloading) {
-		if (!m->reload_again)
-			fdp__log(m, FDP_LOG_INFO, "reload requested during a reload: it follows");
-		m->reload_again = 1;
-		return;
-	}
 	fdp__log(m, FDP_LOG_INFO,
 	         "reloading: starting %u new worker(s); each old one drains once its successor is "
 	         "ready",
 	         m->cfg.workers);
 	m->reloading = 1;
 	m->reload_failed = 0;
+	if (!chained)
+		fdp__event(m, FDP_MASTER_RELOADING);
 	for (unsigned i = 0; i < m->cfg.workers; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
@@ -509,6 +513,24 @@ void fdp__reload(struct fdp_master *m)
 			m->reload_failed++;
 	}
 	fdp__reload_check(m);
+}
+
+/*
+ * Replace every worker: each slot gets a successor, which takes the slot when it says READY
+ * (the old one then drains). A SIGHUP during a reload is remembered and runs once this one is
+ * complete, so a burst of them starts at most one more process per slot.
+ */
+void fdp__reload(struct fdp_master *m)
+{
+	if (m->reloading) {
+		if (!m->reload_again)
+			fdp__log(m, FDP_LOG_INFO, "reload requested during a reload: it follows");
+		m->reload_again = 1;
+		fdp__event(m, FDP_MASTER_RELOADING);
+		return;
+	}
+	reload_start(m, m->reload_chained);
+	m->reload_chained = 0;
 }
 
 /* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
@@ -553,7 +575,11 @@ void fdp__reload_check(struct fdp_master *m)
 		/* The loop runs it (fdp__reconfigure()): the configuration is read again first. */
 		m->reload_again = 0;
 		m->reload_due = 1;
+		m->reload_chained = 1; /* its RELOADING was told when it was queued */
+		return;
 	}
+	if (m->ready_logged)
+		fdp__event(m, FDP_MASTER_READY);
 }
 
 /* Respawn what is due first: a new worker's start deadline then counts below. */
