@@ -693,3 +693,29 @@ TEST(text_lines_show_a_workers_control_characters_as_hex_escapes)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* A reload reads the configuration again; the log keeps the path it was opened with. */
+TEST(sigusr1_after_a_reload_still_reopens_the_log_file)
+{
+	const char *args[] = {"--workers", "1", NULL};
+	struct logfile log, fresh;
+	struct server s;
+	char moved[300];
+	int ino = folder_watch();
+
+	logfile_init(&log, "serve.log");
+	logfile_init(&fresh, "serve.log");
+	server_start_logfile(&s, ino, &log, args);
+	CHECK_OK(kill(s.pid, SIGHUP));
+	logfile_wait(ino, &log, "reload complete", 10000);
+	snprintf(moved, sizeof(moved), "%s/serve.log.1", fdp_test_tmpdir());
+	CHECK_OK(rename(log.path, moved));
+	CHECK_OK(kill(s.pid, SIGUSR1));
+	snprintf(fresh.buf, 2, "%s", "");
+	logfile_wait(ino, &fresh, "serve.log reopened\n", 10000);
+	CHECK_INT(server_stop(&s), ==, 0);
+	close(ino);
+	free(log.buf);
+	free(fresh.buf);
+	server_free(&s);
+}

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,6 +102,10 @@ int fdpass_log_open(struct fdpass_log *l, enum fdpass_log_format format, const c
 		open_stderr(l);
 		return 0;
 	}
+	/* Ours: the option's string may go with the configuration it came from (a reload). */
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
 	return open_file(l, path);
 }
 
@@ -109,6 +114,8 @@ void fdpass_log_close(struct fdpass_log *l)
 	if (l->fd > 2)
 		close(l->fd);
 	l->fd = 2;
+	free((char *)l->path);
+	l->path = NULL;
 }
 
 /* Write a whole line now or not at all (-1); never raises SIGPIPE. */

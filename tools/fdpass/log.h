@@ -11,7 +11,7 @@ enum fdpass_log_format { FDPASS_LOG_TEXT, FDPASS_LOG_JSON };
 
 struct fdpass_log {
 	enum fdpass_log_format format;
-	const char *path; /* --log-file, or NULL for stderr */
+	const char *path; /* a copy of --log-file's path (freed by close), or NULL for stderr */
 	int fd;           /* where lines go: 2, a descriptor of the same pipe, or the file's */
 	int socket;       /* it is a socket: send() with MSG_DONTWAIT */
 	int check;        /* a pipe or terminal we could not open again: poll() before each write */
