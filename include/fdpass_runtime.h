@@ -301,6 +301,15 @@ struct fdp_master_config {
 	 * often. 0: 2000.
 	 */
 	unsigned ack_timeout_ms;
+	/*
+	 * A listening stream socket (fdp_listen(), TCP or Unix) on which the master serves its
+	 * metrics over HTTP: GET /metrics answers them in Prometheus's text format (every metric
+	 * is listed in docs/SERVE.md), any other path 404, any other method 405; one request per
+	 * connection. NULL (or a pointer to -1): none. The master takes *metrics_fd like the
+	 * listeners (closed on failure too; made non-blocking) and serves it from its loop without
+	 * ever waiting for a client: at most 16 at once, each with a deadline.
+	 */
+	const int *metrics_fd;
 };
 
 /*

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Install the interop tests' peers from Debian packages when they are missing (run by .ci/run;
-# needs root). Python's socket.send_fds and multiprocessing come with python3 itself; Perl's
-# IO::FDPass is Debian's libio-fdpass-perl. Without them the tests say they were skipped.
+# Install the tests' peers from Debian packages when they are missing (run by .ci/run; needs
+# root). Python's socket.send_fds and multiprocessing come with python3 itself; Perl's
+# IO::FDPass is Debian's libio-fdpass-perl; the Prometheus text parser that checks
+# `fdpass serve --metrics` is Debian's python3-prometheus-client (for /usr/bin/python3).
+# Without them the tests say they were skipped.
 set -euo pipefail
 
-if perl -MIO::FDPass -e 1 2>/dev/null; then
+missing=()
+if ! perl -MIO::FDPass -e 1 2>/dev/null; then
+	missing+=(libio-fdpass-perl)
+fi
+if ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+	missing+=(python3-prometheus-client)
+fi
+if ((${#missing[@]} == 0)); then
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-peers: Perl's IO::FDPass is missing and apt-get cannot install it here" >&2
+	echo "install-peers: ${missing[*]} missing and apt-get cannot install them here" >&2
 	exit 0
 fi
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libio-fdpass-perl >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 perl -MIO::FDPass -e 1
-echo "install-peers: installed libio-fdpass-perl"
+/usr/bin/python3 -c 'import prometheus_client'
+echo "install-peers: installed ${missing[*]}"

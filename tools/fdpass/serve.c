@@ -31,6 +31,7 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_METRICS,
 };
 
 static const char usage_text[] =
@@ -93,6 +94,12 @@ static const char usage_text[] =
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
+        "  --metrics ADDR        serve the master's metrics over HTTP on ADDR (as --listen:\n"
+        "                        HOST:PORT, [HOST]:PORT or unix:PATH; port 0 picks one, the\n"
+        "                        log says which): GET /metrics answers Prometheus's text\n"
+        "                        format (counters per listener and worker slot, the ACK\n"
+        "                        latency histogram; docs/SERVE.md lists them). Default: off;\n"
+        "                        `fdpass status --prometheus` prints the same text.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
         "  --help                show this help.\n"
         "\n"
@@ -113,6 +120,7 @@ struct serve_opts {
 	const char *exec;
 	enum fdp_policy policy;
 	const char *control;
+	const char *metrics; /* --metrics ADDR, or NULL */
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
 };
@@ -205,6 +213,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"metrics", required_argument, NULL, OPT_METRICS},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -271,6 +280,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = pick(optarg, levels, 4)) < 0)
 				return bad_value("log-level", optarg, "error, warn, info or debug");
 			o->log_level = (enum fdp_log_level)i;
+			break;
+		case OPT_METRICS:
+			if (!*optarg)
+				return bad_value("metrics", optarg,
+				                 "HOST:PORT, [HOST]:PORT or unix:PATH");
+			o->metrics = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -489,6 +504,27 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 	return -1;
 }
 
+/* Bind --metrics ADDR (into *fd; -1 without it); -1 when good, else the exit status. */
+static int open_metrics(const struct serve_opts *o, int *fd)
+{
+	*fd = -1;
+	if (!o->metrics)
+		return -1;
+	*fd = fdp_listen(o->metrics, 64);
+	if (*fd >= 0)
+		return -1;
+	if (*fd == -EINVAL) {
+		fprintf(stderr,
+		        "fdpass serve: invalid value '%s' for --metrics: expected HOST:PORT, "
+		        "[HOST]:PORT or unix:PATH\n",
+		        o->metrics);
+		return FDPASS_EXIT_USAGE;
+	}
+	fprintf(stderr, "fdpass serve: cannot listen on %s for --metrics: %s\n", o->metrics,
+	        fdp_strerror(*fd));
+	return FDPASS_EXIT_FAILURE;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const char *const default_listen = "127.0.0.1:8080";
@@ -504,7 +540,7 @@ int cmd_serve(int argc, char **argv)
 	char control[512], why[512], nofile[128], **exec_argv = NULL;
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
-	int fds[MAX_LISTEN], status, err, routing = 0;
+	int fds[MAX_LISTEN], metrics_fd, status, err, routing = 0;
 	struct fdp_master *m;
 	sigset_t sigs;
 
@@ -544,6 +580,11 @@ int cmd_serve(int argc, char **argv)
 	status = open_listeners(&o, fds);
 	if (status >= 0)
 		return status;
+	status = open_metrics(&o, &metrics_fd);
+	if (status >= 0) {
+		fdp_close_fds(fds, o.nlisten);
+		return status;
+	}
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -559,6 +600,8 @@ int cmd_serve(int argc, char **argv)
 		        o.exec);
 		free(exec_argv);
 		fdp_close_fds(fds, o.nlisten);
+		if (metrics_fd >= 0)
+			close(metrics_fd);
 		return exec_argv ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
 	}
 	err = fdp_master_open(&m, &(struct fdp_master_config){
@@ -581,6 +624,7 @@ int cmd_serve(int argc, char **argv)
 	                                  .log = log_stderr,
 	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
+	                                  .metrics_fd = metrics_fd >= 0 ? &metrics_fd : NULL,
 	                          });
 	if (err < 0) {
 		free(exec_argv);

@@ -5,6 +5,7 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: the status
+ *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
@@ -53,9 +54,19 @@
 #define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
+#define FDP__ACK_BUCKETS     13        /* the ACK latency histogram's bounds (fdp__ack_bound_ns()) */
 
 /* What an epoll registration points at. */
-enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD, W_ROUTE };
+enum fdp__watch_kind {
+	W_LISTENER,
+	W_SIGNAL,
+	W_CONTROL,
+	W_CHANNEL,
+	W_PIDFD,
+	W_ROUTE,
+	W_METRICS,        /* the metrics listener (metrics.c) */
+	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
+};
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
@@ -71,6 +82,7 @@ struct fdp__conn {
 	unsigned listener;
 	long long since_ms;
 	long long handed_ms; /* in flight: when it was handed to its worker */
+	long long handed_ns; /* the same in nanoseconds: the ACK latency histogram's */
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
 	/* The route failure action chose that slot (a second failure closes it); and, while it is
@@ -125,21 +137,8 @@ struct fdp__slot {
 	unsigned restarts, quick_fails;
 	long long respawn_at; /* 0: nothing scheduled */
 	uint64_t served;      /* by every process this slot has had */
-};
-
-struct fdp__listener {
-	int fd;
-	long long paused_until; /* EMFILE backoff; 0: accepting */
-	int registered;
-	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
-	unsigned tag;           /* the protocol tag its connections carry */
-	struct fdp__watch w;
-};
-
-/* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
-struct fdp__ratelimit {
-	long long next_ms;
-	unsigned held; /* not logged since the last one */
+	/* Counted by conns.c for the metrics (metrics.c), over every process of the slot: */
+	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
 };
 
 /*
@@ -153,6 +152,23 @@ enum fdp__close_reason {
 	CLOSE_ERROR,
 	CLOSE_ROUTE,
 	CLOSE_NREASONS
+};
+
+struct fdp__listener {
+	int fd;
+	long long paused_until; /* EMFILE backoff; 0: accepting */
+	int registered;
+	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
+	unsigned tag;           /* the protocol tag its connections carry */
+	struct fdp__watch w;
+	/* Counted by conns.c for the metrics (metrics.c): */
+	uint64_t accepted, handed, closed[CLOSE_NREASONS];
+};
+
+/* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
+struct fdp__ratelimit {
+	long long next_ms;
+	unsigned held; /* not logged since the last one */
 };
 
 /*
@@ -170,6 +186,11 @@ struct fdp__conns {
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
+	uint64_t acked;        /* acknowledged by their worker */
+	/* Time from hand-over to ACK (metrics.c's buckets): count per bucket (not cumulative;
+	 * the last is past the largest bound), and the sum in nanoseconds. */
+	uint64_t ack_latency[FDP__ACK_BUCKETS + 1];
+	uint64_t ack_latency_sum_ns;
 };
 
 struct fdp_master {
@@ -200,7 +221,18 @@ struct fdp_master {
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
 	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
 	struct fdp__hashring ip_ring;
+	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
 };
+
+/* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
+static inline long long fdp__ack_bound_ns(unsigned i)
+{
+	static const long long bound[FDP__ACK_BUCKETS] = {
+	        100000,   250000,   500000,    1000000,   2500000,   5000000,   10000000,
+	        25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
+
+	return bound[i];
+}
 
 /*
  * A worker's channel failed where the failure cannot be handled (a hand-over, a read, a flush,
@@ -245,7 +277,7 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
                          const struct fdp_conn *meta);
 /* Flag every ready worker whose oldest unacknowledged connection is past the ACK deadline. */
 void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next);
-int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
+int fdp__conns_ack(struct fdp_master *m, struct fdp__proc *p, uint64_t id);
 int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
 void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
 void fdp__conns_hold_for(struct fdp_master *m, unsigned ms);
@@ -309,6 +341,27 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+/* What the route policy counted, for the metrics. */
+struct fdp__route_stats {
+	size_t waiting, held; /* for their key; for their slot's worker */
+	int on_fail_default;  /* the failure action: 1 to the default worker, 0 close */
+	uint64_t hashed, mapped, timeout, too_big, rejected, overflow, eof, unavailable;
+	uint64_t defaulted, closed;
+};
+void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st);
+
+/*
+ * metrics.c: the metrics in Prometheus's text format (docs/SERVE.md), served over HTTP on
+ * cfg.metrics_fd by the loop, and rendered for the control socket's `metrics` command.
+ */
+int fdp__metrics_open(struct fdp_master *m, int fd);
+void fdp__metrics_close(struct fdp_master *m);
+void fdp__metrics_log(struct fdp_master *m);
+void fdp__metrics_watch(struct fdp_master *m, long long now, long long *next);
+void fdp__metrics_event(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
+void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next);
+/* The whole text into a malloc'd *out (*len bytes); 0, or -ENOMEM. */
+int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
 
 /* control.c */
 int fdp__control_open(struct fdp_master *m);
