@@ -33,6 +33,7 @@
 #define WRITE_MS    10000         /* the answer's deadline, from the request */
 #define LINGER_MS   1000          /* after the answer: what the client still sends is dropped */
 #define TEXT_MAX    (64u << 20)   /* a larger rendering is refused (out of memory) */
+#define SNDBUF      (16 * 1024)   /* each client's socket buffer (below) */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 enum client_state { C_FREE, C_READING, C_WRITING, C_LINGER };
@@ -272,8 +273,8 @@ static void render_listeners(struct text *t, const struct fdp_master *m)
 	             l_handed);
 	family(t, "fdpass_connections_closed_unserved_total", "counter",
 	       "Connections the master closed without a worker serving them, by reason: "
-	       "no_worker (waited too long), shutdown (a stop), error (out of memory, a "
-	       "routed one whose worker died), route (the route policy: no key, or its failure "
+	       "no_worker (waited too long), shutdown (a stop), error (the master could not "
+	       "keep it), route (the route policy: no key, or its failure "
 	       "action).");
 	for (size_t i = 0; i < m->nlisteners; i++)
 		for (int r = 0; r < CLOSE_NREASONS; r++)
@@ -644,6 +645,11 @@ static void metrics_accept(struct fdp_master *m)
 		c->head[0] = '\0';
 		c->deadline = now + READ_MS;
 		x->nclients++;
+		/*
+		 * A slow reader holds its answer's buffer here, and no more: without this the
+		 * kernel's autotuning (large on loopback) would give its socket megabytes too.
+		 */
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &(int){SNDBUF}, sizeof(int));
 		if (client_watch(m, c, EPOLL_CTL_ADD, EPOLLIN | EPOLLRDHUP) < 0)
 			client_close(m, c);
 		else
