@@ -313,13 +313,13 @@ struct fdp_master_config {
 };
 
 /*
- * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
- * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
- * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
- * here and by fdp_master_run() and must stay valid until fdp_master_close(). Returns 0 and
- * sets *out, or a negative errno (-EINVAL: a bad config, a size this library does not know,
- * or a listener that is not listening; -EADDRINUSE: a live server already answers on the
- * control path).
+ * Make a master: takes the listeners and *metrics_fd (closed on failure too) and sets
+ * O_NONBLOCK on them, binds the control socket. cfg is copied, and so is cfg->route; the
+ * strings and arrays they point to (control_path, exec_argv, listener_policy, listener_tag,
+ * route->key and map_path) are read here and by fdp_master_run() and must stay valid until
+ * fdp_master_close(). Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, a
+ * size this library does not know, or a listener, the metrics one too, that is not listening;
+ * -EADDRINUSE: a live server already answers on the control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

@@ -143,7 +143,7 @@ TEST(metrics_count_the_connections_served)
 		free(answer);
 		if (test_now_ms() > deadline)
 			fdp_test_fail(__FILE__, __LINE__, "served never reached 5");
-		fdp_test_wait_readable(s.err, 100) /* the log, if anything; not a sleep */;
+		server_read_log(&s, 20); /* follow the log meanwhile: no busy loop */
 	}
 	CHECK_INT(check_text(body_of(answer), after), ==, 0);
 	free(answer);
@@ -219,7 +219,7 @@ TEST(a_metrics_client_that_sends_nothing_is_closed_after_its_read_deadline)
 	silent = tcp_connect(maddr, NULL);
 	start = test_now_ms();
 	fdp_test_wait_readable(silent, 10000);
-	CHECK_INT(read(silent, &byte, 1), ==, 0); /* closed, with nothing said */
+	CHECK_INT(read(silent, &byte, 1), ==, 0);   /* closed, with nothing said */
 	CHECK_INT(test_now_ms() - start, >=, 1900); /* the deadline is 2 s */
 	close(silent);
 	CHECK_INT(server_stop(&s), ==, 0);
@@ -301,4 +301,46 @@ TEST(serve_refuses_a_bad_metrics_address)
 	CHECK(strstr(err, "invalid value 'nowhere' for --metrics") != NULL);
 	free(out);
 	free(err);
+}
+
+TEST(status_prometheus_prints_the_metrics_and_they_parse)
+{
+	const char *args[] = {"status", "--prometheus", "--control", NULL, NULL};
+	const char *expect[] = {"fdpass_connections_accepted_total=3",
+	                        "fdpass_worker_acknowledged_total=3", "fdpass_workers_configured=2",
+	                        NULL};
+	struct server s;
+	char *out, *err;
+
+	need_parser();
+	server_start(&s, "--workers", "2", NULL); /* no --metrics: the control socket has them */
+	for (int i = 0; i < 3; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	args[3] = s.control;
+	CHECK_INT(run_tool(args, &out, &err), ==, 0);
+	CHECK(strncmp(out, "# HELP fdpass_", 14) == 0);
+	CHECK_INT(check_text(out, expect), ==, 0);
+	free(out);
+	free(err);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(the_control_socket_answers_the_metrics_command)
+{
+	struct server s;
+	char *text;
+	int fd;
+
+	server_start(&s, "--workers", "1", NULL);
+	fd = fdp_unix_connect(s.control, SOCK_STREAM);
+	CHECK_OK(fd);
+	send_all(fd, "metrics\n");
+	text = fdp_test_read_all(fd, NULL);
+	close(fd);
+	CHECK(strncmp(text, "# HELP fdpass_info ", 19) == 0);
+	CHECK(strstr(text, "\nfdpass_workers_configured 1\n") != NULL);
+	free(text);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
 }

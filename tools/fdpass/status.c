@@ -1,14 +1,13 @@
 /*
  * fdpass status: connect to a server's control socket, read its status (one "master ..." line
  * and one "worker ..." line per worker process, each a list of key=value) and show it as a
- * table, or as JSON with --json.
+ * table, or as JSON with --json; or, with --prometheus, its metrics in Prometheus's text format
+ * (the control socket's `metrics` command), printed as they come.
  */
 #include "commands.h"
 #include "serve.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,7 @@
 #define READ_TIMEOUT_MS 5000
 
 static const char usage_text[] =
-        "usage: fdpass status [--json] [--control PATH]\n"
+        "usage: fdpass status [--json | --prometheus] [--control PATH]\n"
         "\n"
         "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
         "re-handed after a worker died, closed unserved (by reason), lost with a worker that\n"
@@ -30,6 +29,9 @@ static const char usage_text[] =
         "\n"
         "Options:\n"
         "  --json          print JSON instead of a table.\n"
+        "  --prometheus    print the server's metrics in Prometheus's text format instead\n"
+        "                  (the text `fdpass serve --metrics` serves; for node_exporter's\n"
+        "                  textfile collector). docs/SERVE.md lists them.\n"
         "  --control PATH  the server's control socket (default: the one `fdpass serve` uses\n"
         "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                  in $TMPDIR or /tmp). A server that runs as neither root nor you is\n"
@@ -37,38 +39,6 @@ static const char usage_text[] =
         "  --help          show this help.\n"
         "\n"
         "Exit status: 0 shown, 1 no server answers there or it refused, 2 bad command line.\n";
-
-/* Read everything the server sends, waiting at most READ_TIMEOUT_MS for each piece. */
-static char *read_reply(int fd)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-
-	while (buf) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			char *b = realloc(buf, cap * 2);
-
-			if (!b)
-				break;
-			buf = b;
-			cap *= 2;
-		}
-		if (poll(&p, 1, READ_TIMEOUT_MS) == 0)
-			break;
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	if (buf)
-		buf[len] = '\0';
-	return buf;
-}
 
 /* The value of key in a "kind k=v k=v" line, copied into out ("" if absent). */
 static const char *field(const char *line, const char *key, char *out, size_t size)
@@ -217,46 +187,47 @@ static void print_table(const char *reply)
 	}
 }
 
-/*
- * Print nothing a stranger says: the server must run as root or as this user. Anyone can bind
- * a socket at a path that is not theirs to guard (--control in a shared directory, an abstract
- * name), and a status with invented counters is worse than none.
- */
-static int trusted_server(int fd, const char *control)
+/* --prometheus: the server's text as it sent it, once it is known to be whole. */
+static int print_metrics(const char *control)
 {
-	struct fdp_cred cred;
-	int err = fdp_peer_cred(fd, &cred);
+	char *reply = fdpass_control_call("status", control, "metrics", READ_TIMEOUT_MS);
+	size_t len;
 
-	if (err < 0) {
-		fprintf(stderr, "fdpass status: %s: cannot tell who answers: %s\n", control,
-		        fdp_strerror(err));
-		return 0;
+	if (!reply)
+		return FDPASS_EXIT_FAILURE;
+	len = strlen(reply);
+	if (strncmp(reply, "# HELP ", 7) != 0 || reply[len - 1] != '\n') {
+		fprintf(stderr, "fdpass status: %s: %s", control,
+		        strncmp(reply, "error ", 6) == 0 ? reply + 6
+		        : strncmp(reply, "master ", 7) == 0
+		                ? "this server has no metrics command (an older fdpass?)\n"
+		                : "no metrics, or cut short\n");
+		free(reply);
+		return FDPASS_EXIT_FAILURE;
 	}
-	if (cred.uid != 0 && cred.uid != getuid()) {
-		fprintf(stderr,
-		        "fdpass status: %s is answered by uid %u (pid %d), neither root nor you: "
-		        "refusing to trust it\n",
-		        control, (unsigned)cred.uid, (int)cred.pid);
-		return 0;
-	}
-	return 1;
+	fputs(reply, stdout);
+	free(reply);
+	return fflush(stdout) == 0 && !ferror(stdout) ? FDPASS_EXIT_OK : FDPASS_EXIT_FAILURE;
 }
 
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	                                         {"prometheus", no_argument, NULL, 'P'},
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	char path[512], why[512];
+	char path[512];
 	const char *control = NULL;
 	char *reply;
-	int json = 0, c, fd;
+	int json = 0, prometheus = 0, c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'j') {
 			json = 1;
+		} else if (c == 'P') {
+			prometheus = 1;
 		} else if (c == 'c') {
 			control = optarg;
 		} else if (c == 'h') {
@@ -272,32 +243,20 @@ int cmd_status(int argc, char **argv)
 		fprintf(stderr, "fdpass status: unexpected argument: %s\n", argv[optind]);
 		return FDPASS_EXIT_USAGE;
 	}
-	if (!control) {
-		/* A missing directory is no server: the connect below says so. */
-		int r = fdpass_default_control_path(path, sizeof(path), 0, why, sizeof(why));
-
-		if (r < 0 && r != -ENOENT) {
-			fprintf(stderr, "fdpass status: %s\n", why);
-			return FDPASS_EXIT_FAILURE;
-		}
-		control = path;
+	if (json && prometheus) {
+		fprintf(stderr, "fdpass status: --json and --prometheus exclude each other\n");
+		return FDPASS_EXIT_USAGE;
 	}
-	fd = fdp_unix_connect(control, SOCK_STREAM);
-	if (fd < 0) {
-		fprintf(stderr, "fdpass status: cannot connect to %s: %s%s\n", control,
-		        fdp_strerror(fd),
-		        fd == -ENOENT || fd == -ECONNREFUSED ? " (is fdpass serve running?)" : "");
+	if (fdpass_control_resolve("status", &control, path, sizeof(path)) < 0)
 		return FDPASS_EXIT_FAILURE;
-	}
-	if (!trusted_server(fd, control)) {
-		close(fd);
+	if (prometheus)
+		return print_metrics(control);
+	reply = fdpass_control_call("status", control, "status", READ_TIMEOUT_MS);
+	if (!reply)
 		return FDPASS_EXIT_FAILURE;
-	}
-	reply = read_reply(fd);
-	close(fd);
-	if (!reply || strncmp(reply, "master ", 7) != 0) {
+	if (strncmp(reply, "master ", 7) != 0) {
 		fprintf(stderr, "fdpass status: %s: %s", control,
-		        reply && strncmp(reply, "error ", 6) == 0 ? reply + 6 : "no status\n");
+		        strncmp(reply, "error ", 6) == 0 ? reply + 6 : "no status\n");
 		free(reply);
 		return FDPASS_EXIT_FAILURE;
 	}

@@ -4,7 +4,7 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: the status
+ *   control.c       the control socket: its commands (status, metrics, reload, stop)
  *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
@@ -54,13 +54,17 @@
 #define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
-#define FDP__ACK_BUCKETS     13        /* the ACK latency histogram's bounds (fdp__ack_bound_ns()) */
+#define FDP__ACK_BUCKETS     13        /* the ACK latency histogram's bounds (fdp__ack_bound_ns) */
+#define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
+#define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
+#define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
 
 /* What an epoll registration points at. */
 enum fdp__watch_kind {
 	W_LISTENER,
 	W_SIGNAL,
 	W_CONTROL,
+	W_CTLCLIENT,
 	W_CHANNEL,
 	W_PIDFD,
 	W_ROUTE,
@@ -141,6 +145,20 @@ struct fdp__slot {
 	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
 };
 
+/* A control client (control.c): reading its command, or waiting for what it asked. */
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
+
+struct fdp__ctl_client {
+	int fd; /* -1: a free entry */
+	int watched;
+	enum fdp__ctl_wait waiting;
+	size_t len;
+	char line[FDP__CONTROL_LINE];
+	long long deadline;     /* reading: nothing by then is a request for the status */
+	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
+	struct fdp__watch w;
+};
+
 /*
  * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
  * key, the failure action), which its counters tell apart; never in the "closed unserved"
@@ -202,6 +220,11 @@ struct fdp_master {
 	struct fdp__watch wsig, wctl;
 	int ctl_registered;
 	long long ctl_paused_until; /* the control socket's accept() failed: out of epoll until */
+	struct fdp__ctl_client ctl_clients[FDP__CONTROL_CLIENTS];
+	unsigned ctl_nclients;
+	int want_stop;               /* a control client asked for a stop: loop.c begins it */
+	unsigned reloads_done;       /* reloads complete so far (supervise.c) */
+	unsigned last_reload_failed; /* and how many slots the last one could not replace */
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
@@ -366,6 +389,9 @@ int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
 /* control.c */
 int fdp__control_open(struct fdp_master *m);
 void fdp__control_accept(struct fdp_master *m);
+void fdp__control_input(struct fdp_master *m, struct fdp__watch *w);
+void fdp__control_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__control_stopped(struct fdp_master *m);
 void fdp__control_close(struct fdp_master *m);
 
 #endif

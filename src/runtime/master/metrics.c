@@ -27,13 +27,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 16            /* served at once; the rest wait in the listener's backlog */
-#define HEAD_MAX    4096          /* a longer request head is answered 431 */
-#define READ_MS     2000          /* the request head's deadline, from the accept */
-#define WRITE_MS    10000         /* the answer's deadline, from the request */
-#define LINGER_MS   1000          /* after the answer: what the client still sends is dropped */
-#define TEXT_MAX    (64u << 20)   /* a larger rendering is refused (out of memory) */
-#define SNDBUF      (16 * 1024)   /* each client's socket buffer (below) */
+#define MAX_CLIENTS  16          /* served at once; the rest wait in the listener's backlog */
+#define HEAD_MAX     4096        /* a longer request head is answered 431 */
+#define READ_MS      2000        /* the request head's deadline, from the accept */
+#define WRITE_MS     10000       /* the answer's deadline, from the request */
+#define LINGER_MS    1000        /* after the answer: what the client still sends is dropped */
+#define TEXT_MAX     (64u << 20) /* a larger rendering is refused (out of memory) */
+#define SNDBUF       (16 * 1024) /* each client's socket buffer (below) */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 enum client_state { C_FREE, C_READING, C_WRITING, C_LINGER };
@@ -148,9 +148,8 @@ static uint64_t l_handed(const struct fdp__listener *l)
 }
 
 /* One sample per worker slot: value(slot) labelled slot="i". */
-static void per_slot(struct text *t, const struct fdp_master *m, const char *name,
-                     const char *type, const char *help,
-                     uint64_t (*value)(const struct fdp_master *m, unsigned i))
+static void per_slot(struct text *t, const struct fdp_master *m, const char *name, const char *type,
+                     const char *help, uint64_t (*value)(const struct fdp_master *m, unsigned i))
 {
 	family(t, name, type, help);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
@@ -279,7 +278,8 @@ static void render_listeners(struct text *t, const struct fdp_master *m)
 	for (size_t i = 0; i < m->nlisteners; i++)
 		for (int r = 0; r < CLOSE_NREASONS; r++)
 			add(t,
-			    "fdpass_connections_closed_unserved_total{listener=\"%zu\",reason=\"%s\"} "
+			    "fdpass_connections_closed_unserved_total{listener=\"%zu\",reason=\"%"
+			    "s\"} "
 			    "%llu\n",
 			    i, reasons[r], (unsigned long long)m->listeners[i].closed[r]);
 }
@@ -289,8 +289,7 @@ static void render_slots(struct text *t, const struct fdp_master *m)
 	per_slot(t, m, "fdpass_worker_handed_total", "counter",
 	         "Connections handed to the slot's workers.", s_handed);
 	per_slot(t, m, "fdpass_worker_acknowledged_total", "counter",
-	         "Connections the slot's workers acknowledged (took from their channel).",
-	         s_acked);
+	         "Connections the slot's workers acknowledged (took from their channel).", s_acked);
 	per_slot(t, m, "fdpass_worker_served_total", "counter",
 	         "Connections the slot's workers reported done.", s_served);
 	per_slot(t, m, "fdpass_worker_rehanded_total", "counter",
@@ -550,8 +549,8 @@ static void respond(struct fdp_master *m, struct client *c)
 	}
 	plen = strcspn(sp1 + 1, " ?");
 	if (plen != 8 || strncmp(sp1 + 1, "/metrics", 8) != 0) {
-		answer_error(m, c, minor, "404 Not Found", "", "not found: the metrics are at /metrics\n",
-		             head_only);
+		answer_error(m, c, minor, "404 Not Found", "",
+		             "not found: the metrics are at /metrics\n", head_only);
 		return;
 	}
 	if (fdp__metrics_render(m, &text, &len) < 0) {
@@ -572,8 +571,8 @@ static int head_complete(const struct client *c)
 static void client_read(struct fdp_master *m, struct client *c)
 {
 	for (;;) {
-		ssize_t n = recv(c->fd, c->head + c->headlen, HEAD_MAX - 1 - c->headlen,
-		                 MSG_DONTWAIT);
+		ssize_t n =
+		        recv(c->fd, c->head + c->headlen, HEAD_MAX - 1 - c->headlen, MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -695,9 +694,11 @@ void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next)
 			continue;
 		if (now >= c->deadline) {
 			if (c->state != C_LINGER)
-				fdp__log(m, FDP_LOG_DEBUG, "metrics: closed a client that was too slow "
-				                           "to %s",
-				         c->state == C_READING ? "send its request" : "read the answer");
+				fdp__log(m, FDP_LOG_DEBUG,
+				         "metrics: closed a client that was too slow "
+				         "to %s",
+				         c->state == C_READING ? "send its request"
+				                               : "read the answer");
 			client_close(m, c);
 		} else if (c->deadline < *next) {
 			*next = c->deadline;
