@@ -344,3 +344,61 @@ TEST(the_control_socket_answers_the_metrics_command)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+static int never_runs(struct fdp_worker *w, void *arg)
+{
+	(void)w;
+	(void)arg;
+	return 0;
+}
+
+TEST(master_open_takes_the_metrics_socket_and_refuses_one_not_listening)
+{
+	struct fdp_master_config cfg = {
+	        .size = sizeof(cfg), .workers = 1, .worker_main = never_runs};
+	int before = fdp_test_fd_count(), lfd, mfd;
+	struct fdp_master *m;
+
+	lfd = fdp_listen("127.0.0.1:0", 4);
+	mfd = fdp_listen("127.0.0.1:0", 4);
+	CHECK_OK(lfd);
+	CHECK_OK(mfd);
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.metrics_fd = &mfd;
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	CHECK(fcntl(mfd, F_GETFL) & O_NONBLOCK);
+	fdp_master_close(m); /* closes both */
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+	/* A socket that does not listen: refused, and closed all the same, with the listener. */
+	lfd = fdp_listen("127.0.0.1:0", 4);
+	mfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_OK(lfd);
+	CHECK(mfd >= 0);
+	CHECK_INT(fdp_master_open(&m, &cfg), ==, -EINVAL);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+}
+
+TEST(metrics_on_a_unix_socket_are_served_and_its_file_is_removed_at_stop)
+{
+	char path[512], addr[520], *answer;
+	const char *args[] = {"--workers", "1", "--metrics", addr, NULL};
+	struct server s;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/metrics.sock", fdp_test_tmpdir());
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	server_start_argv(&s, args, 0);
+	CHECK(strstr(s.log, "metrics served on unix:") != NULL);
+	fd = fdp_unix_connect(path, SOCK_STREAM);
+	CHECK_OK(fd);
+	send_all(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+	answer = fdp_test_read_all(fd, NULL);
+	close(fd);
+	CHECK(strncmp(answer, "HTTP/1.0 200 OK\r\n", 17) == 0);
+	CHECK(strstr(answer, "\nfdpass_workers_configured 1\n") != NULL);
+	free(answer);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(access(path, F_OK) < 0);
+	server_free(&s);
+}

@@ -213,7 +213,8 @@ static void per_slot_now(struct text *t, const struct fdp_master *m, const char 
 		return;
 	}
 	for (const struct fdp__proc *p = m->procs; p; p = p->next)
-		v[p->slot] += in_flight ? p->inflight.n : p->open;
+		if (p->slot < m->cfg.workers) /* a slot taken away at a reload may still drain */
+			v[p->slot] += in_flight ? p->inflight.n : p->open;
 	family(t, name, "gauge", help);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		add(t, "%s{slot=\"%u\"} %llu\n", name, i, (unsigned long long)v[i]);
@@ -431,12 +432,17 @@ static void client_close(struct fdp_master *m, struct client *c)
 void fdp__metrics_close(struct fdp_master *m)
 {
 	struct fdp__metrics *x = m->metrics;
+	char addr[FDP_ADDR_STRLEN];
 
 	if (!x)
 		return;
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		if (x->c[i].fd >= 0)
 			client_close(m, &x->c[i]);
+	/* A Unix listener's file goes with it, as the listeners' do (only in the master). */
+	if (!m->in_child && fdp_addr_local(x->fd, addr, sizeof(addr)) > 0 &&
+	    strncmp(addr, "unix:/", 6) == 0)
+		unlink(addr + 5);
 	close(x->fd);
 	free(x);
 	m->metrics = NULL;
