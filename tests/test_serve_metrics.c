@@ -402,3 +402,76 @@ TEST(metrics_on_a_unix_socket_are_served_and_its_file_is_removed_at_stop)
 	CHECK(access(path, F_OK) < 0);
 	server_free(&s);
 }
+
+/* Like start_with_metrics, with more arguments (NULL-ended). */
+static void start_with_metrics_args(struct server *s, char *maddr, const char *const *more)
+{
+	const char *args[32] = {"--metrics", "127.0.0.1:0"};
+	const char *line;
+	int n = 2;
+
+	while (*more && n < 31)
+		args[n++] = *more++;
+	args[n] = NULL;
+	server_start_argv(s, args, 0);
+	line = strstr(s->log, "metrics served on ");
+	CHECK(line != NULL);
+	CHECK_INT(sscanf(line + 18, "%63s", maddr), ==, 1);
+}
+
+TEST(metrics_count_a_worker_restart_in_its_slot)
+{
+	const char *more[] = {"--workers", "2", NULL};
+	const char *expect[] = {"fdpass_worker_restarts_total=1", "fdpass_worker_generation=3",
+	                        "fdpass_workers_ready=2", NULL};
+	char maddr[64], *answer;
+	struct server s;
+	pid_t pid;
+
+	need_parser();
+	start_with_metrics_args(&s, maddr, more);
+	CHECK_INT(http_get_worker(s.addr, NULL, &pid), ==, 0); /* round-robin: slot 0 first */
+	CHECK_OK(kill(pid, SIGKILL));
+	server_wait_log(&s, "generation 2 ready", 10000); /* slot 0's replacement */
+	answer = metrics_get(maddr);
+	/* Slot 0 restarted once (generation 2), slot 1 not (generation 1): 3 in all. */
+	CHECK(strstr(body_of(answer), "\nfdpass_worker_restarts_total{slot=\"0\"} 1\n") != NULL);
+	CHECK(strstr(body_of(answer), "\nfdpass_worker_generation{slot=\"0\"} 2\n") != NULL);
+	CHECK_INT(check_text(body_of(answer), expect), ==, 0);
+	free(answer);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(metrics_count_a_routed_client_that_sends_no_key_in_time)
+{
+	const char *more[] = {"--workers",       "1",   "--policy", "route", "--route-key", "line",
+	                      "--route-timeout", "0.2", NULL};
+	const char *expect[] = {"fdpass_route_failures_total=1",
+	                        "fdpass_route_fail_actions_total=1",
+	                        "fdpass_route_routed_total=0",
+	                        "fdpass_connections_accepted_total=1",
+	                        "fdpass_connections_closed_unserved_total=1",
+	                        "fdpass_route_waiting_connections=0",
+	                        NULL};
+	char maddr[64], *answer, byte;
+	struct server s;
+	int silent;
+
+	need_parser();
+	start_with_metrics_args(&s, maddr, more);
+	silent = tcp_connect(s.addr, NULL); /* no line: no key */
+	fdp_test_wait_readable(silent, 10000);
+	CHECK_INT(read(silent, &byte, 1), ==, 0); /* closed by the failure action */
+	close(silent);
+	answer = metrics_get(maddr);
+	CHECK(strstr(body_of(answer), "\nfdpass_route_failures_total{reason=\"timeout\"} 1\n"));
+	CHECK(strstr(
+	        body_of(answer),
+	        "\nfdpass_connections_closed_unserved_total{listener=\"0\",reason=\"route\"} 1\n"));
+	CHECK(strstr(body_of(answer), "\nfdpass_route_fail_actions_total{action=\"close\"} 1\n"));
+	CHECK_INT(check_text(body_of(answer), expect), ==, 0);
+	free(answer);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
