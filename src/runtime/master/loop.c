@@ -4,9 +4,9 @@
  * deadline (respawn, drain, pending expiry, accept pause), which needs no timerfd to re-arm.
  *
  * Each round handles worker events (signals, deaths, channel input), then new connections,
- * then control and metrics requests, so a count a worker reported before a client's next connect is
- * already applied when that connection is dispatched, and a status read after a connect
- * already counts it.
+ * then control and metrics requests, so a count a worker reported before a client's next
+ * connect is already applied when that connection is dispatched, and a status (or the
+ * metrics) read after a connect already counts it.
  */
 #include "master.h"
 

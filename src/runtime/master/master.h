@@ -145,20 +145,6 @@ struct fdp__slot {
 	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
 };
 
-/* A control client (control.c): reading its command, or waiting for what it asked. */
-enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
-
-struct fdp__ctl_client {
-	int fd; /* -1: a free entry */
-	int watched;
-	enum fdp__ctl_wait waiting;
-	size_t len;
-	char line[FDP__CONTROL_LINE];
-	long long deadline;     /* reading: nothing by then is a request for the status */
-	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
-	struct fdp__watch w;
-};
-
 /*
  * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
  * key, the failure action), which its counters tell apart; never in the "closed unserved"
@@ -181,6 +167,20 @@ struct fdp__listener {
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
 	uint64_t accepted, handed, closed[CLOSE_NREASONS];
+};
+
+/* A control client (control.c): reading its command, or waiting for what it asked. */
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
+
+struct fdp__ctl_client {
+	int fd; /* -1: a free entry */
+	int watched;
+	enum fdp__ctl_wait waiting;
+	size_t len;
+	char line[FDP__CONTROL_LINE];
+	long long deadline;     /* reading: nothing by then is a request for the status */
+	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
+	struct fdp__watch w;
 };
 
 /* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
