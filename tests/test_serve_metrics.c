@@ -475,3 +475,30 @@ TEST(metrics_count_a_routed_client_that_sends_no_key_in_time)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(metrics_answer_400_to_a_malformed_request_and_431_to_a_head_too_large)
+{
+	char maddr[64], *answer, *big;
+	struct server s;
+
+	start_with_metrics(&s, maddr, sizeof(maddr), "1");
+	answer = http_exchange(maddr, "GET /metrics\r\n\r\n"); /* no version */
+	CHECK(strncmp(answer, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+	free(answer);
+	answer = http_exchange(maddr, "GET /metrics HTTP/2.0\r\n\r\n");
+	CHECK(strncmp(answer, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+	free(answer);
+	big = malloc(8192);
+	CHECK(big != NULL);
+	memset(big, 'x', 8191);
+	big[8191] = '\0';
+	memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26); /* a header line with no end */
+	answer = http_exchange(maddr, big);
+	CHECK(strncmp(answer, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0);
+	free(answer);
+	free(big);
+	answer = metrics_get(maddr); /* and the next client is served as ever */
+	free(answer);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
