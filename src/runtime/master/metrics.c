@@ -11,11 +11,11 @@
  * client still sends is read and dropped for at most LINGER_MS, so that closing does not reset
  * a connection whose answer the client has not read yet. At most MAX_CLIENTS clients are
  * served at once: past it the listener leaves the epoll and the rest wait in its backlog. So a
- * client that sends nothing, or reads slowly, holds a slot and one answer's memory until its
- * deadline, and never delays a hand-over.
+ * client that sends nothing, or reads slowly, holds one of those places and one answer's
+ * memory until its deadline, and never delays a hand-over.
  *
- * It calls only files below it: the route policy's counters (route_policy.c), the policy's
- * names (policy.c), the process states (supervise.c) and the log.
+ * It reads the master's state and calls only files below it: the route policy's counters
+ * (route_policy.c), the policies' names (policy.c) and the log.
  */
 #include "master.h"
 
