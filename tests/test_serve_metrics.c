@@ -319,6 +319,7 @@ TEST(status_prometheus_prints_the_metrics_and_they_parse)
 	args[3] = s.control;
 	CHECK_INT(run_tool(args, &out, &err), ==, 0);
 	CHECK(strncmp(out, "# HELP fdpass_", 14) == 0);
+	CHECK(strstr(out, "# end of the metrics") == NULL); /* checked, and not printed */
 	CHECK_INT(check_text(out, expect), ==, 0);
 	free(out);
 	free(err);
@@ -340,6 +341,8 @@ TEST(the_control_socket_answers_the_metrics_command)
 	close(fd);
 	CHECK(strncmp(text, "# HELP fdpass_info ", 19) == 0);
 	CHECK(strstr(text, "\nfdpass_workers_configured 1\n") != NULL);
+	/* A last line says the text is whole: a cut one cannot pass for it. */
+	CHECK(strcmp(text + strlen(text) - 22, "\n# end of the metrics\n") == 0);
 	free(text);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);

@@ -187,16 +187,22 @@ static void print_table(const char *reply)
 	}
 }
 
-/* --prometheus: the server's text as it sent it, once it is known to be whole. */
+/*
+ * --prometheus: the server's text, once it is known to be whole: it ends with the line
+ * METRICS_END (the control socket's answer to `metrics`, docs/SERVE.md), which is not printed.
+ */
+#define METRICS_END "# end of the metrics\n"
+
 static int print_metrics(const char *control)
 {
 	char *reply = fdpass_control_call("status", control, "metrics", READ_TIMEOUT_MS);
-	size_t len;
+	size_t len, end = strlen(METRICS_END);
 
 	if (!reply)
 		return FDPASS_EXIT_FAILURE;
 	len = strlen(reply);
-	if (strncmp(reply, "# HELP ", 7) != 0 || reply[len - 1] != '\n') {
+	if (strncmp(reply, "# HELP ", 7) != 0 || len < end ||
+	    strcmp(reply + len - end, METRICS_END) != 0) {
 		fprintf(stderr, "fdpass status: %s: %s", control,
 		        strncmp(reply, "error ", 6) == 0 ? reply + 6
 		        : strncmp(reply, "master ", 7) == 0
@@ -205,6 +211,7 @@ static int print_metrics(const char *control)
 		free(reply);
 		return FDPASS_EXIT_FAILURE;
 	}
+	reply[len - end] = '\0';
 	fputs(reply, stdout);
 	free(reply);
 	return fflush(stdout) == 0 && !ferror(stdout) ? FDPASS_EXIT_OK : FDPASS_EXIT_FAILURE;

@@ -9,7 +9,8 @@
  *                silent for FDP__CONTROL_READ_MS, gets the status too (the protocol before
  *                commands, which `socat - UNIX-CONNECT:PATH` still speaks).
  *   metrics      the metrics in Prometheus's text format (metrics.c; docs/SERVE.md,
- *                "Metrics"), as `fdpass serve --metrics` serves them over HTTP.
+ *                "Metrics"), as `fdpass serve --metrics` serves them over HTTP, then the line
+ *                "# end of the metrics" (a comment, to parsers) that says they are whole.
  *   reload       replace every worker, as SIGHUP does; answered when the reload is complete:
  *                "ok ..." or "error ...".
  *   stop         drain and stop, as SIGTERM does (a second one stops at once); answered at
@@ -31,6 +32,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+/* The last line of the answer to `metrics`. */
+#define FDP_CONTROL_METRICS_END "# end of the metrics\n"
 
 int fdp__control_open(struct fdp_master *m)
 {
@@ -288,6 +292,10 @@ static void cmd_status(struct fdp_master *m, struct fdp__ctl_client *c, const ch
 	answer_status(m, c);
 }
 
+/*
+ * The text ends with a comment line (which parsers skip) that says it is whole: an answer the
+ * socket's buffer could not take is cut, maybe at a line's end, and must not pass for whole.
+ */
 static void cmd_metrics(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
 {
 	struct text t = {NULL, 0, 0, 0};
@@ -298,7 +306,8 @@ static void cmd_metrics(struct fdp_master *m, struct fdp__ctl_client *c, const c
 		reply(m, c, "error out of memory\n");
 		return;
 	}
-	t.cap = t.len;
+	t.cap = t.len + 1;
+	add(&t, FDP_CONTROL_METRICS_END);
 	client_free(m, c);
 	c->fd = -1;
 	send_close(m, fd, &t);
