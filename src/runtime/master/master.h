@@ -4,8 +4,9 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: its commands (status, metrics, reload, stop)
+ *   control.c       the control socket: its commands (status, metrics, reload, stop, upgrade)
  *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
+ *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
@@ -72,6 +73,7 @@ enum fdp__watch_kind {
 	W_ROUTE,
 	W_METRICS,        /* the metrics listener (metrics.c) */
 	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
+	W_UPGRADE,
 };
 
 struct fdp__watch {
@@ -173,13 +175,16 @@ struct fdp__listener {
 	int registered;
 	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
 	unsigned tag;           /* the protocol tag its connections carry */
+	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
+	 * handshake filter and its file left, since the new master accepts on it. */
+	int handed;
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
-	uint64_t accepted, handed, closed[CLOSE_NREASONS];
+	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
 };
 
 /* A control client (control.c): reading its command, or waiting for what it asked. */
-enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP, CTL_WAIT_UPGRADE };
 
 struct fdp__ctl_client {
 	int fd; /* -1: a free entry */
@@ -218,6 +223,37 @@ struct fdp__conns {
 	 * the last is past the largest bound), and the sum in nanoseconds. */
 	uint64_t ack_latency[FDP__ACK_BUCKETS + 1];
 	uint64_t ack_latency_sum_ns;
+	/* After an upgrade's commit: what goes to the new master (upgrade.c sends it). */
+	struct fdp__ring forward;
+	uint64_t forwarded;
+};
+
+/* Upgrade message types on the socketpair between two masters (docs/PROTOCOL.md). */
+#define FDP__UP_HANDOVER      1 /* old -> new: every socket, each with its kind, index and name */
+#define FDP__UP_READY         2 /* new -> old: its workers are ready; which sockets it took */
+#define FDP__UP_CONN          3 /* old -> new: a connection with nothing of it read yet */
+#define FDP__UP_END           4 /* old -> new: nothing more follows */
+#define FDP__UP_KIND_LISTENER 1
+#define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
+
+/* A hot upgrade, owned by upgrade.c. */
+struct fdp__upgrade {
+	/* This master is the old one: a new master is starting (pid != 0) or has taken over. */
+	pid_t pid;
+	int pidfd, sock; /* upgrade.c's; -1 when closed */
+	long long deadline;
+	int committed;  /* the new master is ready: this one stops and forwards (conns.c reads) */
+	int ended;      /* END sent */
+	int closed;     /* it closed its socket before it was ready: it has a second to exit */
+	int ctl_handed; /* the new master took the control socket: closed here, file left */
+	struct fdp__watch wsock, wpid;
+	void (*done)(struct fdp_master *m, void *arg, int result); /* fdp__upgrade_start()'s */
+	void *done_arg;
+	/* This master is the new one: the old one's socket, until it says END or is gone. */
+	struct fdp_upgrade *from;
+	int from_sock, said_ready;
+	struct fdp__watch wfrom;
 };
 
 struct fdp_master {
@@ -258,6 +294,7 @@ struct fdp_master {
 	int conns_limited;     /* at max_connections: the listeners are out of epoll */
 	struct fdp__ratelimit rl_limit;
 	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
+	struct fdp__upgrade up; /* upgrade.c's */
 };
 
 /* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
@@ -413,6 +450,30 @@ void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next);
 /* The whole text into a malloc'd *out (*len bytes); 0, or -ENOMEM. */
 int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
 
+/*
+ * upgrade.c: the old master starts the new one (fdp__upgrade_start(): 0 once started, -EBUSY
+ * during one, -ENOTSUP when upgrades are off, -ESHUTDOWN while stopping, another -errno; done,
+ * when not NULL, is called once with 0 when the new master is ready or the -errno that rolled
+ * it back); the new master takes what it was handed and says when it is ready.
+ */
+int fdp__upgrade_start(struct fdp_master *m,
+                       void (*done)(struct fdp_master *m, void *arg, int result), void *arg);
+/* Returns 1 when the new master has taken over: the loop stops this one (without closing or
+ * filtering what it handed over: fdp__listener.handed, up.ctl_handed). */
+int fdp__upgrade_event(struct fdp_master *m, struct fdp__watch *w);
+void fdp__upgrade_run(struct fdp_master *m);
+void fdp__upgrade_cancel(struct fdp_master *m);
+void fdp__upgrade_sigchld(struct fdp_master *m);
+void fdp__upgrade_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__upgrade_forward(struct fdp_master *m);
+void fdp__upgrade_finish(struct fdp_master *m);
+void fdp__upgrade_close(struct fdp_master *m);
+int fdp__upgrade_take_control(struct fdp_master *m);
+
+/* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
+struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);
+void fdp__conns_forward_done(struct fdp_master *m, int sent);
+
 /* recycle.c: replacing a worker past cfg recycle_conns or recycle_ms (successor first) */
 void fdp__recycle_timers(struct fdp_master *m, long long now, long long *next);
 
@@ -427,5 +488,6 @@ void fdp__control_input(struct fdp_master *m, struct fdp__watch *w);
 void fdp__control_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__control_stopped(struct fdp_master *m);
 void fdp__control_close(struct fdp_master *m);
+void fdp__control_handed(struct fdp_master *m);
 
 #endif

@@ -144,7 +144,7 @@ static uint64_t l_accepted(const struct fdp__listener *l)
 
 static uint64_t l_handed(const struct fdp__listener *l)
 {
-	return l->handed;
+	return l->handovers;
 }
 
 /* One sample per worker slot: value(slot) labelled slot="i". */
