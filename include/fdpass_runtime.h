@@ -350,11 +350,11 @@ struct fdp_master_config {
 	 * Hot upgrade (docs/OPERATIONS.md, Upgrade). upgrade non-zero: SIGUSR2 starts a new master,
 	 * upgrade_argv (argv[0] an absolute path, executed with execve(), not searched), with
 	 * FDPASS_UPGRADE_FD naming its end of a socketpair and no LISTEN_* variables, in a session
-	 * of its own and not killed with this one. It gets every listener and the control socket
-	 * over that socketpair (fdp_upgrade_receive()), binds nothing it was handed, and says when
-	 * its workers are ready; this master then stops accepting, drains its workers, hands the
-	 * idle keep-alive connections they give back to the new master, and fdp_master_run()
-	 * returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
+	 * of its own and not killed with this one. It gets every listener, the control socket and
+	 * the metrics listener over that socketpair (fdp_upgrade_receive()), binds nothing it was
+	 * handed, and says when its workers are ready; this master then stops accepting, drains
+	 * its workers, hands the idle keep-alive connections they give back to the new master,
+	 * and fdp_master_run() returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
 	 * is killed (its process group) and this one serves on as before; a later SIGUSR2 may try
 	 * again. 0: upgrades off (SIGUSR2 is then not read).
 	 */
@@ -407,6 +407,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
  * -ENOENT (none, or taken already).
  */
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
+
+/*
+ * The same for the old master's metrics listener (its metrics_fd), by its address: returns its
+ * descriptor, now the caller's (pass it as metrics_fd), or -ENOENT.
+ */
+int fdp_upgrade_take_metrics(struct fdp_upgrade *u, const char *name);
 
 /* Free u (only when it is not given to fdp_master_open()): closes what nobody took. */
 void fdp_upgrade_free(struct fdp_upgrade *u);

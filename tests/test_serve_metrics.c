@@ -505,3 +505,38 @@ TEST(metrics_answer_400_to_a_malformed_request_and_431_to_a_head_too_large)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(the_metrics_socket_follows_a_hot_upgrade_to_the_new_master)
+{
+	char path[512], addr[520], *answer;
+	const char *args[] = {"--workers", "1", "--metrics", addr, NULL};
+	const char *line;
+	struct server s;
+	pid_t newpid;
+	int fd;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1)); /* the new master is this test's to reap */
+	snprintf(path, sizeof(path), "%s/metrics.sock", fdp_test_tmpdir());
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	server_start_argv(&s, args, 0);
+	kill(s.pid, SIGUSR2);
+	/* Were it not handed over, the new master could not bind it and would roll back. */
+	line = server_wait_log(&s, "upgrade: new master pid ", 20000);
+	newpid = (pid_t)atoi(strstr(line, "new master pid ") + 15);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	CHECK_OK(access(path, F_OK)); /* the old master left its file to the new one */
+	fd = fdp_unix_connect(path, SOCK_STREAM);
+	CHECK_OK(fd);
+	send_all(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+	answer = fdp_test_read_all(fd, NULL);
+	close(fd);
+	CHECK(strncmp(answer, "HTTP/1.0 200 OK\r\n", 17) == 0);
+	free(answer);
+	CHECK_OK(kill(newpid, SIGTERM));
+	CHECK_INT(fdp_test_wait(newpid), ==, 0);
+	while (server_read_log(&s, 10000) > 0)
+		;
+	close(s.err);
+	CHECK(access(path, F_OK) < 0); /* removed by the new master when it stopped */
+	server_free(&s);
+}

@@ -567,13 +567,18 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgra
 	return -1;
 }
 
-/* Bind --metrics ADDR (into *fd; -1 without it); -1 when good, else the exit status. */
-static int open_metrics(const struct serve_opts *o, int *fd)
+/*
+ * Bind --metrics ADDR (into *fd; -1 without it), or, started by an upgrade, take the old
+ * master's metrics listener on that address; -1 when good, else the exit status.
+ */
+static int open_metrics(const struct serve_opts *o, int *fd, struct fdp_upgrade *up)
 {
 	*fd = -1;
 	if (!o->metrics)
 		return -1;
-	*fd = fdp_listen(o->metrics, 64);
+	*fd = up ? fdp_upgrade_take_metrics(up, o->metrics) : -ENOENT;
+	if (*fd < 0)
+		*fd = fdp_listen(o->metrics, 64);
 	if (*fd >= 0)
 		return -1;
 	if (*fd == -EINVAL) {
@@ -693,7 +698,7 @@ int cmd_serve(int argc, char **argv)
 		fdp_upgrade_free(up);
 		return status;
 	}
-	status = open_metrics(&o, &metrics_fd);
+	status = open_metrics(&o, &metrics_fd, up);
 	if (status >= 0) {
 		fdp_close_fds(fds, o.nlisten);
 		fdp_upgrade_free(up);

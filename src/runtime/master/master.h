@@ -235,6 +235,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_KIND_METRICS  3 /* the metrics listener (metrics.c) */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
 /* A hot upgrade, owned by upgrade.c. */
@@ -444,11 +445,13 @@ void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st);
 int fdp__metrics_open(struct fdp_master *m, int fd);
 void fdp__metrics_close(struct fdp_master *m);
 void fdp__metrics_log(struct fdp_master *m);
-void fdp__metrics_watch(struct fdp_master *m, long long now, long long *next);
 void fdp__metrics_event(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next);
 /* The whole text into a malloc'd *out (*len bytes); 0, or -ENOMEM. */
 int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
+/* For an upgrade (upgrade.c): the metrics listener (-1: none); the new master took it. */
+int fdp__metrics_fd(const struct fdp_master *m);
+void fdp__metrics_handed(struct fdp_master *m);
 
 /*
  * upgrade.c: the old master starts the new one (fdp__upgrade_start(): 0 once started, -EBUSY

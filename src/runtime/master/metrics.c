@@ -54,6 +54,7 @@ struct fdp__metrics {
 	struct fdp__watch w;
 	int registered;
 	long long paused_until; /* accept() failed for want of something: out of epoll until */
+	int handed;             /* an upgrade's new master took it: its file is left to it */
 	struct fdp__ratelimit rl;
 	unsigned nclients;
 	struct client c[MAX_CLIENTS];
@@ -440,12 +441,23 @@ void fdp__metrics_close(struct fdp_master *m)
 		if (x->c[i].fd >= 0)
 			client_close(m, &x->c[i]);
 	/* A Unix listener's file goes with it, as the listeners' do (only in the master). */
-	if (!m->in_child && fdp_addr_local(x->fd, addr, sizeof(addr)) > 0 &&
+	if (!m->in_child && !x->handed && fdp_addr_local(x->fd, addr, sizeof(addr)) > 0 &&
 	    strncmp(addr, "unix:/", 6) == 0)
 		unlink(addr + 5);
 	close(x->fd);
 	free(x);
 	m->metrics = NULL;
+}
+
+int fdp__metrics_fd(const struct fdp_master *m)
+{
+	return m->metrics ? m->metrics->fd : -1;
+}
+
+void fdp__metrics_handed(struct fdp_master *m)
+{
+	if (m->metrics)
+		m->metrics->handed = 1;
 }
 
 void fdp__metrics_log(struct fdp_master *m)
