@@ -5,8 +5,8 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: its commands (status, metrics, reload, stop, upgrade)
- *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
+ *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
