@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Install the tests' peers from Debian packages when they are missing (run by .ci/run; needs
 # root). Python's socket.send_fds and multiprocessing come with python3 itself; Perl's
-# IO::FDPass is Debian's libio-fdpass-perl; the Prometheus text parser that checks
+# IO::FDPass is Debian's libio-fdpass-perl; systemd-socket-activate (the socket activation
+# test's manager) is in Debian's systemd package; the Prometheus text parser that checks
 # `fdpass serve --metrics` is Debian's python3-prometheus-client (for /usr/bin/python3).
 # Without them the tests say they were skipped.
 set -euo pipefail
 
 missing=()
-if ! perl -MIO::FDPass -e 1 2>/dev/null; then
-	missing+=(libio-fdpass-perl)
-fi
-if ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
-	missing+=(python3-prometheus-client)
-fi
+perl -MIO::FDPass -e 1 2>/dev/null || missing+=(libio-fdpass-perl)
+[ -x /usr/bin/systemd-socket-activate ] || missing+=(systemd)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing+=(python3-prometheus-client)
 if ((${#missing[@]} == 0)); then
 	exit 0
 fi
@@ -21,7 +19,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 	exit 0
 fi
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 perl -MIO::FDPass -e 1
+[ -x /usr/bin/systemd-socket-activate ]
 /usr/bin/python3 -c 'import prometheus_client'
 echo "install-peers: installed ${missing[*]}"
