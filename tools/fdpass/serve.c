@@ -330,12 +330,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("log-level", optarg, "error, warn, info or debug");
 			o->log_level = (enum fdp_log_level)i;
 			break;
-		case OPT_METRICS:
-			if (!*optarg)
+		case OPT_METRICS: {
+			struct sockaddr_storage sa;
+			socklen_t salen;
+
+			/* A bad address is a bad command line, said before anything is bound. */
+			if (fdp_addr_parse(optarg, &sa, &salen) < 0)
 				return bad_value("metrics", optarg,
 				                 "HOST:PORT, [HOST]:PORT or unix:PATH");
 			o->metrics = optarg;
 			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
