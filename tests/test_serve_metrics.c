@@ -294,8 +294,8 @@ TEST(metrics_serve_16_clients_at_once_and_the_next_waits_for_a_free_place)
 
 TEST(serve_refuses_a_bad_metrics_address)
 {
-	const char *args[] = {"serve",   "--listen",  "127.0.0.1:0", "--control",
-	                      "none",    "--metrics", "nowhere",     NULL};
+	const char *args[] = {"serve", "--listen",  "127.0.0.1:0", "--control",
+	                      "none",  "--metrics", "nowhere",     NULL};
 	char *out, *err;
 
 	CHECK_INT(run_tool(args, &out, &err), ==, 2);
