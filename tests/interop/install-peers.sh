@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Install the interop tests' peers from Debian packages when they are missing (run by .ci/run;
-# needs root). Python's socket.send_fds and multiprocessing come with python3 itself; Perl's
-# IO::FDPass is Debian's libio-fdpass-perl. Without them the tests say they were skipped.
+# Install the tests' peers and tools from Debian packages when they are missing (run by
+# .ci/run; needs root). Python's socket.send_fds and multiprocessing come with python3 itself;
+# Perl's IO::FDPass is Debian's libio-fdpass-perl; mandoc lints the manual pages (alongside
+# groff, tests/man_lint_test.sh). Without them the tests say what they skipped.
 set -euo pipefail
 
-if perl -MIO::FDPass -e 1 2>/dev/null; then
-	exit 0
-fi
+missing=()
+perl -MIO::FDPass -e 1 2>/dev/null || missing+=(libio-fdpass-perl)
+command -v mandoc >/dev/null 2>&1 || missing+=(mandoc)
+[ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-peers: Perl's IO::FDPass is missing and apt-get cannot install it here" >&2
+	echo "install-peers: ${missing[*]} missing and apt-get cannot install them here" >&2
 	exit 0
 fi
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libio-fdpass-perl >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 perl -MIO::FDPass -e 1
-echo "install-peers: installed libio-fdpass-perl"
+command -v mandoc >/dev/null
+echo "install-peers: installed ${missing[*]}"
