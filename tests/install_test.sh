@@ -7,8 +7,9 @@
 #    prefix, manual pages (which man -l or groff renders) and the documentation.
 # 2. The README's "Under any other prefix" block, run as written with its prefix replaced by a
 #    temporary one: it builds the README's example with pkg-config and an RPATH, and the
-#    example runs without LD_LIBRARY_PATH. A worker (examples/upper_worker.c) builds the same
-#    way against fdpass_runtime, and the installed program runs.
+#    example runs without LD_LIBRARY_PATH; linked with the archive by path, it needs no
+#    library of ours. A worker (examples/upper_worker.c) builds the same way against
+#    fdpass_runtime, and the installed program runs.
 set -euo pipefail
 src=$1 build=$2 cc=${3:-cc} extra=${4:-}
 tmp=$(mktemp -d)
@@ -91,8 +92,14 @@ out=$(cd "$tmp/user" && unset LD_LIBRARY_PATH PKG_CONFIG_PATH PKG_CONFIG_LIBDIR 
 [ "$out" = "$(cat /etc/hostname)" ] || fail "the README's example printed '$out'"
 dynamic=$(readelf -d "$tmp/user/demo")
 grep -Eq "R(UN)?PATH.*\[$tmp/prefix/lib\]" <<<"$dynamic" || fail "demo has no RPATH to $tmp/prefix/lib: $dynamic"
-# A worker links the runtime, which brings the mechanism with it; and the program runs.
+# Or the archives by path (docs/API.md, Linking): then nothing of ours is needed at run time.
 export PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig
+"$cc" $extra -Wall -Wextra -Werror "$tmp/user/demo.c" $(pkg-config --cflags fdpass) \
+	"$(pkg-config --variable=libdir fdpass)/libfdpass.a" -o "$tmp/user/demo_static"
+dynamic=$(readelf -d "$tmp/user/demo_static")
+! grep -q 'NEEDED.*libfdpass' <<<"$dynamic" || fail "demo_static needs a shared libfdpass: $dynamic"
+[ "$("$tmp/user/demo_static")" = "$(cat /etc/hostname)" ] || fail "the statically linked example failed"
+# A worker links the runtime, which brings the mechanism with it; and the program runs.
 "$cc" $extra -Wall -Wextra -Werror "$src/examples/upper_worker.c" \
 	$(pkg-config --cflags --libs fdpass_runtime) \
 	-Wl,-rpath,"$(pkg-config --variable=libdir fdpass_runtime)" -o "$tmp/user/worker"
