@@ -81,8 +81,12 @@ bench-designs: all
 bench-peers: all
 	bench/peers/run.sh -b $(BUILD)
 
+# Everything under $(DESTDIR)$(PREFIX), whatever prefix $(BUILD) was configured with: the program,
+# headers, shared (soname and links) and static libraries, pkg-config files naming $(PREFIX),
+# manual pages (share/man) and docs (share/doc/fdpass). tests/install_test.sh checks it.
 install: all
-	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+	@case '$(PREFIX)' in /*) ;; *) echo 'make install: PREFIX must be an absolute path, not "$(PREFIX)"' >&2; exit 2;; esac
+	DESTDIR='$(DESTDIR)' $(CMAKE) --install $(BUILD) --prefix '$(PREFIX)'
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) build-fuzz
