@@ -12,8 +12,9 @@
 #    fdpass_runtime, and the installed program runs.
 set -euo pipefail
 src=$1 build=$2 cc=${3:-cc} extra=${4:-}
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fdpass-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM HUP PIPE # through the EXIT trap: a killed run leaves nothing either
 fail() { echo "$*"; exit 1; }
 
 # make install, through the Makefile when the tree was built by it (Unix Makefiles), else the
