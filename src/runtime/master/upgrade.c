@@ -344,22 +344,30 @@ static int pidfd_open_(pid_t pid)
 #endif
 }
 
-/* The environment of the new master: this one's, less LISTEN_* and a stale upgrade socket. */
-static char **upgrade_env(void)
+/*
+ * The environment of the new master: this one's, less LISTEN_* and a stale upgrade socket,
+ * plus the config's upgrade_env (what the program removed from its own environment for its
+ * workers' sake, systemd's NOTIFY_SOCKET say, and the new master needs).
+ */
+static char **upgrade_env(const struct fdp_master *m)
 {
 	static char fd_env[] = UP_ENV "=3";
-	size_t n = 0, k = 0;
+	size_t n = 0, k = 0, extra = 0;
 	char **envp;
 
 	while (environ && environ[n])
 		n++;
-	envp = malloc((n + 2) * sizeof(*envp));
+	while (m->cfg.upgrade_env && m->cfg.upgrade_env[extra])
+		extra++;
+	envp = malloc((n + extra + 2) * sizeof(*envp));
 	if (!envp)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
 		    strncmp(environ[i], UP_ENV "=", sizeof(UP_ENV)) != 0)
 			envp[k++] = environ[i];
+	for (size_t i = 0; i < extra; i++)
+		envp[k++] = m->cfg.upgrade_env[i];
 	envp[k++] = fd_env;
 	envp[k] = NULL;
 	return envp;
@@ -479,7 +487,7 @@ int fdp__upgrade_start(struct fdp_master *m, void (*cb)(struct fdp_master *, voi
 		return -EBUSY; /* one at a time; and a new master first finishes taking over */
 	if (m->stopping)
 		return -ESHUTDOWN;
-	envp = upgrade_env();
+	envp = upgrade_env(m);
 	if (!envp)
 		return -ENOMEM;
 	err = fdp_socketpair(SOCK_SEQPACKET, sv);
