@@ -436,6 +436,37 @@ struct fdp_master_config {
 	 * valid until fdp_master_close().
 	 */
 	char *const *upgrade_env;
+	/*
+	 * Reloading the configuration (fdpass serve --config). On SIGHUP (or the control
+	 * socket's reload), before any worker is replaced, the master calls
+	 * reload(reload_arg, next, why, why_size) on its thread, with next a copy of the
+	 * configuration in force (size: this library's; route: NULL). The callback may change in
+	 * it workers, policy, tag, listener_policy, listener_tag, route, drain_timeout_ms,
+	 * start_timeout_ms, ack_timeout_ms, worker_main, worker_arg, exec_argv, log_level, the
+	 * new workers' ids (worker_set_ids, worker_uid, worker_gid), recycle_conns, recycle_ms,
+	 * recycle_jitter_pct (for workers started from then on) and max_connections, and
+	 * returns 0; or a negative errno to refuse the reload, with a one-line reason in why
+	 * (why_size bytes; logged, and the control socket's answer): then nothing changes and no
+	 * worker is replaced. What cannot change without new listeners or a new process is
+	 * ignored: listeners, nlisteners, control_path, log, log_arg, max_conns_per_worker,
+	 * reap_all, reload, reload_arg.
+	 *   route: NULL keeps the routing in force (refused when the worker count changes, or a
+	 *          listener starts routing); set, the router is built again from it, its map
+	 *          file read again, and the clients still sending their key keep waiting.
+	 *   workers: grown, the new slots start a worker at once; shrunk, the slots past the
+	 *          count get no new connection, and their workers drain (as at a reload) once
+	 *          the remaining slots' successors are ready; they are not replaced. hash-ip's
+	 *          and route's rings are rebuilt for the new count.
+	 * The master refuses, and logs, a configuration it cannot take (workers out of 1..1024,
+	 * no program, a route that fails fdp_route_config_check()): the old one stays in force
+	 * and no worker is replaced. Otherwise every worker is replaced, as by SIGHUP without a
+	 * callback. The arrays and route are read before the reload goes on; exec_argv and
+	 * worker_arg are kept: they must stay valid while they are in force, that is until a
+	 * later reload is applied (the next call's next shows the ones in force) or
+	 * fdp_master_close(). NULL: SIGHUP only replaces the workers.
+	 */
+	int (*reload)(void *arg, struct fdp_master_config *next, char *why, size_t why_size);
+	void *reload_arg;
 };
 
 /*
@@ -453,6 +484,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
  * -ENOENT (none, or taken already).
  */
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
+
+/*
+ * Non-zero when fd, taken from u, was a shared listener of the old master (its config's
+ * listener_shared: systemd keeps it too): give it the same mark in the new master's config.
+ */
+int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd);
 
 /* Free u (only when it is not given to fdp_master_open()): closes what nobody took. */
 void fdp_upgrade_free(struct fdp_upgrade *u);

@@ -4,6 +4,8 @@
  */
 #include "test_systemd_util.h"
 
+#include <sys/prctl.h>
+
 #define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
 #define UPPER_WORKER    FDPASS_BINARY_DIR "/examples/upper_worker"
 
@@ -229,6 +231,49 @@ TEST(after_a_stop_an_inherited_socket_keeps_its_queue_for_the_next_server)
 	serve_on(&s, args, &lfd, 1, NULL, "ready: ");
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
+	/* Between two servers: the kernel completes the handshake into the queue, unfiltered. */
+	CHECK_OK(connect_within(port, 5000, &fd));
+	flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){20, 0}, sizeof(struct timeval));
+	send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	serve_on(&s, args, &lfd, 1, NULL, "ready: ");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body && strncmp(body, "worker=0", 8) == 0);
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+	close(lfd);
+}
+
+/*
+ * systemd's socket stays systemd's across a hot upgrade: the new master gets the "shared"
+ * mark with it, so its stop leaves the socket unfiltered with its queue for the next server.
+ */
+TEST(an_inherited_socket_handed_over_by_an_upgrade_keeps_its_queue_after_the_new_master_stops)
+{
+	char buf[1024], listen[64];
+	const char *args[] = {"--workers", "1", "--listen", listen, NULL};
+	struct server s;
+	int port, lfd = tcp_listener(&port), fd, flags;
+	const char *line, *body;
+	pid_t next;
+
+	addr_of(listen, sizeof(listen), port);
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1)); /* the new master becomes our child */
+	serve_on(&s, args, &lfd, 1, NULL, "ready: ");
+	CHECK_OK(kill(s.pid, SIGUSR2));
+	line = server_wait_log(&s, "upgrade: new master pid ", 20000);
+	next = (pid_t)atoi(strstr(line, "new master pid ") + 15);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0); /* the old master */
+	CHECK_OK(kill(next, SIGTERM));
+	CHECK_INT(fdp_test_wait(next), ==, 0);
+	while (server_read_log(&s, 10000) > 0) /* to the end: the new master has exited too */
+		;
+	close(s.err);
+	CHECK(strstr(s.log, "took 0 connection(s)") == NULL); /* its stop left the queue alone */
+	server_free(&s);
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 0));
 	/* Between two servers: the kernel completes the handshake into the queue, unfiltered. */
 	CHECK_OK(connect_within(port, 5000, &fd));
 	flags = fcntl(fd, F_GETFL);

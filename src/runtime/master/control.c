@@ -8,8 +8,9 @@
  *                process. A client that sends nothing, only closes its writing side or stays
  *                silent for FDP__CONTROL_READ_MS, gets the status too (the protocol before
  *                commands, which `socat - UNIX-CONNECT:PATH` still speaks).
- *   reload       replace every worker, as SIGHUP does; answered when the reload is complete:
- *                "ok ..." or "error ...".
+ *   reload       read the configuration again and replace every worker, as SIGHUP does
+ *                (reconfig.c); answered when the reload is complete: "ok ..." or "error ...",
+ *                at once "error reload refused: WHY" when the configuration was refused.
  *   stop         drain and stop, as SIGTERM does (a second one stops at once); answered at
  *                once, "ok draining ...". "stop wait" is answered when the master has stopped.
  *   upgrade      start a new master, as SIGUSR2 does (upgrade.c); answered when it is ready,
@@ -144,6 +145,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 	                    : m->up.pid && !m->up.committed ? "upgrading"
 	                    : m->reloading                  ? "reloading"
 	                                                    : "running";
+	unsigned nslots = m->cfg.workers;
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
@@ -163,7 +165,11 @@ static void status_text(struct fdp_master *m, struct text *t)
 		fdp__route_status(m, line, sizeof(line));
 		add(t, "%s", line);
 	}
-	for (unsigned i = 0; i < m->cfg.workers; i++) {
+	/* Past the count too: a shrink's retired slots while their workers drain (reconfig.c). */
+	for (struct fdp__proc *q = m->procs; q; q = q->next)
+		if (q->slot >= nslots)
+			nslots = q->slot + 1;
+	for (unsigned i = 0; i < nslots; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
 		/* The slot's processes, oldest first (a reload runs two at once). */
@@ -185,7 +191,8 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    (unsigned long long)p->open, (unsigned long long)p->served,
 			    s->restarts);
 		}
-		if (!s->proc) /* waiting to be restarted: after any older one still draining */
+		/* Waiting to be restarted (a retired slot is not): after any older one draining. */
+		if (!s->proc && i < m->cfg.workers)
 			add(t,
 			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
 			    "restarts=%u\n",
@@ -323,8 +330,9 @@ static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const ch
 	fdp__log(m, FDP_LOG_INFO, "control: reload requested");
 	/* A reload already running is followed by the one asked for here (fdp__reload()). */
 	c->reload_target = m->reloads_done + (m->reloading ? 2 : 1);
+	c->refused_base = m->reloads_refused;
 	c->waiting = CTL_WAIT_RELOAD;
-	fdp__reload(m);
+	fdp__reconfigure(m); /* the configuration is read again first (cfg.reload) */
 }
 
 static void cmd_stop(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
@@ -497,6 +505,11 @@ void fdp__control_timers(struct fdp_master *m, long long now, long long *next)
 			if (m->stopping)
 				reply(m, c, "error stopping: the server began to stop before the "
 				            "reload was complete\n");
+			else if (m->reloads_refused != c->refused_base)
+				reply(m, c,
+				      "error reload refused: %s; the configuration in force stays, no "
+				      "worker replaced\n",
+				      m->refused_why);
 			else if (m->reloads_done >= c->reload_target && m->last_reload_failed)
 				reply(m, c,
 				      "error reload: %u of %u worker(s) not replaced; they keep the "

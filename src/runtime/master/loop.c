@@ -175,7 +175,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	m->cfg.upgraded_from = NULL;
 	m->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*m->listeners));
 	m->nlisteners = m->listeners ? cfg->nlisteners : 0; /* closed below when it failed */
-	m->slots = calloc(cfg->workers, sizeof(*m->slots));
+	/* Every slot the count may grow to at a reload (fdp__supervise_resize()). */
+	m->slots = calloc(FDP__MAX_WORKERS, sizeof(*m->slots));
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (m->listeners)
 			m->listeners[i] = (struct fdp__listener){
@@ -334,7 +335,7 @@ static void handle_signals(struct fdp_master *m)
 		}
 		if (si.ssi_signo == SIGHUP) {
 			if (!m->stopping)
-				fdp__reload(m);
+				fdp__reconfigure(m);
 			continue;
 		}
 		fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
@@ -535,6 +536,10 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__supervise_flagged(m);
 		fdp__upgrade_forward(m);
 		fdp__free_dead(m);
+		if (m->reload_due && !m->stopping) { /* one asked for during the last reload */
+			m->reload_due = 0;
+			fdp__reconfigure(m);
+		}
 	}
 	if (m->start_err) {
 		/* fdp_master_close() kills and reaps the workers that did start. */

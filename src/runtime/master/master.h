@@ -5,6 +5,7 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: its commands (status, reload, stop, upgrade)
+ *   reconfig.c      a reload's new configuration (cfg.reload): built, then applied or refused
  *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
@@ -173,6 +174,7 @@ struct fdp__ctl_client {
 	char line[FDP__CONTROL_LINE];
 	long long deadline;     /* reading: nothing by then is a request for the status */
 	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
+	unsigned refused_base;  /* CTL_WAIT_RELOAD: reloads_refused when it asked */
 	struct fdp__watch w;
 };
 
@@ -222,6 +224,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
 /* A hot upgrade, owned by upgrade.c. */
@@ -257,6 +260,8 @@ struct fdp_master {
 	int want_stop;               /* a control client asked for a stop: loop.c begins it */
 	unsigned reloads_done;       /* reloads complete so far (supervise.c) */
 	unsigned last_reload_failed; /* and how many slots the last one could not replace */
+	unsigned reloads_refused;    /* reloads whose configuration was refused (reconfig.c) */
+	char refused_why[256];       /* why the last one was */
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
@@ -267,6 +272,9 @@ struct fdp_master {
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
+	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
+	int reload_chained;      /* and its RELOADING event was sent when it was asked for */
+	unsigned retire_end;     /* shrunk: slots cfg.workers..retire_end-1 drain (supervise.c) */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
 	unsigned flagged;        /* lost and ready_seen flags not settled yet */
@@ -394,6 +402,7 @@ void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
 void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
+void fdp__supervise_resize(struct fdp_master *m, unsigned n);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 
@@ -401,6 +410,11 @@ const char *fdp__proc_state_name(enum fdp__proc_state s);
  * waiting for their key's slot) */
 int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
+/* A reconfiguration's router (the map read again), then put in use or discarded. */
+int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
+                     struct fdp__router **out, char *err, size_t errlen);
+void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
+void fdp__route_discard(struct fdp__router *r);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 int fdp__route_full(const struct fdp_master *m);
@@ -408,6 +422,9 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+
+/* reconfig.c: SIGHUP reads the configuration again (cfg.reload), applies it, reloads */
+void fdp__reconfigure(struct fdp_master *m);
 
 /*
  * upgrade.c: the old master starts the new one (fdp__upgrade_start(): 0 once started, -EBUSY

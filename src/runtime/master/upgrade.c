@@ -50,6 +50,7 @@ struct fdp_upgrade_item {
 	int fd;         /* -1 once taken */
 	int taken;
 	int taken_fd; /* the descriptor it was, now the taker's */
+	int shared;   /* the old master had it from another keeper (systemd): so does this one */
 	char name[UP_NAME_MAX + 1];
 };
 
@@ -92,6 +93,7 @@ static int parse_handover(struct fdp_upgrade *u, const unsigned char *b, size_t 
 		if (nlen > UP_NAME_MAX || len - off - 6 < nlen)
 			return -EPROTO;
 		it->kind = b[off];
+		it->shared = b[off + 1] & FDP__UP_FLAG_SHARED;
 		it->index = fdp__get16(b + off + 2);
 		memcpy(it->name, b + off + 6, nlen);
 		it->name[nlen] = '\0';
@@ -187,6 +189,14 @@ static int take(struct fdp_upgrade *u, int kind, const char *name)
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name)
 {
 	return take(u, FDP__UP_KIND_LISTENER, name);
+}
+
+int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd)
+{
+	for (size_t i = 0; u && fd >= 0 && i < u->n; i++)
+		if (u->item[i].taken && u->item[i].taken_fd == fd)
+			return u->item[i].shared;
+	return 0;
 }
 
 void fdp_upgrade_free(struct fdp_upgrade *u)
@@ -401,7 +411,7 @@ static int send_handover(struct fdp_master *m, int sock)
 			return -E2BIG;
 		}
 		b[off] = ctl ? FDP__UP_KIND_CONTROL : FDP__UP_KIND_LISTENER;
-		b[off + 1] = 0;
+		b[off + 1] = !ctl && m->listeners[i].shared ? FDP__UP_FLAG_SHARED : 0;
 		fdp__put16(b + off + 2, (uint16_t)(ctl ? 0 : i));
 		fdp__put16(b + off + 4, (uint16_t)nlen);
 		memcpy(b + off + 6, name, nlen);
