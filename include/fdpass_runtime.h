@@ -395,11 +395,11 @@ struct fdp_master_config {
 	 * Hot upgrade (docs/OPERATIONS.md, Upgrade). upgrade non-zero: SIGUSR2 starts a new master,
 	 * upgrade_argv (argv[0] an absolute path, executed with execve(), not searched), with
 	 * FDPASS_UPGRADE_FD naming its end of a socketpair and no LISTEN_* variables, in a session
-	 * of its own and not killed with this one. It gets every listener and the control socket
-	 * over that socketpair (fdp_upgrade_receive()), binds nothing it was handed, and says when
-	 * its workers are ready; this master then stops accepting, drains its workers, hands the
-	 * idle keep-alive connections they give back to the new master, and fdp_master_run()
-	 * returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
+	 * of its own and not killed with this one. It gets every listener, the control socket and
+	 * the metrics listener over that socketpair (fdp_upgrade_receive()), binds nothing it was
+	 * handed, and says when its workers are ready; this master then stops accepting, drains
+	 * its workers, hands the idle keep-alive connections they give back to the new master,
+	 * and fdp_master_run() returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
 	 * is killed (its process group) and this one serves on as before; a later SIGUSR2 may try
 	 * again. 0: upgrades off (SIGUSR2 is then not read).
 	 */
@@ -481,6 +481,15 @@ struct fdp_master_config {
 	int (*reload)(void *arg, struct fdp_master_config *next, char *why, size_t why_size);
 	void *reload_arg;
 	/*
+	 * A listening stream socket (fdp_listen(), TCP or Unix) on which the master serves its
+	 * metrics over HTTP: GET /metrics answers them in Prometheus's text format (every metric
+	 * is listed in docs/SERVE.md), any other path 404, any other method 405; one request per
+	 * connection. NULL (or a pointer to -1): none. The master takes *metrics_fd like the
+	 * listeners (closed on failure too; made non-blocking) and serves it from its loop without
+	 * ever waiting for a client: at most 16 at once, each with a deadline.
+	 */
+	const int *metrics_fd;
+	/*
 	 * The workers' output (zero: off, as before these fields). Non-zero: each worker gets a
 	 * pipe as its stdout (1) and another as its stderr (2), in place of the caller's; the
 	 * master reads both in its loop and logs every line, stdout's at FDP_LOG_INFO, stderr's
@@ -523,6 +532,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
 
 /*
+ * The same for the old master's metrics listener (its metrics_fd), by its address: returns its
+ * descriptor, now the caller's (pass it as metrics_fd), or -ENOENT.
+ */
+int fdp_upgrade_take_metrics(struct fdp_upgrade *u, const char *name);
+
+/*
  * Non-zero when fd, taken from u, was a shared listener of the old master (its config's
  * listener_shared: systemd keeps it too): give it the same mark in the new master's config.
  */
@@ -532,13 +547,14 @@ int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd);
 void fdp_upgrade_free(struct fdp_upgrade *u);
 
 /*
- * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
- * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
- * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
- * here and by fdp_master_run() and must stay valid until fdp_master_close() (listener_shared
- * is read here only). Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, a
- * size this library does not know, or a listener that is not listening; -EADDRINUSE: a live
- * server already answers on the control path).
+ * Make a master: takes the listeners and *metrics_fd (closed on failure too) and sets
+ * O_NONBLOCK on them, binds the control socket. cfg is copied, and so is cfg->route; the
+ * strings and arrays they point to (control_path, exec_argv, listener_policy, listener_tag,
+ * route->key and map_path) are read here and by fdp_master_run() and must stay valid until
+ * fdp_master_close() (listener_shared is read here only). Returns 0 and sets *out, or a
+ * negative errno (-EINVAL: a bad config, a size this library does not know, or a listener,
+ * the metrics one too, that is not listening; -EADDRINUSE: a live server already answers on
+ * the control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

@@ -36,6 +36,7 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_METRICS,
 	OPT_CONFIG,
 	OPT_CHECK,
 	OPT_LOG_FORMAT,
@@ -134,6 +135,12 @@ static const char usage_text[] =
         "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
+        "  --metrics ADDR        serve the master's metrics over HTTP on ADDR (as --listen:\n"
+        "                        HOST:PORT, [HOST]:PORT or unix:PATH; port 0 picks one, the\n"
+        "                        log says which): GET /metrics answers Prometheus's text\n"
+        "                        format (counters per listener and worker slot, the ACK\n"
+        "                        latency histogram; docs/SERVE.md lists them). Default: off;\n"
+        "                        `fdpass status --prometheus` prints the same text.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
         "  --log-format FORMAT   text (\"TIME fdpass[PID] LEVEL: MESSAGE\") or json (one\n"
         "                        object a line: time, level, msg, and worker, pid, stream for\n"
@@ -179,6 +186,7 @@ struct serve_opts {
 	const char *exec;
 	enum fdp_policy policy;
 	const char *control;
+	const char *metrics; /* --metrics ADDR, or NULL */
 	enum fdp_log_level log_level;
 	enum fdpass_log_format log_format;
 	const char *log_file;
@@ -288,6 +296,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"metrics", required_argument, NULL, OPT_METRICS},
 	        {"config", required_argument, NULL, OPT_CONFIG},
 	        {"check", no_argument, NULL, OPT_CHECK},
 	        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -384,6 +393,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("log-file", optarg, "a file's path");
 			o->log_file = optarg;
 			break;
+		case OPT_METRICS: {
+			struct sockaddr_storage sa;
+			socklen_t salen;
+
+			/* A bad address is a bad command line, said before anything is bound. */
+			if (fdp_addr_parse(optarg, &sa, &salen) < 0)
+				return bad_value("metrics", optarg,
+				                 "HOST:PORT, [HOST]:PORT or unix:PATH");
+			o->metrics = optarg;
+			break;
+		}
 		case 'h':
 			if (o->in_file)
 				return not_in_file("help");
@@ -896,6 +916,32 @@ static void store_listeners(const struct serve_opts *o, const int *fds, unsigned
 }
 
 /*
+ * Bind --metrics ADDR (into *fd; -1 without it), or, started by an upgrade, take the old
+ * master's metrics listener on that address; -1 when good, else the exit status.
+ */
+static int open_metrics(const struct serve_opts *o, int *fd, struct fdp_upgrade *up)
+{
+	*fd = -1;
+	if (!o->metrics)
+		return -1;
+	*fd = up ? fdp_upgrade_take_metrics(up, o->metrics) : -ENOENT;
+	if (*fd < 0)
+		*fd = fdp_listen(o->metrics, 64);
+	if (*fd >= 0)
+		return -1;
+	if (*fd == -EINVAL) {
+		fprintf(stderr,
+		        "fdpass serve: invalid value '%s' for --metrics: expected HOST:PORT, "
+		        "[HOST]:PORT or unix:PATH\n",
+		        o->metrics);
+		return FDPASS_EXIT_USAGE;
+	}
+	fprintf(stderr, "fdpass serve: cannot listen on %s for --metrics: %s\n", o->metrics,
+	        fdp_strerror(*fd));
+	return FDPASS_EXIT_FAILURE;
+}
+
+/*
  * What SIGUSR2 runs: --upgrade-binary, else this program by the path it was executed as
  * (AT_EXECFN: what execve() was given, which a shell found on PATH already), made absolute
  * against the directory it started in. Not /proc/self/exe, which names the deleted old file
@@ -973,7 +1019,7 @@ int cmd_serve(int argc, char **argv)
 	char control[512], why[512], nofile[128], **up_argv = NULL;
 	char store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
 	unsigned char shared[MAX_LISTEN];
-	int fds[MAX_LISTEN], store_fds[MAX_LISTEN], status, err, notifying;
+	int fds[MAX_LISTEN], store_fds[MAX_LISTEN], metrics_fd = -1, status, err, notifying;
 	struct fdp_upgrade *up = NULL;
 	struct fdp_master *m;
 	struct serve_gen *g;
@@ -1035,6 +1081,12 @@ int cmd_serve(int argc, char **argv)
 		fdp_upgrade_free(up);
 		goto out;
 	}
+	status = open_metrics(o, &metrics_fd, up);
+	if (status >= 0) {
+		fdp_close_fds(fds, o->nlisten);
+		fdp_upgrade_free(up);
+		goto out;
+	}
 	if (notifying)
 		store_listeners(o, fds, shared, store_fds, store_names);
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
@@ -1058,6 +1110,8 @@ int cmd_serve(int argc, char **argv)
 	if (!ctx.names || (o->control && !ctx.control)) {
 		fprintf(stderr, "fdpass serve: out of memory\n");
 		fdp_close_fds(fds, o->nlisten);
+		if (metrics_fd >= 0)
+			close(metrics_fd);
 		fdp_upgrade_free(up);
 		goto out;
 	}
@@ -1065,6 +1119,7 @@ int cmd_serve(int argc, char **argv)
 	mc.listeners = fds;
 	mc.nlisteners = o->nlisten;
 	mc.control_path = control[0] ? control : NULL;
+	mc.metrics_fd = metrics_fd >= 0 ? &metrics_fd : NULL;
 	mc.log = fdpass_log_msg;
 	mc.log_arg = &log_sink;
 	mc.capture_output = 1;

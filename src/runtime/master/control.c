@@ -8,6 +8,9 @@
  *                process. A client that sends nothing, only closes its writing side or stays
  *                silent for FDP__CONTROL_READ_MS, gets the status too (the protocol before
  *                commands, which `socat - UNIX-CONNECT:PATH` still speaks).
+ *   metrics      the metrics in Prometheus's text format (metrics.c; docs/SERVE.md,
+ *                "Metrics"), as `fdpass serve --metrics` serves them over HTTP, then the line
+ *                "# end of the metrics" (a comment, to parsers) that says they are whole.
  *   reload       read the configuration again and replace every worker, as SIGHUP does
  *                (reconfig.c); answered when the reload is complete: "ok ..." or "error ...",
  *                at once "error reload refused: WHY" when the configuration was refused.
@@ -33,6 +36,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+/* The last line of the answer to `metrics`. */
+#define FDP_CONTROL_METRICS_END "# end of the metrics\n"
 
 int fdp__control_open(struct fdp_master *m)
 {
@@ -320,6 +326,28 @@ static void cmd_status(struct fdp_master *m, struct fdp__ctl_client *c, const ch
 	answer_status(m, c);
 }
 
+/*
+ * The text ends with a comment line (which parsers skip) that says it is whole: an answer the
+ * socket's buffer could not take is cut, maybe at a line's end, and must not pass for whole.
+ */
+static void cmd_metrics(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	struct text t = {NULL, 0, 0, 0};
+	int fd = c->fd;
+
+	(void)arg;
+	if (fdp__metrics_render(m, &t.buf, &t.len) < 0) {
+		reply(m, c, "error out of memory\n");
+		return;
+	}
+	t.cap = t.len + 1;
+	add(&t, FDP_CONTROL_METRICS_END);
+	client_free(m, c);
+	c->fd = -1;
+	send_close(m, fd, &t);
+	free(t.buf);
+}
+
 static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
 {
 	(void)arg;
@@ -393,6 +421,7 @@ static const struct {
 	void (*run)(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg);
 } commands[] = {
         {"status", cmd_status},
+        {"metrics", cmd_metrics},
         {"reload", cmd_reload},
         {"stop", cmd_stop},
         {"upgrade", cmd_upgrade},
@@ -423,7 +452,7 @@ static void run_command(struct fdp_master *m, struct fdp__ctl_client *c)
 			return;
 		}
 	line[n] = '\0';
-	reply(m, c, "error unknown command '%.32s' (status, reload, stop, upgrade)\n", line);
+	reply(m, c, "error unknown command '%.32s' (status, metrics, reload, stop, upgrade)\n", line);
 }
 
 void fdp__control_accept(struct fdp_master *m)

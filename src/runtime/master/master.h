@@ -4,9 +4,10 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: its commands (status, reload, stop, upgrade)
+ *   control.c       the control socket: its commands (status, metrics, reload, stop, upgrade)
  *   reconfig.c      a reload's new configuration (cfg.reload): built, then applied or refused
  *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
+ *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
@@ -58,6 +59,7 @@
 #define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
+#define FDP__ACK_BUCKETS     13        /* the ACK latency histogram's bounds (fdp__ack_bound_ns) */
 #define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
 #define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
@@ -72,6 +74,8 @@ enum fdp__watch_kind {
 	W_PIDFD,
 	W_ROUTE,
 	W_OUTPUT,
+	W_METRICS,        /* the metrics listener (metrics.c) */
+	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
 	W_UPGRADE,
 };
 
@@ -89,6 +93,7 @@ struct fdp__conn {
 	unsigned listener;
 	long long since_ms;
 	long long handed_ms; /* in flight: when it was handed to its worker */
+	long long handed_ns; /* the same in nanoseconds: the ACK latency histogram's */
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
 	/* The route failure action chose that slot (a second failure closes it); and, while it is
@@ -154,6 +159,21 @@ struct fdp__slot {
 	unsigned restarts, quick_fails;
 	long long respawn_at; /* 0: nothing scheduled */
 	uint64_t served;      /* by every process this slot has had */
+	/* Counted by conns.c for the metrics (metrics.c), over every process of the slot: */
+	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
+};
+
+/*
+ * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
+ * key, the failure action), which its counters tell apart; never in the "closed unserved"
+ * totals of the status and the stop log, which did not count them before conns.c either.
+ */
+enum fdp__close_reason {
+	CLOSE_NO_WORKER,
+	CLOSE_SHUTDOWN,
+	CLOSE_ERROR,
+	CLOSE_ROUTE,
+	CLOSE_NREASONS
 };
 
 struct fdp__listener {
@@ -167,6 +187,8 @@ struct fdp__listener {
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
 	struct fdp__watch w;
+	/* Counted by conns.c for the metrics (metrics.c): */
+	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
 };
 
 /*
@@ -202,19 +224,6 @@ struct fdp__ratelimit {
 };
 
 /*
- * Why the master closed a connection it held. CLOSE_ROUTE: the route policy's own reasons (no
- * key, the failure action), which its counters tell apart; never in the "closed unserved"
- * totals of the status and the stop log, which did not count them before conns.c either.
- */
-enum fdp__close_reason {
-	CLOSE_NO_WORKER,
-	CLOSE_SHUTDOWN,
-	CLOSE_ERROR,
-	CLOSE_ROUTE,
-	CLOSE_NREASONS
-};
-
-/*
  * Every connection the master holds, owned by conns.c alone: only it creates, moves, hands,
  * counts and closes them; the other files read these fields and call it. With each worker's
  * in-flight ring (struct fdp__proc), which conns.c owns too.
@@ -229,6 +238,11 @@ struct fdp__conns {
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
+	uint64_t acked;        /* acknowledged by their worker */
+	/* Time from hand-over to ACK (metrics.c's buckets): count per bucket (not cumulative;
+	 * the last is past the largest bound), and the sum in nanoseconds. */
+	uint64_t ack_latency[FDP__ACK_BUCKETS + 1];
+	uint64_t ack_latency_sum_ns;
 	/* After an upgrade's commit: what goes to the new master (upgrade.c sends it). */
 	struct fdp__ring forward;
 	uint64_t forwarded;
@@ -241,6 +255,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_KIND_METRICS  3 /* the metrics listener (metrics.c) */
 #define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
@@ -305,9 +320,20 @@ struct fdp_master {
 	int reap_all;          /* orphans.c: reap every child (cfg reap_all, or PID 1) */
 	int conns_limited;     /* at max_connections: the listeners are out of epoll */
 	struct fdp__ratelimit rl_limit;
+	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
 	struct fdp__upgrade up; /* upgrade.c's */
 	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
 };
+
+/* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
+static inline long long fdp__ack_bound_ns(unsigned i)
+{
+	static const long long bound[FDP__ACK_BUCKETS] = {
+	        100000,   250000,   500000,    1000000,   2500000,   5000000,   10000000,
+	        25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
+
+	return bound[i];
+}
 
 /*
  * A worker's channel failed where the failure cannot be handled (a hand-over, a read, a flush,
@@ -357,7 +383,7 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
                          const struct fdp_conn *meta);
 /* Flag every ready worker whose oldest unacknowledged connection is past the ACK deadline. */
 void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next);
-int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
+int fdp__conns_ack(struct fdp_master *m, struct fdp__proc *p, uint64_t id);
 int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
 void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
 void fdp__conns_hold_for(struct fdp_master *m, unsigned ms);
@@ -452,6 +478,29 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+/* What the route policy counted, for the metrics. */
+struct fdp__route_stats {
+	size_t waiting, held; /* for their key; for their slot's worker */
+	int on_fail_default;  /* the failure action: 1 to the default worker, 0 close */
+	uint64_t hashed, mapped, timeout, too_big, rejected, overflow, eof, unavailable;
+	uint64_t defaulted, closed;
+};
+void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st);
+
+/*
+ * metrics.c: the metrics in Prometheus's text format (docs/SERVE.md), served over HTTP on
+ * cfg.metrics_fd by the loop, and rendered for the control socket's `metrics` command.
+ */
+int fdp__metrics_open(struct fdp_master *m, int fd);
+void fdp__metrics_close(struct fdp_master *m);
+void fdp__metrics_log(struct fdp_master *m);
+void fdp__metrics_event(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
+void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next);
+/* The whole text into a malloc'd *out (*len bytes); 0, or -ENOMEM. */
+int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
+/* For an upgrade (upgrade.c): the metrics listener (-1: none); the new master took it. */
+int fdp__metrics_fd(const struct fdp_master *m);
+void fdp__metrics_handed(struct fdp_master *m);
 
 /* reconfig.c: SIGHUP reads the configuration again (cfg.reload), applies it, reloads */
 void fdp__reconfigure(struct fdp_master *m);

@@ -338,7 +338,8 @@ void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET};
 
 	if (!w) {
-		fdp__conns_route_close(m, &(struct fdp__conn){.fd = c->fd}, CLOSE_ERROR);
+		fdp__conns_route_close(m, &(struct fdp__conn){.fd = c->fd, .listener = c->listener},
+		                       CLOSE_ERROR);
 		return;
 	}
 	w->w.kind = W_ROUTE;
@@ -416,4 +417,26 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 		                        (unsigned long long)r->count[i]);
 	if (off < size)
 		snprintf(buf + off, size - off, "\n");
+}
+
+void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st)
+{
+	const struct fdp__router *r = m->router;
+
+	memset(st, 0, sizeof(*st));
+	if (!r)
+		return;
+	st->waiting = r->reading.n;
+	st->held = m->conns.held.n;
+	st->on_fail_default = r->on_fail == FDP_ROUTE_FAIL_DEFAULT;
+	st->hashed = r->count[RC_HASHED];
+	st->mapped = r->count[RC_MAPPED];
+	st->timeout = r->count[RC_TIMEOUT];
+	st->too_big = r->count[RC_TOO_BIG];
+	st->rejected = r->count[RC_REJECTED];
+	st->overflow = r->count[RC_OVERFLOW];
+	st->eof = r->count[RC_EOF];
+	st->unavailable = r->count[RC_UNAVAILABLE];
+	st->defaulted = r->count[RC_DEFAULTED];
+	st->closed = r->count[RC_CLOSED];
 }
