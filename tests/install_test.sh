@@ -54,6 +54,10 @@ done
 for pc in fdpass fdpass_runtime; do
 	grep -qx "prefix=$prefix" "$p/lib/pkgconfig/$pc.pc" || fail "$pc.pc does not name the prefix $prefix"
 done
+# The systemd units, the service's ExecStart= naming the program where it was installed.
+[ -e "$p/share/doc/fdpass/systemd/fdpass.socket" ] || fail "not installed: share/doc/fdpass/systemd/fdpass.socket"
+grep -q "^ExecStart=$prefix/bin/fdpass serve " "$p/share/doc/fdpass/systemd/fdpass.service" ||
+	fail "share/doc/fdpass/systemd/fdpass.service does not start $prefix/bin/fdpass"
 # The program needs no library of ours at run time (it links them statically).
 dynamic=$(readelf -d "$p/bin/fdpass")
 ! grep -q 'NEEDED.*libfdpass' <<<"$dynamic" || fail "bin/fdpass needs a shared libfdpass: $dynamic"
