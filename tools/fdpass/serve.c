@@ -5,6 +5,7 @@
  * blocking the master.
  */
 #include "commands.h"
+#include "pidfile.h"
 #include "serve.h"
 #include "serve_route.h"
 
@@ -33,6 +34,11 @@ enum {
 	OPT_MAX_OUTPUT,
 };
 
+/* getopt_long values of the process options (the cli block: 1792..). */
+enum {
+	OPT_PID_FILE = 1792,
+};
+
 static const char usage_text[] =
         "usage: fdpass serve [OPTIONS]\n"
         "\n"
@@ -42,11 +48,14 @@ static const char usage_text[] =
         "Options:\n"
         "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
         "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
-        "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
-        "                        free port (the log says which). policy= gives this listener\n"
-        "                        its own policy; tag= (raw, echo, http or a number) the\n"
-        "                        protocol its connections are tagged with (the built-in\n"
-        "                        handlers speak echo or http by it).\n"
+        "                        (IPv6), or unix:PATH. HOST is an address, never a name to\n"
+        "                        resolve (localhost is 127.0.0.1); *:PORT is every IPv4\n"
+        "                        address (0.0.0.0), [::]:PORT every IPv6 one. Default\n"
+        "                        127.0.0.1:8080. Port 0 picks a free port (the log says\n"
+        "                        which). policy= gives this listener its own policy; tag=\n"
+        "                        (raw, echo, http or a number) the protocol its connections\n"
+        "                        are tagged with (the built-in handlers speak echo or http\n"
+        "                        by it).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
@@ -94,11 +103,16 @@ static const char usage_text[] =
         "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
+        "  --pid-file PATH       write the master's pid to PATH once the listeners are bound\n"
+        "                        (atomically: a file in the same directory, renamed), remove\n"
+        "                        it at exit; refuse to start while PATH names a running\n"
+        "                        fdpass (exit 1); a stale one is replaced.\n"
         "  --help                show this help.\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
         "every worker without failing a request. Exit status: 0 stopped, 1 failure (address in\n"
-        "use, control socket), 2 bad command line. See docs/SERVE.md.\n";
+        "use, control socket, a running server's --pid-file), 2 bad command line. See\n"
+        "docs/SERVE.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
@@ -115,13 +129,14 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
+	const char *pid_file; /* --pid-file, or NULL */
 };
 
+/* A bad value, in one line; main() adds the one pointing at --help (commands.h). */
 static int bad_value(const char *opt, const char *value, const char *accepts)
 {
-	fprintf(stderr, "fdpass serve: invalid value '%s' for --%s: expected %s\n", value, opt,
-	        accepts);
-	return FDPASS_EXIT_USAGE;
+	return fdpass_usage_error("serve", "invalid value '%s' for --%s: expected %s", value, opt,
+	                          accepts);
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -205,6 +220,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -212,7 +228,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	long v;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (o->nlisten == MAX_LISTEN)
@@ -234,6 +250,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("handler", optarg, "http or echo");
 			break;
 		case 'e':
+			if (!optarg[strspn(optarg, " \t")]) /* blank: no program to run */
+				return bad_value("exec", optarg, "a command");
 			o->exec = optarg;
 			break;
 		case 'p':
@@ -291,21 +309,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
 				return i;
 			break;
+		case OPT_PID_FILE:
+			if (!*optarg)
+				return bad_value("pid-file", optarg, "a file name");
+			o->pid_file = optarg;
+			break;
 		default:
-			if (optopt)
-				fprintf(stderr, "fdpass serve: option needs a value: %s\n",
-				        argv[optind - 1]);
-			else
-				fprintf(stderr, "fdpass serve: unknown option: %s\n",
-				        argv[optind - 1]);
-			fputs("Run 'fdpass serve --help' for the options.\n", stderr);
-			return FDPASS_EXIT_USAGE;
+			return fdpass_getopt_error("serve", c, argv, longopts);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "fdpass serve: unexpected argument: %s\n", argv[optind]);
-		return FDPASS_EXIT_USAGE;
-	}
+	if (optind < argc)
+		return fdpass_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	return -1;
 }
 
@@ -473,11 +487,10 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
-			fprintf(stderr,
-			        "fdpass serve: invalid value '%s' for --listen: expected "
-			        "HOST:PORT, "
-			        "[HOST]:PORT or unix:PATH\n",
-			        o->listen[i]);
+			fdpass_usage_error("serve",
+			                   "invalid value '%s' for --listen: expected HOST:PORT, "
+			                   "[HOST]:PORT or unix:PATH",
+			                   o->listen[i]);
 		else
 			fprintf(stderr, "fdpass serve: cannot listen on %s: %s\n", o->listen[i],
 			        fdp_strerror(fds[i]));
@@ -541,6 +554,11 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
 		return FDPASS_EXIT_FAILURE;
 	}
+	/* Before binding: a running server's addresses would fail with less to say. */
+	if (o.pid_file && fdpass_pidfile_check(o.pid_file, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
+		return FDPASS_EXIT_FAILURE;
+	}
 	status = open_listeners(&o, fds);
 	if (status >= 0)
 		return status;
@@ -552,14 +570,11 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	if (o.exec && (!(exec_argv = fdpass_exec_argv(o.exec)) || !exec_argv[0])) {
-		fprintf(stderr,
-		        exec_argv ? "fdpass serve: invalid value '%s' for --exec: expected "
-		                    "a command\n"
-		                  : "fdpass serve: --exec %s: out of memory\n",
-		        o.exec);
+		/* A blank one was refused by parse_opts(). */
+		fprintf(stderr, "fdpass serve: --exec %s: out of memory\n", o.exec);
 		free(exec_argv);
 		fdp_close_fds(fds, o.nlisten);
-		return exec_argv ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
+		return FDPASS_EXIT_FAILURE;
 	}
 	err = fdp_master_open(&m, &(struct fdp_master_config){
 	                                  .size = sizeof(struct fdp_master_config),
@@ -596,9 +611,18 @@ int cmd_serve(int argc, char **argv)
 			fprintf(stderr, "fdpass serve: cannot start: %s\n", fdp_strerror(err));
 		return FDPASS_EXIT_FAILURE;
 	}
+	/* Listeners and control socket bound, no worker yet: the server is this pid from now. */
+	if (o.pid_file && fdpass_pidfile_write(o.pid_file, getpid(), why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
+		fdp_master_close(m);
+		free(exec_argv);
+		return FDPASS_EXIT_FAILURE;
+	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
 	free(exec_argv);
+	if (o.pid_file) /* a new master that took over (upgrade) wrote its own pid: leave it */
+		fdpass_pidfile_remove(o.pid_file, getpid());
 	if (err == -ENOEXEC) { /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
 		        o.exec);
