@@ -251,16 +251,25 @@ static inline int http_get_worker(const char *addr, const char *src, pid_t *pid)
 	return atoi(w + 7);
 }
 
-/* The raw status the control socket answers (malloc'd). */
-static inline char *server_status(struct server *s)
+/* What the control socket answers to one command line (malloc'd). */
+static inline char *server_command(struct server *s, const char *command)
 {
 	int fd = fdp_unix_connect(s->control, SOCK_STREAM);
 	char *text;
 
 	CHECK_OK(fd);
+	send_all(fd, command);
+	send_all(fd, "\n");
+	CHECK_OK(shutdown(fd, SHUT_WR));
 	text = fdp_test_read_all(fd, NULL);
 	close(fd);
 	return text;
+}
+
+/* The raw status the control socket answers (malloc'd). */
+static inline char *server_status(struct server *s)
+{
+	return server_command(s, "status");
 }
 
 /* The number after "key=" in the status line that starts with prefix; -1 if absent. */

@@ -19,6 +19,18 @@
 int fdpass_default_control_path(char *buf, size_t size, int create, char *why, size_t why_size);
 
 /*
+ * The client side of the control socket (control_client.c), for the verb named verb (its
+ * messages start "fdpass VERB: "). fdpass_control_resolve() sets *control to the default path
+ * (in path) when it is NULL; returns 0, or a negative errno with the reason printed.
+ * fdpass_control_call() connects, checks that the server is root or this user, sends command
+ * (one line, without its newline) and returns the whole answer (malloc'd, NUL-terminated),
+ * waiting at most timeout_ms (-1: no limit) for each piece; NULL with the reason printed.
+ */
+int fdpass_control_resolve(const char *verb, const char **control, char *path, size_t size);
+char *fdpass_control_call(const char *verb, const char *control, const char *command,
+                          int timeout_ms);
+
+/*
  * The limits of the built-in handlers (fdpass serve --header-timeout, --idle-timeout,
  * --max-output). A zero field takes its default.
  */

@@ -6,9 +6,7 @@
 #include "commands.h"
 #include "serve.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,38 +42,6 @@ static const char usage_text[] =
         "a crash), or the master is stopping; 1 no server answers there or it refused; 2 bad\n"
         "command line. So `until fdpass status >/dev/null; do ...` waits for a server to be\n"
         "ready (stop at 1).\n";
-
-/* Read everything the server sends, waiting at most READ_TIMEOUT_MS for each piece. */
-static char *read_reply(int fd)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-
-	while (buf) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			char *b = realloc(buf, cap * 2);
-
-			if (!b)
-				break;
-			buf = b;
-			cap *= 2;
-		}
-		if (poll(&p, 1, READ_TIMEOUT_MS) == 0)
-			break;
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	if (buf)
-		buf[len] = '\0';
-	return buf;
-}
 
 /* The value of key in a "kind k=v k=v" line, copied into out ("" if absent). */
 static const char *field(const char *line, const char *key, char *out, size_t size)
@@ -225,31 +191,6 @@ static void print_table(const char *reply)
 }
 
 /*
- * Print nothing a stranger says: the server must run as root or as this user. Anyone can bind
- * a socket at a path that is not theirs to guard (--control in a shared directory, an abstract
- * name), and a status with invented counters is worse than none.
- */
-static int trusted_server(int fd, const char *control)
-{
-	struct fdp_cred cred;
-	int err = fdp_peer_cred(fd, &cred);
-
-	if (err < 0) {
-		fprintf(stderr, "fdpass status: %s: cannot tell who answers: %s\n", control,
-		        fdp_strerror(err));
-		return 0;
-	}
-	if (cred.uid != 0 && cred.uid != getuid()) {
-		fprintf(stderr,
-		        "fdpass status: %s is answered by uid %u (pid %d), neither root nor you: "
-		        "refusing to trust it\n",
-		        control, (unsigned)cred.uid, (int)cred.pid);
-		return 0;
-	}
-	return 1;
-}
-
-/*
  * Is the server fully ready: running (not stopping), and each of its worker slots with a
  * worker in state ready? A reload's new worker starting beside the old one still serving
  * leaves its slot ready.
@@ -288,10 +229,10 @@ int cmd_status(int argc, char **argv)
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	char path[512], why[512];
+	char path[512];
 	const char *control = NULL;
 	char *reply;
-	int json = 0, c, fd;
+	int json = 0, c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -308,32 +249,14 @@ int cmd_status(int argc, char **argv)
 	}
 	if (optind < argc)
 		return fdpass_usage_error("status", "unexpected argument '%s'", argv[optind]);
-	if (!control) {
-		/* A missing directory is no server: the connect below says so. */
-		int r = fdpass_default_control_path(path, sizeof(path), 0, why, sizeof(why));
-
-		if (r < 0 && r != -ENOENT) {
-			fprintf(stderr, "fdpass status: %s\n", why);
-			return FDPASS_EXIT_FAILURE;
-		}
-		control = path;
-	}
-	fd = fdp_unix_connect(control, SOCK_STREAM);
-	if (fd < 0) {
-		fprintf(stderr, "fdpass status: cannot connect to %s: %s%s\n", control,
-		        fdp_strerror(fd),
-		        fd == -ENOENT || fd == -ECONNREFUSED ? " (is fdpass serve running?)" : "");
+	if (fdpass_control_resolve("status", &control, path, sizeof(path)) < 0)
 		return FDPASS_EXIT_FAILURE;
-	}
-	if (!trusted_server(fd, control)) {
-		close(fd);
+	reply = fdpass_control_call("status", control, "status", READ_TIMEOUT_MS);
+	if (!reply)
 		return FDPASS_EXIT_FAILURE;
-	}
-	reply = read_reply(fd);
-	close(fd);
-	if (!reply || strncmp(reply, "master ", 7) != 0) {
+	if (strncmp(reply, "master ", 7) != 0) {
 		fprintf(stderr, "fdpass status: %s: %s", control,
-		        reply && strncmp(reply, "error ", 6) == 0 ? reply + 6 : "no status\n");
+		        strncmp(reply, "error ", 6) == 0 ? reply + 6 : "no status\n");
 		free(reply);
 		return FDPASS_EXIT_FAILURE;
 	}

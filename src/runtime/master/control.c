@@ -1,10 +1,23 @@
 /*
- * The control socket: a Unix stream socket (mode 0600) on which the master answers each
- * connection with its status and closes it. Nothing is read from the client, so a slow or
- * silent client cannot hold the master. A peer whose uid is neither the server's nor root is
- * refused (SO_PEERCRED), whatever the socket's file mode lets through. Format: one line per
- * object, "master key=value ..." then "worker key=value ..." per worker process; see
- * docs/SERVE.md.
+ * The control socket: a Unix stream socket (mode 0600) on which each client sends one command
+ * line and the master answers it and closes the connection. A peer whose uid is neither the
+ * server's nor root is refused at once (SO_PEERCRED), whatever the socket's file mode lets
+ * through. The commands (docs/SERVE.md, "The control socket"):
+ *
+ *   status       the status: "master key=value ..." then "worker key=value ..." per worker
+ *                process. A client that sends nothing, only closes its writing side or stays
+ *                silent for FDP__CONTROL_READ_MS, gets the status too (the protocol before
+ *                commands, which `socat - UNIX-CONNECT:PATH` still speaks).
+ *   reload       replace every worker, as SIGHUP does; answered when the reload is complete:
+ *                "ok ..." or "error ...".
+ *   stop         drain and stop, as SIGTERM does (a second one stops at once); answered at
+ *                once, "ok draining ...". "stop wait" is answered when the master has stopped.
+ *
+ * Every other answer starts with "ok" or "error". A client never holds the master: its command
+ * is read without blocking, within FDP__CONTROL_LINE bytes and FDP__CONTROL_READ_MS, at most
+ * FDP__CONTROL_CLIENTS at once (past it the socket is not accepted from until one leaves),
+ * and every answer is written at once into the socket's buffer. What the command asks of the
+ * loop (a stop) is flagged for it (m->want_stop): loop.c is above this file.
  */
 #include "master.h"
 
@@ -14,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 int fdp__control_open(struct fdp_master *m)
@@ -21,6 +35,8 @@ int fdp__control_open(struct fdp_master *m)
 	int fd;
 
 	m->ctlfd = -1;
+	for (unsigned k = 0; k < FDP__CONTROL_CLIENTS; k++)
+		m->ctl_clients[k].fd = -1;
 	if (!m->cfg.control_path)
 		return 0;
 	fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
@@ -34,6 +50,12 @@ int fdp__control_open(struct fdp_master *m)
 
 void fdp__control_close(struct fdp_master *m)
 {
+	for (unsigned k = 0; k < FDP__CONTROL_CLIENTS; k++)
+		if (m->ctl_clients[k].fd >= 0) {
+			close(m->ctl_clients[k].fd); /* its epoll registration goes with it */
+			m->ctl_clients[k].fd = -1;
+		}
+	m->ctl_nclients = 0;
 	if (m->ctlfd < 0)
 		return;
 	close(m->ctlfd);
@@ -144,63 +166,295 @@ static void status_text(struct fdp_master *m, struct text *t)
 	}
 }
 
-static void answer(struct fdp_master *m, int fd)
+/* Whether the client on fd may use the control socket: root or the server's own uid. */
+static int refused(struct fdp_master *m, int fd, struct text *t)
 {
 	struct fdp_cred cred = {0, 0, 0};
-	struct text t = {malloc(4096), 0, 4096, 0};
-	size_t off = 0;
 
-	if (!t.buf)
-		return;
 	if (fdp_peer_cred(fd, &cred) < 0) {
 		fdp__log(m, FDP_LOG_WARN,
 		         "control: refused a client whose credentials are unreadable");
-		add(&t, "error refused: the server cannot read this client's credentials\n");
-	} else if (cred.uid != geteuid() && cred.uid != 0) {
+		add(t, "error refused: the server cannot read this client's credentials\n");
+		return 1;
+	}
+	if (cred.uid != geteuid() && cred.uid != 0) {
 		fdp__log(m, FDP_LOG_WARN, "control: refused a client with uid %u (pid %d)",
 		         (unsigned)cred.uid, (int)cred.pid);
-		add(&t, "error refused: uid %u is neither the server's nor root\n",
+		add(t, "error refused: uid %u is neither the server's nor root\n",
 		    (unsigned)cred.uid);
-	} else {
-		status_text(m, &t);
+		return 1;
 	}
-	if (t.short_of_memory) { /* never half a status that looks whole */
-		t.len = 0;
-		add(&t, "error out of memory\n");
+	return 0;
+}
+
+/*
+ * Write t to fd and close it. Never wait for a client: the whole answer goes into the socket's
+ * buffer at once, made as large as it needs (a reload of 1024 workers says ~200 KB). What the
+ * kernel will not take is cut, and logged: a client reading a cut answer sees no final newline.
+ */
+static void send_close(struct fdp_master *m, int fd, struct text *t)
+{
+	size_t off = 0;
+
+	if (t->short_of_memory) { /* never half an answer that looks whole */
+		t->len = 0;
+		t->short_of_memory = 0;
+		add(t, "error out of memory\n");
 	}
-	/*
-	 * Never wait for a client: the whole status goes into the socket's buffer at once, made
-	 * as large as it needs (a reload of 1024 workers says ~200 KB). What the kernel will not
-	 * take is cut, and logged: a client reading a cut status sees no final newline.
-	 */
-	if (t.len > 64 * 1024) {
-		int size = t.len < (8u << 20) ? (int)t.len * 2 : 16 << 20;
+	if (t->len > 64 * 1024) {
+		int size = t->len < (8u << 20) ? (int)t->len * 2 : 16 << 20;
 
 		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	}
-	while (off < t.len) {
-		ssize_t n = send(fd, t.buf + off, t.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (off < t->len) {
+		ssize_t n = send(fd, t->buf + off, t->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n <= 0)
 			break;
 		off += (size_t)n;
 	}
-	if (off < t.len)
+	if (off < t->len)
 		fdp__log_limited(m, &m->rl_control, FDP_LOG_WARN,
-		                 "control: status cut short at %zu of %zu bytes", off, t.len);
+		                 "control: answer cut short at %zu of %zu bytes", off, t->len);
+	/*
+	 * A socket closed with unread input resets the connection, and the client may then lose
+	 * the answer: take what it sent beyond its command (a bounded amount) first.
+	 */
+	for (int i = 0; i < 16; i++) {
+		char sink[4096];
+
+		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
+	}
+	close(fd);
+}
+
+static void client_free(struct fdp_master *m, struct fdp__ctl_client *c)
+{
+	if (c->fd < 0)
+		return;
+	if (c->watched)
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->watched = 0;
+	c->waiting = CTL_READING;
+	m->ctl_nclients--;
+}
+
+/* Answer client c with fmt and let it go. */
+static __attribute__((format(printf, 3, 4))) void reply(struct fdp_master *m,
+                                                        struct fdp__ctl_client *c,
+                                                        const char *fmt, ...)
+{
+	struct text t = {malloc(4096), 0, 4096, 0};
+	va_list ap;
+	int fd = c->fd;
+
+	client_free(m, c);
+	c->fd = -1;
+	if (!t.buf) {
+		close(fd);
+		return;
+	}
+	va_start(ap, fmt);
+	if (vsnprintf(t.buf, t.cap, fmt, ap) >= 0)
+		t.len = strnlen(t.buf, t.cap - 1);
+	va_end(ap);
+	send_close(m, fd, &t);
 	free(t.buf);
+}
+
+static void answer_status(struct fdp_master *m, struct fdp__ctl_client *c)
+{
+	struct text t = {malloc(4096), 0, 4096, 0};
+	int fd = c->fd;
+
+	client_free(m, c);
+	c->fd = -1;
+	if (!t.buf) {
+		close(fd);
+		return;
+	}
+	status_text(m, &t);
+	send_close(m, fd, &t);
+	free(t.buf);
+}
+
+static void cmd_status(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	(void)arg;
+	answer_status(m, c);
+}
+
+static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	(void)arg;
+	if (m->stopping) {
+		reply(m, c, "error stopping: the server is stopping, there is nothing to reload\n");
+		return;
+	}
+	fdp__log(m, FDP_LOG_INFO, "control: reload requested");
+	/* A reload already running is followed by the one asked for here (fdp__reload()). */
+	c->reload_target = m->reloads_done + (m->reloading ? 2 : 1);
+	c->waiting = CTL_WAIT_RELOAD;
+	fdp__reload(m);
+}
+
+static void cmd_stop(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	int wait = strcmp(arg, "wait") == 0;
+
+	if (*arg && !wait) {
+		reply(m, c, "error usage: stop [wait]\n");
+		return;
+	}
+	fdp__log(m, FDP_LOG_INFO, "control: stop requested");
+	m->want_stop = 1;
+	if (wait)
+		c->waiting = CTL_WAIT_STOP;
+	else
+		reply(m, c, "ok %s\n",
+		      m->stopping ? "stopping now: killing every worker" : "draining");
+}
+
+static const struct {
+	const char *name;
+	void (*run)(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg);
+} commands[] = {
+        {"status", cmd_status},
+        {"reload", cmd_reload},
+        {"stop", cmd_stop},
+};
+
+/* The line c has read ("" for none): run its command. */
+static void run_command(struct fdp_master *m, struct fdp__ctl_client *c)
+{
+	char *line = c->line, *arg;
+	size_t n;
+
+	line[c->len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	line += strspn(line, " \t");
+	n = strcspn(line, " \t");
+	arg = line + n + strspn(line + n, " \t");
+	if (n == 0) {
+		answer_status(m, c);
+		return;
+	}
+	/* The watch stays off from here: a command waiting for its answer reads nothing more. */
+	if (c->watched)
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->watched = 0;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strlen(commands[i].name) == n && strncmp(commands[i].name, line, n) == 0) {
+			commands[i].run(m, c, arg);
+			return;
+		}
+	line[n] = '\0';
+	reply(m, c, "error unknown command '%.32s' (status, reload, stop)\n", line);
 }
 
 void fdp__control_accept(struct fdp_master *m)
 {
-	struct fdp_accepted acc[16];
-	int n = fdp_accept_batch(m->ctlfd, acc, 16);
+	struct fdp_accepted acc[FDP__CONTROL_CLIENTS];
+	int room = FDP__CONTROL_CLIENTS - (int)m->ctl_nclients;
+	int n = room > 0 ? fdp_accept_batch(m->ctlfd, acc, room) : 0;
+	long long now = fdp__now_ms();
 
 	if (n < 0 && n != -EAGAIN)
 		fdp__accept_failed(m, 1, n, &m->ctl_paused_until);
 	for (int i = 0; i < n; i++) {
-		answer(m, acc[i].fd);
-		close(acc[i].fd);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+		struct fdp__ctl_client *c = NULL;
+		struct text t = {malloc(256), 0, 256, 0};
+
+		if (!t.buf || refused(m, acc[i].fd, &t)) {
+			if (t.buf)
+				send_close(m, acc[i].fd, &t);
+			else
+				close(acc[i].fd);
+			free(t.buf);
+			continue;
+		}
+		free(t.buf);
+		for (unsigned k = 0; k < FDP__CONTROL_CLIENTS && !c; k++)
+			if (m->ctl_clients[k].fd < 0)
+				c = &m->ctl_clients[k];
+		*c = (struct fdp__ctl_client){.fd = acc[i].fd,
+		                              .deadline = now + FDP__CONTROL_READ_MS,
+		                              .w = {.kind = W_CTLCLIENT, .index = (unsigned)(c - m->ctl_clients)}};
+		m->ctl_nclients++;
+		ev.data.ptr = &c->w;
+		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
+			c->watched = 1;
+		else
+			run_command(m, c); /* cannot wait for its command: the status, as before */
+	}
+}
+
+/* Client w's socket is readable: read its command line (or its end of file). */
+void fdp__control_input(struct fdp_master *m, struct fdp__watch *w)
+{
+	struct fdp__ctl_client *c = &m->ctl_clients[w->index];
+	ssize_t n;
+
+	if (c->fd < 0 || c->waiting != CTL_READING)
+		return;
+	n = recv(c->fd, c->line + c->len, sizeof(c->line) - 1 - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		c->len += (size_t)n;
+		if (!memchr(c->line, '\n', c->len) && c->len < sizeof(c->line) - 1)
+			return;
+		if (!memchr(c->line, '\n', c->len)) {
+			reply(m, c, "error command too long (at most %zu bytes)\n",
+			      sizeof(c->line) - 2);
+			return;
+		}
+	}
+	run_command(m, c); /* a line, or end of file (or an error: then the answer is lost) */
+}
+
+/* Answer what has come due: a silent client, a finished reload, a stop. */
+void fdp__control_timers(struct fdp_master *m, long long now, long long *next)
+{
+	for (unsigned k = 0; k < FDP__CONTROL_CLIENTS && m->ctl_nclients; k++) {
+		struct fdp__ctl_client *c = &m->ctl_clients[k];
+
+		if (c->fd < 0)
+			continue;
+		if (c->waiting == CTL_READING) {
+			if (now >= c->deadline)
+				run_command(m, c);
+			else if (c->deadline < *next)
+				*next = c->deadline;
+		} else if (c->waiting == CTL_WAIT_RELOAD) {
+			if (m->stopping)
+				reply(m, c, "error stopping: the server began to stop before the "
+				            "reload was complete\n");
+			else if (m->reloads_done >= c->reload_target && m->last_reload_failed)
+				reply(m, c,
+				      "error reload: %u of %u worker(s) not replaced; they keep the "
+				      "old program (see the server's log)\n",
+				      m->last_reload_failed, m->cfg.workers);
+			else if (m->reloads_done >= c->reload_target)
+				reply(m, c, "ok reloaded: every worker replaced\n");
+		}
+	}
+}
+
+/* The master has stopped: a "stop wait" is answered, every other client let go. */
+void fdp__control_stopped(struct fdp_master *m)
+{
+	for (unsigned k = 0; k < FDP__CONTROL_CLIENTS && m->ctl_nclients; k++) {
+		struct fdp__ctl_client *c = &m->ctl_clients[k];
+
+		if (c->fd < 0)
+			continue;
+		if (c->waiting == CTL_WAIT_STOP)
+			reply(m, c, "ok stopped\n");
+		else
+			reply(m, c, "error stopping: the server has stopped\n");
 	}
 }

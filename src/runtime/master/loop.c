@@ -240,10 +240,29 @@ void fdp_master_close(struct fdp_master *m)
 	free(m);
 }
 
+/*
+ * SIGTERM, SIGINT or a control client's stop: take what is queued on the listeners, close them
+ * and drain the workers. A second one stops at once.
+ */
+static void begin_stop(struct fdp_master *m)
+{
+	unsigned long n;
+
+	if (m->stopping) {
+		fdp__stop_now(m);
+		return;
+	}
+	n = accept_queued(m);
+	if (n)
+		fdp__log(m, FDP_LOG_INFO,
+		         "took %lu connection(s) still queued on the listeners before closing them", n);
+	close_listeners(m);
+	fdp__start_drain(m);
+}
+
 static void handle_signals(struct fdp_master *m)
 {
 	struct signalfd_siginfo si;
-	unsigned long n;
 
 	while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
@@ -261,17 +280,7 @@ static void handle_signals(struct fdp_master *m)
 			continue;
 		}
 		fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
-		if (m->stopping) {
-			fdp__stop_now(m);
-			continue;
-		}
-		n = accept_queued(m);
-		if (n)
-			fdp__log(m, FDP_LOG_INFO,
-			         "took %lu connection(s) still queued on the listeners before closing them",
-			         n);
-		close_listeners(m);
-		fdp__start_drain(m);
+		begin_stop(m);
 	}
 }
 
@@ -345,7 +354,7 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 	}
 	if (now < m->ctl_paused_until && m->ctl_paused_until < *next)
 		*next = m->ctl_paused_until;
-	control_watch(m, now >= m->ctl_paused_until);
+	control_watch(m, now >= m->ctl_paused_until && m->ctl_nclients < FDP__CONTROL_CLIENTS);
 }
 
 static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
@@ -370,6 +379,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 			fdp__accept_from(m, &m->listeners[w->index]);
 	} else if (w->kind == W_CONTROL) {
 		fdp__control_accept(m);
+	} else if (w->kind == W_CTLCLIENT) {
+		fdp__control_input(m, w);
 	} else if (w->kind == W_ROUTE && !m->stopping) {
 		/* Last: handling it may free w, and no later phase may look at it. */
 		fdp__route_input(m, w, ev->events);
@@ -408,6 +419,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__conns_expire_pending(m, now, &next);
 		fdp__conns_ack_deadlines(m, now, &next);
 		fdp__route_timers(m, now, &next);
+		fdp__control_timers(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
@@ -416,6 +428,10 @@ int fdp_master_run(struct fdp_master *m)
 		for (int phase = 0; phase < 3; phase++)
 			for (int i = 0; i < n; i++)
 				handle_event(m, &evs[i], phase);
+		if (m->want_stop) {
+			m->want_stop = 0;
+			begin_stop(m);
+		}
 		fdp__conns_dispatch_pending(m);
 		fdp__conns_dispatch_held(m);
 		/* Hand-overs only flag a failed channel: its worker is settled before a drain. */
@@ -442,5 +458,6 @@ int fdp_master_run(struct fdp_master *m)
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,
 		         (unsigned long long)m->slots[i].served);
+	fdp__control_stopped(m);
 	return 0;
 }

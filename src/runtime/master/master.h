@@ -4,7 +4,7 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: the status
+ *   control.c       the control socket: its commands (status, reload, stop)
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
@@ -53,9 +53,12 @@
 #define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
+#define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
+#define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
+#define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
 
 /* What an epoll registration points at. */
-enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CHANNEL, W_PIDFD, W_ROUTE };
+enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CTLCLIENT, W_CHANNEL, W_PIDFD, W_ROUTE };
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
@@ -136,6 +139,20 @@ struct fdp__listener {
 	struct fdp__watch w;
 };
 
+/* A control client (control.c): reading its command, or waiting for what it asked. */
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
+
+struct fdp__ctl_client {
+	int fd; /* -1: a free entry */
+	int watched;
+	enum fdp__ctl_wait waiting;
+	size_t len;
+	char line[FDP__CONTROL_LINE];
+	long long deadline;     /* reading: nothing by then is a request for the status */
+	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
+	struct fdp__watch w;
+};
+
 /* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
 struct fdp__ratelimit {
 	long long next_ms;
@@ -181,6 +198,11 @@ struct fdp_master {
 	struct fdp__watch wsig, wctl;
 	int ctl_registered;
 	long long ctl_paused_until; /* the control socket's accept() failed: out of epoll until */
+	struct fdp__ctl_client ctl_clients[FDP__CONTROL_CLIENTS];
+	unsigned ctl_nclients;
+	int want_stop;               /* a control client asked for a stop: loop.c begins it */
+	unsigned reloads_done;       /* reloads complete so far (supervise.c) */
+	unsigned last_reload_failed; /* and how many slots the last one could not replace */
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
@@ -313,6 +335,9 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
 /* control.c */
 int fdp__control_open(struct fdp_master *m);
 void fdp__control_accept(struct fdp_master *m);
+void fdp__control_input(struct fdp_master *m, struct fdp__watch *w);
+void fdp__control_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__control_stopped(struct fdp_master *m);
 void fdp__control_close(struct fdp_master *m);
 
 #endif

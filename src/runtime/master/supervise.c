@@ -512,6 +512,8 @@ void fdp__reload_check(struct fdp_master *m)
 		if (p->state == PROC_DRAINING || p->drain_pending)
 			return;
 	m->reloading = 0;
+	m->reloads_done++;
+	m->last_reload_failed = m->reload_failed;
 	if (m->reload_failed)
 		fdp__log(m, FDP_LOG_WARN,
 		         "reload complete: %u of %u worker(s) not replaced; they keep the old "
