@@ -13,6 +13,8 @@ struct fdpass_command {
 int cmd_cat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 
 /* Exit statuses shared by every subcommand. */
 #define FDPASS_EXIT_OK      0

@@ -9,6 +9,8 @@ static const struct fdpass_command commands[] = {
         {"cat", "copy files to stdout, opened by a child that passes the descriptors", cmd_cat},
         {"serve", "run the pre-forked server (master hands connections to workers)", cmd_serve},
         {"status", "show a running server's workers and counters", cmd_status},
+        {"reload", "replace a running server's workers, and wait until it is done", cmd_reload},
+        {"stop", "stop a running server (drain; --wait: until it has exited)", cmd_stop},
         {NULL, NULL, NULL},
 };
 

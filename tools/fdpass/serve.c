@@ -98,9 +98,10 @@ static const char usage_text[] =
         "                        Default 60.\n"
         "  --max-output BYTES    built-in handlers: while more than this is unsent to a\n"
         "                        client, it is not read (1024..1073741824). Default 262144.\n"
-        "  --control PATH        control socket for `fdpass status`. Default\n"
-        "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
-        "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
+        "  --control PATH        control socket for `fdpass status`, `fdpass reload` and\n"
+        "                        `fdpass stop`. Default $XDG_RUNTIME_DIR/fdpass.sock, else\n"
+        "                        fdpass-$UID/control.sock in $TMPDIR or /tmp (a directory\n"
+        "                        of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
         "  --pid-file PATH       write the master's pid to PATH once the listeners are bound\n"
@@ -110,9 +111,9 @@ static const char usage_text[] =
         "  --help                show this help.\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request. Exit status: 0 stopped, 1 failure (address in\n"
-        "use, control socket, a running server's --pid-file), 2 bad command line. See\n"
-        "docs/SERVE.md.\n";
+        "every worker without failing a request (so do `fdpass stop` and `fdpass reload`).\n"
+        "Exit status: 0 stopped, 1 failure (address in use, control socket, a running\n"
+        "server's --pid-file), 2 bad command line. See docs/SERVE.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
