@@ -11,9 +11,15 @@
 
 /*
  * May a server that writes path start? 0 when path is missing, or names no live process, or a
- * live one that is not fdpass (a stale file, whose pid was reused), or this process; -EEXIST
- * when it names a live fdpass (why says which pid); another negative errno when path cannot be
- * read (why says so).
+ * live one that is not fdpass (a stale file, whose pid was reused), or this process, or its
+ * parent (a hot upgrade: the old master forks the new one, which takes over its pid file);
+ * -EEXIST when it names a live fdpass (why says which pid); another negative errno when path
+ * cannot be read (why says so).
+ *
+ * An upgrade's new master writes its pid like any master, before its workers start. Should it
+ * fail and the old master serve on, the old one must write its own pid again
+ * (fdpass_pidfile_write(path, getpid(), ...)): the file would otherwise name a dead master,
+ * which the old one does not remove at its exit.
  */
 int fdpass_pidfile_check(const char *path, char *why, size_t why_size);
 
