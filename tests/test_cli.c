@@ -238,6 +238,30 @@ TEST(status_exits_3_while_a_worker_is_starting_and_0_once_every_slot_is_ready)
 	server_free(&s);
 }
 
+TEST(status_exits_3_while_the_server_drains_to_stop)
+{
+	const char *status[] = {"status", "--control", NULL, NULL};
+	struct server s;
+	char *out, *err, *a;
+	int fd;
+
+	server_start(&s, "--workers", "1", "--header-timeout", "60", NULL);
+	/* A client that has sent nothing yet is served before the worker exits: the drain lasts. */
+	fd = tcp_connect(s.addr, NULL);
+	a = server_command(&s, "stop");
+	CHECK(strcmp(a, "ok draining\n") == 0);
+	free(a);
+	server_wait_log(&s, "draining", 10000);
+	status[2] = s.control;
+	CHECK_INT(run_tool(status, &out, &err), ==, 3);
+	CHECK(strstr(out, "stopping") != NULL);
+	free(out);
+	free(err);
+	close(fd);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(status_help_documents_exit_status_3)
 {
 	const char *args[] = {"status", "--help", NULL};
