@@ -28,8 +28,8 @@ struct fdpass_listen_opts {
 int fdpass_policy_parse(const char *name);
 
 /*
- * Split "ADDR[,policy=NAME][,tag=NAME]" in place (arg keeps the address). Returns -1 when
- * good, else the exit status after printing why.
+ * Split "ADDR[,policy=NAME][,tag=NAME]" in place (arg keeps the address) and check the address
+ * (fdpass_listen_addr_check()). Returns -1 when good, else the exit status after printing why.
  */
 int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo);
 
