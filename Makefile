@@ -4,6 +4,7 @@ ASAN     ?= build-asan
 VG       ?= build-valgrind
 PORTABLE ?= build-portable
 LAYERS   ?= build-layers
+WINDOWS  ?= build-windows
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
@@ -12,7 +13,7 @@ CTEST    ?= ctest
 ASAN_CC  ?= clang
 
 .PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers \
-	install clean
+	install clean windows test-windows
 
 all: $(BUILD)/Makefile
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -84,8 +85,17 @@ bench-peers: all
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
+# Windows: fdpass.exe and its tests cross-compiled with mingw-w64 into $(WINDOWS), and run
+# under Wine in a throwaway prefix (docs/WINDOWS.md). tests/win/install-tools.sh installs both.
+windows:
+	$(CMAKE) -S . -B $(WINDOWS) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake -DFDPASS_WERROR=ON
+	$(CMAKE) --build $(WINDOWS) -j $(JOBS)
+
+test-windows: windows
+	FDPASS_REQUIRE_WINE=$(FDPASS_REQUIRE_WINE) tests/win/run.sh $(WINDOWS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) build-fuzz
+	rm -rf $(BUILD) $(ASAN) $(VG) $(PORTABLE) $(LAYERS) $(WINDOWS) build-fuzz
 
 # The libFuzzer targets (clang), each for FUZZ_SECONDS (default 60): the channel receive parser
 # (seeds in fuzz/corpus), content routing's parsers (seeds in fuzz/corpus_route_key) and the

@@ -301,6 +301,51 @@ struct fdp_master_config {
 	 * often. 0: 2000.
 	 */
 	unsigned ack_timeout_ms;
+	/*
+	 * Limits (fdpass serve --user, --max-requests, --max-lifetime, --max-connections; every
+	 * one off when zero).
+	 *
+	 * worker_set_ids: every worker runs as worker_uid and worker_gid while the master keeps
+	 * its own credentials (it stays root, binds the listeners, owns the control socket and the
+	 * log). In the forked child, before worker_main or the program runs: the supplementary
+	 * groups are dropped (setgroups() to none), then setgid(), setuid(), and
+	 * PR_SET_NO_NEW_PRIVS (a setuid program it runs gains nothing). A step that fails ends
+	 * the child and is logged at FDP_LOG_ERROR ("cannot run as uid U gid G: setuid: REASON");
+	 * in the first generation fdp_master_run() then returns -EPERM. The worker's channel is
+	 * inherited; what else it opens must be open to that user. Needs a master allowed to set
+	 * those ids (CAP_SETUID, CAP_SETGID: root).
+	 */
+	int worker_set_ids;
+	uid_t worker_uid;
+	gid_t worker_gid;
+	/*
+	 * Recycling: a worker that has been handed recycle_conns connections (the master sees
+	 * connections, not the requests on them: a keep-alive connection counts once), or has been
+	 * up recycle_ms, is replaced as a reload replaces it, slot by slot: its successor starts
+	 * first and takes the slot once it says READY, then the old one drains (it keeps taking
+	 * connections meanwhile, so it may be handed a few more than recycle_conns). A successor
+	 * that fails to start leaves it serving; the next try comes 10 s later. recycle_jitter_pct
+	 * (0..100) raises each worker's two limits by a random 0..pct percent of theirs, so that
+	 * workers started together are not replaced together.
+	 */
+	unsigned recycle_conns;
+	unsigned recycle_ms;
+	unsigned recycle_jitter_pct;
+	/*
+	 * The most connections open at once over every worker: held by the master (waiting, in
+	 * flight, being routed) or handed and not reported done. At it the master stops accepting
+	 * (the listeners leave its epoll; the kernel's backlog holds new clients) until the count
+	 * drops below it. 0: no limit.
+	 */
+	unsigned max_connections;
+	/*
+	 * Reap every child, not only the workers: processes orphaned below the master (a worker's
+	 * daemonised grandchild) are re-parented to it and would stay zombies. Nonzero: the master
+	 * also makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), so that those orphans
+	 * come to it. As PID 1 (a container's init) it reaps them whatever this says. A caller
+	 * with children of its own must not set it: they are reaped too.
+	 */
+	int reap_all;
 };
 
 /*
@@ -318,10 +363,10 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  * Fork the workers and run the event loop until the server stops. SIGTERM, SIGINT, SIGHUP and
  * SIGCHLD are read from a signalfd: the caller must have blocked them (sigprocmask) in every
  * thread first, before starting other threads (a thread with one unblocked takes it, and the
- * master never sees it) (SIGCHLD is only used where pidfd_open() is missing; the master reaps only
- * its own workers, by pid). SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP
- * replaces every worker. In a forked worker it never returns: the child _exit()s with
- * worker_main's status. Returns 0 after a stop, or a negative errno:
+ * master never sees it) (SIGCHLD is used where pidfd_open() is missing, and to reap orphans with
+ * reap_all or as PID 1; otherwise the master reaps only its own workers, by pid).
+ * SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every worker.
+ * In a forked worker it never returns: the child _exit()s with worker_main's status. Returns 0 after a stop, or a negative errno:
  *   -EINVAL   one of those four signals is not blocked in the calling thread: nothing is run
  *             (unblocked, a SIGTERM would kill the master and leave its workers behind);
  *   -ENOEXEC  a worker of the first generation could not be executed: its execve() failed
@@ -330,6 +375,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  *             command does. The workers already started are killed by fdp_master_close().
  *             (Later, a reload's new worker that cannot be executed leaves the old one
  *             serving, and a replacement is tried again after a pause; both are logged.)
+ *   -EPERM    a worker of the first generation could not take worker_uid and worker_gid
+ *             (logged, with the step that failed and why).
  *   other     the event loop could not run (epoll, signalfd).
  */
 int fdp_master_run(struct fdp_master *m);

@@ -711,6 +711,11 @@ TEST(sigterm_serves_the_clients_still_in_the_accept_queue_instead_of_resetting_t
 	master_start(&s, config(2), 0);
 	/* Stopped, the master accepts nothing: the kernel completes each handshake and queues it. */
 	CHECK(kill(s.pid, SIGSTOP) == 0);
+	{ /* kill() returns before the stop takes effect: wait for it (the master is our child) */
+		int st;
+
+		CHECK(waitpid(s.pid, &st, WUNTRACED) == s.pid && WIFSTOPPED(st));
+	}
 	for (int i = 0; i < CLIENTS; i++)
 		fds[i] = client_say(&s, "hello\n");
 	/* It wakes to SIGTERM and a listener with connections waiting, in one epoll round. */

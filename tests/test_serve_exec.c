@@ -103,13 +103,16 @@ TEST(a_worker_killed_at_its_start_deadline_takes_its_children_with_it)
 
 TEST(a_worker_killed_from_outside_takes_its_children_with_it_when_it_is_reaped)
 {
-	char fifo[256], cmd[600];
+	char fifo[256], cmd[1200];
 	const char *args[] = {"--workers", "1", "--exec", cmd, NULL};
 	struct server s;
 	int fd = fifo_open(fifo, sizeof(fifo));
 
 	need_upper_worker();
-	snprintf(cmd, sizeof(cmd), FIFO_CHILD UPPER_WORKER, fifo);
+	/* Only the first generation holds the FIFO: its replacement must not hide the end of file. */
+	snprintf(cmd, sizeof(cmd),
+	         "if mkdir %s.once 2>/dev/null; then { echo x; exec sleep 1000; } >%s & fi; exec " UPPER_WORKER,
+	         fifo, fifo);
 	server_start_argv(&s, args, 0);
 	fifo_wait_writer(fd);
 	CHECK_OK(kill(only_worker(&s), SIGKILL));

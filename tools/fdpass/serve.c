@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "pidfile.h"
 #include "serve.h"
+#include "serve_limits.h"
 #include "serve_route.h"
 
 #include <errno.h>
@@ -98,6 +99,23 @@ static const char usage_text[] =
         "                        Default 60.\n"
         "  --max-output BYTES    built-in handlers: while more than this is unsent to a\n"
         "                        client, it is not read (1024..1073741824). Default 262144.\n"
+        "  --user USER[:GROUP]   run every worker as USER (a name or number) and GROUP\n"
+        "                        (default: USER's login group), with no supplementary groups\n"
+        "                        and no new privileges; the master stays root (it binds the\n"
+        "                        listeners, owns the control socket and the log). Needs root.\n"
+        "  --max-requests N      replace a worker once it has been handed N connections (the\n"
+        "                        master sees connections, not the requests on them): its\n"
+        "                        successor starts first, then it drains, as on SIGHUP.\n"
+        "  --max-lifetime SECS   replace a worker, the same way, once it has been up SECS\n"
+        "                        (0.1..4000000, fractions allowed).\n"
+        "  --recycle-jitter PCT  raise each worker's --max-requests and --max-lifetime by a\n"
+        "                        random 0..PCT percent, so that workers are not all replaced\n"
+        "                        at once (0..100). Default 0.\n"
+        "  --max-connections N   at most N connections open at once (accepted and not yet\n"
+        "                        finished by a worker); at N accepting pauses, the backlog\n"
+        "                        holds new clients. Default: no limit.\n"
+        "  --reap-all            become a child subreaper and reap every process orphaned\n"
+        "                        below the server (always done when running as PID 1).\n"
         "  --control PATH        control socket for `fdpass status`, `fdpass reload` and\n"
         "                        `fdpass stop`. Default $XDG_RUNTIME_DIR/fdpass.sock, else\n"
         "                        fdpass-$UID/control.sock in $TMPDIR or /tmp (a directory\n"
@@ -130,6 +148,7 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
+	struct fdpass_proc_limits plimits;
 	const char *pid_file; /* --pid-file, or NULL */
 };
 
@@ -222,6 +241,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
+	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -315,13 +335,22 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("pid-file", optarg, "a file name");
 			o->pid_file = optarg;
 			break;
+		case FDPASS_OPT_USER:
+		case FDPASS_OPT_MAX_REQUESTS:
+		case FDPASS_OPT_MAX_LIFETIME:
+		case FDPASS_OPT_RECYCLE_JITTER:
+		case FDPASS_OPT_MAX_CONNECTIONS:
+		case FDPASS_OPT_REAP_ALL:
+			if ((i = fdpass_proc_limit_option(c, optarg, &o->plimits)) >= 0)
+				return i;
+			break;
 		default:
 			return fdpass_getopt_error("serve", c, argv, longopts);
 		}
 	}
 	if (optind < argc)
 		return fdpass_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-	return -1;
+	return fdpass_proc_limits_check(&o->plimits);
 }
 
 /*
@@ -519,6 +548,7 @@ int cmd_serve(int argc, char **argv)
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int fds[MAX_LISTEN], status, err, routing = 0;
+	struct fdp_master_config cfg;
 	struct fdp_master *m;
 	sigset_t sigs;
 
@@ -577,7 +607,7 @@ int cmd_serve(int argc, char **argv)
 		fdp_close_fds(fds, o.nlisten);
 		return FDPASS_EXIT_FAILURE;
 	}
-	err = fdp_master_open(&m, &(struct fdp_master_config){
+	cfg = (struct fdp_master_config){
 	                                  .size = sizeof(struct fdp_master_config),
 	                                  .listeners = fds,
 	                                  .nlisteners = o.nlisten,
@@ -597,7 +627,9 @@ int cmd_serve(int argc, char **argv)
 	                                  .log = log_stderr,
 	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
-	                          });
+	                          };
+	fdpass_proc_limits_apply(&o.plimits, &cfg);
+	err = fdp_master_open(&m, &cfg);
 	if (err < 0) {
 		free(exec_argv);
 		if (err == -EADDRINUSE)
@@ -627,6 +659,11 @@ int cmd_serve(int argc, char **argv)
 	if (err == -ENOEXEC) { /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
 		        o.exec);
+		return FDPASS_EXIT_FAILURE;
+	}
+	if (err == -EPERM) { /* and which step of taking the user failed, and why */
+		fprintf(stderr, "fdpass serve: cannot start: the workers cannot run as --user %s\n",
+		        o.plimits.user);
 		return FDPASS_EXIT_FAILURE;
 	}
 	if (err < 0) {

@@ -1,7 +1,8 @@
 /*
  * A forked worker's first steps, before it runs the handler or execs the program: it forgets
- * the master (its end of the channel, its process group, its signal mask) and keeps only
- * stdio and its channel. Called by supervise.c around fork(); calls no other master file.
+ * the master (its end of the channel, its process group, its signal mask), takes the workers'
+ * user and group when configured, and keeps only stdio and its channel. Called by
+ * supervise.c around fork(); calls no other master file.
  *
  * The master's caller may have threads, so between fork() and execve() the child makes only
  * async-signal-safe calls: everything that allocates or reads the environment (the program's
@@ -12,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,9 +41,27 @@ struct fdp__exec {
 	char *path;     /* exec_argv[0] found on PATH (NULL: worker_main, or path_err) */
 	int path_err;   /* not found: the errno the child reports as its execve()'s */
 	char **envp;    /* the environment, with FDPASS_CHANNEL_FD=3 */
-	int errpipe[2]; /* close-on-exec: the child writes its errno if execve() fails */
-	int exec_err;   /* after the fork: that errno (0: executed, or worker_main) */
+	/* Close-on-exec: the child writes a struct child_failure if it cannot start its worker
+	 * (its credentials, its execve()); end of file once it has. Not made for a worker_main
+	 * child that changes no credentials: nothing can fail before its code runs. */
+	int errpipe[2];
+	int fail_err;                 /* after the fork: what the child wrote (0: it started) */
+	enum fdp__child_fail fail_at; /* and the step that failed */
 };
+
+/* What the child writes on its error pipe: the step that failed and its errno. */
+struct child_failure {
+	int step; /* enum fdp__child_fail */
+	int err;
+};
+
+const char *fdp__child_fail_step(enum fdp__child_fail step)
+{
+	static const char *const names[] = {"", "execve", "setgroups", "setgid", "setuid",
+	                                    "prctl(PR_SET_NO_NEW_PRIVS)"};
+
+	return names[step];
+}
 
 /* 0 if path is a regular file we may execute, else why not (an errno). */
 static int executable(const char *path)
@@ -121,7 +141,7 @@ static int child_prepare(struct fdp_master *m, struct fdp__exec *x)
 	x->maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX ? (int)rl.rlim_cur
 	                                                                       : 1 << 20;
 	if (m->cfg.worker_main)
-		return 0;
+		return m->cfg.worker_set_ids && pipe2(x->errpipe, O_CLOEXEC) < 0 ? -errno : 0;
 	x->path_err = resolve(m->cfg.exec_argv[0], &x->path);
 	if (x->path_err == ENOMEM)
 		return -ENOMEM;
@@ -136,21 +156,24 @@ static int child_prepare(struct fdp_master *m, struct fdp__exec *x)
 	return 0;
 }
 
-/* Read what the child wrote before its execve() failed: nothing (EOF) when it succeeded. */
-static int read_exec_errno(int fd)
+/* Read what the child wrote before it failed to start: nothing (EOF) when it started. */
+static void read_child_failure(int fd, struct fdp__exec *x)
 {
-	int err = 0;
+	struct child_failure f = {0};
 	ssize_t n;
 
 	do
-		n = read(fd, &err, sizeof(err));
+		n = read(fd, &f, sizeof(f));
 	while (n < 0 && errno == EINTR);
-	return n == (ssize_t)sizeof(err) ? err : 0;
+	if (n != (ssize_t)sizeof(f) || f.step <= CHILD_STARTED || f.step > CHILD_NO_NEW_PRIVS)
+		return;
+	x->fail_at = (enum fdp__child_fail)f.step;
+	x->fail_err = f.err ? f.err : EPERM;
 }
 
 /*
- * In the parent after fork() (pid < 0: it failed): learn exec_err, reaping a child that could
- * not exec, and release what was prepared. Returns 0, or -errno when fork() failed.
+ * In the parent after fork() (pid < 0: it failed): learn whether the child started, reaping
+ * one that could not, and release what was prepared. Returns 0, or -errno when fork() failed.
  */
 static int child_started(struct fdp__exec *x, pid_t pid)
 {
@@ -160,11 +183,11 @@ static int child_started(struct fdp__exec *x, pid_t pid)
 		close(x->errpipe[1]);
 	if (x->errpipe[0] >= 0) {
 		if (pid > 0)
-			x->exec_err = read_exec_errno(x->errpipe[0]);
+			read_child_failure(x->errpipe[0], x);
 		close(x->errpipe[0]);
 	}
 	/* It exits at once (127): reaped here, never seen by the loop. */
-	if (x->exec_err)
+	if (x->fail_err)
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	free(x->envp);
@@ -221,17 +244,50 @@ static void child_reset_signals(void)
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 }
 
+/* Tell the master why this child cannot start its worker (fd: the error pipe), and end. */
+static __attribute__((noreturn)) void child_fail(int fd, enum fdp__child_fail step, int err)
+{
+	struct child_failure f = {.step = (int)step, .err = err};
+	ssize_t n = write(fd, &f, sizeof(f));
+
+	/* A parent that is gone cannot be told: nothing else to do either way. */
+	(void)n;
+	_exit(127);
+}
+
+/*
+ * The workers' user and group (cfg worker_set_ids), before anything of the worker runs:
+ * the supplementary groups go first (they need the privilege setuid() gives up), then the
+ * group, the user, and no new privileges for what it executes. Returns the step that failed,
+ * errno set, or CHILD_STARTED. Async-signal-safe: in the child only one thread exists, so the
+ * libc's calls set the one thread's credentials, which are the process's.
+ */
+static enum fdp__child_fail child_set_ids(const struct fdp_master_config *cfg)
+{
+	if (!cfg->worker_set_ids)
+		return CHILD_STARTED;
+	if (setgroups(0, NULL) < 0)
+		return CHILD_SETGROUPS;
+	if (setgid(cfg->worker_gid) < 0)
+		return CHILD_SETGID;
+	if (setuid(cfg->worker_uid) < 0)
+		return CHILD_SETUID;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return CHILD_NO_NEW_PRIVS;
+	return CHILD_STARTED;
+}
+
 /*
  * The exec worker: only async-signal-safe calls from here to execve(). It dies with the
  * master (SIGKILL as the parent death signal): a program need not watch its channel for the
  * master to be able to count on no worker outliving it. getppid() after prctl() closes the
- * race of a master that died before it: the signal would never come.
+ * race of a master that died before it: the signal would never come. Its credentials are
+ * set before (run_child()): changing them clears the parent death signal.
  */
 static __attribute__((noreturn)) void exec_child(struct fdp_master *m, const struct fdp__exec *x,
                                                  int chan)
 {
 	int err = x->path_err;
-	ssize_t n;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != x->master)
 		_exit(127);
@@ -243,24 +299,31 @@ static __attribute__((noreturn)) void exec_child(struct fdp_master *m, const str
 		execve(x->path, m->cfg.exec_argv, x->envp);
 	if (!err)
 		err = errno;
-	/* A parent that is gone cannot be told: nothing else to do either way. */
-	n = write(CHILD_ERRFD, &err, sizeof(err));
-	(void)n;
-	_exit(127);
+	child_fail(CHILD_ERRFD, CHILD_EXEC, err);
 }
 
 static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp__proc *self,
                                                 int chan, const struct fdp__exec *x)
 {
 	struct fdp_worker *w;
+	enum fdp__child_fail step;
 	int status, err;
 
 	m->in_child = 1;
 	/* Out of the terminal's process group: Ctrl-C reaches the master, which drains. Also a
 	 * group of its own, which the master kills with it (fdp__proc_kill()). */
 	setpgid(0, 0);
+	step = child_set_ids(&m->cfg);
+	if (step != CHILD_STARTED)
+		child_fail(x->errpipe[1], step, errno);
 	if (!m->cfg.worker_main)
 		exec_child(m, x, chan);
+	/* The master learns that the worker runs (end of file on the pipe): closed here, since
+	 * without an exec a copy that landed on 0..2 (a caller with stdio closed) would stay. */
+	if (x->errpipe[1] >= 0) {
+		close(x->errpipe[1]);
+		close(x->errpipe[0]);
+	}
 	/* The master's end of this worker's channel is the master's, not the worker's. */
 	fdp_channel_close(self->ch);
 	free(self);
@@ -275,7 +338,8 @@ static __attribute__((noreturn)) void run_child(struct fdp_master *m, struct fdp
 	_exit(status);
 }
 
-int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *exec)
+int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan,
+                     enum fdp__child_fail *failed)
 {
 	struct fdp__exec x;
 	int err = child_prepare(m, &x);
@@ -289,8 +353,8 @@ int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *e
 	if (p->pid > 0)
 		setpgid(p->pid, p->pid);
 	err = child_started(&x, p->pid);
-	*exec = x.exec_err != 0;
-	return err < 0 ? err : -x.exec_err;
+	*failed = x.fail_at;
+	return err < 0 ? err : -x.fail_err;
 }
 
 /*

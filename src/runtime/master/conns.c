@@ -110,6 +110,7 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 		return err;
 	}
 	p->open++;
+	p->handed += !c->again; /* recycle.c counts the clients that came to it */
 	p->dirty = 1;
 	m->conns.handed++;
 	return 0;
@@ -323,6 +324,7 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	                      .peer_len = meta->peer_len};
 
 	memcpy(&c.peer, &meta->peer, meta->peer_len);
+	c.again = 1;
 	c.routed = m->listeners[c.listener].policy == FDP_POLICY_ROUTE;
 	c.slot = p->slot;
 	if (p->open)
@@ -350,6 +352,7 @@ void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p)
 		struct fdp__conn *c = ring_at(&p->inflight, i);
 
 		c->since_ms = now; /* its wait for a worker starts over */
+		c->again = 1;
 		again += (size_t)take_back_one(m, c);
 	}
 	m->conns.rehanded += again;
@@ -442,6 +445,15 @@ void fdp__conns_shutdown(struct fdp_master *m)
 		close_conn(m, ring_at(&m->conns.pending, 0), CLOSE_SHUTDOWN);
 		ring_remove(&m->conns.pending, 0);
 	}
+}
+
+uint64_t fdp__conns_open(const struct fdp_master *m)
+{
+	uint64_t n = m->conns.pending.n + m->conns.held.n + m->conns.routing;
+
+	for (const struct fdp__proc *p = m->procs; p; p = p->next)
+		n += p->open;
+	return n;
 }
 
 void fdp__conns_free_proc(struct fdp__proc *p)

@@ -38,6 +38,15 @@ int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	/* A route listener takes no more than may wait for a key: the rest stay in the backlog. */
 	if (l->policy == FDP_POLICY_ROUTE && fdp__route_room(m) < room)
 		room = fdp__route_room(m);
+	/* And no more than max_connections open (the loop unwatches the listeners at it). */
+	if (m->cfg.max_connections) {
+		uint64_t open = fdp__conns_open(m);
+
+		if (open >= m->cfg.max_connections)
+			room = 0;
+		else if (m->cfg.max_connections - open < room)
+			room = (size_t)(m->cfg.max_connections - open);
+	}
 	if (!room)
 		return 0; /* the loop pauses accepting until workers catch up */
 	/* Never past the limit: at most the room left (a re-hand may still go over it). */

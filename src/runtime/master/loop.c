@@ -266,12 +266,14 @@ static void handle_signals(struct fdp_master *m)
 
 	while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
-			/* Only this master's own workers, each by pid: never another child. */
+			/* Only this master's own workers, each by pid: never another child (unless
+			 * it reaps every child: orphans.c). */
 			for (struct fdp__proc *p = m->procs, *next; p; p = next) {
 				next = p->next;
 				if (p->pidfd < 0)
 					fdp__reap(m, p);
 			}
+			fdp__orphans_reap(m);
 			continue;
 		}
 		if (si.ssi_signo == SIGHUP) {
@@ -339,12 +341,31 @@ static void control_watch(struct fdp_master *m, int on)
 		m->ctl_registered = on;
 }
 
+/*
+ * At cfg max_connections open, no listener is watched (the kernel's backlog holds the new
+ * clients) until one finishes. Says so once per pause, at most every FDP__LOG_INTERVAL_MS.
+ */
+static int conns_limited(struct fdp_master *m)
+{
+	int full = m->cfg.max_connections && fdp__conns_open(m) >= m->cfg.max_connections;
+
+	if (full && !m->conns_limited)
+		fdp__log_limited(m, &m->rl_limit, FDP_LOG_WARN,
+		                 "%u connections open (max-connections): not accepting until one "
+		                 "finishes",
+		                 m->cfg.max_connections);
+	m->conns_limited = full;
+	return full;
+}
+
 /* Accept only while there is room for what is accepted, and not during an EMFILE pause. */
 static void update_listeners(struct fdp_master *m, long long now, long long *next)
 {
+	int limited = conns_limited(m);
+
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && m->conns.pending.n < FDP__MAX_PENDING &&
+		int on = !m->stopping && !limited && m->conns.pending.n < FDP__MAX_PENDING &&
 		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
@@ -397,6 +418,9 @@ static void log_listeners(struct fdp_master *m)
 	}
 	if (m->control_path)
 		fdp__log(m, FDP_LOG_INFO, "control socket %s", m->control_path);
+	if (m->cfg.worker_set_ids)
+		fdp__log(m, FDP_LOG_INFO, "workers run as uid %u gid %u", (unsigned)m->cfg.worker_uid,
+		         (unsigned)m->cfg.worker_gid);
 }
 
 int fdp_master_run(struct fdp_master *m)
@@ -409,6 +433,7 @@ int fdp_master_run(struct fdp_master *m)
 	m->start_ms = fdp__now_ms();
 	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
 	log_listeners(m);
+	fdp__orphans_start(m);
 	for (unsigned i = 0; i < m->cfg.workers && !m->start_err; i++)
 		fdp__spawn(m, i, 0);
 	while ((!m->stopping || m->procs) && !m->start_err) {
@@ -416,6 +441,7 @@ int fdp_master_run(struct fdp_master *m)
 		int n;
 
 		fdp__supervise_timers(m, now, &next);
+		fdp__recycle_timers(m, now, &next);
 		fdp__conns_expire_pending(m, now, &next);
 		fdp__conns_ack_deadlines(m, now, &next);
 		fdp__route_timers(m, now, &next);
@@ -443,7 +469,9 @@ int fdp_master_run(struct fdp_master *m)
 	}
 	if (m->start_err) {
 		/* fdp_master_close() kills and reaps the workers that did start. */
-		fdp__log(m, FDP_LOG_ERROR, "cannot start: a worker program could not be executed");
+		fdp__log(m, FDP_LOG_ERROR, "cannot start: %s",
+		         m->start_err == -EPERM ? "the workers could not take their user and group"
+		                                : "a worker program could not be executed");
 		return m->start_err;
 	}
 	fdp__conns_shutdown(m);

@@ -5,6 +5,8 @@
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
  *   control.c       the control socket: its commands (status, reload, stop)
+ *   recycle.c       replacing workers past their connections or lifetime (successor first)
+ *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
@@ -80,6 +82,7 @@ struct fdp__conn {
 	 * held for the slot's worker (conns.c), when the failure action runs. */
 	int route_failed;
 	long long held_until;
+	int again; /* handed before (taken back, handed back): not counted again for recycling */
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
 };
@@ -116,6 +119,12 @@ struct fdp__proc {
 	/* Flagged where they were met, settled later by supervise.c (fdp__supervise_flagged()): */
 	int lost, lost_err; /* the channel failed (lost_err: why; 0 for end of file) */
 	int ready_seen;     /* said READY: it may take its slot (a reload's successor) */
+	/* Recycling (recycle.c): connections ever handed to it (conns.c counts them); its two
+	 * limits, jitter included, set once it is ready (0: none); recycling: its successor was
+	 * started because it reached one; not tried again before retry_at after one failed. */
+	uint64_t handed, recycle_conns;
+	long long recycle_at, recycle_retry_at;
+	int recycle_set, recycling;
 	struct fdp__ring inflight;
 	struct fdp__watch wch, wpid;
 	struct fdp__proc *next;
@@ -222,6 +231,10 @@ struct fdp_master {
 	struct fdp__router *router; /* route.c; NULL when no listener routes */
 	/* hash-ip's ring of slots (policy.c); empty when no listener uses hash-ip */
 	struct fdp__hashring ip_ring;
+	uint64_t recycle_rand; /* recycle.c's jitter: a xorshift state (0: not seeded) */
+	int reap_all;          /* orphans.c: reap every child (cfg reap_all, or PID 1) */
+	int conns_limited;     /* at max_connections: the listeners are out of epoll */
+	struct fdp__ratelimit rl_limit;
 };
 
 /*
@@ -279,6 +292,8 @@ void fdp__conns_dispatch_held(struct fdp_master *m);
 void fdp__conns_close_held(struct fdp_master *m, enum fdp__close_reason why);
 void fdp__conns_shutdown(struct fdp_master *m);
 void fdp__conns_free_proc(struct fdp__proc *p);
+/* Every connection open now: held by the master, or handed and not reported done. */
+uint64_t fdp__conns_open(const struct fdp_master *m);
 void fdp__conns_free(struct fdp_master *m);
 
 /* dispatch.c */
@@ -295,14 +310,26 @@ uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
 
+/* Where a forked child stopped before its worker ran (fdp__fork_worker()'s *failed). */
+enum fdp__child_fail {
+	CHILD_STARTED, /* nothing failed */
+	CHILD_EXEC,    /* execve() (or the program's path was not found) */
+	CHILD_SETGROUPS,
+	CHILD_SETGID,
+	CHILD_SETUID,
+	CHILD_NO_NEW_PRIVS,
+};
+
 /*
  * child.c: forking a worker (what the child needs is prepared before fork(): it may run only
  * async-signal-safe calls until it execs), its first steps, and what an exec worker's early
  * exit says. fdp__fork_worker() returns 0 once the child runs its handler or has executed its
- * program, else -errno; *exec is then 1 if the program could not be executed (the child is
- * reaped already).
+ * program, else -errno; *failed then says which step of the child failed (CHILD_STARTED:
+ * none, the fork itself did), and such a child is reaped already.
  */
-int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan, int *exec);
+int fdp__fork_worker(struct fdp_master *m, struct fdp__proc *p, int chan,
+                     enum fdp__child_fail *failed);
+const char *fdp__child_fail_step(enum fdp__child_fail step);
 void fdp__check_start_exit(struct fdp_master *m, const struct fdp__proc *p, int status);
 
 /* supervise.c */
@@ -331,6 +358,13 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+
+/* recycle.c: replacing a worker past cfg recycle_conns or recycle_ms (successor first) */
+void fdp__recycle_timers(struct fdp_master *m, long long now, long long *next);
+
+/* orphans.c: reaping every child (cfg reap_all, or as PID 1), never a worker's status */
+void fdp__orphans_start(struct fdp_master *m);
+void fdp__orphans_reap(struct fdp_master *m);
 
 /* control.c */
 int fdp__control_open(struct fdp_master *m);

@@ -48,19 +48,28 @@ static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 }
 
 /*
- * A worker whose program could not be executed (err: the errno of its execve()): at startup
- * (a first generation) the master gives up (fdp_master_run() returns -ENOEXEC); a reload's
- * successor leaves the old worker serving; a replacement is tried again later (fail_free).
+ * A worker whose program could not be executed (err: the errno of its execve()), or that could
+ * not take the workers' user and group (step: which call failed): at startup (a first
+ * generation) the master gives up (fdp_master_run() returns -ENOEXEC, or -EPERM); a
+ * successor (a reload's, a recycling's) leaves the old worker serving; a replacement is tried
+ * again later (fail_free).
  */
-static void exec_failed(struct fdp_master *m, struct fdp__proc *p, int successor, int err)
+static void child_failed(struct fdp_master *m, struct fdp__proc *p, int successor,
+                         enum fdp__child_fail step, int err)
 {
-	fdp__log(m, FDP_LOG_ERROR, "worker %u generation %u: cannot execute %s: %s", p->slot,
-	         p->generation, m->cfg.exec_argv[0], fdp_strerror(err));
+	if (step == CHILD_EXEC)
+		fdp__log(m, FDP_LOG_ERROR, "worker %u generation %u: cannot execute %s: %s", p->slot,
+		         p->generation, m->cfg.exec_argv[0], fdp_strerror(err));
+	else
+		fdp__log(m, FDP_LOG_ERROR,
+		         "worker %u generation %u: cannot run as uid %u gid %u: %s: %s", p->slot,
+		         p->generation, (unsigned)m->cfg.worker_uid, (unsigned)m->cfg.worker_gid,
+		         fdp__child_fail_step(step), fdp_strerror(err));
 	if (successor)
-		fdp__log(m, FDP_LOG_WARN, "reload: generation %u keeps serving in slot %u",
-		         p->generation - 1, p->slot);
+		fdp__log(m, FDP_LOG_WARN, "%s: generation %u keeps serving in slot %u",
+		         m->reloading ? "reload" : "replacement", p->generation - 1, p->slot);
 	else if (p->generation == 1)
-		m->start_err = -ENOEXEC;
+		m->start_err = step == CHILD_EXEC ? -ENOEXEC : -EPERM;
 }
 
 /*
@@ -73,7 +82,8 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	struct fdp__slot *s = &m->slots[slot];
 	struct fdp__proc *p = calloc(1, sizeof(*p));
 	unsigned char hello[FDP_PROTO_HELLO_SIZE];
-	int sv[2], err, exec = 0;
+	enum fdp__child_fail failed = CHILD_STARTED;
+	int sv[2], err;
 
 	if (!p)
 		return -ENOMEM;
@@ -97,7 +107,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	                                                             p->generation}),
 	                       NULL, 0, 0);
 	if (err == 0)
-		err = fdp__fork_worker(m, p, sv[1], &exec);
+		err = fdp__fork_worker(m, p, sv[1], &failed);
 	close(sv[1]);
 	if (err < 0)
 		goto fail_close;
@@ -127,10 +137,10 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	return 0;
 fail_close:
 	fdp_channel_close(p->ch);
-	if (exec)
-		exec_failed(m, p, successor, err);
+	if (failed)
+		child_failed(m, p, successor, failed, err);
 fail_free:
-	if (!exec)
+	if (!failed)
 		fdp__log(m, FDP_LOG_ERROR, "cannot start worker %u: %s", slot, fdp_strerror(err));
 	free(p);
 	if (!successor)
@@ -346,9 +356,10 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		s->next = NULL;
 		m->reload_failed++;
 		fdp__log(m, FDP_LOG_WARN,
-		         "reload: worker %u generation %u ended before it was ready; generation %u "
+		         "%s: worker %u generation %u ended before it was ready; generation %u "
 		         "keeps serving",
-		         p->slot, p->generation, s->proc ? s->proc->generation : 0);
+		         m->reloading ? "reload" : "replacement", p->slot, p->generation,
+		         s->proc ? s->proc->generation : 0);
 	} else if (s->proc == p) {
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
@@ -478,8 +489,20 @@ void fdp__reload(struct fdp_master *m)
 	m->reloading = 1;
 	m->reload_failed = 0;
 	for (unsigned i = 0; i < m->cfg.workers; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		/* A recycling's successor (recycle.c) may run the old program: this one replaces
+		 * it. It was never handed a connection; a READY it still sends is ignored. */
+		if (s->next) {
+			fdp__log(m, FDP_LOG_INFO, "reload: worker %u pid %d is replaced before it started",
+			         i, (int)s->next->pid);
+			s->next->start_failed = 1;
+			s->next->start_deadline = 0;
+			fdp__proc_kill(s->next);
+			s->next = NULL;
+		}
 		/* A slot waiting to restart runs the new program when it does. */
-		if (m->slots[i].proc && fdp__spawn(m, i, 1) < 0)
+		if (s->proc && fdp__spawn(m, i, 1) < 0)
 			m->reload_failed++;
 	}
 	fdp__reload_check(m);
