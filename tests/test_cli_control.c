@@ -1,6 +1,7 @@
 /*
- * fdpass reload and fdpass stop: the verbs that send a running server a command over its
- * control socket, their output and exit status. Every wait is bounded; synchronisation is on
+ * fdpass reload, fdpass stop and fdpass upgrade: the verbs that send a running server a
+ * command over its control socket, their output and exit status. (upgrade is checked against
+ * a fake server answering as the protocol says.) Every wait is bounded; synchronisation is on
  * the verbs' own return, the log and waitpid.
  */
 #include "test_serve_util.h"
@@ -148,7 +149,108 @@ TEST(reload_exits_1_when_no_answer_comes_within_the_timeout)
 	close(fd);
 }
 
-TEST(reload_and_stop_report_a_bad_command_line_in_one_line_and_a_pointer_to_help)
+/* A control socket in the test's directory that a helper child answers once (fake_serve()). */
+struct fake {
+	struct sockaddr_un sa;
+	int fd;
+	const char *expect, *answer; /* the command line it must receive; what it answers */
+};
+
+static void fake_serve(void *arg)
+{
+	struct fake *f = arg;
+	char line[256];
+	size_t len = 0;
+	int c;
+
+	fdp_test_wait_readable(f->fd, 10000);
+	c = accept4(f->fd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK_OK(c);
+	while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
+		ssize_t n;
+
+		fdp_test_wait_readable(c, 10000);
+		n = read(c, line + len, sizeof(line) - 1 - len);
+		CHECK(n > 0);
+		len += (size_t)n;
+	}
+	line[len] = '\0';
+	if (strcmp(line, f->expect) != 0)
+		fdp_test_fail(__FILE__, __LINE__, "the client sent '%s'", line);
+	send_all(c, f->answer);
+	close(c);
+}
+
+/* Run fdpass VERB against a fake server that expects command and answers answer. */
+static int run_against_fake(const char *verb, const char *command, const char *answer, char **out,
+                            char **err)
+{
+	struct fake f = {.sa = {.sun_family = AF_UNIX}, .expect = command, .answer = answer};
+	pid_t pid;
+	int status;
+
+	snprintf(f.sa.sun_path, sizeof(f.sa.sun_path), "%s/fake.sock", fdp_test_tmpdir());
+	unlink(f.sa.sun_path);
+	f.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_OK(f.fd);
+	CHECK_OK(bind(f.fd, (struct sockaddr *)&f.sa, sizeof(f.sa)));
+	CHECK_OK(listen(f.fd, 4));
+	pid = fdp_test_fork(fake_serve, &f);
+	status = run_verb(verb, f.sa.sun_path, NULL, out, err);
+	CHECK_INT(fdp_test_wait(pid), ==, 0);
+	close(f.fd);
+	return status;
+}
+
+TEST(upgrade_sends_the_upgrade_command_and_exits_0_with_the_new_masters_pid)
+{
+	char *out, *err;
+
+	CHECK_INT(run_against_fake("upgrade", "upgrade\n",
+	                           "ok upgraded: new master pid 42; this one (pid 41) drains and "
+	                           "exits\n",
+	                           &out, &err),
+	          ==, 0);
+	CHECK(strcmp(out, "upgraded: new master pid 42; this one (pid 41) drains and exits\n") ==
+	      0);
+	CHECK_INT(strlen(err), ==, 0);
+	free(out);
+	free(err);
+}
+
+TEST(upgrade_exits_1_with_the_servers_error_when_it_rolled_back)
+{
+	char *out, *err;
+
+	CHECK_INT(run_against_fake("upgrade", "upgrade\n",
+	                           "error upgrade: the new master exited before it was ready; this "
+	                           "master serves on (see the server's log)\n",
+	                           &out, &err),
+	          ==, 1);
+	CHECK_INT(strlen(out), ==, 0);
+	CHECK(strcmp(err, "fdpass upgrade: upgrade: the new master exited before it was ready; "
+	                  "this master serves on (see the server's log)\n") == 0);
+	free(out);
+	free(err);
+}
+
+TEST(a_verb_answered_with_a_status_says_the_server_takes_no_commands)
+{
+	char *out, *err, want[512];
+
+	CHECK_INT(
+	        run_against_fake("reload", "reload\n", "master pid=1 state=running\n", &out, &err),
+	        ==, 1);
+	snprintf(want, sizeof(want),
+	         "fdpass reload: %s/fake.sock: the server answered with its status: it takes no "
+	         "commands (an older fdpass serve?)\n",
+	         fdp_test_tmpdir());
+	CHECK(strcmp(err, want) == 0);
+	free(out);
+	free(err);
+}
+
+TEST(reload_stop_and_upgrade_report_a_bad_command_line_in_one_line_and_a_pointer_to_help)
 {
 	static const char *const cases[][3] = {
 	        {"reload", "--frob", "unknown option '--frob'"},
@@ -159,6 +261,8 @@ TEST(reload_and_stop_report_a_bad_command_line_in_one_line_and_a_pointer_to_help
 	        {"stop", "--control", "option '--control' needs a value"},
 	        {"stop", "--timeout=soon",
 	         "invalid value 'soon' for --timeout: expected seconds from 0.001 to 86400"},
+	        {"upgrade", "--wait", "unknown option '--wait'"},
+	        {"upgrade", "now", "unexpected argument 'now'"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -176,13 +280,14 @@ TEST(reload_and_stop_report_a_bad_command_line_in_one_line_and_a_pointer_to_help
 	}
 }
 
-TEST(help_lists_reload_and_stop_and_help_stop_shows_wait)
+TEST(help_lists_reload_stop_and_upgrade_and_help_stop_shows_wait)
 {
 	const char *help[] = {"help", NULL}, *stop[] = {"help", "stop", NULL};
 	char *out, *err;
 
 	CHECK_INT(run_tool(help, &out, &err), ==, 0);
-	CHECK(strstr(out, "\n  reload ") && strstr(out, "\n  stop "));
+	CHECK(strstr(out, "\n  reload ") && strstr(out, "\n  stop ") &&
+	      strstr(out, "\n  upgrade "));
 	free(out);
 	free(err);
 	CHECK_INT(run_tool(stop, &out, &err), ==, 0);

@@ -15,6 +15,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 
 /* Exit statuses shared by every subcommand. */
 #define FDPASS_EXIT_OK      0

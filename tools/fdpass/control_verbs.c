@@ -1,6 +1,6 @@
 /*
- * fdpass reload and fdpass stop: send one command to a running server's control socket
- * (docs/SERVE.md, "The control socket") and report its answer: "ok ..." is printed on stdout
+ * fdpass reload, fdpass stop and fdpass upgrade: send one command to a running server's control
+ * socket (docs/SERVE.md, "The control socket") and report its answer: "ok ..." is printed on stdout
  * and exits 0, "error ..." on stderr and exits 1, as does a server that cannot be reached or
  * does not answer.
  */
@@ -60,6 +60,24 @@ static const char stop_usage[] =
         "\n"
         "Exit status: 0 stopping (or, with --wait, stopped); 1 the server said error, no\n"
         "server answers there, or no answer in time; 2 bad command line.\n";
+
+static const char upgrade_usage[] =
+        "usage: fdpass upgrade [--control PATH] [--timeout SECS]\n"
+        "\n"
+        "Replace a running `fdpass serve`'s master by a new one, as SIGUSR2 does (a hot\n"
+        "upgrade: the new master, the server's --upgrade-binary, inherits every listening\n"
+        "socket and the control socket), and wait until the new master's workers are all\n"
+        "ready (the old master then drains and exits 0), or the upgrade was rolled back.\n"
+        "\n"
+        "Options:\n" CONTROL_HELP "                  Default: no limit (the server answers "
+        "within its\n"
+        "                  --upgrade-timeout).\n"
+        "  --help          show this help.\n"
+        "\n"
+        "Exit status: 0 upgraded (the answer names the new master's pid); 1 the server said\n"
+        "error (the new master failed: the old one serves on; an upgrade already running; the\n"
+        "server is stopping), no server answers there, or no answer in time; 2 bad command\n"
+        "line.\n";
 
 struct verb_opts {
 	const char *control;
@@ -210,6 +228,20 @@ int cmd_reload(int argc, char **argv)
 	if (fdpass_control_resolve("reload", &o.control, path, sizeof(path)) < 0)
 		return FDPASS_EXIT_FAILURE;
 	return call("reload", o.control, "reload", o.timeout_ms, &server);
+}
+
+int cmd_upgrade(int argc, char **argv)
+{
+	struct verb_opts o = {.timeout_ms = -1};
+	char path[512];
+	pid_t server;
+	int status = parse_verb("upgrade", upgrade_usage, 0, argc, argv, &o);
+
+	if (status >= 0)
+		return status;
+	if (fdpass_control_resolve("upgrade", &o.control, path, sizeof(path)) < 0)
+		return FDPASS_EXIT_FAILURE;
+	return call("upgrade", o.control, "upgrade", o.timeout_ms, &server);
 }
 
 int cmd_stop(int argc, char **argv)

@@ -11,6 +11,7 @@ static const struct fdpass_command commands[] = {
         {"status", "show a running server's workers and counters", cmd_status},
         {"reload", "replace a running server's workers, and wait until it is done", cmd_reload},
         {"stop", "stop a running server (drain; --wait: until it has exited)", cmd_stop},
+        {"upgrade", "replace a running server's master by a new one (hot upgrade)", cmd_upgrade},
         {NULL, NULL, NULL},
 };
 
