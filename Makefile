@@ -12,7 +12,7 @@ CMAKE    ?= cmake
 CTEST    ?= ctest
 ASAN_CC  ?= clang
 
-.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers \
+.PHONY: all run test test-faults test-asan test-valgrind test-portable layers bench bench-designs bench-peers bench-steer \
 	install clean windows test-windows
 
 all: $(BUILD)/Makefile
@@ -50,7 +50,7 @@ test-portable:
 
 # Each layer built alone from a clean tree, bottom up (docs/ARCHITECTURE.md): a layer that
 # needed one above it would fail here.
-LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_master fdpass_runtime fdpass_tool
+LAYER_TARGETS = fdp_mech fdpass fdp_proto fdp_worker fdp_route fdp_steer fdp_master fdpass_runtime fdpass_tool
 layers:
 	rm -rf $(LAYERS)
 	$(CMAKE) -S . -B $(LAYERS) -DFDPASS_WERROR=ON -DFDPASS_TESTS=OFF -DFDPASS_BENCH=OFF >/dev/null
@@ -81,6 +81,12 @@ bench-designs: all
 # (installs missing peers from Debian packages when it can): docs/benchmarks/peers.md.
 bench-peers: all
 	bench/peers/run.sh -b $(BUILD)
+
+# Kernel steering's foundation (docs/STEERING.md): two workers accepting on their own slot
+# sockets with the steering program, against bare SO_REUSEPORT and the passing floor. Root.
+# STEER_ARGS adds options (-n connections, -t client threads, -w workers, -r rounds).
+bench-steer: all
+	./$(BUILD)/bench/steer/steer-bench $(STEER_ARGS)
 
 install: all
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)

@@ -44,14 +44,24 @@ TEST(an_unknown_control_command_is_answered_with_an_error_naming_the_commands)
 
 TEST(a_control_command_line_longer_than_the_limit_is_refused)
 {
-	char line[300];
+	char line[301];
 	struct server s;
 	char *a;
+	int fd;
 
-	memset(line, 'x', sizeof(line) - 1);
+	memset(line, 'x', sizeof(line) - 2);
+	line[sizeof(line) - 2] = '\n';
 	line[sizeof(line) - 1] = '\0';
 	server_start(&s, "--workers", "1", NULL);
-	a = server_command(&s, line);
+	/*
+	 * In one write, so that the whole line is there when the master answers: input arriving
+	 * after it has closed would reset the connection (as any socket closed unread does).
+	 */
+	fd = fdp_unix_connect(s.control, SOCK_STREAM);
+	CHECK_OK(fd);
+	CHECK_INT(write(fd, line, 300), ==, 300);
+	a = fdp_test_read_all(fd, NULL);
+	close(fd);
 	CHECK(strncmp(a, "error command too long", 22) == 0);
 	free(a);
 	CHECK_INT(server_stop(&s), ==, 0);
