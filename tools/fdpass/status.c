@@ -40,8 +40,8 @@ static const char usage_text[] =
         "Exit status: 0 shown, and every worker slot has a ready worker; 3 shown, but the\n"
         "server is not fully ready: a slot's worker is still starting (or restarting after\n"
         "a crash), or the master is stopping; 1 no server answers there or it refused; 2 bad\n"
-        "command line. So `until fdpass status >/dev/null; do ...` waits for a server to be\n"
-        "ready (stop at 1).\n";
+        "command line. So `until fdpass status >/dev/null; do sleep 0.1; done` waits until\n"
+        "a server answers and is ready.\n";
 
 /* The value of key in a "kind k=v k=v" line, copied into out ("" if absent). */
 static const char *field(const char *line, const char *key, char *out, size_t size)
