@@ -346,7 +346,61 @@ struct fdp_master_config {
 	 * with children of its own must not set it: they are reaped too.
 	 */
 	int reap_all;
+	/*
+	 * Hot upgrade (docs/OPERATIONS.md, Upgrade). upgrade non-zero: SIGUSR2 starts a new master,
+	 * upgrade_argv (argv[0] an absolute path, executed with execve(), not searched), with
+	 * FDPASS_UPGRADE_FD naming its end of a socketpair and no LISTEN_* variables, in a session
+	 * of its own and not killed with this one. It gets every listener and the control socket
+	 * over that socketpair (fdp_upgrade_receive()), binds nothing it was handed, and says when
+	 * its workers are ready; this master then stops accepting, drains its workers, hands the
+	 * idle keep-alive connections they give back to the new master, and fdp_master_run()
+	 * returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
+	 * is killed (its process group) and this one serves on as before; a later SIGUSR2 may try
+	 * again. 0: upgrades off (SIGUSR2 is then not read).
+	 */
+	int upgrade;
+	char *const *upgrade_argv;
+	unsigned upgrade_timeout_ms;
+	/*
+	 * Per listener (nlisteners entries), the name it was opened from (a --listen argument,
+	 * "127.0.0.1:0"), handed over with it so a new master finds it by the same name; NULL:
+	 * its bound address.
+	 */
+	const char *const *listener_names;
+	/*
+	 * Called on the master's thread when the new master of an upgrade is ready, with its pid,
+	 * before this master stops (a service manager's MAINPID=).
+	 */
+	void (*upgrade_ready)(void *arg, pid_t pid);
+	void *upgrade_arg;
+	/*
+	 * In a master started by an upgrade: what fdp_upgrade_receive() gave, after the caller
+	 * took the listeners it wants (passed in listeners above, as if bound). The master takes
+	 * it (freed also on failure): it takes the control socket from it when control_path is the
+	 * old one's, closes the listeners nobody took (the old master keeps accepting on those
+	 * until it stops), and tells the old master once every worker is ready. NULL: none.
+	 */
+	struct fdp_upgrade *upgraded_from;
 };
+
+/*
+ * The new master's side of an upgrade. An old master starts it with FDPASS_UPGRADE_FD set;
+ * fdp_upgrade_receive() reads what the old one handed over (waits up to timeout_ms) and
+ * unsets the variable. Returns 1 and sets *out, 0 (*out NULL) when this process was not
+ * started by an upgrade, or a negative errno (-EPROTO: not an upgrade's message).
+ */
+struct fdp_upgrade;
+int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
+
+/*
+ * Take the listener the old master had under name (its listener_names entry, else its
+ * address, "127.0.0.1:8080", "unix:/path"): returns its descriptor, now the caller's, or
+ * -ENOENT (none, or taken already).
+ */
+int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
+
+/* Free u (only when it is not given to fdp_master_open()): closes what nobody took. */
+void fdp_upgrade_free(struct fdp_upgrade *u);
 
 /*
  * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
@@ -366,8 +420,10 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg
  * master never sees it) (SIGCHLD is used where pidfd_open() is missing, and to reap orphans with
  * reap_all or as PID 1; otherwise the master reaps only its own workers, by pid).
  * SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP replaces every worker.
- * In a forked worker it never returns: the child _exit()s with worker_main's status. Returns 0 after a stop, or a negative errno:
- *   -EINVAL   one of those four signals is not blocked in the calling thread: nothing is run
+ * With cfg.upgrade set, SIGUSR2 is read too and must be blocked as well (it starts an
+ * upgrade); without it SIGUSR2 is left alone. In a forked worker it never returns: the child
+ * _exit()s with worker_main's status. Returns 0 after a stop, or a negative errno:
+ *   -EINVAL   one of those signals is not blocked in the calling thread: nothing is run
  *             (unblocked, a SIGTERM would kill the master and leave its workers behind);
  *   -ENOEXEC  a worker of the first generation could not be executed: its execve() failed
  *             (the errno is logged at FDP_LOG_ERROR, "cannot execute PATH: REASON"), or it

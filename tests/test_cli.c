@@ -383,22 +383,6 @@ TEST(pid_file_whose_pid_went_to_another_program_is_replaced)
 	server_free(&s);
 }
 
-TEST(pid_file_naming_the_parent_fdpass_is_taken_over_as_by_an_upgrade)
-{
-	char pidfile[300];
-	const char *args[] = {"--workers", "1", "--control", "none", "--pid-file", pidfile, NULL};
-	struct server s;
-
-	/* This test process plays the old master: an fdpass, alive, and the server's parent. */
-	CHECK_OK(prctl(PR_SET_NAME, "fdpass"));
-	snprintf(pidfile, sizeof(pidfile), "%s/fdpass.pid", fdp_test_tmpdir());
-	write_pid(pidfile, getpid());
-	server_start_argv(&s, args, 0);
-	CHECK_INT(pid_in(pidfile), ==, s.pid);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
-}
-
 TEST(pid_file_rewritten_by_a_new_master_is_left_at_exit)
 {
 	char pidfile[300];

@@ -1,7 +1,8 @@
 /*
  * fdpass reload, fdpass stop and fdpass upgrade: the verbs that send a running server a
- * command over its control socket, their output and exit status. (upgrade is checked against
- * a fake server answering as the protocol says.) Every wait is bounded; synchronisation is on
+ * command over its control socket, their output and exit status. A fake control socket gives
+ * the answers a real server gives only at a failure (an upgrade rolled back, a server without
+ * commands); test_cli_upgrade.c upgrades a real one. Every wait is bounded; synchronisation is on
  * the verbs' own return, the log and waitpid.
  */
 #include "test_serve_util.h"

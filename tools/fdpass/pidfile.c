@@ -66,8 +66,7 @@ int fdpass_pidfile_check(const char *path, char *why, size_t why_size)
 		snprintf(why, why_size, "cannot read %s: %s", path, strerror(-pid));
 		return pid;
 	}
-	/* Our parent named there is a hot upgrade's old master, which started us to take over. */
-	if (pid == 0 || pid == getpid() || pid == getppid())
+	if (pid == 0 || pid == getpid())
 		return 0;
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return 0; /* stale: that server is gone */

@@ -1,7 +1,7 @@
 /*
  * `fdpass serve --pid-file PATH` (pidfile.c): the master's pid in a file, "PID\n", written
  * whole or not at all (a temporary file in the same directory, renamed over PATH), so a reader
- * never sees half a number. The hot upgrade's new master rewrites it with its own pid.
+ * never sees half a number. At a hot upgrade the old master rewrites it with the new one's pid.
  */
 #ifndef FDPASS_PIDFILE_H
 #define FDPASS_PIDFILE_H
@@ -11,15 +11,11 @@
 
 /*
  * May a server that writes path start? 0 when path is missing, or names no live process, or a
- * live one that is not fdpass (a stale file, whose pid was reused), or this process, or its
- * parent (a hot upgrade: the old master forks the new one, which takes over its pid file);
- * -EEXIST when it names a live fdpass (why says which pid); another negative errno when path
- * cannot be read (why says so).
- *
- * An upgrade's new master writes its pid like any master, before its workers start. Should it
- * fail and the old master serve on, the old one must write its own pid again
- * (fdpass_pidfile_write(path, getpid(), ...)): the file would otherwise name a dead master,
- * which the old one does not remove at its exit.
+ * live one that is not fdpass (a stale file, whose pid was reused), or this process; -EEXIST
+ * when it names a live fdpass (why says which pid); another negative errno when path cannot be
+ * read (why says so). A hot upgrade's new master does not ask (the file names the old master,
+ * alive) and does not write: the old master writes the new one's pid once it is ready
+ * (fdp_master_config.upgrade_ready), so a new master that fails leaves the file as it was.
  */
 int fdpass_pidfile_check(const char *path, char *why, size_t why_size);
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +34,8 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_UPGRADE_TIMEOUT,
+	OPT_UPGRADE_BINARY,
 };
 
 /* getopt_long values of the process options (the cli block: 1792..). */
@@ -116,6 +119,14 @@ static const char usage_text[] =
         "                        holds new clients. Default: no limit.\n"
         "  --reap-all            become a child subreaper and reap every process orphaned\n"
         "                        below the server (always done when running as PID 1).\n"
+        "  --upgrade-timeout SECS\n"
+        "                        on SIGUSR2, how long the new master may take to have every\n"
+        "                        worker ready before it is killed and this one serves on\n"
+        "                        (1..86400). Default 60.\n"
+        "  --upgrade-binary PATH the program SIGUSR2 starts as the new master, with these\n"
+        "                        arguments. Default: this fdpass, by the path it was started\n"
+        "                        as (made absolute, not resolved), so that after a package\n"
+        "                        upgrade the new file runs.\n"
         "  --control PATH        control socket for `fdpass status`, `fdpass reload` and\n"
         "                        `fdpass stop`. Default $XDG_RUNTIME_DIR/fdpass.sock, else\n"
         "                        fdpass-$UID/control.sock in $TMPDIR or /tmp (a directory\n"
@@ -129,9 +140,11 @@ static const char usage_text[] =
         "  --help                show this help.\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request (so do `fdpass stop` and `fdpass reload`).\n"
-        "Exit status: 0 stopped, 1 failure (address in use, control socket, a running\n"
-        "server's --pid-file), 2 bad command line. See docs/SERVE.md.\n";
+        "every worker without failing a request (so do `fdpass stop` and `fdpass reload`);\n"
+        "SIGUSR2 starts a new master (hot upgrade, as `fdpass upgrade` does: it inherits every\n"
+        "socket, and this one exits 0 once it is ready). Exit status: 0 stopped, 1 failure\n"
+        "(address in use, control socket, a running server's --pid-file), 2 bad command\n"
+        "line. See docs/SERVE.md and docs/OPERATIONS.md.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
@@ -148,6 +161,8 @@ struct serve_opts {
 	const char *control;
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
+	unsigned upgrade_ms;
+	const char *upgrade_binary;
 	struct fdpass_proc_limits plimits;
 	const char *pid_file; /* --pid-file, or NULL */
 };
@@ -240,6 +255,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
+	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
@@ -323,6 +340,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = fdpass_route_option(c, optarg, &o->route)) >= 0)
 				return i;
 			o->route_given = 1;
+			break;
+		case OPT_UPGRADE_TIMEOUT:
+			if (parse_long(optarg, 1, 86400, &v) < 0)
+				return bad_value("upgrade-timeout", optarg,
+				                 "whole seconds from 1 to 86400");
+			o->upgrade_ms = (unsigned)v * 1000;
+			break;
+		case OPT_UPGRADE_BINARY:
+			if (!*optarg)
+				return bad_value("upgrade-binary", optarg, "a program's path");
+			o->upgrade_binary = optarg;
 			break;
 		case OPT_HEADER_TIMEOUT:
 		case OPT_IDLE_TIMEOUT:
@@ -509,11 +537,17 @@ static int run_handler(struct fdp_worker *w, void *arg)
 	return fdpass_handler_run(w, o->handler, &o->limits);
 }
 
-/* Bind every listener now, so a bad address fails before any worker exists. */
-static int open_listeners(const struct serve_opts *o, int *fds)
+/*
+ * Bind every listener now, so a bad address fails before any worker exists. A master started
+ * by an upgrade first takes the old master's socket of the same --listen argument (or bound
+ * address): it is never bound again, so no client is refused in between.
+ */
+static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgrade *up)
 {
 	for (size_t i = 0; i < o->nlisten; i++) {
-		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
+		if (fds[i] < 0)
+			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
@@ -532,6 +566,61 @@ static int open_listeners(const struct serve_opts *o, int *fds)
 	return -1;
 }
 
+/*
+ * What SIGUSR2 runs: --upgrade-binary, else this program by the path it was executed as
+ * (AT_EXECFN: what execve() was given, which a shell found on PATH already), made absolute
+ * against the directory it started in. Not /proc/self/exe, which names the deleted old file
+ * once a package upgrade has replaced it, and not realpath(): a deploy that switches a symlink
+ * to the new release must be followed. Then this command's own arguments.
+ */
+static char **upgrade_argv(const char *given, int argc, char **argv)
+{
+	const char *path = given ? given : (const char *)getauxval(AT_EXECFN);
+	char cwd[4096], *abs;
+	char **av;
+
+	if (!path || !*path)
+		return NULL;
+	if (path[0] == '/')
+		abs = strdup(path);
+	else if (getcwd(cwd, sizeof(cwd)) && (abs = malloc(strlen(cwd) + strlen(path) + 2)))
+		sprintf(abs, "%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+	else
+		return NULL;
+	av = abs ? calloc((size_t)argc + 2, sizeof(*av)) : NULL;
+	if (!av) {
+		free(abs);
+		return NULL;
+	}
+	av[0] = abs;
+	for (int i = 0; i < argc; i++) /* argv[0] is "serve" */
+		av[i + 1] = argv[i];
+	return av;
+}
+
+static void upgrade_argv_free(char **av)
+{
+	if (av)
+		free(av[0]);
+	free(av);
+}
+
+/*
+ * An upgrade's new master is ready (on this, the old master's, thread; it stops next): the pid
+ * file names the new one from now, which removes it at its exit. A new master that fails never
+ * touches it, so a rolled back upgrade leaves this pid there.
+ */
+static void upgrade_ready(void *arg, pid_t pid)
+{
+	const struct serve_opts *o = arg;
+	char why[512], line[600];
+
+	if (!o->pid_file || fdpass_pidfile_write(o->pid_file, pid, why, sizeof(why)) == 0)
+		return;
+	snprintf(line, sizeof(line), "upgrade: --pid-file: %s", why);
+	log_stderr(&log_sink, FDP_LOG_WARN, line);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const char *const default_listen = "127.0.0.1:8080";
@@ -544,7 +633,8 @@ int cmd_serve(int argc, char **argv)
 	                       .handler = &fdpass_handler_http,
 	                       .policy = FDP_POLICY_ROUND_ROBIN,
 	                       .log_level = FDP_LOG_INFO};
-	char control[512], why[512], nofile[128], **exec_argv = NULL;
+	char control[512], why[512], nofile[128], **exec_argv = NULL, **up_argv;
+	struct fdp_upgrade *up = NULL;
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int fds[MAX_LISTEN], status, err, routing = 0;
@@ -585,26 +675,46 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
 		return FDPASS_EXIT_FAILURE;
 	}
-	/* Before binding: a running server's addresses would fail with less to say. */
-	if (o.pid_file && fdpass_pidfile_check(o.pid_file, why, sizeof(why)) < 0) {
+	/* Started by an upgrade: the old master's sockets, before anything is bound. */
+	err = fdp_upgrade_receive(&up, 10000);
+	if (err < 0) {
+		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
+		        fdp_strerror(err));
+		return FDPASS_EXIT_FAILURE;
+	}
+	/*
+	 * Before binding: a running server's addresses would fail with less to say. A new master
+	 * an upgrade started finds the old one there, alive: the old one writes this one's pid
+	 * when it is ready (upgrade_ready()).
+	 */
+	if (o.pid_file && !up && fdpass_pidfile_check(o.pid_file, why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
 		return FDPASS_EXIT_FAILURE;
 	}
-	status = open_listeners(&o, fds);
-	if (status >= 0)
+	status = open_listeners(&o, fds, up);
+	if (status >= 0) {
+		fdp_upgrade_free(up);
 		return status;
+	}
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	up_argv = upgrade_argv(o.upgrade_binary, argc, argv);
+	if (!up_argv)
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "upgrade: this program's path is unknown: SIGUSR2 is ignored");
 	if (o.exec && (!(exec_argv = fdpass_exec_argv(o.exec)) || !exec_argv[0])) {
 		/* A blank one was refused by parse_opts(). */
 		fprintf(stderr, "fdpass serve: --exec %s: out of memory\n", o.exec);
 		free(exec_argv);
 		fdp_close_fds(fds, o.nlisten);
+		fdp_upgrade_free(up);
+		upgrade_argv_free(up_argv);
 		return FDPASS_EXIT_FAILURE;
 	}
 	cfg = (struct fdp_master_config){
@@ -627,11 +737,19 @@ int cmd_serve(int argc, char **argv)
 	                                  .log = log_stderr,
 	                                  .log_arg = &log_sink,
 	                                  .log_level = o.log_level,
+	                                  .upgrade = up_argv != NULL,
+	                                  .upgrade_argv = up_argv,
+	                                  .upgrade_timeout_ms = o.upgrade_ms,
+	                                  .listener_names = o.listen,
+	                                  .upgraded_from = up,
+	                                  .upgrade_ready = upgrade_ready,
+	                                  .upgrade_arg = &o,
 	                          };
 	fdpass_proc_limits_apply(&o.plimits, &cfg);
 	err = fdp_master_open(&m, &cfg);
 	if (err < 0) {
 		free(exec_argv);
+		upgrade_argv_free(up_argv);
 		if (err == -EADDRINUSE)
 			fprintf(stderr,
 			        "fdpass serve: control socket %s: another server is running there "
@@ -645,16 +763,18 @@ int cmd_serve(int argc, char **argv)
 		return FDPASS_EXIT_FAILURE;
 	}
 	/* Listeners and control socket bound, no worker yet: the server is this pid from now. */
-	if (o.pid_file && fdpass_pidfile_write(o.pid_file, getpid(), why, sizeof(why)) < 0) {
+	if (o.pid_file && !up && fdpass_pidfile_write(o.pid_file, getpid(), why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
 		fdp_master_close(m);
 		free(exec_argv);
+		upgrade_argv_free(up_argv);
 		return FDPASS_EXIT_FAILURE;
 	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
 	free(exec_argv);
-	if (o.pid_file) /* a new master that took over (upgrade) wrote its own pid: leave it */
+	upgrade_argv_free(up_argv);
+	if (o.pid_file) /* an upgrade's new master that took over has its pid there: leave it */
 		fdpass_pidfile_remove(o.pid_file, getpid());
 	if (err == -ENOEXEC) { /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",

@@ -309,6 +309,20 @@ static int take_back_one(struct fdp_master *m, struct fdp__conn *c)
 }
 
 /*
+ * After an upgrade's new master took over, what this master would close for want of a worker
+ * (an idle keep-alive connection handed back, one still waiting for its routing key or its
+ * slot: nothing of it was read) goes to the new master instead (upgrade.c sends them), if
+ * its listener is the new master's too.
+ * Returns 1 when c was kept for it.
+ */
+static int forward(struct fdp_master *m, const struct fdp__conn *c)
+{
+	/* Only the listeners it took: one its arguments dropped is not the new master's. */
+	return m->up.committed && m->up.sock >= 0 && !m->up.ended &&
+	       m->listeners[c->listener].handed && ring_push(&m->conns.forward, c, 0) == 0;
+}
+
+/*
  * p hands back a connection it had acknowledged, with nothing read of the client's next
  * request (a keep-alive connection between requests, at a reload): no longer p's to count as
  * open, it goes to another worker like one taken back from a dead worker, and the next worker
@@ -330,7 +344,27 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	if (p->open)
 		p->open--;
 	m->conns.returned++;
-	take_back_one(m, &c); /* or closed, counted by its reason */
+	if (!forward(m, &c))
+		take_back_one(m, &c); /* or closed, counted by its reason */
+}
+
+struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m)
+{
+	return m->conns.forward.n ? ring_at(&m->conns.forward, 0) : NULL;
+}
+
+/* The first one was sent to the new master (a duplicate went with the message) or not. */
+void fdp__conns_forward_done(struct fdp_master *m, int sent)
+{
+	struct fdp__conn *c = ring_at(&m->conns.forward, 0);
+
+	if (sent) {
+		close(c->fd);
+		m->conns.forwarded++;
+	} else {
+		close_conn(m, c, CLOSE_SHUTDOWN);
+	}
+	ring_remove(&m->conns.forward, 0);
 }
 
 /* p is gone: what it did not acknowledge goes to another worker (or is closed, and logged). */
@@ -391,7 +425,8 @@ void fdp__conns_route_deliver(struct fdp_master *m, struct fdp__conn *c)
 void fdp__conns_route_close(struct fdp_master *m, struct fdp__conn *c, enum fdp__close_reason why)
 {
 	m->conns.routing--;
-	close_conn(m, c, why);
+	if (why != CLOSE_SHUTDOWN || !forward(m, c))
+		close_conn(m, c, why);
 }
 
 /* Lend the route policy the first held connection whose time is up (1, *c), for its failure
@@ -433,7 +468,8 @@ void fdp__conns_dispatch_held(struct fdp_master *m)
 void fdp__conns_close_held(struct fdp_master *m, enum fdp__close_reason why)
 {
 	while (m->conns.held.n) {
-		close_conn(m, ring_at(&m->conns.held, 0), why);
+		if (why != CLOSE_SHUTDOWN || !forward(m, ring_at(&m->conns.held, 0)))
+			close_conn(m, ring_at(&m->conns.held, 0), why);
 		ring_remove(&m->conns.held, 0);
 	}
 }
@@ -465,4 +501,5 @@ void fdp__conns_free(struct fdp_master *m)
 {
 	ring_free(&m->conns.pending);
 	ring_free(&m->conns.held);
+	ring_free(&m->conns.forward);
 }

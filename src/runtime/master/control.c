@@ -12,6 +12,8 @@
  *                "ok ..." or "error ...".
  *   stop         drain and stop, as SIGTERM does (a second one stops at once); answered at
  *                once, "ok draining ...". "stop wait" is answered when the master has stopped.
+ *   upgrade      start a new master, as SIGUSR2 does (upgrade.c); answered when it is ready,
+ *                "ok upgraded: new master pid N ...", or rolled back, "error upgrade: ...".
  *
  * Every other answer starts with "ok" or "error". A client never holds the master: its command
  * is read without blocking, within FDP__CONTROL_LINE bytes and FDP__CONTROL_READ_MS, at most
@@ -23,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +42,14 @@ int fdp__control_open(struct fdp_master *m)
 		m->ctl_clients[k].fd = -1;
 	if (!m->cfg.control_path)
 		return 0;
-	fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
+	/* An upgrade's old master answered on it until now: the same socket, never bound again. */
+	fd = fdp__upgrade_take_control(m);
+	if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		close(fd);
+		return -errno;
+	}
+	if (fd < 0)
+		fd = fdp_unix_listen(m->cfg.control_path, SOCK_STREAM | SOCK_NONBLOCK, 0600, 64);
 	if (fd < 0)
 		return fd;
 	m->control_path = strdup(m->cfg.control_path);
@@ -56,15 +66,29 @@ void fdp__control_close(struct fdp_master *m)
 			m->ctl_clients[k].fd = -1;
 		}
 	m->ctl_nclients = 0;
+	if (m->ctlfd >= 0) {
+		close(m->ctlfd);
+		m->ctlfd = -1;
+		/* Only the master removes the file: a worker forked from it must not, nor a master
+		 * that handed the socket to an upgrade's new master (fdp__control_handed()). */
+		if (m->control_path && m->control_path[0] != '@' && !m->in_child &&
+		    !m->up.ctl_handed)
+			unlink(m->control_path);
+	}
+	free(m->control_path);
+	m->control_path = NULL;
+}
+
+/*
+ * An upgrade's new master took the control socket (the loop has unwatched it): this master
+ * accepts on it no more and leaves its file; the clients it has are answered as before.
+ */
+void fdp__control_handed(struct fdp_master *m)
+{
 	if (m->ctlfd < 0)
 		return;
 	close(m->ctlfd);
 	m->ctlfd = -1;
-	/* Only the master removes the file: a worker forked from it must not. */
-	if (m->control_path && m->control_path[0] != '@' && !m->in_child)
-		unlink(m->control_path);
-	free(m->control_path);
-	m->control_path = NULL;
 }
 
 struct text {
@@ -116,7 +140,10 @@ static int count_fds(void)
 
 static void status_text(struct fdp_master *m, struct text *t)
 {
-	const char *state = m->stopping ? "stopping" : m->reloading ? "reloading" : "running";
+	const char *state = m->stopping                     ? "stopping"
+	                    : m->up.pid && !m->up.committed ? "upgrading"
+	                    : m->reloading                  ? "reloading"
+	                                                    : "running";
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
@@ -317,6 +344,42 @@ static void cmd_stop(struct fdp_master *m, struct fdp__ctl_client *c, const char
 		      m->stopping ? "stopping now: killing every worker" : "draining");
 }
 
+/* upgrade.c: the new master is ready (0), or the upgrade was rolled back (-errno). */
+static void upgrade_done(struct fdp_master *m, void *arg, int result)
+{
+	struct fdp__ctl_client *c = arg;
+
+	if (c->fd < 0 || c->waiting != CTL_WAIT_UPGRADE)
+		return;
+	if (result == 0)
+		reply(m, c, "ok upgraded: new master pid %d; this one (pid %d) drains and exits\n",
+		      (int)m->up.pid, (int)getpid());
+	else
+		reply(m, c, "error upgrade: %s; this master serves on (see the server's log)\n",
+		      result == -ETIMEDOUT   ? "the new master was not ready in time"
+		      : result == -ECHILD    ? "the new master exited before it was ready"
+		      : result == -ECANCELED ? "this master is stopping"
+		                             : fdp_strerror(result));
+}
+
+static void cmd_upgrade(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	int err;
+
+	(void)arg;
+	fdp__log(m, FDP_LOG_INFO, "control: upgrade requested");
+	c->waiting = CTL_WAIT_UPGRADE; /* answered by upgrade_done(), also when it fails now */
+	err = fdp__upgrade_start(m, upgrade_done, c);
+	if (err == -EBUSY)
+		reply(m, c, "error upgrade: an upgrade is running already\n");
+	else if (err == -ENOTSUP)
+		reply(m, c, "error upgrade: upgrades are off in this server\n");
+	else if (err == -ESHUTDOWN)
+		reply(m, c, "error stopping: the server is stopping\n");
+	else if (err < 0)
+		reply(m, c, "error upgrade: cannot start a new master: %s\n", fdp_strerror(err));
+}
+
 static const struct {
 	const char *name;
 	void (*run)(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg);
@@ -324,6 +387,7 @@ static const struct {
         {"status", cmd_status},
         {"reload", cmd_reload},
         {"stop", cmd_stop},
+        {"upgrade", cmd_upgrade},
 };
 
 /* The line c has read ("" for none): run its command. */
@@ -351,7 +415,7 @@ static void run_command(struct fdp_master *m, struct fdp__ctl_client *c)
 			return;
 		}
 	line[n] = '\0';
-	reply(m, c, "error unknown command '%.32s' (status, reload, stop)\n", line);
+	reply(m, c, "error unknown command '%.32s' (status, reload, stop, upgrade)\n", line);
 }
 
 void fdp__control_accept(struct fdp_master *m)

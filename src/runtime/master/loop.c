@@ -44,8 +44,9 @@ static void close_listeners(struct fdp_master *m)
 		if (l->fd < 0)
 			continue;
 		listener_watch(m, l, 0);
-		/* A Unix listener's file goes with it (only in the master, not a forked worker). */
-		if (!m->in_child && fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
+		/* A Unix listener's file goes with it (only in the master, not a forked worker),
+		 * unless an upgrade's new master took it. */
+		if (!m->in_child && !l->handed && fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
 		    strncmp(addr, "unix:/", 6) == 0)
 			unlink(addr + 5);
 		close(l->fd);
@@ -82,7 +83,7 @@ static unsigned long accept_queued(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		int n;
 
-		if (l->fd < 0)
+		if (l->fd < 0 || l->handed) /* the new master of an upgrade accepts on it */
 			continue;
 		stop_handshakes(l->fd);
 		while ((n = fdp__accept_from(m, l)) > 0)
@@ -113,7 +114,9 @@ static int listener_prepare(int fd)
 static int config_check(const struct fdp_master_config *cfg)
 {
 	if (!cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
-	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0])))
+	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0])) ||
+	    (cfg->upgrade &&
+	     (!cfg->upgrade_argv || !cfg->upgrade_argv[0] || cfg->upgrade_argv[0][0] != '/')))
 		return -EINVAL;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		int err = listener_prepare(cfg->listeners[i]);
@@ -148,7 +151,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	struct fdp_master_config c, *cfg = &c;
 	struct fdp_route_config route;
 	struct fdp_master *m = calloc(1, sizeof(*m));
-	int err = config_copy(cfg, &route, given);
+	int err = config_copy(cfg, &route, given), copied = err == 0;
 
 	if (err == 0)
 		err = config_check(cfg);
@@ -156,11 +159,16 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		/* The listeners follow size in every layout: they are the caller's to give. */
 		for (size_t i = 0; i < given->nlisteners; i++)
 			close(given->listeners[i]);
+		if (copied) /* the caller's to give, like the listeners */
+			fdp_upgrade_free(cfg->upgraded_from);
 		free(m);
 		return m ? err : -ENOMEM;
 	}
 	m->cfg = *cfg;
 	m->epfd = m->sigfd = m->ctlfd = -1;
+	m->up.pidfd = m->up.sock = m->up.from_sock = -1;
+	m->up.from = cfg->upgraded_from; /* upgrade.c's from here on, freed on failure below */
+	m->cfg.upgraded_from = NULL;
 	m->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*m->listeners));
 	m->nlisteners = m->listeners ? cfg->nlisteners : 0; /* closed below when it failed */
 	m->slots = calloc(cfg->workers, sizeof(*m->slots));
@@ -208,6 +216,7 @@ void fdp_master_close(struct fdp_master *m)
 {
 	if (!m)
 		return;
+	fdp__upgrade_close(m);
 	close_listeners(m);
 	fdp__control_close(m);
 	while (m->procs) {
@@ -240,24 +249,59 @@ void fdp_master_close(struct fdp_master *m)
 	free(m);
 }
 
+static void control_watch(struct fdp_master *m, int on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
+
+	if (m->ctlfd < 0 || m->ctl_registered == on)
+		return;
+	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->ctlfd, &ev) == 0)
+		m->ctl_registered = on;
+}
+
 /*
- * SIGTERM, SIGINT or a control client's stop: take what is queued on the listeners, close them
- * and drain the workers. A second one stops at once.
+ * The stop: take what is queued on the listeners, close them, drain the workers. After an
+ * upgrade (upgrade: the new master is ready) what it took is only closed here, with no filter
+ * (the new master accepts on it), and the control socket it took is left to it: unwatched
+ * first, since a registration lives as long as the socket, which the new master holds.
  */
-static void begin_stop(struct fdp_master *m)
+static void stop_serving(struct fdp_master *m, int upgrade)
 {
 	unsigned long n;
 
-	if (m->stopping) {
-		fdp__stop_now(m);
-		return;
-	}
+	if (!upgrade)
+		fdp__upgrade_cancel(m); /* a new master not ready yet goes with this one */
 	n = accept_queued(m);
 	if (n)
 		fdp__log(m, FDP_LOG_INFO,
-		         "took %lu connection(s) still queued on the listeners before closing them", n);
+		         "took %lu connection(s) still queued on the listeners before closing them",
+		         n);
 	close_listeners(m);
+	if (upgrade && m->up.ctl_handed) {
+		control_watch(m, 0);
+		fdp__control_handed(m);
+	}
 	fdp__start_drain(m);
+}
+
+static void upgrade_signal(struct fdp_master *m)
+{
+	int err = fdp__upgrade_start(m, NULL, NULL);
+
+	if (err == -EBUSY)
+		fdp__log(m, FDP_LOG_WARN, "upgrade requested during an upgrade: ignored");
+	else if (err < 0)
+		fdp__log(m, FDP_LOG_WARN, "upgrade: cannot start a new master: %s",
+		         fdp_strerror(err));
+}
+
+/* SIGTERM, SIGINT or a control client's stop: a drain, and a second one stops at once. */
+static void begin_stop(struct fdp_master *m)
+{
+	if (m->stopping)
+		fdp__stop_now(m);
+	else
+		stop_serving(m, 0);
 }
 
 static void handle_signals(struct fdp_master *m)
@@ -273,7 +317,13 @@ static void handle_signals(struct fdp_master *m)
 				if (p->pidfd < 0)
 					fdp__reap(m, p);
 			}
+			fdp__upgrade_sigchld(m); /* first: it is the new master's status */
 			fdp__orphans_reap(m);
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR2) {
+			fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
+			upgrade_signal(m);
 			continue;
 		}
 		if (si.ssi_signo == SIGHUP) {
@@ -286,25 +336,27 @@ static void handle_signals(struct fdp_master *m)
 	}
 }
 
-/* The signals the master reads from its signalfd. */
-static void master_signals(sigset_t *set)
+/* The signals the master reads from its signalfd (SIGUSR2 only when upgrades are on). */
+static void master_signals(const struct fdp_master *m, sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGCHLD);
+	if (m->cfg.upgrade)
+		sigaddset(set, SIGUSR2);
 }
 
 /*
  * They must be blocked in this thread: one that is not never reaches the signalfd, and its
  * default action runs instead (a SIGTERM would kill the master, leaving its workers behind).
  */
-static int signals_blocked(void)
+static int signals_blocked(const struct fdp_master *m)
 {
 	sigset_t want, cur;
 
-	master_signals(&want);
+	master_signals(m, &want);
 	if (sigprocmask(SIG_BLOCK, NULL, &cur) < 0)
 		return 0;
 	for (int sig = 1; sig < NSIG; sig++)
@@ -321,7 +373,7 @@ static int setup(struct fdp_master *m)
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m->epfd < 0)
 		return -errno;
-	master_signals(&set);
+	master_signals(m, &set);
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m->sigfd < 0)
 		return -errno;
@@ -329,16 +381,6 @@ static int setup(struct fdp_master *m)
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0)
 		return -errno;
 	return 0;
-}
-
-static void control_watch(struct fdp_master *m, int on)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->wctl};
-
-	if (m->ctlfd < 0 || m->ctl_registered == on)
-		return;
-	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->ctlfd, &ev) == 0)
-		m->ctl_registered = on;
 }
 
 /*
@@ -385,6 +427,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 	if (phase == 0) {
 		if (w->kind == W_SIGNAL)
 			handle_signals(m);
+		else if (w->kind == W_UPGRADE && fdp__upgrade_event(m, w) && !m->stopping)
+			stop_serving(m, 1);
 		else if (w->kind == W_PIDFD && w->proc->state != PROC_DEAD)
 			fdp__reap(m, w->proc);
 		else if (w->kind == W_CHANNEL && fdp__proc_usable(w->proc)) {
@@ -426,13 +470,14 @@ static void log_listeners(struct fdp_master *m)
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int err = signals_blocked() ? setup(m) : -EINVAL;
+	int err = signals_blocked(m) ? setup(m) : -EINVAL;
 
 	if (err < 0)
 		return err;
 	m->start_ms = fdp__now_ms();
 	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
 	log_listeners(m);
+	fdp__upgrade_run(m);
 	fdp__orphans_start(m);
 	for (unsigned i = 0; i < m->cfg.workers && !m->start_err; i++)
 		fdp__spawn(m, i, 0);
@@ -446,6 +491,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__conns_ack_deadlines(m, now, &next);
 		fdp__route_timers(m, now, &next);
 		fdp__control_timers(m, now, &next);
+		fdp__upgrade_timers(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
@@ -465,6 +511,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__send_drains(m);
 		fdp__flush_dirty(m);
 		fdp__supervise_flagged(m);
+		fdp__upgrade_forward(m);
 		fdp__free_dead(m);
 	}
 	if (m->start_err) {
@@ -474,6 +521,7 @@ int fdp_master_run(struct fdp_master *m)
 		                                : "a worker program could not be executed");
 		return m->start_err;
 	}
+	fdp__upgrade_finish(m);
 	fdp__conns_shutdown(m);
 	fdp__log(m, FDP_LOG_INFO,
 	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",

@@ -4,7 +4,8 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: its commands (status, reload, stop)
+ *   control.c       the control socket: its commands (status, reload, stop, upgrade)
+ *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
@@ -60,7 +61,16 @@
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
 
 /* What an epoll registration points at. */
-enum fdp__watch_kind { W_LISTENER, W_SIGNAL, W_CONTROL, W_CTLCLIENT, W_CHANNEL, W_PIDFD, W_ROUTE };
+enum fdp__watch_kind {
+	W_LISTENER,
+	W_SIGNAL,
+	W_CONTROL,
+	W_CTLCLIENT,
+	W_CHANNEL,
+	W_PIDFD,
+	W_ROUTE,
+	W_UPGRADE
+};
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
@@ -145,11 +155,14 @@ struct fdp__listener {
 	int registered;
 	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
 	unsigned tag;           /* the protocol tag its connections carry */
+	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
+	 * handshake filter and its file left, since the new master accepts on it. */
+	int handed;
 	struct fdp__watch w;
 };
 
 /* A control client (control.c): reading its command, or waiting for what it asked. */
-enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP };
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP, CTL_WAIT_UPGRADE };
 
 struct fdp__ctl_client {
 	int fd; /* -1: a free entry */
@@ -196,6 +209,37 @@ struct fdp__conns {
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
+	/* After an upgrade's commit: what goes to the new master (upgrade.c sends it). */
+	struct fdp__ring forward;
+	uint64_t forwarded;
+};
+
+/* Upgrade message types on the socketpair between two masters (docs/PROTOCOL.md). */
+#define FDP__UP_HANDOVER      1 /* old -> new: every socket, each with its kind, index and name */
+#define FDP__UP_READY         2 /* new -> old: its workers are ready; which sockets it took */
+#define FDP__UP_CONN          3 /* old -> new: a connection with nothing of it read yet */
+#define FDP__UP_END           4 /* old -> new: nothing more follows */
+#define FDP__UP_KIND_LISTENER 1
+#define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
+
+/* A hot upgrade, owned by upgrade.c. */
+struct fdp__upgrade {
+	/* This master is the old one: a new master is starting (pid != 0) or has taken over. */
+	pid_t pid;
+	int pidfd, sock; /* upgrade.c's; -1 when closed */
+	long long deadline;
+	int committed;  /* the new master is ready: this one stops and forwards (conns.c reads) */
+	int ended;      /* END sent */
+	int closed;     /* it closed its socket before it was ready: it has a second to exit */
+	int ctl_handed; /* the new master took the control socket: closed here, file left */
+	struct fdp__watch wsock, wpid;
+	void (*done)(struct fdp_master *m, void *arg, int result); /* fdp__upgrade_start()'s */
+	void *done_arg;
+	/* This master is the new one: the old one's socket, until it says END or is gone. */
+	struct fdp_upgrade *from;
+	int from_sock, said_ready;
+	struct fdp__watch wfrom;
 };
 
 struct fdp_master {
@@ -235,6 +279,7 @@ struct fdp_master {
 	int reap_all;          /* orphans.c: reap every child (cfg reap_all, or PID 1) */
 	int conns_limited;     /* at max_connections: the listeners are out of epoll */
 	struct fdp__ratelimit rl_limit;
+	struct fdp__upgrade up; /* upgrade.c's */
 };
 
 /*
@@ -359,6 +404,30 @@ size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
 
+/*
+ * upgrade.c: the old master starts the new one (fdp__upgrade_start(): 0 once started, -EBUSY
+ * during one, -ENOTSUP when upgrades are off, -ESHUTDOWN while stopping, another -errno; done,
+ * when not NULL, is called once with 0 when the new master is ready or the -errno that rolled
+ * it back); the new master takes what it was handed and says when it is ready.
+ */
+int fdp__upgrade_start(struct fdp_master *m,
+                       void (*done)(struct fdp_master *m, void *arg, int result), void *arg);
+/* Returns 1 when the new master has taken over: the loop stops this one (without closing or
+ * filtering what it handed over: fdp__listener.handed, up.ctl_handed). */
+int fdp__upgrade_event(struct fdp_master *m, struct fdp__watch *w);
+void fdp__upgrade_run(struct fdp_master *m);
+void fdp__upgrade_cancel(struct fdp_master *m);
+void fdp__upgrade_sigchld(struct fdp_master *m);
+void fdp__upgrade_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__upgrade_forward(struct fdp_master *m);
+void fdp__upgrade_finish(struct fdp_master *m);
+void fdp__upgrade_close(struct fdp_master *m);
+int fdp__upgrade_take_control(struct fdp_master *m);
+
+/* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
+struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);
+void fdp__conns_forward_done(struct fdp_master *m, int sent);
+
 /* recycle.c: replacing a worker past cfg recycle_conns or recycle_ms (successor first) */
 void fdp__recycle_timers(struct fdp_master *m, long long now, long long *next);
 
@@ -373,5 +442,6 @@ void fdp__control_input(struct fdp_master *m, struct fdp__watch *w);
 void fdp__control_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__control_stopped(struct fdp_master *m);
 void fdp__control_close(struct fdp_master *m);
+void fdp__control_handed(struct fdp_master *m);
 
 #endif

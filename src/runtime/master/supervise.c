@@ -395,12 +395,13 @@ static void drain_proc(struct fdp_master *m, struct fdp__proc *p)
 
 static void send_drain(struct fdp_master *m, struct fdp__proc *p)
 {
-	/* A reload has successors to serve what the worker hands back; a stop does not. */
+	/* A reload has successors to serve what the worker hands back, and an upgrade a new
+	 * master (upgrade.c); a stop has nobody. */
 	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	unsigned handback = !m->stopping || m->up.committed ? FDP_PROTO_DRAIN_HANDBACK : 0;
 	int err = fdp_channel_send(p->ch, FDP_PROTO_DRAIN, flags,
-	                           fdp_proto_drain_encode(flags, m->stopping ? 0
-	                                                                     : FDP_PROTO_DRAIN_HANDBACK),
-	                           NULL, 0, FDP_CHANNEL_MORE);
+	                           fdp_proto_drain_encode(flags, handback), NULL, 0,
+	                           FDP_CHANNEL_MORE);
 
 	if (err == -ENOBUFS) { /* a full queue: it shrinks as the worker reads; then */
 		p->dirty = 1;
