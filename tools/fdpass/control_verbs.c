@@ -208,9 +208,9 @@ static int wait_exit(int pidfd, int timeout_ms)
 	int r;
 
 	for (;;) {
-		int left = timeout_ms < 0 ? -1 : (int)(deadline - now_ms());
+		long long left = deadline - now_ms();
 
-		r = poll(&p, 1, left < -1 ? 0 : left);
+		r = poll(&p, 1, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0);
 		if (r >= 0 || errno != EINTR)
 			return r > 0 ? 0 : -1;
 	}
@@ -271,7 +271,7 @@ int cmd_stop(int argc, char **argv)
 	if (!reply)
 		return FDPASS_EXIT_FAILURE;
 	free(reply);
-	pidfd = pid_watch(server);
+	pidfd = pid_watch(server); /* ours, closed below */
 	status = call("stop", o.control, "stop wait", o.timeout_ms, &stopped);
 	if (status == FDPASS_EXIT_OK && pidfd >= 0 && stopped == server &&
 	    wait_exit(pidfd, o.timeout_ms) < 0) {
