@@ -9,8 +9,10 @@
 # a bad command line or an unbuilt tree.
 #
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
-#                                                    term soak nofile (default: all, in order)
+#                                                    term soak nofile upgrade-close
+#                                                    upgrade-keepalive (default: all, in order)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
+#        UPGRADES (10)  UPGRADE_LOAD_SECONDS (UPGRADES * 2.5 + 2)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=../../bench/lib.sh
@@ -26,13 +28,17 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
 SOAK_COUNT=${SOAK_COUNT:-200000}
 KILL_EVERY=${KILL_EVERY:-0.5}
 HUP_EVERY=${HUP_EVERY:-1}
+UPGRADES=${UPGRADES:-10}
+# An upgrade takes about 1.5 s here (a new master and its workers start, the old ones drain):
+# the upgrade cases' load lasts long enough for all of them.
+UPGRADE_LOAD_SECONDS=${UPGRADE_LOAD_SECONDS:-$((UPGRADES * 5 / 2 + 2))}
 
 FDPASS=$BUILD/fdpass
 LOAD=$BUILD/bench/load/fdp-load
@@ -398,6 +404,97 @@ case_nofile() {
 	result $((lost == 0 && $(lnum errors) == 0 && limit == 64)) \
 		"soft limit $limit; idle clients connected $(json_num "$idle" connections) of 100; during the load: $during; after: accepted $accepted served $served closed $closed lost $lost; a fresh load: $(load_summary)" \
 		"0 lost after the load, 0 errors in a fresh load"
+}
+
+# Waits (up to 15 s) until process $1, not a child of this shell, is gone.
+wait_gone() {
+	for _ in $(seq 300); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# UPGRADES hot upgrades in a row (SIGUSR2) while the load runs ($1: the load's pid). Each waits
+# until the new master answers on the control socket, then for the old one and its workers to
+# be gone (the first old master is this shell's child: its exit status must be 0). Sets
+# UPGRADED (how many completed), GONE (old masters and workers that went away) and
+# OLD_PROCS (how many were waited for), and leaves SRV the current master.
+upgrade_loop() {
+	local loadp=$1 i old new pids p rc
+	UPGRADED=0 GONE=0 OLD_PROCS=0
+	for i in $(seq "$UPGRADES"); do
+		kill -0 "$loadp" 2>/dev/null || break
+		sleep 0.2 # the load runs between two upgrades too
+		old=$SRV
+		pids="$old $(workers | awk '{ print $2 }')"
+		kill -USR2 "$old"
+		new=
+		for _ in $(seq 300); do
+			new=$(mfield "$(status_json 2>/dev/null || true)" pid)
+			[ -n "$new" ] && [ "$new" != "$old" ] && break
+			new=
+			sleep 0.05
+		done
+		[ -n "$new" ] || { echo "$CASE: upgrade $i: no new master answered in 15 s" >&2; return 1; }
+		SRV=$new
+		PIDS+=("$new")
+		UPGRADED=$((UPGRADED + 1))
+		if [ "$i" = 1 ]; then
+			rc=0
+			wait "$old" || rc=$?
+			[ $rc = 0 ] || echo "$CASE: the first master exited with status $rc" >&2
+		fi
+		for p in $pids; do
+			OLD_PROCS=$((OLD_PROCS + 1))
+			wait_gone "$p" && GONE=$((GONE + 1))
+		done
+	done
+}
+
+# Stops the current master, which after an upgrade is not this shell's child: SIGTERM, then
+# wait for it to be gone.
+stop_upgraded_server() {
+	kill -TERM "$SRV" 2>/dev/null || true
+	wait_gone "$SRV" || { echo "$CASE: master $SRV still running 15 s after SIGTERM" >&2; return 1; }
+}
+
+# UPGRADES hot upgrades under a Connection: close load. Target: every upgrade completes, the
+# old masters and their workers are gone, and no request fails (none refused, none reset).
+case_upgrade_close() {
+	local first s
+	start_server --workers 2 --handler http
+	first=$SRV
+	start_load --check http -c "$CONNS" -d "$UPGRADE_LOAD_SECONDS"
+	upgrade_loop "$LOADP"
+	wait_load
+	wait_idle
+	s=$(status_json)
+	stop_upgraded_server
+	result $(($(lnum errors) == 0 && UPGRADED == UPGRADES && GONE == OLD_PROCS && SRV != first)) \
+		"upgrades $UPGRADED of $UPGRADES, master pid $first -> $SRV, old masters and workers gone $GONE of $OLD_PROCS; $(load_summary); $(master_summary "$s")" \
+		"$UPGRADES upgrades, 0 client errors (refused, reset or other), every old process gone"
+}
+
+# The same under keep-alive clients (tests/faults/keepalive.py): an idle keep-alive connection
+# follows to the new master (handed back by the old workers, forwarded over the upgrade
+# socket), so no client's next request crosses a close.
+case_upgrade_keepalive() {
+	local first s out=$TMP/keepalive.upgrade.json rc=0 kp
+	start_server --workers 2 --handler http
+	first=$SRV
+	python3 "$FAULTS_DIR/keepalive.py" -c 16 -d "$UPGRADE_LOAD_SECONDS" "127.0.0.1:$PORT" >"$out" &
+	kp=$!
+	PIDS+=("$kp")
+	upgrade_loop "$kp"
+	wait "$kp" || rc=$?
+	if [ $rc -gt 1 ] || [ ! -s "$out" ]; then echo "$CASE: keepalive.py failed (status $rc)" >&2; return 1; fi
+	wait_idle
+	s=$(status_json)
+	stop_upgraded_server
+	result $(($(json_num "$out" errors) == 0 && UPGRADED == UPGRADES && GONE == OLD_PROCS && SRV != first)) \
+		"upgrades $UPGRADED of $UPGRADES, master pid $first -> $SRV, old processes gone $GONE of $OLD_PROCS; requests $(json_num "$out" requests) on $(json_num "$out" connections) connections, errors $(json_num "$out" errors); $(master_summary "$s")" \
+		"$UPGRADES upgrades, 0 client errors, every old process gone"
 }
 
 # ---- main ------------------------------------------------------------------------------------
