@@ -229,6 +229,38 @@ enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
 
 struct fdp_master;
 
+/*
+ * What the master tells the program through the config's event callback, on the master's
+ * thread (never in a worker): what a service manager wants to hear (fdpass serve turns them
+ * into systemd's notification protocol, tools/fdpass/notify.c).
+ */
+enum fdp_master_event {
+	/* Every slot's current worker is ready: once at startup, and again when each reload is
+	 * complete (then info->reload_failed counts the slots that kept their old worker; with
+	 * SIGHUPs queued during a reload, once the last one is complete). */
+	FDP_MASTER_READY,
+	/* A reload begins (SIGHUP), or one more is queued behind the one running. */
+	FDP_MASTER_RELOADING,
+	/* A stop begins (SIGTERM, SIGINT, a stop command): listeners close, workers drain. Once */
+	FDP_MASTER_STOPPING,
+	/* Every tick_ms while the event loop runs (a service manager's watchdog, a status). */
+	FDP_MASTER_TICK,
+};
+
+/*
+ * The master's state as an event reports it. size is sizeof the struct the library filled: a
+ * program built against a newer header reads a field only when it lies within size.
+ */
+struct fdp_master_info {
+	size_t size;
+	unsigned workers;       /* worker slots */
+	unsigned ready;         /* slots whose current worker is ready */
+	unsigned reload_failed; /* READY after a reload: slots whose successor did not start */
+	int reloading;          /* a reload is under way */
+	int stopping;           /* the server is stopping */
+	uint64_t accepted;      /* connections accepted since the start */
+};
+
 struct fdp_master_config {
 	size_t size; /* sizeof(struct fdp_master_config) (see struct fdp_route_config) */
 	/* Listening sockets (see fdp_listen()); the master takes them and makes them
@@ -381,6 +413,29 @@ struct fdp_master_config {
 	 * until it stops), and tells the old master once every worker is ready. NULL: none.
 	 */
 	struct fdp_upgrade *upgraded_from;
+	/*
+	 * Events (enum fdp_master_event above): event(event_arg, ev, info) on the master's thread,
+	 * info valid for the call only. It must not block (the master serves every connection)
+	 * and must not call the master. NULL: none.
+	 */
+	void (*event)(void *arg, enum fdp_master_event ev, const struct fdp_master_info *info);
+	void *event_arg;
+	unsigned tick_ms; /* FDP_MASTER_TICK every tick_ms (at least 1); 0: no ticks */
+	/*
+	 * Per listener, an array of nlisteners entries or NULL: non-zero for a socket another
+	 * process holds too and keeps after this master (systemd's socket unit or fd store, a
+	 * supervisor that passed it). At a stop the master leaves such a socket as it found it:
+	 * no filter against new handshakes, its queue not emptied (the next server accepts what
+	 * waits there), its Unix socket file not removed.
+	 */
+	const unsigned char *listener_shared;
+	/*
+	 * Entries ("NAME=VALUE", NULL-ended) added to the environment of an upgrade's new master:
+	 * what the program took out of its own for the workers' sake and the next master needs
+	 * (systemd's NOTIFY_SOCKET and WATCHDOG_USEC). NULL: none. Read at each upgrade: must stay
+	 * valid until fdp_master_close().
+	 */
+	char *const *upgrade_env;
 };
 
 /*
@@ -399,6 +454,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
  */
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
 
+/*
+ * Non-zero when fd, taken from u, was a shared listener of the old master (its config's
+ * listener_shared: systemd keeps it too): give it the same mark in the new master's config.
+ */
+int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd);
+
 /* Free u (only when it is not given to fdp_master_open()): closes what nobody took. */
 void fdp_upgrade_free(struct fdp_upgrade *u);
 
@@ -406,10 +467,10 @@ void fdp_upgrade_free(struct fdp_upgrade *u);
  * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
  * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
  * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
- * here and by fdp_master_run() and must stay valid until fdp_master_close(). Returns 0 and
- * sets *out, or a negative errno (-EINVAL: a bad config, a size this library does not know,
- * or a listener that is not listening; -EADDRINUSE: a live server already answers on the
- * control path).
+ * here and by fdp_master_run() and must stay valid until fdp_master_close() (listener_shared
+ * is read here only). Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, a
+ * size this library does not know, or a listener that is not listening; -EADDRINUSE: a live
+ * server already answers on the control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

@@ -5,6 +5,7 @@
  * does not answer.
  */
 #include "commands.h"
+#include "pidfile.h"
 #include "serve.h"
 
 #include <errno.h>
@@ -248,7 +249,7 @@ int cmd_stop(int argc, char **argv)
 {
 	struct verb_opts o = {.timeout_ms = -2};
 	char path[512];
-	pid_t server, stopped;
+	pid_t server, stopped, said;
 	char *reply;
 	int status = parse_verb("stop", stop_usage, 1, argc, argv, &o), pidfd;
 
@@ -263,18 +264,23 @@ int cmd_stop(int argc, char **argv)
 	/*
 	 * "stop wait" is answered once every worker has exited; the master still has to close
 	 * its sockets and remove its files. Its exit is what a script waits for (to start a new
-	 * server on the same pid file, control path and addresses), so watch the process that
-	 * answers: ask it its status first, to learn its pid while it is certainly alive.
+	 * server on the same pid file, control path and addresses), so watch the master: ask its
+	 * status first, to learn its pid while it is certainly alive. SO_PEERCRED names the
+	 * process that made the socket, which after a hot upgrade is the old master, gone: the
+	 * pid the status gives is then taken when it is an fdpass here (not one of another pid
+	 * namespace's numbers); with neither, the answer is all there is to wait for.
 	 */
 	server = 0;
 	reply = fdpass_control_call_pid("stop", o.control, "status", ANSWER_NOW_MS, &server);
 	if (!reply)
 		return FDPASS_EXIT_FAILURE;
+	said = strncmp(reply, "master pid=", 11) == 0 ? (pid_t)atoi(reply + 11) : 0;
 	free(reply);
+	if (said != server)
+		server = fdpass_pid_is_fdpass(said) ? said : 0;
 	pidfd = pid_watch(server); /* ours, closed below */
 	status = call("stop", o.control, "stop wait", o.timeout_ms, &stopped);
-	if (status == FDPASS_EXIT_OK && pidfd >= 0 && stopped == server &&
-	    wait_exit(pidfd, o.timeout_ms) < 0) {
+	if (status == FDPASS_EXIT_OK && pidfd >= 0 && wait_exit(pidfd, o.timeout_ms) < 0) {
 		fprintf(stderr, "fdpass stop: %s: the master (pid %d) has not exited in time\n",
 		        o.control, (int)server);
 		status = FDPASS_EXIT_FAILURE;

@@ -57,24 +57,30 @@ static int proc_name(const char *pid, char *buf, size_t size)
 	return 0;
 }
 
-int fdpass_pidfile_check(const char *path, char *why, size_t why_size)
+int fdpass_pid_is_fdpass(pid_t pid)
 {
 	char num[16], name[64], self[64];
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	snprintf(num, sizeof(num), "%d", (int)pid);
+	/* Its name unreadable (no /proc): take it for fdpass rather than start a second one. */
+	if (proc_name(num, name, sizeof(name)) == 0 && proc_name("self", self, sizeof(self)) == 0 &&
+	    strcmp(name, "fdpass") != 0 && strcmp(name, self) != 0)
+		return 0; /* the pid went to another program */
+	return 1;
+}
+
+int fdpass_pidfile_check(const char *path, char *why, size_t why_size)
+{
 	pid_t pid = pidfile_read(path);
 
 	if (pid < 0) {
 		snprintf(why, why_size, "cannot read %s: %s", path, strerror(-pid));
 		return pid;
 	}
-	if (pid == 0 || pid == getpid())
-		return 0;
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return 0; /* stale: that server is gone */
-	snprintf(num, sizeof(num), "%d", (int)pid);
-	/* Its name unreadable (no /proc): take it for a server rather than start a second one. */
-	if (proc_name(num, name, sizeof(name)) == 0 && proc_name("self", self, sizeof(self)) == 0 &&
-	    strcmp(name, "fdpass") != 0 && strcmp(name, self) != 0)
-		return 0; /* the pid went to another program */
+	if (pid == 0 || pid == getpid() || !fdpass_pid_is_fdpass(pid))
+		return 0; /* none, ours, or stale: that server is gone, its pid maybe reused */
 	snprintf(why, why_size,
 	         "%s names pid %d, a running fdpass: stop that server first, or give another "
 	         "--pid-file",

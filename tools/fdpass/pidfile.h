@@ -19,6 +19,9 @@
  */
 int fdpass_pidfile_check(const char *path, char *why, size_t why_size);
 
+/* Is pid a live process of this program's name (fdpass)? 1 or 0. */
+int fdpass_pid_is_fdpass(pid_t pid);
+
 /* Write pid into path atomically (mode 0644). 0, or a negative errno with the reason in why. */
 int fdpass_pidfile_write(const char *path, pid_t pid, char *why, size_t why_size);
 

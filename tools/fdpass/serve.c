@@ -4,7 +4,9 @@
  * with a built-in handler or an external worker program. Logs go to stderr, without ever
  * blocking the master.
  */
+#include "activation.h"
 #include "commands.h"
+#include "notify.h"
 #include "pidfile.h"
 #include "serve.h"
 #include "serve_limits.h"
@@ -56,10 +58,14 @@ static const char usage_text[] =
         "                        resolve (localhost is 127.0.0.1); *:PORT is every IPv4\n"
         "                        address (0.0.0.0), [::]:PORT every IPv6 one. Default\n"
         "                        127.0.0.1:8080. Port 0 picks a free port (the log says\n"
-        "                        which). policy= gives this listener its own policy; tag=\n"
-        "                        (raw, echo, http or a number) the protocol its connections\n"
-        "                        are tagged with (the built-in handlers speak echo or http\n"
-        "                        by it).\n"
+        "                        which). fd:N or fd:NAME: a socket passed by systemd\n"
+        "                        ($LISTEN_FDS, named in $LISTEN_FDNAMES) or open on\n"
+        "                        descriptor N. An address a passed socket is bound to takes\n"
+        "                        that socket instead of binding; with sockets passed and no\n"
+        "                        --listen, each is used. policy= gives this listener its own\n"
+        "                        policy; tag= (raw, echo, http or a number) the protocol its\n"
+        "                        connections are tagged with (the built-in handlers speak\n"
+        "                        echo or http by it).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
@@ -144,7 +150,12 @@ static const char usage_text[] =
         "SIGUSR2 starts a new master (hot upgrade, as `fdpass upgrade` does: it inherits every\n"
         "socket, and this one exits 0 once it is ready). Exit status: 0 stopped, 1 failure\n"
         "(address in use, control socket, a running server's --pid-file), 2 bad command\n"
-        "line. See docs/SERVE.md and docs/OPERATIONS.md.\n";
+        "line. See docs/SERVE.md and docs/OPERATIONS.md.\n"
+        "\n"
+        "Under systemd (docs/OPERATIONS.md): with $NOTIFY_SOCKET set, the master sends READY=1\n"
+        "once every worker is ready, RELOADING=1 then READY=1 around a SIGHUP's reload,\n"
+        "STOPPING=1, STATUS=, WATCHDOG=1 (with $WATCHDOG_USEC), and each listener it bound\n"
+        "itself to the descriptor store (FDSTORE=1), which a restart gets back in $LISTEN_FDS.\n";
 
 struct serve_opts {
 	const char *listen[MAX_LISTEN];
@@ -540,14 +551,42 @@ static int run_handler(struct fdp_worker *w, void *arg)
 /*
  * Bind every listener now, so a bad address fails before any worker exists. A master started
  * by an upgrade first takes the old master's socket of the same --listen argument (or bound
- * address): it is never bound again, so no client is refused in between.
+ * address): it is never bound again, so no client is refused in between. A socket a service
+ * manager passed for it (activation.c) is taken instead of binding too, and is then shared:
+ * the master leaves it as it is at a stop. A passed socket that no --listen takes is an
+ * error: clients connect to it, and nobody would accept them.
  */
-static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgrade *up)
+static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_activation *act,
+                          unsigned char *shared, struct fdp_upgrade *up)
 {
-	for (size_t i = 0; i < o->nlisten; i++) {
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < o->nlisten; i++) {
+		const char *name;
+
+		shared[i] = 0;
 		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
-		if (fds[i] < 0)
-			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		if (fds[i] >= 0) {
+			shared[i] = (unsigned char)fdp_upgrade_shared(up, fds[i]); /* systemd's still */
+			continue;
+		}
+		fds[i] = fdpass_activation_take(act, o->listen[i], &name, why, sizeof(why));
+		shared[i] = fds[i] >= 0;
+		if (fds[i] >= 0) {
+			char msg[600];
+
+			snprintf(msg, sizeof(msg), "--listen %s: inherited socket %d%s%s%s",
+			         o->listen[i], fds[i], name[0] ? " (name '" : "", name,
+			         name[0] ? "')" : "");
+			log_stderr(&log_sink, FDP_LOG_INFO, msg);
+			continue;
+		}
+		if (fds[i] == -EINVAL) {
+			fprintf(stderr, "fdpass serve: --listen %s\n", why);
+			break;
+		}
+		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
@@ -561,9 +600,41 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdp_upgra
 		int status = fds[i] == -EINVAL ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
 
 		fdp_close_fds(fds, i);
+		fdpass_activation_close(act);
 		return status;
 	}
-	return -1;
+	if (i == o->nlisten && fdpass_activation_left(act, why, sizeof(why)) == 0)
+		return -1;
+	if (i == o->nlisten)
+		fprintf(stderr, "fdpass serve: %s\n", why);
+	fdp_close_fds(fds, i);
+	fdpass_activation_close(act);
+	return FDPASS_EXIT_FAILURE;
+}
+
+/*
+ * Hand the listeners this process bound to the service manager's descriptor store, named by
+ * their address, so that a master restarted after a crash gets the same sockets (inherited
+ * ones are the manager's already). When the store is known to keep them, they are shared.
+ */
+static void store_listeners(const struct serve_opts *o, const int *fds, unsigned char *shared,
+                            int *store_fds, char (*names)[FDP_ADDR_STRLEN])
+{
+	const char *name_ptrs[MAX_LISTEN];
+	size_t idx[MAX_LISTEN], n = 0;
+
+	for (size_t i = 0; i < o->nlisten; i++) {
+		if (shared[i])
+			continue;
+		if (fdp_addr_local(fds[i], names[n], FDP_ADDR_STRLEN) <= 0)
+			snprintf(names[n], FDP_ADDR_STRLEN, "%s", o->listen[i]);
+		name_ptrs[n] = names[n];
+		store_fds[n] = fds[i];
+		idx[n++] = i;
+	}
+	if (n && fdpass_notify_fdstore(store_fds, name_ptrs, n))
+		for (size_t k = 0; k < n; k++)
+			shared[idx[k]] = 1;
 }
 
 /*
@@ -605,17 +676,26 @@ static void upgrade_argv_free(char **av)
 	free(av);
 }
 
+/* What the old master does when an upgrade's new master is ready (upgrade_ready()). */
+struct upgrade_hooks {
+	const char *pid_file; /* --pid-file, or NULL */
+	int notify;           /* under systemd: tell it the new main pid */
+};
+
 /*
- * An upgrade's new master is ready (on this, the old master's, thread; it stops next): the pid
- * file names the new one from now, which removes it at its exit. A new master that fails never
- * touches it, so a rolled back upgrade leaves this pid there.
+ * An upgrade's new master is ready (on this, the old master's, thread; it stops next): it is
+ * the service's main process from now on, and the pid file names it (it removes the file at
+ * its exit). A new master that fails never touches the file, so a rolled back upgrade leaves
+ * this pid there.
  */
 static void upgrade_ready(void *arg, pid_t pid)
 {
-	const struct serve_opts *o = arg;
+	const struct upgrade_hooks *h = arg;
 	char why[512], line[600];
 
-	if (!o->pid_file || fdpass_pidfile_write(o->pid_file, pid, why, sizeof(why)) == 0)
+	if (h->notify)
+		fdpass_notify_mainpid(pid);
+	if (!h->pid_file || fdpass_pidfile_write(h->pid_file, pid, why, sizeof(why)) == 0)
 		return;
 	snprintf(line, sizeof(line), "upgrade: --pid-file: %s", why);
 	log_stderr(&log_sink, FDP_LOG_WARN, line);
@@ -635,6 +715,11 @@ int cmd_serve(int argc, char **argv)
 	                       .log_level = FDP_LOG_INFO};
 	char control[512], why[512], nofile[128], **exec_argv = NULL, **up_argv;
 	struct fdp_upgrade *up = NULL;
+	char fd_specs[FDPASS_INHERITED_MAX][16], store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
+	unsigned char shared[MAX_LISTEN];
+	int store_fds[MAX_LISTEN], notifying;
+	struct upgrade_hooks hooks;
+	static struct fdpass_activation act; /* 16 KiB of names: off the stack */
 	enum fdp_policy policies[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int fds[MAX_LISTEN], status, err, routing = 0;
@@ -647,6 +732,14 @@ int cmd_serve(int argc, char **argv)
 	status = parse_opts(argc, argv, &o);
 	if (status >= 0)
 		return status;
+	/* Read and cleared before anything forks: no worker may see them. */
+	if (fdpass_activation_read(&act, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: socket activation: %s\n", why);
+		fdpass_activation_close(&act);
+		return FDPASS_EXIT_FAILURE;
+	}
+	notifying = fdpass_notify_open(log_stderr, &log_sink);
+	hooks = (struct upgrade_hooks){.pid_file = o.pid_file, .notify = notifying};
 	raise_nofile_limit(nofile, sizeof(nofile));
 	if (o.log_level >= FDP_LOG_DEBUG)
 		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
@@ -654,6 +747,12 @@ int cmd_serve(int argc, char **argv)
 		o.workers = 1;
 	if (o.workers > MAX_WORKERS)
 		o.workers = MAX_WORKERS;
+	for (size_t i = 0; o.nlisten == 0 && i < act.n; i++) { /* no --listen: each passed socket */
+		snprintf(fd_specs[i], sizeof(fd_specs[i]), "fd:%d", act.v[i].fd);
+		o.listen[i] = fd_specs[i];
+		if (i + 1 == act.n)
+			o.nlisten = act.n;
+	}
 	if (o.nlisten == 0)
 		o.listen[o.nlisten++] = default_listen;
 	tag = o.exec                              ? FDP_TAG_RAW
@@ -680,6 +779,7 @@ int cmd_serve(int argc, char **argv)
 	if (err < 0) {
 		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
 		        fdp_strerror(err));
+		fdpass_activation_close(&act);
 		return FDPASS_EXIT_FAILURE;
 	}
 	/*
@@ -689,13 +789,16 @@ int cmd_serve(int argc, char **argv)
 	 */
 	if (o.pid_file && !up && fdpass_pidfile_check(o.pid_file, why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
+		fdpass_activation_close(&act);
 		return FDPASS_EXIT_FAILURE;
 	}
-	status = open_listeners(&o, fds, up);
+	status = open_listeners(&o, fds, &act, shared, up);
 	if (status >= 0) {
 		fdp_upgrade_free(up);
 		return status;
 	}
+	if (notifying)
+		store_listeners(&o, fds, shared, store_fds, store_names);
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -741,9 +844,13 @@ int cmd_serve(int argc, char **argv)
 	                                  .upgrade_argv = up_argv,
 	                                  .upgrade_timeout_ms = o.upgrade_ms,
 	                                  .listener_names = o.listen,
-	                                  .upgraded_from = up,
 	                                  .upgrade_ready = upgrade_ready,
-	                                  .upgrade_arg = &o,
+	                                  .upgrade_arg = &hooks,
+	                                  .upgraded_from = up,
+	                                  .event = notifying ? fdpass_notify_event : NULL,
+	                                  .tick_ms = fdpass_notify_tick_ms(),
+	                                  .listener_shared = shared,
+	                                  .upgrade_env = notifying ? fdpass_notify_env() : NULL,
 	                          };
 	fdpass_proc_limits_apply(&o.plimits, &cfg);
 	err = fdp_master_open(&m, &cfg);
@@ -766,12 +873,14 @@ int cmd_serve(int argc, char **argv)
 	if (o.pid_file && !up && fdpass_pidfile_write(o.pid_file, getpid(), why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
 		fdp_master_close(m);
+		fdpass_notify_close();
 		free(exec_argv);
 		upgrade_argv_free(up_argv);
 		return FDPASS_EXIT_FAILURE;
 	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
+	fdpass_notify_close();
 	free(exec_argv);
 	upgrade_argv_free(up_argv);
 	if (o.pid_file) /* an upgrade's new master that took over has its pid there: leave it */

@@ -1,7 +1,8 @@
 /*
  * The master's log: the configured callback, at the configured level, never from a forked
- * worker; and a rate limit for warnings that may repeat fast. Every master file logs, so this
- * one calls none of them: it is the bottom of their one-way order (master.h).
+ * worker; and a rate limit for warnings that may repeat fast. The program's event callback
+ * too, which tells it the same moments in a form it can act on. Every master file logs, so
+ * this one calls none of them: it is the bottom of their one-way order (master.h).
  */
 #include "master.h"
 
@@ -42,4 +43,20 @@ void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_
 		fdp__log(m, level, "%s", buf);
 	rl->held = 0;
 	rl->next_ms = now + FDP__LOG_INTERVAL_MS;
+}
+
+void fdp__event(struct fdp_master *m, enum fdp_master_event ev)
+{
+	struct fdp_master_info info = {.size = sizeof(info),
+	                               .workers = m->cfg.workers,
+	                               .reload_failed = m->reload_failed,
+	                               .reloading = m->reloading,
+	                               .stopping = m->stopping != 0,
+	                               .accepted = m->conns.accepted};
+
+	if (!m->cfg.event || m->in_child)
+		return;
+	for (unsigned i = 0; i < m->cfg.workers; i++)
+		info.ready += m->slots[i].proc && m->slots[i].proc->state == PROC_READY;
+	m->cfg.event(m->cfg.event_arg, ev, &info);
 }

@@ -45,8 +45,10 @@ static void close_listeners(struct fdp_master *m)
 			continue;
 		listener_watch(m, l, 0);
 		/* A Unix listener's file goes with it (only in the master, not a forked worker),
-		 * unless an upgrade's new master took it. */
-		if (!m->in_child && !l->handed && fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
+		 * unless an upgrade's new master took it, or the socket is shared: its giver keeps
+		 * it, file and all. */
+		if (!m->in_child && !l->handed && !l->shared &&
+		    fdp_addr_local(l->fd, addr, sizeof(addr)) > 0 &&
 		    strncmp(addr, "unix:/", 6) == 0)
 			unlink(addr + 5);
 		close(l->fd);
@@ -73,7 +75,9 @@ static void stop_handshakes(int fd)
  * Before a stop closes the listeners: a client whose handshake is complete is in the kernel's
  * accept queue, and closing the listener would reset it. Stop new handshakes, then take every
  * connection queued (as far as the pending limit allows), so that they are handed out before
- * the workers drain. Returns how many.
+ * the workers drain. Returns how many. A shared listener (config listener_shared) is left as
+ * it is: its giver keeps it open, so what waits in its queue waits for the next server, and a
+ * filter would stay on it for that server too.
  */
 static unsigned long accept_queued(struct fdp_master *m)
 {
@@ -83,7 +87,7 @@ static unsigned long accept_queued(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		int n;
 
-		if (l->fd < 0 || l->handed) /* the new master of an upgrade accepts on it */
+		if (l->fd < 0 || l->handed || l->shared) /* handed: the new master accepts on it */
 			continue;
 		stop_handshakes(l->fd);
 		while ((n = fdp__accept_from(m, l)) > 0)
@@ -179,6 +183,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 			        .policy = cfg->listener_policy ? cfg->listener_policy[i]
 			                                       : cfg->policy,
 			        .tag = cfg->listener_tag ? cfg->listener_tag[i] : cfg->tag,
+			        .shared = cfg->listener_shared && cfg->listener_shared[i],
 			        .w = {.kind = W_LISTENER, .index = (unsigned)i}};
 		else
 			close(cfg->listeners[i]);
@@ -204,7 +209,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
-	m->cfg.route = NULL; /* read above; its copy lived on this stack */
+	m->cfg.route = NULL;           /* read above; its copy lived on this stack */
+	m->cfg.listener_shared = NULL; /* read above, into the listeners */
 	*out = m;
 	return 0;
 fail:
@@ -467,6 +473,19 @@ static void log_listeners(struct fdp_master *m)
 		         (unsigned)m->cfg.worker_gid);
 }
 
+/* The program's periodic event (config tick_ms): a watchdog that stops when the loop does. */
+static void tick(struct fdp_master *m, long long now, long long *next)
+{
+	if (!m->next_tick)
+		return;
+	if (now >= m->next_tick) {
+		m->next_tick = now + m->cfg.tick_ms;
+		fdp__event(m, FDP_MASTER_TICK);
+	}
+	if (m->next_tick < *next)
+		*next = m->next_tick;
+}
+
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
@@ -476,6 +495,8 @@ int fdp_master_run(struct fdp_master *m)
 		return err;
 	m->start_ms = fdp__now_ms();
 	m->conn_cap = fdp__conn_cap(m); /* now: the caller may have raised the limit since open */
+	if (m->cfg.event && m->cfg.tick_ms)
+		m->next_tick = m->start_ms + m->cfg.tick_ms;
 	log_listeners(m);
 	fdp__upgrade_run(m);
 	fdp__orphans_start(m);
@@ -485,6 +506,7 @@ int fdp_master_run(struct fdp_master *m)
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
 
+		tick(m, now, &next);
 		fdp__supervise_timers(m, now, &next);
 		fdp__recycle_timers(m, now, &next);
 		fdp__conns_expire_pending(m, now, &next);

@@ -15,7 +15,7 @@
  *   conns.c         the owner of every connection the master holds: pending, in flight,
  *                   held for routing; the only file that hands, counts or closes them
  *   policy.c        choosing a worker
- *   log.c           the log
+ *   log.c           the log, and the program's event callback
  *
  * A failure met below supervise.c (a worker's channel failing in a hand-over, a read or a
  * flush) is not handled in place: the worker is flagged (fdp__proc_flag_lost()), used no more
@@ -158,6 +158,7 @@ struct fdp__listener {
 	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
 	 * handshake filter and its file left, since the new master accepts on it. */
 	int handed;
+	int shared;             /* config listener_shared: left as it is at a stop */
 	struct fdp__watch w;
 };
 
@@ -221,6 +222,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
 /* A hot upgrade, owned by upgrade.c. */
@@ -280,6 +282,7 @@ struct fdp_master {
 	int conns_limited;     /* at max_connections: the listeners are out of epoll */
 	struct fdp__ratelimit rl_limit;
 	struct fdp__upgrade up; /* upgrade.c's */
+	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
 };
 
 /*
@@ -314,6 +317,9 @@ void fdp__log(struct fdp_master *m, enum fdp_log_level level, const char *fmt, .
         __attribute__((format(printf, 3, 4)));
 void fdp__log_limited(struct fdp_master *m, struct fdp__ratelimit *rl, enum fdp_log_level level,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The program's event callback (config event), with the master's state; never in a worker. */
+void fdp__event(struct fdp_master *m, enum fdp_master_event ev);
 
 /* conns.c: every connection the master holds (pending, in flight, held for routing) */
 int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,

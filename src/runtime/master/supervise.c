@@ -246,6 +246,7 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 }
 
 static void promote(struct fdp_master *m, struct fdp__proc *p);
+static void reload_start(struct fdp_master *m, int chained);
 
 /* Once every slot's current worker is ready, say so (once). */
 static void log_all_ready(struct fdp_master *m)
@@ -260,6 +261,7 @@ static void log_all_ready(struct fdp_master *m)
 	}
 	m->ready_logged = 1;
 	fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers, (int)getpid());
+	fdp__event(m, FDP_MASTER_READY);
 }
 
 /*
@@ -453,7 +455,10 @@ void fdp__start_drain(struct fdp_master *m)
 {
 	unsigned n = 0;
 
-	m->stopping = 1;
+	if (!m->stopping) {
+		m->stopping = 1;
+		fdp__event(m, FDP_MASTER_STOPPING);
+	}
 	for (struct fdp__proc *p = m->procs; p; p = p->next, n++)
 		drain_proc(m, p);
 	fdp__log(m, FDP_LOG_INFO,
@@ -464,31 +469,30 @@ void fdp__start_drain(struct fdp_master *m)
 
 void fdp__stop_now(struct fdp_master *m)
 {
+	int was = m->stopping;
+
 	m->stopping = 2;
+	if (!was)
+		fdp__event(m, FDP_MASTER_STOPPING);
 	fdp__log(m, FDP_LOG_WARN, "stopping now: killing every worker");
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
 		fdp__proc_kill(p);
 }
 
 /*
- * Replace every worker: each slot gets a successor, which takes the slot when it says READY
- * (the old one then drains). A SIGHUP during a reload is remembered and runs once this one is
- * complete, so a burst of them starts at most one more process per slot.
+ * Start a reload: each slot gets a successor. chained: it was queued behind the last one, whose
+ * RELOADING event told the program of it already.
  */
-void fdp__reload(struct fdp_master *m)
+static void reload_start(struct fdp_master *m, int chained)
 {
-	if (m->reloading) {
-		if (!m->reload_again)
-			fdp__log(m, FDP_LOG_INFO, "reload requested during a reload: it follows");
-		m->reload_again = 1;
-		return;
-	}
 	fdp__log(m, FDP_LOG_INFO,
 	         "reloading: starting %u new worker(s); each old one drains once its successor is "
 	         "ready",
 	         m->cfg.workers);
 	m->reloading = 1;
 	m->reload_failed = 0;
+	if (!chained)
+		fdp__event(m, FDP_MASTER_RELOADING);
 	for (unsigned i = 0; i < m->cfg.workers; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
@@ -507,6 +511,23 @@ void fdp__reload(struct fdp_master *m)
 			m->reload_failed++;
 	}
 	fdp__reload_check(m);
+}
+
+/*
+ * Replace every worker: each slot gets a successor, which takes the slot when it says READY
+ * (the old one then drains). A SIGHUP during a reload is remembered and runs once this one is
+ * complete, so a burst of them starts at most one more process per slot.
+ */
+void fdp__reload(struct fdp_master *m)
+{
+	if (m->reloading) {
+		if (!m->reload_again)
+			fdp__log(m, FDP_LOG_INFO, "reload requested during a reload: it follows");
+		m->reload_again = 1;
+		fdp__event(m, FDP_MASTER_RELOADING);
+		return;
+	}
+	reload_start(m, 0);
 }
 
 /* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
@@ -547,8 +568,11 @@ void fdp__reload_check(struct fdp_master *m)
 		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
 	if (m->reload_again && !m->stopping) {
 		m->reload_again = 0;
-		fdp__reload(m);
+		reload_start(m, 1); /* its RELOADING was told when it was queued */
+		return;
 	}
+	if (m->ready_logged)
+		fdp__event(m, FDP_MASTER_READY);
 }
 
 /* Respawn what is due first: a new worker's start deadline then counts below. */

@@ -50,6 +50,7 @@ struct fdp_upgrade_item {
 	int fd;         /* -1 once taken */
 	int taken;
 	int taken_fd; /* the descriptor it was, now the taker's */
+	int shared;   /* the old master had it from another keeper (systemd): so does this one */
 	char name[UP_NAME_MAX + 1];
 };
 
@@ -92,6 +93,7 @@ static int parse_handover(struct fdp_upgrade *u, const unsigned char *b, size_t 
 		if (nlen > UP_NAME_MAX || len - off - 6 < nlen)
 			return -EPROTO;
 		it->kind = b[off];
+		it->shared = b[off + 1] & FDP__UP_FLAG_SHARED;
 		it->index = fdp__get16(b + off + 2);
 		memcpy(it->name, b + off + 6, nlen);
 		it->name[nlen] = '\0';
@@ -187,6 +189,14 @@ static int take(struct fdp_upgrade *u, int kind, const char *name)
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name)
 {
 	return take(u, FDP__UP_KIND_LISTENER, name);
+}
+
+int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd)
+{
+	for (size_t i = 0; u && fd >= 0 && i < u->n; i++)
+		if (u->item[i].taken && u->item[i].taken_fd == fd)
+			return u->item[i].shared;
+	return 0;
 }
 
 void fdp_upgrade_free(struct fdp_upgrade *u)
@@ -344,22 +354,30 @@ static int pidfd_open_(pid_t pid)
 #endif
 }
 
-/* The environment of the new master: this one's, less LISTEN_* and a stale upgrade socket. */
-static char **upgrade_env(void)
+/*
+ * The environment of the new master: this one's, less LISTEN_* and a stale upgrade socket,
+ * plus the config's upgrade_env (what the program removed from its own environment for its
+ * workers' sake, systemd's NOTIFY_SOCKET say, and the new master needs).
+ */
+static char **upgrade_env(const struct fdp_master *m)
 {
 	static char fd_env[] = UP_ENV "=3";
-	size_t n = 0, k = 0;
+	size_t n = 0, k = 0, extra = 0;
 	char **envp;
 
 	while (environ && environ[n])
 		n++;
-	envp = malloc((n + 2) * sizeof(*envp));
+	while (m->cfg.upgrade_env && m->cfg.upgrade_env[extra])
+		extra++;
+	envp = malloc((n + extra + 2) * sizeof(*envp));
 	if (!envp)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
 		    strncmp(environ[i], UP_ENV "=", sizeof(UP_ENV)) != 0)
 			envp[k++] = environ[i];
+	for (size_t i = 0; i < extra; i++)
+		envp[k++] = m->cfg.upgrade_env[i];
 	envp[k++] = fd_env;
 	envp[k] = NULL;
 	return envp;
@@ -393,7 +411,7 @@ static int send_handover(struct fdp_master *m, int sock)
 			return -E2BIG;
 		}
 		b[off] = ctl ? FDP__UP_KIND_CONTROL : FDP__UP_KIND_LISTENER;
-		b[off + 1] = 0;
+		b[off + 1] = !ctl && m->listeners[i].shared ? FDP__UP_FLAG_SHARED : 0;
 		fdp__put16(b + off + 2, (uint16_t)(ctl ? 0 : i));
 		fdp__put16(b + off + 4, (uint16_t)nlen);
 		memcpy(b + off + 6, name, nlen);
@@ -479,7 +497,7 @@ int fdp__upgrade_start(struct fdp_master *m, void (*cb)(struct fdp_master *, voi
 		return -EBUSY; /* one at a time; and a new master first finishes taking over */
 	if (m->stopping)
 		return -ESHUTDOWN;
-	envp = upgrade_env();
+	envp = upgrade_env(m);
 	if (!envp)
 		return -ENOMEM;
 	err = fdp_socketpair(SOCK_SEQPACKET, sv);
