@@ -88,8 +88,12 @@ bench-peers: all
 bench-steer: all
 	./$(BUILD)/bench/steer/steer-bench $(STEER_ARGS)
 
+# Everything under $(DESTDIR)$(PREFIX), whatever prefix $(BUILD) was configured with: the program,
+# headers, shared (soname and links) and static libraries, pkg-config files naming $(PREFIX),
+# manual pages (share/man) and docs (share/doc/fdpass). tests/install_test.sh checks it.
 install: all
-	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+	@case '$(PREFIX)' in /*) ;; *) echo 'make install: PREFIX must be an absolute path, not "$(PREFIX)"' >&2; exit 2;; esac
+	DESTDIR='$(DESTDIR)' $(CMAKE) --install $(BUILD) --prefix '$(PREFIX)'
 
 # Windows: fdpass.exe and its tests cross-compiled with mingw-w64 into $(WINDOWS), and run
 # under Wine in a throwaway prefix (docs/WINDOWS.md). tests/win/install-tools.sh installs both.

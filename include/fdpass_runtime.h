@@ -382,11 +382,11 @@ struct fdp_master_config {
 	 * Hot upgrade (docs/OPERATIONS.md, Upgrade). upgrade non-zero: SIGUSR2 starts a new master,
 	 * upgrade_argv (argv[0] an absolute path, executed with execve(), not searched), with
 	 * FDPASS_UPGRADE_FD naming its end of a socketpair and no LISTEN_* variables, in a session
-	 * of its own and not killed with this one. It gets every listener and the control socket
-	 * over that socketpair (fdp_upgrade_receive()), binds nothing it was handed, and says when
-	 * its workers are ready; this master then stops accepting, drains its workers, hands the
-	 * idle keep-alive connections they give back to the new master, and fdp_master_run()
-	 * returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
+	 * of its own and not killed with this one. It gets every listener, the control socket and
+	 * the metrics listener over that socketpair (fdp_upgrade_receive()), binds nothing it was
+	 * handed, and says when its workers are ready; this master then stops accepting, drains
+	 * its workers, hands the idle keep-alive connections they give back to the new master,
+	 * and fdp_master_run() returns 0. A new master that exits, or is not ready within upgrade_timeout_ms (0: 60000),
 	 * is killed (its process group) and this one serves on as before; a later SIGUSR2 may try
 	 * again. 0: upgrades off (SIGUSR2 is then not read).
 	 */
@@ -436,6 +436,46 @@ struct fdp_master_config {
 	 * valid until fdp_master_close().
 	 */
 	char *const *upgrade_env;
+	/*
+	 * Reloading the configuration (fdpass serve --config). On SIGHUP (or the control
+	 * socket's reload), before any worker is replaced, the master calls
+	 * reload(reload_arg, next, why, why_size) on its thread, with next a copy of the
+	 * configuration in force (size: this library's; route: NULL). The callback may change in
+	 * it workers, policy, tag, listener_policy, listener_tag, route, drain_timeout_ms,
+	 * start_timeout_ms, ack_timeout_ms, worker_main, worker_arg, exec_argv, log_level, the
+	 * new workers' ids (worker_set_ids, worker_uid, worker_gid), recycle_conns, recycle_ms,
+	 * recycle_jitter_pct (for workers started from then on) and max_connections, and
+	 * returns 0; or a negative errno to refuse the reload, with a one-line reason in why
+	 * (why_size bytes; logged, and the control socket's answer): then nothing changes and no
+	 * worker is replaced. What cannot change without new listeners or a new process is
+	 * ignored: listeners, nlisteners, control_path, log, log_arg, max_conns_per_worker,
+	 * reap_all, reload, reload_arg.
+	 *   route: NULL keeps the routing in force (refused when the worker count changes, or a
+	 *          listener starts routing); set, the router is built again from it, its map
+	 *          file read again, and the clients still sending their key keep waiting.
+	 *   workers: grown, the new slots start a worker at once; shrunk, the slots past the
+	 *          count get no new connection, and their workers drain (as at a reload) once
+	 *          the remaining slots' successors are ready; they are not replaced. hash-ip's
+	 *          and route's rings are rebuilt for the new count.
+	 * The master refuses, and logs, a configuration it cannot take (workers out of 1..1024,
+	 * no program, a route that fails fdp_route_config_check()): the old one stays in force
+	 * and no worker is replaced. Otherwise every worker is replaced, as by SIGHUP without a
+	 * callback. The arrays and route are read before the reload goes on; exec_argv and
+	 * worker_arg are kept: they must stay valid while they are in force, that is until a
+	 * later reload is applied (the next call's next shows the ones in force) or
+	 * fdp_master_close(). NULL: SIGHUP only replaces the workers.
+	 */
+	int (*reload)(void *arg, struct fdp_master_config *next, char *why, size_t why_size);
+	void *reload_arg;
+	/*
+	 * A listening stream socket (fdp_listen(), TCP or Unix) on which the master serves its
+	 * metrics over HTTP: GET /metrics answers them in Prometheus's text format (every metric
+	 * is listed in docs/SERVE.md), any other path 404, any other method 405; one request per
+	 * connection. NULL (or a pointer to -1): none. The master takes *metrics_fd like the
+	 * listeners (closed on failure too; made non-blocking) and serves it from its loop without
+	 * ever waiting for a client: at most 16 at once, each with a deadline.
+	 */
+	const int *metrics_fd;
 };
 
 /*
@@ -455,6 +495,12 @@ int fdp_upgrade_receive(struct fdp_upgrade **out, int timeout_ms);
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name);
 
 /*
+ * The same for the old master's metrics listener (its metrics_fd), by its address: returns its
+ * descriptor, now the caller's (pass it as metrics_fd), or -ENOENT.
+ */
+int fdp_upgrade_take_metrics(struct fdp_upgrade *u, const char *name);
+
+/*
  * Non-zero when fd, taken from u, was a shared listener of the old master (its config's
  * listener_shared: systemd keeps it too): give it the same mark in the new master's config.
  */
@@ -464,13 +510,14 @@ int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd);
 void fdp_upgrade_free(struct fdp_upgrade *u);
 
 /*
- * Make a master: takes the listeners (closed on failure too) and sets O_NONBLOCK on them, binds
- * the control socket. cfg is copied, and so is cfg->route; the strings and arrays they point to
- * (control_path, exec_argv, listener_policy, listener_tag, route->key and map_path) are read
- * here and by fdp_master_run() and must stay valid until fdp_master_close() (listener_shared
- * is read here only). Returns 0 and sets *out, or a negative errno (-EINVAL: a bad config, a
- * size this library does not know, or a listener that is not listening; -EADDRINUSE: a live
- * server already answers on the control path).
+ * Make a master: takes the listeners and *metrics_fd (closed on failure too) and sets
+ * O_NONBLOCK on them, binds the control socket. cfg is copied, and so is cfg->route; the
+ * strings and arrays they point to (control_path, exec_argv, listener_policy, listener_tag,
+ * route->key and map_path) are read here and by fdp_master_run() and must stay valid until
+ * fdp_master_close() (listener_shared is read here only). Returns 0 and sets *out, or a
+ * negative errno (-EINVAL: a bad config, a size this library does not know, or a listener,
+ * the metrics one too, that is not listening; -EADDRINUSE: a live server already answers on
+ * the control path).
  */
 int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *cfg);
 

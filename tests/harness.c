@@ -13,6 +13,9 @@
 
 static struct fdp_test *tests;
 static char tmpdir[PATH_MAX];
+static pid_t tmpdir_owner; /* the process that made tmpdir, the one to remove it */
+
+static void remove_tmpdir(void);
 
 void fdp_test_register(struct fdp_test *t)
 {
@@ -33,6 +36,7 @@ void fdp_test_fail(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
+	remove_tmpdir();
 	_exit(1);
 }
 
@@ -77,6 +81,7 @@ pid_t fdp_test_fork(void (*fn)(void *), void *arg)
 		fdp_test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		fn(arg);
+		remove_tmpdir(); /* one the child made itself; the parent's stays */
 		_exit(0);
 	}
 	return pid;
@@ -147,6 +152,7 @@ void fdp_test_skip(const char *why)
 {
 	fprintf(stderr, "skipped: %s\n", why);
 	fflush(NULL);
+	remove_tmpdir();
 	_exit(FDP_TEST_SKIPPED);
 }
 
@@ -186,12 +192,21 @@ const char *fdp_test_doc_python(const char *doc, const char *after, const char *
 	return path;
 }
 
+/*
+ * The directory is named for the build tree (FDPASS_TEST_TAG, a hash of its path), so that the
+ * suite's last test (harness.tests_leave_no_temporary_directory) finds what this tree's tests
+ * left in /tmp, whatever other trees' tests run at the same time. It is removed when the test
+ * ends: passed, failed or skipped, in the process that made it.
+ */
 const char *fdp_test_tmpdir(void)
 {
 	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof(tmpdir), "/tmp/fdpass-test.XXXXXX");
-		if (!mkdtemp(tmpdir))
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/fdpass-test.%s.XXXXXX", FDPASS_TEST_TAG);
+		if (!mkdtemp(tmpdir)) {
+			tmpdir[0] = '\0';
 			fdp_test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+		}
+		tmpdir_owner = getpid();
 	}
 	return tmpdir;
 }
@@ -200,7 +215,7 @@ static void remove_tmpdir(void)
 {
 	char cmd[PATH_MAX + 16];
 
-	if (!tmpdir[0])
+	if (!tmpdir[0] || tmpdir_owner != getpid())
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

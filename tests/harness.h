@@ -89,7 +89,13 @@ int fdp_test_under_valgrind(void);
  */
 const char *fdp_test_doc_python(const char *doc, const char *after, const char *name);
 
-/* A fresh private directory for this test (removed by the harness afterwards). */
+/*
+ * A fresh private directory for this test, /tmp/fdpass-test.TAG.XXXXXX, made at the first call
+ * and removed when the test ends, however it ends (a crash or a time-out leaves it, and the
+ * suite's check harness.tests_leave_no_temporary_directory then fails). A forked child that
+ * calls it first makes its own, removed when it ends through fdp_test_fork(), CHECK or
+ * fdp_test_skip().
+ */
 const char *fdp_test_tmpdir(void);
 
 #endif

@@ -934,3 +934,90 @@ TEST(run_returns_enoexec_when_a_first_generation_worker_cannot_be_executed)
 	CHECK_INT(waitpid(-1, NULL, WNOHANG), ==, -1);
 	CHECK_INT(errno, ==, ECHILD);
 }
+
+/* cfg.reload (fdpass_runtime.h): what the program's callback gives at a SIGHUP is applied. */
+static unsigned reload_workers;
+
+static int reload_to(void *arg, struct fdp_master_config *next, char *why, size_t size)
+{
+	(void)arg;
+	if (!reload_workers) {
+		snprintf(why, size, "not today");
+		return -EINVAL;
+	}
+	next->workers = reload_workers;
+	return 0;
+}
+
+static void reload_with(struct server *s, unsigned workers, unsigned to)
+{
+	struct fdp_master_config cfg = config(workers);
+
+	quirk = Q_NONE;
+	reload_workers = to; /* copied into the server's process by its fork */
+	cfg.reload = reload_to;
+	master_start(s, cfg, 0);
+	CHECK(kill(s->pid, SIGHUP) == 0);
+}
+
+TEST(a_reload_callback_that_grows_the_workers_starts_the_new_slots)
+{
+	struct server s;
+	char line[256], *st;
+	int seen2 = 0;
+
+	reload_with(&s, 1, 3);
+	server_wait_log(&s, "workers: 1 -> 3", 10000);
+	server_wait_log(&s, "reload complete: every worker replaced", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "workers"), ==, 3);
+	free(st);
+	for (int i = 0; i < 6; i++) {
+		int fd = client_say(&s, "hello\n");
+
+		CHECK(read_line(fd, line, sizeof(line)) > 0);
+		seen2 |= strncmp(line, "worker=2 ", 9) == 0;
+		close(fd);
+	}
+	CHECK(seen2);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_reload_callback_that_refuses_replaces_no_worker_and_logs_why)
+{
+	struct server s;
+	pid_t before[1], after[1];
+	char *st;
+
+	reload_with(&s, 1, 0);
+	server_wait_log(&s, "reload refused: not today; the configuration in force stays", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, before, 1), ==, 1);
+	CHECK(strstr(st, "state=running") != NULL);
+	free(st);
+	/* A SIGHUP more: the same refusal, and still the same worker. */
+	CHECK(kill(s.pid, SIGHUP) == 0);
+	server_wait_log(&s, "reload refused: not today", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_pids(st, after, 1), ==, 1);
+	free(st);
+	CHECK_INT(after[0], ==, before[0]);
+	CHECK(strstr(s.log, "generation 2") == NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_reload_callback_asking_for_more_slots_than_the_limit_is_refused)
+{
+	struct server s;
+	char *st;
+
+	reload_with(&s, 2, 5000);
+	server_wait_log(&s, "reload refused: 5000 workers: from 1 to 1024", 10000);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "workers"), ==, 2);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

@@ -184,3 +184,47 @@ TEST(map_of_only_comments_is_empty_and_names_nothing)
 	CHECK_INT(lookup(&m, "ali"), ==, -1);
 	fdp__route_map_free(&m);
 }
+
+/* The first fenced block after "## The map" in docs/ROUTING.md, written to a file; its path. */
+static const char *routing_doc_map(void)
+{
+	static char path[512];
+	const char *doc = FDPASS_SOURCE_DIR "/docs/ROUTING.md", *start, *end;
+	int fd = open(doc, O_RDONLY | O_CLOEXEC);
+	char *text;
+
+	CHECK(fd >= 0);
+	text = fdp_test_read_all(fd, NULL);
+	close(fd);
+	start = strstr(text, "\n## The map");
+	start = start ? strstr(start, "\n```\n") : NULL;
+	end = start ? strstr(start + 5, "\n```\n") : NULL;
+	if (!end)
+		fdp_test_fail(__FILE__, __LINE__, "no map block after '## The map' in %s", doc);
+	start += 5;
+	snprintf(path, sizeof(path), "%s/doc.map", fdp_test_tmpdir());
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, start, (size_t)(end + 1 - start)), ==, end + 1 - start);
+	close(fd);
+	free(text);
+	return path;
+}
+
+TEST(routing_doc_map_example_loads_and_sends_each_key_where_its_comment_says)
+{
+	struct fdp_route_config rc = {.size = sizeof(rc), .key = "line"};
+	struct fdp__route_map m;
+	char err[512] = "";
+
+	rc.map_path = routing_doc_map();
+	/* What fdpass serve --route-map does with it at startup, for 4 workers. */
+	if (fdp_route_config_check(&rc, 4, err, sizeof(err)) != 0)
+		fdp_test_fail(__FILE__, __LINE__, "docs/ROUTING.md's map is refused: %s", err);
+	CHECK_OK(fdp__route_map_load(&m, rc.map_path, 4, 0, err, sizeof(err)));
+	CHECK_INT(lookup(&m, "alice"), ==, 3);
+	CHECK_INT(lookup(&m, "user:bob"), ==, 1);
+	CHECK_INT(lookup(&m, "user:vip:carol"), ==, 2);
+	CHECK_INT(lookup(&m, "dave"), ==, 0);
+	fdp__route_map_free(&m);
+}

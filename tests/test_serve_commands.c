@@ -33,7 +33,7 @@ TEST(an_unknown_control_command_is_answered_with_an_error_naming_the_commands)
 
 	server_start(&s, "--workers", "1", NULL);
 	a = server_command(&s, "frobnicate now");
-	CHECK(strcmp(a, "error unknown command 'frobnicate' (status, reload, stop, upgrade)\n") == 0);
+	CHECK(strcmp(a, "error unknown command 'frobnicate' (status, metrics, reload, stop, upgrade)\n") == 0);
 	free(a);
 	a = server_command(&s, "status"); /* the server goes on answering */
 	CHECK(strncmp(a, "master pid=", 11) == 0);

@@ -36,6 +36,9 @@ enum {
 	OPT_HEADER_TIMEOUT = 512,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_METRICS,
+	OPT_CONFIG,
+	OPT_CHECK,
 	OPT_UPGRADE_TIMEOUT,
 	OPT_UPGRADE_BINARY,
 };
@@ -138,19 +141,35 @@ static const char usage_text[] =
         "                        fdpass-$UID/control.sock in $TMPDIR or /tmp (a directory\n"
         "                        of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
+        "  --metrics ADDR        serve the master's metrics over HTTP on ADDR (as --listen:\n"
+        "                        HOST:PORT, [HOST]:PORT or unix:PATH; port 0 picks one, the\n"
+        "                        log says which): GET /metrics answers Prometheus's text\n"
+        "                        format (counters per listener and worker slot, the ACK\n"
+        "                        latency histogram; docs/SERVE.md lists them). Default: off;\n"
+        "                        `fdpass status --prometheus` prints the same text.\n"
         "  --log-level LEVEL     error, warn, info or debug. Default info.\n"
         "  --pid-file PATH       write the master's pid to PATH once the listeners are bound\n"
         "                        (atomically: a file in the same directory, renamed), remove\n"
         "                        it at exit; refuse to start while PATH names a running\n"
         "                        fdpass (exit 1); a stale one is replaced.\n"
+        "  --config FILE         read options from FILE first, one per line: \"workers 4\",\n"
+        "                        \"listen 127.0.0.1:8080,policy=hash-ip\" (a leading -- is\n"
+        "                        fine; # comments). The command line overrides them; its\n"
+        "                        --listen list replaces the file's. SIGHUP reads it again.\n"
+        "  --check               check the options, the file, the route map, the --exec\n"
+        "                        program and the addresses, print \"configuration OK\", and\n"
+        "                        exit 0 (else 2 with the reason); binds and starts nothing.\n"
         "  --help                show this help.\n"
         "\n"
-        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP replaces\n"
-        "every worker without failing a request (so do `fdpass stop` and `fdpass reload`);\n"
-        "SIGUSR2 starts a new master (hot upgrade, as `fdpass upgrade` does: it inherits every\n"
-        "socket, and this one exits 0 once it is ready). Exit status: 0 stopped, 1 failure\n"
-        "(address in use, control socket, a running server's --pid-file), 2 bad command\n"
-        "line. See docs/SERVE.md and docs/OPERATIONS.md.\n"
+        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once); SIGHUP reads\n"
+        "--config's file and the route map again, applies the workers, policies, routing and\n"
+        "timeouts, and replaces every worker without failing a request (a file that does not\n"
+        "parse changes nothing; new --listen addresses need an upgrade); SIGUSR2 starts a new\n"
+        "master (hot upgrade: it inherits every socket, and this one exits 0 once it is\n"
+        "ready; `fdpass reload`, `fdpass upgrade` and `fdpass stop` do these through the\n"
+        "control socket). Exit status: 0 stopped, 1 failure (address in use, control socket,\n"
+        "a running server's --pid-file), 2 bad command line or configuration. See\n"
+        "docs/SERVE.md and docs/OPERATIONS.md.\n"
         "\n"
         "Under systemd (docs/OPERATIONS.md): with $NOTIFY_SOCKET set, the master sends READY=1\n"
         "once every worker is ready, RELOADING=1 then READY=1 around a SIGHUP's reload,\n"
@@ -170,12 +189,19 @@ struct serve_opts {
 	const char *exec;
 	enum fdp_policy policy;
 	const char *control;
+	const char *metrics; /* --metrics ADDR, or NULL */
 	enum fdp_log_level log_level;
 	struct fdpass_limits limits;
 	unsigned upgrade_ms;
 	const char *upgrade_binary;
 	struct fdpass_proc_limits plimits;
 	const char *pid_file; /* --pid-file, or NULL */
+	/* --config and --check (config.c), and which of the parses fills this in: */
+	const char *config;
+	int check;
+	int prescan;        /* finding --config and --check on the command line, nothing else */
+	int in_file;        /* a line of the file: --config, --check and --help are refused */
+	int cmdline_listen; /* the command line gave a --listen: its list replaces the file's */
 };
 
 /* A bad value, in one line; main() adds the one pointing at --help (commands.h). */
@@ -242,6 +268,12 @@ static int pick(const char *value, const char *const *names, int n)
 	return -1;
 }
 
+static int not_in_file(const char *opt)
+{
+	fprintf(stderr, "fdpass serve: --%s is not allowed in a configuration file\n", opt);
+	return FDPASS_EXIT_USAGE;
+}
+
 /* Returns -1 when the options are good, else the exit status. */
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
@@ -266,6 +298,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	        {"metrics", required_argument, NULL, OPT_METRICS},
+	        {"config", required_argument, NULL, OPT_CONFIG},
+	        {"check", no_argument, NULL, OPT_CHECK},
 	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
 	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
@@ -277,9 +312,20 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	long v;
 
 	opterr = 0;
+	optind = 0; /* parsed more than once: the file's lines, the command line, each reload */
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (o->prescan) {
+			if (c == OPT_CONFIG)
+				o->config = optarg;
+			o->check |= c == OPT_CHECK;
+			continue;
+		}
 		switch (c) {
 		case 'l':
+			if (!o->in_file && !o->cmdline_listen) {
+				o->cmdline_listen = 1;
+				o->nlisten = 0; /* the command line's list replaces the file's */
+			}
 			if (o->nlisten == MAX_LISTEN)
 				return bad_value("listen", optarg, "at most 64 addresses");
 			if ((i = fdpass_listen_parse(optarg, &o->lopts[o->nlisten])) >= 0)
@@ -339,9 +385,31 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("log-level", optarg, "error, warn, info or debug");
 			o->log_level = (enum fdp_log_level)i;
 			break;
+		case OPT_METRICS: {
+			struct sockaddr_storage sa;
+			socklen_t salen;
+
+			/* A bad address is a bad command line, said before anything is bound. */
+			if (fdp_addr_parse(optarg, &sa, &salen) < 0)
+				return bad_value("metrics", optarg,
+				                 "HOST:PORT, [HOST]:PORT or unix:PATH");
+			o->metrics = optarg;
+			break;
+		}
 		case 'h':
+			if (o->in_file)
+				return not_in_file("help");
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
+		case OPT_CONFIG: /* read before the command line (config_load()) */
+			if (o->in_file)
+				return not_in_file("config");
+			break;
+		case OPT_CHECK:
+			if (o->in_file)
+				return not_in_file("check");
+			o->check = 1;
+			break;
 		case FDPASS_OPT_ROUTE_KEY:
 		case FDPASS_OPT_ROUTE_MAP:
 		case FDPASS_OPT_ROUTE_TIMEOUT:
@@ -387,7 +455,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			return fdpass_getopt_error("serve", c, argv, longopts);
 		}
 	}
-	if (optind < argc)
+	if (optind < argc && !o->prescan) /* said once, by the parse that takes the options */
 		return fdpass_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	return fdpass_proc_limits_check(&o->plimits);
 }
@@ -540,12 +608,306 @@ static void raise_nofile_limit(char *what, size_t size)
 		         (unsigned long long)rl.rlim_max);
 }
 
-/* A worker of a built-in handler: arg is the serve_opts, copied into it by the fork. */
+/* The sockets a service manager passed (read once, at the start), and their fd:N names. */
+static struct fdpass_activation serve_act; /* 16 KiB of names: off the stack */
+static char serve_fd_specs[FDPASS_INHERITED_MAX][16];
+
+/*
+ * One configuration as read (the defaults, then --config's file, then the command line) and
+ * what it gives the master. The first is read at the start; each SIGHUP reads another
+ * (serve_reload()), kept while the master uses it: the workers it forks get it (worker_arg:
+ * the built-in handler's options) or run its exec_argv.
+ */
+struct serve_gen {
+	struct serve_opts o;
+	char **args; /* the command line's copy (one block): --listen's values are split in place */
+	struct fdpass_config_file *file; /* the file's text, which the file's options point into */
+	char **exec_argv;
+	enum fdp_policy policies[MAX_LISTEN];
+	unsigned tags[MAX_LISTEN], tag;
+	int routing;
+	struct serve_gen *next;
+};
+
+/* What serve_reload() needs: the command line to read again, and the configurations kept. */
+struct serve_ctx {
+	int argc;
+	char **argv;
+	struct serve_gen *gens; /* newest first; only the one in force survives a reload */
+	/* What the running listeners and control socket were made from (a reload keeps them): */
+	const char **names; /* each listener's --listen (copy_names()) */
+	size_t nlisten;
+	long backlog;
+	char *control; /* --control as given (malloc'd), or NULL */
+};
+
+/* A worker of a built-in handler: arg is its serve_gen, copied into it by the fork. */
 static int run_handler(struct fdp_worker *w, void *arg)
 {
-	const struct serve_opts *o = arg;
+	const struct serve_gen *g = arg;
 
-	return fdpass_handler_run(w, o->handler, &o->limits);
+	return fdpass_handler_run(w, g->o.handler, &g->o.limits);
+}
+
+static void gen_free(struct serve_gen *g)
+{
+	if (!g)
+		return;
+	fdpass_config_free(g->file);
+	free(g->exec_argv);
+	free(g->args);
+	free(g);
+}
+
+static char **copy_args(int argc, char **argv)
+{
+	size_t size = (size_t)(argc + 1) * sizeof(char *);
+	char **copy, *p;
+
+	for (int i = 0; i < argc; i++)
+		size += strlen(argv[i]) + 1;
+	copy = malloc(size);
+	if (!copy)
+		return NULL;
+	p = (char *)(copy + argc + 1);
+	for (int i = 0; i < argc; i++) {
+		size_t len = strlen(argv[i]) + 1;
+
+		copy[i] = memcpy(p, argv[i], len);
+		p += len;
+	}
+	copy[argc] = NULL;
+	return copy;
+}
+
+/* One line of --config's file, through the command line's parser. */
+static int apply_line(void *arg, int argc, char **argv)
+{
+	return parse_opts(argc, argv, arg);
+}
+
+/*
+ * Read a configuration into g: the defaults, the file --config names (its options first), the
+ * command line (which overrides them; its --listen list replaces the file's), then what they
+ * mean together. Returns -1 when good, else the exit status after printing why to stderr.
+ */
+static int config_load(struct serve_gen *g, int argc, char **argv)
+{
+	static const char *const default_listen = "127.0.0.1:8080";
+	struct serve_opts *o = &g->o;
+	unsigned tag;
+	int status;
+
+	*o = (struct serve_opts){.route = {.size = sizeof(struct fdp_route_config)},
+	                         .workers = sysconf(_SC_NPROCESSORS_ONLN),
+	                         .backlog = 4096,
+	                         .drain_ms = 10000,
+	                         .start_ms = 60000,
+	                         .ack_ms = 2000,
+	                         .handler = &fdpass_handler_http,
+	                         .policy = FDP_POLICY_ROUND_ROBIN,
+	                         .log_level = FDP_LOG_INFO};
+	g->args = copy_args(argc, argv);
+	if (!g->args) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		return FDPASS_EXIT_FAILURE;
+	}
+	o->prescan = 1;
+	parse_opts(argc, g->args, o);
+	o->prescan = 0;
+	if (o->config) {
+		o->in_file = 1;
+		status = fdpass_config_read(o->config, apply_line, o, &g->file);
+		o->in_file = 0;
+		if (status >= 0)
+			return status;
+	}
+	status = parse_opts(argc, g->args, o);
+	if (status >= 0)
+		return status;
+	if (o->workers < 1) /* the CPU count, unless --workers said otherwise */
+		o->workers = 1;
+	if (o->workers > MAX_WORKERS)
+		o->workers = MAX_WORKERS;
+	for (size_t i = 0; o->nlisten == 0 && i < serve_act.n; i++) { /* each passed socket */
+		snprintf(serve_fd_specs[i], sizeof(serve_fd_specs[i]), "fd:%d", serve_act.v[i].fd);
+		o->listen[i] = serve_fd_specs[i];
+		if (i + 1 == serve_act.n)
+			o->nlisten = serve_act.n;
+	}
+	if (o->nlisten == 0)
+		o->listen[o->nlisten++] = default_listen;
+	tag = o->exec                              ? FDP_TAG_RAW
+	      : o->handler == &fdpass_handler_http ? FDPASS_TAG_HTTP
+	                                           : FDPASS_TAG_ECHO;
+	g->tag = tag;
+	for (size_t i = 0; i < o->nlisten; i++) {
+		g->policies[i] = o->lopts[i].policy_set ? o->lopts[i].policy : o->policy;
+		g->tags[i] = o->lopts[i].tag_set ? o->lopts[i].tag : tag;
+		g->routing |= g->policies[i] == FDP_POLICY_ROUTE;
+	}
+	status = fdpass_route_check(&o->route, g->routing, o->route_given, (unsigned)o->workers);
+	if (status >= 0)
+		return status;
+	if (o->exec && (!(g->exec_argv = fdpass_exec_argv(o->exec)) || !g->exec_argv[0])) {
+		fprintf(stderr,
+		        g->exec_argv ? "fdpass serve: invalid value '%s' for --exec: expected "
+		                       "a command\n"
+		                     : "fdpass serve: --exec %s: out of memory\n",
+		        o->exec);
+		return g->exec_argv ? FDPASS_EXIT_USAGE : FDPASS_EXIT_FAILURE;
+	}
+	return -1;
+}
+
+/*
+ * fdpass serve --check: what config_load() checked (every option, the file, the route map),
+ * and what starting would find wrong without binding anything: every --listen address parses
+ * (an address in use is not looked for: the running server holds it), and the --exec program
+ * is found on PATH and executable, by the master's own search. A shell command (/bin/sh -c)
+ * is checked for /bin/sh only. Starts nothing.
+ */
+static int check_only(const struct serve_gen *g)
+{
+	const struct serve_opts *o = &g->o;
+
+	for (size_t i = 0; i < o->nlisten; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		/* fd:N, a socket a service manager passes, exists only when it is started so */
+		if (strncmp(o->listen[i], "fd:", 3) != 0 &&
+		    fdp_addr_parse(o->listen[i], &ss, &len) < 0) {
+			fprintf(stderr,
+			        "fdpass serve: invalid value '%s' for --listen: expected HOST:PORT, "
+			        "[HOST]:PORT or unix:PATH\n",
+			        o->listen[i]);
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	if (g->exec_argv) {
+		int why = fdpass_exec_find(g->exec_argv[0]);
+
+		if (why) {
+			fprintf(stderr, "fdpass serve: --exec %s: cannot execute %s: %s\n", o->exec,
+			        g->exec_argv[0], strerror(why));
+			return FDPASS_EXIT_USAGE;
+		}
+	}
+	printf("configuration OK\n");
+	return FDPASS_EXIT_OK;
+}
+
+/* Whether o asks for the listeners running (ctx): the same --listen list and --backlog. */
+static int same_listeners(const struct serve_ctx *ctx, const struct serve_opts *o)
+{
+	if (o->nlisten != ctx->nlisten || o->backlog != ctx->backlog)
+		return 0;
+	for (size_t i = 0; i < o->nlisten; i++)
+		if (strcmp(o->listen[i], ctx->names[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* Log what the parser printed, line by line, without its "fdpass serve: " prefix. */
+static void log_printed(enum fdp_log_level level, char *text)
+{
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char msg[900];
+
+		if (strncmp(line, "fdpass serve: ", 14) == 0)
+			line += 14;
+		if (strncmp(line, "Run 'fdpass serve --help'", 25) == 0)
+			continue;
+		snprintf(msg, sizeof(msg), "reload: %s", line);
+		log_stderr(&log_sink, level, msg);
+	}
+}
+
+/* g into the master's config; its listeners' policies and tags too when per_listener is set. */
+static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int per_listener)
+{
+	c->workers = (unsigned)g->o.workers;
+	c->policy = g->o.policy;
+	c->tag = g->tag;
+	if (per_listener) {
+		c->listener_policy = g->policies;
+		c->listener_tag = g->tags;
+	}
+	c->route = g->routing ? &g->o.route : NULL;
+	c->drain_timeout_ms = (unsigned)g->o.drain_ms;
+	c->start_timeout_ms = (unsigned)g->o.start_ms;
+	c->ack_timeout_ms = g->o.ack_ms;
+	c->worker_main = g->o.exec ? NULL : run_handler;
+	c->worker_arg = g;
+	c->exec_argv = g->exec_argv;
+	c->log_level = g->o.log_level;
+	fdpass_proc_limits_apply(&g->o.plimits, c);
+}
+
+/*
+ * SIGHUP (the master's reload callback): read the configuration again, the file and the
+ * command line as at the start. One that does not parse is refused (the master then replaces
+ * no worker), its reason logged. Listeners stay: a changed --listen set (or --backlog) needs
+ * an upgrade, and --control a restart; both are logged and ignored.
+ */
+static int serve_reload(void *arg, struct fdp_master_config *next, char *why, size_t why_size)
+{
+	struct serve_ctx *ctx = arg;
+	struct serve_gen *live = next->worker_arg, *g, **pp;
+	struct fdpass_capture cap;
+	char *said;
+	int status, listeners;
+
+	/* The master shows which configuration is in force: the others are used no more. */
+	for (pp = &ctx->gens; *pp;) {
+		g = *pp;
+		if (g == live) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		gen_free(g);
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	fdpass_capture_begin(&cap);
+	status = config_load(g, ctx->argc, ctx->argv);
+	said = fdpass_capture_end(&cap);
+	if (status >= 0) {
+		if (said) { /* the first line says why; the rest, if any, goes to the log */
+			char *eol = strchr(said, '\n');
+
+			if (eol)
+				*eol++ = '\0';
+			snprintf(why, why_size, "%s",
+			         strncmp(said, "fdpass serve: ", 14) ? said : said + 14);
+			if (eol)
+				log_printed(FDP_LOG_ERROR, eol);
+		}
+		free(said);
+		gen_free(g);
+		return -EINVAL;
+	}
+	free(said);
+	/* Against what runs, not the last reload's wishes: it is logged at every reload. */
+	listeners = same_listeners(ctx, &g->o);
+	if (!listeners)
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "reload: the --listen addresses (or --backlog) changed: that needs an "
+		           "upgrade (SIGUSR2); the listeners stay as they are, with their "
+		           "policies");
+	if ((g->o.control || ctx->control) &&
+	    (!g->o.control || !ctx->control || strcmp(g->o.control, ctx->control) != 0))
+		log_stderr(&log_sink, FDP_LOG_WARN,
+		           "reload: --control changed: that needs a restart; the control socket "
+		           "stays where it is");
+	/* Listeners changed: next keeps the policies and tags the master has (prefilled). */
+	fill_config(next, g, listeners);
+	g->next = ctx->gens;
+	ctx->gens = g;
+	return 0;
 }
 
 /*
@@ -638,6 +1000,32 @@ static void store_listeners(const struct serve_opts *o, const int *fds, unsigned
 }
 
 /*
+ * Bind --metrics ADDR (into *fd; -1 without it), or, started by an upgrade, take the old
+ * master's metrics listener on that address; -1 when good, else the exit status.
+ */
+static int open_metrics(const struct serve_opts *o, int *fd, struct fdp_upgrade *up)
+{
+	*fd = -1;
+	if (!o->metrics)
+		return -1;
+	*fd = up ? fdp_upgrade_take_metrics(up, o->metrics) : -ENOENT;
+	if (*fd < 0)
+		*fd = fdp_listen(o->metrics, 64);
+	if (*fd >= 0)
+		return -1;
+	if (*fd == -EINVAL) {
+		fprintf(stderr,
+		        "fdpass serve: invalid value '%s' for --metrics: expected HOST:PORT, "
+		        "[HOST]:PORT or unix:PATH\n",
+		        o->metrics);
+		return FDPASS_EXIT_USAGE;
+	}
+	fprintf(stderr, "fdpass serve: cannot listen on %s for --metrics: %s\n", o->metrics,
+	        fdp_strerror(*fd));
+	return FDPASS_EXIT_FAILURE;
+}
+
+/*
  * What SIGUSR2 runs: --upgrade-binary, else this program by the path it was executed as
  * (AT_EXECFN: what execve() was given, which a shell found on PATH already), made absolute
  * against the directory it started in. Not /proc/self/exe, which names the deleted old file
@@ -676,10 +1064,35 @@ static void upgrade_argv_free(char **av)
 	free(av);
 }
 
+/*
+ * The listeners' names (their --listen arguments), which an upgrade hands over with them, in
+ * one block: they must outlive the configuration they were read from, which a reload frees.
+ */
+static const char **copy_names(const struct serve_opts *o)
+{
+	size_t size = o->nlisten * sizeof(char *);
+	const char **names;
+	char *p;
+
+	for (size_t i = 0; i < o->nlisten; i++)
+		size += strlen(o->listen[i]) + 1;
+	names = malloc(size);
+	if (!names)
+		return NULL;
+	p = (char *)(names + o->nlisten);
+	for (size_t i = 0; i < o->nlisten; i++) {
+		size_t len = strlen(o->listen[i]) + 1;
+
+		names[i] = memcpy(p, o->listen[i], len);
+		p += len;
+	}
+	return names;
+}
+
 /* What the old master does when an upgrade's new master is ready (upgrade_ready()). */
 struct upgrade_hooks {
-	const char *pid_file; /* --pid-file, or NULL */
-	int notify;           /* under systemd: tell it the new main pid */
+	char *pid_file; /* --pid-file (a copy: a reload frees the options), or NULL */
+	int notify;     /* under systemd: tell it the new main pid */
 };
 
 /*
@@ -703,102 +1116,89 @@ static void upgrade_ready(void *arg, pid_t pid)
 
 int cmd_serve(int argc, char **argv)
 {
-	static const char *const default_listen = "127.0.0.1:8080";
-	struct serve_opts o = {.route = {.size = sizeof(struct fdp_route_config)},
-	                       .workers = sysconf(_SC_NPROCESSORS_ONLN),
-	                       .backlog = 4096,
-	                       .drain_ms = 10000,
-	                       .start_ms = 60000,
-	                       .ack_ms = 2000,
-	                       .handler = &fdpass_handler_http,
-	                       .policy = FDP_POLICY_ROUND_ROBIN,
-	                       .log_level = FDP_LOG_INFO};
-	char control[512], why[512], nofile[128], **exec_argv = NULL, **up_argv;
-	struct fdp_upgrade *up = NULL;
-	char fd_specs[FDPASS_INHERITED_MAX][16], store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
+	struct serve_ctx ctx = {.argc = argc, .argv = argv};
+	struct fdp_master_config mc = {.size = sizeof(struct fdp_master_config)};
+	char control[512], why[512], nofile[128], **up_argv = NULL;
+	char store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
 	unsigned char shared[MAX_LISTEN];
-	int store_fds[MAX_LISTEN], notifying;
-	struct upgrade_hooks hooks;
-	static struct fdpass_activation act; /* 16 KiB of names: off the stack */
-	enum fdp_policy policies[MAX_LISTEN];
-	unsigned tags[MAX_LISTEN], tag;
-	int fds[MAX_LISTEN], status, err, routing = 0;
-	struct fdp_master_config cfg;
+	int fds[MAX_LISTEN], store_fds[MAX_LISTEN], metrics_fd = -1, status, err, notifying;
+	struct upgrade_hooks hooks = {NULL, 0};
+	struct fdp_upgrade *up = NULL;
 	struct fdp_master *m;
+	struct serve_gen *g;
+	struct serve_opts *o;
 	sigset_t sigs;
 
 	open_missing_stdio();
 	log_sink_open(&log_sink);
-	status = parse_opts(argc, argv, &o);
-	if (status >= 0)
-		return status;
-	/* Read and cleared before anything forks: no worker may see them. */
-	if (fdpass_activation_read(&act, why, sizeof(why)) < 0) {
+	/* Read and cleared before anything forks: no worker may see them. config_load() reads
+	 * it for the default listeners, at the start and at each reload. */
+	if (fdpass_activation_read(&serve_act, why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: socket activation: %s\n", why);
-		fdpass_activation_close(&act);
+		fdpass_activation_close(&serve_act);
 		return FDPASS_EXIT_FAILURE;
 	}
-	notifying = fdpass_notify_open(log_stderr, &log_sink);
-	hooks = (struct upgrade_hooks){.pid_file = o.pid_file, .notify = notifying};
-	raise_nofile_limit(nofile, sizeof(nofile));
-	if (o.log_level >= FDP_LOG_DEBUG)
-		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
-	if (o.workers < 1) /* the CPU count, unless --workers said otherwise */
-		o.workers = 1;
-	if (o.workers > MAX_WORKERS)
-		o.workers = MAX_WORKERS;
-	for (size_t i = 0; o.nlisten == 0 && i < act.n; i++) { /* no --listen: each passed socket */
-		snprintf(fd_specs[i], sizeof(fd_specs[i]), "fd:%d", act.v[i].fd);
-		o.listen[i] = fd_specs[i];
-		if (i + 1 == act.n)
-			o.nlisten = act.n;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		return FDPASS_EXIT_FAILURE;
 	}
-	if (o.nlisten == 0)
-		o.listen[o.nlisten++] = default_listen;
-	tag = o.exec                              ? FDP_TAG_RAW
-	      : o.handler == &fdpass_handler_http ? FDPASS_TAG_HTTP
-	                                          : FDPASS_TAG_ECHO;
-	for (size_t i = 0; i < o.nlisten; i++) {
-		policies[i] = o.lopts[i].policy_set ? o.lopts[i].policy : o.policy;
-		tags[i] = o.lopts[i].tag_set ? o.lopts[i].tag : tag;
-		routing |= policies[i] == FDP_POLICY_ROUTE;
-	}
-	status = fdpass_route_check(&o.route, routing, o.route_given, (unsigned)o.workers);
+	ctx.gens = g;
+	o = &g->o;
+	status = config_load(g, argc, argv);
+	if (status < 0 && o->check)
+		status = check_only(g);
 	if (status >= 0)
-		return status;
-	if (o.control && strcmp(o.control, "none") == 0)
+		goto out;
+	notifying = fdpass_notify_open(log_stderr, &log_sink);
+	raise_nofile_limit(nofile, sizeof(nofile));
+	if (o->log_level >= FDP_LOG_DEBUG)
+		log_stderr(&log_sink, FDP_LOG_DEBUG, nofile);
+	status = FDPASS_EXIT_FAILURE;
+	if (o->control && strcmp(o->control, "none") == 0)
 		control[0] = '\0';
-	else if (o.control)
-		snprintf(control, sizeof(control), "%s", o.control);
+	else if (o->control)
+		snprintf(control, sizeof(control), "%s", o->control);
 	else if (fdpass_default_control_path(control, sizeof(control), 1, why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: control socket: %s\n", why);
-		return FDPASS_EXIT_FAILURE;
+		goto out;
 	}
 	/* Started by an upgrade: the old master's sockets, before anything is bound. */
 	err = fdp_upgrade_receive(&up, 10000);
 	if (err < 0) {
 		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
 		        fdp_strerror(err));
-		fdpass_activation_close(&act);
-		return FDPASS_EXIT_FAILURE;
+		fdpass_activation_close(&serve_act);
+		goto out;
 	}
 	/*
 	 * Before binding: a running server's addresses would fail with less to say. A new master
 	 * an upgrade started finds the old one there, alive: the old one writes this one's pid
 	 * when it is ready (upgrade_ready()).
 	 */
-	if (o.pid_file && !up && fdpass_pidfile_check(o.pid_file, why, sizeof(why)) < 0) {
+	if (o->pid_file && !up && fdpass_pidfile_check(o->pid_file, why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
-		fdpass_activation_close(&act);
-		return FDPASS_EXIT_FAILURE;
+		fdpass_activation_close(&serve_act);
+		goto out;
 	}
-	status = open_listeners(&o, fds, &act, shared, up);
+	if (o->pid_file && !(hooks.pid_file = strdup(o->pid_file))) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		fdp_upgrade_free(up);
+		goto out;
+	}
+	status = open_listeners(o, fds, &serve_act, shared, up);
 	if (status >= 0) {
 		fdp_upgrade_free(up);
-		return status;
+		goto out;
+	}
+	status = open_metrics(o, &metrics_fd, up);
+	if (status >= 0) {
+		fdp_close_fds(fds, o->nlisten);
+		fdp_upgrade_free(up);
+		goto out;
 	}
 	if (notifying)
-		store_listeners(&o, fds, shared, store_fds, store_names);
+		store_listeners(o, fds, shared, store_fds, store_names);
 	/* The master reads these from a signalfd; workers get the mask back when forked. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -807,56 +1207,46 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGCHLD);
 	sigaddset(&sigs, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	up_argv = upgrade_argv(o.upgrade_binary, argc, argv);
+	up_argv = upgrade_argv(o->upgrade_binary, argc, argv);
 	if (!up_argv)
 		log_stderr(&log_sink, FDP_LOG_WARN,
 		           "upgrade: this program's path is unknown: SIGUSR2 is ignored");
-	if (o.exec && (!(exec_argv = fdpass_exec_argv(o.exec)) || !exec_argv[0])) {
-		/* A blank one was refused by parse_opts(). */
-		fprintf(stderr, "fdpass serve: --exec %s: out of memory\n", o.exec);
-		free(exec_argv);
-		fdp_close_fds(fds, o.nlisten);
+	status = FDPASS_EXIT_FAILURE;
+	ctx.names = copy_names(o);
+	ctx.nlisten = o->nlisten;
+	ctx.backlog = o->backlog;
+	ctx.control = o->control ? strdup(o->control) : NULL;
+	if (!ctx.names || (o->control && !ctx.control)) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		fdp_close_fds(fds, o->nlisten);
+		if (metrics_fd >= 0)
+			close(metrics_fd);
 		fdp_upgrade_free(up);
-		upgrade_argv_free(up_argv);
-		return FDPASS_EXIT_FAILURE;
+		goto out;
 	}
-	cfg = (struct fdp_master_config){
-	                                  .size = sizeof(struct fdp_master_config),
-	                                  .listeners = fds,
-	                                  .nlisteners = o.nlisten,
-	                                  .workers = (unsigned)o.workers,
-	                                  .policy = o.policy,
-	                                  .tag = tag,
-	                                  .listener_policy = policies,
-	                                  .listener_tag = tags,
-	                                  .route = routing ? &o.route : NULL,
-	                                  .drain_timeout_ms = (unsigned)o.drain_ms,
-	                                  .start_timeout_ms = (unsigned)o.start_ms,
-	                                  .ack_timeout_ms = o.ack_ms,
-	                                  .control_path = control[0] ? control : NULL,
-	                                  .worker_main = o.exec ? NULL : run_handler,
-	                                  .worker_arg = &o,
-	                                  .exec_argv = exec_argv,
-	                                  .log = log_stderr,
-	                                  .log_arg = &log_sink,
-	                                  .log_level = o.log_level,
-	                                  .upgrade = up_argv != NULL,
-	                                  .upgrade_argv = up_argv,
-	                                  .upgrade_timeout_ms = o.upgrade_ms,
-	                                  .listener_names = o.listen,
-	                                  .upgrade_ready = upgrade_ready,
-	                                  .upgrade_arg = &hooks,
-	                                  .upgraded_from = up,
-	                                  .event = notifying ? fdpass_notify_event : NULL,
-	                                  .tick_ms = fdpass_notify_tick_ms(),
-	                                  .listener_shared = shared,
-	                                  .upgrade_env = notifying ? fdpass_notify_env() : NULL,
-	                          };
-	fdpass_proc_limits_apply(&o.plimits, &cfg);
-	err = fdp_master_open(&m, &cfg);
+	fill_config(&mc, g, 1);
+	mc.listeners = fds;
+	mc.nlisteners = o->nlisten;
+	mc.control_path = control[0] ? control : NULL;
+	mc.metrics_fd = metrics_fd >= 0 ? &metrics_fd : NULL;
+	mc.log = log_stderr;
+	mc.log_arg = &log_sink;
+	mc.reload = serve_reload;
+	mc.reload_arg = &ctx;
+	mc.upgrade = up_argv != NULL;
+	mc.upgrade_argv = up_argv;
+	mc.upgrade_timeout_ms = o->upgrade_ms;
+	mc.listener_names = ctx.names;
+	hooks.notify = notifying;
+	mc.upgrade_ready = upgrade_ready;
+	mc.upgrade_arg = &hooks;
+	mc.upgraded_from = up;
+	mc.event = notifying ? fdpass_notify_event : NULL;
+	mc.tick_ms = fdpass_notify_tick_ms();
+	mc.listener_shared = shared;
+	mc.upgrade_env = notifying ? fdpass_notify_env() : NULL;
+	err = fdp_master_open(&m, &mc);
 	if (err < 0) {
-		free(exec_argv);
-		upgrade_argv_free(up_argv);
 		if (err == -EADDRINUSE)
 			fprintf(stderr,
 			        "fdpass serve: control socket %s: another server is running there "
@@ -867,37 +1257,40 @@ int cmd_serve(int argc, char **argv)
 			        fdp_strerror(err));
 		else
 			fprintf(stderr, "fdpass serve: cannot start: %s\n", fdp_strerror(err));
-		return FDPASS_EXIT_FAILURE;
+		goto out;
 	}
 	/* Listeners and control socket bound, no worker yet: the server is this pid from now. */
-	if (o.pid_file && !up && fdpass_pidfile_write(o.pid_file, getpid(), why, sizeof(why)) < 0) {
+	if (hooks.pid_file && !up &&
+	    fdpass_pidfile_write(hooks.pid_file, getpid(), why, sizeof(why)) < 0) {
 		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
 		fdp_master_close(m);
 		fdpass_notify_close();
-		free(exec_argv);
-		upgrade_argv_free(up_argv);
-		return FDPASS_EXIT_FAILURE;
+		goto out;
 	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
 	fdpass_notify_close();
-	free(exec_argv);
-	upgrade_argv_free(up_argv);
-	if (o.pid_file) /* an upgrade's new master that took over has its pid there: leave it */
-		fdpass_pidfile_remove(o.pid_file, getpid());
-	if (err == -ENOEXEC) { /* the master logged what it could not execute, and why */
+	if (hooks.pid_file) /* an upgrade's new master that took over has its pid there */
+		fdpass_pidfile_remove(hooks.pid_file, getpid());
+	if (err == -ENOEXEC) /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
-		        o.exec);
-		return FDPASS_EXIT_FAILURE;
-	}
-	if (err == -EPERM) { /* and which step of taking the user failed, and why */
+		        ctx.gens->o.exec);
+	else if (err == -EPERM) /* and which step of taking the user failed, and why */
 		fprintf(stderr, "fdpass serve: cannot start: the workers cannot run as --user %s\n",
-		        o.plimits.user);
-		return FDPASS_EXIT_FAILURE;
-	}
-	if (err < 0) {
+		        ctx.gens->o.plimits.user);
+	else if (err < 0)
 		fprintf(stderr, "fdpass serve: %s\n", fdp_strerror(err));
-		return FDPASS_EXIT_FAILURE;
+	else
+		status = FDPASS_EXIT_OK;
+out:
+	free(hooks.pid_file);
+	upgrade_argv_free(up_argv);
+	free(ctx.names);
+	free(ctx.control);
+	while (ctx.gens) {
+		g = ctx.gens;
+		ctx.gens = g->next;
+		gen_free(g);
 	}
-	return FDPASS_EXIT_OK;
+	return status;
 }

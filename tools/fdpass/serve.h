@@ -5,6 +5,7 @@
 #include "fdpass_runtime.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* The protocol tags of the built-in handlers (FDP_TAG_RAW, 0, is an --exec worker's). */
@@ -128,6 +129,33 @@ int fdpass_parse_ms(const char *s, double min_ms, double max_ms, unsigned *out);
  * free(); NULL when out of memory.
  */
 char **fdpass_exec_argv(const char *cmd);
+
+/*
+ * fdpass serve --config FILE (config.c): each option line is handed to apply(arg, argc, argv)
+ * as argv {"serve", "--NAME", "VALUE"} (argc 2 without a value), the command line's parser;
+ * apply returns -1 when good, else an exit status after printing why, which is printed again
+ * as "fdpass serve: FILE:LINE: why". Returns -1 with *out holding the text the options point
+ * into (fdpass_config_free() once they are no longer used), else the exit status.
+ */
+struct fdpass_config_file;
+int fdpass_config_read(const char *path, int (*apply)(void *arg, int argc, char **argv),
+                       void *arg, struct fdpass_config_file **out);
+void fdpass_config_free(struct fdpass_config_file *f);
+
+/* What is printed to stderr between begin and end, returned by end (malloc'd). Nests. */
+struct fdpass_capture {
+	FILE *saved, *mem;
+	char *buf;
+	size_t len;
+};
+void fdpass_capture_begin(struct fdpass_capture *c);
+char *fdpass_capture_end(struct fdpass_capture *c);
+
+/*
+ * Whether an --exec program can be executed: the master's own search (execvp()'s, $PATH).
+ * 0, or the errno its execve() would fail with.
+ */
+int fdpass_exec_find(const char *name);
 
 extern const struct fdpass_handler fdpass_handler_echo;
 extern const struct fdpass_handler fdpass_handler_http;

@@ -1,7 +1,8 @@
 /*
  * fdpass status: connect to a server's control socket, read its status (one "master ..." line
  * and one "worker ..." line per worker process, each a list of key=value) and show it as a
- * table, or as JSON with --json.
+ * table, or as JSON with --json; or, with --prometheus, its metrics in Prometheus's text format
+ * (the control socket's `metrics` command), printed as they come.
  */
 #include "commands.h"
 #include "serve.h"
@@ -18,7 +19,7 @@
 #define STATUS_EXIT_NOT_READY 3
 
 static const char usage_text[] =
-        "usage: fdpass status [--json] [--control PATH]\n"
+        "usage: fdpass status [--json | --prometheus] [--control PATH]\n"
         "\n"
         "Show a running `fdpass serve`: for the master, connections accepted, handed over,\n"
         "re-handed after a worker died, closed unserved (by reason), lost with a worker that\n"
@@ -31,6 +32,9 @@ static const char usage_text[] =
         "\n"
         "Options:\n"
         "  --json          print JSON instead of a table.\n"
+        "  --prometheus    print the server's metrics in Prometheus's text format instead\n"
+        "                  (the text `fdpass serve --metrics` serves; for node_exporter's\n"
+        "                  textfile collector). docs/SERVE.md lists them.\n"
         "  --control PATH  the server's control socket (default: the one `fdpass serve` uses\n"
         "                  by default: $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
         "                  in $TMPDIR or /tmp). A server that runs as neither root nor you is\n"
@@ -223,21 +227,54 @@ static int server_ready(const char *reply)
 	return n == workers;
 }
 
+/*
+ * --prometheus: the server's text, once it is known to be whole: it ends with the line
+ * METRICS_END (the control socket's answer to `metrics`, docs/SERVE.md), which is not printed.
+ */
+#define METRICS_END "# end of the metrics\n"
+
+static int print_metrics(const char *control)
+{
+	char *reply = fdpass_control_call("status", control, "metrics", READ_TIMEOUT_MS);
+	size_t len, end = strlen(METRICS_END);
+
+	if (!reply)
+		return FDPASS_EXIT_FAILURE;
+	len = strlen(reply);
+	if (strncmp(reply, "# HELP ", 7) != 0 || len < end ||
+	    strcmp(reply + len - end, METRICS_END) != 0) {
+		fprintf(stderr, "fdpass status: %s: %s", control,
+		        strncmp(reply, "error ", 6) == 0 ? reply + 6
+		        : strncmp(reply, "master ", 7) == 0
+		                ? "this server has no metrics command (an older fdpass?)\n"
+		                : "no metrics, or cut short\n");
+		free(reply);
+		return FDPASS_EXIT_FAILURE;
+	}
+	reply[len - end] = '\0';
+	fputs(reply, stdout);
+	free(reply);
+	return fflush(stdout) == 0 && !ferror(stdout) ? FDPASS_EXIT_OK : FDPASS_EXIT_FAILURE;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	                                         {"prometheus", no_argument, NULL, 'P'},
 	                                         {"control", required_argument, NULL, 'c'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
 	char path[512];
 	const char *control = NULL;
 	char *reply;
-	int json = 0, c;
+	int json = 0, prometheus = 0, c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == 'j') {
 			json = 1;
+		} else if (c == 'P') {
+			prometheus = 1;
 		} else if (c == 'c') {
 			control = optarg;
 		} else if (c == 'h') {
@@ -249,8 +286,12 @@ int cmd_status(int argc, char **argv)
 	}
 	if (optind < argc)
 		return fdpass_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	if (json && prometheus)
+		return fdpass_usage_error("status", "--json and --prometheus exclude each other");
 	if (fdpass_control_resolve("status", &control, path, sizeof(path)) < 0)
 		return FDPASS_EXIT_FAILURE;
+	if (prometheus)
+		return print_metrics(control);
 	reply = fdpass_control_call("status", control, "status", READ_TIMEOUT_MS);
 	if (!reply)
 		return FDPASS_EXIT_FAILURE;

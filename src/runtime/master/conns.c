@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A FIFO that can also take items at its front (re-handed ones go first). */
@@ -73,6 +74,16 @@ static void close_conn(struct fdp_master *m, struct fdp__conn *c, enum fdp__clos
 	close(c->fd);
 	c->fd = -1;
 	m->conns.closed[why]++;
+	m->listeners[c->listener].closed[why]++;
+}
+
+/* The monotonic clock in nanoseconds (fdp__now_ms()'s, finer): for the ACK latency. */
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /*
@@ -94,7 +105,8 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 		return -ENOMEM;
 	held = ring_at(&p->inflight, p->inflight.n - 1);
 	held->seq = fdp_channel_sent(p->ch) + fdp_channel_queued(p->ch);
-	held->handed_ms = fdp__now_ms();
+	held->handed_ns = now_ns();
+	held->handed_ms = held->handed_ns / 1000000; /* as fdp__now_ms() would say */
 	/* Lent, not given: the master's copy lives in p->inflight until the worker's ACK, which
 	 * cannot come before the message has left, and the channel is closed before a lost
 	 * worker's connections are re-handed. */
@@ -113,6 +125,8 @@ static int hand_to(struct fdp_master *m, struct fdp__proc *p, const struct fdp__
 	p->handed += !c->again; /* recycle.c counts the clients that came to it */
 	p->dirty = 1;
 	m->conns.handed++;
+	m->slots[p->slot].handed++;
+	m->listeners[c->listener].handovers++;
 	return 0;
 }
 
@@ -160,6 +174,7 @@ int fdp__conns_accept(struct fdp_master *m, const struct fdp__listener *l,
 
 	memcpy(&c.peer, &a->peer, a->peer_len);
 	m->conns.accepted++;
+	m->listeners[c.listener].accepted++;
 	if (l->policy == FDP_POLICY_ROUTE) {
 		m->conns.routing++;
 		*lent = c;
@@ -242,6 +257,7 @@ void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *ne
 			continue;
 		}
 		m->conns.ack_timeouts++;
+		m->slots[p->slot].ack_timeouts++;
 		fdp__log(m, FDP_LOG_WARN,
 		         "worker %u pid %d acknowledged no connection for %lld ms (%zu waiting): "
 		         "killing it; they go to other workers",
@@ -256,16 +272,25 @@ void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *ne
  * could be reused at once), and so is one for a connection p does not hold (each is
  * acknowledged once): the worker is broken. Returns 0 or -EPROTO.
  */
-int fdp__conns_ack(struct fdp__proc *p, uint64_t id)
+int fdp__conns_ack(struct fdp_master *m, struct fdp__proc *p, uint64_t id)
 {
 	struct fdp__ring *r = &p->inflight;
 	size_t i = 0;
+	long long ns;
+	unsigned b = 0;
 
 	/* Acknowledgements come in hand-over order, so the match is almost always first. */
 	while (i < r->n && ring_at(r, i)->id != id)
 		i++;
 	if (i == r->n || ring_at(r, i)->seq >= fdp_channel_sent(p->ch))
 		return -EPROTO;
+	ns = now_ns() - ring_at(r, i)->handed_ns;
+	while (b < FDP__ACK_BUCKETS && ns > fdp__ack_bound_ns(b))
+		b++;
+	m->conns.ack_latency[b]++;
+	m->conns.ack_latency_sum_ns += (uint64_t)(ns > 0 ? ns : 0);
+	m->conns.acked++;
+	m->slots[p->slot].acked++;
 	close(ring_at(r, i)->fd);
 	ring_remove(r, i);
 	return 0;
@@ -344,6 +369,7 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	if (p->open)
 		p->open--;
 	m->conns.returned++;
+	m->slots[p->slot].returned++;
 	if (!forward(m, &c))
 		take_back_one(m, &c); /* or closed, counted by its reason */
 }
@@ -376,6 +402,7 @@ void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p)
 	uint64_t lost = p->open > n ? p->open - n : 0;
 
 	m->conns.lost += lost;
+	m->slots[p->slot].lost += lost;
 	if (lost)
 		fdp__log(m, FDP_LOG_WARN,
 		         "worker %u pid %d died with %llu acknowledged connection(s) not done: lost",
@@ -390,6 +417,7 @@ void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p)
 		again += (size_t)take_back_one(m, c);
 	}
 	m->conns.rehanded += again;
+	m->slots[p->slot].rehanded += again;
 	if (again)
 		fdp__log(m, FDP_LOG_WARN,
 		         "worker %u pid %d left %zu connection(s) unacknowledged; handing them to "

@@ -8,8 +8,12 @@
  *                process. A client that sends nothing, only closes its writing side or stays
  *                silent for FDP__CONTROL_READ_MS, gets the status too (the protocol before
  *                commands, which `socat - UNIX-CONNECT:PATH` still speaks).
- *   reload       replace every worker, as SIGHUP does; answered when the reload is complete:
- *                "ok ..." or "error ...".
+ *   metrics      the metrics in Prometheus's text format (metrics.c; docs/SERVE.md,
+ *                "Metrics"), as `fdpass serve --metrics` serves them over HTTP, then the line
+ *                "# end of the metrics" (a comment, to parsers) that says they are whole.
+ *   reload       read the configuration again and replace every worker, as SIGHUP does
+ *                (reconfig.c); answered when the reload is complete: "ok ..." or "error ...",
+ *                at once "error reload refused: WHY" when the configuration was refused.
  *   stop         drain and stop, as SIGTERM does (a second one stops at once); answered at
  *                once, "ok draining ...". "stop wait" is answered when the master has stopped.
  *   upgrade      start a new master, as SIGUSR2 does (upgrade.c); answered when it is ready,
@@ -32,6 +36,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+/* The last line of the answer to `metrics`. */
+#define FDP_CONTROL_METRICS_END "# end of the metrics\n"
 
 int fdp__control_open(struct fdp_master *m)
 {
@@ -144,6 +151,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 	                    : m->up.pid && !m->up.committed ? "upgrading"
 	                    : m->reloading                  ? "reloading"
 	                                                    : "running";
+	unsigned nslots = m->cfg.workers;
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
@@ -163,7 +171,11 @@ static void status_text(struct fdp_master *m, struct text *t)
 		fdp__route_status(m, line, sizeof(line));
 		add(t, "%s", line);
 	}
-	for (unsigned i = 0; i < m->cfg.workers; i++) {
+	/* Past the count too: a shrink's retired slots while their workers drain (reconfig.c). */
+	for (struct fdp__proc *q = m->procs; q; q = q->next)
+		if (q->slot >= nslots)
+			nslots = q->slot + 1;
+	for (unsigned i = 0; i < nslots; i++) {
 		struct fdp__slot *s = &m->slots[i];
 
 		/* The slot's processes, oldest first (a reload runs two at once). */
@@ -185,7 +197,8 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    (unsigned long long)p->open, (unsigned long long)p->served,
 			    s->restarts);
 		}
-		if (!s->proc) /* waiting to be restarted: after any older one still draining */
+		/* Waiting to be restarted (a retired slot is not): after any older one draining. */
+		if (!s->proc && i < m->cfg.workers)
 			add(t,
 			    "worker index=%u pid=0 generation=%u state=backoff open=0 served=0 "
 			    "restarts=%u\n",
@@ -313,6 +326,28 @@ static void cmd_status(struct fdp_master *m, struct fdp__ctl_client *c, const ch
 	answer_status(m, c);
 }
 
+/*
+ * The text ends with a comment line (which parsers skip) that says it is whole: an answer the
+ * socket's buffer could not take is cut, maybe at a line's end, and must not pass for whole.
+ */
+static void cmd_metrics(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
+{
+	struct text t = {NULL, 0, 0, 0};
+	int fd = c->fd;
+
+	(void)arg;
+	if (fdp__metrics_render(m, &t.buf, &t.len) < 0) {
+		reply(m, c, "error out of memory\n");
+		return;
+	}
+	t.cap = t.len + 1;
+	add(&t, FDP_CONTROL_METRICS_END);
+	client_free(m, c);
+	c->fd = -1;
+	send_close(m, fd, &t);
+	free(t.buf);
+}
+
 static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
 {
 	(void)arg;
@@ -323,8 +358,9 @@ static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const ch
 	fdp__log(m, FDP_LOG_INFO, "control: reload requested");
 	/* A reload already running is followed by the one asked for here (fdp__reload()). */
 	c->reload_target = m->reloads_done + (m->reloading ? 2 : 1);
+	c->refused_base = m->reloads_refused;
 	c->waiting = CTL_WAIT_RELOAD;
-	fdp__reload(m);
+	fdp__reconfigure(m); /* the configuration is read again first (cfg.reload) */
 }
 
 static void cmd_stop(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
@@ -385,6 +421,7 @@ static const struct {
 	void (*run)(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg);
 } commands[] = {
         {"status", cmd_status},
+        {"metrics", cmd_metrics},
         {"reload", cmd_reload},
         {"stop", cmd_stop},
         {"upgrade", cmd_upgrade},
@@ -415,7 +452,7 @@ static void run_command(struct fdp_master *m, struct fdp__ctl_client *c)
 			return;
 		}
 	line[n] = '\0';
-	reply(m, c, "error unknown command '%.32s' (status, reload, stop, upgrade)\n", line);
+	reply(m, c, "error unknown command '%.32s' (status, metrics, reload, stop, upgrade)\n", line);
 }
 
 void fdp__control_accept(struct fdp_master *m)
@@ -497,6 +534,11 @@ void fdp__control_timers(struct fdp_master *m, long long now, long long *next)
 			if (m->stopping)
 				reply(m, c, "error stopping: the server began to stop before the "
 				            "reload was complete\n");
+			else if (m->reloads_refused != c->refused_base)
+				reply(m, c,
+				      "error reload refused: %s; the configuration in force stays, no "
+				      "worker replaced\n",
+				      m->refused_why);
 			else if (m->reloads_done >= c->reload_target && m->last_reload_failed)
 				reply(m, c,
 				      "error reload: %u of %u worker(s) not replaced; they keep the "

@@ -66,10 +66,11 @@ int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 }
 
 /* The worker has its copy of these connections: conns.c closes ours. 0, or -EPROTO for a lie. */
-static int handle_ack(struct fdp__proc *p, const unsigned char *ids, size_t n)
+static int handle_ack(struct fdp_master *m, struct fdp__proc *p, const unsigned char *ids,
+                      size_t n)
 {
 	for (size_t k = 0; k < n; k++)
-		if (fdp__conns_ack(p, fdp_proto_id(ids, k)) < 0)
+		if (fdp__conns_ack(m, p, fdp_proto_id(ids, k)) < 0)
 			return -EPROTO;
 	return 0;
 }
@@ -110,7 +111,7 @@ static int handle_message(struct fdp_master *m, struct fdp__proc *p, struct fdp_
 	if (err < 0)
 		return err;
 	if (msg->type == FDP_PROTO_ACK)
-		return handle_ack(p, msg->payload, msg->len / 8);
+		return handle_ack(m, p, msg->payload, msg->len / 8);
 	if (msg->type == FDP_PROTO_DONE)
 		return fdp__conns_done(m, p, msg->len / 8);
 	if (msg->type == FDP_PROTO_READY)

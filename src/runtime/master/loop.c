@@ -4,9 +4,9 @@
  * deadline (respawn, drain, pending expiry, accept pause), which needs no timerfd to re-arm.
  *
  * Each round handles worker events (signals, deaths, channel input), then new connections,
- * then control requests, so a count a worker reported before a client's next connect is
- * already applied when that connection is dispatched, and a status read after a connect
- * already counts it.
+ * then control and metrics requests, so a count a worker reported before a client's next
+ * connect is already applied when that connection is dispatched, and a status (or the
+ * metrics) read after a connect already counts it.
  */
 #include "master.h"
 
@@ -128,7 +128,18 @@ static int config_check(const struct fdp_master_config *cfg)
 		if (err < 0)
 			return err;
 	}
+	if (cfg->metrics_fd && *cfg->metrics_fd >= 0)
+		return listener_prepare(*cfg->metrics_fd);
 	return 0;
+}
+
+/* The metrics listener of a config no master was made from: the caller's to give too. */
+static void close_metrics_fd(const struct fdp_master_config *given)
+{
+	size_t end = offsetof(struct fdp_master_config, metrics_fd) + sizeof(given->metrics_fd);
+
+	if (given->size >= end && given->metrics_fd && *given->metrics_fd >= 0)
+		close(*given->metrics_fd);
 }
 
 /* The first published layout of struct fdp_master_config ends with start_timeout_ms. */
@@ -163,6 +174,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		/* The listeners follow size in every layout: they are the caller's to give. */
 		for (size_t i = 0; i < given->nlisteners; i++)
 			close(given->listeners[i]);
+		close_metrics_fd(given);
 		if (copied) /* the caller's to give, like the listeners */
 			fdp_upgrade_free(cfg->upgraded_from);
 		free(m);
@@ -175,7 +187,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	m->cfg.upgraded_from = NULL;
 	m->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*m->listeners));
 	m->nlisteners = m->listeners ? cfg->nlisteners : 0; /* closed below when it failed */
-	m->slots = calloc(cfg->workers, sizeof(*m->slots));
+	/* Every slot the count may grow to at a reload (fdp__supervise_resize()). */
+	m->slots = calloc(FDP__MAX_WORKERS, sizeof(*m->slots));
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (m->listeners)
 			m->listeners[i] = (struct fdp__listener){
@@ -188,8 +201,11 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		else
 			close(cfg->listeners[i]);
 	}
-	if (!m->listeners || !m->slots) {
-		err = -ENOMEM;
+	if (cfg->metrics_fd && *cfg->metrics_fd >= 0)
+		err = fdp__metrics_open(m, *cfg->metrics_fd); /* it closes it on failure */
+	m->cfg.metrics_fd = NULL;                             /* taken: the pointer is not kept */
+	if (err < 0 || !m->listeners || !m->slots) {
+		err = err < 0 ? err : -ENOMEM;
 		goto fail;
 	}
 	for (size_t i = 0; i < m->nlisteners && !m->router; i++) {
@@ -225,6 +241,7 @@ void fdp_master_close(struct fdp_master *m)
 	fdp__upgrade_close(m);
 	close_listeners(m);
 	fdp__control_close(m);
+	fdp__metrics_close(m);
 	while (m->procs) {
 		struct fdp__proc *p = m->procs;
 
@@ -334,7 +351,7 @@ static void handle_signals(struct fdp_master *m)
 		}
 		if (si.ssi_signo == SIGHUP) {
 			if (!m->stopping)
-				fdp__reload(m);
+				fdp__reconfigure(m);
 			continue;
 		}
 		fdp__log(m, FDP_LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
@@ -424,6 +441,7 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 	if (now < m->ctl_paused_until && m->ctl_paused_until < *next)
 		*next = m->ctl_paused_until;
 	control_watch(m, now >= m->ctl_paused_until && m->ctl_nclients < FDP__CONTROL_CLIENTS);
+	fdp__metrics_timers(m, now, next); /* its clients' deadlines, and its listener's watch */
 }
 
 static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase)
@@ -452,6 +470,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 		fdp__control_accept(m);
 	} else if (w->kind == W_CTLCLIENT) {
 		fdp__control_input(m, w);
+	} else if (w->kind == W_METRICS || w->kind == W_METRICS_CLIENT) {
+		fdp__metrics_event(m, w, ev->events);
 	} else if (w->kind == W_ROUTE && !m->stopping) {
 		/* Last: handling it may free w, and no later phase may look at it. */
 		fdp__route_input(m, w, ev->events);
@@ -471,6 +491,7 @@ static void log_listeners(struct fdp_master *m)
 	if (m->cfg.worker_set_ids)
 		fdp__log(m, FDP_LOG_INFO, "workers run as uid %u gid %u", (unsigned)m->cfg.worker_uid,
 		         (unsigned)m->cfg.worker_gid);
+	fdp__metrics_log(m);
 }
 
 /* The program's periodic event (config tick_ms): a watchdog that stops when the loop does. */
@@ -535,6 +556,10 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__supervise_flagged(m);
 		fdp__upgrade_forward(m);
 		fdp__free_dead(m);
+		if (m->reload_due && !m->stopping) { /* one asked for during the last reload */
+			m->reload_due = 0;
+			fdp__reconfigure(m);
+		}
 	}
 	if (m->start_err) {
 		/* fdp_master_close() kills and reaps the workers that did start. */

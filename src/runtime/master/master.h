@@ -4,8 +4,10 @@
  * fails on a cycle):
  *
  *   loop.c          the event loop, signals, timers, and when flagged failures are settled
- *   control.c       the control socket: its commands (status, reload, stop, upgrade)
+ *   control.c       the control socket: its commands (status, metrics, reload, stop, upgrade)
+ *   reconfig.c      a reload's new configuration (cfg.reload): built, then applied or refused
  *   upgrade.c       a hot upgrade: starting a new master, handing it the sockets, rollback
+ *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
@@ -56,6 +58,7 @@
 #define FDP__RETRY_MAX_MS    64        /* ... doubling to 64 ms */
 #define FDP__FD_RESERVE      64        /* a worker's descriptors besides its connections */
 #define FDP__CONN_CAP_MAX    (1 << 20) /* per-worker open connections when nothing limits */
+#define FDP__ACK_BUCKETS     13        /* the ACK latency histogram's bounds (fdp__ack_bound_ns) */
 #define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
 #define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
@@ -69,7 +72,9 @@ enum fdp__watch_kind {
 	W_CHANNEL,
 	W_PIDFD,
 	W_ROUTE,
-	W_UPGRADE
+	W_METRICS,        /* the metrics listener (metrics.c) */
+	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
+	W_UPGRADE,
 };
 
 struct fdp__watch {
@@ -86,6 +91,7 @@ struct fdp__conn {
 	unsigned listener;
 	long long since_ms;
 	long long handed_ms; /* in flight: when it was handed to its worker */
+	long long handed_ns; /* the same in nanoseconds: the ACK latency histogram's */
 	int routed;    /* a routing key (or the route failure action) chose its slot: */
 	unsigned slot; /* this one, which it keeps if handed again (route.c) */
 	/* The route failure action chose that slot (a second failure closes it); and, while it is
@@ -147,39 +153,8 @@ struct fdp__slot {
 	unsigned restarts, quick_fails;
 	long long respawn_at; /* 0: nothing scheduled */
 	uint64_t served;      /* by every process this slot has had */
-};
-
-struct fdp__listener {
-	int fd;
-	long long paused_until; /* EMFILE backoff; 0: accepting */
-	int registered;
-	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
-	unsigned tag;           /* the protocol tag its connections carry */
-	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
-	 * handshake filter and its file left, since the new master accepts on it. */
-	int handed;
-	int shared;             /* config listener_shared: left as it is at a stop */
-	struct fdp__watch w;
-};
-
-/* A control client (control.c): reading its command, or waiting for what it asked. */
-enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP, CTL_WAIT_UPGRADE };
-
-struct fdp__ctl_client {
-	int fd; /* -1: a free entry */
-	int watched;
-	enum fdp__ctl_wait waiting;
-	size_t len;
-	char line[FDP__CONTROL_LINE];
-	long long deadline;     /* reading: nothing by then is a request for the status */
-	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
-	struct fdp__watch w;
-};
-
-/* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
-struct fdp__ratelimit {
-	long long next_ms;
-	unsigned held; /* not logged since the last one */
+	/* Counted by conns.c for the metrics (metrics.c), over every process of the slot: */
+	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
 };
 
 /*
@@ -193,6 +168,42 @@ enum fdp__close_reason {
 	CLOSE_ERROR,
 	CLOSE_ROUTE,
 	CLOSE_NREASONS
+};
+
+struct fdp__listener {
+	int fd;
+	long long paused_until; /* EMFILE backoff; 0: accepting */
+	int registered;
+	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
+	unsigned tag;           /* the protocol tag its connections carry */
+	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
+	 * handshake filter and its file left, since the new master accepts on it. */
+	int handed;
+	int shared;             /* config listener_shared: left as it is at a stop */
+	struct fdp__watch w;
+	/* Counted by conns.c for the metrics (metrics.c): */
+	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
+};
+
+/* A control client (control.c): reading its command, or waiting for what it asked. */
+enum fdp__ctl_wait { CTL_READING, CTL_WAIT_RELOAD, CTL_WAIT_STOP, CTL_WAIT_UPGRADE };
+
+struct fdp__ctl_client {
+	int fd; /* -1: a free entry */
+	int watched;
+	enum fdp__ctl_wait waiting;
+	size_t len;
+	char line[FDP__CONTROL_LINE];
+	long long deadline;     /* reading: nothing by then is a request for the status */
+	unsigned reload_target; /* CTL_WAIT_RELOAD: answered once reloads_done reaches it */
+	unsigned refused_base;  /* CTL_WAIT_RELOAD: reloads_refused when it asked */
+	struct fdp__watch w;
+};
+
+/* A warning that may repeat fast: logged at most once per FDP__LOG_INTERVAL_MS. */
+struct fdp__ratelimit {
+	long long next_ms;
+	unsigned held; /* not logged since the last one */
 };
 
 /*
@@ -210,6 +221,11 @@ struct fdp__conns {
 	uint64_t ack_timeouts; /* workers killed for leaving a connection unacknowledged */
 	uint64_t returned;     /* handed back by a draining worker, for another to serve */
 	uint64_t lost;         /* acknowledged by a worker that died before reporting them done */
+	uint64_t acked;        /* acknowledged by their worker */
+	/* Time from hand-over to ACK (metrics.c's buckets): count per bucket (not cumulative;
+	 * the last is past the largest bound), and the sum in nanoseconds. */
+	uint64_t ack_latency[FDP__ACK_BUCKETS + 1];
+	uint64_t ack_latency_sum_ns;
 	/* After an upgrade's commit: what goes to the new master (upgrade.c sends it). */
 	struct fdp__ring forward;
 	uint64_t forwarded;
@@ -222,6 +238,7 @@ struct fdp__conns {
 #define FDP__UP_END           4 /* old -> new: nothing more follows */
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
+#define FDP__UP_KIND_METRICS  3 /* the metrics listener (metrics.c) */
 #define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
@@ -258,6 +275,8 @@ struct fdp_master {
 	int want_stop;               /* a control client asked for a stop: loop.c begins it */
 	unsigned reloads_done;       /* reloads complete so far (supervise.c) */
 	unsigned last_reload_failed; /* and how many slots the last one could not replace */
+	unsigned reloads_refused;    /* reloads whose configuration was refused (reconfig.c) */
+	char refused_why[256];       /* why the last one was */
 	struct fdp__ratelimit rl_accept, rl_control, rl_expire;
 	struct fdp__slot *slots;
 	struct fdp__proc *procs, *dead;
@@ -268,6 +287,9 @@ struct fdp_master {
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
+	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
+	int reload_chained;      /* and its RELOADING event was sent when it was asked for */
+	unsigned retire_end;     /* shrunk: slots cfg.workers..retire_end-1 drain (supervise.c) */
 	unsigned reload_failed;  /* slots whose successor did not start in this reload */
 	unsigned drains_pending; /* processes with drain_pending set */
 	unsigned flagged;        /* lost and ready_seen flags not settled yet */
@@ -281,9 +303,20 @@ struct fdp_master {
 	int reap_all;          /* orphans.c: reap every child (cfg reap_all, or PID 1) */
 	int conns_limited;     /* at max_connections: the listeners are out of epoll */
 	struct fdp__ratelimit rl_limit;
+	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
 	struct fdp__upgrade up; /* upgrade.c's */
 	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
 };
+
+/* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
+static inline long long fdp__ack_bound_ns(unsigned i)
+{
+	static const long long bound[FDP__ACK_BUCKETS] = {
+	        100000,   250000,   500000,    1000000,   2500000,   5000000,   10000000,
+	        25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
+
+	return bound[i];
+}
 
 /*
  * A worker's channel failed where the failure cannot be handled (a hand-over, a read, a flush,
@@ -331,7 +364,7 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
                          const struct fdp_conn *meta);
 /* Flag every ready worker whose oldest unacknowledged connection is past the ACK deadline. */
 void fdp__conns_ack_deadlines(struct fdp_master *m, long long now, long long *next);
-int fdp__conns_ack(struct fdp__proc *p, uint64_t id);
+int fdp__conns_ack(struct fdp_master *m, struct fdp__proc *p, uint64_t id);
 int fdp__conns_done(struct fdp_master *m, struct fdp__proc *p, size_t n);
 void fdp__conns_take_back(struct fdp_master *m, struct fdp__proc *p);
 void fdp__conns_hold_for(struct fdp_master *m, unsigned ms);
@@ -395,6 +428,7 @@ void fdp__stop_now(struct fdp_master *m);
 void fdp__reload(struct fdp_master *m);
 void fdp__reload_check(struct fdp_master *m);
 void fdp__send_drains(struct fdp_master *m);
+void fdp__supervise_resize(struct fdp_master *m, unsigned n);
 void fdp__free_dead(struct fdp_master *m);
 const char *fdp__proc_state_name(enum fdp__proc_state s);
 
@@ -402,6 +436,11 @@ const char *fdp__proc_state_name(enum fdp__proc_state s);
  * waiting for their key's slot) */
 int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc);
 void fdp__route_close(struct fdp_master *m);
+/* A reconfiguration's router (the map read again), then put in use or discarded. */
+int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
+                     struct fdp__router **out, char *err, size_t errlen);
+void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
+void fdp__route_discard(struct fdp__router *r);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 int fdp__route_full(const struct fdp_master *m);
@@ -409,6 +448,32 @@ int fdp__route_full(const struct fdp_master *m);
 size_t fdp__route_room(const struct fdp_master *m);
 void fdp__route_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size);
+/* What the route policy counted, for the metrics. */
+struct fdp__route_stats {
+	size_t waiting, held; /* for their key; for their slot's worker */
+	int on_fail_default;  /* the failure action: 1 to the default worker, 0 close */
+	uint64_t hashed, mapped, timeout, too_big, rejected, overflow, eof, unavailable;
+	uint64_t defaulted, closed;
+};
+void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st);
+
+/*
+ * metrics.c: the metrics in Prometheus's text format (docs/SERVE.md), served over HTTP on
+ * cfg.metrics_fd by the loop, and rendered for the control socket's `metrics` command.
+ */
+int fdp__metrics_open(struct fdp_master *m, int fd);
+void fdp__metrics_close(struct fdp_master *m);
+void fdp__metrics_log(struct fdp_master *m);
+void fdp__metrics_event(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
+void fdp__metrics_timers(struct fdp_master *m, long long now, long long *next);
+/* The whole text into a malloc'd *out (*len bytes); 0, or -ENOMEM. */
+int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
+/* For an upgrade (upgrade.c): the metrics listener (-1: none); the new master took it. */
+int fdp__metrics_fd(const struct fdp_master *m);
+void fdp__metrics_handed(struct fdp_master *m);
+
+/* reconfig.c: SIGHUP reads the configuration again (cfg.reload), applies it, reloads */
+void fdp__reconfigure(struct fdp_master *m);
 
 /*
  * upgrade.c: the old master starts the new one (fdp__upgrade_start(): 0 once started, -EBUSY

@@ -105,20 +105,36 @@ static void list_remove(struct route_list *l, struct fdp__route_wait *w)
 	l->n--;
 }
 
-int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
+static void router_free(struct fdp__router *r)
+{
+	if (!r)
+		return;
+	fdp__hashring_free(&r->ring);
+	fdp__route_map_free(&r->map);
+	free(r->scratch);
+	free(r);
+}
+
+/*
+ * A router for `workers` slots from rc, not in use yet: fdp__route_open() at the start, and
+ * fdp__route_build() at a reconfiguration (the map file is read again). On failure the reason
+ * is in err.
+ */
+static int router_build(const struct fdp_route_config *rc, unsigned workers,
+                        struct fdp__router **out, char *err, size_t errlen)
 {
 	struct fdp__router *r;
-	char err[256];
 	int e;
 
-	if (!rc || fdp_route_config_check(rc, m->cfg.workers, err, sizeof(err)) < 0)
-		return -EINVAL;
+	if (!rc)
+		return fdp__route_error(err, errlen, "no route configuration");
+	if ((e = fdp_route_config_check(rc, workers, err, errlen)) < 0)
+		return e;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	m->router = r;
 	if (rc->key)
-		fdp__route_key_parse(&r->key, rc->key, err, sizeof(err));
+		fdp__route_key_parse(&r->key, rc->key, err, errlen);
 	else
 		fdp__route_key_callback(&r->key, rc->key_fn, rc->key_arg);
 	snprintf(r->spec, sizeof(r->spec), "%s", rc->key ? rc->key : "callback");
@@ -127,25 +143,68 @@ int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
 			*p = '_'; /* the status is space-separated key=value, and `status --json`
 			             quotes */
 	r->timeout_ms = rc->timeout_ms ? rc->timeout_ms : FDP_ROUTE_TIMEOUT_MS;
-	fdp__conns_hold_for(m, r->timeout_ms);
 	r->max_bytes = rc->max_bytes ? rc->max_bytes : FDP_ROUTE_MAX_BYTES;
 	r->max_pending = rc->max_pending ? rc->max_pending : FDP_ROUTE_MAX_PENDING;
 	r->on_fail = rc->on_fail;
 	r->default_slot = rc->default_worker;
 	r->scratch = malloc(r->max_bytes);
-	if (!r->scratch)
-		return -ENOMEM;
-	e = fdp__hashring_build(&r->ring, m->cfg.workers, FDP__RING_POINTS);
-	if (e < 0)
-		return e;
-	if (rc->map_path) {
-		e = fdp__route_map_load(&r->map, rc->map_path, m->cfg.workers, r->key.fold_case,
-		                        err, sizeof(err));
-		if (e < 0)
-			return e;
-		r->have_map = 1;
+	e = r->scratch ? fdp__hashring_build(&r->ring, workers, FDP__RING_POINTS) : -ENOMEM;
+	if (e == 0 && rc->map_path) {
+		e = fdp__route_map_load(&r->map, rc->map_path, workers, r->key.fold_case, err,
+		                        errlen);
+		r->have_map = e == 0;
 	}
+	if (e < 0) {
+		if (e == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		router_free(r);
+		return e;
+	}
+	*out = r;
 	return 0;
+}
+
+int fdp__route_open(struct fdp_master *m, const struct fdp_route_config *rc)
+{
+	struct fdp__router *r;
+	char err[256];
+	int e = router_build(rc, m->cfg.workers, &r, err, sizeof(err));
+
+	if (e < 0)
+		return e == -ENOMEM ? e : -EINVAL;
+	m->router = r;
+	fdp__conns_hold_for(m, r->timeout_ms);
+	return 0;
+}
+
+int fdp__route_build(const struct fdp_route_config *rc, unsigned workers, struct fdp__router **out,
+                     char *err, size_t errlen)
+{
+	return router_build(rc, workers, out, err, errlen);
+}
+
+/*
+ * Put r in use in place of the current router: the clients still sending their key stay
+ * (with the deadline they had; their key then goes through r's map and ring), and so do the
+ * counters, so `fdpass status` counts across reloads.
+ */
+void fdp__route_replace(struct fdp_master *m, struct fdp__router *r)
+{
+	struct fdp__router *old = m->router;
+
+	if (old) {
+		r->reading = old->reading;
+		memcpy(r->count, old->count, sizeof(r->count));
+		old->reading = (struct route_list){0};
+		router_free(old);
+	}
+	m->router = r;
+	fdp__conns_hold_for(m, r->timeout_ms);
+}
+
+void fdp__route_discard(struct fdp__router *r)
+{
+	router_free(r);
 }
 
 /* Take w out of the epoll and the reading list, if it is there. */
@@ -175,10 +234,7 @@ void fdp__route_close(struct fdp_master *m)
 	while (r->reading.head)
 		wait_close(m, r->reading.head, CLOSE_SHUTDOWN); /* it leaves the list (unwatch) */
 	fdp__conns_close_held(m, CLOSE_SHUTDOWN);
-	fdp__hashring_free(&r->ring);
-	fdp__route_map_free(&r->map);
-	free(r->scratch);
-	free(r);
+	router_free(r);
 	m->router = NULL;
 }
 
@@ -282,7 +338,8 @@ void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c)
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET};
 
 	if (!w) {
-		fdp__conns_route_close(m, &(struct fdp__conn){.fd = c->fd}, CLOSE_ERROR);
+		fdp__conns_route_close(m, &(struct fdp__conn){.fd = c->fd, .listener = c->listener},
+		                       CLOSE_ERROR);
 		return;
 	}
 	w->w.kind = W_ROUTE;
@@ -360,4 +417,26 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 		                        (unsigned long long)r->count[i]);
 	if (off < size)
 		snprintf(buf + off, size - off, "\n");
+}
+
+void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st)
+{
+	const struct fdp__router *r = m->router;
+
+	memset(st, 0, sizeof(*st));
+	if (!r)
+		return;
+	st->waiting = r->reading.n;
+	st->held = m->conns.held.n;
+	st->on_fail_default = r->on_fail == FDP_ROUTE_FAIL_DEFAULT;
+	st->hashed = r->count[RC_HASHED];
+	st->mapped = r->count[RC_MAPPED];
+	st->timeout = r->count[RC_TIMEOUT];
+	st->too_big = r->count[RC_TOO_BIG];
+	st->rejected = r->count[RC_REJECTED];
+	st->overflow = r->count[RC_OVERFLOW];
+	st->eof = r->count[RC_EOF];
+	st->unavailable = r->count[RC_UNAVAILABLE];
+	st->defaulted = r->count[RC_DEFAULTED];
+	st->closed = r->count[RC_CLOSED];
 }

@@ -246,6 +246,7 @@ static void schedule_respawn(struct fdp_master *m, struct fdp__slot *s, unsigned
 }
 
 static void promote(struct fdp_master *m, struct fdp__proc *p);
+static void retire_slots(struct fdp_master *m);
 static void reload_start(struct fdp_master *m, int chained);
 
 /* Once every slot's current worker is ready, say so (once). */
@@ -366,7 +367,8 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
 		s->next = NULL;
-		if (!s->proc && !m->stopping)
+		/* A slot past the count (fdp__supervise_resize()) was retired: no respawn. */
+		if (!s->proc && !m->stopping && p->slot < m->cfg.workers)
 			schedule_respawn(m, s, p->slot, up, p->said_ready);
 	}
 	fdp__reload_check(m);
@@ -527,7 +529,8 @@ void fdp__reload(struct fdp_master *m)
 		fdp__event(m, FDP_MASTER_RELOADING);
 		return;
 	}
-	reload_start(m, 0);
+	reload_start(m, m->reload_chained);
+	m->reload_chained = 0;
 }
 
 /* p said READY: if it is its slot's successor, it takes the slot and the old one drains. */
@@ -553,6 +556,8 @@ void fdp__reload_check(struct fdp_master *m)
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		if (m->slots[i].next)
 			return;
+	if (m->retire_end) /* a shrink: the slots past the count drain now (retire_slots()) */
+		retire_slots(m);
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
 		if (p->state == PROC_DRAINING || p->drain_pending)
 			return;
@@ -567,8 +572,10 @@ void fdp__reload_check(struct fdp_master *m)
 	else
 		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
 	if (m->reload_again && !m->stopping) {
+		/* The loop runs it (fdp__reconfigure()): the configuration is read again first. */
 		m->reload_again = 0;
-		reload_start(m, 1); /* its RELOADING was told when it was queued */
+		m->reload_due = 1;
+		m->reload_chained = 1; /* its RELOADING was told when it was queued */
 		return;
 	}
 	if (m->ready_logged)
@@ -660,5 +667,57 @@ void fdp__supervise_timers(struct fdp_master *m, long long now, long long *next)
 			drain_deadline(m, p, now);
 		else if (p->drain_deadline < *next)
 			*next = p->drain_deadline;
+	}
+}
+
+/*
+ * Reconfiguration (reconfig.c) changes the worker count to n, around fdp__reload(): slots
+ * from the old count up to n start a first worker each (after the reload's successors, so
+ * they get none); slots from n up are retired: nothing is handed to them from now on and
+ * nothing respawns there (fdp__reap() checks the count), and their workers drain once every
+ * remaining slot's successor is ready (fdp__reload_check() calls retire_slots()), so the
+ * keep-alive connections they hand back go to a new worker, not to one about to drain. The
+ * slots array always has FDP__MAX_WORKERS entries: a retired slot's process keeps its slot.
+ */
+static void retire_slots(struct fdp_master *m)
+{
+	for (unsigned i = m->cfg.workers; i < m->retire_end; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		if (s->next)
+			drain_proc(m, s->next);
+		if (s->proc)
+			drain_proc(m, s->proc);
+	}
+	m->retire_end = 0;
+}
+
+void fdp__supervise_resize(struct fdp_master *m, unsigned n)
+{
+	unsigned old = m->cfg.workers;
+
+	m->cfg.workers = n;
+	if (n < old) {
+		for (unsigned i = n; i < old; i++)
+			m->slots[i].respawn_at = 0;
+		if (old > m->retire_end)
+			m->retire_end = old;
+		fdp__log(m, FDP_LOG_INFO,
+		         "workers: %u -> %u: slot(s) %u..%u drain once the others' new workers are "
+		         "ready, and are not replaced",
+		         old, n, n, old - 1);
+		return;
+	}
+	if (n == old)
+		return;
+	fdp__log(m, FDP_LOG_INFO, "workers: %u -> %u: starting slot(s) %u..%u", old, n, old, n - 1);
+	m->ready_logged = 0; /* "ready: N workers" once the new slots are ready too */
+	for (unsigned i = old; i < n; i++) {
+		struct fdp__slot *s = &m->slots[i];
+
+		/* A slot used before keeps counting generations: a pid and generation stay unique. */
+		s->quick_fails = 0;
+		s->respawn_at = 0;
+		fdp__spawn(m, i, 0);
 	}
 }

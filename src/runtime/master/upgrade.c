@@ -165,7 +165,7 @@ static int item_is(struct fdp_upgrade_item *it, int kind, const char *name)
 		return 0;
 	if (strcmp(it->name, name) == 0)
 		return 1;
-	return kind == FDP__UP_KIND_LISTENER && fdp_addr_local(it->fd, addr, sizeof(addr)) > 0 &&
+	return kind != FDP__UP_KIND_CONTROL && fdp_addr_local(it->fd, addr, sizeof(addr)) > 0 &&
 	       strcmp(addr, name) == 0;
 }
 
@@ -189,6 +189,11 @@ static int take(struct fdp_upgrade *u, int kind, const char *name)
 int fdp_upgrade_take_listener(struct fdp_upgrade *u, const char *name)
 {
 	return take(u, FDP__UP_KIND_LISTENER, name);
+}
+
+int fdp_upgrade_take_metrics(struct fdp_upgrade *u, const char *name)
+{
+	return take(u, FDP__UP_KIND_METRICS, name);
 }
 
 int fdp_upgrade_shared(const struct fdp_upgrade *u, int fd)
@@ -383,7 +388,11 @@ static char **upgrade_env(const struct fdp_master *m)
 	return envp;
 }
 
-/* One HANDOVER message: every listener, then the control socket. */
+/*
+ * One HANDOVER message: every listener, then the control socket, then the metrics listener
+ * (metrics.c) under its bound address, by which the new program takes it
+ * (fdp_upgrade_take_metrics()).
+ */
 static int send_handover(struct fdp_master *m, int sock)
 {
 	unsigned char *b = malloc(UP_MSG_MAX);
@@ -393,10 +402,12 @@ static int send_handover(struct fdp_master *m, int sock)
 
 	if (!b)
 		return -ENOMEM;
-	for (size_t i = 0; i <= m->nlisteners; i++) {
-		int ctl = i == m->nlisteners, fd = ctl ? m->ctlfd : m->listeners[i].fd;
+	for (size_t i = 0; i <= m->nlisteners + 1; i++) {
+		int ctl = i == m->nlisteners, met = i == m->nlisteners + 1;
+		int fd = met ? fdp__metrics_fd(m) : ctl ? m->ctlfd : m->listeners[i].fd;
 		char addr[FDP_ADDR_STRLEN];
-		const char *name = ctl                     ? m->control_path
+		const char *name = met                     ? NULL
+		                   : ctl                   ? m->control_path
 		                   : m->cfg.listener_names ? m->cfg.listener_names[i]
 		                                           : NULL;
 		size_t nlen;
@@ -410,9 +421,9 @@ static int send_handover(struct fdp_master *m, int sock)
 			free(b);
 			return -E2BIG;
 		}
-		b[off] = ctl ? FDP__UP_KIND_CONTROL : FDP__UP_KIND_LISTENER;
-		b[off + 1] = !ctl && m->listeners[i].shared ? FDP__UP_FLAG_SHARED : 0;
-		fdp__put16(b + off + 2, (uint16_t)(ctl ? 0 : i));
+		b[off] = met ? FDP__UP_KIND_METRICS : ctl ? FDP__UP_KIND_CONTROL : FDP__UP_KIND_LISTENER;
+		b[off + 1] = !ctl && !met && m->listeners[i].shared ? FDP__UP_FLAG_SHARED : 0;
+		fdp__put16(b + off + 2, (uint16_t)(met || ctl ? 0 : i));
 		fdp__put16(b + off + 4, (uint16_t)nlen);
 		memcpy(b + off + 6, name, nlen);
 		off += 6 + nlen;
@@ -570,6 +581,8 @@ static int old_ready(struct fdp_master *m, const unsigned char *b, size_t len)
 			m->listeners[i].handed = b[8 + k] != 0;
 		k++;
 	}
+	if (k < n && fdp__metrics_fd(m) >= 0 && b[8 + k]) /* the metrics listener, last */
+		fdp__metrics_handed(m);
 	m->up.committed = 1;
 	/* It is not this master's to watch any more: reaped by whoever inherits it. */
 	if (m->up.pidfd >= 0) {
