@@ -183,7 +183,7 @@ TEST(config_file_error_names_the_file_and_line_and_exits_2)
 	free(err);
 	conf = write_conf("unknown.conf", "workres 2\n");
 	CHECK_INT(run_serve(&out, &err, "--config", conf, NULL), ==, 2);
-	snprintf(want, sizeof(want), "%s:1: unknown option: --workres", conf);
+	snprintf(want, sizeof(want), "%s:1: unknown option '--workres'", conf);
 	CHECK(strstr(err, want) != NULL);
 	free(out);
 	free(err);

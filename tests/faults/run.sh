@@ -110,12 +110,13 @@ stop_server() {
 }
 
 # The master's status as JSON (fdpass status --json), and one numeric master field of it.
-status_json() { "$FDPASS" status --control "$CTL" --json; }
+# Exit status 3 is a status shown while a slot has no ready worker: a case's usual moment.
+status_json() { "$FDPASS" status --control "$CTL" --json || [ $? = 3 ]; }
 mfield() { sed -n "s/.*\"master\":{[^}]*\"$2\":\([0-9]*\).*/\1/p" <<<"$1"; }
 
 # The worker table, one line per process: "slot pid state open served" (fdpass status, text).
 workers() {
-	"$FDPASS" status --control "$CTL" |
+	{ "$FDPASS" status --control "$CTL" || [ $? = 3 ]; } |
 		awk 'f && $1 ~ /^[0-9]+$/ { print $1, $2, $4, $5, $6 } /^index/ { f = 1 }'
 }
 

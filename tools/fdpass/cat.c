@@ -67,14 +67,9 @@ struct cat_error {
 	bool on_write;
 };
 
-static void cat_usage(FILE *out)
-{
-	fprintf(out, "usage: fdpass cat [-u] [--] [FILE]...\n");
-}
-
 static void cat_help(void)
 {
-	cat_usage(stdout);
+	printf("usage: fdpass cat [-u] [--] [FILE]...\n");
 	printf("\nConcatenate FILEs to standard output, as cat(1) does, the textbook way: a child\n"
 	       "process opens each FILE and passes the open descriptor, with the file name, to\n"
 	       "this process over a Unix socketpair (SCM_RIGHTS); this process copies it with\n"
@@ -456,7 +451,7 @@ static int cat_parse(int argc, char **argv, size_t *n)
 		} else if (options && strcmp(a, "-u") == 0) {
 			continue;
 		} else if (options && a[0] == '-' && a[1] != '\0') {
-			fprintf(stderr, "fdpass cat: unknown option '%s'\n", a);
+			fdpass_usage_error("cat", "unknown option '%s'", a);
 			return -2;
 		} else {
 			argv[1 + (*n)++] = argv[i];
@@ -524,8 +519,7 @@ int cmd_cat(int argc, char **argv)
 			cat_help();
 			return FDPASS_EXIT_OK;
 		}
-		cat_usage(stderr);
-		return FDPASS_EXIT_USAGE;
+		return FDPASS_EXIT_USAGE; /* main() points at --help */
 	}
 	run.out.fd = STDOUT_FILENO;
 	if (fstat(STDOUT_FILENO, &run.out.st) < 0) {

@@ -17,7 +17,7 @@
  * The server must be root or this user: anyone else could have put a socket at a path we were
  * given, and would then be believed (and, for a command, obeyed in our name).
  */
-static int trusted_server(const char *verb, int fd, const char *control)
+static int trusted_server(const char *verb, int fd, const char *control, pid_t *pid)
 {
 	struct fdp_cred cred;
 	int err = fdp_peer_cred(fd, &cred);
@@ -34,6 +34,8 @@ static int trusted_server(const char *verb, int fd, const char *control)
 		        verb, control, (unsigned)cred.uid, (int)cred.pid);
 		return 0;
 	}
+	if (pid)
+		*pid = cred.pid;
 	return 1;
 }
 
@@ -93,6 +95,12 @@ int fdpass_control_resolve(const char *verb, const char **control, char *path, s
 char *fdpass_control_call(const char *verb, const char *control, const char *command,
                           int timeout_ms)
 {
+	return fdpass_control_call_pid(verb, control, command, timeout_ms, NULL);
+}
+
+char *fdpass_control_call_pid(const char *verb, const char *control, const char *command,
+                              int timeout_ms, pid_t *server)
+{
 	size_t len = strlen(command);
 	char *reply;
 	int fd = fdp_unix_connect(control, SOCK_STREAM);
@@ -103,7 +111,7 @@ char *fdpass_control_call(const char *verb, const char *control, const char *com
 		        fd == -ENOENT || fd == -ECONNREFUSED ? " (is fdpass serve running?)" : "");
 		return NULL;
 	}
-	if (!trusted_server(verb, fd, control)) {
+	if (!trusted_server(verb, fd, control, server)) {
 		close(fd);
 		return NULL;
 	}

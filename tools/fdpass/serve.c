@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "log.h"
 #include "notify.h"
+#include "pidfile.h"
 #include "serve.h"
 #include "serve_limits.h"
 #include "serve_route.h"
@@ -45,6 +46,11 @@ enum {
 	OPT_UPGRADE_BINARY,
 };
 
+/* getopt_long values of the process options (the cli block: 1792..). */
+enum {
+	OPT_PID_FILE = 1792,
+};
+
 static const char usage_text[] =
         "usage: fdpass serve [OPTIONS]\n"
         "\n"
@@ -54,16 +60,18 @@ static const char usage_text[] =
         "Options:\n"
         "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
         "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
-        "                        (IPv6), or unix:PATH. Default 127.0.0.1:8080. Port 0 picks a\n"
-        "                        free port (the log says which). fd:N or fd:NAME: a\n"
-        "                        socket passed by systemd ($LISTEN_FDS, named in\n"
-        "                        $LISTEN_FDNAMES) or open on descriptor N. An address a\n"
-        "                        passed socket is bound to takes that socket instead of\n"
-        "                        binding; with sockets passed and no --listen, each is\n"
-        "                        used. policy= gives this listener\n"
-        "                        its own policy; tag= (raw, echo, http or a number) the\n"
-        "                        protocol its connections are tagged with (the built-in\n"
-        "                        handlers speak echo or http by it).\n"
+        "                        (IPv6), or unix:PATH. HOST is an address, never a name to\n"
+        "                        resolve (localhost is 127.0.0.1); *:PORT is every IPv4\n"
+        "                        address (0.0.0.0), [::]:PORT every IPv6 one. Default\n"
+        "                        127.0.0.1:8080. Port 0 picks a free port (the log says\n"
+        "                        which). fd:N or fd:NAME: a socket passed by systemd\n"
+        "                        ($LISTEN_FDS, named in $LISTEN_FDNAMES) or open on\n"
+        "                        descriptor N. An address a passed socket is bound to takes\n"
+        "                        that socket instead of binding; with sockets passed and no\n"
+        "                        --listen, each is used. policy= gives this listener its own\n"
+        "                        policy; tag= (raw, echo, http or a number) the protocol its\n"
+        "                        connections are tagged with (the built-in handlers speak\n"
+        "                        echo or http by it).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
@@ -131,9 +139,10 @@ static const char usage_text[] =
         "                        arguments. Default: this fdpass, by the path it was started\n"
         "                        as (made absolute, not resolved), so that after a package\n"
         "                        upgrade the new file runs.\n"
-        "  --control PATH        control socket for `fdpass status`. Default\n"
-        "                        $XDG_RUNTIME_DIR/fdpass.sock, else fdpass-$UID/control.sock\n"
-        "                        in $TMPDIR or /tmp (a directory of yours, mode 0700).\n"
+        "  --control PATH        control socket for `fdpass status`, `fdpass reload` and\n"
+        "                        `fdpass stop`. Default $XDG_RUNTIME_DIR/fdpass.sock, else\n"
+        "                        fdpass-$UID/control.sock in $TMPDIR or /tmp (a directory\n"
+        "                        of yours, mode 0700).\n"
         "                        \"none\" disables it.\n"
         "  --metrics ADDR        serve the master's metrics over HTTP on ADDR (as --listen:\n"
         "                        HOST:PORT, [HOST]:PORT or unix:PATH; port 0 picks one, the\n"
@@ -150,6 +159,10 @@ static const char usage_text[] =
         "                        umask) instead of stderr; SIGUSR1 reopens it (logrotate).\n"
         "                        Workers' stdout and stderr go to the log, line by line, with\n"
         "                        their slot and pid: stdout's at info, stderr's at warn.\n"
+        "  --pid-file PATH       write the master's pid to PATH once the listeners are bound\n"
+        "                        (atomically: a file in the same directory, renamed), remove\n"
+        "                        it at exit; refuse to start while PATH names a running\n"
+        "                        fdpass (exit 1); a stale one is replaced.\n"
         "  --config FILE         read options from FILE first, one per line: \"workers 4\",\n"
         "                        \"listen 127.0.0.1:8080,policy=hash-ip\" (a leading -- is\n"
         "                        fine; # comments). The command line overrides them; its\n"
@@ -164,8 +177,10 @@ static const char usage_text[] =
         "timeouts, and replaces every worker without failing a request (a file that does not\n"
         "parse changes nothing; new --listen addresses need an upgrade); SIGUSR1 reopens\n"
         "--log-file; SIGUSR2 starts a new master (hot upgrade: it inherits every socket, and\n"
-        "this one exits 0 once it is ready). Exit status: 0 stopped, 1 failure (address in\n"
-        "use, control socket, log file), 2 bad command line or configuration. See\n"
+        "this one exits 0 once it is ready; `fdpass reload`, `fdpass upgrade` and `fdpass\n"
+        "stop` do these through the control socket). Exit status: 0 stopped, 1 failure\n"
+        "(address in use, control socket, log file, a running server's --pid-file), 2 bad\n"
+        "command line or configuration. See\n"
         "docs/SERVE.md and docs/OPERATIONS.md.\n"
         "\n"
         "Under systemd (docs/OPERATIONS.md): with $NOTIFY_SOCKET set, the master sends READY=1\n"
@@ -194,6 +209,7 @@ struct serve_opts {
 	unsigned upgrade_ms;
 	const char *upgrade_binary;
 	struct fdpass_proc_limits plimits;
+	const char *pid_file; /* --pid-file, or NULL */
 	/* --config and --check (config.c), and which of the parses fills this in: */
 	const char *config;
 	int check;
@@ -202,11 +218,11 @@ struct serve_opts {
 	int cmdline_listen; /* the command line gave a --listen: its list replaces the file's */
 };
 
+/* A bad value, in one line; main() adds the one pointing at --help (commands.h). */
 static int bad_value(const char *opt, const char *value, const char *accepts)
 {
-	fprintf(stderr, "fdpass serve: invalid value '%s' for --%s: expected %s\n", value, opt,
-	        accepts);
-	return FDPASS_EXIT_USAGE;
+	return fdpass_usage_error("serve", "invalid value '%s' for --%s: expected %s", value, opt,
+	                          accepts);
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -303,6 +319,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"log-file", required_argument, NULL, OPT_LOG_FILE},
 	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
 	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
+	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
@@ -313,7 +330,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 
 	opterr = 0;
 	optind = 0; /* parsed more than once: the file's lines, the command line, each reload */
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (o->prescan) {
 			if (c == OPT_CONFIG)
 				o->config = optarg;
@@ -345,6 +362,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return bad_value("handler", optarg, "http or echo");
 			break;
 		case 'e':
+			if (!optarg[strspn(optarg, " \t")]) /* blank: no program to run */
+				return bad_value("exec", optarg, "a command");
 			o->exec = optarg;
 			break;
 		case 'p':
@@ -445,6 +464,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
 				return i;
 			break;
+		case OPT_PID_FILE:
+			if (!*optarg)
+				return bad_value("pid-file", optarg, "a file name");
+			o->pid_file = optarg;
+			break;
 		case FDPASS_OPT_USER:
 		case FDPASS_OPT_MAX_REQUESTS:
 		case FDPASS_OPT_MAX_LIFETIME:
@@ -455,20 +479,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return i;
 			break;
 		default:
-			if (optopt)
-				fprintf(stderr, "fdpass serve: option needs a value: %s\n",
-				        argv[optind - 1]);
-			else
-				fprintf(stderr, "fdpass serve: unknown option: %s\n",
-				        argv[optind - 1]);
-			fputs("Run 'fdpass serve --help' for the options.\n", stderr);
-			return FDPASS_EXIT_USAGE;
+			return fdpass_getopt_error("serve", c, argv, longopts);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "fdpass serve: unexpected argument: %s\n", argv[optind]);
-		return FDPASS_EXIT_USAGE;
-	}
+	if (optind < argc && !o->prescan) /* said once, by the parse that takes the options */
+		return fdpass_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	return fdpass_proc_limits_check(&o->plimits);
 }
 
@@ -867,11 +882,10 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)
-			fprintf(stderr,
-			        "fdpass serve: invalid value '%s' for --listen: expected "
-			        "HOST:PORT, "
-			        "[HOST]:PORT or unix:PATH\n",
-			        o->listen[i]);
+			fdpass_usage_error("serve",
+			                   "invalid value '%s' for --listen: expected HOST:PORT, "
+			                   "[HOST]:PORT or unix:PATH",
+			                   o->listen[i]);
 		else
 			fprintf(stderr, "fdpass serve: cannot listen on %s: %s\n", o->listen[i],
 			        fdp_strerror(fds[i]));
@@ -1005,11 +1019,29 @@ static const char **copy_names(const struct serve_opts *o)
 	return names;
 }
 
-/* The new master of a hot upgrade is ready: it is the service's main process from now on. */
-static void notify_upgraded(void *arg, pid_t pid)
+/* What the old master does when an upgrade's new master is ready (upgrade_ready()). */
+struct upgrade_hooks {
+	char *pid_file; /* --pid-file (a copy: a reload frees the options), or NULL */
+	int notify;     /* under systemd: tell it the new main pid */
+};
+
+/*
+ * An upgrade's new master is ready (on this, the old master's, thread; it stops next): it is
+ * the service's main process from now on, and the pid file names it (it removes the file at
+ * its exit). A new master that fails never touches the file, so a rolled back upgrade leaves
+ * this pid there.
+ */
+static void upgrade_ready(void *arg, pid_t pid)
 {
-	(void)arg;
-	fdpass_notify_mainpid(pid);
+	const struct upgrade_hooks *h = arg;
+	char why[512], line[600];
+
+	if (h->notify)
+		fdpass_notify_mainpid(pid);
+	if (!h->pid_file || fdpass_pidfile_write(h->pid_file, pid, why, sizeof(why)) == 0)
+		return;
+	snprintf(line, sizeof(line), "upgrade: --pid-file: %s", why);
+	fdpass_log_msg(&log_sink, FDP_LOG_WARN, line);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -1020,6 +1052,7 @@ int cmd_serve(int argc, char **argv)
 	char store_names[MAX_LISTEN][FDP_ADDR_STRLEN];
 	unsigned char shared[MAX_LISTEN];
 	int fds[MAX_LISTEN], store_fds[MAX_LISTEN], metrics_fd = -1, status, err, notifying;
+	struct upgrade_hooks hooks = {NULL, 0};
 	struct fdp_upgrade *up = NULL;
 	struct fdp_master *m;
 	struct serve_gen *g;
@@ -1074,6 +1107,21 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "fdpass serve: upgrade: cannot take the old master's sockets: %s\n",
 		        fdp_strerror(err));
 		fdpass_activation_close(&serve_act);
+		goto out;
+	}
+	/*
+	 * Before binding: a running server's addresses would fail with less to say. A new master
+	 * an upgrade started finds the old one there, alive: the old one writes this one's pid
+	 * when it is ready (upgrade_ready()).
+	 */
+	if (o->pid_file && !up && fdpass_pidfile_check(o->pid_file, why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
+		fdpass_activation_close(&serve_act);
+		goto out;
+	}
+	if (o->pid_file && !(hooks.pid_file = strdup(o->pid_file))) {
+		fprintf(stderr, "fdpass serve: out of memory\n");
+		fdp_upgrade_free(up);
 		goto out;
 	}
 	status = open_listeners(o, fds, &serve_act, shared, up);
@@ -1131,7 +1179,9 @@ int cmd_serve(int argc, char **argv)
 	mc.upgrade_argv = up_argv;
 	mc.upgrade_timeout_ms = o->upgrade_ms;
 	mc.listener_names = ctx.names;
-	mc.upgrade_ready = notifying ? notify_upgraded : NULL;
+	hooks.notify = notifying;
+	mc.upgrade_ready = upgrade_ready;
+	mc.upgrade_arg = &hooks;
 	mc.upgraded_from = up;
 	mc.event = notifying ? fdpass_notify_event : NULL;
 	mc.tick_ms = fdpass_notify_tick_ms();
@@ -1151,9 +1201,19 @@ int cmd_serve(int argc, char **argv)
 			fprintf(stderr, "fdpass serve: cannot start: %s\n", fdp_strerror(err));
 		goto out;
 	}
+	/* Listeners and control socket bound, no worker yet: the server is this pid from now. */
+	if (hooks.pid_file && !up &&
+	    fdpass_pidfile_write(hooks.pid_file, getpid(), why, sizeof(why)) < 0) {
+		fprintf(stderr, "fdpass serve: --pid-file: %s\n", why);
+		fdp_master_close(m);
+		fdpass_notify_close();
+		goto out;
+	}
 	err = fdp_master_run(m);
 	fdp_master_close(m);
 	fdpass_notify_close();
+	if (hooks.pid_file) /* an upgrade's new master that took over has its pid there */
+		fdpass_pidfile_remove(hooks.pid_file, getpid());
 	if (err == -ENOEXEC) /* the master logged what it could not execute, and why */
 		fprintf(stderr, "fdpass serve: cannot start: --exec %s could not be executed\n",
 		        ctx.gens->o.exec);
@@ -1165,6 +1225,7 @@ int cmd_serve(int argc, char **argv)
 	else
 		status = FDPASS_EXIT_OK;
 out:
+	free(hooks.pid_file);
 	upgrade_argv_free(up_argv);
 	free(ctx.names);
 	free(ctx.control);

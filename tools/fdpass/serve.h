@@ -30,6 +30,10 @@ int fdpass_default_control_path(char *buf, size_t size, int create, char *why, s
 int fdpass_control_resolve(const char *verb, const char **control, char *path, size_t size);
 char *fdpass_control_call(const char *verb, const char *control, const char *command,
                           int timeout_ms);
+/* The same, and *server gets the pid of the process that answered (SO_PEERCRED, as seen
+ * from this pid namespace) once it is trusted. */
+char *fdpass_control_call_pid(const char *verb, const char *control, const char *command,
+                              int timeout_ms, pid_t *server);
 
 /*
  * The limits of the built-in handlers (fdpass serve --header-timeout, --idle-timeout,

@@ -14,11 +14,11 @@
 const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn", "hash-ip",
                                                            "route"};
 
+/* A bad value; main() adds the line pointing at --help (commands.h). */
 static int bad(const char *opt, const char *value, const char *accepts)
 {
-	fprintf(stderr, "fdpass serve: invalid value '%s' for --%s: expected %s\n", value, opt,
-	        accepts);
-	return FDPASS_EXIT_USAGE;
+	return fdpass_usage_error("serve", "invalid value '%s' for --%s: expected %s", value, opt,
+	                          accepts);
 }
 
 int fdpass_policy_parse(const char *name)
@@ -43,6 +43,17 @@ static int parse_tag(const char *s)
 	return *s && !*end && !errno && v >= 0 && v <= 65535 ? (int)v : -1;
 }
 
+/* The address alone (the options cut off): one serve takes, or the exit status. */
+static int listen_addr(const char *addr)
+{
+	char why[256];
+
+	if (fdpass_listen_addr_check(addr, why, sizeof(why)) < 0)
+		return fdpass_usage_error("serve", "invalid value '%s' for --listen: %s", addr,
+		                          why);
+	return -1;
+}
+
 int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 {
 	char *p = arg, *opt;
@@ -52,7 +63,7 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 		if (!strncmp(opt, ",policy=", 8) || !strncmp(opt, ",tag=", 5))
 			break;
 	if (!opt)
-		return -1;
+		return listen_addr(arg);
 	*opt++ = '\0';
 	while (opt) {
 		char *next = strchr(opt, ',');
@@ -76,7 +87,7 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 		}
 		opt = next;
 	}
-	return -1;
+	return listen_addr(arg);
 }
 
 static int parse_size(const char *s, unsigned long long min, unsigned long long max,

@@ -28,10 +28,17 @@ struct fdpass_listen_opts {
 int fdpass_policy_parse(const char *name);
 
 /*
- * Split "ADDR[,policy=NAME][,tag=NAME]" in place (arg keeps the address). Returns -1 when
- * good, else the exit status after printing why.
+ * Split "ADDR[,policy=NAME][,tag=NAME]" in place (arg keeps the address) and check the address
+ * (fdpass_listen_addr_check()). Returns -1 when good, else the exit status after printing why.
  */
 int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo);
+
+/*
+ * Is addr one `fdpass serve --listen` takes (listen_addr.c)? 0, or -EINVAL with the reason in
+ * why ("port out of range (0..65535)", "host names are not resolved: ..."). Stricter than
+ * fdp_addr_parse(): an empty host (":8080") is refused for "*:8080" or "127.0.0.1:8080".
+ */
+int fdpass_listen_addr_check(const char *addr, char *why, size_t size);
 
 /* Apply one --route-* option to rc. Returns -1 when good, else the exit status. */
 int fdpass_route_option(int opt, const char *value, struct fdp_route_config *rc);

@@ -15,6 +15,9 @@
 
 #define READ_TIMEOUT_MS 5000
 
+/* Shown, but not every slot has a ready worker, or the master stops (see --help). */
+#define STATUS_EXIT_NOT_READY 3
+
 static const char usage_text[] =
         "usage: fdpass status [--json | --prometheus] [--control PATH]\n"
         "\n"
@@ -38,7 +41,11 @@ static const char usage_text[] =
         "                  refused.\n"
         "  --help          show this help.\n"
         "\n"
-        "Exit status: 0 shown, 1 no server answers there or it refused, 2 bad command line.\n";
+        "Exit status: 0 shown, and every worker slot has a ready worker; 3 shown, but the\n"
+        "server is not fully ready: a slot's worker is still starting (or restarting after\n"
+        "a crash), or the master is stopping; 1 no server answers there or it refused; 2 bad\n"
+        "command line. So `until fdpass status >/dev/null; do sleep 0.1; done` waits until\n"
+        "a server answers and is ready.\n";
 
 /* The value of key in a "kind k=v k=v" line, copied into out ("" if absent). */
 static const char *field(const char *line, const char *key, char *out, size_t size)
@@ -188,6 +195,39 @@ static void print_table(const char *reply)
 }
 
 /*
+ * Is the server fully ready: running (not stopping), and each of its worker slots with a
+ * worker in state ready? A reload's new worker starting beside the old one still serving
+ * leaves its slot ready.
+ */
+static int server_ready(const char *reply)
+{
+	char v[64];
+	long workers = atol(field(reply, "workers", v, sizeof(v)));
+	unsigned char *ready;
+	long n = 0;
+
+	if (strcmp(field(reply, "state", v, sizeof(v)), "stopping") == 0 || workers <= 0)
+		return 0;
+	ready = calloc((size_t)workers, 1);
+	if (!ready)
+		return 0;
+	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		long i;
+
+		if (strncmp(l, "worker ", 7) != 0 ||
+		    strcmp(field(l, "state", v, sizeof(v)), "ready") != 0)
+			continue;
+		i = atol(field(l, "index", v, sizeof(v)));
+		if (i >= 0 && i < workers && !ready[i]) {
+			ready[i] = 1;
+			n++;
+		}
+	}
+	free(ready);
+	return n == workers;
+}
+
+/*
  * --prometheus: the server's text, once it is known to be whole: it ends with the line
  * METRICS_END (the control socket's answer to `metrics`, docs/SERVE.md), which is not printed.
  */
@@ -230,7 +270,7 @@ int cmd_status(int argc, char **argv)
 	int json = 0, prometheus = 0, c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == 'j') {
 			json = 1;
 		} else if (c == 'P') {
@@ -241,19 +281,13 @@ int cmd_status(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return FDPASS_EXIT_OK;
 		} else {
-			fprintf(stderr, "fdpass status: bad option: %s\n", argv[optind - 1]);
-			fputs("Run 'fdpass status --help' for the options.\n", stderr);
-			return FDPASS_EXIT_USAGE;
+			return fdpass_getopt_error("status", c, argv, longopts);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "fdpass status: unexpected argument: %s\n", argv[optind]);
-		return FDPASS_EXIT_USAGE;
-	}
-	if (json && prometheus) {
-		fprintf(stderr, "fdpass status: --json and --prometheus exclude each other\n");
-		return FDPASS_EXIT_USAGE;
-	}
+	if (optind < argc)
+		return fdpass_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	if (json && prometheus)
+		return fdpass_usage_error("status", "--json and --prometheus exclude each other");
 	if (fdpass_control_resolve("status", &control, path, sizeof(path)) < 0)
 		return FDPASS_EXIT_FAILURE;
 	if (prometheus)
@@ -271,6 +305,7 @@ int cmd_status(int argc, char **argv)
 		print_json(reply);
 	else
 		print_table(reply);
+	c = server_ready(reply) ? FDPASS_EXIT_OK : STATUS_EXIT_NOT_READY;
 	free(reply);
-	return FDPASS_EXIT_OK;
+	return c;
 }
