@@ -640,3 +640,46 @@ TEST(a_draining_old_master_leaves_the_handed_control_socket_to_the_new_one)
 	stop_new_master(&s, newpid);
 	server_free(&s);
 }
+
+/*
+ * A new master that takes the sockets and then fails to start (its first worker cannot be
+ * executed) leaves them as it found them: the old master's Unix listener and control socket
+ * keep their files, and it serves and answers on them.
+ */
+TEST(a_new_master_that_fails_after_taking_the_sockets_leaves_their_files_to_the_old_one)
+{
+	char unix_addr[300], cmd[600], script[512], buf[4];
+	struct server s;
+	FILE *f;
+	char *st;
+	int fd;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	snprintf(unix_addr, sizeof(unix_addr), "unix:%s/u.sock", fdp_test_tmpdir());
+	/* The new master's workers fail: the flag exists only once the upgrade has begun. */
+	snprintf(cmd, sizeof(cmd), "test -e %s/broken && exit 127; exec %s", fdp_test_tmpdir(),
+	         UPPER_WORKER);
+	snprintf(script, sizeof(script), "%s/upgrade-broken.sh", fdp_test_tmpdir());
+	CHECK((f = fopen(script, "we")) != NULL);
+	fprintf(f, "#!/bin/sh\n: > '%s/broken'\nexec '%s' \"$@\"\n", fdp_test_tmpdir(), FDPASS_TOOL);
+	CHECK_OK(fclose(f));
+	CHECK_OK(chmod(script, 0755));
+	server_start(&s, "--workers", "1", "--listen", unix_addr, "--exec", cmd, "--upgrade-binary",
+	             script, NULL);
+	kill(s.pid, SIGUSR2);
+	server_wait_log(&s, "this master serves on", 20000);
+	CHECK_OK(access(unix_addr + 5, F_OK));
+	st = server_status(&s); /* over the control socket's file */
+	CHECK_INT(status_num(st, "master", "pid"), ==, s.pid);
+	free(st);
+	fd = fdp_unix_connect(unix_addr + 5, SOCK_STREAM); /* and the listener's */
+	CHECK_OK(fd);
+	send_all(fd, "old\n");
+	CHECK_INT(read(fd, buf, 4), ==, 4);
+	CHECK(memcmp(buf, "OLD\n", 4) == 0);
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

@@ -212,12 +212,17 @@ static int child_keep_only(int chan, int errfd, const int *out, int maxfd)
 	for (int i = 0; i < 2; i++)
 		if (out[i] >= 0 && (high[i] = fcntl(out[i], F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0)
 			return -1;
+	/*
+	 * Both above the rest before either dup3(): the error pipe may be where the channel goes
+	 * (3), and the dup3() would close it. Without its error pipe the exec's failure could not
+	 * be told: fail here instead.
+	 */
 	chan = fcntl(chan, F_DUPFD_CLOEXEC, CHILD_HIGH);
-	if (chan < 0 || dup3(chan, CHILD_CHAN, O_CLOEXEC) < 0)
+	if (chan < 0 || (errfd >= 0 && (errfd = fcntl(errfd, F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0))
 		return -1;
-	/* Without its error pipe the exec's failure could not be told: fail here instead. */
-	if (errfd >= 0 && ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC, CHILD_HIGH)) < 0 ||
-	                   dup3(errfd, CHILD_ERRFD, O_CLOEXEC) < 0))
+	if (dup3(chan, CHILD_CHAN, O_CLOEXEC) < 0)
+		return -1;
+	if (errfd >= 0 && dup3(errfd, CHILD_ERRFD, O_CLOEXEC) < 0)
 		return -1;
 	/* dup2() onto 1 and 2 clears close-on-exec there; a copy above 4 is never already there. */
 	for (int i = 0; i < 2; i++)

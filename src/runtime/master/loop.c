@@ -203,7 +203,12 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	}
 	if (cfg->metrics_fd && *cfg->metrics_fd >= 0)
 		err = fdp__metrics_open(m, *cfg->metrics_fd); /* it closes it on failure */
-	m->cfg.metrics_fd = NULL;                             /* taken: the pointer is not kept */
+	/* An upgrade's new master: what it took stays the old master's until it says READY. */
+	for (size_t i = 0; i < m->nlisteners; i++)
+		m->listeners[i].handed = fdp__upgrade_took(m, m->listeners[i].fd);
+	if (err == 0 && cfg->metrics_fd && fdp__upgrade_took(m, *cfg->metrics_fd))
+		fdp__metrics_handed(m);
+	m->cfg.metrics_fd = NULL; /* taken: the pointer is not kept */
 	if (err < 0 || !m->listeners || !m->slots) {
 		err = err < 0 ? err : -ENOMEM;
 		goto fail;

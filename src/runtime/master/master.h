@@ -183,7 +183,9 @@ struct fdp__listener {
 	enum fdp_policy policy; /* this listener's (config listener_policy, else policy) */
 	unsigned tag;           /* the protocol tag its connections carry */
 	/* An upgrade's new master took it (upgrade.c): at the stop it is closed here with no
-	 * handshake filter and its file left, since the new master accepts on it. */
+	 * handshake filter and its file left, since the new master accepts on it. In a new
+	 * master, set too for what it took from the old one until it has said READY: the old
+	 * master serves on it until then, and a new master that fails must leave it as it is. */
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
 	struct fdp__watch w;
@@ -268,7 +270,8 @@ struct fdp__upgrade {
 	int committed;  /* the new master is ready: this one stops and forwards (conns.c reads) */
 	int ended;      /* END sent */
 	int closed;     /* it closed its socket before it was ready: it has a second to exit */
-	int ctl_handed; /* the new master took the control socket: closed here, file left */
+	int ctl_handed; /* the new master took the control socket: closed here, file left (in a
+	                 * new master: it took the old one's and has not said READY yet) */
 	struct fdp__watch wsock, wpid;
 	void (*done)(struct fdp_master *m, void *arg, int result); /* fdp__upgrade_start()'s */
 	void *done_arg;
@@ -501,6 +504,8 @@ int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len);
 /* For an upgrade (upgrade.c): the metrics listener (-1: none); the new master took it. */
 int fdp__metrics_fd(const struct fdp_master *m);
 void fdp__metrics_handed(struct fdp_master *m);
+/* The metrics socket is this master's own again (a new master said READY): see handed. */
+void fdp__metrics_owned(struct fdp_master *m);
 
 /* reconfig.c: SIGHUP reads the configuration again (cfg.reload), applies it, reloads */
 void fdp__reconfigure(struct fdp_master *m);
@@ -524,6 +529,8 @@ void fdp__upgrade_forward(struct fdp_master *m);
 void fdp__upgrade_finish(struct fdp_master *m);
 void fdp__upgrade_close(struct fdp_master *m);
 int fdp__upgrade_take_control(struct fdp_master *m);
+/* Whether fd is one this master (an upgrade's new one) took from the old master. */
+int fdp__upgrade_took(const struct fdp_master *m, int fd);
 
 /* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
 struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);

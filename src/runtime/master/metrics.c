@@ -460,6 +460,12 @@ void fdp__metrics_handed(struct fdp_master *m)
 		m->metrics->handed = 1;
 }
 
+void fdp__metrics_owned(struct fdp_master *m)
+{
+	if (m->metrics)
+		m->metrics->handed = 0;
+}
+
 void fdp__metrics_log(struct fdp_master *m)
 {
 	char addr[FDP_ADDR_STRLEN];

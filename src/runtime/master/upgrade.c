@@ -99,9 +99,9 @@ static int parse_handover(struct fdp_upgrade *u, const unsigned char *b, size_t 
 		it->name[nlen] = '\0';
 		it->fd = fds[i];
 		fds[i] = -1;
+		u->n = i + 1; /* a later entry's failure leaves this one to fdp_upgrade_free() */
 		off += 6 + nlen;
 	}
-	u->n = count;
 	return 0;
 }
 
@@ -220,8 +220,35 @@ void fdp_upgrade_free(struct fdp_upgrade *u)
 /* control.c: the control socket the old master answered on, when this one's has its path. */
 int fdp__upgrade_take_control(struct fdp_master *m)
 {
-	return m->cfg.control_path ? take(m->up.from, FDP__UP_KIND_CONTROL, m->cfg.control_path)
-	                           : -ENOENT;
+	int fd = m->cfg.control_path
+	                 ? take(m->up.from, FDP__UP_KIND_CONTROL, m->cfg.control_path)
+	                 : -ENOENT;
+
+	if (fd >= 0)
+		m->up.ctl_handed = 1; /* the old master's file until this one says READY */
+	return fd;
+}
+
+int fdp__upgrade_took(const struct fdp_master *m, int fd)
+{
+	const struct fdp_upgrade *u = m->up.from;
+
+	for (size_t i = 0; u && fd >= 0 && i < u->n; i++)
+		if (u->item[i].taken && u->item[i].taken_fd == fd)
+			return 1;
+	return 0;
+}
+
+/*
+ * This master has said READY: the old one stops, and what this one took from it is its own
+ * from now on (its files removed and its listeners filtered at its own stop).
+ */
+static void own_what_was_taken(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++)
+		m->listeners[i].handed = 0;
+	m->up.ctl_handed = 0;
+	fdp__metrics_owned(m);
 }
 
 static void watch(struct fdp_master *m, int fd, struct fdp__watch *w, unsigned index, int on)
@@ -280,6 +307,7 @@ static void say_ready(struct fdp_master *m)
 		from_close(m);
 		return;
 	}
+	own_what_was_taken(m);
 	fdp__log(m, FDP_LOG_INFO, "upgrade: ready, took %zu socket(s) from the old master", u->n);
 }
 

@@ -116,10 +116,10 @@ static int spawn(unsigned i)
 		err = -EACCES; /* not our child at the other end */
 	n = err < 0 ? err : fdp_win_recv(w->pipe, ready, sizeof(ready) - 1, &obj, 1, &nobj, READY_MS);
 	if (n >= 0 && nobj) {
+		/* A socket it described is ours to close; a handle value is not checked (it could
+		 * name any of ours), so it is left alone: a worker sends no objects. */
 		if (obj.kind == FDP_WIN_SOCKET)
 			closesocket(obj.sock);
-		else
-			CloseHandle(obj.handle);
 		n = -EPROTO;
 	}
 	if (n >= 5 && memcmp(ready, "READY", 5) == 0) {
@@ -195,11 +195,9 @@ static int hand(SOCKET c, unsigned long long id, const char *peer)
 		n = fdp_win_send(w->pipe, msg, (size_t)len, &obj, 1);
 		if (n == 0)
 			n = fdp_win_recv(w->pipe, ack, sizeof(ack) - 1, &got, 1, &nobj, ACK_MS);
-		if (n >= 0 && nobj) { /* a worker sends no objects */
+		if (n >= 0 && nobj) { /* a worker sends no objects (a handle value: see spawn()) */
 			if (got.kind == FDP_WIN_SOCKET)
 				closesocket(got.sock);
-			else
-				CloseHandle(got.handle);
 			n = -EPROTO;
 		}
 		if (n >= 4 && memcmp(ack, "ACK ", 4) == 0) {
