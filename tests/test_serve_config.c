@@ -78,25 +78,13 @@ static int port_is_free(int port)
 static void server_start_conf(struct server *s, const char *conf)
 {
 	const char *argv[] = {FDPASS_TOOL, "serve", "--config", conf, "--control", NULL, NULL};
-	int pipefd[2];
 	const char *line;
 
 	memset(s, 0, sizeof(*s));
 	s->log = calloc(1, SERVE_LOG_MAX);
 	snprintf(s->control, sizeof(s->control), "%s/ctl.sock", fdp_test_tmpdir());
 	argv[5] = s->control;
-	CHECK_OK(pipe2(pipefd, O_CLOEXEC));
-	fflush(NULL);
-	s->pid = fork();
-	CHECK(s->pid >= 0);
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(pipefd[1], 2);
-		execv(FDPASS_TOOL, (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	s->err = pipefd[0];
+	server_spawn(s, argv);
 	line = server_wait_log(s, "listening on ", 10000);
 	sscanf(strstr(line, "listening on ") + 13, "%63s", s->addr);
 	server_wait_log(s, "ready: ", 10000);

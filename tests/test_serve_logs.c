@@ -113,7 +113,7 @@ static void server_start_logfile(struct server *s, int ino, struct logfile *log,
                                  const char *const *args)
 {
 	const char *argv[64] = {FDPASS_TOOL, "serve", "--listen", "127.0.0.1:0", "--control"};
-	int pipefd[2], n = 5;
+	int n = 5;
 	const char *line;
 
 	memset(s, 0, sizeof(*s));
@@ -125,18 +125,7 @@ static void server_start_logfile(struct server *s, int ino, struct logfile *log,
 	for (; args && *args; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	CHECK_OK(pipe2(pipefd, O_CLOEXEC));
-	fflush(NULL);
-	s->pid = fork();
-	CHECK(s->pid >= 0);
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(pipefd[1], 2);
-		execv(FDPASS_TOOL, (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	s->err = pipefd[0];
+	server_spawn(s, argv);
 	line = logfile_wait(ino, log, "listening on ", 10000);
 	sscanf(strstr(line, "listening on ") + 13, "%63s", s->addr);
 	logfile_wait(ino, log, "ready: ", 10000);

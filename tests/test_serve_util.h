@@ -92,10 +92,33 @@ static inline const char *server_wait_log(struct server *s, const char *needle, 
  * Start `fdpass serve --listen 127.0.0.1:0 --control DIR/ctl.sock ARGS...` (NULL-ended) and
  * wait until it listens and (unless SERVE_NO_WAIT_READY) until every worker is ready.
  */
+/*
+ * Run argv (argv[0] is FDPASS_TOOL) as the server s, its stderr a pipe the test reads
+ * (s->err). s->log must be allocated. A failed test must not leave a server behind: it dies
+ * with the test (PR_SET_PDEATHSIG).
+ */
+static inline void server_spawn(struct server *s, const char *const *argv)
+{
+	int pipefd[2];
+
+	CHECK_OK(pipe2(pipefd, O_CLOEXEC));
+	fflush(NULL);
+	s->pid = fork();
+	CHECK(s->pid >= 0);
+	if (s->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pipefd[1], 2);
+		execv(FDPASS_TOOL, (char **)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	s->err = pipefd[0];
+}
+
 static inline void server_start_argv(struct server *s, const char *const *args, int flags)
 {
 	const char *argv[64] = {FDPASS_TOOL, "serve", "--listen", "127.0.0.1:0"};
-	int pipefd[2], n = 4, own_control = 0;
+	int n = 4, own_control = 0;
 	const char *line;
 
 	memset(s, 0, sizeof(*s));
@@ -117,19 +140,7 @@ static inline void server_start_argv(struct server *s, const char *const *args, 
 	for (; args && *args; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	CHECK_OK(pipe2(pipefd, O_CLOEXEC));
-	fflush(NULL);
-	s->pid = fork();
-	CHECK(s->pid >= 0);
-	if (s->pid == 0) {
-		/* A failed test must not leave a server behind: it dies with the test. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(pipefd[1], 2);
-		execv(FDPASS_TOOL, (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	s->err = pipefd[0];
+	server_spawn(s, argv);
 	line = server_wait_log(s, "listening on ", 10000);
 	sscanf(strstr(line, "listening on ") + 13, "%63s", s->addr);
 	if (!(flags & SERVE_NO_WAIT_READY))
