@@ -44,6 +44,7 @@ enum {
 	OPT_LOG_FILE,
 	OPT_UPGRADE_TIMEOUT,
 	OPT_UPGRADE_BINARY,
+	OPT_DISPATCH,
 };
 
 /* getopt_long values of the process options (the cli block: 1792..). */
@@ -200,6 +201,7 @@ struct serve_opts {
 	const struct fdpass_handler *handler;
 	const char *exec;
 	enum fdp_policy policy;
+	enum fdp_dispatch dispatch;
 	const char *control;
 	const char *metrics; /* --metrics ADDR, or NULL */
 	enum fdp_log_level log_level;
@@ -320,6 +322,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
 	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
+	        {"dispatch", required_argument, NULL, OPT_DISPATCH},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
@@ -464,6 +467,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
 				return i;
 			break;
+		case OPT_DISPATCH:
+			if ((i = fdpass_dispatch_parse(optarg)) < 0)
+				return bad_value("dispatch", optarg, "pass, kernel or auto");
+			o->dispatch = (enum fdp_dispatch)i;
+			break;
 		case OPT_PID_FILE:
 			if (!*optarg)
 				return bad_value("pid-file", optarg, "a file name");
@@ -551,6 +559,7 @@ struct serve_gen {
 	struct fdpass_config_file *file; /* the file's text, which the file's options point into */
 	char **exec_argv;
 	enum fdp_policy policies[MAX_LISTEN];
+	enum fdp_dispatch dispatches[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int routing;
 	struct serve_gen *next;
@@ -674,6 +683,9 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 	for (size_t i = 0; i < o->nlisten; i++) {
 		g->policies[i] = o->lopts[i].policy_set ? o->lopts[i].policy : o->policy;
 		g->tags[i] = o->lopts[i].tag_set ? o->lopts[i].tag : tag;
+		g->dispatches[i] = o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch;
+		/* A worker that may be given slot sockets says it takes them. */
+		o->limits.take_listeners |= g->dispatches[i] != FDP_DISPATCH_PASS;
 		g->routing |= g->policies[i] == FDP_POLICY_ROUTE;
 	}
 	status = fdpass_route_check(&o->route, g->routing, o->route_given, (unsigned)o->workers);
@@ -760,6 +772,8 @@ static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int pe
 	c->workers = (unsigned)g->o.workers;
 	c->policy = g->o.policy;
 	c->tag = g->tag;
+	c->dispatch = g->o.dispatch;
+	c->listener_dispatch = g->dispatches; /* read at open only */
 	if (per_listener) {
 		c->listener_policy = g->policies;
 		c->listener_tag = g->tags;
@@ -878,7 +892,12 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 			fprintf(stderr, "fdpass serve: --listen %s\n", why);
 			break;
 		}
-		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		/* Kernel dispatch makes its slot sockets in the listener's reuseport group. */
+		if ((o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch) !=
+		    FDP_DISPATCH_PASS)
+			fds[i] = fdpass_listen_reuseport(o->listen[i], (int)o->backlog);
+		else
+			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)

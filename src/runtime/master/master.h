@@ -13,6 +13,7 @@
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
+ *   kernel.c        kernel dispatch: steered listeners' slot sockets, given to the workers
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
  *   route_policy.c  the route policy: reading each connection's routing key
  *   conns.c         the owner of every connection the master holds: pending, in flight,
@@ -77,12 +78,24 @@ enum fdp__watch_kind {
 	W_METRICS,        /* the metrics listener (metrics.c) */
 	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
 	W_UPGRADE,
+	W_KSLOT, /* a kernel listener's slot socket no worker accepts on (kernel.c) */
 };
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
 	unsigned index; /* listener index; W_OUTPUT: 0 stdout, 1 stderr */
+	unsigned sub;   /* W_KSLOT: the slot */
 	struct fdp__proc *proc;
+};
+
+/* One slot of a kernel listener (kernel.c's). */
+struct fdp__kslot {
+	int watched;              /* in the master's epoll: no worker accepts there now */
+	long long paused_until;   /* accept() failed on it (EMFILE...): not watched until then */
+	uint32_t seen;            /* the worker's accepted[] word at the last look */
+	uint32_t counted;         /* and what of it is in the listener's kaccepted */
+	long long stalled_since;  /* connections queued and none accepted since (0: not) */
+	struct fdp__watch w;
 };
 
 /* A connection the master holds: accepted and not yet handed, or handed and not acked. */
@@ -129,6 +142,8 @@ struct fdp__proc {
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
 	int said_ready;
+	int accepts_own; /* said ACCEPTS: takes kernel listeners' slot sockets (kernel.c) */
+	int listening;   /* and was sent them (LISTEN): accepts on them until its drain */
 	long long ready_ms; /* when it said READY: its acknowledgement deadlines start no earlier */
 	int start_failed;   /* killed for not saying READY in time: a late one is ignored */
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
@@ -188,6 +203,11 @@ struct fdp__listener {
 	 * master serves on it until then, and a new master that fails must leave it as it is. */
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
+	/* Kernel dispatch (kernel.c): the steering group, whose slot 0 socket fd is; NULL when
+	 * the master accepts here itself. */
+	struct fdp__steer *steer;
+	struct fdp__kslot *kslots;
+	uint64_t kaccepted; /* accepted by the workers themselves, as far as seen */
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
 	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
@@ -326,7 +346,18 @@ struct fdp_master {
 	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
 	struct fdp__upgrade up; /* upgrade.c's */
 	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
+	/* Kernel dispatch (kernel.c): a listener is steered; something that decides which
+	 * slots take connections changed (a worker's state, ACCEPTS): kernel.c settles it. */
+	int kernel, kernel_dirty;
+	long long kernel_next; /* its timer: hung workers, least-conn's counts */
+	unsigned kernel_ticks;
 };
+
+/* A change kernel.c must look at (a worker ready, draining, lost, gone; an ACCEPTS). */
+static inline void fdp__kernel_flag(struct fdp_master *m)
+{
+	m->kernel_dirty = m->kernel;
+}
 
 /* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
 static inline long long fdp__ack_bound_ns(unsigned i)
@@ -402,9 +433,22 @@ void fdp__conns_free_proc(struct fdp__proc *p);
 uint64_t fdp__conns_open(const struct fdp_master *m);
 void fdp__conns_free(struct fdp_master *m);
 
+/* kernel.c: kernel dispatch (docs/STEERING.md) */
+int fdp__kernel_open(struct fdp_master *m);
+void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l);
+void fdp__kernel_settle(struct fdp_master *m);
+void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w);
+void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__kernel_reattach(struct fdp_master *m);
+unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
+                                        void (*stop_handshakes)(int fd));
+
 /* dispatch.c */
 /* Accept a batch from l into conns.c (or the route policy); returns how many. */
 int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
+/* The same from fd, one of l's sockets (a kernel listener's slot), pausing *paused_until. */
+int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
+                   long long *paused_until);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);

@@ -79,7 +79,7 @@ struct fdp_proto_listen {
  * master's id has (they count from 1). Such an id is never in an ACK or DONE; a RETURN may
  * carry one, and the master gives the connection an id of its own.
  */
-#define FDP_PROTO_OWN_ID (UINT64_C(1) << 63)
+#define FDP_PROTO_OWN_ID FDP_CONN_OWN
 
 /*
  * Kernel dispatch's shared state: the value of a one-element BPF array map (BPF_F_MMAPABLE)

@@ -280,11 +280,12 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 		}
 	}
 	/* The program belongs to the group from now on, whichever of its sockets closes first. */
-	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
-	    0) {
-		rc = errno == ENOPROTOOPT ? fail(err, errlen, -ENOSYS,
-		                                 "SO_ATTACH_REUSEPORT_EBPF: not supported by this kernel")
-		                          : bpf_fail(err, errlen, -errno, "SO_ATTACH_REUSEPORT_EBPF");
+	rc = fdp__steer_attach(g);
+	if (rc < 0) {
+		rc = rc == -ENOPROTOOPT
+		             ? fail(err, errlen, -ENOSYS,
+		                    "SO_ATTACH_REUSEPORT_EBPF: not supported by this kernel")
+		             : bpf_fail(err, errlen, rc, "SO_ATTACH_REUSEPORT_EBPF");
 		goto fail;
 	}
 	*out = g;
@@ -336,6 +337,14 @@ int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
 		return fail(err, errlen, -EINVAL,
 		            "steering: the listener on %s was bound without SO_REUSEPORT", addr);
 	return group_open(out, sa, len, fd, addr, slots, policy, backlog, err, errlen);
+}
+
+int fdp__steer_attach(struct fdp__steer *g)
+{
+	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
+	    0)
+		return -errno;
+	return 0;
 }
 
 void fdp__steer_close(struct fdp__steer *g)

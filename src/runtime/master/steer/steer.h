@@ -78,6 +78,12 @@ int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
 int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
                        enum fdp__steer_policy policy, char *err, size_t errlen);
 
+/*
+ * Attach the group's program to its reuseport group again: after another group's program
+ * replaced it on the same sockets (an upgrade's new master that then failed). 0 or -errno.
+ */
+int fdp__steer_attach(struct fdp__steer *g);
+
 /* Close every descriptor of the group and unmap its state. NULL is a no-op. */
 void fdp__steer_close(struct fdp__steer *g);
 
