@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -56,6 +57,35 @@ static const char *cannot_steer(const struct fdp_master *m, const struct fdp__li
 	return NULL;
 }
 
+int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
+                               const enum fdp_policy *policy, char *why, size_t size)
+{
+	if (!m->kernel)
+		return 0;
+	if (next->workers != m->cfg.workers) {
+		snprintf(why, size,
+		         "kernel dispatch has one socket per worker slot: %u workers stay %u until a "
+		         "restart or an upgrade",
+		         next->workers, m->cfg.workers);
+		return -EINVAL;
+	}
+	if (next->max_connections || next->recycle_conns) {
+		snprintf(why, size, "kernel dispatch: %s needs the master to count every connection",
+		         next->max_connections ? "max_connections" : "recycling by connections");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		if (m->listeners[i].steer && policy[i] != m->listeners[i].policy) {
+			snprintf(why, size,
+			         "listener %zu: kernel dispatch keeps its policy %s until a restart or "
+			         "an upgrade",
+			         i, fdp__policy_name(m->listeners[i].policy));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static enum fdp__steer_policy steer_policy(enum fdp_policy p)
 {
 	switch (p) {
@@ -68,6 +98,50 @@ static enum fdp__steer_policy steer_policy(enum fdp_policy p)
 	}
 }
 
+void fdp__kparts_free(struct fdp__kparts *k)
+{
+	if (!k)
+		return;
+	for (unsigned s = 1; s < k->slots; s++) /* fds[0] is the listener: the master's */
+		if (k->fds[s] >= 0)
+			close(k->fds[s]);
+	if (k->prog >= 0)
+		close(k->prog);
+	if (k->sockarray >= 0)
+		close(k->sockarray);
+	if (k->state >= 0)
+		close(k->state);
+	free(k->fds);
+	free(k);
+}
+
+/*
+ * An upgrade's new master: adopt the old master's group, which both masters' workers then
+ * share, when it fits this master's configuration. 1 when adopted, 0 when not (why says why;
+ * the parts are closed), or a negative errno.
+ */
+static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why)
+{
+	struct fdp__kparts *k = l->kparts;
+	int rc = 0;
+
+	l->kparts = NULL;
+	if (k->slots != m->cfg.workers)
+		*why = "the old master's group has another number of slots than --workers";
+	else if (k->policy != (int)steer_policy(l->policy))
+		*why = "the old master's group steers by another policy";
+	else if ((rc = fdp__steer_adopt(&l->steer, k->fds, k->slots,
+	                                (enum fdp__steer_policy)k->policy, k->prog, k->sockarray,
+	                                k->state)) == 0) {
+		free(k->fds);
+		free(k);
+		l->kadopted = 1;
+		return 1;
+	}
+	fdp__kparts_free(k);
+	return rc;
+}
+
 int fdp__kernel_open(struct fdp_master *m)
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
@@ -77,10 +151,20 @@ int fdp__kernel_open(struct fdp_master *m)
 		const char *why;
 		int rc;
 
-		if (d == FDP_DISPATCH_PASS || l->fd < 0)
+		if (d == FDP_DISPATCH_PASS || l->fd < 0) {
+			fdp__kparts_free(l->kparts); /* the old master's group, not wanted */
+			l->kparts = NULL;
 			continue;
+		}
 		fdp_addr_local(l->fd, addr, sizeof(addr));
 		why = cannot_steer(m, l);
+		if (!why && l->kparts) {
+			rc = adopt(m, l, &why);
+			if (rc < 0)
+				return rc;
+		}
+		fdp__kparts_free(l->kparts);
+		l->kparts = NULL;
 		if (why) {
 			if (d == FDP_DISPATCH_KERNEL) {
 				fdp__log(m, FDP_LOG_ERROR, "listener %zu %s: kernel dispatch: %s", i,
@@ -94,8 +178,9 @@ int fdp__kernel_open(struct fdp_master *m)
 		l->kslots = calloc(m->cfg.workers, sizeof(*l->kslots));
 		if (!l->kslots)
 			return -ENOMEM;
-		rc = fdp__steer_open_fd(&l->steer, l->fd, m->cfg.workers,
-		                        steer_policy(l->policy), err, sizeof(err));
+		rc = l->steer ? 0
+		              : fdp__steer_open_fd(&l->steer, l->fd, m->cfg.workers,
+		                                   steer_policy(l->policy), err, sizeof(err));
 		if (rc < 0) {
 			free(l->kslots);
 			l->kslots = NULL;
@@ -108,21 +193,34 @@ int fdp__kernel_open(struct fdp_master *m)
 			         err);
 			continue;
 		}
-		/* No worker accepts anywhere yet: every slot out until one does. */
+		/* No worker accepts anywhere yet: every slot out until one does (an adopted
+		 * group's slots are the old master's workers' until this master is ready, and
+		 * what they accepted so far is not this master's to count). */
 		for (unsigned s = 0; s < m->cfg.workers; s++) {
-			fdp__steer_slot_out(l->steer, s);
+			if (!l->kadopted)
+				fdp__steer_slot_out(l->steer, s);
+			l->kslots[s].counted = fdp__steer_state(l->steer)->accepted[s];
 			l->kslots[s].w = (struct fdp__watch){.kind = W_KSLOT, .index = (unsigned)i,
 			                                     .sub = s};
 		}
 		m->kernel = 1;
 		m->kernel_dirty = 1;
 		fdp__log(m, FDP_LOG_INFO,
-		         "listener %zu %s: kernel dispatch (%s), %u slot sockets; workers accept "
+		         "listener %zu %s: kernel dispatch (%s), %u slot sockets%s; workers accept "
 		         "there",
 		         i, addr, fdp__steer_policy_name(fdp__steer_policy(l->steer)),
-		         m->cfg.workers);
+		         m->cfg.workers, l->kadopted ? " taken over from the old master" : "");
 	}
 	return 0;
+}
+
+/*
+ * l's group is shared with the other master of an upgrade (l->kadopted) and not yet, or no
+ * more, this one's to decide: a new master's before it is ready, an old master's after.
+ */
+static int shared(const struct fdp__listener *l)
+{
+	return l->kadopted && l->handed;
 }
 
 /* Watch slot s's socket (the master accepts there) or not. */
@@ -223,6 +321,11 @@ void fdp__kernel_settle(struct fdp_master *m)
 
 		if (!l->steer)
 			continue;
+		if (shared(l)) { /* the other master's: it accepts what lands on a dead slot */
+			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+				slot_watch(m, l, s, 0);
+			continue;
+		}
 		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
 			struct fdp__kslot *k = &l->kslots[s];
 			int live = s < m->cfg.workers && accepting(m->slots[s].proc) && !m->stopping;
@@ -250,7 +353,7 @@ void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w)
 	struct fdp__kslot *k;
 	int fd;
 
-	if (!l->steer || m->stopping)
+	if (!l->steer || m->stopping || shared(l))
 		return;
 	k = &l->kslots[w->sub];
 	fd = fdp__steer_fd(l->steer, w->sub);
@@ -326,6 +429,8 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 				continue;
 			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
 				count_accepted(l, s);
+				if (shared(l))
+					continue;
 				if (fdp__steer_slot_live(l->steer, s) == 1)
 					check_hung(m, l, s, now);
 				if (resync && fdp__steer_policy(l->steer) == FDP__STEER_LEAST_CONN)
@@ -361,6 +466,8 @@ unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listen
 {
 	unsigned long total = 0;
 
+	if (shared(l)) /* the other master's workers accept on every one of its sockets */
+		return 0;
 	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++) {
 		int fd = fdp__steer_fd(l->steer, s), n;
 

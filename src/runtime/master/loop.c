@@ -41,6 +41,8 @@ static void close_listeners(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		char addr[FDP_ADDR_STRLEN];
 
+		fdp__kparts_free(l->kparts); /* an old master's group never adopted */
+		l->kparts = NULL;
 		if (l->fd < 0)
 			continue;
 		listener_watch(m, l, 0);
@@ -212,8 +214,11 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	if (cfg->metrics_fd && *cfg->metrics_fd >= 0)
 		err = fdp__metrics_open(m, *cfg->metrics_fd); /* it closes it on failure */
 	/* An upgrade's new master: what it took stays the old master's until it says READY. */
-	for (size_t i = 0; i < m->nlisteners; i++)
+	for (size_t i = 0; i < m->nlisteners && err == 0; i++) {
 		m->listeners[i].handed = fdp__upgrade_took(m, m->listeners[i].fd);
+		if (m->listeners[i].handed) /* with its steering group, if it had one */
+			err = fdp__upgrade_take_steer(m, m->listeners[i].fd, &m->listeners[i].kparts);
+	}
 	if (err == 0 && cfg->metrics_fd && fdp__upgrade_took(m, *cfg->metrics_fd))
 		fdp__metrics_handed(m);
 	m->cfg.metrics_fd = NULL; /* taken: the pointer is not kept */

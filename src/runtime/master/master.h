@@ -88,6 +88,14 @@ struct fdp__watch {
 	struct fdp__proc *proc;
 };
 
+/* A steering group's descriptors as an old master handed them (upgrade.c, for kernel.c). */
+struct fdp__kparts {
+	unsigned slots;
+	int *fds; /* fds[0]: the listener itself (the master's); the others ours until adopted */
+	int prog, sockarray, state;
+	int policy; /* enum fdp__steer_policy of prog */
+};
+
 /* One slot of a kernel listener (kernel.c's). */
 struct fdp__kslot {
 	int watched;              /* in the master's epoll: no worker accepts there now */
@@ -207,6 +215,13 @@ struct fdp__listener {
 	 * the master accepts here itself. */
 	struct fdp__steer *steer;
 	struct fdp__kslot *kslots;
+	/* An upgrade: the group went from the old master to the new one, which shares it (both
+	 * masters' workers accept on its sockets) until the old one is gone: while handed, only
+	 * the new master (once ready) decides which slots are live, and only the old one's
+	 * stop leaves them alone. In a new master: the group's parts the old one handed, until
+	 * fdp__kernel_open() adopts them. */
+	int kadopted;
+	struct fdp__kparts *kparts;
 	uint64_t kaccepted; /* accepted by the workers themselves, as far as seen */
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
@@ -278,6 +293,8 @@ struct fdp__conns {
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
 #define FDP__UP_KIND_METRICS  3 /* the metrics listener (metrics.c) */
+#define FDP__UP_KIND_STEER    4 /* part of a steered listener's group: "slot:K", "prog:POLICY",
+                                 * "sockarray", "state" (kernel.c) */
 #define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
@@ -435,11 +452,15 @@ void fdp__conns_free(struct fdp_master *m);
 
 /* kernel.c: kernel dispatch (docs/STEERING.md) */
 int fdp__kernel_open(struct fdp_master *m);
+void fdp__kparts_free(struct fdp__kparts *k);
 void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l);
 void fdp__kernel_settle(struct fdp_master *m);
 void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w);
 void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__kernel_reattach(struct fdp_master *m);
+/* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
+int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
+                               const enum fdp_policy *policy, char *why, size_t size);
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
                                         void (*stop_handshakes)(int fd));
 
@@ -575,6 +596,9 @@ void fdp__upgrade_close(struct fdp_master *m);
 int fdp__upgrade_take_control(struct fdp_master *m);
 /* Whether fd is one this master (an upgrade's new one) took from the old master. */
 int fdp__upgrade_took(const struct fdp_master *m, int fd);
+/* The steering group handed with the listener fd took (kernel.c adopts it): its parts, taken
+ * (*out malloc'd; NULL when none came whole). 0, or -ENOMEM. */
+int fdp__upgrade_take_steer(struct fdp_master *m, int fd, struct fdp__kparts **out);
 
 /* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
 struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);

@@ -339,6 +339,39 @@ int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
 	return group_open(out, sa, len, fd, addr, slots, policy, backlog, err, errlen);
 }
 
+int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
+                     enum fdp__steer_policy policy, int prog, int sockarray, int state_fd)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct fdp__steer *g;
+
+	*out = NULL;
+	if (slots == 0 || slots > FDP__STEER_MAX_SLOTS || (unsigned)policy > FDP__STEER_HASH)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->fds = calloc(slots, sizeof(int)))) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->state_len = (sizeof(struct fdp__steer_state) + (size_t)page - 1) & ~((size_t)page - 1);
+	g->state = mmap(NULL, g->state_len, PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
+	if (g->state == MAP_FAILED) {
+		int e = -errno;
+
+		free(g->fds);
+		free(g);
+		return e;
+	}
+	memcpy(g->fds, fds, slots * sizeof(int));
+	g->slots = slots;
+	g->policy = policy;
+	g->prog = prog;
+	g->sockarray = sockarray;
+	g->state_fd = state_fd;
+	*out = g;
+	return 0;
+}
+
 int fdp__steer_attach(struct fdp__steer *g)
 {
 	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <

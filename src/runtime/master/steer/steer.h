@@ -79,6 +79,15 @@ int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
                        enum fdp__steer_policy policy, char *err, size_t errlen);
 
 /*
+ * A group from the descriptors another process's group handed over (an upgrade's old master):
+ * its slots' sockets fds[0..slots-1], its program (of policy), socket array and state, which
+ * is mapped here. On success the group owns every one of them; on failure they stay the
+ * caller's. Returns 0, -EINVAL, -ENOMEM, or mmap's error (state_fd is not a state map).
+ */
+int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
+                     enum fdp__steer_policy policy, int prog, int sockarray, int state_fd);
+
+/*
  * Attach the group's program to its reuseport group again: after another group's program
  * replaced it on the same sockets (an upgrade's new master that then failed). 0 or -errno.
  */
