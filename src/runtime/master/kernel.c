@@ -450,6 +450,72 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
  * took it), and accept what is queued there, to be handed out before the workers drain.
  * Returns how many.
  */
+uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p)
+{
+	uint64_t open = 0;
+
+	if (!p->listening || m->slots[p->slot].proc != p)
+		return 0; /* a draining one's are not told apart from its successor's */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		const struct fdp__listener *l = &m->listeners[i];
+
+		if (l->steer && p->slot < fdp__steer_slots(l->steer))
+			open += __atomic_load_n(&fdp__steer_state(l->steer)->open[p->slot],
+			                        __ATOMIC_RELAXED);
+	}
+	return open;
+}
+
+void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
+{
+	uint64_t lost = 0;
+
+	if (!p->listening)
+		return;
+	/* A successor of the slot accepting on the same sockets keeps the slot's count. */
+	for (const struct fdp__proc *q = m->procs; q; q = q->next)
+		if (q != p && q->slot == p->slot && q->listening && q->state != PROC_DEAD)
+			return;
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		struct fdp__steer_state *st;
+
+		if (!l->steer || p->slot >= fdp__steer_slots(l->steer) || shared(l))
+			continue;
+		st = fdp__steer_state(l->steer);
+		lost += __atomic_exchange_n(&st->open[p->slot], 0, __ATOMIC_RELAXED);
+	}
+	if (!lost)
+		return;
+	m->conns.lost += lost;
+	m->slots[p->slot].lost += lost;
+	fdp__log(m, FDP_LOG_WARN,
+	         "worker %u pid %d died with %llu connection(s) it had accepted itself and not "
+	         "finished",
+	         p->slot, (int)p->pid, (unsigned long long)lost);
+}
+
+size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
+{
+	unsigned n = 0;
+	uint64_t accepted = 0;
+	int len;
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+
+		if (!l->steer)
+			continue;
+		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+			count_accepted(l, s);
+		accepted += l->kaccepted;
+		n++;
+	}
+	len = snprintf(line, size, "kernel listeners=%u accepted=%llu\n", n,
+	               (unsigned long long)accepted);
+	return len < 0 ? 0 : (size_t)len;
+}
+
 /* An upgrade's new master failed: its program had replaced ours on the group; ours again. */
 void fdp__kernel_reattach(struct fdp_master *m)
 {

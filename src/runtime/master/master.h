@@ -458,6 +458,12 @@ void fdp__kernel_settle(struct fdp_master *m);
 void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w);
 void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__kernel_reattach(struct fdp_master *m);
+/* The connections p accepted itself and has not finished (0 unless p is its slot's current). */
+uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p);
+/* p is gone: what it had accepted itself and not finished is lost (counted, logged). */
+void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
+/* The status's "kernel ..." line into line (size bytes); returns its length. */
+size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size);
 /* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
 int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
                                const enum fdp_policy *policy, char *why, size_t size);

@@ -342,6 +342,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	}
 	/* Its last ACKs first: the connections they name are not handed again. */
 	fdp__channel_drain(m, p);
+	fdp__kernel_reaped(m, p);
 	settle(m, p);
 	fdp__proc_lost(m, p, 0);
 	fdp__conns_take_back(m, p);
