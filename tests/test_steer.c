@@ -240,6 +240,31 @@ TEST(open_fd_refuses_a_listener_without_reuseport_and_leaves_it_to_the_caller)
 	close(fd);
 }
 
+TEST(a_socket_kept_past_a_detached_group_can_start_a_new_group)
+{
+	struct fdp__steer *g, *g2;
+	char err[256];
+	int fd = listener4(1), kept, second, rc;
+
+	if (geteuid() != 0)
+		fdp_test_skip("loading a BPF program needs root (CAP_BPF)");
+	kept = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* as systemd keeps its copy */
+	rc = fdp__steer_open_fd(&g, fd, 2, FDP__STEER_ROUND_ROBIN, err, sizeof(err));
+	if (rc == -EPERM || rc == -ENOSYS)
+		fdp_test_skip(err);
+	CHECK_OK(rc);
+	/* Still in the first group's array: a second group cannot take it. */
+	second = fcntl(kept, F_DUPFD_CLOEXEC, 0);
+	CHECK_INT(fdp__steer_open_fd(&g2, second, 2, FDP__STEER_HASH, err, sizeof(err)), ==,
+	          -EBUSY);
+	close(second); /* the caller's again after a failure */
+	fdp__steer_detach(g);
+	fdp__steer_close(g);
+	CHECK_OK(fdp__steer_open_fd(&g, kept, 2, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_INT(connect_landed(g, 0) < 2, ==, 1);
+	fdp__steer_close(g);
+}
+
 TEST(round_robin_spreads_1000_connections_evenly_over_4_slot_sockets)
 {
 	struct fdp__steer *g = open_group("127.0.0.1:0", 4, FDP__STEER_ROUND_ROBIN);

@@ -253,6 +253,10 @@ void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
 		slot_watch(m, l, s, 0);
 		count_accepted(l, s);
 	}
+	/* Slot 0 may outlive this master (systemd's, the descriptor store's, or a passing new
+	 * master's): leave it free for the next group. Not a group the other master uses. */
+	if (!shared(l) && !m->in_child)
+		fdp__steer_detach(l->steer);
 	fdp__steer_close(l->steer); /* slot 0's socket is l->fd */
 	l->steer = NULL;
 	l->fd = -1;

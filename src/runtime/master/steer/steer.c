@@ -372,6 +372,25 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
 	return 0;
 }
 
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68 /* Linux 5.3 */
+#endif
+
+void fdp__steer_detach(struct fdp__steer *g)
+{
+	int zero = 0;
+
+	for (uint32_t key = 0; key < g->slots; key++) {
+		union bpf_attr attr;
+
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)g->sockarray;
+		attr.key = (uint64_t)(uintptr_t)&key;
+		sys_bpf(BPF_MAP_DELETE_ELEM, &attr); /* -ENOENT: not there, fine */
+	}
+	setsockopt(g->fds[0], SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero));
+}
+
 int fdp__steer_attach(struct fdp__steer *g)
 {
 	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <

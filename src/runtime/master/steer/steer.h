@@ -93,6 +93,14 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
  */
 int fdp__steer_attach(struct fdp__steer *g);
 
+/*
+ * Before closing a group whose sockets outlive it (slot 0 kept by systemd, say): take every
+ * socket out of the socket array and the program off the reuseport group, so that the next
+ * group made on that socket can put it in its own array (a socket sits in one array at a
+ * time: -EBUSY otherwise) and nothing steers to sockets that are gone.
+ */
+void fdp__steer_detach(struct fdp__steer *g);
+
 /* Close every descriptor of the group and unmap its state. NULL is a no-op. */
 void fdp__steer_close(struct fdp__steer *g);
 
