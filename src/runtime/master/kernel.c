@@ -236,13 +236,23 @@ static void slot_watch(struct fdp_master *m, struct fdp__listener *l, unsigned s
 		k->watched = on;
 }
 
-/* What the workers accepted on l's slot s since the last look, into l->kaccepted. */
-static void count_accepted(struct fdp__listener *l, unsigned s)
+/* What the workers accepted on l's slot s since the last look, into the counters. */
+static void count_accepted(struct fdp_master *m, struct fdp__listener *l, unsigned s)
 {
 	uint32_t acc = __atomic_load_n(&fdp__steer_state(l->steer)->accepted[s], __ATOMIC_RELAXED);
+	uint32_t delta = acc - l->kslots[s].counted;
 
-	l->kaccepted += (uint32_t)(acc - l->kslots[s].counted);
+	l->kaccepted += delta;
+	m->slots[s].kaccepted += delta;
 	l->kslots[s].counted = acc;
+}
+
+void fdp__kernel_refresh(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++)
+		for (unsigned s = 0; m->listeners[i].steer && s < fdp__steer_slots(m->listeners[i].steer);
+		     s++)
+			count_accepted(m, &m->listeners[i], s);
 }
 
 void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
@@ -251,7 +261,7 @@ void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
 		return;
 	for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
 		slot_watch(m, l, s, 0);
-		count_accepted(l, s);
+		count_accepted(m, l, s);
 	}
 	/* Slot 0 may outlive this master (systemd's, the descriptor store's, or a passing new
 	 * master's): leave it free for the next group. Not a group the other master uses. */
@@ -432,7 +442,7 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 			if (!l->steer)
 				continue;
 			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
-				count_accepted(l, s);
+				count_accepted(m, l, s);
 				if (shared(l))
 					continue;
 				if (fdp__steer_slot_live(l->steer, s) == 1)
@@ -505,13 +515,12 @@ size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 	uint64_t accepted = 0;
 	int len;
 
+	fdp__kernel_refresh(m);
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 
 		if (!l->steer)
 			continue;
-		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
-			count_accepted(l, s);
 		accepted += l->kaccepted;
 		n++;
 	}
