@@ -511,7 +511,7 @@ void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
 
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 {
-	unsigned n = 0;
+	unsigned n = 0, live = 0;
 	uint64_t accepted = 0;
 	int len;
 
@@ -523,8 +523,12 @@ size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 			continue;
 		accepted += l->kaccepted;
 		n++;
+		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+			live += fdp__steer_slot_live(l->steer, s) == 1;
 	}
-	len = snprintf(line, size, "kernel listeners=%u accepted=%llu\n", n,
+	/* live: slots taking new connections, over every steered listener (a worker that has
+	 * not said ACCEPTS yet, or is dead, hung or draining, leaves its slot out). */
+	len = snprintf(line, size, "kernel listeners=%u live=%u accepted=%llu\n", n, live,
 	               (unsigned long long)accepted);
 	return len < 0 ? 0 : (size_t)len;
 }
