@@ -30,7 +30,7 @@
 
 /* Only the master's own files see its state (docs/ARCHITECTURE.md, the layers). */
 #if defined(FDP_LAYER_MECH) || defined(FDP_LAYER_PROTO) || defined(FDP_LAYER_WORKER) ||          \
-        defined(FDP_LAYER_ROUTE)
+        defined(FDP_LAYER_ROUTE) || defined(FDP_LAYER_STEER)
 #error "the master's state is its own: no layer beneath it may include master.h"
 #endif
 
