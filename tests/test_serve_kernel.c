@@ -327,3 +327,61 @@ TEST(least_conn_under_kernel_dispatch_sends_new_connections_to_the_worker_with_f
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+/* Write text to DIR/name whole (a rename), as a deployment would; returns the path. */
+static const char *write_conf(const char *name, const char *text)
+{
+	static char path[512];
+	char tmp[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", fdp_test_tmpdir(), name);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "w");
+	CHECK(f != NULL);
+	fputs(text, f);
+	CHECK_INT(fclose(f), ==, 0);
+	CHECK_OK(rename(tmp, path));
+	return path;
+}
+
+/* Until `live` slots take new connections. */
+static void wait_live(struct server *s, long long live)
+{
+	for (int tries = 0;; tries++) {
+		char *st = server_status(s);
+		long long n = status_num(st, "kernel", "live");
+
+		free(st);
+		if (n == live)
+			return;
+		CHECK(tries < 500);
+		poll(NULL, 0, 10);
+	}
+}
+
+TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
+{
+	const char *conf = write_conf("serve.conf", "workers 2\n");
+	const char *args[] = {"--config", conf, NULL};
+	struct server s;
+	int seen[3] = {0};
+
+	kernel_start(&s, args);
+	write_conf("serve.conf", "workers 3\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK(strstr(s.log, "kernel dispatch (round-robin) over 3 slots") != NULL);
+	wait_live(&s, 3);
+	for (int i = 0; i < 30; i++)
+		seen[http_get_worker(s.addr, NULL, NULL)]++;
+	CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0); /* the new slot's worker serves */
+	write_conf("serve.conf", "workers 1\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	wait_live(&s, 1);
+	for (int i = 0; i < 10; i++)
+		CHECK_INT(http_get_worker(s.addr, NULL, NULL), ==, 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

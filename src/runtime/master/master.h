@@ -467,6 +467,8 @@ void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
 void fdp__kernel_refresh(struct fdp_master *m);
 /* The status's "kernel ..." line into line (size bytes); returns its length. */
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size);
+/* A reload's new worker count and policies (already the listeners'): the programs follow. */
+void fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers);
 /* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
 int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
                                const enum fdp_policy *policy, char *why, size_t size);
