@@ -91,7 +91,11 @@ start_server() {
 	SRV_LOG=$TMP/serve.$CASE.log
 	(
 		[ -z "${SERVE_NOFILE:-}" ] || ulimit -n "$SERVE_NOFILE" # soft and hard: the server raises its soft limit to the hard one
-		exec "$FDPASS" serve --listen 127.0.0.1:0 --control "$CTL" --log-level info "$@"
+		# The master hands over every connection (the cases count hand-overs) unless a
+		# case asks for kernel dispatch (DISPATCH).
+		# shellcheck disable=SC2086 # DISPATCH is two words
+		exec "$FDPASS" serve --listen 127.0.0.1:0 --control "$CTL" --log-level info \
+			${DISPATCH:---dispatch pass} "$@"
 	) 2>"$SRV_LOG" &
 	SRV=$!
 	PIDS+=("$SRV")
@@ -211,8 +215,7 @@ result() {
 # less closed unserved): every client failure is a connection a killed worker took with it.
 case_kill9() {
 	local tick=0 kills=0 skipped=0 bound=0 served_dead=0 s0 s1 line slot pid open served other
-	# shellcheck disable=SC2086 # DISPATCH: empty, or "--dispatch kernel"
-	start_server --workers 2 --handler http ${DISPATCH:-}
+	start_server --workers 2 --handler http
 	s0=$(status_json)
 	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
 	while kill -0 "$LOADP" 2>/dev/null; do
@@ -267,8 +270,7 @@ case_kill9() {
 # Target: 0 client errors.
 case_hup_close() {
 	local hups=0 s
-	# shellcheck disable=SC2086 # DISPATCH: empty, or "--dispatch kernel"
-	start_server --workers 2 --handler http ${DISPATCH:-}
+	start_server --workers 2 --handler http
 	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
 	while kill -0 "$LOADP" 2>/dev/null; do
 		sleep "$HUP_EVERY" # the fault's cadence
