@@ -11,6 +11,7 @@
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
 #                                                    term soak nofile upgrade-close
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
+#                                                    upgrade-kernel
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -30,7 +31,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -512,11 +513,13 @@ case_upgrade_keepalive() {
 		"$UPGRADES upgrades, 0 client errors, every old process gone"
 }
 
-# The same two cases under --dispatch kernel (docs/STEERING.md): each worker accepts on its
-# slot's own socket; a killed worker's queue is accepted by the master and handed on, and a
-# reload's old and new workers share the slot's socket. Root only (a BPF program).
+# The same cases under --dispatch kernel (docs/STEERING.md): each worker accepts on its
+# slot's own socket; a killed worker's queue is accepted by the master and handed on; a
+# reload's old and new workers share the slot's socket; an upgrade's new master adopts the
+# steering group, both masters' workers sharing its sockets. Root only (a BPF program).
 case_kill9_kernel() { kernel_case case_kill9; }
 case_hup_kernel() { kernel_case case_hup_close; }
+case_upgrade_kernel() { kernel_case case_upgrade_close; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"
