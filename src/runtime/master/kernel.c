@@ -337,7 +337,7 @@ static int send_listen(struct fdp_master *m, struct fdp__proc *p, size_t i, unsi
 
 /*
  * Send p its LISTENs, per steered listener its own slot's socket first, then (stealing, with
- * at most FDP__KERNEL_STEAL_MAX slots) every other slot's: 0, or the channel's error (p is
+ * at most FDP__KERNEL_STEAL_MAX slots, not under hash-ip) every other slot's: 0, or the channel's error (p is
  * flagged) or -EAGAIN (its slot has no socket yet: a reload's grow failed). p->listen_next
  * counts the LISTENs sent, so that a later call goes on where this one stopped.
  */
@@ -348,6 +348,7 @@ static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 		unsigned slots, active;
+		int steal;
 
 		if (!l->steer)
 			continue;
@@ -355,7 +356,10 @@ static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 		active = fdp__steer_active(l->steer);
 		if (p->slot >= slots)
 			return -EAGAIN;
-		for (unsigned k = 0; k <= (active <= FDP__KERNEL_STEAL_MAX ? active : 0); k++) {
+		/* No stealing under hash-ip: a client's worker is its address's, stopped or not. */
+		steal = active <= FDP__KERNEL_STEAL_MAX &&
+		        fdp__steer_policy(l->steer) != FDP__STEER_HASH_IP;
+		for (unsigned k = 0; k <= (steal ? active : 0); k++) {
 			/* k 0: its own slot; then the others below the count, each once. */
 			unsigned slot = k == 0 ? p->slot : k - 1;
 			int err;
