@@ -397,3 +397,57 @@ TEST(without_dispatch_a_tcp_listener_is_steered_by_the_kernel_when_the_program_l
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(connections_waiting_on_a_stopped_workers_socket_are_stolen_by_a_working_one)
+{
+	/* No hang check in the way: only stealing can serve them before SIGCONT. */
+	const char *args[] = {"--workers", "2", "--policy", "round-robin", "--ack-timeout", "600",
+	                      NULL};
+	struct server s;
+	pid_t pids[2];
+	int fds[64], n = 0, answered = 0;
+	pid_t now[2];
+
+	kernel_start(&s, args);
+	worker_pids(&s, pids, 2);
+	CHECK_OK(kill(pids[1], SIGSTOP));
+	/* Keep new connections coming (half of them wake worker 0) until every one is answered:
+	 * those round-robin gave the stopped worker wait on its socket until worker 0 takes them. */
+	for (int tries = 0; answered < 40; tries++) {
+		struct pollfd p[64];
+		int ready;
+
+		CHECK(tries < 5000);
+		if (n < 40) {
+			fds[n] = tcp_connect(s.addr, NULL);
+			send_all(fds[n++], GET);
+		}
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){.fd = fds[i], .events = fds[i] >= 0 ? POLLIN : 0};
+		ready = poll(p, (nfds_t)n, n < 40 ? 0 : 10);
+		for (int i = 0; ready > 0 && i < n; i++) {
+			if (fds[i] < 0 || !(p[i].revents & POLLIN))
+				continue;
+			CHECK_INT(answer_worker(fds[i], NULL), ==, 0); /* the stopped one served none */
+			close(fds[i]);
+			fds[i] = -1;
+			answered++;
+		}
+		/* Once all are sent, a connection to worker 0 now and then wakes it to look. */
+		if (n == 40 && answered < 40 && tries % 10 == 0) {
+			int fd = tcp_connect(s.addr, NULL);
+
+			send_all(fd, GET);
+			if (poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 50) == 1)
+				answer_worker(fd, NULL);
+			close(fd);
+		}
+	}
+	/* Round-robin gave the stopped worker half of them, yet it is the same process: not
+	 * killed as hung, not replaced; worker 0 took its share from its socket. */
+	worker_pids(&s, now, 2);
+	CHECK_INT(now[1], ==, pids[1]);
+	CHECK_OK(kill(pids[1], SIGCONT));
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
