@@ -50,3 +50,20 @@ machine() {
 	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
 }
+
+# Process $1's own time on a CPU so far, in nanoseconds: the first field of schedstat summed
+# over its threads (0 where the kernel keeps no schedstat). Precise where /proc/PID/stat's
+# clock ticks (10 ms) are not: a master's fraction of a µs per connection.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s + 0 }'; }
+
+# The first child of process $1 (fdp-rusage's: the server it started), once it exists.
+first_child() {
+	local p
+	for _ in $(seq 100); do
+		p=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
+		p=${p%% *}
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}

@@ -40,6 +40,8 @@ ROWS=(
 	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
 	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
 	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
+	"fdpass serve (echo), kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy round-robin --control none"
+	"fdpass serve (echo), kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy least-conn --control none"
 )
 
 usage() {
@@ -107,7 +109,7 @@ trap 'exit 130' INT TERM
 
 # One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
 run_one() {
-	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src
+	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src lead ns0
 	if [[ $cmd == *"|"* ]]; then
 		check=${cmd##*|}
 		cmd=${cmd%|*}
@@ -130,8 +132,11 @@ run_one() {
 		server_pid=""
 		return 1
 	fi
+	# The server's first process: its own CPU during the load (the master, the parent).
+	lead=$(first_child "$server_pid") && ns0=$(cpu_ns "$lead")
 	"$load" --json --check "$check" -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 	lrc=$?
+	[ -n "$lead" ] && [ "$have_schedstat" = 1 ] && echo "lead_ns $(($(cpu_ns "$lead") - ns0))" >"$base.lead"
 	# A server that writes no stats: the spread from the worker=N its answers named.
 	if [ ! -s "$base.stats" ] && [ "$check" = http ]; then
 		sed -n 's/.*"workers":\[\([0-9,]*\)\].*/\1/p' "$base.json" |
@@ -160,6 +165,7 @@ run_one() {
 # every round succeeded.
 summarise_row() {
 	local i=$1 r base vals_cps="" vals_cpu="" vals_csw="" vals_p50="" vals_p99="" errs=0 fail=""
+	local vals_lead=""
 	local served="" pool=""
 	for r in $(seq "$rounds"); do
 		base=$pass_dir/$i.$r
@@ -176,6 +182,9 @@ summarise_row() {
 		if [ -n "$cpu" ] && [ "${completed:-0}" -gt 0 ]; then
 			vals_cpu+="$(awk -v c="$cpu" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
+		if [ -s "$base.lead" ] && [ "${completed:-0}" -gt 0 ]; then
+			vals_lead+="$(awk -v c="$(kv "$base.lead" lead_ns)" -v n="$completed" 'BEGIN { print c / n / 1000 }')"$'\n'
+		fi
 		if [ -n "$csw" ] && [ "${completed:-0}" -gt 0 ]; then
 			vals_csw+="$(awk -v c="$csw" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
@@ -190,6 +199,7 @@ summarise_row() {
 	row_cps[$i]=$(printf %s "$vals_cps" | median)
 	row_cpu[$i]=$(printf %s "$vals_cpu" | median)
 	row_csw[$i]=$(printf %s "$vals_csw" | median)
+	row_lead[$i]=$(printf %s "$vals_lead" | median)
 	row_p50[$i]=$(printf %s "$vals_p50" | median)
 	row_p99[$i]=$(printf %s "$vals_p99" | median)
 	row_errs[$i]=$errs
@@ -205,17 +215,18 @@ spread() {
 
 table() {
 	local base_cpu=${row_cpu[0]:-0} i
-	echo "| design | conn/s | CPU µs/conn | minus iterative | switches/conn | p50 µs | p99 µs | spread max/min | served per worker | errors |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+	echo "| design | conn/s | CPU µs/conn | minus iterative | first process µs/conn | switches/conn | p50 µs | p99 µs | spread max/min | served per worker | errors |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 	for i in "${!labels[@]}"; do
 		[ -n "${row_ran[$i]:-}" ] || continue
-		local cpu=${row_cpu[$i]} csw=${row_csw[$i]} net="–" note=""
+		local cpu=${row_cpu[$i]} csw=${row_csw[$i]} lead=${row_lead[$i]} net="–" note=""
+		[ -n "$lead" ] && lead=$(awk -v a="$lead" 'BEGIN { printf "%.2f", a }')
 		[ -n "$cpu" ] && [ "$i" != 0 ] && net=$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN { printf "%.1f", a - b }')
 		[ -n "$cpu" ] && cpu=$(awk -v a="$cpu" 'BEGIN { printf "%.1f", a }')
 		[ -n "$csw" ] && csw=$(awk -v a="$csw" 'BEGIN { printf "%.2f", a }')
 		[ -n "${row_fail[$i]}" ] && note=" **FAILED**"
-		printf "| %s%s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
-			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
+		printf "| %s%s | %.0f | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
+			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${lead:-–}" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
 			"$(spread "${row_served[$i]}")" "${row_served[$i]:-–}" "${row_errs[$i]}"
 	done
 }
@@ -236,6 +247,10 @@ write_doc() {
 		echo "  (fdp-rusage), divided by completed connections; \"minus iterative\" subtracts the"
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
 		echo "  Switches: the tree's context switches (voluntary and involuntary) per connection."
+		echo "  First process: the server's first process alone during the load (its time on a CPU,"
+		echo "  /proc/PID/task/*/schedstat): the parent that accepts and passes, fdpass's master"
+		echo "  (off the path with \`--dispatch kernel\`), an idle parent, or the whole server where it is"
+		echo "  one process (iterative, the threaded designs)."
 		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
 		echo "  some worker served none."
 		echo "- The fdpass rows run \`fdpass serve --handler echo\`, a stream echo: the client half-closes"
@@ -305,14 +320,21 @@ if [ "$smoke" = 0 ] && ! command -v gnuplot >/dev/null && [ "$(id -u)" = 0 ] && 
 fi
 
 labels=() row_ran=() notes=()
-declare -a row_cps row_cpu row_csw row_p50 row_p99 row_errs row_fail row_served
-have_fdpass_serve=0
+declare -a row_cps row_cpu row_csw row_lead row_p50 row_p99 row_errs row_fail row_served
+have_schedstat=0
+[ -r /proc/self/schedstat ] && have_schedstat=1
+have_fdpass_serve=0 have_dispatch=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
+"$build/fdpass" serve --help 2>&1 | grep -q -- '--dispatch' && have_dispatch=1
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
 		if [[ ${labels[$i]} == fdpass* ]] && [ "$have_fdpass_serve" = 0 ]; then
 			notes+=("${labels[$i]}: skipped, this build's fdpass has no serve command")
+			continue
+		fi
+		if [[ ${labels[$i]} == *", kernel "* ]] && [ "$have_dispatch" = 0 ]; then
+			notes+=("${labels[$i]}: skipped, this build's fdpass serve has no --dispatch")
 			continue
 		fi
 		row_ran[$i]=1

@@ -190,11 +190,7 @@ trap 'exit 130' INT TERM
 clk_tck=$(getconf CLK_TCK)
 have_schedstat=0
 [ -r /proc/self/schedstat ] && have_schedstat=1
-tree_ticks() {
-	local ns
-	ns=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s + 0 }')
-	echo "$(tree_ticks_only "$1") $ns"
-}
+tree_ticks() { echo "$(tree_ticks_only "$1") $(cpu_ns "$1")"; }
 tree_ticks_only() {
 	# cat, not awk on the glob: a process may exit between the glob and the read, and awk
 	# gives up on a file it cannot open.
@@ -214,16 +210,7 @@ tree_ticks_only() {
 }
 
 # The pid fdp-rusage started (the group leader), once it exists.
-leader_of() {
-	local p
-	for _ in $(seq 100); do
-		p=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
-		p=${p%% *}
-		[ -n "$p" ] && { echo "$p"; return 0; }
-		sleep 0.01
-	done
-	return 1
-}
+leader_of() { first_child "$1"; }
 
 # wrk prints latencies as 1.23ms, 456.00us or 1.20s.
 wrk_us() {
