@@ -132,6 +132,13 @@ run_one() {
 		server_pid=""
 		return 1
 	fi
+	if ! kernel_dispatched "$cmd" "$base.err"; then
+		echo "no kernel dispatch: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
+		kill -TERM "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+		server_pid=""
+		return 1
+	fi
 	# The server's first process: its own CPU during the load (the master, the parent).
 	lead=$(first_child "$server_pid") && ns0=$(cpu_ns "$lead")
 	"$load" --json --check "$check" -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
@@ -152,6 +159,10 @@ run_one() {
 			echo "pool 1"
 			sed -n 's/.* worker \([0-9]*\) served \([0-9]*\) connections$/served \1 \2/p' "$base.err"
 		} >"$base.stats"
+		# A count of 0 for every worker after a load that completed connections says the
+		# log does not count them (the workers accepted them themselves): no spread, then.
+		awk '$1 == "served" { s += $3 } END { exit !(s == 0) }' "$base.stats" &&
+			[ "$(json_num "$base.json" completed)" != 0 ] && : >"$base.stats"
 	fi
 	if [ "$lrc" != 0 ]; then
 		echo "load client exit $lrc: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' "$base.json") $(tail -n 2 "$base.err")" >"$base.fail"
@@ -323,9 +334,9 @@ labels=() row_ran=() notes=()
 declare -a row_cps row_cpu row_csw row_lead row_p50 row_p99 row_errs row_fail row_served
 have_schedstat=0
 [ -r /proc/self/schedstat ] && have_schedstat=1
-have_fdpass_serve=0 have_dispatch=0
+have_fdpass_serve=0 dispatch_ok=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
-"$build/fdpass" serve --help 2>&1 | grep -q -- '--dispatch' && have_dispatch=1
+have_dispatch && dispatch_ok=1
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
@@ -333,7 +344,7 @@ for i in "${!ROWS[@]}"; do
 			notes+=("${labels[$i]}: skipped, this build's fdpass has no serve command")
 			continue
 		fi
-		if [[ ${labels[$i]} == *", kernel "* ]] && [ "$have_dispatch" = 0 ]; then
+		if [[ ${labels[$i]} == *", kernel "* ]] && [ "$dispatch_ok" = 0 ]; then
 			notes+=("${labels[$i]}: skipped, this build's fdpass serve has no --dispatch")
 			continue
 		fi

@@ -138,7 +138,7 @@ have_row() {
 	Node*) command -v node >/dev/null || { echo "node is not installed"; return 1; } ;;
 	fdpass*) "$build/fdpass" serve --help >/dev/null 2>&1 ||
 		{ echo "this build's fdpass has no serve command"; return 1; } ;;&
-	"fdpass, kernel"*) "$build/fdpass" serve --help 2>&1 | grep -q -- '--dispatch' ||
+	"fdpass, kernel"*) have_dispatch ||
 		{ echo "this build's fdpass serve has no --dispatch"; return 1; } ;;
 	esac
 	return 0
@@ -302,6 +302,11 @@ run_server() {
 	server_pid=$!
 	if ! pid=$(leader_of "$server_pid") || ! port=$(wait_ready "$base.out" "$base.err" "$server_pid" "$fixed"); then
 		echo "server not ready: $(head -c 300 "$base.err")" >"$base.fail"
+		stop_server
+		return 1
+	fi
+	if ! kernel_dispatched "${labels[$i]}" "$base.err"; then
+		echo "no kernel dispatch: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
 		stop_server
 		return 1
 	fi
