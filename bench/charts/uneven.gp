@@ -16,6 +16,9 @@ set key top left
 set xtics rotate by -25 scale 0
 set yrange [0:*]
 set offsets 0, 0, graph 0.18, 0
+set lmargin 10
+set rmargin 14
+set bmargin 7
 set multiplot layout 2,1
 set title sprintf("p99 latency under the uneven load (%s; lower is better)", mix)
 set ylabel "µs"
