@@ -52,9 +52,9 @@ extern "C" {
 
 struct fdp_worker;
 
-/* Metadata of a connection handed over by the master. */
+/* Metadata of a connection handed over by the master (or accepted by the worker itself). */
 struct fdp_conn {
-	uint64_t id;       /* unique within one master's lifetime */
+	uint64_t id;       /* unique within one master's lifetime (FDP_CONN_OWN: the worker's) */
 	unsigned listener; /* index of the listener that accepted it, in --listen order */
 	unsigned tag;      /* FDP_TAG_*: the protocol to speak */
 	socklen_t peer_len;
@@ -74,6 +74,25 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms);
  * Also -ENOENT when the variable is missing, -EINVAL when it is not a descriptor number.
  */
 int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
+
+/*
+ * Kernel dispatch (fdp_master_config dispatch, fdpass serve --dispatch kernel; docs/STEERING.md):
+ * tell the master this worker accepts connections itself, on a listening socket of its own
+ * for each listener the master steers in the kernel, which the master then sends it. Call it
+ * once, right after fdp_worker_open(), before waiting on fdp_worker_fd(): from then on that is
+ * an epoll descriptor, readable when the channel or one of those sockets has something, or
+ * when the channel is writable while fdp_worker_wants_write() says so (so wait for readability
+ * of it, with or without writability). fdp_worker_accept() then returns the connections the
+ * worker accepted itself too, after those the master handed it; their id has bit 63 set
+ * (FDP_CONN_OWN), and fdp_worker_done() and fdp_worker_return() take them like any other. At
+ * the master's drain the worker closes those sockets and accepts no more there. A master that
+ * steers no listener (or an older one) ignores the call: then only the descriptor changes.
+ * Returns 0 (also when called again), -EPIPE when the master is gone, -EMFILE or -ENOMEM.
+ */
+int fdp_worker_take_listeners(struct fdp_worker *w);
+
+/* The id bit of a connection the worker accepted itself (fdp_worker_take_listeners()). */
+#define FDP_CONN_OWN (UINT64_C(1) << 63)
 
 /*
  * Close the channel. Connections already returned stay open and owned by the caller; those
@@ -224,6 +243,25 @@ enum fdp_policy {
 	FDP_POLICY_HASH_IP,     /* the client's address picks the slot (consistent hashing) */
 	FDP_POLICY_ROUTE,       /* the client's routing key picks the slot (see Routing above) */
 };
+
+/*
+ * How a listener's connections reach the workers (docs/STEERING.md).
+ *   PASS    the master accepts each one and hands it over its worker's channel (every
+ *           policy, every kind of listener).
+ *   KERNEL  a TCP listener of policy round-robin, least-conn or hash-ip: the master makes
+ *           one listening socket per worker slot in one SO_REUSEPORT group (the given
+ *           listener, which must have been bound with SO_REUSEPORT, is the first), and a BPF
+ *           program picks each new connection's slot by the policy; each worker that called
+ *           fdp_worker_take_listeners() accepts on its slot's socket, so the master is off
+ *           the connection's path. A slot whose worker does not take it (or is dead, hung or
+ *           draining) is taken out, and the master accepts what waits there and hands it
+ *           over. Needs root or CAP_BPF and Linux 5.12 (5.5 without round-robin); refuses
+ *           route and unix: listeners, max_connections and recycle_conns (they need the
+ *           master to see every connection): fdp_master_open() fails, and logs why.
+ *   AUTO    KERNEL where it can be had, PASS otherwise; one log line per listener says which
+ *           and why.
+ */
+enum fdp_dispatch { FDP_DISPATCH_PASS, FDP_DISPATCH_KERNEL, FDP_DISPATCH_AUTO };
 
 enum fdp_log_level { FDP_LOG_ERROR, FDP_LOG_WARN, FDP_LOG_INFO, FDP_LOG_DEBUG };
 
@@ -513,6 +551,13 @@ struct fdp_master_config {
 	 * then block too. NULL: SIGUSR1 is not the master's (and need not be blocked).
 	 */
 	void (*reopen)(void *arg);
+	/*
+	 * Kernel dispatch (enum fdp_dispatch above): every listener's, or per listener an array of
+	 * nlisteners entries (NULL: dispatch for all). 0: FDP_DISPATCH_PASS. Fixed for the
+	 * master's life: a reload that changes workers while a listener is steered is refused.
+	 */
+	enum fdp_dispatch dispatch;
+	const enum fdp_dispatch *listener_dispatch;
 };
 
 /*

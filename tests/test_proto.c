@@ -245,10 +245,46 @@ TEST(check_refuses_descriptors_on_every_type_but_conn)
 	check_refuses_descriptors(FDP_PROTO_DRAIN, NULL, 0);
 }
 
+TEST(listen_round_trips)
+{
+	struct fdp_proto_listen in = {.listener = 3, .tag = 2, .slot = 1023, .state_size = 49160},
+	                        out;
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+
+	CHECK_INT(fdp_proto_listen_encode(buf, &in), ==, FDP_PROTO_LISTEN_SIZE);
+	CHECK_OK(fdp_proto_listen_decode(buf, sizeof(buf), &out));
+	CHECK_INT(out.listener, ==, 3);
+	CHECK_INT(out.tag, ==, 2);
+	CHECK_INT(out.slot, ==, 1023);
+	CHECK_INT(out.state_size, ==, 49160);
+}
+
+TEST(listen_shorter_than_12_bytes_is_refused_and_needs_two_descriptors)
+{
+	struct fdp_proto_listen l = {0};
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+
+	fdp_proto_listen_encode(buf, &l);
+	CHECK_INT(fdp_proto_listen_decode(buf, 11, &l), ==, -EPROTO);
+	CHECK_INT(fdp_proto_fds(FDP_PROTO_LISTEN), ==, 2);
+	CHECK_INT(fdp_proto_check(FDP_PROTO_LISTEN, buf, sizeof(buf), 2), ==, 0);
+	CHECK_INT(fdp_proto_check(FDP_PROTO_LISTEN, buf, sizeof(buf), 1), ==, -EPROTO);
+	CHECK_INT(fdp_proto_check(FDP_PROTO_LISTEN, buf, 11, 2), ==, -EPROTO);
+}
+
+TEST(accepts_is_4_bytes_with_no_descriptor)
+{
+	unsigned char buf[FDP_PROTO_ACCEPTS_SIZE];
+
+	CHECK_INT(fdp_proto_accepts_encode(buf, 0), ==, 4);
+	check_refuses_descriptors(FDP_PROTO_ACCEPTS, buf, sizeof(buf));
+	CHECK_INT(fdp_proto_check(FDP_PROTO_ACCEPTS, buf, 3, 0), ==, -EPROTO);
+}
+
 TEST(check_passes_unknown_types_with_any_payload_and_descriptors)
 {
 	/* A newer peer may say more: its messages are skipped, not taken for an attack. */
-	static const unsigned types[] = {0, 0xff, 0x107, 0x1ff, 0xffff};
+	static const unsigned types[] = {0, 0xff, 0x109, 0x1ff, 0xffff};
 	unsigned char junk[7] = {0xff, 0, 1, 2, 3, 4, 5};
 
 	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {

@@ -140,6 +140,43 @@ TEST(sigusr2_under_load_replaces_the_master_and_fails_no_request)
 	server_free(&s);
 }
 
+TEST(sigusr2_under_kernel_dispatch_hands_the_steering_group_over_and_fails_no_request)
+{
+	struct server s;
+	pid_t clients[2], newpid;
+	struct load l;
+	char *st;
+
+	if (geteuid() != 0)
+		fdp_test_skip("kernel dispatch loads a BPF program: needs root (CAP_BPF)");
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	server_start(&s, "--workers", "2", "--dispatch", "kernel", NULL);
+	l.addr = s.addr;
+	CHECK_OK(pipe2(l.stop, O_CLOEXEC));
+	for (int i = 0; i < 2; i++)
+		clients[i] = fdp_test_fork(run_load, &l);
+	for (int i = 0; i < 20; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	server_wait_log(&s, "upgrade complete", 10000);
+	/* The new master adopted the group: the same sockets, which never closed. */
+	CHECK(strstr(s.log, "2 slot sockets taken over from the old master") != NULL);
+	for (int i = 0; i < 20; i++)
+		http_get_worker(s.addr, NULL, NULL);
+	close(l.stop[1]);
+	for (int i = 0; i < 2; i++)
+		CHECK_INT(fdp_test_wait(clients[i]), ==, 0); /* no request failed */
+	close(l.stop[0]);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "pid"), ==, newpid);
+	CHECK_INT(status_num(st, "master", "accepted"), ==, 0); /* its workers accepted them all */
+	free(st);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
 TEST(an_idle_keep_alive_connection_follows_to_the_new_master)
 {
 	struct server s;

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -186,6 +187,57 @@ TEST(open_on_a_port_held_by_another_listener_fails_with_eaddrinuse_and_leaves_no
 	CHECK(strstr(err, addr) != NULL);
 	CHECK_INT(fdp_test_fd_count(), ==, before);
 	close(held);
+}
+
+/* A listening socket on 127.0.0.1, port picked, bound with SO_REUSEPORT or without. */
+static int listener4(int reuseport)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (reuseport)
+		CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0);
+	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(listen(fd, 64) == 0);
+	return fd;
+}
+
+TEST(open_fd_makes_a_reuseport_listener_slot_0_and_steers_over_it_and_the_new_slots)
+{
+	struct fdp__steer *g;
+	char err[256];
+	unsigned got[3] = {0};
+	int fd = listener4(1), rc;
+
+	if (geteuid() != 0)
+		fdp_test_skip("loading a BPF program needs root (CAP_BPF)");
+	rc = fdp__steer_open_fd(&g, fd, 3, FDP__STEER_ROUND_ROBIN, err, sizeof(err));
+	if (rc == -EPERM || rc == -ENOSYS)
+		fdp_test_skip(err);
+	CHECK_OK(rc);
+	CHECK_INT(fdp__steer_fd(g, 0), ==, fd);
+	for (int i = 0; i < 30; i++)
+		got[connect_landed(g, 0)]++;
+	for (unsigned s = 0; s < 3; s++)
+		CHECK_INT(got[s], ==, 10);
+	fdp__steer_close(g); /* closes fd too */
+}
+
+TEST(open_fd_refuses_a_listener_without_reuseport_and_leaves_it_to_the_caller)
+{
+	struct fdp__steer *g = (struct fdp__steer *)1;
+	char err[256];
+	int fd = listener4(0), before = fdp_test_fd_count();
+
+	CHECK_INT(fdp__steer_open_fd(&g, fd, 2, FDP__STEER_LEAST_CONN, err, sizeof(err)), ==,
+	          -EINVAL);
+	CHECK(g == NULL);
+	CHECK(strstr(err, "without SO_REUSEPORT") != NULL);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+	CHECK(fcntl(fd, F_GETFD) >= 0); /* still open, still the caller's */
+	close(fd);
 }
 
 TEST(round_robin_spreads_1000_connections_evenly_over_4_slot_sockets)

@@ -680,6 +680,9 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
 	int status;
 
 	set_limits(&l, limits);
+	/* Kernel dispatch: connections come from our slot's sockets too, behind the same fd. */
+	if (limits && limits->take_listeners && fdp_worker_take_listeners(w) < 0)
+		return 1;
 	l.now = clock_ms();
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l.epfd < 0)

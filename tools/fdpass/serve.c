@@ -44,6 +44,7 @@ enum {
 	OPT_LOG_FILE,
 	OPT_UPGRADE_TIMEOUT,
 	OPT_UPGRADE_BINARY,
+	OPT_DISPATCH,
 };
 
 /* getopt_long values of the process options (the cli block: 1792..). */
@@ -58,7 +59,7 @@ static const char usage_text[] =
         "worker the policy picks, over that worker's channel (SCM_RIGHTS).\n"
         "\n"
         "Options:\n"
-        "  --listen ADDR[,policy=NAME][,tag=TAG]\n"
+        "  --listen ADDR[,policy=NAME][,tag=TAG][,dispatch=MODE]\n"
         "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
         "                        (IPv6), or unix:PATH. HOST is an address, never a name to\n"
         "                        resolve (localhost is 127.0.0.1); *:PORT is every IPv4\n"
@@ -71,7 +72,7 @@ static const char usage_text[] =
         "                        --listen, each is used. policy= gives this listener its own\n"
         "                        policy; tag= (raw, echo, http or a number) the protocol its\n"
         "                        connections are tagged with (the built-in handlers speak\n"
-        "                        echo or http by it).\n"
+        "                        echo or http by it); dispatch= its --dispatch.\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
@@ -83,6 +84,17 @@ static const char usage_text[] =
         "                        round-robin. route: the master peeks at what the client\n"
         "                        sends and hands it to the worker its key maps to (always the\n"
         "                        same one); see docs/ROUTING.md.\n"
+        "  --dispatch MODE       how connections reach the workers: pass (the master\n"
+        "                        accepts each one and hands it over), kernel (a BPF\n"
+        "                        program picks the worker of each new TCP connection and\n"
+        "                        the worker accepts it on a socket of its own: the master\n"
+        "                        is off the path; round-robin, least-conn and hash-ip only;\n"
+        "                        needs root or CAP_BPF, Linux 5.12; not with\n"
+        "                        --max-connections or --max-requests), or auto (kernel\n"
+        "                        where it can, else pass; the log says which and why).\n"
+        "                        Default pass. A worker that dies or hangs loses nothing\n"
+        "                        that waits on its socket: the master hands it to another.\n"
+        "                        See docs/STEERING.md.\n"
         "  --route-key SPEC      the routing key: line, line:N (Nth token), line:N:C (Nth\n"
         "                        field split at C), http-host, http-path, http-header:NAME,\n"
         "                        prefix:N or length-prefixed[:1|2|4]. Required by route.\n"
@@ -200,6 +212,7 @@ struct serve_opts {
 	const struct fdpass_handler *handler;
 	const char *exec;
 	enum fdp_policy policy;
+	enum fdp_dispatch dispatch;
 	const char *control;
 	const char *metrics; /* --metrics ADDR, or NULL */
 	enum fdp_log_level log_level;
@@ -320,6 +333,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"upgrade-timeout", required_argument, NULL, OPT_UPGRADE_TIMEOUT},
 	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
+	        {"dispatch", required_argument, NULL, OPT_DISPATCH},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
@@ -464,6 +478,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = limit_option(c, optarg, &o->limits)) >= 0)
 				return i;
 			break;
+		case OPT_DISPATCH:
+			if ((i = fdpass_dispatch_parse(optarg)) < 0)
+				return bad_value("dispatch", optarg, "pass, kernel or auto");
+			o->dispatch = (enum fdp_dispatch)i;
+			break;
 		case OPT_PID_FILE:
 			if (!*optarg)
 				return bad_value("pid-file", optarg, "a file name");
@@ -551,6 +570,7 @@ struct serve_gen {
 	struct fdpass_config_file *file; /* the file's text, which the file's options point into */
 	char **exec_argv;
 	enum fdp_policy policies[MAX_LISTEN];
+	enum fdp_dispatch dispatches[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int routing;
 	struct serve_gen *next;
@@ -674,6 +694,9 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 	for (size_t i = 0; i < o->nlisten; i++) {
 		g->policies[i] = o->lopts[i].policy_set ? o->lopts[i].policy : o->policy;
 		g->tags[i] = o->lopts[i].tag_set ? o->lopts[i].tag : tag;
+		g->dispatches[i] = o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch;
+		/* A worker that may be given slot sockets says it takes them. */
+		o->limits.take_listeners |= g->dispatches[i] != FDP_DISPATCH_PASS;
 		g->routing |= g->policies[i] == FDP_POLICY_ROUTE;
 	}
 	status = fdpass_route_check(&o->route, g->routing, o->route_given, (unsigned)o->workers);
@@ -760,6 +783,8 @@ static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int pe
 	c->workers = (unsigned)g->o.workers;
 	c->policy = g->o.policy;
 	c->tag = g->tag;
+	c->dispatch = g->o.dispatch;
+	c->listener_dispatch = g->dispatches; /* read at open only */
 	if (per_listener) {
 		c->listener_policy = g->policies;
 		c->listener_tag = g->tags;
@@ -878,7 +903,12 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 			fprintf(stderr, "fdpass serve: --listen %s\n", why);
 			break;
 		}
-		fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
+		/* Kernel dispatch makes its slot sockets in the listener's reuseport group. */
+		if ((o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch) !=
+		    FDP_DISPATCH_PASS)
+			fds[i] = fdpass_listen_reuseport(o->listen[i], (int)o->backlog);
+		else
+			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);
 		if (fds[i] >= 0)
 			continue;
 		if (fds[i] == -EINVAL)

@@ -43,6 +43,7 @@ struct fdpass_limits {
 	unsigned header_timeout_ms; /* a request head must be complete within it, else 408 */
 	unsigned idle_timeout_ms;   /* between requests, or while the client takes no output */
 	size_t max_output;          /* past this much unsent output, the client is not read */
+	int take_listeners; /* kernel dispatch: accept on the slot sockets the master gives */
 };
 
 #define FDPASS_HEADER_TIMEOUT_MS 10000

@@ -7,9 +7,12 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn", "hash-ip",
                                                            "route"};
@@ -27,6 +30,47 @@ int fdpass_policy_parse(const char *name)
 		if (strcmp(name, fdpass_policy_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+int fdpass_dispatch_parse(const char *name)
+{
+	static const char *const names[] = {"pass", "kernel", "auto"};
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int fdpass_listen_reuseport(const char *addr, int backlog)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int one = 1, fd, e, probe;
+
+	if (fdp_addr_parse(addr, &sa, &len) < 0 || (sa.ss_family != AF_INET &&
+	                                            sa.ss_family != AF_INET6))
+		return fdp_listen(addr, backlog);
+	/* A plain bind first: it fails while any socket holds the port, reuseport or not. */
+	if (((struct sockaddr_in *)&sa)->sin_port) {
+		probe = fdp_listen(addr, 1);
+		if (probe < 0)
+			return probe;
+		close(probe);
+	}
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (sa.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, backlog) < 0) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
 }
 
 static int parse_tag(const char *s)
@@ -58,9 +102,11 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 {
 	char *p = arg, *opt;
 
-	/* The address ends at the first ",policy=" or ",tag=" (a Unix path may hold commas). */
+	/* The address ends at the first ",policy=", ",tag=" or ",dispatch=" (a Unix path may
+	 * hold commas). */
 	for (opt = strchr(p, ','); opt; opt = strchr(opt + 1, ','))
-		if (!strncmp(opt, ",policy=", 8) || !strncmp(opt, ",tag=", 5))
+		if (!strncmp(opt, ",policy=", 8) || !strncmp(opt, ",tag=", 5) ||
+		    !strncmp(opt, ",dispatch=", 10))
 			break;
 	if (!opt)
 		return listen_addr(arg);
@@ -82,8 +128,13 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 				return bad("listen", opt, "tag=raw|echo|http or a number 0..65535");
 			lo->tag = (unsigned)v;
 			lo->tag_set = 1;
+		} else if (!strncmp(opt, "dispatch=", 9)) {
+			if ((v = fdpass_dispatch_parse(opt + 9)) < 0)
+				return bad("listen", opt, "dispatch=pass|kernel|auto");
+			lo->dispatch = (enum fdp_dispatch)v;
+			lo->dispatch_set = 1;
 		} else {
-			return bad("listen", opt, "ADDR[,policy=NAME][,tag=NAME]");
+			return bad("listen", opt, "ADDR[,policy=NAME][,tag=NAME][,dispatch=MODE]");
 		}
 		opt = next;
 	}

@@ -21,8 +21,20 @@ enum {
 struct fdpass_listen_opts {
 	enum fdp_policy policy;
 	unsigned tag;
-	int policy_set, tag_set;
+	enum fdp_dispatch dispatch;
+	int policy_set, tag_set, dispatch_set;
 };
+
+/* pass, kernel or auto (enum fdp_dispatch's order): the value, or -1. */
+int fdpass_dispatch_parse(const char *name);
+
+/*
+ * A listening socket for ADDR that kernel dispatch can steer: a TCP address is bound with
+ * SO_REUSEPORT (after checking that no socket holds it, so that a port in use still fails
+ * with -EADDRINUSE instead of joining another server's group); a unix: one as fdp_listen().
+ * Returns the descriptor or a negative errno, as fdp_listen().
+ */
+int fdpass_listen_reuseport(const char *addr, int backlog);
 
 /* The enum fdp_policy of a name, or -1. */
 int fdpass_policy_parse(const char *name);

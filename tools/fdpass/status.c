@@ -131,6 +131,10 @@ static void print_json(const char *reply)
 		printf(",\"route\":");
 		print_json_object(route);
 	}
+	if (find_line(reply, "kernel ")) {
+		printf(",\"kernel\":");
+		print_json_object(find_line(reply, "kernel "));
+	}
 	printf(",\"workers\":[");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		if (strncmp(l, "worker ", 7) != 0)
@@ -182,6 +186,10 @@ static void print_table(const char *reply)
 	       field(reply, "lost", c, sizeof(c)), field(reply, "ack_timeouts", a, sizeof(a)),
 	       field(reply, "returned", b, sizeof(b)));
 	print_route(find_line(reply, "route "));
+	if (find_line(reply, "kernel "))
+		printf("  kernel dispatch on %s listener(s): accepted by the workers themselves %s\n",
+		       field(find_line(reply, "kernel "), "listeners", a, sizeof(a)),
+		       field(find_line(reply, "kernel "), "accepted", b, sizeof(b)));
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {

@@ -366,7 +366,9 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	c.again = 1;
 	c.routed = m->listeners[c.listener].policy == FDP_POLICY_ROUTE;
 	c.slot = p->slot;
-	if (p->open)
+	if (meta->id & FDP_CONN_OWN) /* the worker accepted it itself: new to the master */
+		c.id = ++m->conns.next_id;
+	else if (p->open)
 		p->open--;
 	m->conns.returned++;
 	m->slots[p->slot].returned++;

@@ -171,6 +171,12 @@ static void status_text(struct fdp_master *m, struct text *t)
 		fdp__route_status(m, line, sizeof(line));
 		add(t, "%s", line);
 	}
+	if (m->kernel) {
+		char line[128];
+
+		fdp__kernel_status(m, line, sizeof(line));
+		add(t, "%s", line);
+	}
 	/* Past the count too: a shrink's retired slots while their workers drain (reconfig.c). */
 	for (struct fdp__proc *q = m->procs; q; q = q->next)
 		if (q->slot >= nslots)
@@ -194,7 +200,8 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    "restarts=%u\n",
 			    i, (int)p->pid, p->generation,
 			    p->drain_pending ? "draining" : fdp__proc_state_name(p->state),
-			    (unsigned long long)p->open, (unsigned long long)p->served,
+			    (unsigned long long)(p->open + fdp__kernel_open_of(m, p)),
+			    (unsigned long long)p->served,
 			    s->restarts);
 		}
 		/* Waiting to be restarted (a retired slot is not): after any older one draining. */

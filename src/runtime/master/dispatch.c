@@ -1,7 +1,8 @@
 /*
- * Accepting connections, and the workers' channels: what a worker says (READY, ACK, DONE) and
- * flushing what is queued for it. The connections themselves are conns.c's, which this file
- * asks to take each new one, and to close the master's copy of each one acknowledged.
+ * Accepting connections, and the workers' channels: what a worker says (READY, ACK, DONE,
+ * RETURN, ACCEPTS) and flushing what is queued for it. The connections themselves are
+ * conns.c's, which this file asks to take each new one, and to close the master's copy of
+ * each one acknowledged.
  */
 #include "master.h"
 #include "proto.h"
@@ -29,6 +30,12 @@ void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *p
 
 int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 {
+	return fdp__accept_on(m, l, l->fd, &l->paused_until);
+}
+
+int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
+                   long long *paused_until)
+{
 	struct fdp_accepted acc[FDP__ACCEPT_BATCH];
 	long long now = fdp__now_ms();
 	size_t room =
@@ -50,10 +57,10 @@ int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l)
 	if (!room)
 		return 0; /* the loop pauses accepting until workers catch up */
 	/* Never past the limit: at most the room left (a re-hand may still go over it). */
-	n = fdp_accept_batch(l->fd, acc, room < FDP__ACCEPT_BATCH ? room : FDP__ACCEPT_BATCH);
+	n = fdp_accept_batch(fd, acc, room < FDP__ACCEPT_BATCH ? room : FDP__ACCEPT_BATCH);
 	if (n < 0) {
 		if (n != -EAGAIN)
-			fdp__accept_failed(m, 0, n, &l->paused_until);
+			fdp__accept_failed(m, 0, n, paused_until);
 		return 0;
 	}
 	for (int i = 0; i < n; i++) {
@@ -118,6 +125,10 @@ static int handle_message(struct fdp_master *m, struct fdp__proc *p, struct fdp_
 		handle_ready(m, p);
 	if (msg->type == FDP_PROTO_RETURN)
 		handle_return(m, p, msg);
+	if (msg->type == FDP_PROTO_ACCEPTS && !p->accepts_own) {
+		p->accepts_own = 1; /* kernel.c sends it its sockets when it may have them */
+		fdp__kernel_flag(m);
+	}
 	return 0;
 }
 

@@ -41,9 +41,15 @@ static void close_listeners(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		char addr[FDP_ADDR_STRLEN];
 
+		fdp__kparts_free(l->kparts); /* an old master's group never adopted */
+		l->kparts = NULL;
 		if (l->fd < 0)
 			continue;
 		listener_watch(m, l, 0);
+		if (l->steer) { /* every slot's socket, slot 0's (l->fd) too */
+			fdp__kernel_close(m, l);
+			continue;
+		}
 		/* A Unix listener's file goes with it (only in the master, not a forked worker),
 		 * unless an upgrade's new master took it, or the socket is shared: its giver keeps
 		 * it, file and all. */
@@ -87,6 +93,10 @@ static unsigned long accept_queued(struct fdp_master *m)
 		struct fdp__listener *l = &m->listeners[i];
 		int n;
 
+		if (l->steer) {
+			total += fdp__kernel_accept_queued(m, l, stop_handshakes);
+			continue;
+		}
 		if (l->fd < 0 || l->handed || l->shared) /* handed: the new master accepts on it */
 			continue;
 		stop_handshakes(l->fd);
@@ -204,8 +214,11 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 	if (cfg->metrics_fd && *cfg->metrics_fd >= 0)
 		err = fdp__metrics_open(m, *cfg->metrics_fd); /* it closes it on failure */
 	/* An upgrade's new master: what it took stays the old master's until it says READY. */
-	for (size_t i = 0; i < m->nlisteners; i++)
+	for (size_t i = 0; i < m->nlisteners && err == 0; i++) {
 		m->listeners[i].handed = fdp__upgrade_took(m, m->listeners[i].fd);
+		if (m->listeners[i].handed) /* with its steering group, if it had one */
+			err = fdp__upgrade_take_steer(m, m->listeners[i].fd, &m->listeners[i].kparts);
+	}
 	if (err == 0 && cfg->metrics_fd && fdp__upgrade_took(m, *cfg->metrics_fd))
 		fdp__metrics_handed(m);
 	m->cfg.metrics_fd = NULL; /* taken: the pointer is not kept */
@@ -227,6 +240,9 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		if (err < 0)
 			goto fail;
 	}
+	err = fdp__kernel_open(m);
+	if (err < 0)
+		goto fail;
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
@@ -452,7 +468,8 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int on = !m->stopping && !limited && m->conns.pending.n < FDP__MAX_PENDING &&
+		int on = !l->steer && !m->stopping && !limited &&
+		         m->conns.pending.n < FDP__MAX_PENDING &&
 		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
 
@@ -490,6 +507,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 	} else if (phase == 1) {
 		if (w->kind == W_LISTENER && m->listeners[w->index].fd >= 0 && !m->stopping)
 			fdp__accept_from(m, &m->listeners[w->index]);
+		else if (w->kind == W_KSLOT)
+			fdp__kernel_event(m, w);
 	} else if (w->kind == W_CONTROL) {
 		fdp__control_accept(m);
 	} else if (w->kind == W_CTLCLIENT) {
@@ -516,6 +535,15 @@ static void log_listeners(struct fdp_master *m)
 		fdp__log(m, FDP_LOG_INFO, "workers run as uid %u gid %u", (unsigned)m->cfg.worker_uid,
 		         (unsigned)m->cfg.worker_gid);
 	fdp__metrics_log(m);
+}
+
+static uint64_t kernel_accepted(const struct fdp_master *m)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < m->nlisteners; i++)
+		n += m->listeners[i].kaccepted;
+	return n;
 }
 
 /* The program's periodic event (config tick_ms): a watchdog that stops when the loop does. */
@@ -559,6 +587,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__route_timers(m, now, &next);
 		fdp__control_timers(m, now, &next);
 		fdp__upgrade_timers(m, now, &next);
+		fdp__kernel_timers(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
@@ -576,6 +605,7 @@ int fdp_master_run(struct fdp_master *m)
 		/* Hand-overs only flag a failed channel: its worker is settled before a drain. */
 		fdp__supervise_flagged(m);
 		fdp__send_drains(m);
+		fdp__kernel_settle(m); /* after the drains and the settling: its LISTENs flush now */
 		fdp__flush_dirty(m);
 		fdp__supervise_flagged(m);
 		fdp__upgrade_forward(m);
@@ -601,6 +631,9 @@ int fdp_master_run(struct fdp_master *m)
 	         (unsigned long long)(m->conns.closed[CLOSE_NO_WORKER] +
 	                              m->conns.closed[CLOSE_SHUTDOWN] +
 	                              m->conns.closed[CLOSE_ERROR]));
+	if (m->kernel)
+		fdp__log(m, FDP_LOG_INFO, "accepted by the workers themselves (kernel dispatch): %llu",
+		         (unsigned long long)kernel_accepted(m));
 	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,

@@ -13,6 +13,7 @@
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
+ *   kernel.c        kernel dispatch: steered listeners' slot sockets, given to the workers
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
  *   route_policy.c  the route policy: reading each connection's routing key
  *   conns.c         the owner of every connection the master holds: pending, in flight,
@@ -77,12 +78,32 @@ enum fdp__watch_kind {
 	W_METRICS,        /* the metrics listener (metrics.c) */
 	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
 	W_UPGRADE,
+	W_KSLOT, /* a kernel listener's slot socket no worker accepts on (kernel.c) */
 };
 
 struct fdp__watch {
 	enum fdp__watch_kind kind;
 	unsigned index; /* listener index; W_OUTPUT: 0 stdout, 1 stderr */
+	unsigned sub;   /* W_KSLOT: the slot */
 	struct fdp__proc *proc;
+};
+
+/* A steering group's descriptors as an old master handed them (upgrade.c, for kernel.c). */
+struct fdp__kparts {
+	unsigned slots;
+	int *fds; /* fds[0]: the listener itself (the master's); the others ours until adopted */
+	int prog, sockarray, state;
+	int policy; /* enum fdp__steer_policy of prog */
+};
+
+/* One slot of a kernel listener (kernel.c's). */
+struct fdp__kslot {
+	int watched;              /* in the master's epoll: no worker accepts there now */
+	long long paused_until;   /* accept() failed on it (EMFILE...): not watched until then */
+	uint32_t seen;            /* the worker's accepted[] word at the last look */
+	uint32_t counted;         /* and what of it is in the listener's kaccepted */
+	long long stalled_since;  /* connections queued and none accepted since (0: not) */
+	struct fdp__watch w;
 };
 
 /* A connection the master holds: accepted and not yet handed, or handed and not acked. */
@@ -129,6 +150,8 @@ struct fdp__proc {
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
 	int said_ready;
+	int accepts_own; /* said ACCEPTS: takes kernel listeners' slot sockets (kernel.c) */
+	int listening;   /* and was sent them (LISTEN): accepts on them until its drain */
 	long long ready_ms; /* when it said READY: its acknowledgement deadlines start no earlier */
 	int start_failed;   /* killed for not saying READY in time: a late one is ignored */
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
@@ -188,6 +211,18 @@ struct fdp__listener {
 	 * master serves on it until then, and a new master that fails must leave it as it is. */
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
+	/* Kernel dispatch (kernel.c): the steering group, whose slot 0 socket fd is; NULL when
+	 * the master accepts here itself. */
+	struct fdp__steer *steer;
+	struct fdp__kslot *kslots;
+	/* An upgrade: the group went from the old master to the new one, which shares it (both
+	 * masters' workers accept on its sockets) until the old one is gone: while handed, only
+	 * the new master (once ready) decides which slots are live, and only the old one's
+	 * stop leaves them alone. In a new master: the group's parts the old one handed, until
+	 * fdp__kernel_open() adopts them. */
+	int kadopted;
+	struct fdp__kparts *kparts;
+	uint64_t kaccepted; /* accepted by the workers themselves, as far as seen */
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
 	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
@@ -258,6 +293,8 @@ struct fdp__conns {
 #define FDP__UP_KIND_LISTENER 1
 #define FDP__UP_KIND_CONTROL  2
 #define FDP__UP_KIND_METRICS  3 /* the metrics listener (metrics.c) */
+#define FDP__UP_KIND_STEER    4 /* part of a steered listener's group: "slot:K", "prog:POLICY",
+                                 * "sockarray", "state" (kernel.c) */
 #define FDP__UP_FLAG_SHARED   0x1 /* an entry's flags: a listener another process keeps too */
 #define FDP__UP_MAX_SOCKETS   253 /* SCM_RIGHTS' limit (FDP_MAX_FDS): one message */
 
@@ -326,7 +363,18 @@ struct fdp_master {
 	struct fdp__metrics *metrics; /* metrics.c's; NULL without a metrics listener */
 	struct fdp__upgrade up; /* upgrade.c's */
 	long long next_tick; /* when FDP_MASTER_TICK is due (0: no ticks) */
+	/* Kernel dispatch (kernel.c): a listener is steered; something that decides which
+	 * slots take connections changed (a worker's state, ACCEPTS): kernel.c settles it. */
+	int kernel, kernel_dirty;
+	long long kernel_next; /* its timer: hung workers, least-conn's counts */
+	unsigned kernel_ticks;
 };
+
+/* A change kernel.c must look at (a worker ready, draining, lost, gone; an ACCEPTS). */
+static inline void fdp__kernel_flag(struct fdp_master *m)
+{
+	m->kernel_dirty = m->kernel;
+}
 
 /* The ACK latency histogram's upper bound i (< FDP__ACK_BUCKETS), in nanoseconds, ascending. */
 static inline long long fdp__ack_bound_ns(unsigned i)
@@ -402,9 +450,32 @@ void fdp__conns_free_proc(struct fdp__proc *p);
 uint64_t fdp__conns_open(const struct fdp_master *m);
 void fdp__conns_free(struct fdp_master *m);
 
+/* kernel.c: kernel dispatch (docs/STEERING.md) */
+int fdp__kernel_open(struct fdp_master *m);
+void fdp__kparts_free(struct fdp__kparts *k);
+void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l);
+void fdp__kernel_settle(struct fdp_master *m);
+void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w);
+void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__kernel_reattach(struct fdp_master *m);
+/* The connections p accepted itself and has not finished (0 unless p is its slot's current). */
+uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p);
+/* p is gone: what it had accepted itself and not finished is lost (counted, logged). */
+void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
+/* The status's "kernel ..." line into line (size bytes); returns its length. */
+size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size);
+/* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
+int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
+                               const enum fdp_policy *policy, char *why, size_t size);
+unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
+                                        void (*stop_handshakes)(int fd));
+
 /* dispatch.c */
 /* Accept a batch from l into conns.c (or the route policy); returns how many. */
 int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
+/* The same from fd, one of l's sockets (a kernel listener's slot), pausing *paused_until. */
+int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
+                   long long *paused_until);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
@@ -531,6 +602,9 @@ void fdp__upgrade_close(struct fdp_master *m);
 int fdp__upgrade_take_control(struct fdp_master *m);
 /* Whether fd is one this master (an upgrade's new one) took from the old master. */
 int fdp__upgrade_took(const struct fdp_master *m, int fd);
+/* The steering group handed with the listener fd took (kernel.c adopts it): its parts, taken
+ * (*out malloc'd; NULL when none came whole). 0, or -ENOMEM. */
+int fdp__upgrade_take_steer(struct fdp_master *m, int fd, struct fdp__kparts **out);
 
 /* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
 struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);

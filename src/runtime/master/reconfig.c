@@ -60,6 +60,9 @@ static int reconfig_prepare(struct fdp_master *m, struct reconfig *rc, char *why
 		routing |= rc->policy[i] == FDP_POLICY_ROUTE;
 		hashing |= rc->policy[i] == FDP_POLICY_HASH_IP;
 	}
+	err = fdp__kernel_reconfig_check(m, next, rc->policy, why, size);
+	if (err < 0)
+		return err;
 	if (routing && next->route) {
 		struct fdp_route_config route;
 

@@ -292,6 +292,8 @@ static void settle(struct fdp_master *m, struct fdp__proc *p)
  */
 void fdp__supervise_flagged(struct fdp_master *m)
 {
+	if (m->flagged)
+		fdp__kernel_flag(m); /* a worker ready or lost: its slot may change */
 	for (struct fdp__proc *p = m->procs; p && m->flagged; p = p->next)
 		settle(m, p);
 }
@@ -329,6 +331,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 
 	if (!reap_group(p, &status))
 		return;
+	fdp__kernel_flag(m);
 	fdp__output_close(m, p); /* its last words before its exit */
 	log_exit(m, p, status, up);
 	fdp__check_start_exit(m, p, status);
@@ -339,6 +342,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	}
 	/* Its last ACKs first: the connections they name are not handed again. */
 	fdp__channel_drain(m, p);
+	fdp__kernel_reaped(m, p);
 	settle(m, p);
 	fdp__proc_lost(m, p, 0);
 	fdp__conns_take_back(m, p);
@@ -399,6 +403,7 @@ static void drain_proc(struct fdp_master *m, struct fdp__proc *p)
 		return;
 	p->drain_pending = 1;
 	m->drains_pending++;
+	fdp__kernel_flag(m); /* its slot takes no more connections through it */
 	p->drain_deadline = fdp__now_ms() + m->cfg.drain_timeout_ms;
 }
 

@@ -20,6 +20,7 @@
  * side by side. Called by loop.c and control.c; calls route_policy.c, conns.c and log.c.
  */
 #include "master.h"
+#include "steer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,19 +170,32 @@ static int item_is(struct fdp_upgrade_item *it, int kind, const char *name)
 	       strcmp(addr, name) == 0;
 }
 
+/* Take item it (its descriptor the taker's from now on). */
+static int take_item(struct fdp_upgrade_item *it)
+{
+	int fd = it->fd;
+
+	it->fd = -1;
+	it->taken = 1;
+	it->taken_fd = fd;
+	return fd;
+}
+
+static int steer_policy_by_name(const char *name)
+{
+	for (int p = FDP__STEER_ROUND_ROBIN; p <= FDP__STEER_HASH; p++)
+		if (strcmp(name, fdp__steer_policy_name((enum fdp__steer_policy)p)) == 0)
+			return p;
+	return -1;
+}
+
 static int take(struct fdp_upgrade *u, int kind, const char *name)
 {
 	for (size_t i = 0; u && i < u->n; i++) {
 		struct fdp_upgrade_item *it = &u->item[i];
 
-		if (item_is(it, kind, name)) {
-			int fd = it->fd;
-
-			it->fd = -1;
-			it->taken = 1;
-			it->taken_fd = fd;
-			return fd;
-		}
+		if (item_is(it, kind, name))
+			return take_item(it);
 	}
 	return -ENOENT;
 }
@@ -239,6 +253,73 @@ int fdp__upgrade_took(const struct fdp_master *m, int fd)
 	return 0;
 }
 
+int fdp__upgrade_take_steer(struct fdp_master *m, int fd, struct fdp__kparts **out)
+{
+	struct fdp_upgrade *u = m->up.from;
+	struct fdp__kparts *k;
+	unsigned old_index = 0, slots = 1, found = 0, want;
+	int have = 0;
+
+	*out = NULL;
+	for (size_t i = 0; u && i < u->n; i++)
+		if (u->item[i].kind == FDP__UP_KIND_LISTENER && u->item[i].taken &&
+		    u->item[i].taken_fd == fd) {
+			old_index = u->item[i].index;
+			have = 1;
+		}
+	for (size_t i = 0; have && i < u->n; i++) {
+		unsigned slot;
+
+		if (u->item[i].kind == FDP__UP_KIND_STEER && u->item[i].index == old_index &&
+		    sscanf(u->item[i].name, "slot:%u", &slot) == 1 && slot < FDP__STEER_MAX_SLOTS &&
+		    slot + 1 > slots)
+			slots = slot + 1;
+	}
+	if (!have)
+		return 0;
+	k = calloc(1, sizeof(*k));
+	if (!k || !(k->fds = malloc(slots * sizeof(int)))) {
+		free(k);
+		return -ENOMEM;
+	}
+	k->slots = slots;
+	k->prog = k->sockarray = k->state = k->policy = -1;
+	for (unsigned s = 0; s < slots; s++)
+		k->fds[s] = -1;
+	/* Whole or not at all: what is not taken stays the old master's (fdp_upgrade_free()). */
+	want = slots - 1 + 3;
+	for (size_t i = 0; i < u->n; i++) {
+		struct fdp_upgrade_item *it = &u->item[i];
+		unsigned slot;
+		char policy[32];
+
+		if (it->kind != FDP__UP_KIND_STEER || it->index != old_index || it->fd < 0)
+			continue;
+		if (sscanf(it->name, "slot:%u", &slot) == 1 && slot >= 1 && slot < slots &&
+		    k->fds[slot] < 0)
+			k->fds[slot] = it->fd, found++;
+		else if (sscanf(it->name, "prog:%31s", policy) == 1 && k->prog < 0 &&
+		         (k->policy = steer_policy_by_name(policy)) >= 0)
+			k->prog = it->fd, found++;
+		else if (strcmp(it->name, "sockarray") == 0 && k->sockarray < 0)
+			k->sockarray = it->fd, found++;
+		else if (strcmp(it->name, "state") == 0 && k->state < 0)
+			k->state = it->fd, found++;
+	}
+	if (found != want) {
+		free(k->fds);
+		free(k);
+		return 0;
+	}
+	for (size_t i = 0; i < u->n; i++)
+		if (u->item[i].kind == FDP__UP_KIND_STEER && u->item[i].index == old_index &&
+		    u->item[i].fd >= 0)
+			take_item(&u->item[i]);
+	k->fds[0] = fd;
+	*out = k;
+	return 0;
+}
+
 /*
  * This master has said READY: the old one stops, and what this one took from it is its own
  * from now on (its files removed and its listeners filtered at its own stop).
@@ -248,6 +329,7 @@ static void own_what_was_taken(struct fdp_master *m)
 	for (size_t i = 0; i < m->nlisteners; i++)
 		m->listeners[i].handed = 0;
 	m->up.ctl_handed = 0;
+	fdp__kernel_flag(m); /* the steered groups' slots are this master's to decide now */
 	fdp__metrics_owned(m);
 }
 
@@ -457,6 +539,41 @@ static int send_handover(struct fdp_master *m, int sock)
 		off += 6 + nlen;
 		fds[n++] = fd;
 	}
+	/* A steered listener's group follows: its other slots' sockets, program and maps. */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__steer *g = m->listeners[i].steer;
+		unsigned parts = g ? fdp__steer_slots(g) + 2 : 0;
+
+		for (unsigned k = 1; k <= parts; k++) {
+			char name[48];
+			unsigned slots = fdp__steer_slots(g);
+			int fd = k < slots        ? fdp__steer_fd(g, k)
+			         : k == slots     ? fdp__steer_prog_fd(g)
+			         : k == slots + 1 ? fdp__steer_sockarray_fd(g)
+			                          : fdp__steer_state_fd(g);
+			size_t nlen;
+
+			if (k < slots)
+				snprintf(name, sizeof(name), "slot:%u", k);
+			else if (k == slots)
+				snprintf(name, sizeof(name), "prog:%s",
+				         fdp__steer_policy_name(fdp__steer_policy(g)));
+			else
+				snprintf(name, sizeof(name), k == slots + 1 ? "sockarray" : "state");
+			nlen = strlen(name);
+			if (n == FDP__UP_MAX_SOCKETS || UP_MSG_MAX - off < 6 + nlen) {
+				free(b);
+				return -E2BIG;
+			}
+			b[off] = FDP__UP_KIND_STEER;
+			b[off + 1] = 0;
+			fdp__put16(b + off + 2, (uint16_t)i);
+			fdp__put16(b + off + 4, (uint16_t)nlen);
+			memcpy(b + off + 6, name, nlen);
+			off += 6 + nlen;
+			fds[n++] = fd;
+		}
+	}
 	b[0] = FDP__UP_HANDOVER;
 	b[1] = 1; /* its version */
 	fdp__put16(b + 2, (uint16_t)n);
@@ -517,6 +634,8 @@ static void roll_back(struct fdp_master *m, int err, int status, const char *why
 	old_close_sock(m);
 	m->up.pid = 0;
 	m->up.closed = 0;
+	/* Its steering program had replaced ours on the shared reuseport groups. */
+	fdp__kernel_reattach(m);
 	fdp__log(m, FDP_LOG_WARN, "upgrade failed: new master pid %d %s%s%s", (int)pid, why, how,
 	         m->stopping ? "" : "; this master serves on");
 	done(m, err);
@@ -609,9 +728,24 @@ static int old_ready(struct fdp_master *m, const unsigned char *b, size_t len)
 			m->listeners[i].handed = b[8 + k] != 0;
 		k++;
 	}
-	if (k < n && fdp__metrics_fd(m) >= 0 && b[8 + k]) /* the metrics listener, last */
-		fdp__metrics_handed(m);
+	if (fdp__metrics_fd(m) >= 0) { /* the metrics listener */
+		if (k < n && b[8 + k])
+			fdp__metrics_handed(m);
+		k++;
+	}
+	/* Then each steered listener's group, in HANDOVER's order: its state last. Taken, the
+	 * group is shared with the new master, whose workers accept on its sockets. */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__steer *g = m->listeners[i].steer;
+
+		if (!g)
+			continue;
+		k += fdp__steer_slots(g) + 2;
+		if (k <= n)
+			m->listeners[i].kadopted = b[8 + k - 1] != 0;
+	}
 	m->up.committed = 1;
+	fdp__kernel_flag(m); /* a group it took is the new master's to decide from now on */
 	/* It is not this master's to watch any more: reaped by whoever inherits it. */
 	if (m->up.pidfd >= 0) {
 		watch(m, m->up.pidfd, &m->up.wpid, 1, 0);

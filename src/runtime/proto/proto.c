@@ -14,8 +14,11 @@ int fdp_proto_fds(unsigned type)
 	case FDP_PROTO_CONN:
 	case FDP_PROTO_RETURN:
 		return 1;
+	case FDP_PROTO_LISTEN:
+		return 2;
 	case FDP_PROTO_HELLO:
 	case FDP_PROTO_READY:
+	case FDP_PROTO_ACCEPTS:
 	case FDP_PROTO_ACK:
 	case FDP_PROTO_DONE:
 	case FDP_PROTO_DRAIN:
@@ -37,6 +40,7 @@ int fdp_proto_check(unsigned type, const void *payload, size_t len, size_t nfds)
 	int want = fdp_proto_fds(type);
 	struct fdp_conn conn;
 	struct fdp_proto_hello h;
+	struct fdp_proto_listen l;
 	uint32_t pid;
 
 	if (want < 0)
@@ -54,6 +58,10 @@ int fdp_proto_check(unsigned type, const void *payload, size_t len, size_t nfds)
 	case FDP_PROTO_ACK:
 	case FDP_PROTO_DONE:
 		return fdp_proto_ids_count(payload, len) < 0 ? -EPROTO : 0;
+	case FDP_PROTO_LISTEN:
+		return fdp_proto_listen_decode(payload, len, &l);
+	case FDP_PROTO_ACCEPTS:
+		return len == FDP_PROTO_ACCEPTS_SIZE ? 0 : -EPROTO;
 	default:
 		return 0; /* DRAIN: any payload (flags or none), for a newer master to say more */
 	}
@@ -139,6 +147,36 @@ size_t fdp_proto_drain_encode(unsigned char buf[FDP_PROTO_DRAIN_SIZE], uint32_t 
 uint32_t fdp_proto_drain_flags(const void *payload, size_t len)
 {
 	return len >= FDP_PROTO_DRAIN_SIZE ? fdp__get32(payload) : 0;
+}
+
+size_t fdp_proto_accepts_encode(unsigned char buf[FDP_PROTO_ACCEPTS_SIZE], uint32_t flags)
+{
+	fdp__put32(buf, flags);
+	return FDP_PROTO_ACCEPTS_SIZE;
+}
+
+size_t fdp_proto_listen_encode(unsigned char buf[FDP_PROTO_LISTEN_SIZE],
+                               const struct fdp_proto_listen *l)
+{
+	fdp__put16(buf, (uint16_t)l->listener);
+	fdp__put16(buf + 2, (uint16_t)l->tag);
+	fdp__put32(buf + 4, l->slot);
+	fdp__put32(buf + 8, l->state_size);
+	return FDP_PROTO_LISTEN_SIZE;
+}
+
+int fdp_proto_listen_decode(const void *payload, size_t len, struct fdp_proto_listen *l)
+{
+	const unsigned char *p = payload;
+
+	/* Longer is fine: a newer master may append fields. */
+	if (len < FDP_PROTO_LISTEN_SIZE)
+		return -EPROTO;
+	l->listener = fdp__get16(p);
+	l->tag = fdp__get16(p + 2);
+	l->slot = fdp__get32(p + 4);
+	l->state_size = fdp__get32(p + 8);
+	return 0;
 }
 
 size_t fdp_proto_ids_encode(unsigned char *buf, const uint64_t *ids, size_t n)

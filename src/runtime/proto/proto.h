@@ -8,7 +8,11 @@
  *   HELLO  {version, index, generation}      READY  {pid}
  *   CONN   {id, listener, tag, peer} + fd    ACK    {id...}   (batched)
  *   DRAIN  {flags}                           DONE   {id...}   (batched)
- *                                            RETURN {id, listener, tag, peer} + fd
+ *   LISTEN {listener, tag, slot, size}       RETURN {id, listener, tag, peer} + fd
+ *          + socket, state map               ACCEPTS {flags}
+ *
+ * LISTEN and ACCEPTS are kernel dispatch's (docs/STEERING.md): a worker that says ACCEPTS is
+ * given its slot's listening socket of each kernel listener and accepts there itself.
  */
 #ifndef FDP_PROTO_H
 #define FDP_PROTO_H
@@ -34,6 +38,8 @@ enum fdp_proto_type {
 	FDP_PROTO_DONE = 0x104,
 	FDP_PROTO_DRAIN = 0x105,
 	FDP_PROTO_RETURN = 0x106,
+	FDP_PROTO_ACCEPTS = 0x107,
+	FDP_PROTO_LISTEN = 0x108,
 };
 
 /* HELLO: 16 bytes. */
@@ -57,12 +63,51 @@ struct fdp_proto_hello {
 
 /* RETURN: a connection handed back, laid out as a CONN; one fd. */
 
+/* ACCEPTS: u32 flags, none defined yet (sent as zero). */
+#define FDP_PROTO_ACCEPTS_SIZE 4
+
+/* LISTEN: u16 listener, u16 tag, u32 slot, u32 the state's size; the socket, the state map. */
+#define FDP_PROTO_LISTEN_SIZE 12
+struct fdp_proto_listen {
+	unsigned listener, tag;
+	uint32_t slot;       /* the worker's index in the state's per-slot arrays */
+	uint32_t state_size; /* sizeof(struct fdp__steer_state) of the master that sent it */
+};
+
+/*
+ * The id of a connection a worker accepted itself (on a LISTEN socket): bit 63 set, which no
+ * master's id has (they count from 1). Such an id is never in an ACK or DONE; a RETURN may
+ * carry one, and the master gives the connection an id of its own.
+ */
+#define FDP_PROTO_OWN_ID FDP_CONN_OWN
+
+/*
+ * Kernel dispatch's shared state: the value of a one-element BPF array map (BPF_F_MMAPABLE)
+ * mapped by the master, read by the steering program for every new connection, and mapped by
+ * each worker that accepts on a slot socket (LISTEN carries the map's descriptor). Every word
+ * is read and written whole: aligned 32-bit loads and stores, atomic adds; no locks. The
+ * layout is part of the protocol (docs/PROTOCOL.md): fields are only ever appended.
+ */
+#define FDP_PROTO_STEER_SLOTS   1024 /* a group's most slots: the master's most workers */
+#define FDP_PROTO_STEER_BUCKETS 4096 /* hash-ip's table, a power of 2 */
+struct fdp__steer_state {
+	uint32_t rr;                             /* round-robin: the next connection's number */
+	uint32_t slots;                          /* the group's slot count (information only) */
+	uint32_t live[FDP_PROTO_STEER_SLOTS];    /* non-zero: the slot takes new connections */
+	uint32_t count[FDP_PROTO_STEER_SLOTS];   /* least-conn: the slot's open connections */
+	uint32_t table[FDP_PROTO_STEER_BUCKETS]; /* hash-ip: bucket -> slot */
+	/* The worker's, per slot: connections it accepted itself and has not reported done,
+	 * and how many it ever accepted (wrapping; the master reads its progress from it). */
+	uint32_t open[FDP_PROTO_STEER_SLOTS];
+	uint32_t accepted[FDP_PROTO_STEER_SLOTS];
+};
+
 /* ACK and DONE: an array of 8-byte ids; at most this many in one message. */
 #define FDP_PROTO_MAX_IDS 512
 
 /*
- * How many descriptors a message of this type carries: CONN exactly one, every other known
- * type none. Unknown types return -1: a newer peer may say more, and its message is skipped.
+ * How many descriptors a message of this type carries: CONN and RETURN exactly one, LISTEN
+ * two, every other known type none. Unknown types return -1: a newer peer may say more, and its message is skipped.
  */
 int fdp_proto_fds(unsigned type);
 
@@ -102,6 +147,14 @@ int fdp_proto_conn_decode(const void *payload, size_t len, struct fdp_conn *conn
 size_t fdp_proto_drain_encode(unsigned char buf[FDP_PROTO_DRAIN_SIZE], uint32_t flags);
 /* The flags of a DRAIN payload: 0 for an empty one (an older master's). Never fails. */
 uint32_t fdp_proto_drain_flags(const void *payload, size_t len);
+
+/* ACCEPTS: u32 flags. Returns the length. */
+size_t fdp_proto_accepts_encode(unsigned char buf[FDP_PROTO_ACCEPTS_SIZE], uint32_t flags);
+
+/* LISTEN. Returns the length. Decode: 0, or -EPROTO for a payload shorter than 12 bytes. */
+size_t fdp_proto_listen_encode(unsigned char buf[FDP_PROTO_LISTEN_SIZE],
+                               const struct fdp_proto_listen *l);
+int fdp_proto_listen_decode(const void *payload, size_t len, struct fdp_proto_listen *l);
 
 /* ACK and DONE: n ids (n <= FDP_PROTO_MAX_IDS) into buf (8 * n bytes). Returns the length. */
 size_t fdp_proto_ids_encode(unsigned char *buf, const uint64_t *ids, size_t n);

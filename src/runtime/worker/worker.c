@@ -1,6 +1,7 @@
 /*
  * The worker side of the runtime: take connections from the master's channel, acknowledge
- * them (batched), report them finished (batched). See docs/WORKER.md.
+ * them (batched), report them finished (batched); and, under kernel dispatch, accept on the
+ * listening sockets the master gives it (LISTEN). See docs/WORKER.md and docs/STEERING.md.
  */
 #include "fdpass_runtime.h"
 #include "proto.h"
@@ -11,6 +12,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,8 +42,31 @@ struct taken_queue {
 	size_t head, n, cap;
 };
 
+/*
+ * A listening socket of this worker's own (kernel dispatch: a LISTEN), and the steering state
+ * it shares with the master and the kernel's program, where it counts what it accepts there.
+ */
+struct own_listener {
+	int fd; /* the slot's socket (a duplicate of the master's): ours; -1 once draining */
+	unsigned listener, tag;
+	uint32_t slot;
+	struct fdp__steer_state *st; /* mapped, st_len bytes: ours until fdp_worker_close() */
+	size_t st_len;
+};
+
+/* An own connection's id: FDP_PROTO_OWN_ID, its listener's place in own[], a sequence. */
+#define OWN_INDEX_SHIFT 48
+#define OWN_SEQ_MASK    ((UINT64_C(1) << OWN_INDEX_SHIFT) - 1)
+
 struct fdp_worker {
 	struct fdp_channel *ch;
+	/* fdp_worker_take_listeners(): the epoll descriptor fdp_worker_fd() then returns (ours;
+	 * -1 before), watching the channel (and for writability while ep_out) and own[].fd. */
+	int ep, ep_out;
+	struct own_listener *own;
+	size_t nown, own_next; /* own_next: the one to try first (they take turns) */
+	unsigned own_burst;    /* accepted there since the last -EAGAIN */
+	uint64_t own_seq;
 	unsigned index, generation;
 	int draining, gone;
 	int handback; /* the DRAIN asked for idle connections back (fdp_worker_return()) */
@@ -195,6 +221,7 @@ int fdp_worker_open(struct fdp_worker **out, int sock, int timeout_ms)
 		close(sock);
 		return -ENOMEM;
 	}
+	w->ep = -1;
 	err = fdp_channel_open(&w->ch, sock, &(struct fdp_channel_config){
 	                                             .size = sizeof(struct fdp_channel_config),
 	                                             .max_fds = fdp_proto_max_fds});
@@ -239,6 +266,14 @@ void fdp_worker_close(struct fdp_worker *w)
 	for (size_t i = 0; i < w->taken.n; i++)
 		close(w->taken.q[w->taken.head + i].fd);
 	free(w->taken.q);
+	for (size_t i = 0; i < w->nown; i++) {
+		if (w->own[i].fd >= 0)
+			close(w->own[i].fd);
+		munmap(w->own[i].st, w->own[i].st_len);
+	}
+	free(w->own);
+	if (w->ep >= 0)
+		close(w->ep);
 	fdp_channel_close(w->ch);
 	free(w->acks.ids);
 	free(w->dones.ids);
@@ -247,7 +282,7 @@ void fdp_worker_close(struct fdp_worker *w)
 
 int fdp_worker_fd(const struct fdp_worker *w)
 {
-	return fdp_channel_fd(w->ch);
+	return w->ep >= 0 ? w->ep : fdp_channel_fd(w->ch);
 }
 
 /*
@@ -257,6 +292,176 @@ int fdp_worker_fd(const struct fdp_worker *w)
 int fdp_worker_wants_write(const struct fdp_worker *w)
 {
 	return w->acks.n || w->dones.n || w->taken.n || fdp_channel_wants_write(w->ch);
+}
+
+/*
+ * With an epoll descriptor (fdp_worker_take_listeners()): watch the channel for writability
+ * exactly while fdp_worker_wants_write() says so, so that a caller waiting for readability of
+ * fdp_worker_fd() wakes as it would for writability of the channel.
+ */
+static void sync_events(struct fdp_worker *w)
+{
+	int want = fdp_worker_wants_write(w);
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0)};
+
+	if (w->ep < 0 || want == w->ep_out)
+		return;
+	if (epoll_ctl(w->ep, EPOLL_CTL_MOD, fdp_channel_fd(w->ch), &ev) == 0)
+		w->ep_out = want;
+}
+
+int fdp_worker_take_listeners(struct fdp_worker *w)
+{
+	unsigned char buf[FDP_PROTO_ACCEPTS_SIZE];
+	struct epoll_event ev = {.events = EPOLLIN};
+	int err;
+
+	if (w->ep >= 0)
+		return 0;
+	if (w->gone)
+		return -EPIPE;
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (w->ep < 0)
+		return -errno;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fdp_channel_fd(w->ch), &ev) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = fdp_channel_send(w->ch, FDP_PROTO_ACCEPTS, buf, fdp_proto_accepts_encode(buf, 0),
+	                       NULL, 0, FDP_CHANNEL_MORE);
+	if (err < 0)
+		goto fail;
+	err = fdp_worker_flush(w);
+	if (err < 0 && err != -EAGAIN)
+		return err; /* the master is gone or the channel broke: accept says so again */
+	sync_events(w);
+	return 0;
+fail:
+	close(w->ep);
+	w->ep = -1;
+	return err;
+}
+
+/* Take the socket and the state of a LISTEN (checked), unless draining. A failure drops it:
+ * the slot's connections then wait for the master, which notices no progress on them. */
+static void take_listen(struct fdp_worker *w)
+{
+	struct fdp_proto_listen l;
+	struct own_listener *o;
+	struct epoll_event ev = {.events = EPOLLIN};
+	int sock = fdp_channel_msg_take_fd(&w->msg, 0), map = fdp_channel_msg_take_fd(&w->msg, 1);
+	long page = sysconf(_SC_PAGESIZE);
+	void *st;
+
+	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || w->ep < 0 ||
+	    w->draining || l.slot >= FDP_PROTO_STEER_SLOTS ||
+	    l.state_size < sizeof(struct fdp__steer_state) || w->nown >= 1u << 15)
+		goto drop;
+	o = realloc(w->own, (w->nown + 1) * sizeof(*o));
+	if (!o)
+		goto drop;
+	w->own = o;
+	o = &w->own[w->nown];
+	o->st_len = ((size_t)l.state_size + (size_t)page - 1) & ~((size_t)page - 1);
+	st = mmap(NULL, o->st_len, PROT_READ | PROT_WRITE, MAP_SHARED, map, 0);
+	if (st == MAP_FAILED)
+		goto drop;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, sock, &ev) < 0) {
+		munmap(st, o->st_len);
+		goto drop;
+	}
+	close(map); /* the mapping stays */
+	o->fd = sock;
+	o->listener = l.listener;
+	o->tag = l.tag;
+	o->slot = l.slot;
+	o->st = st;
+	w->nown++;
+	return;
+drop:
+	close(sock);
+	close(map);
+}
+
+/* A DRAIN: accept no more on our own sockets (their mappings stay, for the counts). */
+static void close_own(struct fdp_worker *w)
+{
+	for (size_t i = 0; i < w->nown; i++) {
+		if (w->own[i].fd >= 0)
+			close(w->own[i].fd); /* and out of the epoll set with it */
+		w->own[i].fd = -1;
+	}
+}
+
+/* One less, never below 0 (the master's resync may have corrected the word meanwhile). */
+static void count_down(uint32_t *word)
+{
+	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+
+	while (v && !__atomic_compare_exchange_n(word, &v, v - 1, 1, __ATOMIC_RELAXED,
+	                                         __ATOMIC_RELAXED))
+		;
+}
+
+/* An own connection is over (done, or returned): its slot's counts go down. 0, or -EINVAL. */
+static int own_done(struct fdp_worker *w, uint64_t id)
+{
+	size_t i = (size_t)((id & ~FDP_PROTO_OWN_ID) >> OWN_INDEX_SHIFT);
+	struct own_listener *o;
+
+	if (i >= w->nown)
+		return -EINVAL;
+	o = &w->own[i];
+	count_down(&o->st->open[o->slot]);
+	count_down(&o->st->count[o->slot]);
+	return 0;
+}
+
+/*
+ * Accept one connection on our own sockets, taking turns; at most TAKE_BATCH in a row before
+ * one -EAGAIN, so that a caller serving its connections between accepts gets to them (the
+ * sockets stay readable: the epoll descriptor wakes it again at once). Returns the socket, or
+ * -EAGAIN, or accept's error (-EMFILE and the like: try again later).
+ */
+static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	if (w->own_burst >= TAKE_BATCH) {
+		w->own_burst = 0;
+		return -EAGAIN;
+	}
+	for (size_t k = 0; k < w->nown; k++) {
+		size_t i = (w->own_next + k) % w->nown;
+		struct own_listener *o = &w->own[i];
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd;
+
+		if (o->fd < 0)
+			continue;
+		do
+			fd = accept4(o->fd, (struct sockaddr *)&peer, &len,
+			             SOCK_NONBLOCK | SOCK_CLOEXEC);
+		while (fd < 0 && (errno == ECONNABORTED || errno == EINTR));
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				continue;
+			return -errno;
+		}
+		memset(conn, 0, sizeof(*conn));
+		conn->id = FDP_PROTO_OWN_ID | ((uint64_t)i << OWN_INDEX_SHIFT) |
+		           (++w->own_seq & OWN_SEQ_MASK);
+		conn->listener = o->listener;
+		conn->tag = o->tag;
+		conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
+		memcpy(&conn->peer, &peer, conn->peer_len);
+		__atomic_fetch_add(&o->st->open[o->slot], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&o->st->accepted[o->slot], 1, __ATOMIC_RELAXED);
+		w->own_next = (i + 1) % w->nown;
+		w->own_burst++;
+		return fd;
+	}
+	w->own_burst = 0;
+	return -EAGAIN;
 }
 
 unsigned fdp_worker_index(const struct fdp_worker *w)
@@ -285,18 +490,30 @@ int fdp_worker_return(struct fdp_worker *w, int fd, const struct fdp_conn *conn)
 	size_t len = fdp_proto_conn_encode(buf, conn->id, conn->listener, conn->tag, &conn->peer,
 	                                   conn->peer_len);
 
+	int err;
+
 	if (w->gone)
 		return -EPIPE;
 	/* Given, not lent: the channel closes its copy once the message has left. */
-	return fdp_channel_send(w->ch, FDP_PROTO_RETURN, buf, len, &fd, 1, FDP_CHANNEL_MORE);
+	err = fdp_channel_send(w->ch, FDP_PROTO_RETURN, buf, len, &fd, 1, FDP_CHANNEL_MORE);
+	if (err == 0 && (conn->id & FDP_PROTO_OWN_ID))
+		own_done(w, conn->id); /* the master's from now on */
+	sync_events(w);
+	return err;
 }
 
 int fdp_worker_done(struct fdp_worker *w, uint64_t id)
 {
-	return batch_push(&w->dones, id);
+	int err;
+
+	if (id & FDP_PROTO_OWN_ID) /* accepted here: the master never heard of it */
+		return own_done(w, id);
+	err = batch_push(&w->dones, id);
+	sync_events(w);
+	return err;
 }
 
-int fdp_worker_flush(struct fdp_worker *w)
+static int flush(struct fdp_worker *w)
 {
 	int err;
 
@@ -310,6 +527,14 @@ int fdp_worker_flush(struct fdp_worker *w)
 	err = fdp_channel_flush(w->ch);
 	if (err == 0 && (w->acks.n || w->dones.n))
 		return -EAGAIN;
+	return err;
+}
+
+int fdp_worker_flush(struct fdp_worker *w)
+{
+	int err = flush(w);
+
+	sync_events(w);
 	return err;
 }
 
@@ -390,7 +615,11 @@ static int read_channel(struct fdp_worker *w)
 			w->draining = 1;
 			w->handback = (fdp_proto_drain_flags(w->msg.payload, w->msg.len) &
 			               FDP_PROTO_DRAIN_HANDBACK) != 0;
+			close_own(w);
 		}
+		if (w->msg.type == FDP_PROTO_LISTEN &&
+		    fdp_proto_check(w->msg.type, w->msg.payload, w->msg.len, w->msg.nfds) == 0)
+			take_listen(w);
 		/* Unknown types are skipped: a newer master may say more than this worker knows. */
 		fdp_channel_msg_release(&w->msg);
 	}
@@ -417,7 +646,7 @@ static int taken_pop(struct fdp_worker *w, struct fdp_conn *conn, int early)
 	return t->fd;
 }
 
-int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
+static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 {
 	int r, fd;
 
@@ -442,11 +671,25 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 		return fd;
 	if (r == -ENOMEM)
 		return r;
+	/* What the master handed comes first; then what waits on our own sockets. */
+	if (!w->gone && !w->draining) {
+		fd = accept_own(w, conn);
+		if (fd != -EAGAIN)
+			return fd;
+	}
 	if (w->taken.n)
 		return -EAGAIN; /* held until its ACK leaves: wait for writability */
 	if (w->gone)
 		return -EPIPE;
 	return w->draining ? -ESHUTDOWN : -EAGAIN;
+}
+
+int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	int r = accept_one(w, conn);
+
+	sync_events(w);
+	return r;
 }
 
 int fdp__worker_accept_early(struct fdp_worker *w, struct fdp_conn *conn)

@@ -169,29 +169,26 @@ fail:
 	return e;
 }
 
-int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
-                    enum fdp__steer_policy policy, int backlog, char *err, size_t errlen)
+/*
+ * A group on sa (len bytes): slot 0's socket is first when it is not -1 (then the group owns
+ * it only on success), else made like the others. addr names sa in the reasons.
+ */
+static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, socklen_t len,
+                      int first, const char *addr, unsigned slots, enum fdp__steer_policy policy,
+                      int backlog, char *err, size_t errlen)
 {
 	struct bpf_insn prog[FDP__STEER_PROG_MAX];
-	struct sockaddr_storage sa;
-	socklen_t len;
 	struct fdp__steer *g;
 	struct fdp__hashring ring;
 	union bpf_attr attr;
 	long page = sysconf(_SC_PAGESIZE);
 	int rc, n;
 
-	if (err && errlen)
-		err[0] = '\0';
-	*out = NULL;
 	if (slots == 0 || slots > FDP__STEER_MAX_SLOTS)
 		return fail(err, errlen, -EINVAL, "steering: %u slots (1 to %u)", slots,
 		            FDP__STEER_MAX_SLOTS);
 	if ((unsigned)policy > FDP__STEER_HASH)
 		return fail(err, errlen, -EINVAL, "steering: unknown policy %d", (int)policy);
-	rc = fdp_addr_parse(addr, &sa, &len);
-	if (rc < 0)
-		return fail(err, errlen, rc, "steering: bad address %s", addr);
 	if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6)
 		return fail(err, errlen, -EINVAL, "steering: %s is not a TCP address", addr);
 	if (backlog <= 0)
@@ -255,7 +252,7 @@ int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
 		uint32_t key = i;
 		uint64_t value;
 
-		rc = slot_socket(&sa, len, backlog);
+		rc = i == 0 && first >= 0 ? first : slot_socket(&sa, len, backlog);
 		if (rc < 0) {
 			rc = fail(err, errlen, rc, "steering: listening on %s: %s", addr,
 			          strerror(-rc));
@@ -283,18 +280,104 @@ int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
 		}
 	}
 	/* The program belongs to the group from now on, whichever of its sockets closes first. */
-	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
-	    0) {
-		rc = errno == ENOPROTOOPT ? fail(err, errlen, -ENOSYS,
-		                                 "SO_ATTACH_REUSEPORT_EBPF: not supported by this kernel")
-		                          : bpf_fail(err, errlen, -errno, "SO_ATTACH_REUSEPORT_EBPF");
+	rc = fdp__steer_attach(g);
+	if (rc < 0) {
+		rc = rc == -ENOPROTOOPT
+		             ? fail(err, errlen, -ENOSYS,
+		                    "SO_ATTACH_REUSEPORT_EBPF: not supported by this kernel")
+		             : bpf_fail(err, errlen, rc, "SO_ATTACH_REUSEPORT_EBPF");
 		goto fail;
 	}
 	*out = g;
 	return 0;
 fail:
+	if (first >= 0 && g->fds[0] == first)
+		g->fds[0] = -1; /* the caller's again */
 	fdp__steer_close(g);
 	return rc;
+}
+
+int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
+                    enum fdp__steer_policy policy, int backlog, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	*out = NULL;
+	rc = fdp_addr_parse(addr, &sa, &len);
+	if (rc < 0)
+		return fail(err, errlen, rc, "steering: bad address %s", addr);
+	return group_open(out, sa, len, -1, addr, slots, policy, backlog, err, errlen);
+}
+
+int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
+                       enum fdp__steer_policy policy, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa), olen;
+	char addr[FDP_ADDR_STRLEN];
+	int on = 0, type = 0, backlog = SOMAXCONN;
+
+	if (err && errlen)
+		err[0] = '\0';
+	*out = NULL;
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return fail(err, errlen, -errno, "steering: getsockname: %s", strerror(errno));
+	if (fdp_addr_format((struct sockaddr *)&sa, len, addr, sizeof(addr)) < 0)
+		snprintf(addr, sizeof(addr), "?");
+	olen = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen) < 0 || type != SOCK_STREAM ||
+	    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
+		return fail(err, errlen, -EINVAL, "steering: %s is not a TCP listener", addr);
+	olen = sizeof(on);
+	if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &olen) < 0 || !on)
+		return fail(err, errlen, -EINVAL,
+		            "steering: the listener on %s was bound without SO_REUSEPORT", addr);
+	return group_open(out, sa, len, fd, addr, slots, policy, backlog, err, errlen);
+}
+
+int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
+                     enum fdp__steer_policy policy, int prog, int sockarray, int state_fd)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct fdp__steer *g;
+
+	*out = NULL;
+	if (slots == 0 || slots > FDP__STEER_MAX_SLOTS || (unsigned)policy > FDP__STEER_HASH)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->fds = calloc(slots, sizeof(int)))) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->state_len = (sizeof(struct fdp__steer_state) + (size_t)page - 1) & ~((size_t)page - 1);
+	g->state = mmap(NULL, g->state_len, PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
+	if (g->state == MAP_FAILED) {
+		int e = -errno;
+
+		free(g->fds);
+		free(g);
+		return e;
+	}
+	memcpy(g->fds, fds, slots * sizeof(int));
+	g->slots = slots;
+	g->policy = policy;
+	g->prog = prog;
+	g->sockarray = sockarray;
+	g->state_fd = state_fd;
+	*out = g;
+	return 0;
+}
+
+int fdp__steer_attach(struct fdp__steer *g)
+{
+	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
+	    0)
+		return -errno;
+	return 0;
 }
 
 void fdp__steer_close(struct fdp__steer *g)

@@ -34,6 +34,7 @@
 #error "steering is part of the master: the layers beneath it may not use it"
 #endif
 
+#include "proto.h"
 #include "route.h"
 
 #include <stddef.h>
@@ -41,8 +42,8 @@
 #include <sys/socket.h>
 
 /* Limits: a group has at most this many slots; hash-ip has this many buckets (a power of 2). */
-#define FDP__STEER_MAX_SLOTS 1024
-#define FDP__STEER_BUCKETS   4096
+#define FDP__STEER_MAX_SLOTS FDP_PROTO_STEER_SLOTS
+#define FDP__STEER_BUCKETS   FDP_PROTO_STEER_BUCKETS
 
 enum fdp__steer_policy {
 	FDP__STEER_ROUND_ROBIN, /* a global counter, atomically incremented (Linux 5.12) */
@@ -51,17 +52,7 @@ enum fdp__steer_policy {
 	FDP__STEER_HASH,        /* the kernel's hash of the 4-tuple: stateless, like bare reuseport */
 };
 
-/*
- * The state map's one value, shared by the program and every process that maps it. Each word is
- * read and written whole (aligned 32-bit loads and stores, atomic adds): no locks.
- */
-struct fdp__steer_state {
-	uint32_t rr;                          /* round-robin: the next connection's number */
-	uint32_t slots;                       /* the group's slot count (information only) */
-	uint32_t live[FDP__STEER_MAX_SLOTS];  /* non-zero: the slot takes new connections */
-	uint32_t count[FDP__STEER_MAX_SLOTS]; /* least-conn: the slot's open connections */
-	uint32_t table[FDP__STEER_BUCKETS];   /* hash-ip: bucket -> slot */
-};
+/* The state map's one value, struct fdp__steer_state, is the protocol's: proto.h. */
 
 struct fdp__steer;
 
@@ -76,6 +67,31 @@ struct fdp__steer;
  */
 int fdp__steer_open(struct fdp__steer **out, const char *addr, unsigned slots,
                     enum fdp__steer_policy policy, int backlog, char *err, size_t errlen);
+
+/*
+ * The same on a listening TCP socket bound with SO_REUSEPORT (an inherited one: systemd's
+ * ReusePort=yes, or fdpass serve's): it becomes slot 0's socket, and the other slots bind its
+ * address (port included) in its reuseport group. On success the group owns fd; on failure it
+ * stays the caller's, as it was. -EINVAL also for a socket that is not TCP or has no
+ * SO_REUSEPORT (the reason says which).
+ */
+int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
+                       enum fdp__steer_policy policy, char *err, size_t errlen);
+
+/*
+ * A group from the descriptors another process's group handed over (an upgrade's old master):
+ * its slots' sockets fds[0..slots-1], its program (of policy), socket array and state, which
+ * is mapped here. On success the group owns every one of them; on failure they stay the
+ * caller's. Returns 0, -EINVAL, -ENOMEM, or mmap's error (state_fd is not a state map).
+ */
+int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
+                     enum fdp__steer_policy policy, int prog, int sockarray, int state_fd);
+
+/*
+ * Attach the group's program to its reuseport group again: after another group's program
+ * replaced it on the same sockets (an upgrade's new master that then failed). 0 or -errno.
+ */
+int fdp__steer_attach(struct fdp__steer *g);
 
 /* Close every descriptor of the group and unmap its state. NULL is a no-op. */
 void fdp__steer_close(struct fdp__steer *g);

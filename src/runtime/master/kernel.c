@@ -1,0 +1,548 @@
+/*
+ * Kernel dispatch (docs/STEERING.md): a TCP listener whose policy needs no peek gets a steering
+ * group (steer/): one listening socket per worker slot in one SO_REUSEPORT group, and a BPF
+ * program that picks each new connection's slot. This file decides which listeners are steered,
+ * gives each worker that said ACCEPTS its slot's socket (LISTEN), and keeps the slots honest:
+ *
+ *   a slot takes new connections (live) exactly while its current worker is ready, was sent
+ *   its sockets, and is neither draining nor lost; otherwise it is taken out, and the master
+ *   watches its socket and accepts what still lands there (a SYN already past the program,
+ *   what was queued when the worker died), handing it over as it hands any connection. The
+ *   master never closes a slot's socket while it runs, so no queue is ever reset;
+ *
+ *   a timer (FDP__KERNEL_TICK_MS) looks at every live slot: connections queued on its socket
+ *   (TCP_INFO) and no accept by its worker for the ACK timeout make the worker hung, flagged
+ *   like one that leaves a handed connection unacknowledged; and least-conn's counts are set
+ *   back to what is open (fdp__steer_count_resync()) once a second.
+ *
+ * Who owns what: the group owns every slot's socket (slot 0's is the listener the caller gave)
+ * and its program and maps; a LISTEN carries duplicates, given to the channel.
+ */
+#include "master.h"
+#include "proto.h"
+#include "steer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FDP__KERNEL_TICK_MS   250
+#define FDP__KERNEL_RESYNC_MS 1000
+
+static enum fdp_dispatch listener_dispatch(const struct fdp_master *m, size_t i)
+{
+	return m->cfg.listener_dispatch ? m->cfg.listener_dispatch[i] : m->cfg.dispatch;
+}
+
+/* Why l cannot be steered, or NULL: what needs no kernel feature. */
+static const char *cannot_steer(const struct fdp_master *m, const struct fdp__listener *l)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (l->policy == FDP_POLICY_ROUTE)
+		return "the route policy reads each connection first";
+	if (getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    (domain != AF_INET && domain != AF_INET6))
+		return "not a TCP listener";
+	if (m->cfg.max_connections)
+		return "max_connections needs the master to count every connection";
+	if (m->cfg.recycle_conns)
+		return "recycling by connections needs the master to count them";
+	return NULL;
+}
+
+int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
+                               const enum fdp_policy *policy, char *why, size_t size)
+{
+	if (!m->kernel)
+		return 0;
+	if (next->workers != m->cfg.workers) {
+		snprintf(why, size,
+		         "kernel dispatch has one socket per worker slot: %u workers stay %u until a "
+		         "restart or an upgrade",
+		         next->workers, m->cfg.workers);
+		return -EINVAL;
+	}
+	if (next->max_connections || next->recycle_conns) {
+		snprintf(why, size, "kernel dispatch: %s needs the master to count every connection",
+		         next->max_connections ? "max_connections" : "recycling by connections");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		if (m->listeners[i].steer && policy[i] != m->listeners[i].policy) {
+			snprintf(why, size,
+			         "listener %zu: kernel dispatch keeps its policy %s until a restart or "
+			         "an upgrade",
+			         i, fdp__policy_name(m->listeners[i].policy));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static enum fdp__steer_policy steer_policy(enum fdp_policy p)
+{
+	switch (p) {
+	case FDP_POLICY_LEAST_CONN:
+		return FDP__STEER_LEAST_CONN;
+	case FDP_POLICY_HASH_IP:
+		return FDP__STEER_HASH_IP;
+	default:
+		return FDP__STEER_ROUND_ROBIN;
+	}
+}
+
+void fdp__kparts_free(struct fdp__kparts *k)
+{
+	if (!k)
+		return;
+	for (unsigned s = 1; s < k->slots; s++) /* fds[0] is the listener: the master's */
+		if (k->fds[s] >= 0)
+			close(k->fds[s]);
+	if (k->prog >= 0)
+		close(k->prog);
+	if (k->sockarray >= 0)
+		close(k->sockarray);
+	if (k->state >= 0)
+		close(k->state);
+	free(k->fds);
+	free(k);
+}
+
+/*
+ * An upgrade's new master: adopt the old master's group, which both masters' workers then
+ * share, when it fits this master's configuration. 1 when adopted, 0 when not (why says why;
+ * the parts are closed), or a negative errno.
+ */
+static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why)
+{
+	struct fdp__kparts *k = l->kparts;
+	int rc = 0;
+
+	l->kparts = NULL;
+	if (k->slots != m->cfg.workers)
+		*why = "the old master's group has another number of slots than --workers";
+	else if (k->policy != (int)steer_policy(l->policy))
+		*why = "the old master's group steers by another policy";
+	else if ((rc = fdp__steer_adopt(&l->steer, k->fds, k->slots,
+	                                (enum fdp__steer_policy)k->policy, k->prog, k->sockarray,
+	                                k->state)) == 0) {
+		free(k->fds);
+		free(k);
+		l->kadopted = 1;
+		return 1;
+	}
+	fdp__kparts_free(k);
+	return rc;
+}
+
+int fdp__kernel_open(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		enum fdp_dispatch d = listener_dispatch(m, i);
+		char addr[FDP_ADDR_STRLEN] = "?", err[256] = "";
+		const char *why;
+		int rc;
+
+		if (d == FDP_DISPATCH_PASS || l->fd < 0) {
+			fdp__kparts_free(l->kparts); /* the old master's group, not wanted */
+			l->kparts = NULL;
+			continue;
+		}
+		fdp_addr_local(l->fd, addr, sizeof(addr));
+		why = cannot_steer(m, l);
+		if (!why && l->kparts) {
+			rc = adopt(m, l, &why);
+			if (rc < 0)
+				return rc;
+		}
+		fdp__kparts_free(l->kparts);
+		l->kparts = NULL;
+		if (why) {
+			if (d == FDP_DISPATCH_KERNEL) {
+				fdp__log(m, FDP_LOG_ERROR, "listener %zu %s: kernel dispatch: %s", i,
+				         addr, why);
+				return -EINVAL;
+			}
+			fdp__log(m, FDP_LOG_INFO, "listener %zu %s: passing connections: %s", i, addr,
+			         why);
+			continue;
+		}
+		l->kslots = calloc(m->cfg.workers, sizeof(*l->kslots));
+		if (!l->kslots)
+			return -ENOMEM;
+		rc = l->steer ? 0
+		              : fdp__steer_open_fd(&l->steer, l->fd, m->cfg.workers,
+		                                   steer_policy(l->policy), err, sizeof(err));
+		if (rc < 0) {
+			free(l->kslots);
+			l->kslots = NULL;
+			if (d == FDP_DISPATCH_KERNEL) {
+				fdp__log(m, FDP_LOG_ERROR, "listener %zu %s: kernel dispatch: %s", i,
+				         addr, err);
+				return rc;
+			}
+			fdp__log(m, FDP_LOG_INFO, "listener %zu %s: passing connections: %s", i, addr,
+			         err);
+			continue;
+		}
+		/* No worker accepts anywhere yet: every slot out until one does (an adopted
+		 * group's slots are the old master's workers' until this master is ready, and
+		 * what they accepted so far is not this master's to count). */
+		for (unsigned s = 0; s < m->cfg.workers; s++) {
+			if (!l->kadopted)
+				fdp__steer_slot_out(l->steer, s);
+			l->kslots[s].counted = fdp__steer_state(l->steer)->accepted[s];
+			l->kslots[s].w = (struct fdp__watch){.kind = W_KSLOT, .index = (unsigned)i,
+			                                     .sub = s};
+		}
+		m->kernel = 1;
+		m->kernel_dirty = 1;
+		fdp__log(m, FDP_LOG_INFO,
+		         "listener %zu %s: kernel dispatch (%s), %u slot sockets%s; workers accept "
+		         "there",
+		         i, addr, fdp__steer_policy_name(fdp__steer_policy(l->steer)),
+		         m->cfg.workers, l->kadopted ? " taken over from the old master" : "");
+	}
+	return 0;
+}
+
+/*
+ * l's group is shared with the other master of an upgrade (l->kadopted) and not yet, or no
+ * more, this one's to decide: a new master's before it is ready, an old master's after.
+ */
+static int shared(const struct fdp__listener *l)
+{
+	return l->kadopted && l->handed;
+}
+
+/* Watch slot s's socket (the master accepts there) or not. */
+static void slot_watch(struct fdp_master *m, struct fdp__listener *l, unsigned s, int on)
+{
+	struct fdp__kslot *k = &l->kslots[s];
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &k->w};
+
+	if (k->watched == on || m->epfd < 0)
+		return;
+	if (epoll_ctl(m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fdp__steer_fd(l->steer, s),
+	              &ev) == 0)
+		k->watched = on;
+}
+
+/* What the workers accepted on l's slot s since the last look, into l->kaccepted. */
+static void count_accepted(struct fdp__listener *l, unsigned s)
+{
+	uint32_t acc = __atomic_load_n(&fdp__steer_state(l->steer)->accepted[s], __ATOMIC_RELAXED);
+
+	l->kaccepted += (uint32_t)(acc - l->kslots[s].counted);
+	l->kslots[s].counted = acc;
+}
+
+void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
+{
+	if (!l->steer)
+		return;
+	for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
+		slot_watch(m, l, s, 0);
+		count_accepted(l, s);
+	}
+	fdp__steer_close(l->steer); /* slot 0's socket is l->fd */
+	l->steer = NULL;
+	l->fd = -1;
+	free(l->kslots);
+	l->kslots = NULL;
+}
+
+/* p takes new connections on its slot's sockets now. */
+static int accepting(const struct fdp__proc *p)
+{
+	return p && p->listening && p->state == PROC_READY && !p->drain_pending &&
+	       fdp__proc_usable(p) && !p->kill_at;
+}
+
+/* Send p a LISTEN for every steered listener: 0, or the channel's error (p is flagged). */
+static int send_listens(struct fdp_master *m, struct fdp__proc *p)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+		struct fdp_proto_listen msg = {.listener = (unsigned)i,
+		                               .tag = l->tag,
+		                               .slot = p->slot,
+		                               .state_size = sizeof(struct fdp__steer_state)};
+		int fds[2], err;
+
+		if (!l->steer || p->slot >= fdp__steer_slots(l->steer))
+			continue;
+		fds[0] = fcntl(fdp__steer_fd(l->steer, p->slot), F_DUPFD_CLOEXEC, 0);
+		fds[1] = fds[0] < 0 ? -1 : fcntl(fdp__steer_state_fd(l->steer), F_DUPFD_CLOEXEC, 0);
+		if (fds[1] < 0) {
+			err = -errno;
+			if (fds[0] >= 0)
+				close(fds[0]);
+			return err; /* out of descriptors: tried again at the next settling */
+		}
+		/* Given: the channel closes them once the message has left (or on failure). */
+		err = fdp_channel_send(p->ch, FDP_PROTO_LISTEN, buf,
+		                       fdp_proto_listen_encode(buf, &msg), fds, 2, FDP_CHANNEL_MORE);
+		if (err < 0) {
+			if (err != -ENOBUFS)
+				fdp__proc_flag_lost(m, p, err);
+			return err;
+		}
+		p->dirty = 1;
+	}
+	p->listening = 1;
+	return 0;
+}
+
+void fdp__kernel_settle(struct fdp_master *m)
+{
+	long long now = fdp__now_ms();
+
+	if (!m->kernel_dirty)
+		return;
+	m->kernel_dirty = 0;
+	/* Workers that asked for their sockets and may have them now. */
+	for (struct fdp__proc *p = m->procs; p; p = p->next)
+		if (p->accepts_own && !p->listening && p->state == PROC_READY &&
+		    !p->drain_pending && fdp__proc_usable(p) && !m->stopping &&
+		    send_listens(m, p) < 0)
+			m->kernel_dirty = 1; /* again at the next settling or tick */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+
+		if (!l->steer)
+			continue;
+		if (shared(l)) { /* the other master's: it accepts what lands on a dead slot */
+			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+				slot_watch(m, l, s, 0);
+			continue;
+		}
+		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
+			struct fdp__kslot *k = &l->kslots[s];
+			int live = s < m->cfg.workers && accepting(m->slots[s].proc) && !m->stopping;
+
+			if (live && !fdp__steer_slot_live(l->steer, s)) {
+				/* From now: its progress counts from what it has accepted so far. */
+				k->seen = fdp__steer_state(l->steer)->accepted[s];
+				k->stalled_since = 0;
+			}
+			if (live)
+				fdp__steer_slot_in(l->steer, s);
+			else
+				fdp__steer_slot_out(l->steer, s);
+			/* Taken out: the master accepts what still lands there (after a pause). */
+			slot_watch(m, l, s, !live && !m->stopping && now >= k->paused_until);
+			if (!live && now < k->paused_until)
+				m->kernel_dirty = 1;
+		}
+	}
+}
+
+void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w)
+{
+	struct fdp__listener *l = &m->listeners[w->index];
+	struct fdp__kslot *k;
+	int fd;
+
+	if (!l->steer || m->stopping || shared(l))
+		return;
+	k = &l->kslots[w->sub];
+	fd = fdp__steer_fd(l->steer, w->sub);
+	fdp__accept_on(m, l, fd, &k->paused_until);
+	if (k->paused_until > fdp__now_ms()) {
+		slot_watch(m, l, w->sub, 0);
+		m->kernel_dirty = 1; /* watched again once the pause is over */
+	}
+}
+
+/* How many connections p's slot holds open: those it accepted itself, those handed to it. */
+static uint32_t slot_open(const struct fdp_master *m, const struct fdp__steer_state *st,
+                          unsigned s)
+{
+	uint64_t open = __atomic_load_n(&st->open[s], __ATOMIC_RELAXED);
+
+	for (const struct fdp__proc *p = m->procs; p; p = p->next)
+		if (p->slot == s)
+			open += p->open + p->inflight.n;
+	return open > UINT32_MAX ? UINT32_MAX : (uint32_t)open;
+}
+
+/* A live slot whose queue waits and whose worker accepted nothing for the ACK timeout. */
+static void check_hung(struct fdp_master *m, struct fdp__listener *l, unsigned s, long long now)
+{
+	struct fdp__kslot *k = &l->kslots[s];
+	struct fdp__proc *p = m->slots[s].proc;
+	uint32_t acc = __atomic_load_n(&fdp__steer_state(l->steer)->accepted[s], __ATOMIC_RELAXED);
+	long long wait = m->cfg.ack_timeout_ms ? m->cfg.ack_timeout_ms : FDP__ACK_WAIT_MS;
+	long queued;
+
+	if (acc != k->seen || !accepting(p)) {
+		k->seen = acc;
+		k->stalled_since = 0;
+		return;
+	}
+	queued = fdp__steer_queued(l->steer, s);
+	if (queued <= 0) {
+		k->stalled_since = 0;
+		return;
+	}
+	if (!k->stalled_since) {
+		k->stalled_since = now;
+		return;
+	}
+	if (now - k->stalled_since < wait)
+		return;
+	m->conns.ack_timeouts++;
+	m->slots[s].ack_timeouts++;
+	fdp__log(m, FDP_LOG_WARN,
+	         "worker %u pid %d accepted none of the %ld connection(s) waiting on its socket "
+	         "for %lld ms: killing it; they go to other workers",
+	         s, (int)p->pid, queued, now - k->stalled_since);
+	k->stalled_since = 0;
+	fdp__proc_flag_lost(m, p, -ETIMEDOUT);
+	m->kernel_dirty = 1;
+}
+
+void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
+{
+	int resync;
+
+	if (!m->kernel)
+		return;
+	if (now >= m->kernel_next) {
+		resync = m->kernel_ticks++ % (FDP__KERNEL_RESYNC_MS / FDP__KERNEL_TICK_MS) == 0;
+		m->kernel_next = now + FDP__KERNEL_TICK_MS;
+		m->kernel_dirty = 1; /* paused slots, LISTENs that could not leave */
+		for (size_t i = 0; i < m->nlisteners; i++) {
+			struct fdp__listener *l = &m->listeners[i];
+
+			if (!l->steer)
+				continue;
+			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
+				count_accepted(l, s);
+				if (shared(l))
+					continue;
+				if (fdp__steer_slot_live(l->steer, s) == 1)
+					check_hung(m, l, s, now);
+				if (resync && fdp__steer_policy(l->steer) == FDP__STEER_LEAST_CONN)
+					fdp__steer_count_resync(
+					        l->steer, s,
+					        slot_open(m, fdp__steer_state(l->steer), s));
+			}
+		}
+	}
+	if (m->kernel_next < *next)
+		*next = m->kernel_next;
+}
+
+/*
+ * Before a stop closes the listeners (loop.c): stop new handshakes on every slot's socket but
+ * those another process keeps (slot 0 when the listener is shared or an upgrade's new master
+ * took it), and accept what is queued there, to be handed out before the workers drain.
+ * Returns how many.
+ */
+uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p)
+{
+	uint64_t open = 0;
+
+	if (!p->listening || m->slots[p->slot].proc != p)
+		return 0; /* a draining one's are not told apart from its successor's */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		const struct fdp__listener *l = &m->listeners[i];
+
+		if (l->steer && p->slot < fdp__steer_slots(l->steer))
+			open += __atomic_load_n(&fdp__steer_state(l->steer)->open[p->slot],
+			                        __ATOMIC_RELAXED);
+	}
+	return open;
+}
+
+void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
+{
+	uint64_t lost = 0;
+
+	if (!p->listening)
+		return;
+	/* A successor of the slot accepting on the same sockets keeps the slot's count. */
+	for (const struct fdp__proc *q = m->procs; q; q = q->next)
+		if (q != p && q->slot == p->slot && q->listening && q->state != PROC_DEAD)
+			return;
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		struct fdp__steer_state *st;
+
+		if (!l->steer || p->slot >= fdp__steer_slots(l->steer) || shared(l))
+			continue;
+		st = fdp__steer_state(l->steer);
+		lost += __atomic_exchange_n(&st->open[p->slot], 0, __ATOMIC_RELAXED);
+	}
+	if (!lost)
+		return;
+	m->conns.lost += lost;
+	m->slots[p->slot].lost += lost;
+	fdp__log(m, FDP_LOG_WARN,
+	         "worker %u pid %d died with %llu connection(s) it had accepted itself and not "
+	         "finished",
+	         p->slot, (int)p->pid, (unsigned long long)lost);
+}
+
+size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
+{
+	unsigned n = 0;
+	uint64_t accepted = 0;
+	int len;
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+
+		if (!l->steer)
+			continue;
+		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+			count_accepted(l, s);
+		accepted += l->kaccepted;
+		n++;
+	}
+	len = snprintf(line, size, "kernel listeners=%u accepted=%llu\n", n,
+	               (unsigned long long)accepted);
+	return len < 0 ? 0 : (size_t)len;
+}
+
+/* An upgrade's new master failed: its program had replaced ours on the group; ours again. */
+void fdp__kernel_reattach(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++)
+		if (m->listeners[i].steer && fdp__steer_attach(m->listeners[i].steer) < 0)
+			fdp__log(m, FDP_LOG_WARN,
+			         "listener %zu: cannot attach the steering program again: connections "
+			         "go by the kernel's hash until the next restart",
+			         i);
+}
+
+unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
+                                        void (*stop_handshakes)(int fd))
+{
+	unsigned long total = 0;
+
+	if (shared(l)) /* the other master's workers accept on every one of its sockets */
+		return 0;
+	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++) {
+		int fd = fdp__steer_fd(l->steer, s), n;
+
+		fdp__steer_slot_out(l->steer, s);
+		if (s == 0 && (l->handed || l->shared))
+			continue;
+		stop_handshakes(fd);
+		while ((n = fdp__accept_on(m, l, fd, &l->kslots[s].paused_until)) > 0)
+			total += (unsigned long)n;
+	}
+	return total;
+}

@@ -1,0 +1,235 @@
+/*
+ * fdpass serve --dispatch kernel (docs/STEERING.md): a BPF program picks each connection's
+ * worker and the worker accepts it on its slot's own socket; the master is off the path, yet
+ * keeps every slot's socket, so what waits on a dead, hung or stopping worker's socket is
+ * served by another. Real processes on loopback. Loading the program needs root (CAP_BPF):
+ * the tests skip otherwise.
+ */
+#include "test_serve_util.h"
+
+#define UPPER_WORKER FDPASS_BINARY_DIR "/examples/upper_worker"
+#define GET          "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+static void need_root(void)
+{
+	if (geteuid() != 0)
+		fdp_test_skip("kernel dispatch loads a BPF program: needs root (CAP_BPF)");
+}
+
+/* Start a kernel-dispatch server with args after its own; skip if the kernel says no. */
+static void kernel_start(struct server *s, const char *const *args)
+{
+	const char *argv[32] = {"--dispatch", "kernel"};
+	int n = 2;
+
+	need_root();
+	for (; *args; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	server_start_argv(s, argv, 0);
+	CHECK(strstr(s->log, "kernel dispatch (") != NULL); /* logged before it listens */
+}
+
+static void worker_pids(struct server *s, pid_t *pids, int n)
+{
+	char *st = server_status(s);
+
+	CHECK_INT(status_pids(st, pids, n), ==, n);
+	free(st);
+}
+
+/* The worker index of an answer to GET on fd (the client reads to the end), or fail. */
+static int answer_worker(int fd, uint64_t *id)
+{
+	char buf[1024];
+	const char *body = http_read(fd, buf, sizeof(buf));
+	const char *w = body ? strstr(body, "worker=") : NULL;
+
+	if (!w)
+		fdp_test_fail(__FILE__, __LINE__, "no answer");
+	if (id)
+		*id = strtoull(strstr(body, " id=") + 4, NULL, 10);
+	return atoi(w + 7);
+}
+
+TEST(kernel_dispatch_workers_accept_every_connection_themselves)
+{
+	const char *args[] = {"--workers", "2", NULL};
+	struct server s;
+	int got[2] = {0};
+	char *st;
+
+	kernel_start(&s, args);
+	for (int i = 0; i < 20; i++) {
+		int fd = tcp_connect(s.addr, NULL);
+		uint64_t id;
+
+		send_all(fd, GET);
+		got[answer_worker(fd, &id)]++;
+		CHECK(id & FDP_CONN_OWN); /* the worker's own id: the master never saw it */
+		close(fd);
+	}
+	CHECK(got[0] > 0 && got[1] > 0);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "accepted"), ==, 0);
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, "accepted by the workers themselves (kernel dispatch): 20") != NULL);
+	server_free(&s);
+}
+
+TEST(auto_dispatch_passes_a_unix_listener_and_says_why)
+{
+	char path[256];
+	const char *args[] = {"--dispatch", "auto", "--listen", path, NULL};
+	struct server s;
+
+	snprintf(path, sizeof(path), "unix:%s/l.sock", fdp_test_tmpdir());
+	server_start_argv(&s, args, 0);
+	CHECK(strstr(s.log, "passing connections: not a TCP listener") != NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(kernel_dispatch_refuses_the_route_policy_and_the_server_does_not_start)
+{
+	const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--dispatch", "kernel",
+	                      "--policy", "route", "--route-key", "line", NULL};
+	char *out, *err;
+
+	need_root();
+	CHECK(run_tool(args, &out, &err) != 0);
+	CHECK(strstr(err, "kernel dispatch: the route policy reads each connection first") != NULL);
+	free(out);
+	free(err);
+}
+
+TEST(connections_queued_on_a_killed_workers_socket_are_served_by_another_worker)
+{
+	const char *args[] = {"--workers", "2", "--policy", "round-robin", NULL};
+	struct server s;
+	pid_t pids[2];
+	int fds[10];
+
+	kernel_start(&s, args);
+	worker_pids(&s, pids, 2);
+	/* Stopped, worker 0 accepts nothing: its share waits in its slot's queue. */
+	CHECK_OK(kill(pids[0], SIGSTOP));
+	for (int i = 0; i < 10; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], GET);
+	}
+	CHECK_OK(kill(pids[0], SIGKILL));
+	for (int i = 0; i < 10; i++) {
+		answer_worker(fds[i], NULL); /* every one answered: none lost with the worker */
+		close(fds[i]);
+	}
+	server_wait_log(&s, "killed by signal 9", 1000);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_that_accepts_nothing_while_connections_wait_is_killed_as_hung)
+{
+	const char *args[] = {"--workers", "2", "--ack-timeout", "0.5", NULL};
+	struct server s;
+	pid_t pids[2];
+	int fds[6];
+
+	kernel_start(&s, args);
+	worker_pids(&s, pids, 2);
+	CHECK_OK(kill(pids[1], SIGSTOP));
+	for (int i = 0; i < 6; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], GET);
+	}
+	server_wait_log(&s, "worker 1 pid", 5000);
+	server_wait_log(&s, "waiting on its socket", 5000);
+	for (int i = 0; i < 6; i++) {
+		CHECK_INT(answer_worker(fds[i], NULL), ==, 0); /* the hung one served none */
+		close(fds[i]);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_stop_serves_the_connections_waiting_on_every_slots_socket)
+{
+	const char *args[] = {"--workers", "2", NULL};
+	struct server s;
+	pid_t pids[2];
+	int fds[6];
+
+	kernel_start(&s, args);
+	worker_pids(&s, pids, 2);
+	CHECK_OK(kill(pids[0], SIGSTOP));
+	CHECK_OK(kill(pids[1], SIGSTOP));
+	for (int i = 0; i < 6; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], GET);
+	}
+	CHECK_OK(kill(s.pid, SIGTERM));
+	server_wait_log(&s, "took 6 connection(s) still queued", 5000);
+	CHECK_OK(kill(pids[0], SIGCONT));
+	CHECK_OK(kill(pids[1], SIGCONT));
+	for (int i = 0; i < 6; i++) {
+		answer_worker(fds[i], NULL);
+		close(fds[i]);
+	}
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_worker_that_does_not_take_its_sockets_is_handed_the_connections)
+{
+	const char *args[] = {"--workers", "2", "--exec", UPPER_WORKER, NULL};
+	struct server s;
+	char buf[64];
+	char *st;
+
+	if (access(UPPER_WORKER, X_OK) < 0)
+		fdp_test_skip(UPPER_WORKER " is not built");
+	kernel_start(&s, args);
+	for (int i = 0; i < 4; i++) {
+		int fd = tcp_connect(s.addr, NULL);
+		ssize_t n;
+
+		send_all(fd, "abc\n");
+		n = read(fd, buf, sizeof(buf) - 1);
+		CHECK(n >= 4);
+		CHECK(memcmp(buf, "ABC\n", 4) == 0);
+		close(fd);
+	}
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "accepted"), ==, 4); /* rescued from the slot sockets */
+	free(st);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_reload_under_kernel_dispatch_fails_no_request)
+{
+	const char *args[] = {"--workers", "2", NULL};
+	struct server s;
+
+	kernel_start(&s, args);
+	for (int i = 0; i < 60; i++) {
+		int fd = tcp_connect(s.addr, NULL);
+
+		if (i == 20)
+			CHECK_OK(kill(s.pid, SIGHUP));
+		send_all(fd, GET);
+		answer_worker(fd, NULL);
+		close(fd);
+	}
+	server_wait_log(&s, "reload complete", 10000);
+	for (int i = 0; i < 20; i++) {
+		int fd = tcp_connect(s.addr, NULL);
+
+		send_all(fd, GET);
+		answer_worker(fd, NULL);
+		close(fd);
+	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
