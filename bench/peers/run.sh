@@ -6,7 +6,7 @@
 # the project's fdp-load, then by fdp-load with an uneven mix (a share of large answers). The
 # servers alternate within each round; medians over rounds; ratios to the fastest. --scaling
 # adds 1 against N workers. Writes docs/benchmarks/peers.md and, with gnuplot, the charts next
-# to it (peers.png, peers-workers.png, peers-uneven.png). See bench/peers/README.md.
+# to it (for peers.md: peers.png, peers-workers.png, peers-uneven.png). See bench/peers/README.md.
 #
 # Exits 0 when every row that ran was clean, 1 when one failed, 2 on a bad option. A peer that
 # is not installed (and cannot be installed) is skipped with a note, not a failure.
@@ -110,6 +110,8 @@ else
 	wrk_secs=$secs
 	[ -n "$out" ] || out=$repo/docs/benchmarks/peers.md
 fi
+# The charts are named after the table: peers.md gets peers.png, peers-workers.png, ...
+stem=$(basename "${out:-peers.md}" .md)
 uneven_mode+=(--heavy "$mix_pct:/pad/$mix_bytes")
 
 load=$build/bench/load/fdp-load
@@ -588,15 +590,15 @@ draw_charts() {
 	local dir=$1
 	command -v gnuplot >/dev/null || { notes+=("charts: skipped, gnuplot is not installed"); return 0; }
 	write_chart_data
-	gnuplot -e "data='$tmp/peers.dat'; out='$dir/peers.png'" "$repo/bench/charts/peers.gp" &&
-		echo "chart written to ${dir#"$repo"/}/peers.png"
+	gnuplot -e "data='$tmp/peers.dat'; out='$dir/$stem.png'" "$repo/bench/charts/peers.gp" &&
+		echo "chart written to ${dir#"$repo"/}/$stem.png"
 	if [ -s "$tmp/workers.dat" ]; then
-		gnuplot -e "data='$tmp/workers.dat'; out='$dir/peers-workers.png'; ncol=$(cat "$tmp/workers.ncol"); title='Connections per worker (fdp-load, all rounds), peers'" \
-			"$repo/bench/charts/workers.gp" && echo "chart written to ${dir#"$repo"/}/peers-workers.png"
+		gnuplot -e "data='$tmp/workers.dat'; out='$dir/$stem-workers.png'; ncol=$(cat "$tmp/workers.ncol"); title='Connections per worker (fdp-load, all rounds), peers'" \
+			"$repo/bench/charts/workers.gp" && echo "chart written to ${dir#"$repo"/}/$stem-workers.png"
 	fi
 	if [ -s "$tmp/uneven.dat" ]; then
-		gnuplot -e "data='$tmp/uneven.dat'; out='$dir/peers-uneven.png'; mix='$mix_pct % of requests fetch $mix_bytes bytes'" \
-			"$repo/bench/charts/uneven.gp" && echo "chart written to ${dir#"$repo"/}/peers-uneven.png"
+		gnuplot -e "data='$tmp/uneven.dat'; out='$dir/$stem-uneven.png'; mix='$mix_pct % of requests fetch $mix_bytes bytes'" \
+			"$repo/bench/charts/uneven.gp" && echo "chart written to ${dir#"$repo"/}/$stem-uneven.png"
 	fi
 }
 
@@ -666,12 +668,12 @@ write_doc() {
 			scaling_table
 		fi
 		echo
-		echo "![new connections per second per server](peers.png)"
+		echo "![new connections per second per server]($stem.png)"
 		echo
-		echo "![connections per worker](peers-workers.png)"
+		echo "![connections per worker]($stem-workers.png)"
 		if [ "$uneven" = 1 ]; then
 			echo
-			echo "![p99 latency and spread under the uneven load](peers-uneven.png)"
+			echo "![p99 latency and spread under the uneven load]($stem-uneven.png)"
 		fi
 	} >"$f"
 }
