@@ -706,3 +706,23 @@ TEST(an_http_request_for_pad_beyond_one_mib_gets_the_plain_answer)
 	close(c);
 	close(s);
 }
+
+TEST(an_http_request_for_sleep_n_is_answered_no_sooner_than_n_microseconds)
+{
+	static char buf[4096];
+	struct loop t;
+	long long start;
+	int c, s;
+
+	loop_start(&t, &fdpass_handler_http);
+	c = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, &s);
+	start = now_ms();
+	http_read_to_eof(c, "GET /sleep/200000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+	                 buf, sizeof(buf));
+	CHECK_INT(now_ms() - start, >=, 200);
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	CHECK(strstr(strstr(buf, "\r\n\r\n"), "worker=0 ") != NULL);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c);
+	close(s);
+}

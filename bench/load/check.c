@@ -8,7 +8,8 @@
  * http: a GET of --path (default /) with "Connection: close", padded to -s bytes with an X-Pad
  *       header when -s is larger than the bare request; with --heavy, a share of the
  *       connections GET another path (a large answer). The response must be a 2xx HTTP/1.x
- *       response whose body is exactly Content-Length bytes, followed by the server closing.
+ *       response whose body is exactly Content-Length bytes (or chunked, ending with its last
+ *       chunk), followed by the server closing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -142,6 +143,15 @@ static int check_http(const unsigned char *buf, size_t len, int *tag)
 		return LOAD_ERR_WRONG;
 	head = (size_t)(end - buf) + 4;
 	cl = http_header((const char *)buf, head, "Content-Length");
+	/* A chunked body (nginx's echo module answers so) is whole when its last chunk came. */
+	if (!cl && (cl = http_header((const char *)buf, head, "Transfer-Encoding")) &&
+	    strncasecmp(cl + strspn(cl, " \t"), "chunked", 7) == 0) {
+		body = len - head;
+		if (body < 5 || memcmp(buf + len - 5, "0\r\n\r\n", 5) != 0)
+			return LOAD_ERR_SHORT;
+		*tag = http_tag(buf + head, body);
+		return -1;
+	}
 	if (!cl)
 		return LOAD_ERR_WRONG;
 	want = strtoul(cl, &stop, 10);

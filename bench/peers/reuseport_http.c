@@ -6,7 +6,8 @@
  * (headers, a body naming the worker, Connection: close), and the connection is closed after
  * the answer: the cost measured is accepting, reading a request, writing a response, closing.
  * As fdpass's handler does, a request for /pad/N (N up to 1 MiB) gets that body padded with
- * 'x' to N bytes, for the peers benchmark's uneven load.
+ * 'x' to N bytes, and one for /sleep/N (N up to 1000000) is answered after the child has slept
+ * N microseconds, its loop stopped: the peers benchmark's uneven loads.
  *
  * Built with PASS_FLOOR=1 it is bench-pass-http, the passing floor: the same children and
  * the same answers, but one listener in the parent, which accepts everything its backlog holds
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -62,26 +64,35 @@ static void conn_free(int ep, struct conn *c)
 	free(c);
 }
 
-/* The N of a request line "METHOD /pad/N ..." in buf, at most PAD_MAX; else 0. */
-static size_t pad_size(const char *buf)
+/* The N of a request line "METHOD <prefix>N ..." in buf, at most max; else 0. */
+static size_t target_number(const char *buf, const char *prefix, size_t max)
 {
 	const char *p = strchr(buf, ' ');
+	size_t plen = strlen(prefix);
 	char *end;
 	unsigned long n;
 
-	if (!p || strncmp(p + 1, "/pad/", 5) != 0 || p[6] < '0' || p[6] > '9')
+	if (!p || strncmp(p + 1, prefix, plen) != 0 || p[1 + plen] < '0' || p[1 + plen] > '9')
 		return 0;
-	n = strtoul(p + 6, &end, 10);
-	return *end == ' ' && n <= PAD_MAX ? n : 0;
+	n = strtoul(p + 1 + plen, &end, 10);
+	return *end == ' ' && n <= max ? n : 0;
 }
 
 /* Build the answer in c->buf once the header block is complete. */
 static void conn_answer(struct conn *c, int index)
 {
-	size_t padto = pad_size(c->buf), len;
+	size_t padto = target_number(c->buf, "/pad/", PAD_MAX), len;
+	size_t nap = target_number(c->buf, "/sleep/", 1000000);
 	char body[256];
 	int nb, nh;
 
+	if (nap) {
+		struct timespec ts = {.tv_sec = (time_t)(nap / 1000000),
+		                      .tv_nsec = (long)(nap % 1000000) * 1000};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	nb = snprintf(body, sizeof(body), "worker=%d pid=%d generation=1 conn=%lu id=%lu peer=%s\n",
 	              index, (int)getpid(), conn_number, conn_number, c->peer);
 	len = padto > (size_t)nb ? padto : (size_t)nb;

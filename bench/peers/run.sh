@@ -58,8 +58,12 @@ usage: bench/peers/run.sh [options]
   --uneven         (the default) after wrk and fdp-load, load the uneven rows once more with
                    fdp-load --heavy: a share of the requests fetch a large answer (/pad/N)
   --no-uneven      skip that load
-  --mix PCT:BYTES  the uneven load's share of large requests and their size (default
-                   10:262144: one request in ten fetches 256 KiB)
+  --mix PCT:WHAT   the uneven load's share of expensive requests and what they ask for:
+                   /pad/N, an N-byte answer, or /sleep/N, an answer after the worker has
+                   slept N µs with its loop stopped (nginx: the echo module's
+                   echo_blocking_sleep, in whole ms, from Debian's libnginx-mod-http-echo); a bare
+                   number N means /pad/N. Default 10:/sleep/1000: one request in ten stops
+                   its worker for 1 ms
   -u SECS          seconds of the uneven load per server and round (default 2)
   --scaling        then run bare SO_REUSEPORT and the fdpass round-robin and least-conn rows
                    (passing and kernel) with 1 worker and with -w workers, fdp-load only
@@ -70,7 +74,7 @@ EOF
 }
 
 smoke=0 secs=4 rounds=3 conc=32 workers=$(nproc) only="" out="" install=1
-uneven=1 mix=10:262144 usecs=2 scaling=0
+uneven=1 mix=10:/sleep/1000 usecs=2 scaling=0
 build=${FDPASS_BUILD:-$repo/build}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -94,9 +98,16 @@ while [ $# -gt 0 ]; do
 	shift
 done
 build=$(cd "$build" 2>/dev/null && pwd) || { echo "run.sh: no build folder: build first" >&2; exit 1; }
-[[ $mix =~ ^([0-9]+(\.[0-9])?):([0-9]+)$ ]] && [ "${BASH_REMATCH[3]}" -le 1048576 ] ||
-	{ echo "run.sh: --mix PCT:BYTES, BYTES at most 1048576: $mix" >&2; exit 2; }
-mix_pct=${mix%%:*} mix_bytes=${mix##*:}
+[[ $mix =~ ^([0-9]+(\.[0-9])?):([0-9]+)$ ]] && mix=${BASH_REMATCH[1]}:/pad/${BASH_REMATCH[3]}
+[[ $mix =~ ^([0-9]+(\.[0-9])?):/(pad|sleep)/([0-9]+)$ ]] && [ "${BASH_REMATCH[4]}" -le 1000000 ] ||
+	{ echo "run.sh: --mix PCT:/pad/N or PCT:/sleep/N, N at most 1000000: $mix" >&2; exit 2; }
+mix_pct=${mix%%:*} mix_path=${mix#*:} mix_kind=${BASH_REMATCH[3]} mix_n=${BASH_REMATCH[4]}
+# In words, for the tables.
+if [ "$mix_kind" = pad ]; then
+	mix_words="$mix_pct % of requests fetch $mix_n bytes"
+else
+	mix_words="$mix_pct % of requests stop their worker for $mix_n µs"
+fi
 if [ "$smoke" = 1 ]; then
 	rounds=1 install=0 conc=4
 	load_mode=(-n 300 -c "$conc")
@@ -112,7 +123,7 @@ else
 fi
 # The charts are named after the table: peers.md gets peers.png, peers-workers.png, ...
 stem=$(basename "${out:-peers.md}" .md)
-uneven_mode+=(--heavy "$mix_pct:/pad/$mix_bytes")
+uneven_mode+=(--heavy "$mix_pct:$mix_path")
 
 load=$build/bench/load/fdp-load
 rusage=$build/bench/load/fdp-rusage
@@ -129,6 +140,12 @@ install_pkgs() {
 }
 command -v nginx >/dev/null || install_pkgs nginx-light || install_pkgs nginx
 command -v wrk >/dev/null || install_pkgs wrk
+# nginx answers /sleep/N with its echo module (a dynamic module Debian packages apart).
+nginx_modules=$(nginx -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
+echo_module=${nginx_modules:-/usr/lib/nginx/modules}/ngx_http_echo_module.so
+if [ "$uneven" = 1 ] && [ "$mix_kind" = sleep ] && command -v nginx >/dev/null && [ ! -e "$echo_module" ]; then
+	install_pkgs libnginx-mod-http-echo
+fi
 if [ "$smoke" = 0 ]; then
 	command -v gnuplot >/dev/null || install_pkgs gnuplot-nox
 fi
@@ -163,9 +180,15 @@ if command -v wrk >/dev/null; then
 else
 	notes+=("wrk: skipped, not installed")
 fi
-# The uneven load is one more "tool": fdp-load with --heavy, on the uneven rows only.
+# The uneven load is one more "tool": fdp-load with --heavy, on the uneven rows only; nginx's
+# rows need its echo module for /sleep/N.
 [ "$uneven" = 1 ] && tools+=(uneven)
-in_uneven() { [[ ${labels[$1]} =~ $UNEVEN_ROWS ]]; }
+nginx_uneven=1
+if [ "$uneven" = 1 ] && [ "$mix_kind" = sleep ] && command -v nginx >/dev/null && [ ! -e "$echo_module" ]; then
+	nginx_uneven=0
+	notes+=("nginx rows: no uneven load, nginx's echo module ($echo_module, Debian's libnginx-mod-http-echo) is not installed")
+fi
+in_uneven() { [[ ${labels[$1]} =~ $UNEVEN_ROWS ]] && { [ "$nginx_uneven" = 1 ] || [[ ${labels[$1]} != nginx* ]]; }; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fdp-peers.XXXXXX")
 server_pid=""
@@ -291,15 +314,24 @@ run_server() {
 		[[ ${labels[$i]} == *reuseport* ]] && opts=reuseport
 		sed -e "s|@WORKERS@|$workers|; s|@PORT@|$fixed|; s|@PREFIX@|$dir|g; s|@LISTEN_OPTS@|$opts|" \
 			"$here/nginx.conf.in" >"$dir/nginx.conf"
-		# The uneven load's large answer: the short answer's line, padded with x.
-		mkdir -p "$dir/pad"
-		{
-			echo "server=nginx generation=1 conn=100000 id=100000 peer=127.0.0.1:50000"
-			head -c "$mix_bytes" /dev/zero | tr '\0' x
-		} | head -c "$mix_bytes" >"$dir/pad/$mix_bytes"
-		# Run as root, nginx's workers drop to an unprivileged user, who must reach the file
-		# through the scratch folder (mktemp makes it 0700).
-		chmod a+x "$tmp" "$dir" && chmod a+rx "$dir/pad" && chmod a+r "$dir/pad/$mix_bytes"
+		: >"$dir/main-extra.conf"
+		: >"$dir/server-extra.conf"
+		if [ "$mix_kind" = pad ]; then
+			# The uneven load's large answer: the short answer's line, padded with x.
+			mkdir -p "$dir/pad"
+			{
+				echo "server=nginx generation=1 conn=100000 id=100000 peer=127.0.0.1:50000"
+				head -c "$mix_n" /dev/zero | tr '\0' x
+			} | head -c "$mix_n" >"$dir/pad/$mix_n"
+			# Run as root, nginx's workers drop to an unprivileged user, who must reach the
+			# file through the scratch folder (mktemp makes it 0700).
+			chmod a+x "$tmp" "$dir" && chmod a+rx "$dir/pad" && chmod a+r "$dir/pad/$mix_n"
+		elif [ "$uneven" = 1 ] && [ "$nginx_uneven" = 1 ]; then
+			echo "load_module $echo_module;" >"$dir/main-extra.conf"
+			printf 'location = /sleep/%s {\n\techo_blocking_sleep %s;\n\techo "%s";\n}\n' "$mix_n" \
+				"$(awk -v n="$mix_n" 'BEGIN { printf "%.3f", n / 1e6 }')" \
+				"server=nginx generation=1 conn=100000 id=100000 peer=127.0.0.1:50000" >"$dir/server-extra.conf"
+		fi
 	fi
 	read -r -a argv <<<"$cmd"
 	"$rusage" -o "$base.cpu" -k 3 -- "${argv[@]}" >"$base.out" 2>"$base.err" &
@@ -597,7 +629,7 @@ draw_charts() {
 			"$repo/bench/charts/workers.gp" && echo "chart written to ${dir#"$repo"/}/$stem-workers.png"
 	fi
 	if [ -s "$tmp/uneven.dat" ]; then
-		gnuplot -e "data='$tmp/uneven.dat'; out='$dir/$stem-uneven.png'; mix='$mix_pct % of requests fetch $mix_bytes bytes'" \
+		gnuplot -e "data='$tmp/uneven.dat'; out='$dir/$stem-uneven.png'; mix='$mix_words'" \
 			"$repo/bench/charts/uneven.gp" && echo "chart written to ${dir#"$repo"/}/$stem-uneven.png"
 	fi
 }
@@ -618,9 +650,16 @@ write_doc() {
 		echo "  -H 'Connection: close'\`; fdp-load: \`--check http ${load_mode[*]}\`."
 		if [ "$uneven" = 1 ]; then
 			echo "- Uneven load: \`fdp-load --check http ${uneven_mode[*]}\`: one connection in"
-			echo "  $(awk -v p="$mix_pct" 'BEGIN { printf "%g", 100 / p }') (${mix_pct} %, evenly spaced) asks for \`/pad/${mix_bytes}\`, a ${mix_bytes}-byte answer"
-			echo "  (the same line padded with x; nginx sends a file of that size with sendfile), the"
-			echo "  rest for the short one. Only the rows that choose by load or are their peers run it."
+			echo "  $(awk -v p="$mix_pct" 'BEGIN { printf "%g", 100 / p }') (${mix_pct} %, evenly spaced) asks for \`${mix_path}\`, the rest for the short answer."
+			if [ "$mix_kind" = pad ]; then
+				echo "  \`/pad/${mix_n}\` is a ${mix_n}-byte answer (the same line padded with x; nginx sends a"
+				echo "  file of that size with sendfile)."
+			else
+				echo "  \`/sleep/${mix_n}\` is answered after the worker has slept ${mix_n} µs with its whole loop"
+				echo "  stopped, as a request that computes would stop it (nginx: \`echo_blocking_sleep\` of its"
+				echo "  echo module, which answers chunked)."
+			fi
+			echo "  Only the rows that choose by load and their peers run it."
 		fi
 		echo "- ${rounds} round(s); in each, every server is started, warmed up (300 connections), loaded"
 		echo "  by each tool in turn and stopped, in table order. Medians over rounds."
@@ -638,7 +677,7 @@ write_doc() {
 		for tool in "${tools[@]}"; do
 			echo
 			if [ "$tool" = uneven ]; then
-				echo "## Uneven load (fdp-load, ${mix_pct} % of requests fetch ${mix_bytes} bytes)"
+				echo "## Uneven load (fdp-load, ${mix_words})"
 			else
 				echo "## Load from $tool"
 			fi
@@ -732,7 +771,7 @@ fi
 for tool in "${tools[@]}"; do
 	echo
 	if [ "$tool" = uneven ]; then
-		echo "uneven load (fdp-load ${uneven_mode[*]}):"
+		echo "uneven load (fdp-load ${uneven_mode[*]}: ${mix_words}):"
 	else
 		echo "load from $tool:"
 	fi
