@@ -553,8 +553,9 @@ struct fdp_master_config {
 	void (*reopen)(void *arg);
 	/*
 	 * Kernel dispatch (enum fdp_dispatch above): every listener's, or per listener an array of
-	 * nlisteners entries (NULL: dispatch for all). 0: FDP_DISPATCH_PASS. Fixed for the
-	 * master's life: a reload that changes workers while a listener is steered is refused.
+	 * nlisteners entries (NULL: dispatch for all). 0: FDP_DISPATCH_PASS. Read at open: a
+	 * reload keeps each listener's dispatch, and may change the worker count and a steered
+	 * listener's policy (not to route: refused, as max_connections and recycle_conns are).
 	 */
 	enum fdp_dispatch dispatch;
 	const enum fdp_dispatch *listener_dispatch;

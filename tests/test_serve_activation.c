@@ -258,6 +258,37 @@ TEST(after_a_stop_an_inherited_socket_keeps_its_queue_for_the_next_server)
 	queued_client_served_by_the_next_server(port, lfd, args);
 }
 
+TEST(a_reuseport_socket_the_manager_keeps_is_steered_again_by_the_next_server)
+{
+	const char *args[] = {"--workers", "1", "--dispatch", "kernel", NULL};
+	struct server s;
+	int port, lfd;
+
+	if (geteuid() != 0)
+		fdp_test_skip("kernel dispatch loads a BPF program: needs root (CAP_BPF)");
+	lfd = tcp_listener_reuseport(&port, 1);
+	serve_on(&s, args, &lfd, 1, NULL, "ready: ");
+	CHECK(strstr(s.log, "kernel dispatch (round-robin), 1 slot sockets") != NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+	/* The group let go of the socket: the next server makes its own on it, and answers. */
+	queued_client_served_by_the_next_server(port, lfd, args);
+}
+
+TEST(auto_dispatch_passes_on_an_inherited_socket_without_reuseport)
+{
+	const char *args[] = {"--workers", "1", "--dispatch", "auto", NULL};
+	struct server s;
+	int port, lfd = tcp_listener_reuseport(&port, 0);
+
+	serve_on(&s, args, &lfd, 1, NULL, "ready: ");
+	CHECK(strstr(s.log, "passing connections: steering: the listener on") != NULL);
+	CHECK(strstr(s.log, "was bound without SO_REUSEPORT") != NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+	close(lfd);
+}
+
 /*
  * systemd's socket stays systemd's across a hot upgrade: the new master gets the "shared"
  * mark with it, so its stop leaves the socket unfiltered with its queue for the next server.

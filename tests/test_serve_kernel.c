@@ -16,8 +16,11 @@ static void need_root(void)
 		fdp_test_skip("kernel dispatch loads a BPF program: needs root (CAP_BPF)");
 }
 
-/* Start a kernel-dispatch server with args after its own; skip if the kernel says no. */
-static void kernel_start(struct server *s, const char *const *args)
+/*
+ * Start a kernel-dispatch server with args after its own; skip if the kernel says no. Waits
+ * until `live` of its slots take new connections (status "kernel live=").
+ */
+static void kernel_start_live(struct server *s, const char *const *args, long long live_want)
 {
 	const char *argv[32] = {"--dispatch", "kernel"};
 	int n = 2;
@@ -28,6 +31,24 @@ static void kernel_start(struct server *s, const char *const *args)
 	argv[n] = NULL;
 	server_start_argv(s, argv, 0);
 	CHECK(strstr(s->log, "kernel dispatch (") != NULL); /* logged before it listens */
+	/* Ready, and each worker has said it accepts by itself: every slot live. */
+	for (int tries = 0;; tries++) {
+		char *st = server_status(s);
+		long long live = status_num(st, "kernel", "live"),
+		          workers = status_num(st, "master", "workers");
+
+		free(st);
+		if (live == (live_want < 0 ? workers : live_want))
+			break;
+		CHECK(tries < 500);
+		poll(NULL, 0, 10);
+	}
+}
+
+/* The same, once every slot is live. */
+static void kernel_start(struct server *s, const char *const *args)
+{
+	kernel_start_live(s, args, -1);
 }
 
 static void worker_pids(struct server *s, pid_t *pids, int n)
@@ -189,7 +210,7 @@ TEST(a_worker_that_does_not_take_its_sockets_is_handed_the_connections)
 
 	if (access(UPPER_WORKER, X_OK) < 0)
 		fdp_test_skip(UPPER_WORKER " is not built");
-	kernel_start(&s, args);
+	kernel_start_live(&s, args, 0); /* no slot live: neither worker said ACCEPTS */
 	for (int i = 0; i < 4; i++) {
 		int fd = tcp_connect(s.addr, NULL);
 		ssize_t n;
@@ -230,6 +251,137 @@ TEST(a_reload_under_kernel_dispatch_fails_no_request)
 		answer_worker(fd, NULL);
 		close(fd);
 	}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(hash_ip_under_kernel_dispatch_sends_each_client_address_to_one_worker)
+{
+	const char *args[] = {"--workers", "3", "--policy", "hash-ip", NULL};
+	struct server s;
+	int first[8];
+
+	kernel_start(&s, args);
+	for (int round = 0; round < 3; round++)
+		for (int h = 0; h < 8; h++) {
+			char src[32];
+			int w;
+
+			snprintf(src, sizeof(src), "127.0.0.%d", h + 2);
+			w = http_get_worker(s.addr, src, NULL);
+			if (round == 0)
+				first[h] = w;
+			CHECK_INT(w, ==, first[h]);
+		}
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/* The open count of worker slot i in the status, its own connections included. */
+static long long worker_open(struct server *s, int i)
+{
+	char *st = server_status(s), key[32];
+	long long n;
+
+	snprintf(key, sizeof(key), "worker index=%d ", i);
+	n = status_num(st, key, "open");
+	free(st);
+	return n;
+}
+
+TEST(least_conn_under_kernel_dispatch_sends_new_connections_to_the_worker_with_fewest_open)
+{
+	const char *args[] = {"--workers", "2", "--policy", "least-conn", NULL};
+	static const char keep[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct server s;
+	int fds[6], on[6], n0 = 0;
+
+	kernel_start(&s, args);
+	/* Keep-alive connections stay open after their answer: the counts see them. */
+	for (int i = 0; i < 6; i++) {
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], keep);
+		on[i] = answer_worker(fds[i], NULL);
+		n0 += on[i] == 0;
+	}
+	CHECK_INT(n0, ==, 3); /* least-conn at selection: even */
+	for (int i = 0; i < 6; i++)
+		if (on[i] == 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	for (int tries = 0; worker_open(&s, 0) != 0; tries++) {
+		CHECK(tries < 500);
+		poll(NULL, 0, 10);
+	}
+	/* 0 open against 3: the next three go to worker 0. */
+	for (int i = 0; i < 6; i++) {
+		if (fds[i] >= 0)
+			continue;
+		fds[i] = tcp_connect(s.addr, NULL);
+		send_all(fds[i], keep);
+		CHECK_INT(answer_worker(fds[i], NULL), ==, 0);
+	}
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/* Write text to DIR/name whole (a rename), as a deployment would; returns the path. */
+static const char *write_conf(const char *name, const char *text)
+{
+	static char path[512];
+	char tmp[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", fdp_test_tmpdir(), name);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "w");
+	CHECK(f != NULL);
+	fputs(text, f);
+	CHECK_INT(fclose(f), ==, 0);
+	CHECK_OK(rename(tmp, path));
+	return path;
+}
+
+/* Until `live` slots take new connections. */
+static void wait_live(struct server *s, long long live)
+{
+	for (int tries = 0;; tries++) {
+		char *st = server_status(s);
+		long long n = status_num(st, "kernel", "live");
+
+		free(st);
+		if (n == live)
+			return;
+		CHECK(tries < 500);
+		poll(NULL, 0, 10);
+	}
+}
+
+TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
+{
+	const char *conf = write_conf("serve.conf", "workers 2\n");
+	const char *args[] = {"--config", conf, NULL};
+	struct server s;
+	int seen[3] = {0};
+
+	kernel_start(&s, args);
+	write_conf("serve.conf", "workers 3\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK(strstr(s.log, "kernel dispatch (round-robin) over 3 slots") != NULL);
+	wait_live(&s, 3);
+	for (int i = 0; i < 30; i++)
+		seen[http_get_worker(s.addr, NULL, NULL)]++;
+	CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0); /* the new slot's worker serves */
+	write_conf("serve.conf", "workers 1\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	wait_live(&s, 1);
+	for (int i = 0; i < 10; i++)
+		CHECK_INT(http_get_worker(s.addr, NULL, NULL), ==, 0);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -240,6 +240,81 @@ TEST(open_fd_refuses_a_listener_without_reuseport_and_leaves_it_to_the_caller)
 	close(fd);
 }
 
+TEST(a_socket_kept_past_a_detached_group_can_start_a_new_group)
+{
+	struct fdp__steer *g, *g2;
+	char err[256];
+	int fd = listener4(1), kept, second, rc;
+
+	if (geteuid() != 0)
+		fdp_test_skip("loading a BPF program needs root (CAP_BPF)");
+	kept = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* as systemd keeps its copy */
+	rc = fdp__steer_open_fd(&g, fd, 2, FDP__STEER_ROUND_ROBIN, err, sizeof(err));
+	if (rc == -EPERM || rc == -ENOSYS)
+		fdp_test_skip(err);
+	CHECK_OK(rc);
+	/* Still in the first group's array: a second group cannot take it. */
+	second = fcntl(kept, F_DUPFD_CLOEXEC, 0);
+	CHECK_INT(fdp__steer_open_fd(&g2, second, 2, FDP__STEER_HASH, err, sizeof(err)), ==,
+	          -EBUSY);
+	close(second); /* the caller's again after a failure */
+	fdp__steer_detach(g);
+	fdp__steer_close(g);
+	CHECK_OK(fdp__steer_open_fd(&g, kept, 2, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_INT(connect_landed(g, 0) < 2, ==, 1);
+	fdp__steer_close(g);
+}
+
+TEST(resize_grows_a_group_and_its_program_takes_the_new_slots_in_turn)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN);
+	unsigned got[4] = {0};
+	char err[256];
+
+	CHECK_OK(fdp__steer_resize(g, 4, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_INT(fdp__steer_slots(g), ==, 4);
+	CHECK_INT(fdp__steer_active(g), ==, 4);
+	CHECK_INT(fdp__steer_slot_live(g, 2), ==, 0); /* new slots start out */
+	CHECK_OK(fdp__steer_slot_in(g, 2));
+	CHECK_OK(fdp__steer_slot_in(g, 3));
+	for (int i = 0; i < 400; i++)
+		got[connect_landed(g, 0)]++;
+	for (unsigned s = 0; s < 4; s++)
+		CHECK_INT(got[s], ==, 100);
+	fdp__steer_close(g);
+}
+
+TEST(resize_shrinks_the_program_to_the_first_slots_and_keeps_the_other_sockets)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 4, FDP__STEER_ROUND_ROBIN);
+	unsigned got[4] = {0};
+	char err[256];
+
+	CHECK_OK(fdp__steer_resize(g, 2, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_INT(fdp__steer_slots(g), ==, 4); /* their queues stay the master's to empty */
+	for (int i = 0; i < 200; i++)
+		got[connect_landed(g, 0)]++;
+	CHECK_INT(got[0], ==, 100);
+	CHECK_INT(got[1], ==, 100);
+	CHECK_INT(got[2] + got[3], ==, 0);
+	fdp__steer_close(g);
+}
+
+TEST(resize_changes_the_policy)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN);
+	char err[256];
+
+	CHECK_OK(fdp__steer_resize(g, 2, FDP__STEER_HASH_IP, err, sizeof(err)));
+	CHECK_INT(fdp__steer_policy(g), ==, FDP__STEER_HASH_IP);
+	for (unsigned h = 2; h < 10; h++) {
+		unsigned want = fdp__steer_state(g)->table[bucket4(h)];
+
+		CHECK_INT(connect_landed(g, h), ==, want);
+	}
+	fdp__steer_close(g);
+}
+
 TEST(round_robin_spreads_1000_connections_evenly_over_4_slot_sockets)
 {
 	struct fdp__steer *g = open_group("127.0.0.1:0", 4, FDP__STEER_ROUND_ROBIN);

@@ -68,6 +68,23 @@ static inline long long notify_num(const char *msg, const char *key)
 }
 
 /* A TCP listener on 127.0.0.1, any port (blocking, as systemd passes them); its port in *port. */
+/* The same bound with SO_REUSEPORT, as a socket unit's ReusePort=yes binds it. */
+static inline int tcp_listener_reuseport(int *port, int reuseport)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	if (reuseport)
+		CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, sizeof(reuseport)));
+	CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK_OK(listen(fd, 64));
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&sa, &len));
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
 static inline int tcp_listener(int *port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -187,8 +187,10 @@ static void print_table(const char *reply)
 	       field(reply, "returned", b, sizeof(b)));
 	print_route(find_line(reply, "route "));
 	if (find_line(reply, "kernel "))
-		printf("  kernel dispatch on %s listener(s): accepted by the workers themselves %s\n",
+		printf("  kernel dispatch on %s listener(s): %s slot(s) live, accepted by the "
+		       "workers themselves %s\n",
 		       field(find_line(reply, "kernel "), "listeners", a, sizeof(a)),
+		       field(find_line(reply, "kernel "), "live", c, sizeof(c)),
 		       field(find_line(reply, "kernel "), "accepted", b, sizeof(b)));
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");

@@ -57,35 +57,6 @@ static const char *cannot_steer(const struct fdp_master *m, const struct fdp__li
 	return NULL;
 }
 
-int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
-                               const enum fdp_policy *policy, char *why, size_t size)
-{
-	if (!m->kernel)
-		return 0;
-	if (next->workers != m->cfg.workers) {
-		snprintf(why, size,
-		         "kernel dispatch has one socket per worker slot: %u workers stay %u until a "
-		         "restart or an upgrade",
-		         next->workers, m->cfg.workers);
-		return -EINVAL;
-	}
-	if (next->max_connections || next->recycle_conns) {
-		snprintf(why, size, "kernel dispatch: %s needs the master to count every connection",
-		         next->max_connections ? "max_connections" : "recycling by connections");
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < m->nlisteners; i++) {
-		if (m->listeners[i].steer && policy[i] != m->listeners[i].policy) {
-			snprintf(why, size,
-			         "listener %zu: kernel dispatch keeps its policy %s until a restart or "
-			         "an upgrade",
-			         i, fdp__policy_name(m->listeners[i].policy));
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
 static enum fdp__steer_policy steer_policy(enum fdp_policy p)
 {
 	switch (p) {
@@ -95,6 +66,49 @@ static enum fdp__steer_policy steer_policy(enum fdp_policy p)
 		return FDP__STEER_HASH_IP;
 	default:
 		return FDP__STEER_ROUND_ROBIN;
+	}
+}
+
+int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
+                               const enum fdp_policy *policy, char *why, size_t size)
+{
+	if (!m->kernel)
+		return 0;
+	if (next->max_connections || next->recycle_conns) {
+		snprintf(why, size, "kernel dispatch: %s needs the master to count every connection",
+		         next->max_connections ? "max_connections" : "recycling by connections");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		if (m->listeners[i].steer && policy[i] == FDP_POLICY_ROUTE) {
+			snprintf(why, size,
+			         "listener %zu: kernel dispatch cannot route (the route policy reads "
+			         "each connection first): restart it with --dispatch pass",
+			         i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+void fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		char err[256];
+
+		if (!l->steer || (fdp__steer_active(l->steer) == workers &&
+		                  fdp__steer_policy(l->steer) == steer_policy(l->policy)))
+			continue;
+		if (fdp__steer_resize(l->steer, workers, steer_policy(l->policy), err, sizeof(err)) <
+		    0)
+			fdp__log(m, FDP_LOG_WARN, "listener %zu: kernel dispatch keeps %u slots (%s): %s",
+			         i, fdp__steer_active(l->steer),
+			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), err);
+		else
+			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots", i,
+			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), workers);
+		m->kernel_dirty = 1;
 	}
 }
 
@@ -126,20 +140,19 @@ static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why
 	int rc = 0;
 
 	l->kparts = NULL;
-	if (k->slots != m->cfg.workers)
-		*why = "the old master's group has another number of slots than --workers";
-	else if (k->policy != (int)steer_policy(l->policy))
-		*why = "the old master's group steers by another policy";
-	else if ((rc = fdp__steer_adopt(&l->steer, k->fds, k->slots,
-	                                (enum fdp__steer_policy)k->policy, k->prog, k->sockarray,
-	                                k->state)) == 0) {
-		free(k->fds);
-		free(k);
-		l->kadopted = 1;
-		return 1;
+	rc = fdp__steer_adopt(&l->steer, k->fds, k->slots, (enum fdp__steer_policy)k->policy,
+	                      k->prog, k->sockarray, k->state);
+	if (rc < 0) {
+		*why = "the old master's steering group could not be taken over";
+		fdp__kparts_free(k);
+		return 0;
 	}
-	fdp__kparts_free(k);
-	return rc;
+	free(k->fds);
+	free(k);
+	l->kadopted = 1;
+	/* Another worker count or policy than the old master's: this master's program. */
+	fdp__kernel_reconfigure(m, m->cfg.workers);
+	return 1;
 }
 
 int fdp__kernel_open(struct fdp_master *m)
@@ -175,7 +188,8 @@ int fdp__kernel_open(struct fdp_master *m)
 			         why);
 			continue;
 		}
-		l->kslots = calloc(m->cfg.workers, sizeof(*l->kslots));
+		/* Every slot a reload may grow to: a watch points into this array. */
+		l->kslots = calloc(FDP__STEER_MAX_SLOTS, sizeof(*l->kslots));
 		if (!l->kslots)
 			return -ENOMEM;
 		rc = l->steer ? 0
@@ -196,8 +210,8 @@ int fdp__kernel_open(struct fdp_master *m)
 		/* No worker accepts anywhere yet: every slot out until one does (an adopted
 		 * group's slots are the old master's workers' until this master is ready, and
 		 * what they accepted so far is not this master's to count). */
-		for (unsigned s = 0; s < m->cfg.workers; s++) {
-			if (!l->kadopted)
+		for (unsigned s = 0; s < FDP__STEER_MAX_SLOTS; s++) {
+			if (!l->kadopted && s < fdp__steer_slots(l->steer))
 				fdp__steer_slot_out(l->steer, s);
 			l->kslots[s].counted = fdp__steer_state(l->steer)->accepted[s];
 			l->kslots[s].w = (struct fdp__watch){.kind = W_KSLOT, .index = (unsigned)i,
@@ -236,13 +250,23 @@ static void slot_watch(struct fdp_master *m, struct fdp__listener *l, unsigned s
 		k->watched = on;
 }
 
-/* What the workers accepted on l's slot s since the last look, into l->kaccepted. */
-static void count_accepted(struct fdp__listener *l, unsigned s)
+/* What the workers accepted on l's slot s since the last look, into the counters. */
+static void count_accepted(struct fdp_master *m, struct fdp__listener *l, unsigned s)
 {
 	uint32_t acc = __atomic_load_n(&fdp__steer_state(l->steer)->accepted[s], __ATOMIC_RELAXED);
+	uint32_t delta = acc - l->kslots[s].counted;
 
-	l->kaccepted += (uint32_t)(acc - l->kslots[s].counted);
+	l->kaccepted += delta;
+	m->slots[s].kaccepted += delta;
 	l->kslots[s].counted = acc;
+}
+
+void fdp__kernel_refresh(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++)
+		for (unsigned s = 0; m->listeners[i].steer && s < fdp__steer_slots(m->listeners[i].steer);
+		     s++)
+			count_accepted(m, &m->listeners[i], s);
 }
 
 void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
@@ -251,8 +275,12 @@ void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l)
 		return;
 	for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
 		slot_watch(m, l, s, 0);
-		count_accepted(l, s);
+		count_accepted(m, l, s);
 	}
+	/* Slot 0 may outlive this master (systemd's, the descriptor store's, or a passing new
+	 * master's): leave it free for the next group. Not a group the other master uses. */
+	if (!shared(l) && !m->in_child)
+		fdp__steer_detach(l->steer);
 	fdp__steer_close(l->steer); /* slot 0's socket is l->fd */
 	l->steer = NULL;
 	l->fd = -1;
@@ -428,7 +456,7 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 			if (!l->steer)
 				continue;
 			for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
-				count_accepted(l, s);
+				count_accepted(m, l, s);
 				if (shared(l))
 					continue;
 				if (fdp__steer_slot_live(l->steer, s) == 1)
@@ -497,21 +525,24 @@ void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
 
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 {
-	unsigned n = 0;
+	unsigned n = 0, live = 0;
 	uint64_t accepted = 0;
 	int len;
 
+	fdp__kernel_refresh(m);
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 
 		if (!l->steer)
 			continue;
-		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
-			count_accepted(l, s);
 		accepted += l->kaccepted;
 		n++;
+		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
+			live += fdp__steer_slot_live(l->steer, s) == 1;
 	}
-	len = snprintf(line, size, "kernel listeners=%u accepted=%llu\n", n,
+	/* live: slots taking new connections, over every steered listener (a worker that has
+	 * not said ACCEPTS yet, or is dead, hung or draining, leaves its slot out). */
+	len = snprintf(line, size, "kernel listeners=%u live=%u accepted=%llu\n", n, live,
 	               (unsigned long long)accepted);
 	return len < 0 ? 0 : (size_t)len;
 }

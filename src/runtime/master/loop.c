@@ -633,11 +633,12 @@ int fdp_master_run(struct fdp_master *m)
 	                              m->conns.closed[CLOSE_ERROR]));
 	if (m->kernel)
 		fdp__log(m, FDP_LOG_INFO, "accepted by the workers themselves (kernel dispatch): %llu",
-		         (unsigned long long)kernel_accepted(m));
-	/* What each slot served over the run, for the log reader and the benchmarks' spread. */
+		         (unsigned long long)kernel_accepted(m)); /* counted at the close */
+	/* What each slot served over the run, for the log reader and the benchmarks' spread:
+	 * under kernel dispatch, with what its workers accepted themselves (all done by now). */
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		fdp__log(m, FDP_LOG_INFO, "worker %u served %llu connections", i,
-		         (unsigned long long)m->slots[i].served);
+		         (unsigned long long)(m->slots[i].served + m->slots[i].kaccepted));
 	fdp__control_stopped(m);
 	return 0;
 }

@@ -30,7 +30,7 @@
 
 /* Only the master's own files see its state (docs/ARCHITECTURE.md, the layers). */
 #if defined(FDP_LAYER_MECH) || defined(FDP_LAYER_PROTO) || defined(FDP_LAYER_WORKER) ||          \
-        defined(FDP_LAYER_ROUTE)
+        defined(FDP_LAYER_ROUTE) || defined(FDP_LAYER_STEER)
 #error "the master's state is its own: no layer beneath it may include master.h"
 #endif
 
@@ -184,6 +184,7 @@ struct fdp__slot {
 	uint64_t served;      /* by every process this slot has had */
 	/* Counted by conns.c for the metrics (metrics.c), over every process of the slot: */
 	uint64_t handed, acked, rehanded, returned, lost, ack_timeouts;
+	uint64_t kaccepted; /* kernel dispatch: accepted by its workers themselves (kernel.c) */
 };
 
 /*
@@ -462,8 +463,12 @@ void fdp__kernel_reattach(struct fdp_master *m);
 uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p);
 /* p is gone: what it had accepted itself and not finished is lost (counted, logged). */
 void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
+/* Bring the counts of what the workers accepted themselves up to date (status, metrics). */
+void fdp__kernel_refresh(struct fdp_master *m);
 /* The status's "kernel ..." line into line (size bytes); returns its length. */
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size);
+/* A reload's new worker count and policies (already the listeners'): the programs follow. */
+void fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers);
 /* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
 int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
                                const enum fdp_policy *policy, char *why, size_t size);

@@ -185,6 +185,10 @@ static uint64_t s_ack_timeouts(const struct fdp_master *m, unsigned i)
 {
 	return m->slots[i].ack_timeouts;
 }
+static uint64_t s_kaccepted(const struct fdp_master *m, unsigned i)
+{
+	return m->slots[i].kaccepted;
+}
 static uint64_t s_restarts(const struct fdp_master *m, unsigned i)
 {
 	return m->slots[i].restarts;
@@ -215,7 +219,7 @@ static void per_slot_now(struct text *t, const struct fdp_master *m, const char 
 	}
 	for (const struct fdp__proc *p = m->procs; p; p = p->next)
 		if (p->slot < m->cfg.workers) /* a slot taken away at a reload may still drain */
-			v[p->slot] += in_flight ? p->inflight.n : p->open;
+			v[p->slot] += in_flight ? p->inflight.n : p->open + fdp__kernel_open_of(m, p);
 	family(t, name, "gauge", help);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		add(t, "%s{slot=\"%u\"} %llu\n", name, i, (unsigned long long)v[i]);
@@ -255,7 +259,8 @@ static void render_listeners(struct text *t, const struct fdp_master *m)
 	                                                    "route"};
 
 	family(t, "fdpass_listener_info", "gauge",
-	       "Each listener's address and policy (always 1; closed at a stop: address \"\").");
+	       "Each listener's address, policy and dispatch (always 1; closed at a stop: "
+	       "address \"\").");
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		char addr[FDP_ADDR_STRLEN] = "";
 
@@ -264,7 +269,8 @@ static void render_listeners(struct text *t, const struct fdp_master *m)
 			addr[0] = '\0';
 		add(t, "fdpass_listener_info{listener=\"%zu\",address=\"", i);
 		add_escaped(t, addr);
-		add(t, "\",policy=\"%s\"} 1\n", fdp__policy_name(m->listeners[i].policy));
+		add(t, "\",policy=\"%s\",dispatch=\"%s\"} 1\n",
+		    fdp__policy_name(m->listeners[i].policy), m->listeners[i].steer ? "kernel" : "pass");
 	}
 	per_listener(t, m, "fdpass_connections_accepted_total", "counter",
 	             "Connections accepted on the listener.", l_accepted);
@@ -294,6 +300,10 @@ static void render_slots(struct text *t, const struct fdp_master *m)
 	         "Connections the slot's workers acknowledged (took from their channel).", s_acked);
 	per_slot(t, m, "fdpass_worker_served_total", "counter",
 	         "Connections the slot's workers reported done.", s_served);
+	per_slot(t, m, "fdpass_worker_accepted_total", "counter",
+	         "Connections the slot's workers accepted themselves on its socket (kernel "
+	         "dispatch).",
+	         s_kaccepted);
 	per_slot(t, m, "fdpass_worker_rehanded_total", "counter",
 	         "Connections a dead worker of the slot had not acknowledged, handed again.",
 	         s_rehanded);
@@ -385,6 +395,7 @@ int fdp__metrics_render(struct fdp_master *m, char **out, size_t *len)
 	if (!t.buf)
 		return -ENOMEM;
 	t.buf[0] = '\0';
+	fdp__kernel_refresh(m);
 	render_master(&t, m);
 	render_listeners(&t, m);
 	render_slots(&t, m);

@@ -4,6 +4,7 @@
  * connections are under their limits: a full worker is skipped, the master never waits for one.
  */
 #include "master.h"
+#include "steer.h"
 
 #include <netinet/in.h>
 #include <string.h>
@@ -88,7 +89,14 @@ static struct fdp__proc *pick_hash_ip(struct fdp_master *m, const struct fdp__co
 	} else { /* a Unix socket's clients have no address to tell them apart: spread them */
 		return pick_round_robin(m);
 	}
-	first = fdp__hashring_slot(&m->ip_ring, fdp__route_hash(addr, len));
+	/* A steered listener's connection the master accepted (its slot was taken out): the
+	 * slot the steering program's table gives its address, so both paths agree. */
+	if (m->listeners[c->listener].steer)
+		first = fdp__steer_state(m->listeners[c->listener].steer)
+		                ->table[fdp__steer_bucket((const struct sockaddr *)&c->peer)] %
+		        n;
+	else
+		first = fdp__hashring_slot(&m->ip_ring, fdp__route_hash(addr, len));
 
 	for (unsigned k = 0; k < n; k++) {
 		struct fdp__proc *p = m->slots[(first + k) % n].proc;

@@ -126,6 +126,8 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 		m->ip_ring = rc->ring;
 		rc->ring = (struct fdp__hashring){0};
 	}
+	/* Steered listeners: their programs choose among the new count by the new policies. */
+	fdp__kernel_reconfigure(m, next->workers);
 	/* Shrunk: the retired slots drain first; grown: the new slots get no successor. */
 	if (next->workers < old)
 		fdp__supervise_resize(m, next->workers);

@@ -653,6 +653,15 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	fd = taken_pop(w, conn, 0);
 	if (fd >= 0)
 		return fd;
+	/*
+	 * In a burst on our own sockets the channel, whose news is rare under kernel dispatch
+	 * (a DRAIN, a rescued connection), waits for the burst's end: no read of it per accept.
+	 */
+	if (w->own_burst && !w->draining && !w->gone) {
+		fd = accept_own(w, conn);
+		if (fd != -EAGAIN)
+			return fd;
+	}
 	/* A burst already waits for its ACK to leave: the rest wait in the socket, not here. */
 	r = w->taken.n < TAKE_BATCH ? read_channel(w) : 0;
 	if (r < 0 && r != -ENOMEM)

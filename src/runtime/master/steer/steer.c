@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 struct fdp__steer {
-	unsigned slots;
+	unsigned slots;  /* sockets, in the socket array at their slot */
+	unsigned active; /* the program chooses among slots 0..active-1 (fdp__steer_resize()) */
 	enum fdp__steer_policy policy;
 	int *fds;          /* the slots' listening sockets: owned */
 	int sockarray;     /* BPF_MAP_TYPE_REUSEPORT_SOCKARRAY: owned */
@@ -140,9 +141,25 @@ static int prog_load(const struct bpf_insn *v, int n, char *err, size_t errlen)
 	            reason[0] ? reason : strerror((int)-fd));
 }
 
+static void table_fill(struct fdp__steer *g, const struct fdp__hashring *ring, int honour_live);
+
 static int slot_ok(const struct fdp__steer *g, unsigned slot)
 {
 	return g && slot < g->slots;
+}
+
+/* Slot i's socket into the socket array: 0 or a negative errno (-EBUSY: in another's). */
+static int array_put(struct fdp__steer *g, uint32_t key)
+{
+	uint64_t value = (uint64_t)g->fds[key];
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = (uint32_t)g->sockarray;
+	attr.key = (uint64_t)(uintptr_t)&key;
+	attr.value = (uint64_t)(uintptr_t)&value;
+	attr.flags = BPF_ANY;
+	return (int)sys_bpf(BPF_MAP_UPDATE_ELEM, &attr);
 }
 
 /* One slot's listening socket on sa: the first picks the port when sa's is 0. */
@@ -180,7 +197,6 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 	struct bpf_insn prog[FDP__STEER_PROG_MAX];
 	struct fdp__steer *g;
 	struct fdp__hashring ring;
-	union bpf_attr attr;
 	long page = sysconf(_SC_PAGESIZE);
 	int rc, n;
 
@@ -199,14 +215,15 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 		free(g);
 		return fail(err, errlen, -ENOMEM, "steering: out of memory");
 	}
-	g->slots = slots;
+	g->slots = g->active = slots;
 	g->policy = policy;
 	g->sockarray = g->state_fd = g->prog = -1;
 	for (unsigned i = 0; i < slots; i++)
 		g->fds[i] = -1;
 
 	/* The maps first: with no privilege this is where it shows. */
-	rc = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, sizeof(uint64_t), slots, 0);
+	/* Room for every slot a resize may add: an entry is a pointer in the kernel. */
+	rc = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, sizeof(uint64_t), FDP__STEER_MAX_SLOTS, 0);
 	if (rc < 0) {
 		rc = bpf_fail(err, errlen, rc, "creating the socket array");
 		goto fail;
@@ -249,9 +266,6 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 
 	/* The sockets, all on the first one's port, each in the array at its slot. */
 	for (unsigned i = 0; i < slots; i++) {
-		uint32_t key = i;
-		uint64_t value;
-
 		rc = i == 0 && first >= 0 ? first : slot_socket(&sa, len, backlog);
 		if (rc < 0) {
 			rc = fail(err, errlen, rc, "steering: listening on %s: %s", addr,
@@ -267,13 +281,7 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 				goto fail;
 			}
 		}
-		value = (uint64_t)g->fds[i];
-		memset(&attr, 0, sizeof(attr));
-		attr.map_fd = (uint32_t)g->sockarray;
-		attr.key = (uint64_t)(uintptr_t)&key;
-		attr.value = (uint64_t)(uintptr_t)&value;
-		attr.flags = BPF_ANY;
-		rc = (int)sys_bpf(BPF_MAP_UPDATE_ELEM, &attr);
+		rc = array_put(g, i);
 		if (rc < 0) {
 			rc = bpf_fail(err, errlen, rc, "putting a slot's socket in the socket array");
 			goto fail;
@@ -339,6 +347,81 @@ int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
 	return group_open(out, sa, len, fd, addr, slots, policy, backlog, err, errlen);
 }
 
+int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_policy policy,
+                      char *err, size_t errlen)
+{
+	struct bpf_insn prog[FDP__STEER_PROG_MAX];
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	struct fdp__hashring ring;
+	int n, rc, fd;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (active == 0 || active > FDP__STEER_MAX_SLOTS || (unsigned)policy > FDP__STEER_HASH)
+		return fail(err, errlen, -EINVAL, "steering: %u slots (1 to %u)", active,
+		            FDP__STEER_MAX_SLOTS);
+	if (getsockname(g->fds[0], (struct sockaddr *)&sa, &len) < 0)
+		return fail(err, errlen, -errno, "steering: getsockname: %s", strerror(errno));
+	/* New slots: sockets in the group, each out until its worker takes it. */
+	if (active > g->slots) {
+		int *fds = realloc(g->fds, active * sizeof(int));
+
+		if (!fds)
+			return fail(err, errlen, -ENOMEM, "steering: out of memory");
+		g->fds = fds;
+	}
+	while (g->slots < active) {
+		fd = slot_socket(&sa, len, SOMAXCONN);
+		if (fd < 0)
+			return fail(err, errlen, fd, "steering: a new slot's socket: %s", strerror(-fd));
+		g->fds[g->slots] = fd;
+		__atomic_store_n(&g->state->live[g->slots], 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&g->state->count[g->slots], 0, __ATOMIC_RELAXED);
+		rc = array_put(g, g->slots);
+		if (rc < 0) {
+			close(fd);
+			return bpf_fail(err, errlen, rc, "putting a slot's socket in the socket array");
+		}
+		g->slots++;
+	}
+	if (active == g->active && policy == g->policy)
+		return 0;
+	/* hash-ip's table for the new count first: the new program reads it at once. */
+	if (policy == FDP__STEER_HASH_IP) {
+		rc = fdp__hashring_build(&ring, active, FDP__RING_POINTS);
+		if (rc < 0)
+			return fail(err, errlen, rc, "steering: building the hash ring: %s",
+			            strerror(-rc));
+		table_fill(g, &ring, 0);
+		fdp__hashring_free(&ring);
+	}
+	n = fdp__steer_prog_build(prog, FDP__STEER_PROG_MAX, policy, active, g->state_fd,
+	                          g->sockarray);
+	if (n < 0)
+		return fail(err, errlen, n, "steering: assembling the program: %s", strerror(-n));
+	fd = prog_load(prog, n, err, errlen);
+	if (fd < 0)
+		return fd;
+	/* The new program replaces the old one on the group at once: no SYN goes unsteered. */
+	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &fd, sizeof(fd)) < 0) {
+		rc = bpf_fail(err, errlen, -errno, "SO_ATTACH_REUSEPORT_EBPF");
+		close(fd);
+		return rc;
+	}
+	close(g->prog);
+	g->prog = fd;
+	g->active = active;
+	g->policy = policy;
+	g->state->slots = active;
+	return 0;
+}
+
+unsigned fdp__steer_active(const struct fdp__steer *g)
+{
+	return g->active;
+}
+
 int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
                      enum fdp__steer_policy policy, int prog, int sockarray, int state_fd)
 {
@@ -364,6 +447,7 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
 	}
 	memcpy(g->fds, fds, slots * sizeof(int));
 	g->slots = slots;
+	g->active = g->state->slots ? g->state->slots : slots; /* the old master's resize's */
 	g->policy = policy;
 	g->prog = prog;
 	g->sockarray = sockarray;
@@ -372,11 +456,39 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
 	return 0;
 }
 
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68 /* Linux 5.3 */
+#endif
+
+void fdp__steer_detach(struct fdp__steer *g)
+{
+	int zero = 0;
+
+	for (uint32_t key = 0; key < g->slots; key++) {
+		union bpf_attr attr;
+
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)g->sockarray;
+		attr.key = (uint64_t)(uintptr_t)&key;
+		sys_bpf(BPF_MAP_DELETE_ELEM, &attr); /* -ENOENT: not there, fine */
+	}
+	setsockopt(g->fds[0], SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero));
+}
+
 int fdp__steer_attach(struct fdp__steer *g)
 {
+	struct fdp__hashring ring;
+
 	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
 	    0)
 		return -errno;
+	/* What another group's resize may have changed in the shared state: ours again. */
+	g->state->slots = g->active;
+	if (g->policy == FDP__STEER_HASH_IP &&
+	    fdp__hashring_build(&ring, g->active, FDP__RING_POINTS) == 0) {
+		table_fill(g, &ring, 0);
+		fdp__hashring_free(&ring);
+	}
 	return 0;
 }
 
@@ -579,26 +691,33 @@ static size_t ring_point(const struct fdp__hashring *r, uint64_t hash)
 	return lo == r->n ? 0 : lo;
 }
 
-int fdp__steer_table_from_ring(struct fdp__steer *g, const struct fdp__hashring *ring)
+/* Each bucket to its slot on ring; with honour_live, a slot taken out's to the next live. */
+static void table_fill(struct fdp__steer *g, const struct fdp__hashring *ring, int honour_live)
 {
 	/* Bucket b covers [b, b + 1) * 2^64 / BUCKETS of the circle; it goes by its middle. */
 	const unsigned shift = 64 - 12;
 
 	_Static_assert(FDP__STEER_BUCKETS == 1u << 12, "the shift above assumes 4096 buckets");
-	if (!g || !ring || ring->n == 0 || ring->slots != g->slots)
-		return -EINVAL;
 	for (unsigned b = 0; b < FDP__STEER_BUCKETS; b++) {
 		uint64_t mid = ((uint64_t)b << shift) + (1ULL << (shift - 1));
 		size_t p = ring_point(ring, mid), i;
 		unsigned slot = ring->v[p].slot;
 
 		/* A slot taken out: the next live one round the circle, as a ring without it. */
-		for (i = 0; i < ring->n && !fdp__steer_slot_live(g, ring->v[p].slot); i++)
+		for (i = 0; honour_live && i < ring->n && !fdp__steer_slot_live(g, ring->v[p].slot);
+		     i++)
 			p = (p + 1) % ring->n;
-		if (i < ring->n)
+		if (honour_live && i < ring->n)
 			slot = ring->v[p].slot;
 		__atomic_store_n(&g->state->table[b], slot, __ATOMIC_RELAXED);
 	}
+}
+
+int fdp__steer_table_from_ring(struct fdp__steer *g, const struct fdp__hashring *ring)
+{
+	if (!g || !ring || ring->n == 0 || ring->slots != g->active)
+		return -EINVAL;
+	table_fill(g, ring, 1);
 	return 0;
 }
 

@@ -88,10 +88,31 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
                      enum fdp__steer_policy policy, int prog, int sockarray, int state_fd);
 
 /*
+ * Make the program choose among slots 0..active-1 by policy: a group grown past its sockets
+ * gets new ones (in its reuseport group and socket array, each taken out until put in);
+ * slots past active keep their sockets, never chosen by the program (take them out too, and
+ * accept what waits there). The new program replaces the old on the group at once; hash-ip's
+ * table is filled again for the new count first. Returns 0 or a negative errno with the
+ * reason in err; on failure the group steers as before (new sockets made so far stay).
+ */
+int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_policy policy,
+                      char *err, size_t errlen);
+/* The slots the program chooses among (fdp__steer_slots() counts the sockets). */
+unsigned fdp__steer_active(const struct fdp__steer *g);
+
+/*
  * Attach the group's program to its reuseport group again: after another group's program
  * replaced it on the same sockets (an upgrade's new master that then failed). 0 or -errno.
  */
 int fdp__steer_attach(struct fdp__steer *g);
+
+/*
+ * Before closing a group whose sockets outlive it (slot 0 kept by systemd, say): take every
+ * socket out of the socket array and the program off the reuseport group, so that the next
+ * group made on that socket can put it in its own array (a socket sits in one array at a
+ * time: -EBUSY otherwise) and nothing steers to sockets that are gone.
+ */
+void fdp__steer_detach(struct fdp__steer *g);
 
 /* Close every descriptor of the group and unmap its state. NULL is a no-op. */
 void fdp__steer_close(struct fdp__steer *g);
