@@ -1,5 +1,5 @@
 # The uneven load (bench/peers/run.sh): p99 latency per server, of all requests and of the
-# light and heavy ones apart, and the spread of connections over the workers. Input (run.sh
+# light and the expensive ones apart, and the spread of connections over the workers. Input (run.sh
 # writes it): label, p99, p99 light, p99 heavy (µs), spread max/min; NaN where unknown.
 # Usage: gnuplot -e "data='uneven.dat'; out='uneven.png'; mix='10 % of requests fetch 262144 bytes'" uneven.gp
 if (!exists("mix")) mix = "a share of large answers"
@@ -24,7 +24,7 @@ set title sprintf("p99 latency under the uneven load (%s; lower is better)", mix
 set ylabel "µs"
 plot data using 2:xtic(1) title "all requests" lc rgb "#4c72b0", \
      '' using 3 title "light requests" lc rgb "#55a868", \
-     '' using 4 title "heavy requests" lc rgb "#c44e52", \
+     '' using 4 title "expensive requests" lc rgb "#c44e52", \
      '' using ($0 - 0.3):2:(sprintf("%.0f", $2)) with labels offset 0,0.6 font ",9" notitle
 set title "Spread of connections over the workers, max/min (1 is even; lower is better)"
 set ylabel "max/min"
