@@ -68,9 +68,9 @@ first_child() {
 	return 1
 }
 
-# Does this build's fdpass serve take --dispatch? Asked by parsing it before --help, so a
+# Does fdpass ($1) serve take --dispatch? Asked by parsing it before --help, so a
 # build that has the option answers yes whether or not its help text names it.
-have_dispatch() { "$build/fdpass" serve --dispatch pass --help >/dev/null 2>&1; }
+have_dispatch() { "$1" serve --dispatch pass --help >/dev/null 2>&1; }
 
 # For a row or command ($1) that asks for --dispatch kernel: did the server's log ($2) say
 # that a listener dispatches in the kernel (not falling back to passing)? Other rows: yes.

@@ -336,7 +336,7 @@ have_schedstat=0
 [ -r /proc/self/schedstat ] && have_schedstat=1
 have_fdpass_serve=0 dispatch_ok=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
-have_dispatch && dispatch_ok=1
+have_dispatch "$build/fdpass" && dispatch_ok=1
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then

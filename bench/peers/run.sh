@@ -159,7 +159,7 @@ have_row() {
 	Node*) command -v node >/dev/null || { echo "node is not installed"; return 1; } ;;
 	fdpass*) "$build/fdpass" serve --help >/dev/null 2>&1 ||
 		{ echo "this build's fdpass has no serve command"; return 1; } ;;&
-	"fdpass, kernel"*) have_dispatch ||
+	"fdpass, kernel"*) have_dispatch "$build/fdpass" ||
 		{ echo "this build's fdpass serve has no --dispatch"; return 1; } ;;
 	esac
 	return 0
