@@ -102,7 +102,11 @@ int fdp_worker_take_listeners(struct fdp_worker *w);
  */
 void fdp_worker_close(struct fdp_worker *w);
 
-/* The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()). */
+/*
+ * The descriptor to wait on (readable: call fdp_worker_accept(); writable: fdp_worker_flush()).
+ * After fdp_worker_take_listeners() an epoll descriptor, never writable: wait for it to be
+ * readable (level-triggered), with or without writability.
+ */
 int fdp_worker_fd(const struct fdp_worker *w);
 
 /*
@@ -125,7 +129,9 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * -ESHUTDOWN once the master asked this worker to drain and none is left (finish the
  * connections it has, then exit; no more will come), -EPIPE when the master is gone (exit),
  * -EPROTO or -EXFULL when the channel broke (fdp_channel_recv(); exit), or -ENOMEM (try again
- * later).
+ * later). A connection accepted on the worker's own socket (fdp_worker_take_listeners()) may
+ * also end in accept()'s own errors (-EPERM from a firewall, say: try again); out of
+ * descriptors or memory there, it returns -EAGAIN and waits for a connection to be done.
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
 
@@ -133,7 +139,9 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
  * Report connection id finished (the caller closes its socket). Reports are batched: they
  * leave at the next fdp_worker_flush() or fdp_worker_accept() returning -EAGAIN. Returns 0, or
  * -ENOMEM when the report could not be queued (the master's count of this worker's open
- * connections then stays one too high until the worker exits).
+ * connections then stays one too high until the worker exits). An own connection's
+ * (FDP_CONN_OWN) is counted down in the shared state at once, no report: -EINVAL for an own
+ * id this worker never returned.
  */
 int fdp_worker_done(struct fdp_worker *w, uint64_t id);
 

@@ -402,6 +402,8 @@ TEST(pid_file_that_cannot_be_written_exits_1_naming_it)
 	const char *args[] = {"serve",
 	                      "--listen",
 	                      "127.0.0.1:0",
+	                      "--dispatch",
+	                      "pass", /* no kernel dispatch line in what it prints */
 	                      "--control",
 	                      "none",
 	                      "--pid-file",

@@ -385,3 +385,22 @@ TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
+
+TEST(without_dispatch_a_tcp_listener_is_steered_by_the_kernel_when_the_program_loads)
+{
+	char control[256];
+	const char *argv[] = {FDPASS_TOOL, "serve", "--listen", "127.0.0.1:0", "--workers", "2",
+	                      "--control", control, NULL};
+	struct server s;
+
+	need_root();
+	memset(&s, 0, sizeof(s));
+	s.log = calloc(1, SERVE_LOG_MAX);
+	snprintf(control, sizeof(control), "%s/ctl.sock", fdp_test_tmpdir());
+	snprintf(s.control, sizeof(s.control), "%s", control);
+	server_spawn(&s, argv); /* the default: --dispatch auto */
+	server_wait_log(&s, "ready: ", 10000);
+	CHECK(strstr(s.log, "kernel dispatch (round-robin), 2 slot sockets") != NULL);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}

@@ -118,14 +118,26 @@ static inline void server_spawn(struct server *s, const char *const *argv)
 static inline void server_start_argv(struct server *s, const char *const *args, int flags)
 {
 	const char *argv[64] = {FDPASS_TOOL, "serve", "--listen", "127.0.0.1:0"};
-	int n = 4, own_control = 0;
+	int n = 4, own_control = 0, own_dispatch = 0;
 	const char *line;
 
 	memset(s, 0, sizeof(*s));
 	s->log = calloc(1, SERVE_LOG_MAX);
-	for (const char *const *a = args; a && *a; a++)
+	for (const char *const *a = args; a && *a; a++) {
 		if (strcmp(*a, "--control") == 0)
 			own_control = 1;
+		if (strcmp(*a, "--dispatch") == 0)
+			own_dispatch = 1;
+	}
+	/*
+	 * The master accepts and hands over every connection unless the test says otherwise:
+	 * these tests count and time hand-overs. The default (auto: kernel dispatch as root) has
+	 * its own tests (test_serve_kernel.c), which say --dispatch.
+	 */
+	if (!own_dispatch) {
+		argv[n++] = "--dispatch";
+		argv[n++] = "pass";
+	}
 	if ((flags & SERVE_DEFAULT_CONTROL) && getenv("XDG_RUNTIME_DIR")) {
 		snprintf(s->control, sizeof(s->control), "%s/fdpass.sock",
 		         getenv("XDG_RUNTIME_DIR"));

@@ -11,6 +11,7 @@
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
 #                                                    term soak nofile upgrade-close
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
+#                                                    upgrade-kernel
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -30,7 +31,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -91,7 +92,11 @@ start_server() {
 	SRV_LOG=$TMP/serve.$CASE.log
 	(
 		[ -z "${SERVE_NOFILE:-}" ] || ulimit -n "$SERVE_NOFILE" # soft and hard: the server raises its soft limit to the hard one
-		exec "$FDPASS" serve --listen 127.0.0.1:0 --control "$CTL" --log-level info "$@"
+		# The master hands over every connection (the cases count hand-overs) unless a
+		# case asks for kernel dispatch (DISPATCH).
+		# shellcheck disable=SC2086 # DISPATCH is two words
+		exec "$FDPASS" serve --listen 127.0.0.1:0 --control "$CTL" --log-level info \
+			${DISPATCH:---dispatch pass} "$@"
 	) 2>"$SRV_LOG" &
 	SRV=$!
 	PIDS+=("$SRV")
@@ -211,8 +216,7 @@ result() {
 # less closed unserved): every client failure is a connection a killed worker took with it.
 case_kill9() {
 	local tick=0 kills=0 skipped=0 bound=0 served_dead=0 s0 s1 line slot pid open served other
-	# shellcheck disable=SC2086 # DISPATCH: empty, or "--dispatch kernel"
-	start_server --workers 2 --handler http ${DISPATCH:-}
+	start_server --workers 2 --handler http
 	s0=$(status_json)
 	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
 	while kill -0 "$LOADP" 2>/dev/null; do
@@ -267,8 +271,7 @@ case_kill9() {
 # Target: 0 client errors.
 case_hup_close() {
 	local hups=0 s
-	# shellcheck disable=SC2086 # DISPATCH: empty, or "--dispatch kernel"
-	start_server --workers 2 --handler http ${DISPATCH:-}
+	start_server --workers 2 --handler http
 	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
 	while kill -0 "$LOADP" 2>/dev/null; do
 		sleep "$HUP_EVERY" # the fault's cadence
@@ -510,11 +513,13 @@ case_upgrade_keepalive() {
 		"$UPGRADES upgrades, 0 client errors, every old process gone"
 }
 
-# The same two cases under --dispatch kernel (docs/STEERING.md): each worker accepts on its
-# slot's own socket; a killed worker's queue is accepted by the master and handed on, and a
-# reload's old and new workers share the slot's socket. Root only (a BPF program).
+# The same cases under --dispatch kernel (docs/STEERING.md): each worker accepts on its
+# slot's own socket; a killed worker's queue is accepted by the master and handed on; a
+# reload's old and new workers share the slot's socket; an upgrade's new master adopts the
+# steering group, both masters' workers sharing its sockets. Root only (a BPF program).
 case_kill9_kernel() { kernel_case case_kill9; }
 case_hup_kernel() { kernel_case case_hup_close; }
+case_upgrade_kernel() { kernel_case case_upgrade_close; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"

@@ -92,7 +92,7 @@ static const char usage_text[] =
         "                        needs root or CAP_BPF, Linux 5.12; not with\n"
         "                        --max-connections or --max-requests), or auto (kernel\n"
         "                        where it can, else pass; the log says which and why).\n"
-        "                        Default pass. A worker that dies or hangs loses nothing\n"
+        "                        Default auto. A worker that dies or hangs loses nothing\n"
         "                        that waits on its socket: the master hands it to another.\n"
         "                        See docs/STEERING.md.\n"
         "  --route-key SPEC      the routing key: line, line:N (Nth token), line:N:C (Nth\n"
@@ -656,6 +656,7 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 	                         .ack_ms = 2000,
 	                         .handler = &fdpass_handler_http,
 	                         .policy = FDP_POLICY_ROUND_ROBIN,
+	                         .dispatch = FDP_DISPATCH_AUTO,
 	                         .log_level = FDP_LOG_INFO};
 	g->args = copy_args(argc, argv);
 	if (!g->args) {
@@ -873,6 +874,16 @@ static int serve_reload(void *arg, struct fdp_master_config *next, char *why, si
  * the master leaves it as it is at a stop. A passed socket that no --listen takes is an
  * error: clients connect to it, and nobody would accept them.
  */
+/* fdpass_bpf_allowed(), asked once. */
+static int bpf_allowed(void)
+{
+	static int known = -1;
+
+	if (known < 0)
+		known = fdpass_bpf_allowed();
+	return known;
+}
+
 static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_activation *act,
                           unsigned char *shared, struct fdp_upgrade *up)
 {
@@ -881,6 +892,7 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 
 	for (i = 0; i < o->nlisten; i++) {
 		const char *name;
+		enum fdp_dispatch d;
 
 		shared[i] = 0;
 		fds[i] = fdp_upgrade_take_listener(up, o->listen[i]);
@@ -903,9 +915,10 @@ static int open_listeners(const struct serve_opts *o, int *fds, struct fdpass_ac
 			fprintf(stderr, "fdpass serve: --listen %s\n", why);
 			break;
 		}
-		/* Kernel dispatch makes its slot sockets in the listener's reuseport group. */
-		if ((o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch) !=
-		    FDP_DISPATCH_PASS)
+		/* Kernel dispatch makes its slot sockets in the listener's reuseport group; auto
+		 * only where it can load its program (else the socket stays a plain one). */
+		d = o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch;
+		if (d == FDP_DISPATCH_KERNEL || (d == FDP_DISPATCH_AUTO && bpf_allowed()))
 			fds[i] = fdpass_listen_reuseport(o->listen[i], (int)o->backlog);
 		else
 			fds[i] = fdp_listen(o->listen[i], (int)o->backlog);

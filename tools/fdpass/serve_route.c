@@ -7,11 +7,13 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 const char *const fdpass_policy_names[FDPASS_NPOLICIES] = {"round-robin", "least-conn", "hash-ip",
@@ -40,6 +42,27 @@ int fdpass_dispatch_parse(const char *name)
 		if (strcmp(name, names[i]) == 0)
 			return i;
 	return -1;
+}
+
+int fdpass_bpf_allowed(void)
+{
+#ifdef __NR_bpf
+	union bpf_attr attr;
+	long fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_ARRAY;
+	attr.key_size = 4;
+	attr.value_size = 4;
+	attr.max_entries = 1;
+	fd = syscall(__NR_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return 0;
+	close((int)fd);
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 int fdpass_listen_reuseport(const char *addr, int backlog)

@@ -36,6 +36,9 @@ int fdpass_dispatch_parse(const char *name);
  */
 int fdpass_listen_reuseport(const char *addr, int backlog);
 
+/* Non-zero when this process may create BPF maps (root, CAP_BPF): kernel dispatch can load. */
+int fdpass_bpf_allowed(void);
+
 /* The enum fdp_policy of a name, or -1. */
 int fdpass_policy_parse(const char *name);
 

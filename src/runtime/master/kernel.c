@@ -131,22 +131,21 @@ void fdp__kparts_free(struct fdp__kparts *k)
 
 /*
  * An upgrade's new master: adopt the old master's group, which both masters' workers then
- * share, when it fits this master's configuration. 1 when adopted, 0 when not (why says why;
- * the parts are closed), or a negative errno.
+ * share (resized to this master's worker count and policy). 1 when adopted, 0 when not (why
+ * says why; the parts stay in l->kparts), or a negative errno.
  */
 static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why)
 {
 	struct fdp__kparts *k = l->kparts;
-	int rc = 0;
+	int rc;
 
-	l->kparts = NULL;
 	rc = fdp__steer_adopt(&l->steer, k->fds, k->slots, (enum fdp__steer_policy)k->policy,
 	                      k->prog, k->sockarray, k->state);
-	if (rc < 0) {
+	if (rc < 0) { /* the parts stay in l->kparts, for the old master */
 		*why = "the old master's steering group could not be taken over";
-		fdp__kparts_free(k);
 		return 0;
 	}
+	l->kparts = NULL;
 	free(k->fds);
 	free(k);
 	l->kadopted = 1;
@@ -164,11 +163,9 @@ int fdp__kernel_open(struct fdp_master *m)
 		const char *why;
 		int rc;
 
-		if (d == FDP_DISPATCH_PASS || l->fd < 0) {
-			fdp__kparts_free(l->kparts); /* the old master's group, not wanted */
-			l->kparts = NULL;
+		/* An old master's group not adopted here stays in l->kparts: loop.c gives it back. */
+		if (d == FDP_DISPATCH_PASS || l->fd < 0)
 			continue;
-		}
 		fdp_addr_local(l->fd, addr, sizeof(addr));
 		why = cannot_steer(m, l);
 		if (!why && l->kparts) {
@@ -176,8 +173,6 @@ int fdp__kernel_open(struct fdp_master *m)
 			if (rc < 0)
 				return rc;
 		}
-		fdp__kparts_free(l->kparts);
-		l->kparts = NULL;
 		if (why) {
 			if (d == FDP_DISPATCH_KERNEL) {
 				fdp__log(m, FDP_LOG_ERROR, "listener %zu %s: kernel dispatch: %s", i,
@@ -298,7 +293,7 @@ static int accepting(const struct fdp__proc *p)
 /* Send p a LISTEN for every steered listener: 0, or the channel's error (p is flagged). */
 static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 {
-	for (size_t i = 0; i < m->nlisteners; i++) {
+	for (size_t i = p->listen_next; i < m->nlisteners; i++, p->listen_next = (unsigned)i) {
 		struct fdp__listener *l = &m->listeners[i];
 		unsigned char buf[FDP_PROTO_LISTEN_SIZE];
 		struct fdp_proto_listen msg = {.listener = (unsigned)i,
@@ -307,8 +302,10 @@ static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 		                               .state_size = sizeof(struct fdp__steer_state)};
 		int fds[2], err;
 
-		if (!l->steer || p->slot >= fdp__steer_slots(l->steer))
+		if (!l->steer)
 			continue;
+		if (p->slot >= fdp__steer_slots(l->steer))
+			return -EAGAIN; /* a reload's grow failed: no socket yet; tried again later */
 		fds[0] = fcntl(fdp__steer_fd(l->steer, p->slot), F_DUPFD_CLOEXEC, 0);
 		fds[1] = fds[0] < 0 ? -1 : fcntl(fdp__steer_state_fd(l->steer), F_DUPFD_CLOEXEC, 0);
 		if (fds[1] < 0) {
@@ -327,6 +324,7 @@ static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 		}
 		p->dirty = 1;
 	}
+	p->listen_next = (unsigned)m->nlisteners;
 	p->listening = 1;
 	return 0;
 }
@@ -367,9 +365,12 @@ void fdp__kernel_settle(struct fdp_master *m)
 				fdp__steer_slot_in(l->steer, s);
 			else
 				fdp__steer_slot_out(l->steer, s);
-			/* Taken out: the master accepts what still lands there (after a pause). */
-			slot_watch(m, l, s, !live && !m->stopping && now >= k->paused_until);
-			if (!live && now < k->paused_until)
+			/* Taken out: the master accepts what still lands there (after a pause, and
+			 * while its pending ring has room: the queue holds the rest meanwhile). */
+			slot_watch(m, l, s,
+			           !live && !m->stopping && now >= k->paused_until &&
+			                   m->conns.pending.n < FDP__MAX_PENDING);
+			if (!live && (now < k->paused_until || m->conns.pending.n >= FDP__MAX_PENDING))
 				m->kernel_dirty = 1;
 		}
 	}
@@ -386,7 +387,7 @@ void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w)
 	k = &l->kslots[w->sub];
 	fd = fdp__steer_fd(l->steer, w->sub);
 	fdp__accept_on(m, l, fd, &k->paused_until);
-	if (k->paused_until > fdp__now_ms()) {
+	if (k->paused_until > fdp__now_ms() || m->conns.pending.n >= FDP__MAX_PENDING) {
 		slot_watch(m, l, w->sub, 0);
 		m->kernel_dirty = 1; /* watched again once the pause is over */
 	}
@@ -472,12 +473,6 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 		*next = m->kernel_next;
 }
 
-/*
- * Before a stop closes the listeners (loop.c): stop new handshakes on every slot's socket but
- * those another process keeps (slot 0 when the listener is shared or an upgrade's new master
- * took it), and accept what is queued there, to be handed out before the workers drain.
- * Returns how many.
- */
 uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p)
 {
 	uint64_t open = 0;
@@ -558,6 +553,12 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
+/*
+ * Before a stop closes the listeners (loop.c): stop new handshakes on every slot's socket but
+ * those another process keeps (slot 0 when the listener is shared or an upgrade's new master
+ * took it), and accept what is queued there, to be handed out before the workers drain.
+ * Returns how many.
+ */
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
                                         void (*stop_handshakes)(int fd))
 {

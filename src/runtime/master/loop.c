@@ -241,6 +241,13 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 			goto fail;
 	}
 	err = fdp__kernel_open(m);
+	/* An old master's steering group this one did not adopt stays the old one's: it then
+	 * stops that group as its own (READY reports it not taken). */
+	for (size_t i = 0; i < m->nlisteners; i++)
+		if (m->listeners[i].kparts) {
+			fdp__upgrade_untake_steer(m, m->listeners[i].kparts);
+			m->listeners[i].kparts = NULL;
+		}
 	if (err < 0)
 		goto fail;
 	err = fdp__control_open(m);

@@ -152,6 +152,7 @@ struct fdp__proc {
 	int said_ready;
 	int accepts_own; /* said ACCEPTS: takes kernel listeners' slot sockets (kernel.c) */
 	int listening;   /* and was sent them (LISTEN): accepts on them until its drain */
+	unsigned listen_next; /* the listener whose LISTEN goes next (kernel.c) */
 	long long ready_ms; /* when it said READY: its acknowledgement deadlines start no earlier */
 	int start_failed;   /* killed for not saying READY in time: a late one is ignored */
 	int retry_ms;       /* flush said "later" (-ETOOMANYREFS, -ENOMEM): current backoff */
@@ -610,6 +611,8 @@ int fdp__upgrade_took(const struct fdp_master *m, int fd);
 /* The steering group handed with the listener fd took (kernel.c adopts it): its parts, taken
  * (*out malloc'd; NULL when none came whole). 0, or -ENOMEM. */
 int fdp__upgrade_take_steer(struct fdp_master *m, int fd, struct fdp__kparts **out);
+/* Parts kernel.c did not adopt: the old master's again (READY says so); frees k. */
+void fdp__upgrade_untake_steer(struct fdp_master *m, struct fdp__kparts *k);
 
 /* conns.c, for an upgrade: the first connection to forward (NULL: none), then drop it here */
 struct fdp__conn *fdp__conns_forward_next(struct fdp_master *m);

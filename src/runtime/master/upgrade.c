@@ -320,6 +320,28 @@ int fdp__upgrade_take_steer(struct fdp_master *m, int fd, struct fdp__kparts **o
 	return 0;
 }
 
+void fdp__upgrade_untake_steer(struct fdp_master *m, struct fdp__kparts *k)
+{
+	struct fdp_upgrade *u = m->up.from;
+	int mine[FDP__STEER_MAX_SLOTS + 3];
+	size_t n = 0;
+
+	for (unsigned s = 1; s < k->slots; s++)
+		mine[n++] = k->fds[s];
+	mine[n++] = k->prog;
+	mine[n++] = k->sockarray;
+	mine[n++] = k->state;
+	for (size_t i = 0; u && i < u->n; i++)
+		for (size_t j = 0; j < n; j++)
+			if (u->item[i].taken && u->item[i].kind == FDP__UP_KIND_STEER &&
+			    u->item[i].taken_fd == mine[j]) {
+				u->item[i].fd = mine[j];
+				u->item[i].taken = 0;
+			}
+	free(k->fds);
+	free(k);
+}
+
 /*
  * This master has said READY: the old one stops, and what this one took from it is its own
  * from now on (its files removed and its listeners filtered at its own stop).

@@ -9,6 +9,7 @@
 #include "worker_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,10 @@ struct own_listener {
 	uint32_t slot;
 	struct fdp__steer_state *st; /* mapped, st_len bytes: ours until fdp_worker_close() */
 	size_t st_len;
+	/* Own connections accepted here and not done; once draining (detached) they are no
+	 * longer in the slot's counts, which are the successor's from then on. */
+	uint32_t open;
+	int detached;
 };
 
 /* An own connection's id: FDP_PROTO_OWN_ID, its listener's place in own[], a sequence. */
@@ -66,6 +71,8 @@ struct fdp_worker {
 	struct own_listener *own;
 	size_t nown, own_next; /* own_next: the one to try first (they take turns) */
 	unsigned own_burst;    /* accepted there since the last -EAGAIN */
+	int own_capped;        /* the burst reached TAKE_BATCH: one -EAGAIN is due */
+	int own_paused;        /* out of descriptors: own sockets unwatched (pause_own()) */
 	uint64_t own_seq;
 	unsigned index, generation;
 	int draining, gone;
@@ -355,7 +362,9 @@ static void take_listen(struct fdp_worker *w)
 
 	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || w->ep < 0 ||
 	    w->draining || l.slot >= FDP_PROTO_STEER_SLOTS ||
-	    l.state_size < sizeof(struct fdp__steer_state) || w->nown >= 1u << 15)
+	    l.state_size < offsetof(struct fdp__steer_state, accepted) +
+	                           sizeof(((struct fdp__steer_state *)0)->accepted) ||
+	    w->nown >= 1u << 15)
 		goto drop;
 	o = realloc(w->own, (w->nown + 1) * sizeof(*o));
 	if (!o)
@@ -383,14 +392,30 @@ drop:
 	close(map);
 }
 
-/* A DRAIN: accept no more on our own sockets (their mappings stay, for the counts). */
-static void close_own(struct fdp_worker *w)
+/*
+ * Out of descriptors (or memory) for a connection: stop watching our own sockets, so that a
+ * caller waiting on fdp_worker_fd() does not spin on a queue it cannot take, until one of our
+ * connections is done (resume_own()) or the channel says something. Returns -EAGAIN.
+ */
+static int pause_own(struct fdp_worker *w)
 {
-	for (size_t i = 0; i < w->nown; i++) {
+	struct epoll_event ev = {.events = 0};
+
+	for (size_t i = 0; !w->own_paused && i < w->nown; i++)
 		if (w->own[i].fd >= 0)
-			close(w->own[i].fd); /* and out of the epoll set with it */
-		w->own[i].fd = -1;
-	}
+			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
+	w->own_paused = 1;
+	return -EAGAIN;
+}
+
+static void resume_own(struct fdp_worker *w)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	for (size_t i = 0; w->own_paused && i < w->nown; i++)
+		if (w->own[i].fd >= 0)
+			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
+	w->own_paused = 0;
 }
 
 /* One less, never below 0 (the master's resync may have corrected the word meanwhile). */
@@ -403,6 +428,30 @@ static void count_down(uint32_t *word)
 		;
 }
 
+/* A DRAIN: accept no more on our own sockets (their mappings stay, for the counts). */
+static void close_own(struct fdp_worker *w)
+{
+	for (size_t i = 0; i < w->nown; i++) {
+		struct own_listener *o = &w->own[i];
+
+		/* Out of the epoll set first: the master's copy keeps the socket (and so our
+		 * registration) alive past our close. */
+		if (o->fd >= 0) {
+			epoll_ctl(w->ep, EPOLL_CTL_DEL, o->fd, NULL);
+			close(o->fd);
+		}
+		o->fd = -1;
+		/* What we still hold leaves the slot's counts: they are its next worker's. */
+		for (uint32_t k = 0; !o->detached && k < o->open; k++) {
+			count_down(&o->st->count[o->slot]);
+			count_down(&o->st->open[o->slot]);
+		}
+		o->detached = 1;
+	}
+	w->own_paused = 0;
+}
+
+
 /* An own connection is over (done, or returned): its slot's counts go down. 0, or -EINVAL. */
 static int own_done(struct fdp_worker *w, uint64_t id)
 {
@@ -412,8 +461,13 @@ static int own_done(struct fdp_worker *w, uint64_t id)
 	if (i >= w->nown)
 		return -EINVAL;
 	o = &w->own[i];
-	count_down(&o->st->open[o->slot]);
-	count_down(&o->st->count[o->slot]);
+	if (o->open)
+		o->open--;
+	if (!o->detached) { /* least-conn's count first: the master reads open, then count */
+		count_down(&o->st->count[o->slot]);
+		count_down(&o->st->open[o->slot]);
+	}
+	resume_own(w); /* a descriptor was freed */
 	return 0;
 }
 
@@ -427,6 +481,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 {
 	if (w->own_burst >= TAKE_BATCH) {
 		w->own_burst = 0;
+		w->own_capped = 1;
 		return -EAGAIN;
 	}
 	for (size_t k = 0; k < w->nown; k++) {
@@ -445,6 +500,8 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return pause_own(w); /* the connections wait in the kernel's queue */
 			return -errno;
 		}
 		memset(conn, 0, sizeof(*conn));
@@ -456,6 +513,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 		memcpy(&conn->peer, &peer, conn->peer_len);
 		__atomic_fetch_add(&o->st->open[o->slot], 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&o->st->accepted[o->slot], 1, __ATOMIC_RELAXED);
+		o->open++;
 		w->own_next = (i + 1) % w->nown;
 		w->own_burst++;
 		return fd;
@@ -508,6 +566,7 @@ int fdp_worker_done(struct fdp_worker *w, uint64_t id)
 
 	if (id & FDP_PROTO_OWN_ID) /* accepted here: the master never heard of it */
 		return own_done(w, id);
+	resume_own(w); /* a descriptor is about to be freed */
 	err = batch_push(&w->dones, id);
 	sync_events(w);
 	return err;
@@ -680,12 +739,14 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 		return fd;
 	if (r == -ENOMEM)
 		return r;
-	/* What the master handed comes first; then what waits on our own sockets. */
-	if (!w->gone && !w->draining) {
+	/* What the master handed comes first; then what waits on our own sockets (not right
+	 * after a full burst: the caller gets its -EAGAIN, and its other connections a turn). */
+	if (!w->gone && !w->draining && !w->own_capped) {
 		fd = accept_own(w, conn);
 		if (fd != -EAGAIN)
 			return fd;
 	}
+	w->own_capped = 0;
 	if (w->taken.n)
 		return -EAGAIN; /* held until its ACK leaves: wait for writability */
 	if (w->gone)

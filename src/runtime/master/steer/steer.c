@@ -620,10 +620,17 @@ long fdp__steer_count_resync(struct fdp__steer *g, unsigned slot, uint32_t open)
 
 	if (queued < 0)
 		return queued;
+	/*
+	 * The truth, stored whole: a compare-and-swap, retried while the program or a worker
+	 * changes the word meanwhile. (Adding a difference computed from an older read could take
+	 * the word below 0, which the program reads as a slot taken out, bit 31.)
+	 */
 	now = __atomic_load_n(&g->state->count[slot], __ATOMIC_RELAXED);
-	delta = (int32_t)(open + (uint32_t)queued - now);
-	if (delta)
-		__atomic_fetch_add(&g->state->count[slot], (uint32_t)delta, __ATOMIC_RELAXED);
+	do
+		delta = (int32_t)(open + (uint32_t)queued - now);
+	while (delta && !__atomic_compare_exchange_n(&g->state->count[slot], &now,
+	                                             open + (uint32_t)queued, 1, __ATOMIC_RELAXED,
+	                                             __ATOMIC_RELAXED));
 	return delta;
 }
 

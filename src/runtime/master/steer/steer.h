@@ -156,8 +156,8 @@ int fdp__steer_count_add(struct fdp__steer *g, unsigned slot, int32_t delta);
 
 /*
  * Correct a slot's count to its truth: `open` connections its worker holds (accepted, not yet
- * closed) plus those waiting in its accept queue (fdp__steer_queued()), by an atomic add of the
- * difference, so that adds racing with it are kept. For the drift of a connection the kernel
+ * closed) plus those waiting in its accept queue (fdp__steer_queued()), stored with a
+ * compare-and-swap retried while the word changes under it, so it never goes below 0. For the drift of a connection the kernel
  * selected twice (docs/STEERING.md). Returns the correction applied, or a negative errno.
  */
 long fdp__steer_count_resync(struct fdp__steer *g, unsigned slot, uint32_t open);

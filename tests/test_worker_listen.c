@@ -1,0 +1,244 @@
+/*
+ * The worker side of kernel dispatch (docs/STEERING.md), against a hand-driven master end of
+ * the channel: fdp_worker_take_listeners() says ACCEPTS, a LISTEN gives the worker a listening
+ * socket and the steering state (here a memfd of the state's size, which the worker maps as it
+ * would the BPF map), and fdp_worker_accept() accepts there, counting in the state.
+ */
+#include "worker_testlib.h"
+
+#include <sys/mman.h>
+
+struct own {
+	struct fdp_channel *master;
+	struct fdp_worker *w;
+	int lfd;                     /* the test's copy of the listening socket */
+	struct fdp__steer_state *st; /* the test's view of the state */
+	int port;
+};
+
+#define SLOT 1
+
+/* A worker in slot SLOT that took a LISTEN for a listener on 127.0.0.1, listener 2, tag 5. */
+static void open_own(struct own *o)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+	struct fdp_proto_listen l = {.listener = 2,
+	                             .tag = 5,
+	                             .slot = SLOT,
+	                             .state_size = sizeof(struct fdp__steer_state)};
+	int sv[2], fds[2];
+
+	CHECK_OK(fdp_socketpair(SOCK_SEQPACKET, sv));
+	CHECK_OK(fdp_channel_open(&o->master, sv[0], NULL));
+	send_hello(o->master, SLOT, 1, FDP_PROTO_VERSION);
+	CHECK_OK(fdp_worker_open(&o->w, sv[1], 1000));
+	master_recv(o->master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_READY);
+	fdp_channel_msg_release(&msg);
+	CHECK_OK(fdp_worker_take_listeners(o->w));
+	master_recv(o->master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACCEPTS);
+	fdp_channel_msg_release(&msg);
+
+	o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK(o->lfd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_OK(bind(o->lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK_OK(listen(o->lfd, 128));
+	CHECK_OK(getsockname(o->lfd, (struct sockaddr *)&sa, &len));
+	o->port = ntohs(sa.sin_port);
+	fds[1] = memfd_create("state", MFD_CLOEXEC);
+	CHECK(fds[1] >= 0);
+	CHECK_OK(ftruncate(fds[1], sizeof(struct fdp__steer_state)));
+	o->st = mmap(NULL, sizeof(*o->st), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	CHECK(o->st != MAP_FAILED);
+	fds[0] = fcntl(o->lfd, F_DUPFD_CLOEXEC, 0);
+	/* Given: the channel closes them once sent. */
+	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &l),
+	                          fds, 2, 0));
+}
+
+static void close_own(struct own *o)
+{
+	fdp_worker_close(o->w);
+	fdp_channel_close(o->master);
+	munmap(o->st, sizeof(*o->st));
+	close(o->lfd);
+}
+
+static int client(const struct own *o)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_OK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	return fd;
+}
+
+/* fdp_worker_accept() until it returns a connection, waiting on fdp_worker_fd() (bounded). */
+static int accept_wait(struct fdp_worker *w, struct fdp_conn *c)
+{
+	for (int tries = 0; tries < 20; tries++) {
+		struct pollfd p = {.fd = fdp_worker_fd(w), .events = POLLIN};
+		int fd = fdp_worker_accept(w, c);
+
+		if (fd != -EAGAIN)
+			return fd;
+		poll(&p, 1, 500);
+	}
+	return -EAGAIN;
+}
+
+TEST(a_worker_accepts_on_the_socket_a_listen_gives_it_and_counts_in_the_state)
+{
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd;
+
+	open_own(&o);
+	cl = client(&o);
+	fd = accept_wait(o.w, &c);
+	CHECK(fd >= 0);
+	CHECK(c.id & FDP_CONN_OWN);
+	CHECK_INT(c.listener, ==, 2);
+	CHECK_INT(c.tag, ==, 5);
+	CHECK_INT(c.peer.ss_family, ==, AF_INET);
+	CHECK_INT(o.st->open[SLOT], ==, 1);
+	CHECK_INT(o.st->accepted[SLOT], ==, 1);
+	o.st->count[SLOT] = 1; /* as the program adds at selection */
+	CHECK_OK(fdp_worker_done(o.w, c.id));
+	CHECK_INT(o.st->open[SLOT], ==, 0);
+	CHECK_INT(o.st->count[SLOT], ==, 0);
+	CHECK_INT(o.st->accepted[SLOT], ==, 1);
+	/* No message for it: the master never heard of it. */
+	CHECK_OK(fdp_worker_flush(o.w));
+	CHECK_INT(fdp_channel_recv(o.master, &msg), ==, -EAGAIN);
+	close(fd);
+	close(cl);
+	close_own(&o);
+}
+
+TEST(a_done_never_takes_a_count_below_zero)
+{
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd;
+
+	open_own(&o);
+	cl = client(&o);
+	fd = accept_wait(o.w, &c);
+	CHECK(fd >= 0);
+	o.st->count[SLOT] = 0; /* the master's resync already took it off */
+	CHECK_OK(fdp_worker_done(o.w, c.id));
+	CHECK_INT(o.st->count[SLOT], ==, 0);
+	close(fd);
+	close(cl);
+	close_own(&o);
+}
+
+TEST(a_burst_of_own_accepts_gives_the_caller_an_eagain_after_64)
+{
+	struct own o;
+	struct fdp_conn c;
+	int cl[70], fds[70], n = 0, fd;
+
+	open_own(&o);
+	for (int i = 0; i < 70; i++)
+		cl[i] = client(&o);
+	fd = accept_wait(o.w, &c); /* the first, once the LISTEN is read */
+	CHECK(fd >= 0);
+	fds[n++] = fd;
+	while ((fd = fdp_worker_accept(o.w, &c)) >= 0)
+		fds[n++] = fd;
+	CHECK_INT(fd, ==, -EAGAIN);
+	CHECK_INT(n, ==, 64); /* the caller gets a turn: 6 still wait */
+	while (n < 70 && (fd = accept_wait(o.w, &c)) >= 0)
+		fds[n++] = fd;
+	CHECK_INT(n, ==, 70);
+	CHECK_INT(o.st->accepted[SLOT], ==, 70);
+	for (int i = 0; i < 70; i++) {
+		close(fds[i]);
+		close(cl[i]);
+	}
+	close_own(&o);
+}
+
+TEST(a_drain_closes_the_own_sockets_and_accept_says_eshutdown)
+{
+	struct own o;
+	struct fdp_conn c;
+	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	int cl, fd;
+
+	open_own(&o);
+	cl = client(&o);
+	fd = accept_wait(o.w, &c);
+	CHECK(fd >= 0);
+	close(fd);
+	close(cl);
+	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN); /* as a loop takes all there is */
+	CHECK_OK(fdp_channel_send(o.master, FDP_PROTO_DRAIN, flags, fdp_proto_drain_encode(flags, 0),
+	                          NULL, 0, 0));
+	cl = client(&o); /* queued on the master's copy: the worker must not take it any more */
+	CHECK_INT(accept_wait(o.w, &c), ==, -ESHUTDOWN);
+	/* Nor is it woken by it: its descriptor left the epoll set with its socket. */
+	CHECK_INT(poll(&(struct pollfd){.fd = fdp_worker_fd(o.w), .events = POLLIN}, 1, 0), ==, 0);
+	fd = accept4(o.lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(fd >= 0); /* still there for the master */
+	close(fd);
+	close(cl);
+	close_own(&o);
+}
+
+TEST(a_draining_workers_own_connections_leave_the_slots_counts)
+{
+	struct own o;
+	struct fdp_conn c;
+	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	int cl, fd;
+
+	open_own(&o);
+	cl = client(&o);
+	fd = accept_wait(o.w, &c);
+	CHECK(fd >= 0);
+	o.st->count[SLOT] = 1;
+	CHECK_INT(o.st->open[SLOT], ==, 1);
+	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
+	CHECK_OK(fdp_channel_send(o.master, FDP_PROTO_DRAIN, flags, fdp_proto_drain_encode(flags, 0),
+	                          NULL, 0, 0));
+	CHECK_INT(accept_wait(o.w, &c), ==, -ESHUTDOWN);
+	/* Still open here, but the slot's counts are its successor's now. */
+	CHECK_INT(o.st->open[SLOT], ==, 0);
+	CHECK_INT(o.st->count[SLOT], ==, 0);
+	o.st->open[SLOT] = 1; /* the successor's */
+	CHECK_OK(fdp_worker_done(o.w, c.id));
+	CHECK_INT(o.st->open[SLOT], ==, 1); /* left alone */
+	close(fd);
+	close(cl);
+	close_own(&o);
+}
+
+TEST(fdp_worker_fd_is_readable_while_a_connection_waits_on_an_own_socket)
+{
+	struct own o;
+	struct fdp_conn c;
+	struct pollfd p;
+	int cl, fd;
+
+	open_own(&o);
+	/* The LISTEN is read by the first accept. */
+	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN);
+	p = (struct pollfd){.fd = fdp_worker_fd(o.w), .events = POLLIN};
+	CHECK_INT(poll(&p, 1, 0), ==, 0);
+	cl = client(&o);
+	CHECK_INT(poll(&p, 1, 5000), ==, 1);
+	fd = fdp_worker_accept(o.w, &c);
+	CHECK(fd >= 0);
+	close(fd);
+	close(cl);
+	close_own(&o);
+}
