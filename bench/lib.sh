@@ -72,9 +72,13 @@ first_child() {
 # build that has the option answers yes whether or not its help text names it.
 have_dispatch() { "$1" serve --dispatch pass --help >/dev/null 2>&1; }
 
-# For a row or command ($1) that asks for --dispatch kernel: did the server's log ($2) say
-# that a listener dispatches in the kernel (not falling back to passing)? Other rows: yes.
+# Does the server's log ($2) agree with its row or command ($1)? One that asks for kernel
+# dispatch must have a listener that says "kernel dispatch (" (not fallen back to passing);
+# any other must have none (a passing row stays passing whatever the build's default).
 kernel_dispatched() {
-	[[ $1 == *"kernel"* ]] || return 0
-	grep -q 'kernel dispatch' "$2" 2>/dev/null
+	if [[ $1 == *"kernel"* ]]; then
+		grep -q ': kernel dispatch (' "$2" 2>/dev/null
+	else
+		! grep -q ': kernel dispatch (' "$2" 2>/dev/null
+	fi
 }

@@ -18,7 +18,8 @@ repo=$(cd "$here/../.." && pwd)
 # build folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
 # write "served <worker> <count>" lines to on exit, {port} a free port for servers that
 # cannot pick one (otherwise a server prints "ready <port>" on stdout, or logs fdpass's
-# "listening on HOST:PORT" and "ready:" lines on stderr). The check is fdp-load's --check,
+# "listening on HOST:PORT" and "ready:" lines on stderr); {pass} is "--dispatch pass" where
+# the build takes --dispatch (its default is auto), else nothing. The check is fdp-load's --check,
 # echo unless given. The first row is the baseline whose CPU per connection is subtracted
 # from every row.
 #
@@ -37,9 +38,9 @@ ROWS=(
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
 	"pre-forked, passing floor|{bin}/dsg-prefork-pass-floor -w {workers} --stats {stats}"
-	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
-	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
-	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
+	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy round-robin --control none"
+	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy least-conn --control none"
+	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy hash-ip --control none"
 	"fdpass serve (echo), kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy round-robin --control none"
 	"fdpass serve (echo), kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy least-conn --control none"
 )
@@ -117,6 +118,7 @@ run_one() {
 	cmd=${cmd//\{bin\}/$build/bench/designs}
 	cmd=${cmd//\{build\}/$build}
 	cmd=${cmd//\{workers\}/$workers}
+	cmd=${cmd//\{pass\}/$pass_opt}
 	cmd=${cmd//\{stats\}/$base.stats}
 	if [[ $cmd == *"{port}"* ]]; then
 		fixed=$(free_port) || { echo "no free port" >"$base.fail"; return 1; }
@@ -133,7 +135,7 @@ run_one() {
 		return 1
 	fi
 	if ! kernel_dispatched "$cmd" "$base.err"; then
-		echo "no kernel dispatch: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
+		echo "dispatch not as the row says: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
 		kill -TERM "$server_pid" 2>/dev/null
 		wait "$server_pid" 2>/dev/null
 		server_pid=""
@@ -337,6 +339,9 @@ have_schedstat=0
 have_fdpass_serve=0 dispatch_ok=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
 have_dispatch "$build/fdpass" && dispatch_ok=1
+# The passing rows ask for passing where the build could do otherwise (its default is auto).
+pass_opt=""
+[ "$dispatch_ok" = 1 ] && pass_opt="--dispatch pass"
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then

@@ -18,6 +18,8 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/../lib.sh"
 
 # label | command. {build} is the build folder, {workers} the pool size, {here} this folder,
+# {pass} "--dispatch pass" where the build takes --dispatch (its default became auto: the
+# passing rows must ask for passing), else nothing,
 # {port} a free port (for servers that cannot pick one), {tmp} a scratch folder. A server says
 # it is ready with a "ready <port>" line on stdout, with fdpass's "listening on HOST:PORT" and
 # "ready:" log lines on stderr, or (for {port} rows) by accepting a connection.
@@ -27,9 +29,9 @@ ROWS=(
 	"nginx|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"nginx, reuseport|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"Node.js cluster RR|node {here}/node_cluster.js {workers}"
-	"fdpass, round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy round-robin --control none --log-level info"
-	"fdpass, least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy least-conn --control none --log-level info"
-	"fdpass, hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --policy hash-ip --control none --log-level info"
+	"fdpass, round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http {pass} --policy round-robin --control none --log-level info"
+	"fdpass, least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http {pass} --policy least-conn --control none --log-level info"
+	"fdpass, hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http {pass} --policy hash-ip --control none --log-level info"
 	"fdpass, kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --dispatch kernel --policy round-robin --control none --log-level info"
 	"fdpass, kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --dispatch kernel --policy least-conn --control none --log-level info"
 )
@@ -164,6 +166,8 @@ have_row() {
 	esac
 	return 0
 }
+pass_opt=""
+have_dispatch "$build/fdpass" && pass_opt="--dispatch pass"
 labels=() row_ran=()
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
@@ -307,6 +311,7 @@ run_server() {
 	cmd=${cmd//\{build\}/$build}
 	cmd=${cmd//\{workers\}/$workers}
 	cmd=${cmd//\{here\}/$here}
+	cmd=${cmd//\{pass\}/$pass_opt}
 	cmd=${cmd//\{tmp\}/$dir}
 	if [[ ${labels[$i]} == nginx* ]]; then
 		fixed=$(free_port) || { echo "no free port" >"$base.fail"; return 1; }
@@ -342,7 +347,7 @@ run_server() {
 		return 1
 	fi
 	if ! kernel_dispatched "${labels[$i]}" "$base.err"; then
-		echo "no kernel dispatch: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
+		echo "dispatch not as the row says: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
 		stop_server
 		return 1
 	fi
