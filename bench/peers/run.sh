@@ -387,15 +387,16 @@ sum_errors() {
 		[ -s "$f" ] && kv "$f" errors
 	done | awk '{ s += $1 } END { print s + 0 }'
 }
-# Per-worker counts from tool $2 (default fdp-load) summed over rounds, "a/b/c"; empty when
-# nothing was tagged.
+# Per-worker counts from tool $2 (default fdp-load) summed over rounds, "a/b/c", padded with
+# 0 to the pool size (fdp-load knows only the workers that answered); empty when nothing was
+# tagged.
 served() {
 	local r f
 	for r in $(seq "$rounds"); do
 		f=$tmp/$1.$r.${2:-fdp-load}.res
 		[ -s "$f" ] && kv "$f" workers
-	done | awk -F, '{ for (k = 1; k <= NF; k++) v[k] += $k; if (NF > m) m = NF }
-		END { for (k = 1; k <= m; k++) printf "%s%d", (k > 1 ? "/" : ""), v[k] }'
+	done | awk -F, -v w="$workers" '{ for (k = 1; k <= NF; k++) v[k] += $k; if (NF > m) m = NF }
+		END { if (m == 0) exit; if (w > m) m = w; for (k = 1; k <= m; k++) printf "%s%d", (k > 1 ? "/" : ""), v[k] }'
 }
 spread() {
 	[ -n "$1" ] || { echo "–"; return; }
