@@ -8,26 +8,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
-/* Write text to DIR/name; returns the path (static storage, one per name slot). */
-static const char *write_conf(const char *name, const char *text)
-{
-	static char paths[4][512];
-	static int next;
-	char *path = paths[next++ % 4];
-	char tmp[600];
-	FILE *f;
-
-	snprintf(path, 512, "%s/%s", fdp_test_tmpdir(), name);
-	/* Replaced whole (a rename), as an editor or a deployment would. */
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	f = fopen(tmp, "w");
-	CHECK(f != NULL);
-	fputs(text, f);
-	CHECK_INT(fclose(f), ==, 0);
-	CHECK_OK(rename(tmp, path));
-	return path;
-}
-
 /* fdpass serve ARGS...: its exit status, stdout and stderr (malloc'd). */
 static int run_serve(char **out, char **err, ...)
 {

@@ -328,23 +328,6 @@ TEST(least_conn_under_kernel_dispatch_sends_new_connections_to_the_worker_with_f
 	server_free(&s);
 }
 
-/* Write text to DIR/name whole (a rename), as a deployment would; returns the path. */
-static const char *write_conf(const char *name, const char *text)
-{
-	static char path[512];
-	char tmp[600];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", fdp_test_tmpdir(), name);
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	f = fopen(tmp, "w");
-	CHECK(f != NULL);
-	fputs(text, f);
-	CHECK_INT(fclose(f), ==, 0);
-	CHECK_OK(rename(tmp, path));
-	return path;
-}
-
 /* Until `live` slots take new connections. */
 static void wait_live(struct server *s, long long live)
 {

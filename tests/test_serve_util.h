@@ -198,6 +198,26 @@ static inline void server_free(struct server *s)
 	s->log = NULL;
 }
 
+/* Write text to DIR/name; returns the path (static storage, one per name slot). */
+static inline const char *write_conf(const char *name, const char *text)
+{
+	static char paths[4][512];
+	static int next;
+	char *path = paths[next++ % 4];
+	char tmp[600];
+	FILE *f;
+
+	snprintf(path, 512, "%s/%s", fdp_test_tmpdir(), name);
+	/* Replaced whole (a rename), as an editor or a deployment would. */
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "w");
+	CHECK(f != NULL);
+	fputs(text, f);
+	CHECK_INT(fclose(f), ==, 0);
+	CHECK_OK(rename(tmp, path));
+	return path;
+}
+
 /* A connected TCP socket to addr ("IP:PORT"), from source address src (NULL: any). */
 static inline int tcp_connect(const char *addr, const char *src)
 {

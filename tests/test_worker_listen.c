@@ -93,6 +93,17 @@ static int accept_wait(struct fdp_worker *w, struct fdp_conn *c)
 	return -EAGAIN;
 }
 
+/* The worker has taken all there is (as a loop does before it waits); the master drains it. */
+static void drain(struct own *o)
+{
+	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	struct fdp_conn c;
+
+	CHECK_INT(fdp_worker_accept(o->w, &c), ==, -EAGAIN);
+	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_DRAIN, flags,
+	                          fdp_proto_drain_encode(flags, 0), NULL, 0, 0));
+}
+
 TEST(a_worker_accepts_on_the_socket_a_listen_gives_it_and_counts_in_the_state)
 {
 	struct own o;
@@ -171,7 +182,6 @@ TEST(a_drain_closes_the_own_sockets_and_accept_says_eshutdown)
 {
 	struct own o;
 	struct fdp_conn c;
-	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
 	int cl, fd;
 
 	open_own(&o);
@@ -180,9 +190,7 @@ TEST(a_drain_closes_the_own_sockets_and_accept_says_eshutdown)
 	CHECK(fd >= 0);
 	close(fd);
 	close(cl);
-	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN); /* as a loop takes all there is */
-	CHECK_OK(fdp_channel_send(o.master, FDP_PROTO_DRAIN, flags, fdp_proto_drain_encode(flags, 0),
-	                          NULL, 0, 0));
+	drain(&o);
 	cl = client(&o); /* queued on the master's copy: the worker must not take it any more */
 	CHECK_INT(accept_wait(o.w, &c), ==, -ESHUTDOWN);
 	/* Nor is it woken by it: its descriptor left the epoll set with its socket. */
@@ -198,7 +206,6 @@ TEST(a_draining_workers_own_connections_leave_the_slots_counts)
 {
 	struct own o;
 	struct fdp_conn c;
-	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
 	int cl, fd;
 
 	open_own(&o);
@@ -207,9 +214,7 @@ TEST(a_draining_workers_own_connections_leave_the_slots_counts)
 	CHECK(fd >= 0);
 	o.st->count[SLOT] = 1;
 	CHECK_INT(o.st->open[SLOT], ==, 1);
-	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
-	CHECK_OK(fdp_channel_send(o.master, FDP_PROTO_DRAIN, flags, fdp_proto_drain_encode(flags, 0),
-	                          NULL, 0, 0));
+	drain(&o);
 	CHECK_INT(accept_wait(o.w, &c), ==, -ESHUTDOWN);
 	/* Still open here, but the slot's counts are its successor's now. */
 	CHECK_INT(o.st->open[SLOT], ==, 0);

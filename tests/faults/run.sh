@@ -11,7 +11,7 @@
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
 #                                                    term soak nofile upgrade-close
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
-#                                                    upgrade-kernel
+#                                                    upgrade-kernel nofile-kernel
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -31,7 +31,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -520,6 +520,7 @@ case_upgrade_keepalive() {
 case_kill9_kernel() { kernel_case case_kill9; }
 case_hup_kernel() { kernel_case case_hup_close; }
 case_upgrade_kernel() { kernel_case case_upgrade_close; }
+case_nofile_kernel() { kernel_case case_nofile; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"

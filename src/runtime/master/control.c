@@ -200,7 +200,7 @@ static void status_text(struct fdp_master *m, struct text *t)
 			    "restarts=%u\n",
 			    i, (int)p->pid, p->generation,
 			    p->drain_pending ? "draining" : fdp__proc_state_name(p->state),
-			    (unsigned long long)(p->open + fdp__kernel_open_of(m, p)),
+			    (unsigned long long)(p->open + fdp__proc_own_open(m, p)),
 			    (unsigned long long)p->served,
 			    s->restarts);
 		}

@@ -290,6 +290,16 @@ static int accepting(const struct fdp__proc *p)
 	       fdp__proc_usable(p) && !p->kill_at;
 }
 
+/*
+ * p holds as many connections as it has descriptors for (the master's conn_cap, what passing
+ * never exceeds either): its slots are taken out while it does, so that the kernel sends the
+ * rest elsewhere and the master hands on what waits there, and a full worker is not hung.
+ */
+static int full(const struct fdp_master *m, const struct fdp__proc *p)
+{
+	return m->conn_cap && p->open + fdp__proc_own_open(m, p) >= m->conn_cap;
+}
+
 /* Send p a LISTEN for every steered listener: 0, or the channel's error (p is flagged). */
 static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 {
@@ -354,7 +364,8 @@ void fdp__kernel_settle(struct fdp_master *m)
 		}
 		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++) {
 			struct fdp__kslot *k = &l->kslots[s];
-			int live = s < m->cfg.workers && accepting(m->slots[s].proc) && !m->stopping;
+			struct fdp__proc *p = s < m->cfg.workers ? m->slots[s].proc : NULL;
+			int live = accepting(p) && !full(m, p) && !m->stopping;
 
 			if (live && !fdp__steer_slot_live(l->steer, s)) {
 				/* From now: its progress counts from what it has accepted so far. */
@@ -414,7 +425,7 @@ static void check_hung(struct fdp_master *m, struct fdp__listener *l, unsigned s
 	long long wait = m->cfg.ack_timeout_ms ? m->cfg.ack_timeout_ms : FDP__ACK_WAIT_MS;
 	long queued;
 
-	if (acc != k->seen || !accepting(p)) {
+	if (acc != k->seen || !accepting(p) || full(m, p)) {
 		k->seen = acc;
 		k->stalled_since = 0;
 		return;
@@ -473,21 +484,6 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 		*next = m->kernel_next;
 }
 
-uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p)
-{
-	uint64_t open = 0;
-
-	if (!p->listening || m->slots[p->slot].proc != p)
-		return 0; /* a draining one's are not told apart from its successor's */
-	for (size_t i = 0; i < m->nlisteners; i++) {
-		const struct fdp__listener *l = &m->listeners[i];
-
-		if (l->steer && p->slot < fdp__steer_slots(l->steer))
-			open += __atomic_load_n(&fdp__steer_state(l->steer)->open[p->slot],
-			                        __ATOMIC_RELAXED);
-	}
-	return open;
-}
 
 void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
 {

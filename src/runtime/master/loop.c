@@ -35,7 +35,13 @@ static void listener_watch(struct fdp_master *m, struct fdp__listener *l, int on
 		l->registered = on;
 }
 
-static void close_listeners(struct fdp_master *m)
+/*
+ * Close the listeners. A steered one's group (its sockets filtered and emptied by the stop) is
+ * closed only with steered set, once the workers are gone: its shared state is what tells the
+ * master how many connections each worker still holds, so that none is handed one it has no
+ * descriptor for while it drains.
+ */
+static void close_listeners(struct fdp_master *m, int steered)
 {
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
@@ -47,7 +53,8 @@ static void close_listeners(struct fdp_master *m)
 			continue;
 		listener_watch(m, l, 0);
 		if (l->steer) { /* every slot's socket, slot 0's (l->fd) too */
-			fdp__kernel_close(m, l);
+			if (steered)
+				fdp__kernel_close(m, l);
 			continue;
 		}
 		/* A Unix listener's file goes with it (only in the master, not a forked worker),
@@ -267,7 +274,7 @@ void fdp_master_close(struct fdp_master *m)
 	if (!m)
 		return;
 	fdp__upgrade_close(m);
-	close_listeners(m);
+	close_listeners(m, 1);
 	fdp__control_close(m);
 	fdp__metrics_close(m);
 	while (m->procs) {
@@ -328,7 +335,7 @@ static void stop_serving(struct fdp_master *m, int upgrade)
 		fdp__log(m, FDP_LOG_INFO,
 		         "took %lu connection(s) still queued on the listeners before closing them",
 		         n);
-	close_listeners(m);
+	close_listeners(m, 0);
 	if (upgrade && m->up.ctl_handed) {
 		control_watch(m, 0);
 		fdp__control_handed(m);
@@ -631,6 +638,7 @@ int fdp_master_run(struct fdp_master *m)
 	}
 	fdp__upgrade_finish(m);
 	fdp__conns_shutdown(m);
+	close_listeners(m, 1); /* the steered groups, the workers gone: their counts are final */
 	fdp__log(m, FDP_LOG_INFO,
 	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",
 	         (unsigned long long)m->conns.accepted, (unsigned long long)m->conns.handed,

@@ -460,8 +460,6 @@ void fdp__kernel_settle(struct fdp_master *m);
 void fdp__kernel_event(struct fdp_master *m, const struct fdp__watch *w);
 void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next);
 void fdp__kernel_reattach(struct fdp_master *m);
-/* The connections p accepted itself and has not finished (0 unless p is its slot's current). */
-uint64_t fdp__kernel_open_of(const struct fdp_master *m, const struct fdp__proc *p);
 /* p is gone: what it had accepted itself and not finished is lost (counted, logged). */
 void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
 /* Bring the counts of what the workers accepted themselves up to date (status, metrics). */
@@ -489,6 +487,9 @@ void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
 int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p);
+/* Kernel dispatch: the connections p accepted itself and has not finished (0 unless p is its
+ * slot's current process: a draining one's left the slot's counts). */
+uint64_t fdp__proc_own_open(const struct fdp_master *m, const struct fdp__proc *p);
 uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);

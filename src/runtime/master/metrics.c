@@ -219,7 +219,7 @@ static void per_slot_now(struct text *t, const struct fdp_master *m, const char 
 	}
 	for (const struct fdp__proc *p = m->procs; p; p = p->next)
 		if (p->slot < m->cfg.workers) /* a slot taken away at a reload may still drain */
-			v[p->slot] += in_flight ? p->inflight.n : p->open + fdp__kernel_open_of(m, p);
+			v[p->slot] += in_flight ? p->inflight.n : p->open + fdp__proc_own_open(m, p);
 	family(t, name, "gauge", help);
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		add(t, "%s{slot=\"%u\"} %llu\n", name, i, (unsigned long long)v[i]);

@@ -10,11 +10,27 @@
 #include <string.h>
 #include <sys/resource.h>
 
+uint64_t fdp__proc_own_open(const struct fdp_master *m, const struct fdp__proc *p)
+{
+	uint64_t open = 0;
+
+	if (!p->listening || m->slots[p->slot].proc != p)
+		return 0; /* a draining one's are not told apart from its successor's */
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__steer *g = m->listeners[i].steer;
+
+		if (g && p->slot < fdp__steer_slots(g))
+			open += __atomic_load_n(&fdp__steer_state(g)->open[p->slot], __ATOMIC_RELAXED);
+	}
+	return open;
+}
+
+/* Its own connections count too (kernel dispatch): a handed one needs a descriptor as well. */
 int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p)
 {
 	return p && fdp__proc_usable(p) && (p->state == PROC_STARTING || p->state == PROC_READY) &&
 	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
-	       p->inflight.n < FDP__MAX_INFLIGHT && p->open < m->conn_cap;
+	       p->inflight.n < FDP__MAX_INFLIGHT && p->open + fdp__proc_own_open(m, p) < m->conn_cap;
 }
 
 /* The open connections a worker may hold: configured, or the descriptors it will have. */

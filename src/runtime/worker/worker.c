@@ -380,11 +380,12 @@ static void take_listen(struct fdp_worker *w)
 		goto drop;
 	}
 	close(map); /* the mapping stays */
-	o->fd = sock;
-	o->listener = l.listener;
-	o->tag = l.tag;
-	o->slot = l.slot;
-	o->st = st;
+	*o = (struct own_listener){.fd = sock,
+	                           .listener = l.listener,
+	                           .tag = l.tag,
+	                           .slot = l.slot,
+	                           .st = st,
+	                           .st_len = o->st_len};
 	w->nown++;
 	return;
 drop:
