@@ -24,7 +24,8 @@ repo=$(cd "$here/../.." && pwd)
 # from every row.
 #
 # The fdpass rows run its stream echo handler: fdp-load half-closes after the request, so the
-# handler echoes it and closes. The per-worker spread comes from the "worker N served M
+# handler echoes it and closes; the "--exec design worker" rows run dsg-fdpass-worker instead,
+# which serves the echo protocol as the pre-forked designs do (one read, one write). The per-worker spread comes from the "worker N served M
 # connections" lines fdpass logs when it stops.
 ROWS=(
 	"iterative|{bin}/dsg-iterative --stats {stats}"
@@ -43,6 +44,9 @@ ROWS=(
 	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy hash-ip --control none"
 	"fdpass serve (echo), kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy round-robin --control none"
 	"fdpass serve (echo), kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy least-conn --control none"
+	"fdpass --exec design worker, round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker {pass} --policy round-robin --control none"
+	"fdpass --exec design worker, kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker --dispatch kernel --policy round-robin --control none"
+	"fdpass --exec design worker, kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker --dispatch kernel --policy least-conn --control none"
 )
 
 usage() {
@@ -347,6 +351,10 @@ for i in "${!ROWS[@]}"; do
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
 		if [[ ${labels[$i]} == fdpass* ]] && [ "$have_fdpass_serve" = 0 ]; then
 			notes+=("${labels[$i]}: skipped, this build's fdpass has no serve command")
+			continue
+		fi
+		if [[ ${labels[$i]} == *"--exec design worker"* ]] && [ ! -x "$build/bench/designs/dsg-fdpass-worker" ]; then
+			notes+=("${labels[$i]}: skipped, this build has no bench/designs/dsg-fdpass-worker")
 			continue
 		fi
 		if [[ ${labels[$i]} == *", kernel "* ]] && [ "$dispatch_ok" = 0 ]; then
