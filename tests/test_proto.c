@@ -247,7 +247,11 @@ TEST(check_refuses_descriptors_on_every_type_but_conn)
 
 TEST(listen_round_trips)
 {
-	struct fdp_proto_listen in = {.listener = 3, .tag = 2, .slot = 1023, .state_size = 49160},
+	struct fdp_proto_listen in = {.listener = 3,
+	                              .tag = 2,
+	                              .slot = 1023,
+	                              .state_size = 49160,
+	                              .flags = FDP_PROTO_LISTEN_STEAL},
 	                        out;
 	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
 
@@ -257,6 +261,10 @@ TEST(listen_round_trips)
 	CHECK_INT(out.tag, ==, 2);
 	CHECK_INT(out.slot, ==, 1023);
 	CHECK_INT(out.state_size, ==, 49160);
+	CHECK_INT(out.flags, ==, FDP_PROTO_LISTEN_STEAL);
+	/* An older master's 12 bytes: no flags. */
+	CHECK_OK(fdp_proto_listen_decode(buf, 12, &out));
+	CHECK_INT(out.flags, ==, 0);
 }
 
 TEST(listen_shorter_than_12_bytes_is_refused_and_needs_two_descriptors)

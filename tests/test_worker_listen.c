@@ -13,6 +13,7 @@ struct own {
 	struct fdp_worker *w;
 	int lfd;                     /* the test's copy of the listening socket */
 	struct fdp__steer_state *st; /* the test's view of the state */
+	int state_fd;                /* the test's copy of it */
 	int port;
 };
 
@@ -54,10 +55,53 @@ static void open_own(struct own *o)
 	CHECK_OK(ftruncate(fds[1], sizeof(struct fdp__steer_state)));
 	o->st = mmap(NULL, sizeof(*o->st), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	CHECK(o->st != MAP_FAILED);
+	o->state_fd = fcntl(fds[1], F_DUPFD_CLOEXEC, 0);
 	fds[0] = fcntl(o->lfd, F_DUPFD_CLOEXEC, 0);
 	/* Given: the channel closes them once sent. */
 	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &l),
 	                          fds, 2, 0));
+}
+
+/* A listening socket on 127.0.0.1 (port in *port), non-blocking. */
+static int listener(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK_OK(listen(fd, 128));
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&sa, &len));
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Give o's worker slot 0's socket lfd to steal from (as the master does after its own). */
+static void send_steal(struct own *o, int lfd, int state_fd)
+{
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+	struct fdp_proto_listen l = {.listener = 2,
+	                             .tag = 5,
+	                             .slot = 0,
+	                             .state_size = sizeof(struct fdp__steer_state),
+	                             .flags = FDP_PROTO_LISTEN_STEAL};
+	int fds[2] = {fcntl(lfd, F_DUPFD_CLOEXEC, 0), fcntl(state_fd, F_DUPFD_CLOEXEC, 0)};
+
+	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &l),
+	                          fds, 2, 0));
+}
+
+static int connect_port(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_OK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	return fd;
 }
 
 static void close_own(struct own *o)
@@ -65,6 +109,7 @@ static void close_own(struct own *o)
 	fdp_worker_close(o->w);
 	fdp_channel_close(o->master);
 	munmap(o->st, sizeof(*o->st));
+	close(o->state_fd);
 	close(o->lfd);
 }
 
@@ -245,5 +290,65 @@ TEST(fdp_worker_fd_is_readable_while_a_connection_waits_on_an_own_socket)
 	CHECK(fd >= 0);
 	close(fd);
 	close(cl);
+	close_own(&o);
+}
+
+TEST(an_idle_worker_steals_a_connection_waiting_on_a_slot_whose_worker_accepts_nothing)
+{
+	struct own o;
+	struct fdp_conn c;
+	int port, other, cl, fd = -EAGAIN;
+
+	open_own(&o);
+	other = listener(&port);
+	send_steal(&o, other, o.state_fd);
+	o.st->count[0] = 1; /* the program picked slot 0 for it */
+	cl = connect_port(port);
+	/* Slot 0's accepted word never moves: after a short look it is stalled. */
+	for (int tries = 0; tries < 1000 && fd == -EAGAIN; tries++) {
+		fd = fdp_worker_accept(o.w, &c);
+		if (fd == -EAGAIN)
+			poll(NULL, 0, 1);
+	}
+	CHECK(fd >= 0);
+	CHECK(c.id & FDP_CONN_OWN);
+	CHECK_INT(c.listener, ==, 2);
+	/* Counted as this worker's: its slot up, the robbed slot's count down, stolen up. */
+	CHECK_INT(o.st->open[SLOT], ==, 1);
+	CHECK_INT(o.st->accepted[SLOT], ==, 1);
+	CHECK_INT(o.st->count[SLOT], ==, 1);
+	CHECK_INT(o.st->count[0], ==, 0);
+	CHECK_INT(o.st->stolen[0], ==, 1);
+	CHECK_INT(o.st->accepted[0], ==, 0);
+	CHECK_OK(fdp_worker_done(o.w, c.id));
+	CHECK_INT(o.st->open[SLOT], ==, 0);
+	CHECK_INT(o.st->count[SLOT], ==, 0);
+	close(fd);
+	close(cl);
+	close(other);
+	close_own(&o);
+}
+
+TEST(a_slot_whose_worker_keeps_accepting_is_not_robbed)
+{
+	struct own o;
+	struct fdp_conn c;
+	int port, other, cl, fd;
+
+	open_own(&o);
+	other = listener(&port);
+	send_steal(&o, other, o.state_fd);
+	cl = connect_port(port);
+	for (int tries = 0; tries < 50; tries++) {
+		o.st->accepted[0]++; /* slot 0's worker makes progress */
+		CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
+		poll(NULL, 0, 1);
+	}
+	fd = accept4(other, NULL, NULL, SOCK_CLOEXEC); /* still there, for its own worker */
+	CHECK(fd >= 0);
+	CHECK_INT(o.st->stolen[0], ==, 0);
+	close(fd);
+	close(cl);
+	close(other);
 	close_own(&o);
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define FDP__KERNEL_TICK_MS   250
+#define FDP__KERNEL_STEAL_MAX 32 /* up to this many slots, each worker gets every slot's socket */
 #define FDP__KERNEL_RESYNC_MS 1000
 
 static enum fdp_dispatch listener_dispatch(const struct fdp_master *m, size_t i)
@@ -301,40 +302,72 @@ static int full(const struct fdp_master *m, const struct fdp__proc *p)
 }
 
 /* Send p a LISTEN for every steered listener: 0, or the channel's error (p is flagged). */
+/* One LISTEN to p: slot's socket of listener i, and the state. 0, or an error (see below). */
+static int send_listen(struct fdp_master *m, struct fdp__proc *p, size_t i, unsigned slot,
+                       uint32_t flags)
+{
+	struct fdp__listener *l = &m->listeners[i];
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+	struct fdp_proto_listen msg = {.listener = (unsigned)i,
+	                               .tag = l->tag,
+	                               .slot = slot,
+	                               .state_size = sizeof(struct fdp__steer_state),
+	                               .flags = flags};
+	int fds[2], err;
+
+	fds[0] = fcntl(fdp__steer_fd(l->steer, slot), F_DUPFD_CLOEXEC, 0);
+	fds[1] = fds[0] < 0 ? -1 : fcntl(fdp__steer_state_fd(l->steer), F_DUPFD_CLOEXEC, 0);
+	if (fds[1] < 0) {
+		err = -errno;
+		if (fds[0] >= 0)
+			close(fds[0]);
+		return err; /* out of descriptors: tried again at the next settling */
+	}
+	/* Given: the channel closes them once the message has left (or on failure). */
+	err = fdp_channel_send(p->ch, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &msg), fds,
+	                       2, FDP_CHANNEL_MORE);
+	if (err < 0) {
+		if (err != -ENOBUFS)
+			fdp__proc_flag_lost(m, p, err);
+		return err;
+	}
+	p->dirty = 1;
+	return 0;
+}
+
+/*
+ * Send p its LISTENs, per steered listener its own slot's socket first, then (stealing, with
+ * at most FDP__KERNEL_STEAL_MAX slots) every other slot's: 0, or the channel's error (p is
+ * flagged) or -EAGAIN (its slot has no socket yet: a reload's grow failed). p->listen_next
+ * counts the LISTENs sent, so that a later call goes on where this one stopped.
+ */
 static int send_listens(struct fdp_master *m, struct fdp__proc *p)
 {
-	for (size_t i = p->listen_next; i < m->nlisteners; i++, p->listen_next = (unsigned)i) {
+	unsigned n = 0;
+
+	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		unsigned char buf[FDP_PROTO_LISTEN_SIZE];
-		struct fdp_proto_listen msg = {.listener = (unsigned)i,
-		                               .tag = l->tag,
-		                               .slot = p->slot,
-		                               .state_size = sizeof(struct fdp__steer_state)};
-		int fds[2], err;
+		unsigned slots, active;
 
 		if (!l->steer)
 			continue;
-		if (p->slot >= fdp__steer_slots(l->steer))
-			return -EAGAIN; /* a reload's grow failed: no socket yet; tried again later */
-		fds[0] = fcntl(fdp__steer_fd(l->steer, p->slot), F_DUPFD_CLOEXEC, 0);
-		fds[1] = fds[0] < 0 ? -1 : fcntl(fdp__steer_state_fd(l->steer), F_DUPFD_CLOEXEC, 0);
-		if (fds[1] < 0) {
-			err = -errno;
-			if (fds[0] >= 0)
-				close(fds[0]);
-			return err; /* out of descriptors: tried again at the next settling */
+		slots = fdp__steer_slots(l->steer);
+		active = fdp__steer_active(l->steer);
+		if (p->slot >= slots)
+			return -EAGAIN;
+		for (unsigned k = 0; k <= (active <= FDP__KERNEL_STEAL_MAX ? active : 0); k++) {
+			/* k 0: its own slot; then the others below the count, each once. */
+			unsigned slot = k == 0 ? p->slot : k - 1;
+			int err;
+
+			if ((k > 0 && (slot == p->slot || slot >= slots)) || n++ < p->listen_next)
+				continue;
+			err = send_listen(m, p, i, slot, k ? FDP_PROTO_LISTEN_STEAL : 0);
+			if (err < 0)
+				return err;
+			p->listen_next = n;
 		}
-		/* Given: the channel closes them once the message has left (or on failure). */
-		err = fdp_channel_send(p->ch, FDP_PROTO_LISTEN, buf,
-		                       fdp_proto_listen_encode(buf, &msg), fds, 2, FDP_CHANNEL_MORE);
-		if (err < 0) {
-			if (err != -ENOBUFS)
-				fdp__proc_flag_lost(m, p, err);
-			return err;
-		}
-		p->dirty = 1;
 	}
-	p->listen_next = (unsigned)m->nlisteners;
 	p->listening = 1;
 	return 0;
 }
@@ -422,16 +455,20 @@ static void check_hung(struct fdp_master *m, struct fdp__listener *l, unsigned s
 	struct fdp__kslot *k = &l->kslots[s];
 	struct fdp__proc *p = m->slots[s].proc;
 	uint32_t acc = __atomic_load_n(&fdp__steer_state(l->steer)->accepted[s], __ATOMIC_RELAXED);
+	uint32_t stolen = __atomic_load_n(&fdp__steer_state(l->steer)->stolen[s], __ATOMIC_RELAXED);
 	long long wait = m->cfg.ack_timeout_ms ? m->cfg.ack_timeout_ms : FDP__ACK_WAIT_MS;
+	int robbed = stolen != k->stolen_seen;
 	long queued;
 
+	k->stolen_seen = stolen;
 	if (acc != k->seen || !accepting(p) || full(m, p)) {
 		k->seen = acc;
 		k->stalled_since = 0;
 		return;
 	}
+	/* Work waited for it: queued now, or taken by the others since the last look. */
 	queued = fdp__steer_queued(l->steer, s);
-	if (queued <= 0) {
+	if (queued <= 0 && !robbed) {
 		k->stalled_since = 0;
 		return;
 	}
@@ -444,9 +481,9 @@ static void check_hung(struct fdp_master *m, struct fdp__listener *l, unsigned s
 	m->conns.ack_timeouts++;
 	m->slots[s].ack_timeouts++;
 	fdp__log(m, FDP_LOG_WARN,
-	         "worker %u pid %d accepted none of the %ld connection(s) waiting on its socket "
-	         "for %lld ms: killing it; they go to other workers",
-	         s, (int)p->pid, queued, now - k->stalled_since);
+	         "worker %u pid %d accepted none of the connections waiting on its socket for "
+	         "%lld ms (%ld waiting now): killing it; they go to other workers",
+	         s, (int)p->pid, now - k->stalled_since, queued < 0 ? 0 : queued);
 	k->stalled_since = 0;
 	fdp__proc_flag_lost(m, p, -ETIMEDOUT);
 	m->kernel_dirty = 1;

@@ -102,6 +102,7 @@ struct fdp__kslot {
 	long long paused_until;   /* accept() failed on it (EMFILE...): not watched until then */
 	uint32_t seen;            /* the worker's accepted[] word at the last look */
 	uint32_t counted;         /* and what of it is in the listener's kaccepted */
+	uint32_t stolen_seen;     /* the stolen[] word at the last look (other workers took) */
 	long long stalled_since;  /* connections queued and none accepted since (0: not) */
 	struct fdp__watch w;
 };

@@ -162,6 +162,7 @@ size_t fdp_proto_listen_encode(unsigned char buf[FDP_PROTO_LISTEN_SIZE],
 	fdp__put16(buf + 2, (uint16_t)l->tag);
 	fdp__put32(buf + 4, l->slot);
 	fdp__put32(buf + 8, l->state_size);
+	fdp__put32(buf + 12, l->flags);
 	return FDP_PROTO_LISTEN_SIZE;
 }
 
@@ -169,13 +170,14 @@ int fdp_proto_listen_decode(const void *payload, size_t len, struct fdp_proto_li
 {
 	const unsigned char *p = payload;
 
-	/* Longer is fine: a newer master may append fields. */
-	if (len < FDP_PROTO_LISTEN_SIZE)
+	/* Longer is fine: a newer master may append fields; flags came later. */
+	if (len < FDP_PROTO_LISTEN_MIN)
 		return -EPROTO;
 	l->listener = fdp__get16(p);
 	l->tag = fdp__get16(p + 2);
 	l->slot = fdp__get32(p + 4);
 	l->state_size = fdp__get32(p + 8);
+	l->flags = len >= FDP_PROTO_LISTEN_SIZE ? fdp__get32(p + 12) : 0;
 	return 0;
 }
 

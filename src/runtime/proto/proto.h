@@ -66,12 +66,20 @@ struct fdp_proto_hello {
 /* ACCEPTS: u32 flags, none defined yet (sent as zero). */
 #define FDP_PROTO_ACCEPTS_SIZE 4
 
-/* LISTEN: u16 listener, u16 tag, u32 slot, u32 the state's size; the socket, the state map. */
-#define FDP_PROTO_LISTEN_SIZE 12
+/*
+ * LISTEN: u16 listener, u16 tag, u32 slot, u32 the state's size, u32 flags (absent: 0); the
+ * socket, the state map. With FDP_PROTO_LISTEN_STEAL the socket is another slot's: the worker
+ * does not wait on it, but may take a connection that waits there while that slot's worker
+ * has stopped accepting (docs/STEERING.md, "Stealing").
+ */
+#define FDP_PROTO_LISTEN_SIZE  16
+#define FDP_PROTO_LISTEN_MIN   12
+#define FDP_PROTO_LISTEN_STEAL 0x1
 struct fdp_proto_listen {
 	unsigned listener, tag;
-	uint32_t slot;       /* the worker's index in the state's per-slot arrays */
+	uint32_t slot;       /* the socket's slot in the state's per-slot arrays */
 	uint32_t state_size; /* sizeof(struct fdp__steer_state) of the master that sent it */
+	uint32_t flags;
 };
 
 /*
@@ -100,6 +108,8 @@ struct fdp__steer_state {
 	 * and how many it ever accepted (wrapping; the master reads its progress from it). */
 	uint32_t open[FDP_PROTO_STEER_SLOTS];
 	uint32_t accepted[FDP_PROTO_STEER_SLOTS];
+	/* Connections other workers took from the slot's queue (stealing; wrapping). */
+	uint32_t stolen[FDP_PROTO_STEER_SLOTS];
 };
 
 /* ACK and DONE: an array of 8-byte ids; at most this many in one message. */

@@ -57,7 +57,18 @@ struct own_listener {
 	 * longer in the slot's counts, which are the successor's from then on. */
 	uint32_t open;
 	int detached;
+	/* A steal entry (LISTEN with FDP_PROTO_LISTEN_STEAL): another slot's socket, not
+	 * watched; home is our own entry of the same listener, whose mapping st is (st_len 0:
+	 * not ours to unmap) and on whose slot what we take is counted. seen and since: that
+	 * slot's accepted word at our last look and when it last moved (microseconds). */
+	int steal;
+	size_t home;
+	uint32_t seen;
+	long long since_us;
 };
+
+/* A slot whose worker accepted nothing this long while we look is stalled: we may steal. */
+#define STEAL_AFTER_US 200
 
 /* An own connection's id: FDP_PROTO_OWN_ID, its listener's place in own[], a sequence. */
 #define OWN_INDEX_SHIFT 48
@@ -276,7 +287,8 @@ void fdp_worker_close(struct fdp_worker *w)
 	for (size_t i = 0; i < w->nown; i++) {
 		if (w->own[i].fd >= 0)
 			close(w->own[i].fd);
-		munmap(w->own[i].st, w->own[i].st_len);
+		if (w->own[i].st_len) /* a steal entry borrows its home's mapping */
+			munmap(w->own[i].st, w->own[i].st_len);
 	}
 	free(w->own);
 	if (w->ep >= 0)
@@ -349,6 +361,33 @@ fail:
 	return err;
 }
 
+/*
+ * A steal LISTEN (room for it made in own[]): kept beside our own entry of its listener
+ * (which the master sends first), with that entry's mapping; the map descriptor is closed.
+ */
+static void take_steal(struct fdp_worker *w, const struct fdp_proto_listen *l, int sock, int map)
+{
+	size_t home = w->nown;
+
+	close(map);
+	for (size_t i = 0; i < w->nown; i++)
+		if (!w->own[i].steal && w->own[i].listener == l->listener)
+			home = i;
+	if (home == w->nown || l->slot == w->own[home].slot ||
+	    l->state_size < offsetof(struct fdp__steer_state, stolen) +
+	                            sizeof(((struct fdp__steer_state *)0)->stolen)) {
+		close(sock);
+		return;
+	}
+	w->own[w->nown++] = (struct own_listener){.fd = sock,
+	                                          .listener = l->listener,
+	                                          .tag = l->tag,
+	                                          .slot = l->slot,
+	                                          .st = w->own[home].st,
+	                                          .steal = 1,
+	                                          .home = home};
+}
+
 /* Take the socket and the state of a LISTEN (checked), unless draining. A failure drops it:
  * the slot's connections then wait for the master, which notices no progress on them. */
 static void take_listen(struct fdp_worker *w)
@@ -370,6 +409,10 @@ static void take_listen(struct fdp_worker *w)
 	if (!o)
 		goto drop;
 	w->own = o;
+	if (l.flags & FDP_PROTO_LISTEN_STEAL) {
+		take_steal(w, &l, sock, map);
+		return;
+	}
 	o = &w->own[w->nown];
 	o->st_len = ((size_t)l.state_size + (size_t)page - 1) & ~((size_t)page - 1);
 	st = mmap(NULL, o->st_len, PROT_READ | PROT_WRITE, MAP_SHARED, map, 0);
@@ -403,7 +446,7 @@ static int pause_own(struct fdp_worker *w)
 	struct epoll_event ev = {.events = 0};
 
 	for (size_t i = 0; !w->own_paused && i < w->nown; i++)
-		if (w->own[i].fd >= 0)
+		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
 	w->own_paused = 1;
 	return -EAGAIN;
@@ -414,7 +457,7 @@ static void resume_own(struct fdp_worker *w)
 	struct epoll_event ev = {.events = EPOLLIN};
 
 	for (size_t i = 0; w->own_paused && i < w->nown; i++)
-		if (w->own[i].fd >= 0)
+		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
 	w->own_paused = 0;
 }
@@ -443,7 +486,7 @@ static void close_own(struct fdp_worker *w)
 		}
 		o->fd = -1;
 		/* What we still hold leaves the slot's counts: they are its next worker's. */
-		for (uint32_t k = 0; !o->detached && k < o->open; k++) {
+		for (uint32_t k = 0; !o->steal && !o->detached && k < o->open; k++) {
 			count_down(&o->st->count[o->slot]);
 			count_down(&o->st->open[o->slot]);
 		}
@@ -492,7 +535,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 		socklen_t len = sizeof(peer);
 		int fd;
 
-		if (o->fd < 0)
+		if (o->fd < 0 || o->steal)
 			continue;
 		do
 			fd = accept4(o->fd, (struct sockaddr *)&peer, &len,
@@ -520,6 +563,69 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 		return fd;
 	}
 	w->own_burst = 0;
+	return -EAGAIN;
+}
+
+static long long now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/*
+ * Our own queues are empty: take a connection waiting on a slot whose worker has accepted
+ * nothing for STEAL_AFTER_US while we looked (stopped by a long request, say), so that it
+ * does not wait for that worker. Counted as ours: our slot's open, accepted and least-conn
+ * count go up, the other slot's count down (the program counted it there), and its stolen
+ * word up (the master's evidence that the slot had work it did not take). Returns the socket
+ * or -EAGAIN.
+ */
+static int try_steal(struct fdp_worker *w, struct fdp_conn *conn)
+{
+	long long now = 0;
+
+	for (size_t i = 0; i < w->nown; i++) {
+		struct own_listener *e = &w->own[i], *home;
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		uint32_t acc;
+		int fd;
+
+		if (!e->steal || e->fd < 0)
+			continue;
+		if (!now)
+			now = now_us();
+		acc = __atomic_load_n(&e->st->accepted[e->slot], __ATOMIC_RELAXED);
+		if (acc != e->seen || !e->since_us) {
+			e->seen = acc;
+			e->since_us = now;
+			continue;
+		}
+		if (now - e->since_us < STEAL_AFTER_US)
+			continue;
+		fd = accept4(e->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			e->since_us = now; /* nothing waits there: look again later */
+			continue;
+		}
+		home = &w->own[e->home];
+		memset(conn, 0, sizeof(*conn));
+		conn->id = FDP_PROTO_OWN_ID | ((uint64_t)e->home << OWN_INDEX_SHIFT) |
+		           (++w->own_seq & OWN_SEQ_MASK);
+		conn->listener = e->listener;
+		conn->tag = e->tag;
+		conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
+		memcpy(&conn->peer, &peer, conn->peer_len);
+		__atomic_fetch_add(&home->st->open[home->slot], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&home->st->accepted[home->slot], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&home->st->count[home->slot], 1, __ATOMIC_RELAXED);
+		count_down(&e->st->count[e->slot]);
+		__atomic_fetch_add(&e->st->stolen[e->slot], 1, __ATOMIC_RELAXED);
+		home->open++;
+		return fd;
+	}
 	return -EAGAIN;
 }
 
@@ -744,6 +850,8 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	 * after a full burst: the caller gets its -EAGAIN, and its other connections a turn). */
 	if (!w->gone && !w->draining && !w->own_capped) {
 		fd = accept_own(w, conn);
+		if (fd == -EAGAIN && !w->own_paused)
+			fd = try_steal(w, conn);
 		if (fd != -EAGAIN)
 			return fd;
 	}
