@@ -50,3 +50,35 @@ machine() {
 	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 	echo "${model:-unknown CPU}, $(nproc) CPUs, Linux $(uname -r)"
 }
+
+# Process $1's own time on a CPU so far, in nanoseconds: the first field of schedstat summed
+# over its threads (0 where the kernel keeps no schedstat). Precise where /proc/PID/stat's
+# clock ticks (10 ms) are not: a master's fraction of a µs per connection.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s + 0 }'; }
+
+# The first child of process $1 (fdp-rusage's: the server it started), once it exists.
+first_child() {
+	local p
+	for _ in $(seq 100); do
+		p=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
+		p=${p%% *}
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
+
+# Does fdpass ($1) serve take --dispatch? Asked by parsing it before --help, so a
+# build that has the option answers yes whether or not its help text names it.
+have_dispatch() { "$1" serve --dispatch pass --help >/dev/null 2>&1; }
+
+# Does the server's log ($2) agree with its row or command ($1)? One that asks for kernel
+# dispatch must have a listener that says "kernel dispatch (" (not fallen back to passing);
+# any other must have none (a passing row stays passing whatever the build's default).
+kernel_dispatched() {
+	if [[ $1 == *"kernel"* ]]; then
+		grep -q ': kernel dispatch (' "$2" 2>/dev/null
+	else
+		! grep -q ': kernel dispatch (' "$2" 2>/dev/null
+	fi
+}

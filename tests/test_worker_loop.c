@@ -638,3 +638,91 @@ TEST(an_echo_client_that_sends_without_reading_is_not_read_past_the_output_limit
 	close(c);
 	close(s);
 }
+
+/* Send one http request on a handed-over connection and read until the worker closes. */
+static size_t http_read_to_eof(int client, const char *req, char *buf, size_t size)
+{
+	size_t got = 0;
+
+	CHECK_INT(send(client, req, strlen(req), MSG_NOSIGNAL), ==, strlen(req));
+	for (;;) {
+		ssize_t n;
+
+		CHECK(got < size - 1);
+		fdp_test_wait_readable(client, 5000);
+		n = read(client, buf + got, size - 1 - got);
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return got;
+}
+
+TEST(an_http_request_for_pad_n_is_answered_with_the_worker_line_padded_to_n_bytes)
+{
+	static char buf[300000];
+	struct loop t;
+	const char *body;
+	size_t got;
+	int c, s;
+
+	loop_start(&t, &fdpass_handler_http);
+	c = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, &s);
+	got = http_read_to_eof(c,
+	                       "GET /pad/262144 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+	                       buf, sizeof(buf));
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	CHECK(strstr(buf, "Content-Length: 262144\r\n") != NULL);
+	body = strstr(buf, "\r\n\r\n") + 4;
+	CHECK_INT(got - (size_t)(body - buf), ==, 262144);
+	CHECK(strncmp(body, "worker=0 ", 9) == 0);
+	CHECK(strchr(body, '\n') != NULL);
+	/* After the line, nothing but padding. */
+	CHECK_INT(strspn(strchr(body, '\n') + 1, "x"), ==,
+	          (size_t)(buf + got - strchr(body, '\n') - 1));
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c);
+	close(s);
+}
+
+TEST(an_http_request_for_pad_beyond_one_mib_gets_the_plain_answer)
+{
+	static char buf[4096];
+	struct loop t;
+	int c, s;
+
+	loop_start(&t, &fdpass_handler_http);
+	c = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, &s);
+	http_read_to_eof(c, "GET /pad/1048577 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+	                 buf, sizeof(buf));
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	/* The line alone: under 256 bytes, and all of it what Content-Length says. */
+	CHECK_INT(strlen(strstr(buf, "\r\n\r\n") + 4), <, 256);
+	CHECK_INT(strlen(strstr(buf, "\r\n\r\n") + 4), ==,
+	          (size_t)atoi(strstr(buf, "Content-Length: ") + 16));
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c);
+	close(s);
+}
+
+TEST(an_http_request_for_sleep_n_is_answered_no_sooner_than_n_microseconds)
+{
+	static char buf[4096];
+	struct loop t;
+	long long start;
+	int c, s;
+
+	loop_start(&t, &fdpass_handler_http);
+	c = send_conn_keep(t.master, 1, FDPASS_TAG_HTTP, &s);
+	start = now_ms();
+	http_read_to_eof(c, "GET /sleep/200000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+	                 buf, sizeof(buf));
+	CHECK_INT(now_ms() - start, >=, 200);
+	CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	CHECK(strstr(strstr(buf, "\r\n\r\n"), "worker=0 ") != NULL);
+	CHECK_INT(loop_stop(&t), ==, 1);
+	close(c);
+	close(s);
+}

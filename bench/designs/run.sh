@@ -18,12 +18,14 @@ repo=$(cd "$here/../.." && pwd)
 # build folder, {build} the build folder, {workers} the pool size, {stats} a file the server may
 # write "served <worker> <count>" lines to on exit, {port} a free port for servers that
 # cannot pick one (otherwise a server prints "ready <port>" on stdout, or logs fdpass's
-# "listening on HOST:PORT" and "ready:" lines on stderr). The check is fdp-load's --check,
+# "listening on HOST:PORT" and "ready:" lines on stderr); {pass} is "--dispatch pass" where
+# the build takes --dispatch (its default is auto), else nothing. The check is fdp-load's --check,
 # echo unless given. The first row is the baseline whose CPU per connection is subtracted
 # from every row.
 #
 # The fdpass rows run its stream echo handler: fdp-load half-closes after the request, so the
-# handler echoes it and closes. The per-worker spread comes from the "worker N served M
+# handler echoes it and closes; the "--exec design worker" rows run dsg-fdpass-worker instead,
+# which serves the echo protocol as the pre-forked designs do (one read, one write). The per-worker spread comes from the "worker N served M
 # connections" lines fdpass logs when it stops.
 ROWS=(
 	"iterative|{bin}/dsg-iterative --stats {stats}"
@@ -37,9 +39,14 @@ ROWS=(
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
 	"pre-forked, passing floor|{bin}/dsg-prefork-pass-floor -w {workers} --stats {stats}"
-	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy round-robin --control none"
-	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy least-conn --control none"
-	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --policy hash-ip --control none"
+	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy round-robin --control none"
+	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy least-conn --control none"
+	"fdpass serve (echo), hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy hash-ip --control none"
+	"fdpass serve (echo), kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy round-robin --control none"
+	"fdpass serve (echo), kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo --dispatch kernel --policy least-conn --control none"
+	"fdpass --exec design worker, round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker {pass} --policy round-robin --control none"
+	"fdpass --exec design worker, kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker --dispatch kernel --policy round-robin --control none"
+	"fdpass --exec design worker, kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --exec {bin}/dsg-fdpass-worker --dispatch kernel --policy least-conn --control none"
 )
 
 usage() {
@@ -107,7 +114,7 @@ trap 'exit 130' INT TERM
 
 # One row (its command), one round. Leaves <base>.{json,cpu,stats,out,err} and <base>.fail on failure.
 run_one() {
-	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src
+	local cmd=$1 base=$2 check=echo port="" fixed="" argv lrc src lead ns0
 	if [[ $cmd == *"|"* ]]; then
 		check=${cmd##*|}
 		cmd=${cmd%|*}
@@ -115,6 +122,7 @@ run_one() {
 	cmd=${cmd//\{bin\}/$build/bench/designs}
 	cmd=${cmd//\{build\}/$build}
 	cmd=${cmd//\{workers\}/$workers}
+	cmd=${cmd//\{pass\}/$pass_opt}
 	cmd=${cmd//\{stats\}/$base.stats}
 	if [[ $cmd == *"{port}"* ]]; then
 		fixed=$(free_port) || { echo "no free port" >"$base.fail"; return 1; }
@@ -130,8 +138,18 @@ run_one() {
 		server_pid=""
 		return 1
 	fi
+	if ! kernel_dispatched "$cmd" "$base.err"; then
+		echo "dispatch not as the row says: $(grep -m 1 -i 'dispatch' "$base.err")" >"$base.fail"
+		kill -TERM "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+		server_pid=""
+		return 1
+	fi
+	# The server's first process: its own CPU during the load (the master, the parent).
+	lead=$(first_child "$server_pid") && ns0=$(cpu_ns "$lead")
 	"$load" --json --check "$check" -s "$size" "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 	lrc=$?
+	[ -n "$lead" ] && [ "$have_schedstat" = 1 ] && echo "lead_ns $(($(cpu_ns "$lead") - ns0))" >"$base.lead"
 	# A server that writes no stats: the spread from the worker=N its answers named.
 	if [ ! -s "$base.stats" ] && [ "$check" = http ]; then
 		sed -n 's/.*"workers":\[\([0-9,]*\)\].*/\1/p' "$base.json" |
@@ -147,6 +165,10 @@ run_one() {
 			echo "pool 1"
 			sed -n 's/.* worker \([0-9]*\) served \([0-9]*\) connections$/served \1 \2/p' "$base.err"
 		} >"$base.stats"
+		# A count of 0 for every worker after a load that completed connections says the
+		# log does not count them (the workers accepted them themselves): no spread, then.
+		awk '$1 == "served" { s += $3 } END { exit !(s == 0) }' "$base.stats" &&
+			[ "$(json_num "$base.json" completed)" != 0 ] && : >"$base.stats"
 	fi
 	if [ "$lrc" != 0 ]; then
 		echo "load client exit $lrc: $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' "$base.json") $(tail -n 2 "$base.err")" >"$base.fail"
@@ -160,6 +182,7 @@ run_one() {
 # every round succeeded.
 summarise_row() {
 	local i=$1 r base vals_cps="" vals_cpu="" vals_csw="" vals_p50="" vals_p99="" errs=0 fail=""
+	local vals_lead=""
 	local served="" pool=""
 	for r in $(seq "$rounds"); do
 		base=$pass_dir/$i.$r
@@ -176,6 +199,9 @@ summarise_row() {
 		if [ -n "$cpu" ] && [ "${completed:-0}" -gt 0 ]; then
 			vals_cpu+="$(awk -v c="$cpu" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
+		if [ -s "$base.lead" ] && [ "${completed:-0}" -gt 0 ]; then
+			vals_lead+="$(awk -v c="$(kv "$base.lead" lead_ns)" -v n="$completed" 'BEGIN { print c / n / 1000 }')"$'\n'
+		fi
 		if [ -n "$csw" ] && [ "${completed:-0}" -gt 0 ]; then
 			vals_csw+="$(awk -v c="$csw" -v n="$completed" 'BEGIN { print c / n }')"$'\n'
 		fi
@@ -190,6 +216,7 @@ summarise_row() {
 	row_cps[$i]=$(printf %s "$vals_cps" | median)
 	row_cpu[$i]=$(printf %s "$vals_cpu" | median)
 	row_csw[$i]=$(printf %s "$vals_csw" | median)
+	row_lead[$i]=$(printf %s "$vals_lead" | median)
 	row_p50[$i]=$(printf %s "$vals_p50" | median)
 	row_p99[$i]=$(printf %s "$vals_p99" | median)
 	row_errs[$i]=$errs
@@ -205,17 +232,18 @@ spread() {
 
 table() {
 	local base_cpu=${row_cpu[0]:-0} i
-	echo "| design | conn/s | CPU µs/conn | minus iterative | switches/conn | p50 µs | p99 µs | spread max/min | served per worker | errors |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+	echo "| design | conn/s | CPU µs/conn | minus iterative | first process µs/conn | switches/conn | p50 µs | p99 µs | spread max/min | served per worker | errors |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 	for i in "${!labels[@]}"; do
 		[ -n "${row_ran[$i]:-}" ] || continue
-		local cpu=${row_cpu[$i]} csw=${row_csw[$i]} net="–" note=""
+		local cpu=${row_cpu[$i]} csw=${row_csw[$i]} lead=${row_lead[$i]} net="–" note=""
+		[ -n "$lead" ] && lead=$(awk -v a="$lead" 'BEGIN { printf "%.2f", a }')
 		[ -n "$cpu" ] && [ "$i" != 0 ] && net=$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN { printf "%.1f", a - b }')
 		[ -n "$cpu" ] && cpu=$(awk -v a="$cpu" 'BEGIN { printf "%.1f", a }')
 		[ -n "$csw" ] && csw=$(awk -v a="$csw" 'BEGIN { printf "%.2f", a }')
 		[ -n "${row_fail[$i]}" ] && note=" **FAILED**"
-		printf "| %s%s | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
-			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
+		printf "| %s%s | %.0f | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n" "${labels[$i]}" "$note" \
+			"${row_cps[$i]:-0}" "${cpu:-–}" "$net" "${lead:-–}" "${csw:-–}" "${row_p50[$i]:-0}" "${row_p99[$i]:-0}" \
 			"$(spread "${row_served[$i]}")" "${row_served[$i]:-–}" "${row_errs[$i]}"
 	done
 }
@@ -236,6 +264,10 @@ write_doc() {
 		echo "  (fdp-rusage), divided by completed connections; \"minus iterative\" subtracts the"
 		echo "  iterative server's figure, leaving the cost of process control as in UNP ch. 30."
 		echo "  Switches: the tree's context switches (voluntary and involuntary) per connection."
+		echo "  First process: the server's first process alone during the load (its time on a CPU,"
+		echo "  /proc/PID/task/*/schedstat): the parent that accepts and passes, fdpass's master"
+		echo "  (off the path with \`--dispatch kernel\`), an idle parent, or the whole server where it is"
+		echo "  one process (iterative, the threaded designs)."
 		echo "- Spread: max/min of the connections each worker served (pools only); n/0 means"
 		echo "  some worker served none."
 		echo "- The fdpass rows run \`fdpass serve --handler echo\`, a stream echo: the client half-closes"
@@ -305,14 +337,28 @@ if [ "$smoke" = 0 ] && ! command -v gnuplot >/dev/null && [ "$(id -u)" = 0 ] && 
 fi
 
 labels=() row_ran=() notes=()
-declare -a row_cps row_cpu row_csw row_p50 row_p99 row_errs row_fail row_served
-have_fdpass_serve=0
+declare -a row_cps row_cpu row_csw row_lead row_p50 row_p99 row_errs row_fail row_served
+have_schedstat=0
+[ -r /proc/self/schedstat ] && have_schedstat=1
+have_fdpass_serve=0 dispatch_ok=0
 "$build/fdpass" serve --help >/dev/null 2>&1 && have_fdpass_serve=1
+have_dispatch "$build/fdpass" && dispatch_ok=1
+# The passing rows ask for passing where the build could do otherwise (its default is auto).
+pass_opt=""
+[ "$dispatch_ok" = 1 ] && pass_opt="--dispatch pass"
 for i in "${!ROWS[@]}"; do
 	labels[$i]=${ROWS[$i]%%|*}
 	if [ "$i" = 0 ] || [ -z "$only" ] || [[ ${labels[$i]} =~ $only ]]; then
 		if [[ ${labels[$i]} == fdpass* ]] && [ "$have_fdpass_serve" = 0 ]; then
 			notes+=("${labels[$i]}: skipped, this build's fdpass has no serve command")
+			continue
+		fi
+		if [[ ${labels[$i]} == *"--exec design worker"* ]] && [ ! -x "$build/bench/designs/dsg-fdpass-worker" ]; then
+			notes+=("${labels[$i]}: skipped, this build has no bench/designs/dsg-fdpass-worker")
+			continue
+		fi
+		if [[ ${labels[$i]} == *", kernel "* ]] && [ "$dispatch_ok" = 0 ]; then
+			notes+=("${labels[$i]}: skipped, this build's fdpass serve has no --dispatch")
 			continue
 		fi
 		row_ran[$i]=1

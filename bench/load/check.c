@@ -5,9 +5,11 @@
  *       a half-close; the server writes the same 4 + N bytes back and closes. Servers that
  *       read the length stop there; a plain stream echo stops at the half-close. See
  *       bench/designs/README.md.
- * http: a GET with "Connection: close", padded to -s bytes with an X-Pad header when -s is
- *       larger than the bare request; the response must be a 2xx HTTP/1.x response whose body
- *       is exactly Content-Length bytes, followed by the server closing.
+ * http: a GET of --path (default /) with "Connection: close", padded to -s bytes with an X-Pad
+ *       header when -s is larger than the bare request; with --heavy, a share of the
+ *       connections GET another path (a large answer). The response must be a 2xx HTTP/1.x
+ *       response whose body is exactly Content-Length bytes (or chunked, ending with its last
+ *       chunk), followed by the server closing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "load.h"
 
 #define LOAD_HTTP_CAP   (64 * 1024)
+#define LOAD_HEAVY_CAP  (LOAD_HTTP_CAP + (2u << 20)) /* with --heavy: answers up to 2 MiB */
 #define LOAD_ECHO_LIMIT (1u << 20) /* the design servers refuse larger requests */
 
 static int request_echo(struct load_config *cfg)
@@ -40,38 +43,56 @@ static int request_echo(struct load_config *cfg)
 	return 0;
 }
 
-static int request_http(struct load_config *cfg)
+/* A GET of path with Connection: close, padded to cfg->size with an X-Pad header. */
+static int request_http(const struct load_config *cfg, const char *path, unsigned char **out,
+                        size_t *outlen)
 {
-	static const char head[] = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+	static const char get[] = "GET ";
+	static const char rest[] = " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
 	static const char pad[] = "X-Pad: ";
-	size_t base = sizeof(head) - 1 + 2, len = base, at;
+	size_t plen = strlen(path);
+	size_t headlen = sizeof(get) - 1 + plen + sizeof(rest) - 1;
+	size_t base = headlen + 2, len = base, at;
+	unsigned char *req;
 
 	/* Padding needs room for its own name and line end. */
 	if (cfg->size > base + sizeof(pad) - 1 + 2)
 		len = cfg->size;
-	cfg->request = malloc(len);
-	if (!cfg->request)
+	req = malloc(len);
+	if (!req)
 		return -ENOMEM;
-	memcpy(cfg->request, head, sizeof(head) - 1);
-	at = sizeof(head) - 1;
+	memcpy(req, get, sizeof(get) - 1);
+	memcpy(req + sizeof(get) - 1, path, plen);
+	memcpy(req + sizeof(get) - 1 + plen, rest, sizeof(rest) - 1);
+	at = headlen;
 	if (len > base) {
 		size_t fill = len - base - (sizeof(pad) - 1) - 2;
-		memcpy(cfg->request + at, pad, sizeof(pad) - 1);
+		memcpy(req + at, pad, sizeof(pad) - 1);
 		at += sizeof(pad) - 1;
-		memset(cfg->request + at, 'x', fill);
+		memset(req + at, 'x', fill);
 		at += fill;
-		memcpy(cfg->request + at, "\r\n", 2);
+		memcpy(req + at, "\r\n", 2);
 		at += 2;
 	}
-	memcpy(cfg->request + at, "\r\n", 2);
-	cfg->request_len = at + 2;
-	cfg->response_cap = LOAD_HTTP_CAP;
+	memcpy(req + at, "\r\n", 2);
+	*out = req;
+	*outlen = at + 2;
 	return 0;
 }
 
 int load_request_build(struct load_config *cfg)
 {
-	return cfg->check == LOAD_CHECK_ECHO ? request_echo(cfg) : request_http(cfg);
+	int r;
+
+	if (cfg->check == LOAD_CHECK_ECHO)
+		return request_echo(cfg);
+	r = request_http(cfg, cfg->path ? cfg->path : "/", &cfg->request, &cfg->request_len);
+	if (r < 0 || !cfg->heavy_path) {
+		cfg->response_cap = LOAD_HTTP_CAP;
+		return r;
+	}
+	cfg->response_cap = LOAD_HEAVY_CAP;
+	return request_http(cfg, cfg->heavy_path, &cfg->heavy_request, &cfg->heavy_request_len);
 }
 
 /* The value of header name (case-insensitive) in head[0..len), or NULL. */
@@ -122,6 +143,15 @@ static int check_http(const unsigned char *buf, size_t len, int *tag)
 		return LOAD_ERR_WRONG;
 	head = (size_t)(end - buf) + 4;
 	cl = http_header((const char *)buf, head, "Content-Length");
+	/* A chunked body (nginx's echo module answers so) is whole when its last chunk came. */
+	if (!cl && (cl = http_header((const char *)buf, head, "Transfer-Encoding")) &&
+	    strncasecmp(cl + strspn(cl, " \t"), "chunked", 7) == 0) {
+		body = len - head;
+		if (body < 5 || memcmp(buf + len - 5, "0\r\n\r\n", 5) != 0)
+			return LOAD_ERR_SHORT;
+		*tag = http_tag(buf + head, body);
+		return -1;
+	}
 	if (!cl)
 		return LOAD_ERR_WRONG;
 	want = strtoul(cl, &stop, 10);

@@ -51,6 +51,10 @@ struct load_stats {
 	uint64_t tags[LOAD_MAX_TAGS];
 	uint64_t tagged;
 	struct load_hist lat; /* nanoseconds, connect start to EOF */
+	/* With --heavy: the same, split by kind of request (lat holds both). */
+	uint64_t heavy;             /* completed heavy requests */
+	struct load_hist lat_light; /* the requests for --path */
+	struct load_hist lat_heavy; /* the requests for --heavy's path */
 };
 
 /* What every thread needs; read-only once the run starts. */
@@ -68,6 +72,13 @@ struct load_config {
 	unsigned char *request;
 	size_t request_len;
 	size_t response_cap; /* the largest valid response; one byte more is a wrong one */
+	/* http: the request target (NULL: "/"), and --heavy PCT:PATH: that share of the
+	 * connections, spread evenly, requests heavy_path instead. */
+	const char *path;
+	const char *heavy_path;  /* NULL: no heavy requests */
+	unsigned heavy_permille; /* heavy requests per thousand connections, 1..1000 */
+	unsigned char *heavy_request;
+	size_t heavy_request_len;
 };
 
 /* One thread's share of the work. */

@@ -24,6 +24,7 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	uint64_t start_ns;
+	int heavy; /* this request is for --heavy's path */
 	size_t sent;
 	size_t got;
 	unsigned char *buf; /* response_cap + 1 bytes: one more than fits means a wrong response */
@@ -80,6 +81,10 @@ static void conn_end(struct loop *l, struct conn *c, int kind, int tag)
 	}
 	st->completed++;
 	load_hist_add(&st->lat, l->now - c->start_ns);
+	if (l->cfg->heavy_path) {
+		st->heavy += (uint64_t)c->heavy;
+		load_hist_add(c->heavy ? &st->lat_heavy : &st->lat_light, l->now - c->start_ns);
+	}
 	if (tag >= 0 && tag < LOAD_MAX_TAGS) {
 		st->tags[tag]++;
 		st->tagged++;
@@ -91,6 +96,10 @@ static void conn_start(struct loop *l, struct conn *c)
 	const struct load_config *cfg = l->cfg;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
 
+	/* Heavy when this connection takes the share past the next whole one: heavy_permille of
+	 * every thousand, evenly spaced. */
+	c->heavy = cfg->heavy_path && (l->started + 1) * cfg->heavy_permille / 1000 >
+	                                      l->started * cfg->heavy_permille / 1000;
 	l->started++;
 	c->start_ns = l->now;
 	c->sent = c->got = 0;
@@ -113,9 +122,11 @@ static void conn_start(struct loop *l, struct conn *c)
 /* Returns 0 when the whole request is out, -EAGAIN to wait for room, or another -errno. */
 static int conn_send(struct loop *l, struct conn *c)
 {
-	while (c->sent < l->cfg->request_len) {
-		ssize_t n = send(c->fd, l->cfg->request + c->sent, l->cfg->request_len - c->sent,
-		                 MSG_NOSIGNAL);
+	const unsigned char *req = c->heavy ? l->cfg->heavy_request : l->cfg->request;
+	size_t len = c->heavy ? l->cfg->heavy_request_len : l->cfg->request_len;
+
+	while (c->sent < len) {
+		ssize_t n = send(c->fd, req + c->sent, len - c->sent, MSG_NOSIGNAL);
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
 		c->sent += (size_t)n;

@@ -51,9 +51,14 @@ static void usage(FILE *f)
 	        "                        is a 4-byte big-endian length and that many bytes;\n"
 	        "                        http: a GET with Connection: close; the response must be "
 	        "a\n"
-	        "                        complete 2xx HTTP/1.x response with Content-Length. A "
-	        "body\n"
+	        "                        complete 2xx HTTP/1.x response with Content-Length (or\n"
+	        "                        chunked, to its last chunk). A body\n"
 	        "                        containing worker=N is counted per N (the spread shown)\n"
+	        "  -P, --path PATH       http: the request target (default /)\n"
+	        "  -H, --heavy PCT:PATH  http: PCT percent of the connections (0 < PCT <= 100,\n"
+	        "                        evenly spaced) request PATH instead, such as a large\n"
+	        "                        answer (up to 2 MiB); latency is then also reported\n"
+	        "                        apart for the light and the heavy requests\n"
 	        "  -j, --json            print one JSON object instead of text\n"
 	        "  -h, --help            show this help\n"
 	        "\n"
@@ -81,6 +86,25 @@ static int parse_count(const char *s, unsigned long long max, unsigned long long
 	return errno || end == s || *end || *s == '-' || *out > max ? -1 : 0;
 }
 
+/* --heavy PCT:PATH: a share in percent (to a tenth) and an absolute path with no spaces. */
+static int parse_heavy(struct load_config *cfg, char *arg)
+{
+	char *colon = strchr(arg, ':'), *end;
+	double pct;
+
+	if (!colon || colon[1] != '/' || strpbrk(colon + 1, " \r\n"))
+		return -1;
+	errno = 0;
+	pct = strtod(arg, &end);
+	if (errno || end != colon || !(pct > 0 && pct <= 100))
+		return -1;
+	cfg->heavy_permille = (unsigned)(pct * 10 + 0.5);
+	if (cfg->heavy_permille == 0)
+		return -1;
+	cfg->heavy_path = colon + 1;
+	return 0;
+}
+
 static int bad_usage(const char *what, const char *arg)
 {
 	fprintf(stderr, "fdp-load: %s: %s\n(try fdp-load --help)\n", what, arg);
@@ -94,12 +118,13 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 	        {"concurrency", 1, NULL, 'c'}, {"threads", 1, NULL, 't'}, {"size", 1, NULL, 's'},
 	        {"duration", 1, NULL, 'd'},    {"count", 1, NULL, 'n'},   {"timeout", 1, NULL, 'T'},
 	        {"max-time", 1, NULL, 'm'},    {"check", 1, NULL, 'k'},   {"json", 0, NULL, 'j'},
-	        {"help", 0, NULL, 'h'},        {NULL, 0, NULL, 0},
+	        {"path", 1, NULL, 'P'},        {"heavy", 1, NULL, 'H'},   {"help", 0, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jh", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jP:H:h", longs, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_count(optarg, LOAD_MAX_CONCURRENCY, &v) || v == 0)
@@ -144,6 +169,15 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 		case 'j':
 			cfg->json = 1;
 			break;
+		case 'P':
+			if (optarg[0] != '/' || strpbrk(optarg, " \r\n"))
+				return bad_usage("bad path (/..., no spaces)", optarg);
+			cfg->path = optarg;
+			break;
+		case 'H':
+			if (parse_heavy(cfg, optarg) < 0)
+				return bad_usage("bad heavy share (PCT:PATH, 0 < PCT <= 100)", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -152,6 +186,10 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cfg->heavy_path && cfg->check != LOAD_CHECK_HTTP)
+		return bad_usage("--heavy needs --check http", cfg->heavy_path);
+	if (cfg->path && cfg->check != LOAD_CHECK_HTTP)
+		return bad_usage("--path needs --check http", cfg->path);
 	if (optind != argc - 1)
 		return bad_usage("expected one TARGET", optind < argc ? argv[optind + 1] : "none");
 	r = load_target_parse(&cfg->target, argv[optind]);
@@ -212,6 +250,9 @@ static int run_jobs(const struct load_config *cfg, struct load_stats *total, dou
 		for (int k = 0; k < LOAD_MAX_TAGS; k++)
 			total->tags[k] += jobs[i].stats.tags[k];
 		load_hist_merge(&total->lat, &jobs[i].stats.lat);
+		total->heavy += jobs[i].stats.heavy;
+		load_hist_merge(&total->lat_light, &jobs[i].stats.lat_light);
+		load_hist_merge(&total->lat_heavy, &jobs[i].stats.lat_heavy);
 	}
 	*elapsed = (double)(end - start) / 1e9;
 	free(jobs);
@@ -268,6 +309,16 @@ static void print_text(const struct load_config *cfg, const struct load_stats *s
 	printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
 	       us(load_hist_percentile(&st->lat, 0.50)), us(load_hist_percentile(&st->lat, 0.99)),
 	       us(load_hist_percentile(&st->lat, 0.999)), us(st->lat.max));
+	if (cfg->heavy_path) {
+		printf("light (%s) %llu, latency us: p50 %.1f  p99 %.1f  max %.1f\n",
+		       cfg->path ? cfg->path : "/", (unsigned long long)(st->completed - st->heavy),
+		       us(load_hist_percentile(&st->lat_light, 0.50)),
+		       us(load_hist_percentile(&st->lat_light, 0.99)), us(st->lat_light.max));
+		printf("heavy (%s, %.1f%%) %llu, latency us: p50 %.1f  p99 %.1f  max %.1f\n",
+		       cfg->heavy_path, cfg->heavy_permille / 10.0, (unsigned long long)st->heavy,
+		       us(load_hist_percentile(&st->lat_heavy, 0.50)),
+		       us(load_hist_percentile(&st->lat_heavy, 0.99)), us(st->lat_heavy.max));
+	}
 	printf("errors %llu:", (unsigned long long)total_errors(st));
 	for (int k = 0; k < LOAD_ERR_COUNT; k++)
 		printf(" %s %llu", load_err_name(k), (unsigned long long)st->errors[k]);
@@ -296,6 +347,16 @@ static void print_json(const struct load_config *cfg, const struct load_stats *s
 	printf("\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},",
 	       us(load_hist_percentile(&st->lat, 0.50)), us(load_hist_percentile(&st->lat, 0.99)),
 	       us(load_hist_percentile(&st->lat, 0.999)), us(st->lat.max));
+	/* With --heavy: each kind's count and latency apart (µs; flat keys, each name once). */
+	if (cfg->heavy_path)
+		printf("\"heavy_path\":\"%s\",\"heavy_share\":%.1f,\"heavy\":%llu,"
+		       "\"light_p50\":%.1f,\"light_p99\":%.1f,\"light_max\":%.1f,"
+		       "\"heavy_p50\":%.1f,\"heavy_p99\":%.1f,\"heavy_max\":%.1f,",
+		       cfg->heavy_path, cfg->heavy_permille / 10.0, (unsigned long long)st->heavy,
+		       us(load_hist_percentile(&st->lat_light, 0.50)),
+		       us(load_hist_percentile(&st->lat_light, 0.99)), us(st->lat_light.max),
+		       us(load_hist_percentile(&st->lat_heavy, 0.50)),
+		       us(load_hist_percentile(&st->lat_heavy, 0.99)), us(st->lat_heavy.max));
 	printf("\"errors\":%llu,\"error_kinds\":{", (unsigned long long)total_errors(st));
 	for (int k = 0; k < LOAD_ERR_COUNT; k++)
 		printf("%s\"%s\":%llu", k ? "," : "", load_err_name(k),
@@ -343,5 +404,6 @@ int main(int argc, char **argv)
 	else
 		print_text(&cfg, &total, secs);
 	free(cfg.request);
+	free(cfg.heavy_request);
 	return total_errors(&total) || total.completed == 0 ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 // Node.js cluster in round-robin mode for the peers benchmark: the primary accepts every
 // connection and hands its handle to a worker over IPC, the design closest to fdpass serve.
 // Usage: node node_cluster.js WORKERS [PORT]. Prints "ready <port>" once every worker listens;
-// SIGTERM stops the workers and the primary. Answers like fdpass's http handler, then closes.
+// SIGTERM stops the workers and the primary. Answers like fdpass's http handler, then closes;
+// like it, a request for /pad/N (N up to 1 MiB) gets the body padded with 'x' to N bytes.
 'use strict';
 const cluster = require('node:cluster');
 const http = require('node:http');
@@ -39,18 +40,28 @@ if (cluster.isPrimary) {
 		cluster.fork({NODE_CLUSTER_INDEX: String(i)});
 } else {
 	const index = process.env.NODE_CLUSTER_INDEX;
+	const padMax = 1 << 20;
+	const pad = Buffer.alloc(padMax, 'x');
 	let conn = 0;
 	const server = http.createServer((req, res) => {
 		conn++;
 		const body = `worker=${index} pid=${process.pid} generation=1 conn=${conn} ` +
 			`id=${conn} peer=${req.socket.remoteAddress}:${req.socket.remotePort}\n`;
+		const m = /^\/pad\/([0-9]+)$/.exec(req.url);
+		const want = m && Number(m[1]) <= padMax ? Number(m[1]) : 0;
+		const len = Math.max(want, Buffer.byteLength(body));
 		res.sendDate = false;
 		res.writeHead(200, {
 			'Content-Type': 'text/plain',
-			'Content-Length': Buffer.byteLength(body),
+			'Content-Length': len,
 			'Connection': 'close',
 		});
-		res.end(body);
+		if (len > Buffer.byteLength(body)) {
+			res.write(body);
+			res.end(pad.subarray(0, len - Buffer.byteLength(body)));
+		} else {
+			res.end(body);
+		}
 	});
 	server.listen(port, '127.0.0.1');
 	process.on('SIGTERM', () => process.exit(0));

@@ -5,6 +5,9 @@
  * epoll loop. Every request gets the same kind of answer as fdpass's built-in http handler
  * (headers, a body naming the worker, Connection: close), and the connection is closed after
  * the answer: the cost measured is accepting, reading a request, writing a response, closing.
+ * As fdpass's handler does, a request for /pad/N (N up to 1 MiB) gets that body padded with
+ * 'x' to N bytes, and one for /sleep/N (N up to 1000000) is answered after the child has slept
+ * N microseconds, its loop stopped: the peers benchmark's uneven loads.
  *
  * Built with PASS_FLOOR=1 it is bench-pass-http, the passing floor: the same children and
  * the same answers, but one listener in the parent, which accepts everything its backlog holds
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -37,11 +41,15 @@
 #define REQUEST_MAX 4096 /* a longer header block is refused: the load sends under 200 bytes */
 #define EVENTS_MAX  64
 #define ACCEPT_MAX  64 /* accepts per wake-up before looking at the connections again */
+#define PAD_MAX     (1u << 20)
+
+static char pad[PAD_MAX]; /* 'x' * PAD_MAX, the padding of every /pad/N answer */
 
 struct conn {
 	int fd;
 	size_t len;
 	size_t sent, outlen; /* outlen > 0: the answer is built and being written */
+	size_t padlen;       /* then this many bytes of pad[] after buf's outlen */
 	char peer[INET_ADDRSTRLEN + 8];
 	char buf[REQUEST_MAX];
 };
@@ -56,19 +64,44 @@ static void conn_free(int ep, struct conn *c)
 	free(c);
 }
 
+/* The N of a request line "METHOD <prefix>N ..." in buf, at most max; else 0. */
+static size_t target_number(const char *buf, const char *prefix, size_t max)
+{
+	const char *p = strchr(buf, ' ');
+	size_t plen = strlen(prefix);
+	char *end;
+	unsigned long n;
+
+	if (!p || strncmp(p + 1, prefix, plen) != 0 || p[1 + plen] < '0' || p[1 + plen] > '9')
+		return 0;
+	n = strtoul(p + 1 + plen, &end, 10);
+	return *end == ' ' && n <= max ? n : 0;
+}
+
 /* Build the answer in c->buf once the header block is complete. */
 static void conn_answer(struct conn *c, int index)
 {
+	size_t padto = target_number(c->buf, "/pad/", PAD_MAX), len;
+	size_t nap = target_number(c->buf, "/sleep/", 1000000);
 	char body[256];
 	int nb, nh;
 
+	if (nap) {
+		struct timespec ts = {.tv_sec = (time_t)(nap / 1000000),
+		                      .tv_nsec = (long)(nap % 1000000) * 1000};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	nb = snprintf(body, sizeof(body), "worker=%d pid=%d generation=1 conn=%lu id=%lu peer=%s\n",
 	              index, (int)getpid(), conn_number, conn_number, c->peer);
+	len = padto > (size_t)nb ? padto : (size_t)nb;
 	nh = snprintf(c->buf, sizeof(c->buf),
 	              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-	              "%d\r\nConnection: close\r\n\r\n%s",
-	              nb, body);
+	              "%zu\r\nConnection: close\r\n\r\n%s",
+	              len, body);
 	c->outlen = (size_t)nh;
+	c->padlen = len - (size_t)nb;
 	c->sent = 0;
 }
 
@@ -95,8 +128,9 @@ static int conn_step(struct dsg_server *s, int index, struct conn *c, int *want_
 			conn_answer(c, index);
 		}
 	}
-	while (c->sent < c->outlen) {
-		ssize_t n = write(c->fd, c->buf + c->sent, c->outlen - c->sent);
+	while (c->sent < c->outlen + c->padlen) {
+		ssize_t n = c->sent < c->outlen ? write(c->fd, c->buf + c->sent, c->outlen - c->sent)
+		                                : write(c->fd, pad, c->outlen + c->padlen - c->sent);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -148,7 +182,7 @@ static void conn_start(struct dsg_server *s, int index, int ep, int fd,
 		return;
 	}
 	c->fd = fd;
-	c->len = c->outlen = c->sent = 0;
+	c->len = c->outlen = c->sent = c->padlen = 0;
 	strcpy(c->peer, "-");
 	if (peer) {
 		inet_ntop(AF_INET, &peer->sin_addr, c->peer, INET_ADDRSTRLEN);
@@ -257,6 +291,7 @@ int main(int argc, char **argv)
 	struct dsg_server s;
 	int err;
 
+	memset(pad, 'x', sizeof(pad));
 	if (PASS_FLOOR) {
 		dsg_init(&s, argc, argv, "pass-http", DSG_POOL);
 		return main_pass(&s);

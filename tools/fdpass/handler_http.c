@@ -3,6 +3,10 @@
  * client or a drain says otherwise) with a short text saying which worker served it:
  *   worker=<index> pid=<pid> generation=<g> conn=<this worker's connection number> id=<id>
  *   listener=<index of the --listen that accepted it> peer=<client address>
+ * A request for /pad/N (N up to 1 MiB) gets that line padded with 'x' to N bytes: a large
+ * answer on demand; one for /sleep/N (N up to 1000000) is answered after the worker has slept
+ * N microseconds, its whole loop stopped: a request that keeps its worker busy. Both are for
+ * benchmarks that mix cheap and expensive requests.
  * Request bodies are dropped unread (Content-Length; a chunked one ends the connection): it is
  * a demonstration and benchmark target, not a web server.
  * It refuses what it cannot serve with an error and Connection: close: 400 for a malformed
@@ -12,10 +16,12 @@
 #include "serve.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Does the header block [req, end) ask to close (HTTP/1.0 without keep-alive, or close)? */
@@ -132,6 +138,56 @@ static int request_line(const char *p, size_t n)
 	return p[i] == '\n' ? 1 : -1;
 }
 
+#define HTTP_PAD_MAX   (1u << 20)
+#define HTTP_SLEEP_MAX 1000000u
+
+/*
+ * The N of a request line [req, end) whose target is PREFIX N (decimal, at most max), such as
+ * /pad/N; else 0.
+ */
+static size_t target_number(const char *req, const char *end, const char *prefix, size_t max)
+{
+	const char *p = memchr(req, ' ', (size_t)(end - req));
+	size_t n = 0, plen = strlen(prefix);
+	int digits = 0;
+
+	if (!p || (size_t)(end - ++p) <= plen || memcmp(p, prefix, plen) != 0)
+		return 0;
+	for (p += plen; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+		n = n * 10 + (size_t)(*p - '0');
+		if (n > max)
+			return 0;
+	}
+	return digits && p < end && *p == ' ' ? n : 0;
+}
+
+/* /sleep/N: stop the whole worker for N microseconds, as a request that computes would. */
+static void sleep_us(size_t us)
+{
+	struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+	                      .tv_nsec = (long)(us % 1000000) * 1000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Queue len bytes of padding after an answer's first line. */
+static int write_pad(struct fdpass_conn *c, size_t len)
+{
+	static char pad[65536];
+
+	if (!pad[0])
+		memset(pad, 'x', sizeof(pad));
+	while (len > 0) {
+		size_t n = len < sizeof(pad) ? len : sizeof(pad);
+
+		if (fdpass_conn_write(c, pad, n) < 0)
+			return -1;
+		len -= n;
+	}
+	return 0;
+}
+
 /*
  * Answer with an error and close: the client is still sending, or sending garbage, so the
  * loop closes gracefully (c->linger) lest the close reset the answer away.
@@ -204,10 +260,14 @@ static int http_data(struct fdpass_conn *c)
 		size_t used = (size_t)(end + blank - c->in);
 		long long skip = body_length(c->in, end);
 		int close_ = wants_close(c->in, end) || fdpass_conn_draining(c) || skip < 0;
+		size_t pad = target_number(c->in, end, "/pad/", HTTP_PAD_MAX);
+		size_t nap = target_number(c->in, end, "/sleep/", HTTP_SLEEP_MAX);
 		int nb, n;
 
 		if (!pid)
 			pid = getpid();
+		if (nap)
+			sleep_us(nap);
 		if (c->meta.peer_len)
 			fdp_addr_format((struct sockaddr *)&c->meta.peer, c->meta.peer_len, peer,
 			                sizeof(peer));
@@ -219,11 +279,13 @@ static int http_data(struct fdpass_conn *c)
 		/* Head and body in one write: one system call per answer. */
 		n = snprintf(out, sizeof(out),
 		             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-		             "%d\r\nConnection: %s\r\n\r\n%s",
-		             nb, close_ ? "close" : "keep-alive", body);
+		             "%zu\r\nConnection: %s\r\n\r\n%s",
+		             pad > (size_t)nb ? pad : (size_t)nb, close_ ? "close" : "keep-alive",
+		             body);
 		drop(c, used);
 		c->body_left = skip > 0 ? (unsigned long long)skip : 0;
-		if (fdpass_conn_write(c, out, (size_t)n) < 0)
+		if (fdpass_conn_write(c, out, (size_t)n) < 0 ||
+		    (pad > (size_t)nb && write_pad(c, pad - (size_t)nb) < 0))
 			return -1;
 		if (close_) {
 			c->close_after_write = 1;
