@@ -516,6 +516,27 @@ static int own_done(struct fdp_worker *w, uint64_t id)
 }
 
 /*
+ * A connection accepted on our own entry i's socket (or stolen for it): its id names the
+ * entry, its metadata is the entry's listener's; the slot's open and accepted words go up.
+ */
+static void own_conn(struct fdp_worker *w, size_t i, const struct sockaddr_storage *peer,
+                     socklen_t len, struct fdp_conn *conn)
+{
+	struct own_listener *o = &w->own[i];
+
+	memset(conn, 0, sizeof(*conn));
+	conn->id = FDP_PROTO_OWN_ID | ((uint64_t)i << OWN_INDEX_SHIFT) |
+	           (++w->own_seq & OWN_SEQ_MASK);
+	conn->listener = o->listener;
+	conn->tag = o->tag;
+	conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
+	memcpy(&conn->peer, peer, conn->peer_len);
+	__atomic_fetch_add(&o->st->open[o->slot], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&o->st->accepted[o->slot], 1, __ATOMIC_RELAXED);
+	o->open++;
+}
+
+/*
  * Accept one connection on our own sockets, taking turns; at most TAKE_BATCH in a row before
  * one -EAGAIN, so that a caller serving its connections between accepts gets to them (the
  * sockets stay readable: the epoll descriptor wakes it again at once). Returns the socket, or
@@ -548,16 +569,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 				return pause_own(w); /* the connections wait in the kernel's queue */
 			return -errno;
 		}
-		memset(conn, 0, sizeof(*conn));
-		conn->id = FDP_PROTO_OWN_ID | ((uint64_t)i << OWN_INDEX_SHIFT) |
-		           (++w->own_seq & OWN_SEQ_MASK);
-		conn->listener = o->listener;
-		conn->tag = o->tag;
-		conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
-		memcpy(&conn->peer, &peer, conn->peer_len);
-		__atomic_fetch_add(&o->st->open[o->slot], 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&o->st->accepted[o->slot], 1, __ATOMIC_RELAXED);
-		o->open++;
+		own_conn(w, i, &peer, len, conn);
 		w->own_next = (i + 1) % w->nown;
 		w->own_burst++;
 		return fd;
@@ -610,20 +622,11 @@ static int try_steal(struct fdp_worker *w, struct fdp_conn *conn)
 			e->since_us = now; /* nothing waits there: look again later */
 			continue;
 		}
+		own_conn(w, e->home, &peer, len, conn);
 		home = &w->own[e->home];
-		memset(conn, 0, sizeof(*conn));
-		conn->id = FDP_PROTO_OWN_ID | ((uint64_t)e->home << OWN_INDEX_SHIFT) |
-		           (++w->own_seq & OWN_SEQ_MASK);
-		conn->listener = e->listener;
-		conn->tag = e->tag;
-		conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
-		memcpy(&conn->peer, &peer, conn->peer_len);
-		__atomic_fetch_add(&home->st->open[home->slot], 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&home->st->accepted[home->slot], 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&home->st->count[home->slot], 1, __ATOMIC_RELAXED);
 		count_down(&e->st->count[e->slot]);
 		__atomic_fetch_add(&e->st->stolen[e->slot], 1, __ATOMIC_RELAXED);
-		home->open++;
 		return fd;
 	}
 	return -EAGAIN;
