@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the runtime protocol's codec (src/runtime/proto). The input is
- *   byte 0: the message type, 0x100 + (byte mod 9): the seven known types and two unknown ones;
+ *   byte 0: the message type, 0x100 + (byte mod 11): the nine known types and two unknown ones;
  *   byte 1: the descriptor count, byte mod 3;
  *   the rest: the payload.
  * fdp_proto_check() must refuse a wrong descriptor count, pass any unknown type, and otherwise
@@ -100,6 +100,28 @@ static int fuzz_ids(const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* LISTEN: at least 12 bytes; what decodes survives a round trip. */
+static int fuzz_listen(const unsigned char *p, size_t len)
+{
+	struct fdp_proto_listen l, again;
+	unsigned char buf[FDP_PROTO_LISTEN_SIZE];
+
+	if (fdp_proto_listen_decode(p, len, &l) < 0) {
+		if (len >= FDP_PROTO_LISTEN_MIN)
+			abort();
+		return -EPROTO;
+	}
+	if (len < FDP_PROTO_LISTEN_MIN || l.listener > 0xffff || l.tag > 0xffff ||
+	    (len < FDP_PROTO_LISTEN_SIZE && l.flags))
+		abort();
+	if (fdp_proto_listen_encode(buf, &l) != FDP_PROTO_LISTEN_SIZE ||
+	    fdp_proto_listen_decode(buf, sizeof(buf), &again) < 0 || again.listener != l.listener ||
+	    again.tag != l.tag || again.slot != l.slot || again.state_size != l.state_size ||
+	    again.flags != l.flags)
+		abort();
+	return 0;
+}
+
 /* Decode a payload of a type with the right descriptor count: its decoder's verdict. */
 static int fuzz_decode(unsigned type, const unsigned char *p, size_t len)
 {
@@ -114,6 +136,10 @@ static int fuzz_decode(unsigned type, const unsigned char *p, size_t len)
 	case FDP_PROTO_ACK:
 	case FDP_PROTO_DONE:
 		return fuzz_ids(p, len) < 0 ? -EPROTO : 0;
+	case FDP_PROTO_ACCEPTS:
+		return len == FDP_PROTO_ACCEPTS_SIZE ? 0 : -EPROTO;
+	case FDP_PROTO_LISTEN:
+		return fuzz_listen(p, len);
 	default:
 		return 0; /* DRAIN and the unknown types: any payload */
 	}
@@ -128,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	type = FDP_PROTO_HELLO + data[0] % 9;
+	type = FDP_PROTO_HELLO + data[0] % 11;
 	nfds = data[1] % 3;
 	len = size - 2;
 	/* A copy of exactly the payload's size, so that AddressSanitizer sees any read past it. */
