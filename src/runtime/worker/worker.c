@@ -531,9 +531,31 @@ static void own_conn(struct fdp_worker *w, size_t i, const struct sockaddr_stora
 	conn->tag = o->tag;
 	conn->peer_len = len <= sizeof(conn->peer) ? len : 0;
 	memcpy(&conn->peer, peer, conn->peer_len);
-	__atomic_fetch_add(&o->st->open[o->slot], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&o->st->accepted[o->slot], 1, __ATOMIC_RELAXED);
-	o->open++;
+	o->open++; /* the slot's open word went up before the accept (counted_accept()) */
+}
+
+/*
+ * accept4() on sock for our own entry home, its slot's open word raised first: a worker
+ * stopped or killed between the accept and the count still has the connection counted (in the
+ * master's lost, when it dies with it). Lowered again when nothing was accepted.
+ */
+static int counted_accept(const struct own_listener *home, int sock,
+                          struct sockaddr_storage *peer, socklen_t *len)
+{
+	uint32_t *open = &home->st->open[home->slot];
+	int fd, e;
+
+	__atomic_fetch_add(open, 1, __ATOMIC_RELAXED);
+	do
+		fd = accept4(sock, (struct sockaddr *)peer, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (fd < 0 && (errno == ECONNABORTED || errno == EINTR));
+	if (fd < 0) {
+		e = errno;
+		count_down(open);
+		errno = e;
+	}
+	return fd;
 }
 
 /*
@@ -558,10 +580,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 
 		if (o->fd < 0 || o->steal)
 			continue;
-		do
-			fd = accept4(o->fd, (struct sockaddr *)&peer, &len,
-			             SOCK_NONBLOCK | SOCK_CLOEXEC);
-		while (fd < 0 && (errno == ECONNABORTED || errno == EINTR));
+		fd = counted_accept(o, o->fd, &peer, &len);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
@@ -617,7 +636,7 @@ static int try_steal(struct fdp_worker *w, struct fdp_conn *conn)
 		}
 		if (now - e->since_us < STEAL_AFTER_US)
 			continue;
-		fd = accept4(e->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = counted_accept(&w->own[e->home], e->fd, &peer, &len);
 		if (fd < 0) {
 			e->since_us = now; /* nothing waits there: look again later */
 			continue;
