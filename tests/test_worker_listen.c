@@ -138,6 +138,18 @@ static int accept_wait(struct fdp_worker *w, struct fdp_conn *c)
 	return -EAGAIN;
 }
 
+/* A worker of open_own() that has accepted one client's connection: its fd, *cl the client's. */
+static int open_with_one(struct own *o, struct fdp_conn *c, int *cl)
+{
+	int fd;
+
+	open_own(o);
+	*cl = client(o);
+	fd = accept_wait(o->w, c);
+	CHECK(fd >= 0);
+	return fd;
+}
+
 /* The worker has taken all there is (as a loop does before it waits); the master drains it. */
 static void drain(struct own *o)
 {
@@ -155,10 +167,7 @@ TEST(a_worker_accepts_on_the_socket_a_listen_gives_it_and_counts_in_the_state)
 	struct fdp_conn c;
 	int cl, fd;
 
-	open_own(&o);
-	cl = client(&o);
-	fd = accept_wait(o.w, &c);
-	CHECK(fd >= 0);
+	fd = open_with_one(&o, &c, &cl);
 	CHECK(c.id & FDP_CONN_OWN);
 	CHECK_INT(c.listener, ==, 2);
 	CHECK_INT(c.tag, ==, 5);
@@ -184,10 +193,7 @@ TEST(a_done_never_takes_a_count_below_zero)
 	struct fdp_conn c;
 	int cl, fd;
 
-	open_own(&o);
-	cl = client(&o);
-	fd = accept_wait(o.w, &c);
-	CHECK(fd >= 0);
+	fd = open_with_one(&o, &c, &cl);
 	o.st->count[SLOT] = 0; /* the master's resync already took it off */
 	CHECK_OK(fdp_worker_done(o.w, c.id));
 	CHECK_INT(o.st->count[SLOT], ==, 0);
@@ -229,10 +235,7 @@ TEST(a_drain_closes_the_own_sockets_and_accept_says_eshutdown)
 	struct fdp_conn c;
 	int cl, fd;
 
-	open_own(&o);
-	cl = client(&o);
-	fd = accept_wait(o.w, &c);
-	CHECK(fd >= 0);
+	fd = open_with_one(&o, &c, &cl);
 	close(fd);
 	close(cl);
 	drain(&o);
@@ -253,10 +256,7 @@ TEST(a_draining_workers_own_connections_leave_the_slots_counts)
 	struct fdp_conn c;
 	int cl, fd;
 
-	open_own(&o);
-	cl = client(&o);
-	fd = accept_wait(o.w, &c);
-	CHECK(fd >= 0);
+	fd = open_with_one(&o, &c, &cl);
 	o.st->count[SLOT] = 1;
 	CHECK_INT(o.st->open[SLOT], ==, 1);
 	drain(&o);
