@@ -17,6 +17,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
@@ -62,6 +63,10 @@ struct fdpass_worker_loop {
 	size_t nlingering, caplingering;
 	struct fdpass_limits limits;
 	long long now; /* monotonic ms, read after each wait */
+	/* Structs of closed connections, kept for the next ones (linked by tnext): at a
+	 * connection per request, no allocation per connection. */
+	struct fdpass_conn *spare;
+	size_t nspare;
 	struct timer_list timers[FDPASS_TIMERS];
 };
 
@@ -232,6 +237,19 @@ static void closing_add(struct fdpass_worker_loop *l, int fd)
 	l->closing[l->nclosing++] = fd;
 }
 
+#define MAX_SPARE 64
+
+static void conn_free(struct fdpass_worker_loop *l, struct fdpass_conn *c)
+{
+	if (l->nspare == MAX_SPARE) {
+		free(c);
+		return;
+	}
+	c->tnext = l->spare;
+	l->spare = c;
+	l->nspare++;
+}
+
 /*
  * The connection is finished: its DONE is queued. The socket closes once the DONE has left;
  * one that lingers (c->linger) keeps its struct until then, and the linger after.
@@ -264,8 +282,12 @@ static void conn_close(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		l->lingering[l->nlingering++] = c;
 		return;
 	}
-	closing_add(l, c->fd);
-	free(c);
+	/* Accepted here (kernel dispatch): no copy in the master, no DONE to wait for. */
+	if (c->id & FDP_CONN_OWN)
+		close(c->fd);
+	else
+		closing_add(l, c->fd);
+	conn_free(l, c);
 }
 
 /*
@@ -279,7 +301,7 @@ static int conn_hand_back(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 	if (fdp_worker_return(l->w, c->fd, &c->meta) < 0)
 		return -1;
 	conn_unlink(l, c);
-	free(c);
+	conn_free(l, c);
 	return 0;
 }
 
@@ -295,18 +317,27 @@ static void conn_abandon(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 	l->conns[--l->nconns] = NULL; /* callers abandon from the end */
 	l->open--;
 	free(c->out);
-	free(c);
+	conn_free(l, c);
 }
 
 /* A connection just taken: kept, unread, until its ACK has left (see serve_fresh()). */
 static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
                                      const struct fdp_conn *meta)
 {
-	struct fdpass_conn *c = calloc(1, sizeof(*c));
+	struct fdpass_conn *c = l->spare;
 
+	if (c) {
+		l->spare = c->tnext;
+		l->nspare--;
+	} else {
+		c = malloc(sizeof(*c));
+	}
+	if (c)
+		memset(c, 0, offsetof(struct fdpass_conn, in)); /* in[] is read only up to inlen */
 	if (!c || grow(&l->conns, l->nconns, &l->capconns) < 0 ||
 	    grow(&l->fresh, l->nfresh, &l->capfresh) < 0) {
-		free(c);
+		if (c)
+			conn_free(l, c);
 		fdp_worker_done(l->w, meta->id);
 		close(fd);
 		return NULL;
@@ -442,7 +473,7 @@ static void linger_end(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	timer_unlink(l, c);
 	close(c->fd);
-	free(c);
+	conn_free(l, c);
 }
 
 static void linger_input(struct fdpass_worker_loop *l, struct fdpass_conn *c)
@@ -723,6 +754,12 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
 	/* A slow master still gets the last reports; a stuck one does not hold the exit long. */
 	fdp_worker_flush_wait(w, EXIT_FLUSH_MS);
 	close_finished(&l, 1);
+	while (l.spare) {
+		struct fdpass_conn *c = l.spare;
+
+		l.spare = c->tnext;
+		free(c);
+	}
 	free(l.closing);
 	free(l.lingering);
 	free(l.conns);

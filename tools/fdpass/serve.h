@@ -66,7 +66,6 @@ struct fdpass_conn {
 	uint64_t id;          /* the master's connection id */
 	unsigned long number; /* this worker's count of connections, from 1 */
 	struct fdp_conn meta;
-	char in[8192]; /* also the request head limit: a longer head is answered 431 */
 	size_t inlen;
 	unsigned long long body_left; /* http: request body bytes still to drop */
 	char *out;
@@ -82,6 +81,8 @@ struct fdpass_conn {
 	long long since; /* when its clock started (monotonic ms) */
 	struct fdpass_conn *tprev, *tnext;
 	struct fdpass_worker_loop *loop;
+	/* Last, so that a new connection clears only the fields before it (conn_open()). */
+	char in[8192]; /* also the request head limit: a longer head is answered 431 */
 };
 
 /*

@@ -57,6 +57,7 @@ struct own_listener {
 	 * longer in the slot's counts, which are the successor's from then on. */
 	uint32_t open;
 	int detached;
+	int ready; /* the epoll descriptor said readable: accept there until -EAGAIN */
 	/* A steal entry (LISTEN with FDP_PROTO_LISTEN_STEAL): another slot's socket, not
 	 * watched; home is our own entry of the same listener, whose mapping st is (st_len 0:
 	 * not ours to unmap) and on whose slot what we take is counted. seen and since: that
@@ -84,6 +85,13 @@ struct fdp_worker {
 	unsigned own_burst;    /* accepted there since the last -EAGAIN */
 	int own_capped;        /* the burst reached TAKE_BATCH: one -EAGAIN is due */
 	int own_paused;        /* out of descriptors: own sockets unwatched (pause_own()) */
+	/*
+	 * What the epoll descriptor said at its last look (poll_ready()), so that each wakeup
+	 * reads only what is ready: ch_ready (the channel had something), ch_more (messages may
+	 * wait in the channel's buffer: the last read stopped before -EAGAIN), polled (looked
+	 * since the last -EAGAIN returned: nothing marked ready means nothing is).
+	 */
+	int ch_ready, ch_more, polled;
 	uint64_t own_seq;
 	unsigned index, generation;
 	int draining, gone;
@@ -342,6 +350,7 @@ int fdp_worker_take_listeners(struct fdp_worker *w)
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (w->ep < 0)
 		return -errno;
+	w->ch_more = 1; /* what the channel's buffer holds is not in epoll's view */
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fdp_channel_fd(w->ch), &ev) < 0) {
 		err = -errno;
 		goto fail;
@@ -418,6 +427,7 @@ static void take_listen(struct fdp_worker *w)
 	st = mmap(NULL, o->st_len, PROT_READ | PROT_WRITE, MAP_SHARED, map, 0);
 	if (st == MAP_FAILED)
 		goto drop;
+	ev.data.u64 = w->nown + 1; /* 0 is the channel */
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, sock, &ev) < 0) {
 		munmap(st, o->st_len);
 		goto drop;
@@ -428,7 +438,8 @@ static void take_listen(struct fdp_worker *w)
 	                           .tag = l.tag,
 	                           .slot = l.slot,
 	                           .st = st,
-	                           .st_len = o->st_len};
+	                           .st_len = o->st_len,
+	                           .ready = 1}; /* connections may wait already */
 	w->nown++;
 	return;
 drop:
@@ -443,22 +454,24 @@ drop:
  */
 static int pause_own(struct fdp_worker *w)
 {
-	struct epoll_event ev = {.events = 0};
+	for (size_t i = 0; !w->own_paused && i < w->nown; i++) {
+		struct epoll_event ev = {.events = 0, .data.u64 = i + 1};
 
-	for (size_t i = 0; !w->own_paused && i < w->nown; i++)
 		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
+	}
 	w->own_paused = 1;
 	return -EAGAIN;
 }
 
 static void resume_own(struct fdp_worker *w)
 {
-	struct epoll_event ev = {.events = EPOLLIN};
+	for (size_t i = 0; w->own_paused && i < w->nown; i++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = i + 1};
 
-	for (size_t i = 0; w->own_paused && i < w->nown; i++)
 		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
+	}
 	w->own_paused = 0;
 }
 
@@ -578,12 +591,14 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 		socklen_t len = sizeof(peer);
 		int fd;
 
-		if (o->fd < 0 || o->steal)
+		if (o->fd < 0 || o->steal || !o->ready)
 			continue;
 		fd = counted_accept(o, o->fd, &peer, &len);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				o->ready = 0;
 				continue;
+			}
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
 				return pause_own(w); /* the connections wait in the kernel's queue */
 			return -errno;
@@ -775,12 +790,17 @@ static int read_channel(struct fdp_worker *w)
 {
 	int taken = 0;
 
+	/* Until it says -EAGAIN, more may wait in the channel's buffer than epoll shows. */
+	w->ch_ready = 0;
+	w->ch_more = 1;
 	while (taken < TAKE_BATCH && !w->gone) {
 		int r = w->held ? 1 : fdp_channel_recv(w->ch, &w->msg);
 
 		w->held = 0;
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			w->ch_more = 0;
 			break;
+		}
 		if (r == 0) {
 			w->gone = 1;
 			break;
@@ -834,6 +854,39 @@ static int taken_pop(struct fdp_worker *w, struct fdp_conn *conn, int early)
 	return t->fd;
 }
 
+/*
+ * With an epoll descriptor: what is ready, the channel or which of our own sockets, so that a
+ * wakeup costs one look instead of a read of the channel and an accept on every socket that
+ * may have nothing. Level-triggered: what is left unread is said again at the next look.
+ */
+static void poll_ready(struct fdp_worker *w)
+{
+	struct epoll_event ev[16];
+	int n = epoll_wait(w->ep, ev, 16, 0);
+
+	for (int i = 0; i < n; i++) {
+		uint64_t k = ev[i].data.u64;
+
+		if (k == 0)
+			w->ch_ready = 1;
+		else if (k <= w->nown)
+			w->own[k - 1].ready = 1;
+	}
+	/* A full answer may have left some out: look again once these are taken. */
+	w->polled = n < (int)(sizeof(ev) / sizeof(ev[0]));
+}
+
+/* Something is marked ready (or the channel's buffer may hold more). */
+static int marked_ready(const struct fdp_worker *w)
+{
+	if (w->ch_ready || w->ch_more)
+		return 1;
+	for (size_t i = 0; i < w->nown; i++)
+		if (w->own[i].ready)
+			return 1;
+	return 0;
+}
+
 static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 {
 	int r, fd;
@@ -841,6 +894,8 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	fd = taken_pop(w, conn, 0);
 	if (fd >= 0)
 		return fd;
+	if (w->ep >= 0 && !w->polled && !marked_ready(w))
+		poll_ready(w);
 	/*
 	 * In a burst on our own sockets the channel, whose news is rare under kernel dispatch
 	 * (a DRAIN, a rescued connection), waits for the burst's end: no read of it per accept.
@@ -850,8 +905,10 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 		if (fd != -EAGAIN)
 			return fd;
 	}
-	/* A burst already waits for its ACK to leave: the rest wait in the socket, not here. */
-	r = w->taken.n < TAKE_BATCH ? read_channel(w) : 0;
+	/* A burst already waits for its ACK to leave: the rest wait in the socket, not here.
+	 * With an epoll descriptor, the channel is read when it said it has something. */
+	r = w->taken.n < TAKE_BATCH && (w->ep < 0 || w->ch_ready || w->ch_more) ? read_channel(w)
+	                                                                        : 0;
 	if (r < 0 && r != -ENOMEM)
 		return r;
 	/* Every connection just taken has its ACK in this flush: one message for the burst. */
@@ -878,6 +935,7 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 			return fd;
 	}
 	w->own_capped = 0;
+	w->polled = 0; /* the next call looks again */
 	if (w->taken.n)
 		return -EAGAIN; /* held until its ACK leaves: wait for writability */
 	if (w->gone)
