@@ -337,6 +337,24 @@ TEST(round_robin_takes_the_slots_in_turn)
 	fdp__steer_close(g);
 }
 
+TEST(every_policy_counts_each_connection_against_the_slot_it_picked)
+{
+	static const enum fdp__steer_policy policies[] = {FDP__STEER_ROUND_ROBIN, FDP__STEER_HASH,
+	                                                  FDP__STEER_HASH_IP, FDP__STEER_LEAST_CONN};
+
+	for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+		struct fdp__steer *g = open_group("127.0.0.1:0", 3, policies[p]);
+		unsigned got[3] = {0};
+
+		for (unsigned i = 0; i < 12; i++)
+			got[connect_landed(g, i + 2)]++;
+		/* The workers read count - open as what waits in a slot's queue. */
+		for (unsigned s = 0; s < 3; s++)
+			CHECK_INT(fdp__steer_count(g, s), ==, got[s]);
+		fdp__steer_close(g);
+	}
+}
+
 TEST(hash_ip_sends_each_client_address_to_the_same_slot_every_time)
 {
 	struct fdp__steer *g = open_group("127.0.0.1:0", 4, FDP__STEER_HASH_IP);

@@ -7,6 +7,7 @@
 #include "worker_testlib.h"
 
 #include <sys/mman.h>
+#include <time.h>
 
 struct own {
 	struct fdp_channel *master;
@@ -202,7 +203,7 @@ TEST(a_done_never_takes_a_count_below_zero)
 	close_own(&o);
 }
 
-TEST(a_burst_of_own_accepts_gives_the_caller_an_eagain_after_64)
+TEST(a_burst_of_own_accepts_gives_the_caller_an_eagain_after_4)
 {
 	struct own o;
 	struct fdp_conn c;
@@ -217,7 +218,7 @@ TEST(a_burst_of_own_accepts_gives_the_caller_an_eagain_after_64)
 	while ((fd = fdp_worker_accept(o.w, &c)) >= 0)
 		fds[n++] = fd;
 	CHECK_INT(fd, ==, -EAGAIN);
-	CHECK_INT(n, ==, 64); /* the caller gets a turn: 6 still wait */
+	CHECK_INT(n, ==, 4); /* the caller serves these first: 66 still wait, stealable */
 	while (n < 70 && (fd = accept_wait(o.w, &c)) >= 0)
 		fds[n++] = fd;
 	CHECK_INT(n, ==, 70);
@@ -293,7 +294,7 @@ TEST(fdp_worker_fd_is_readable_while_a_connection_waits_on_an_own_socket)
 	close_own(&o);
 }
 
-TEST(an_idle_worker_steals_a_connection_waiting_on_a_slot_whose_worker_accepts_nothing)
+TEST(an_idle_worker_steals_a_connection_waiting_on_a_slot_whose_worker_does_not_come)
 {
 	struct own o;
 	struct fdp_conn c;
@@ -304,7 +305,7 @@ TEST(an_idle_worker_steals_a_connection_waiting_on_a_slot_whose_worker_accepts_n
 	send_steal(&o, other, o.state_fd);
 	o.st->count[0] = 1; /* the program picked slot 0 for it */
 	cl = connect_port(port);
-	/* Slot 0's accepted word never moves: after a short look it is stalled. */
+	/* Slot 0's worker never came for connections (its beat is 0): it is stalled. */
 	for (int tries = 0; tries < 1000 && fd == -EAGAIN; tries++) {
 		fd = fdp_worker_accept(o.w, &c);
 		if (fd == -EAGAIN)
@@ -329,7 +330,40 @@ TEST(an_idle_worker_steals_a_connection_waiting_on_a_slot_whose_worker_accepts_n
 	close_own(&o);
 }
 
-TEST(a_slot_whose_worker_keeps_accepting_is_not_robbed)
+/* CLOCK_MONOTONIC in microseconds, wrapping: the clock of the beat words. */
+static uint32_t beat_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint32_t)((long long)t.tv_sec * 1000000 + t.tv_nsec / 1000);
+}
+
+TEST(a_slot_whose_worker_keeps_coming_for_connections_is_not_robbed)
+{
+	struct own o;
+	struct fdp_conn c;
+	int port, other, cl, fd;
+
+	open_own(&o);
+	other = listener(&port);
+	send_steal(&o, other, o.state_fd);
+	o.st->count[0] = 1; /* it waits there */
+	cl = connect_port(port);
+	for (int tries = 0; tries < 50; tries++) {
+		o.st->beat[0] = beat_now(); /* slot 0's worker has just come */
+		CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
+	}
+	fd = accept4(other, NULL, NULL, SOCK_CLOEXEC); /* still there, for its own worker */
+	CHECK(fd >= 0);
+	CHECK_INT(o.st->stolen[0], ==, 0);
+	close(fd);
+	close(cl);
+	close(other);
+	close_own(&o);
+}
+
+TEST(nothing_is_taken_from_a_stalled_slot_whose_counts_show_no_queue)
 {
 	struct own o;
 	struct fdp_conn c;
@@ -339,16 +373,106 @@ TEST(a_slot_whose_worker_keeps_accepting_is_not_robbed)
 	other = listener(&port);
 	send_steal(&o, other, o.state_fd);
 	cl = connect_port(port);
-	for (int tries = 0; tries < 50; tries++) {
-		o.st->accepted[0]++; /* slot 0's worker makes progress */
+	/* Stalled (its beat is 0), but count - open says nothing waits there. */
+	o.st->count[0] = 3;
+	o.st->open[0] = 3;
+	for (int tries = 0; tries < 20; tries++) {
 		CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
 		poll(NULL, 0, 1);
 	}
-	fd = accept4(other, NULL, NULL, SOCK_CLOEXEC); /* still there, for its own worker */
+	fd = accept4(other, NULL, NULL, SOCK_CLOEXEC); /* still there */
 	CHECK(fd >= 0);
 	CHECK_INT(o.st->stolen[0], ==, 0);
 	close(fd);
 	close(cl);
 	close(other);
+	close_own(&o);
+}
+
+TEST(a_worker_that_comes_for_connections_sets_its_slots_beat)
+{
+	struct own o;
+	struct fdp_conn c;
+	uint32_t before;
+
+	open_own(&o);
+	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads the LISTEN */
+	o.st->beat[SLOT] = 0;
+	before = beat_now();
+	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
+	CHECK(o.st->beat[SLOT] - before < 5000000u); /* now, give or take a slow machine */
+	CHECK_INT(o.st->beat[0], ==, 0);             /* not another slot's */
+	close_own(&o);
+}
+
+TEST(a_stalled_slots_connections_take_turns_with_the_workers_own)
+{
+	struct own o;
+	struct fdp_conn c;
+	int port, other, cl[4], fds[4], n = 0, fd, stolen = 0;
+
+	open_own(&o);
+	other = listener(&port);
+	send_steal(&o, other, o.state_fd);
+	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads both LISTENs */
+	cl[0] = client(&o);
+	cl[1] = client(&o);
+	cl[2] = connect_port(port);
+	cl[3] = connect_port(port);
+	o.st->count[SLOT] = 2;
+	o.st->count[0] = 2;
+	while (n < 4 && (fd = accept_wait(o.w, &c)) >= 0) {
+		/* A stolen one is on the other listening socket: its local port says so. */
+		struct sockaddr_in sa;
+		socklen_t len = sizeof(sa);
+
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&sa, &len));
+		if (ntohs(sa.sin_port) == port) {
+			stolen++;
+			CHECK_INT(n % 2, ==, 0); /* never two stolen in a row */
+		} else {
+			CHECK(n % 2 == 1 || stolen == 2); /* ours between them */
+		}
+		fds[n++] = fd;
+	}
+	CHECK_INT(n, ==, 4);
+	CHECK_INT(stolen, ==, 2);
+	CHECK_INT(o.st->stolen[0], ==, 2);
+	for (int i = 0; i < 4; i++) {
+		close(fds[i]);
+		close(cl[i]);
+	}
+	close(other);
+	close_own(&o);
+}
+
+TEST(a_drain_reaches_a_worker_whose_own_socket_never_empties)
+{
+	unsigned char flags[FDP_PROTO_DRAIN_SIZE];
+	struct own o;
+	struct fdp_conn c;
+	int cl[40], taken = 0, fd = 0;
+
+	open_own(&o);
+	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads the LISTEN */
+	for (int i = 0; i < 40; i++)
+		cl[i] = client(&o);
+	fd = accept_wait(o.w, &c); /* a burst begins: the socket is seen ready */
+	CHECK(fd >= 0);
+	close(fd);
+	taken = 1;
+	CHECK_OK(fdp_channel_send(o.master, FDP_PROTO_DRAIN, flags, fdp_proto_drain_encode(flags, 0),
+	                          NULL, 0, 0));
+	/* More wait than any burst takes: the channel still gets its look after one. */
+	while (taken < 40 && (fd = fdp_worker_accept(o.w, &c)) != -ESHUTDOWN) {
+		if (fd >= 0) {
+			close(fd);
+			taken++;
+		}
+	}
+	CHECK_INT(fd, ==, -ESHUTDOWN);
+	CHECK(taken <= 4);
+	for (int i = 0; i < 40; i++)
+		close(cl[i]);
 	close_own(&o);
 }

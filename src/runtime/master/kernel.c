@@ -514,7 +514,7 @@ void fdp__kernel_timers(struct fdp_master *m, long long now, long long *next)
 					continue;
 				if (fdp__steer_slot_live(l->steer, s) == 1)
 					check_hung(m, l, s, now);
-				if (resync && fdp__steer_policy(l->steer) == FDP__STEER_LEAST_CONN)
+				if (resync)
 					fdp__steer_count_resync(
 					        l->steer, s,
 					        slot_open(m, fdp__steer_state(l->steer), s));

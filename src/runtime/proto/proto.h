@@ -110,6 +110,8 @@ struct fdp__steer_state {
 	uint32_t accepted[FDP_PROTO_STEER_SLOTS];
 	/* Connections other workers took from the slot's queue (stealing; wrapping). */
 	uint32_t stolen[FDP_PROTO_STEER_SLOTS];
+	/* The worker's, per slot: when it last came for connections (monotonic µs, wrapping). */
+	uint32_t beat[FDP_PROTO_STEER_SLOTS];
 };
 
 /* ACK and DONE: an array of 8-byte ids; at most this many in one message. */

@@ -58,18 +58,32 @@ struct own_listener {
 	uint32_t open;
 	int detached;
 	int ready; /* the epoll descriptor said readable: accept there until -EAGAIN */
+	int beats; /* the master's state has beat[] (one of an older master may not) */
 	/* A steal entry (LISTEN with FDP_PROTO_LISTEN_STEAL): another slot's socket, not
 	 * watched; home is our own entry of the same listener, whose mapping st is (st_len 0:
-	 * not ours to unmap) and on whose slot what we take is counted. seen and since: that
-	 * slot's accepted word at our last look and when it last moved (microseconds). */
+	 * not ours to unmap) and on whose slot what we take is counted. empty_us: when we last
+	 * found its queue empty although its counts said otherwise (a connection counted at its
+	 * SYN, not yet established): no look again for STEAL_AFTER_US. */
 	int steal;
 	size_t home;
-	uint32_t seen;
-	long long since_us;
+	long long empty_us;
 };
 
-/* A slot whose worker accepted nothing this long while we look is stalled: we may steal. */
-#define STEAL_AFTER_US 200
+/*
+ * A slot whose worker has not come for connections for this long while some wait on its
+ * socket is stalled (a long request stops it): other workers take from its queue. Measured
+ * (docs/BENCHMARKS.md, "Stealing"): 20-100 µs gave the same p99 under the uneven load, 200
+ * a worse one, 0 (take from any queue at any time) the worst.
+ */
+#define STEAL_AFTER_US 50
+
+/*
+ * At most this many own accepts in a row before the caller gets its -EAGAIN and serves what
+ * it took: a connection accepted here cannot be taken by another worker if this one stops
+ * in a long request, one still in the queue can. 64 gave a p99 under the uneven load 1.2
+ * times that of 1 to 4; the loops it costs did not show in the CPU per connection.
+ */
+#define OWN_BATCH 4
 
 /* An own connection's id: FDP_PROTO_OWN_ID, its listener's place in own[], a sequence. */
 #define OWN_INDEX_SHIFT 48
@@ -83,7 +97,7 @@ struct fdp_worker {
 	struct own_listener *own;
 	size_t nown, own_next; /* own_next: the one to try first (they take turns) */
 	unsigned own_burst;    /* accepted there since the last -EAGAIN */
-	int own_capped;        /* the burst reached TAKE_BATCH: one -EAGAIN is due */
+	int own_capped;        /* the burst reached OWN_BATCH: one -EAGAIN is due */
 	int own_paused;        /* out of descriptors: own sockets unwatched (pause_own()) */
 	/*
 	 * What the epoll descriptor said at its last look (poll_ready()), so that each wakeup
@@ -92,6 +106,7 @@ struct fdp_worker {
 	 * since the last -EAGAIN returned: nothing marked ready means nothing is).
 	 */
 	int ch_ready, ch_more, polled;
+	int stole_last; /* the last connection was stolen: our own queue goes first */
 	uint64_t own_seq;
 	unsigned index, generation;
 	int draining, gone;
@@ -397,6 +412,11 @@ static void take_steal(struct fdp_worker *w, const struct fdp_proto_listen *l, i
 	                                          .home = home};
 }
 
+/* A master's state of size bytes has field (fields are only ever appended). */
+#define STATE_HAS(size, field)                                                                    \
+	((size) >= offsetof(struct fdp__steer_state, field) +                                      \
+	                   sizeof(((struct fdp__steer_state *)0)->field))
+
 /* Take the socket and the state of a LISTEN (checked), unless draining. A failure drops it:
  * the slot's connections then wait for the master, which notices no progress on them. */
 static void take_listen(struct fdp_worker *w)
@@ -410,8 +430,7 @@ static void take_listen(struct fdp_worker *w)
 
 	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || w->ep < 0 ||
 	    w->draining || l.slot >= FDP_PROTO_STEER_SLOTS ||
-	    l.state_size < offsetof(struct fdp__steer_state, accepted) +
-	                           sizeof(((struct fdp__steer_state *)0)->accepted) ||
+	    !STATE_HAS(l.state_size, accepted) ||
 	    w->nown >= 1u << 15)
 		goto drop;
 	o = realloc(w->own, (w->nown + 1) * sizeof(*o));
@@ -439,6 +458,7 @@ static void take_listen(struct fdp_worker *w)
 	                           .slot = l.slot,
 	                           .st = st,
 	                           .st_len = o->st_len,
+	                           .beats = STATE_HAS(l.state_size, beat),
 	                           .ready = 1}; /* connections may wait already */
 	w->nown++;
 	return;
@@ -572,16 +592,20 @@ static int counted_accept(const struct own_listener *home, int sock,
 }
 
 /*
- * Accept one connection on our own sockets, taking turns; at most TAKE_BATCH in a row before
+ * Accept one connection on our own sockets, taking turns; at most OWN_BATCH in a row before
  * one -EAGAIN, so that a caller serving its connections between accepts gets to them (the
  * sockets stay readable: the epoll descriptor wakes it again at once). Returns the socket, or
  * -EAGAIN, or accept's error (-EMFILE and the like: try again later).
  */
 static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 {
-	if (w->own_burst >= TAKE_BATCH) {
+	if (w->own_burst >= OWN_BATCH) {
 		w->own_burst = 0;
 		w->own_capped = 1;
+		/* The next call looks again: the channel's news does not wait behind a long
+		 * burst (a socket still marked ready would be taken without a look). */
+		for (size_t i = 0; i < w->nown; i++)
+			w->own[i].ready = 0;
 		return -EAGAIN;
 	}
 	for (size_t k = 0; k < w->nown; k++) {
@@ -620,40 +644,47 @@ static long long now_us(void)
 	return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/*
- * Our own queues are empty: take a connection waiting on a slot whose worker has accepted
- * nothing for STEAL_AFTER_US while we looked (stopped by a long request, say), so that it
- * does not wait for that worker. Counted as ours: our slot's open, accepted and least-conn
- * count go up, the other slot's count down (the program counted it there), and its stolen
- * word up (the master's evidence that the slot had work it did not take). Returns the socket
- * or -EAGAIN.
- */
-static int try_steal(struct fdp_worker *w, struct fdp_conn *conn)
+/* We come for connections: each slot we accept for says so in its beat word. */
+static void publish_beat(struct fdp_worker *w, long long now)
 {
-	long long now = 0;
+	for (size_t i = 0; i < w->nown; i++) {
+		struct own_listener *o = &w->own[i];
 
+		if (!o->steal && o->beats && o->fd >= 0)
+			__atomic_store_n(&o->st->beat[o->slot], (uint32_t)now, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * Take a connection waiting on a stalled slot: one whose worker has not come for connections
+ * for STEAL_AFTER_US (its beat) while the program has counted more connections there than
+ * that worker has accepted (count - open: what waits in its queue), so that they do not wait
+ * for its long request. Counted as ours: our slot's open, accepted and count go up, the other
+ * slot's count down (the program counted it there), and its stolen word up (the master's
+ * evidence that the slot had work it did not take). Returns the socket or -EAGAIN.
+ */
+static int steal(struct fdp_worker *w, struct fdp_conn *conn, long long now)
+{
 	for (size_t i = 0; i < w->nown; i++) {
 		struct own_listener *e = &w->own[i], *home;
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
-		uint32_t acc;
+		uint32_t beat;
+		int32_t queued;
 		int fd;
 
-		if (!e->steal || e->fd < 0)
+		if (!e->steal || e->fd < 0 || !w->own[e->home].beats)
 			continue;
-		if (!now)
-			now = now_us();
-		acc = __atomic_load_n(&e->st->accepted[e->slot], __ATOMIC_RELAXED);
-		if (acc != e->seen || !e->since_us) {
-			e->seen = acc;
-			e->since_us = now;
+		beat = __atomic_load_n(&e->st->beat[e->slot], __ATOMIC_RELAXED);
+		if ((uint32_t)now - beat < STEAL_AFTER_US || now - e->empty_us < STEAL_AFTER_US)
 			continue;
-		}
-		if (now - e->since_us < STEAL_AFTER_US)
+		queued = (int32_t)(__atomic_load_n(&e->st->count[e->slot], __ATOMIC_RELAXED) -
+		                   __atomic_load_n(&e->st->open[e->slot], __ATOMIC_RELAXED));
+		if (queued <= 0)
 			continue;
 		fd = counted_accept(&w->own[e->home], e->fd, &peer, &len);
 		if (fd < 0) {
-			e->since_us = now; /* nothing waits there: look again later */
+			e->empty_us = now;
 			continue;
 		}
 		own_conn(w, e->home, &peer, len, conn);
@@ -889,6 +920,7 @@ static int marked_ready(const struct fdp_worker *w)
 
 static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 {
+	long long now = 0;
 	int r, fd;
 
 	fd = taken_pop(w, conn, 0);
@@ -896,6 +928,20 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 		return fd;
 	if (w->ep >= 0 && !w->polled && !marked_ready(w))
 		poll_ready(w);
+	/*
+	 * Say we came; then, every other connection, one waiting on a stalled slot (it is older
+	 * than ours: its worker stopped while ours kept going). Taking from it first, or from any
+	 * queue at any time, measured worse (docs/BENCHMARKS.md, "Stealing").
+	 */
+	if (w->ep >= 0 && w->nown && !w->draining && !w->gone) {
+		now = now_us();
+		publish_beat(w, now);
+		if (!w->stole_last && (fd = steal(w, conn, now)) >= 0) {
+			w->stole_last = 1;
+			return fd;
+		}
+		w->stole_last = 0;
+	}
 	/*
 	 * In a burst on our own sockets the channel, whose news is rare under kernel dispatch
 	 * (a DRAIN, a rescued connection), waits for the burst's end: no read of it per accept.
@@ -929,8 +975,8 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	 * after a full burst: the caller gets its -EAGAIN, and its other connections a turn). */
 	if (!w->gone && !w->draining && !w->own_capped) {
 		fd = accept_own(w, conn);
-		if (fd == -EAGAIN && !w->own_paused)
-			fd = try_steal(w, conn);
+		if (fd == -EAGAIN && !w->own_paused && now)
+			fd = steal(w, conn, now); /* nothing of ours: from a stalled slot */
 		if (fd != -EAGAIN)
 			return fd;
 	}

@@ -274,7 +274,11 @@ int fdp__steer_prog_build(struct bpf_insn *v, size_t max, enum fdp__steer_policy
 		alu64_reg(&a, BPF_MOV, R8, R1);
 	}
 
-	/* Select slot r8's socket; least-conn then counts the connection against it. */
+	/*
+	 * Select slot r8's socket, then count the connection against it: least-conn's measure,
+	 * and for every policy what the workers read as the slot's queue (count - open) when
+	 * they look for a stalled slot to take from.
+	 */
 	label(&a, L_SELECT);
 	store32(&a, R10, -8, R8);
 	alu64_reg(&a, BPF_MOV, R1, R6);
@@ -283,15 +287,13 @@ int fdp__steer_prog_build(struct bpf_insn *v, size_t max, enum fdp__steer_policy
 	alu64_imm(&a, BPF_ADD, R3, -8);
 	alu64_imm(&a, BPF_MOV, R4, 0);
 	call(&a, BPF_FUNC_sk_select_reuseport);
-	if (policy == FDP__STEER_LEAST_CONN) {
-		jump(&a, BPF_JNE, R0, -1, 0, L_PASS);
-		alu64_reg(&a, BPF_MOV, R1, R8);
-		alu32_imm(&a, BPF_AND, R1, FDP__STEER_MAX_SLOTS - 1);
-		alu64_imm(&a, BPF_LSH, R1, 2);
-		alu64_reg(&a, BPF_ADD, R1, R7);
-		alu32_imm(&a, BPF_MOV, R2, 1);
-		emit(&a, BPF_STX | BPF_W | BPF_ATOMIC, R1, R2, OFF(count), BPF_ADD);
-	}
+	jump(&a, BPF_JNE, R0, -1, 0, L_PASS);
+	alu64_reg(&a, BPF_MOV, R1, R8);
+	alu32_imm(&a, BPF_AND, R1, FDP__STEER_MAX_SLOTS - 1);
+	alu64_imm(&a, BPF_LSH, R1, 2);
+	alu64_reg(&a, BPF_ADD, R1, R7);
+	alu32_imm(&a, BPF_MOV, R2, 1);
+	emit(&a, BPF_STX | BPF_W | BPF_ATOMIC, R1, R2, OFF(count), BPF_ADD);
 	/*
 	 * SK_PASS whatever happened: with a socket selected the connection goes there; without
 	 * (no live slot, a slot missing from the array) the kernel picks by its own hash.
