@@ -12,7 +12,7 @@
  *
  *   a timer (FDP__KERNEL_TICK_MS) looks at every live slot: connections queued on its socket
  *   (TCP_INFO) and no accept by its worker for the ACK timeout make the worker hung, flagged
- *   like one that leaves a handed connection unacknowledged; and least-conn's counts are set
+ *   like one that leaves a handed connection unacknowledged; and every slot's count is set
  *   back to what is open (fdp__steer_count_resync()) once a second.
  *
  * Who owns what: the group owns every slot's socket (slot 0's is the listener the caller gave)
