@@ -12,10 +12,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -654,5 +658,64 @@ TEST(a_group_of_the_most_slots_loads)
 	fdp_test_wait_readable(fdp__steer_fd(g, 777), 5000);
 	CHECK_INT(drain(g, 777), ==, 1);
 	close(c);
+	fdp__steer_close(g);
+}
+
+/* A one-value mmap-able BPF array of value_size bytes, as an older master made its state. */
+static int state_map(uint32_t value_size)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_ARRAY;
+	attr.key_size = 4;
+	attr.value_size = value_size;
+	attr.max_entries = 1;
+	attr.map_flags = BPF_F_MMAPABLE;
+	return (int)syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+}
+
+/* Adopt g's sockets, program and socket array (duplicates) with the state map state_fd. */
+static int adopt_with(struct fdp__steer **out, struct fdp__steer *g, int state_fd)
+{
+	int fds[2] = {fcntl(fdp__steer_fd(g, 0), F_DUPFD_CLOEXEC, 0),
+	              fcntl(fdp__steer_fd(g, 1), F_DUPFD_CLOEXEC, 0)};
+	int rc = fdp__steer_adopt(out, fds, 2, FDP__STEER_ROUND_ROBIN,
+	                          fcntl(fdp__steer_prog_fd(g), F_DUPFD_CLOEXEC, 0),
+	                          fcntl(fdp__steer_sockarray_fd(g), F_DUPFD_CLOEXEC, 0), state_fd);
+
+	return rc;
+}
+
+TEST(adopting_an_older_masters_shorter_state_maps_what_it_has_and_says_its_size)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN), *a = NULL;
+	size_t old = offsetof(struct fdp__steer_state, beat); /* a state without beat[] */
+	int state_fd = state_map((uint32_t)old);
+
+	CHECK(state_fd >= 0);
+	CHECK_OK(adopt_with(&a, g, state_fd));
+	CHECK_INT(fdp__steer_state_size(a), ==, old); /* what LISTEN then tells its workers */
+	fdp__steer_state(a)->stolen[1] = 7;          /* its last word is mapped */
+	CHECK_INT(fdp__steer_state_size(g), ==, sizeof(struct fdp__steer_state));
+	fdp__steer_close(a);
+	fdp__steer_close(g);
+}
+
+TEST(adopting_a_state_older_than_any_this_library_shares_fails_with_eproto)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN), *a = NULL;
+	int state_fd = state_map(64), fds[2];
+
+	CHECK(state_fd >= 0);
+	fds[0] = fcntl(fdp__steer_fd(g, 0), F_DUPFD_CLOEXEC, 0);
+	fds[1] = fcntl(fdp__steer_fd(g, 1), F_DUPFD_CLOEXEC, 0);
+	CHECK_INT(fdp__steer_adopt(&a, fds, 2, FDP__STEER_ROUND_ROBIN, -1, -1, state_fd), ==,
+	          -EPROTO);
+	CHECK(a == NULL);
+	/* Refused: nothing was taken, the caller still owns what it gave. */
+	close(fds[0]);
+	close(fds[1]);
+	close(state_fd);
 	fdp__steer_close(g);
 }

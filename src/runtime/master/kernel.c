@@ -311,7 +311,7 @@ static int send_listen(struct fdp_master *m, struct fdp__proc *p, size_t i, unsi
 	struct fdp_proto_listen msg = {.listener = (unsigned)i,
 	                               .tag = l->tag,
 	                               .slot = slot,
-	                               .state_size = sizeof(struct fdp__steer_state),
+	                               .state_size = (uint32_t)fdp__steer_state_size(l->steer),
 	                               .flags = flags};
 	int fds[2], err;
 

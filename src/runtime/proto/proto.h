@@ -110,9 +110,20 @@ struct fdp__steer_state {
 	uint32_t accepted[FDP_PROTO_STEER_SLOTS];
 	/* Connections other workers took from the slot's queue (stealing; wrapping). */
 	uint32_t stolen[FDP_PROTO_STEER_SLOTS];
-	/* The worker's, per slot: when it last came for connections (monotonic µs, wrapping). */
+		/* The worker's, per slot: when it last came for connections (monotonic µs, wrapping). */
 	uint32_t beat[FDP_PROTO_STEER_SLOTS];
 };
+
+/*
+ * A slot whose beat is older than this while its counts show a queue (count above open) is
+ * stalled: other workers take from its queue.
+ */
+#define FDP_PROTO_STEER_STALL_US 50
+
+/* A state of size bytes has field: the fields of an older master's state are a prefix. */
+#define FDP_PROTO_STATE_HAS(size, field)                                                          \
+	((size) >= offsetof(struct fdp__steer_state, field) +                                      \
+	                   sizeof(((struct fdp__steer_state *)0)->field))
 
 /* ACK and DONE: an array of 8-byte ids; at most this many in one message. */
 #define FDP_PROTO_MAX_IDS 512

@@ -75,7 +75,7 @@ struct own_listener {
  * (docs/BENCHMARKS.md, "Stealing"): 20-100 µs gave the same p99 under the uneven load, 200
  * a worse one, 0 (take from any queue at any time) the worst.
  */
-#define STEAL_AFTER_US 50
+#define STEAL_AFTER_US FDP_PROTO_STEER_STALL_US
 
 /*
  * At most this many own accepts in a row before the caller gets its -EAGAIN and serves what
@@ -412,11 +412,6 @@ static void take_steal(struct fdp_worker *w, const struct fdp_proto_listen *l, i
 	                                          .home = home};
 }
 
-/* A master's state of size bytes has field (fields are only ever appended). */
-#define STATE_HAS(size, field)                                                                    \
-	((size) >= offsetof(struct fdp__steer_state, field) +                                      \
-	                   sizeof(((struct fdp__steer_state *)0)->field))
-
 /* Take the socket and the state of a LISTEN (checked), unless draining. A failure drops it:
  * the slot's connections then wait for the master, which notices no progress on them. */
 static void take_listen(struct fdp_worker *w)
@@ -430,7 +425,7 @@ static void take_listen(struct fdp_worker *w)
 
 	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || w->ep < 0 ||
 	    w->draining || l.slot >= FDP_PROTO_STEER_SLOTS ||
-	    !STATE_HAS(l.state_size, accepted) ||
+	    !FDP_PROTO_STATE_HAS(l.state_size, accepted) ||
 	    w->nown >= 1u << 15)
 		goto drop;
 	o = realloc(w->own, (w->nown + 1) * sizeof(*o));
@@ -458,7 +453,7 @@ static void take_listen(struct fdp_worker *w)
 	                           .slot = l.slot,
 	                           .st = st,
 	                           .st_len = o->st_len,
-	                           .beats = STATE_HAS(l.state_size, beat),
+	                           .beats = FDP_PROTO_STATE_HAS(l.state_size, beat),
 	                           .ready = 1}; /* connections may wait already */
 	w->nown++;
 	return;

@@ -27,7 +27,8 @@ struct fdp__steer {
 	int state_fd;      /* the state map: owned */
 	int prog;          /* the program: owned */
 	struct fdp__steer_state *state; /* state_fd's value, mapped */
-	size_t state_len;
+	size_t state_size;              /* its bytes: an adopted older state's may be fewer */
+	size_t state_len;               /* mapped: state_size rounded up to the page */
 };
 
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
@@ -235,7 +236,8 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 		goto fail;
 	}
 	g->state_fd = rc;
-	g->state_len = (sizeof(struct fdp__steer_state) + (size_t)page - 1) & ~((size_t)page - 1);
+	g->state_size = sizeof(struct fdp__steer_state);
+	g->state_len = (g->state_size + (size_t)page - 1) & ~((size_t)page - 1);
 	g->state = mmap(NULL, g->state_len, PROT_READ | PROT_WRITE, MAP_SHARED, g->state_fd, 0);
 	if (g->state == MAP_FAILED) {
 		g->state = NULL;
@@ -422,6 +424,27 @@ unsigned fdp__steer_active(const struct fdp__steer *g)
 	return g->active;
 }
 
+/* The value size of the map fd (bytes), 0 if it cannot be had. */
+static size_t map_value_size(int fd)
+{
+	struct bpf_map_info info;
+	union bpf_attr attr;
+
+	memset(&info, 0, sizeof(info));
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = (uint32_t)fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (uint64_t)(uintptr_t)&info;
+	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) < 0 || info.max_entries != 1)
+		return 0;
+	return info.value_size;
+}
+
+size_t fdp__steer_state_size(const struct fdp__steer *g)
+{
+	return g->state_size;
+}
+
 int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
                      enum fdp__steer_policy policy, int prog, int sockarray, int state_fd)
 {
@@ -436,7 +459,16 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
 		free(g);
 		return -ENOMEM;
 	}
-	g->state_len = (sizeof(struct fdp__steer_state) + (size_t)page - 1) & ~((size_t)page - 1);
+	/* The old master's state may be an older library's, shorter: map what it has. */
+	g->state_size = map_value_size(state_fd);
+	if (!FDP_PROTO_STATE_HAS(g->state_size, stolen)) {
+		free(g->fds);
+		free(g);
+		return -EPROTO; /* none, or older than any this code can share */
+	}
+	if (g->state_size > sizeof(struct fdp__steer_state))
+		g->state_size = sizeof(struct fdp__steer_state); /* a newer one's: our prefix */
+	g->state_len = (g->state_size + (size_t)page - 1) & ~((size_t)page - 1);
 	g->state = mmap(NULL, g->state_len, PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
 	if (g->state == MAP_FAILED) {
 		int e = -errno;

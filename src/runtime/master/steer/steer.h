@@ -81,8 +81,10 @@ int fdp__steer_open_fd(struct fdp__steer **out, int fd, unsigned slots,
 /*
  * A group from the descriptors another process's group handed over (an upgrade's old master):
  * its slots' sockets fds[0..slots-1], its program (of policy), socket array and state, which
- * is mapped here. On success the group owns every one of them; on failure they stay the
- * caller's. Returns 0, -EINVAL, -ENOMEM, or mmap's error (state_fd is not a state map).
+ * is mapped here as far as both this library and the map know it (an older master's state is
+ * a prefix of ours: fdp__steer_state_size() says how much). On success the group owns every
+ * one of them; on failure they stay the caller's. Returns 0, -EINVAL, -ENOMEM, -EPROTO (a
+ * state older than any this library shares, or not a state map), or mmap's error.
  */
 int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
                      enum fdp__steer_policy policy, int prog, int sockarray, int state_fd);
@@ -167,6 +169,9 @@ long fdp__steer_count_resync(struct fdp__steer *g, unsigned slot, uint32_t open)
  * For a worker's own atomic updates; the functions above are the master's.
  */
 struct fdp__steer_state *fdp__steer_state(struct fdp__steer *g);
+
+/* The state's size in bytes: sizeof(struct fdp__steer_state), or an adopted older one's. */
+size_t fdp__steer_state_size(const struct fdp__steer *g);
 
 /*
  * The hash-ip table. The bucket the program computes for a client address (AF_INET or
