@@ -83,8 +83,11 @@ int fdp_worker_open_env(struct fdp_worker **out, int timeout_ms);
  * an epoll descriptor, readable when the channel or one of those sockets has something, or
  * when the channel is writable while fdp_worker_wants_write() says so (so wait for readability
  * of it, with or without writability). fdp_worker_accept() then returns the connections the
- * worker accepted itself too, after those the master handed it; their id has bit 63 set
- * (FDP_CONN_OWN), and fdp_worker_done() and fdp_worker_return() take them like any other. At
+ * worker accepted itself too, after those the master handed it, at most 4 in a row before one
+ * -EAGAIN (serve those, then call again: the descriptor stays readable), and, while another
+ * worker is stopped in a long request, some of those waiting on its socket; their id has bit
+ * 63 set (FDP_CONN_OWN), and fdp_worker_done() and fdp_worker_return() take them like any
+ * other. At
  * the master's drain the worker closes those sockets and accepts no more there. A master that
  * steers no listener (or an older one) ignores the call: then only the descriptor changes.
  * Returns 0 (also when called again), -EPIPE when the master is gone, -EMFILE or -ENOMEM.

@@ -7,6 +7,8 @@
  */
 #include "test_serve_util.h"
 
+#include <sys/resource.h>
+
 #define UPPER_WORKER FDPASS_BINARY_DIR "/examples/upper_worker"
 #define GET          "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
@@ -375,6 +377,64 @@ TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
 	wait_live(&s, 1);
 	for (int i = 0; i < 10; i++)
 		CHECK_INT(http_get_worker(s.addr, NULL, NULL), ==, 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/*
+ * A descriptor limit for pid under which exactly one new descriptor fits: new descriptors take
+ * the lowest free numbers, and a limit refuses only numbers at or above it (those open stay).
+ */
+static rlim_t room_for_one(pid_t pid)
+{
+	static char open_fd[4096];
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+
+	memset(open_fd, 0, sizeof(open_fd));
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	CHECK(d != NULL);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) < (int)sizeof(open_fd))
+			open_fd[atoi(e->d_name)] = 1;
+	closedir(d);
+	for (rlim_t n = 0; n < sizeof(open_fd); n++)
+		if (!open_fd[n])
+			return n + 1; /* the first free number, and nothing above it */
+	CHECK(0);
+	return 0;
+}
+
+TEST(a_reload_whose_steering_cannot_grow_is_refused_and_the_configuration_in_force_stays)
+{
+	const char *conf = write_conf("serve.conf", "workers 2\n");
+	const char *args[] = {"--config", conf, NULL};
+	struct rlimit old, low;
+	struct server s;
+	int seen[2] = {0};
+
+	kernel_start(&s, args);
+	/* Room for one more descriptor (the configuration file's), not for 38 slot sockets. */
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, NULL, &old));
+	low = (struct rlimit){.rlim_cur = room_for_one(s.pid), .rlim_max = old.rlim_max};
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &low, NULL));
+	write_conf("serve.conf", "workers 40\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload refused: listener 0: kernel dispatch over 40 slots: ", 10000);
+	CHECK(strstr(s.log, "the configuration in force stays, no worker replaced") != NULL);
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &old, NULL));
+	/* The two workers still serve, steered over their two slots. */
+	for (int i = 0; i < 20; i++)
+		seen[http_get_worker(s.addr, NULL, NULL)]++;
+	CHECK(seen[0] > 0 && seen[1] > 0);
+	/* And a reload it can take goes through, on the sockets the refused one had made. */
+	write_conf("serve.conf", "workers 3\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK(strstr(s.log, "kernel dispatch (round-robin) over 3 slots") != NULL);
+	wait_live(&s, 3);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -92,25 +92,48 @@ int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_mast
 	return 0;
 }
 
-void fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers)
+int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum fdp_policy *policy,
+                            char *why, size_t size)
 {
-	for (size_t i = 0; i < m->nlisteners; i++) {
-		struct fdp__listener *l = &m->listeners[i];
-		char err[256];
+	size_t i;
+	int err = 0;
 
-		if (!l->steer || (fdp__steer_active(l->steer) == workers &&
-		                  fdp__steer_policy(l->steer) == steer_policy(l->policy)))
+	for (i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		enum fdp__steer_policy p = steer_policy(policy ? policy[i] : l->policy);
+		char reason[256];
+
+		if (!l->steer || (fdp__steer_active(l->steer) == workers && fdp__steer_policy(l->steer) == p))
 			continue;
-		if (fdp__steer_resize(l->steer, workers, steer_policy(l->policy), err, sizeof(err)) <
-		    0)
-			fdp__log(m, FDP_LOG_WARN, "listener %zu: kernel dispatch keeps %u slots (%s): %s",
-			         i, fdp__steer_active(l->steer),
-			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), err);
-		else
-			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots", i,
-			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), workers);
+		l->kprev_active = fdp__steer_active(l->steer);
+		l->kprev_policy = (unsigned)fdp__steer_policy(l->steer);
+		err = fdp__steer_resize(l->steer, workers, p, reason, sizeof(reason));
+		if (err < 0) {
+			snprintf(why, size, "listener %zu: kernel dispatch over %u slots: %s", i, workers,
+			         reason);
+			break;
+		}
+		l->kresized = 1;
 		m->kernel_dirty = 1;
 	}
+	/* All or none: the listeners already changed go back to what they were. */
+	for (size_t k = 0; k < m->nlisteners; k++) {
+		struct fdp__listener *l = &m->listeners[k];
+		char reason[256];
+
+		if (!l->kresized)
+			continue;
+		l->kresized = 0;
+		if (err == 0)
+			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots", k,
+			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), workers);
+		else if (fdp__steer_resize(l->steer, l->kprev_active,
+		                           (enum fdp__steer_policy)l->kprev_policy, reason,
+		                           sizeof(reason)) < 0)
+			fdp__log(m, FDP_LOG_ERROR, "listener %zu: kernel dispatch left over %u slots: %s",
+			         k, fdp__steer_active(l->steer), reason);
+	}
+	return err;
 }
 
 void fdp__kparts_free(struct fdp__kparts *k)
@@ -137,6 +160,7 @@ void fdp__kparts_free(struct fdp__kparts *k)
  */
 static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why)
 {
+	char reason[256];
 	struct fdp__kparts *k = l->kparts;
 	int rc;
 
@@ -151,7 +175,9 @@ static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why
 	free(k);
 	l->kadopted = 1;
 	/* Another worker count or policy than the old master's: this master's program. */
-	fdp__kernel_reconfigure(m, m->cfg.workers);
+	if (fdp__kernel_reconfigure(m, m->cfg.workers, NULL, reason, sizeof(reason)) < 0)
+		fdp__log(m, FDP_LOG_WARN, "%s; it keeps the old master's %u", reason,
+		         fdp__steer_active(l->steer));
 	return 1;
 }
 
@@ -555,10 +581,18 @@ void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p)
 	         p->slot, (int)p->pid, (unsigned long long)lost);
 }
 
+uint64_t fdp__kernel_accepted(const struct fdp_master *m)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < m->nlisteners; i++)
+		n += m->listeners[i].kaccepted;
+	return n;
+}
+
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 {
 	unsigned n = 0, live = 0;
-	uint64_t accepted = 0;
 	int len;
 
 	fdp__kernel_refresh(m);
@@ -567,7 +601,6 @@ size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 
 		if (!l->steer)
 			continue;
-		accepted += l->kaccepted;
 		n++;
 		for (unsigned s = 0; s < fdp__steer_slots(l->steer); s++)
 			live += fdp__steer_slot_live(l->steer, s) == 1;
@@ -575,7 +608,7 @@ size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size)
 	/* live: slots taking new connections, over every steered listener (a worker that has
 	 * not said ACCEPTS yet, or is dead, hung or draining, leaves its slot out). */
 	len = snprintf(line, size, "kernel listeners=%u live=%u accepted=%llu\n", n, live,
-	               (unsigned long long)accepted);
+	               (unsigned long long)fdp__kernel_accepted(m));
 	return len < 0 ? 0 : (size_t)len;
 }
 

@@ -551,15 +551,6 @@ static void log_listeners(struct fdp_master *m)
 	fdp__metrics_log(m);
 }
 
-static uint64_t kernel_accepted(const struct fdp_master *m)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < m->nlisteners; i++)
-		n += m->listeners[i].kaccepted;
-	return n;
-}
-
 /* The program's periodic event (config tick_ms): a watchdog that stops when the loop does. */
 static void tick(struct fdp_master *m, long long now, long long *next)
 {
@@ -648,7 +639,7 @@ int fdp_master_run(struct fdp_master *m)
 	                              m->conns.closed[CLOSE_ERROR]));
 	if (m->kernel)
 		fdp__log(m, FDP_LOG_INFO, "accepted by the workers themselves (kernel dispatch): %llu",
-		         (unsigned long long)kernel_accepted(m)); /* counted at the close */
+		         (unsigned long long)fdp__kernel_accepted(m)); /* counted at the close */
 	/* What each slot served over the run, for the log reader and the benchmarks' spread:
 	 * under kernel dispatch, with what its workers accepted themselves (all done by now). */
 	for (unsigned i = 0; i < m->cfg.workers; i++)

@@ -226,6 +226,10 @@ struct fdp__listener {
 	int kadopted;
 	struct fdp__kparts *kparts;
 	uint64_t kaccepted; /* accepted by the workers themselves, as far as seen */
+	/* fdp__kernel_reconfigure()'s: resized in this call, from this count and policy (an
+	 * enum fdp__steer_policy), to go back to if another listener's resize fails. */
+	int kresized;
+	unsigned kprev_active, kprev_policy;
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
 	uint64_t accepted, handovers, closed[CLOSE_NREASONS];
@@ -465,10 +469,17 @@ void fdp__kernel_reattach(struct fdp_master *m);
 void fdp__kernel_reaped(struct fdp_master *m, struct fdp__proc *p);
 /* Bring the counts of what the workers accepted themselves up to date (status, metrics). */
 void fdp__kernel_refresh(struct fdp_master *m);
+/* What the workers accepted themselves, over every listener, as far as counted. */
+uint64_t fdp__kernel_accepted(const struct fdp_master *m);
 /* The status's "kernel ..." line into line (size bytes); returns its length. */
 size_t fdp__kernel_status(struct fdp_master *m, char *line, size_t size);
-/* A reload's new worker count and policies (already the listeners'): the programs follow. */
-void fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers);
+/*
+ * The steered listeners' programs for a new worker count and policies (policy: one per
+ * listener; NULL: the listeners' own). All or none: 0, or a negative errno with why, the
+ * listeners as they were. A reload calls it last of what can fail (reconfig.c).
+ */
+int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum fdp_policy *policy,
+                            char *why, size_t size);
 /* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
 int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
                                const enum fdp_policy *policy, char *why, size_t size);

@@ -3,8 +3,9 @@
  * (cfg.reload, fdpass_runtime.h), the master applies what may change while it runs (the
  * worker count, the policies and tags, routing, the timeouts, the program the workers run,
  * the log level), then replaces every worker (supervise.c's fdp__reload()). Everything that
- * can fail (the router and its map, hash-ip's ring, memory) is built before anything is
- * changed, so a configuration the master cannot take leaves the one in force untouched.
+ * can fail (the router and its map, hash-ip's ring, memory, the steered listeners' programs)
+ * is built before anything is changed, so a configuration the master cannot take leaves the
+ * one in force untouched.
  * Called by loop.c; calls supervise.c, route_policy.c and log.c.
  */
 #include "master.h"
@@ -86,7 +87,12 @@ static int reconfig_prepare(struct fdp_master *m, struct reconfig *rc, char *why
 			return err;
 		}
 	}
-	return 0;
+	/*
+	 * Last, as it is the one step here that acts: the steered listeners' programs for the new
+	 * count and policies (new slot sockets, a program each). It undoes itself if it fails, and
+	 * nothing after it can, so a reload it refuses leaves the configuration in force whole.
+	 */
+	return fdp__kernel_reconfigure(m, next->workers, rc->policy, why, size);
 }
 
 /* Nothing here fails: what could was built by reconfig_prepare(). */
@@ -126,8 +132,6 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 		m->ip_ring = rc->ring;
 		rc->ring = (struct fdp__hashring){0};
 	}
-	/* Steered listeners: their programs choose among the new count by the new policies. */
-	fdp__kernel_reconfigure(m, next->workers);
 	/* Shrunk: the retired slots drain first; grown: the new slots get no successor. */
 	if (next->workers < old)
 		fdp__supervise_resize(m, next->workers);
