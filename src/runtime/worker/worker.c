@@ -107,6 +107,7 @@ struct fdp_worker {
 	 */
 	int ch_ready, ch_more, polled;
 	int stole_last; /* the last connection was stolen: our own queue goes first */
+	long long beat_us, look_us; /* our beat's last store; our last look for a stalled slot */
 	uint64_t own_seq;
 	unsigned index, generation;
 	int draining, gone;
@@ -639,9 +640,20 @@ static long long now_us(void)
 	return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
+/*
+ * The state's per-slot words of neighbouring slots share cache lines, which every worker and
+ * the program write: the beat is stored at most every BEAT_US and the other slots' words
+ * read at most every LOOK_US, so that a busy worker does not move those lines at each call.
+ */
+#define BEAT_US 8
+#define LOOK_US 10
+
 /* We come for connections: each slot we accept for says so in its beat word. */
 static void publish_beat(struct fdp_worker *w, long long now)
 {
+	if (now - w->beat_us < BEAT_US)
+		return;
+	w->beat_us = now;
 	for (size_t i = 0; i < w->nown; i++) {
 		struct own_listener *o = &w->own[i];
 
@@ -660,6 +672,7 @@ static void publish_beat(struct fdp_worker *w, long long now)
  */
 static int steal(struct fdp_worker *w, struct fdp_conn *conn, long long now)
 {
+	w->look_us = now;
 	for (size_t i = 0; i < w->nown; i++) {
 		struct own_listener *e = &w->own[i], *home;
 		struct sockaddr_storage peer;
@@ -931,7 +944,7 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	if (w->ep >= 0 && w->nown && !w->draining && !w->gone) {
 		now = now_us();
 		publish_beat(w, now);
-		if (!w->stole_last && (fd = steal(w, conn, now)) >= 0) {
+		if (!w->stole_last && now - w->look_us >= LOOK_US && (fd = steal(w, conn, now)) >= 0) {
 			w->stole_last = 1;
 			return fd;
 		}
