@@ -82,3 +82,16 @@ kernel_dispatched() {
 		! grep -q ': kernel dispatch (' "$2" 2>/dev/null
 	fi
 }
+
+# The row indexes $2... in the order round $1 runs them: as given in odd rounds, reversed in
+# even ones, so that what drifts over a round (the machine's load, the sockets left in
+# TIME_WAIT by the rows before) weighs on every row alike once the rounds are counted.
+round_order() {
+	local r=$1
+	shift
+	if [ $((r % 2)) = 1 ]; then
+		echo "$@"
+	else
+		printf '%s\n' "$@" | tac | tr '\n' ' '
+	fi
+}

@@ -372,7 +372,7 @@ run_pass() {
 	pass_dir=$tmp/$name
 	mkdir -p "$pass_dir"
 	for r in $(seq "$rounds"); do
-		for i in "${!ROWS[@]}"; do
+		for i in $(round_order "$r" "${!ROWS[@]}"); do
 			[ -n "${row_ran[$i]:-}" ] || continue
 			printf '%s %d/%d  %-30s ' "$name" "$r" "$rounds" "${labels[$i]}"
 			if run_one "${ROWS[$i]#*|}" "$pass_dir/$i.$r"; then

@@ -668,7 +668,8 @@ write_doc() {
 			echo "  Only the rows that choose by load and their peers run it."
 		fi
 		echo "- ${rounds} round(s); in each, every server is started, warmed up (300 connections), loaded"
-		echo "  by each tool in turn and stopped, in table order. Medians over rounds."
+		echo "  by each tool in turn and stopped, in table order in odd rounds and in reverse in"
+		echo "  even ones (what drifts over a round weighs on every row alike). Medians over rounds."
 		echo "- CPU: user + system ticks of the server's whole process tree during the load"
 		echo "  (/proc/PID/stat), per completed connection. *Leader* is the group's first process"
 		echo "  alone, its time on a CPU from /proc/PID/task/*/schedstat (nanoseconds): fdpass's"
@@ -754,7 +755,7 @@ run_and_report() {
 }
 pass_tools=("${tools[@]}")
 for r in $(seq "$rounds"); do
-	for i in "${!labels[@]}"; do
+	for i in $(round_order "$r" "${!labels[@]}"); do
 		[ -n "${row_ran[$i]:-}" ] || continue
 		run_and_report "$i" "$r"
 	done
@@ -763,7 +764,7 @@ if [ "$scaling" = 1 ]; then
 	main_workers=$workers main_mode=("${load_mode[@]}")
 	load_mode=("${scaling_mode[@]}") pass_tools=(fdp-load)
 	for r in $(seq "$rounds"); do
-		for i in "${!labels[@]}"; do
+		for i in $(round_order "$r" "${!labels[@]}"); do
 			[ -n "${row_ran[$i]:-}" ] && [[ ${labels[$i]} =~ $SCALING_ROWS ]] || continue
 			for w in 1 "$main_workers"; do
 				workers=$w pass_prefix="w$w-"
