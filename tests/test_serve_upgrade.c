@@ -39,7 +39,8 @@ static int try_get(const struct sockaddr_storage *sa, socklen_t len)
 
 struct load {
 	const char *addr;
-	int stop[2]; /* a pipe: the read end reads EOF when the load must stop */
+	int stop[2];    /* a pipe: the read end reads EOF when the load must stop */
+	int started[2]; /* a pipe: each client writes a byte once its first request is done */
 };
 
 /* Requests one after another until told to stop; exits 1 if any failed. */
@@ -52,14 +53,36 @@ static void run_load(void *arg)
 	int n = 0, failed = 0;
 
 	close(l->stop[1]);
+	close(l->started[0]);
 	CHECK_OK(fdp_addr_parse(l->addr, &sa, &len));
 	while (poll(&p, 1, 0) == 0) {
 		failed += try_get(&sa, len) < 0;
-		n++;
+		if (n++ == 0)
+			CHECK_INT(write(l->started[1], "s", 1), ==, 1);
 	}
+	close(l->started[1]);
 	if (failed)
 		fdp_test_fail(__FILE__, __LINE__, "%d of %d requests failed", failed, n);
 	CHECK(n > 0);
+}
+
+/* Start n load clients on l (whose pipes it makes) and wait until each has made a request, so
+ * that the upgrade after it happens under load however slowly they start (valgrind). */
+static void start_load(struct load *l, pid_t *clients, int n)
+{
+	CHECK_OK(pipe2(l->stop, O_CLOEXEC));
+	CHECK_OK(pipe2(l->started, O_CLOEXEC));
+	for (int i = 0; i < n; i++)
+		clients[i] = fdp_test_fork(run_load, l);
+	close(l->started[1]);
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = {.fd = l->started[0], .events = POLLIN};
+		char b;
+
+		CHECK_INT(poll(&p, 1, 60000), ==, 1);
+		CHECK_INT(read(l->started[0], &b, 1), ==, 1);
+	}
+	close(l->started[0]);
 }
 
 /* The pid the old master logged for the new one once it was ready. */
@@ -111,9 +134,7 @@ TEST(sigusr2_under_load_replaces_the_master_and_fails_no_request)
 	CHECK_INT(status_pids(st, old_workers, 2), ==, 2);
 	free(st);
 	l.addr = s.addr;
-	CHECK_OK(pipe2(l.stop, O_CLOEXEC));
-	for (int i = 0; i < 2; i++)
-		clients[i] = fdp_test_fork(run_load, &l);
+	start_load(&l, clients, 2);
 	for (int i = 0; i < 20; i++)
 		http_get_worker(s.addr, NULL, NULL);
 	kill(s.pid, SIGUSR2);
@@ -152,9 +173,7 @@ TEST(sigusr2_under_kernel_dispatch_hands_the_steering_group_over_and_fails_no_re
 	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
 	server_start(&s, "--workers", "2", "--dispatch", "kernel", NULL);
 	l.addr = s.addr;
-	CHECK_OK(pipe2(l.stop, O_CLOEXEC));
-	for (int i = 0; i < 2; i++)
-		clients[i] = fdp_test_fork(run_load, &l);
+	start_load(&l, clients, 2);
 	for (int i = 0; i < 20; i++)
 		http_get_worker(s.addr, NULL, NULL);
 	kill(s.pid, SIGUSR2);

@@ -47,6 +47,7 @@ struct load_hist {
 
 struct load_stats {
 	uint64_t completed;
+	uint64_t late; /* --rate: connections started after they were due (no slot free) */
 	uint64_t errors[LOAD_ERR_COUNT];
 	uint64_t tags[LOAD_MAX_TAGS];
 	uint64_t tagged;
@@ -68,6 +69,9 @@ struct load_config {
 	uint64_t count;    /* 0: run by duration */
 	double timeout_s;
 	double max_time_s;
+	/* --rate: open loop, this many new connections per second over every thread, each
+	 * timed from when it was due (not when a slot came free); 0: the closed loop. */
+	double rate;
 	int json;
 	unsigned char *request;
 	size_t request_len;
@@ -86,6 +90,7 @@ struct load_job {
 	const struct load_config *cfg;
 	unsigned concurrency;
 	uint64_t count;
+	double rate;       /* this thread's share of cfg->rate */
 	uint64_t start_ns; /* set by the caller: every thread measures from one instant */
 	uint64_t end_ns;   /* set by the job: when its last connection ended */
 	struct load_stats stats;

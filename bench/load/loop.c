@@ -1,8 +1,12 @@
 /*
- * One thread's closed loop: a fixed number of connection slots on one epoll instance. Each slot
+ * One thread's loop: a fixed number of connection slots on one epoll instance. Each slot
  * connects, sends the request, reads until the server closes, judges the response and starts
- * over. Sockets are non-blocking and registered once, edge-triggered for both directions, so a
- * connection costs one epoll_ctl() however its events fall.
+ * over (the closed loop), or, with a rate (the open loop), waits until the next connection is
+ * due: connections then start at fixed intervals whatever the server does, each timed from
+ * when it was due, so that a slow answer delays the latency of those behind it instead of
+ * the load (no coordinated omission). Sockets are non-blocking and registered once,
+ * edge-triggered for both directions, so a connection costs one epoll_ctl() however its
+ * events fall.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -10,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "load.h"
@@ -42,6 +47,7 @@ struct loop {
 	uint64_t timeout_ns;
 	uint64_t end_ns;  /* duration mode: stop and abandon in-flight requests */
 	uint64_t hard_ns; /* never run past this, whatever the mode */
+	uint64_t interval_ns, next_ns; /* open loop: between two connections; the next one's */
 	bool stopping;
 };
 
@@ -91,7 +97,7 @@ static void conn_end(struct loop *l, struct conn *c, int kind, int tag)
 	}
 }
 
-static void conn_start(struct loop *l, struct conn *c)
+static void conn_start(struct loop *l, struct conn *c, uint64_t due)
 {
 	const struct load_config *cfg = l->cfg;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
@@ -101,7 +107,7 @@ static void conn_start(struct loop *l, struct conn *c)
 	c->heavy = cfg->heavy_path && (l->started + 1) * cfg->heavy_permille / 1000 >
 	                                      l->started * cfg->heavy_permille / 1000;
 	l->started++;
-	c->start_ns = l->now;
+	c->start_ns = due;
 	c->sent = c->got = 0;
 	c->fd = socket(cfg->target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -241,8 +247,35 @@ static void loop_refill(struct loop *l)
 	while (tries-- > 0 && l->nidle > 0 && !l->stopping) {
 		if (l->job->count && l->started >= l->job->count)
 			return;
-		conn_start(l, &l->conns[l->idle[--l->nidle]]);
+		if (l->interval_ns) {
+			/* Open loop: every connection that is due, each timed from its due time. */
+			if (l->next_ns > l->now)
+				return;
+			if (l->now - l->next_ns > 1000000)
+				l->job->stats.late++; /* over 1 ms: no slot was free when it was due */
+			conn_start(l, &l->conns[l->idle[--l->nidle]], l->next_ns);
+			l->next_ns += l->interval_ns;
+			continue;
+		}
+		conn_start(l, &l->conns[l->idle[--l->nidle]], l->now);
 	}
+}
+
+/* The open loop's wait: until the next connection is due if a slot is free for it. */
+static int loop_wait(struct loop *l, struct epoll_event *ev, int max, uint64_t next_scan)
+{
+	uint64_t until = next_scan;
+	struct timespec ts;
+
+	if (l->end_ns && l->end_ns < until)
+		until = l->end_ns;
+	if (l->nidle > 0 && l->next_ns < until)
+		until = l->next_ns;
+	if (until <= l->now)
+		until = l->now;
+	ts.tv_sec = (time_t)((until - l->now) / 1000000000u);
+	ts.tv_nsec = (long)((until - l->now) % 1000000000u);
+	return epoll_pwait2(l->ep, ev, max, &ts, NULL);
 }
 
 /* Until when epoll_wait may sleep, in milliseconds. */
@@ -263,8 +296,12 @@ static void loop_run(struct loop *l)
 	uint64_t next_scan = l->now + LOOP_SCAN_NS;
 
 	loop_refill(l);
-	while (l->nidle < l->job->concurrency) {
-		int n = epoll_wait(l->ep, ev, LOOP_EVENTS, loop_wait_ms(l, next_scan));
+	/* The closed loop ends when no connection is left (a count reached); the open one at
+	 * its deadline, or once its count has started and finished. */
+	while (l->nidle < l->job->concurrency ||
+	       (l->interval_ns && !(l->job->count && l->started >= l->job->count))) {
+		int n = l->interval_ns ? loop_wait(l, ev, LOOP_EVENTS, next_scan)
+		                       : epoll_wait(l->ep, ev, LOOP_EVENTS, loop_wait_ms(l, next_scan));
 
 		l->now = load_now_ns();
 		for (int i = 0; i < n; i++)
@@ -299,6 +336,12 @@ static int loop_init(struct loop *l, struct load_job *job)
 	l->timeout_ns = (uint64_t)(cfg->timeout_s * 1e9);
 	l->end_ns = cfg->duration_s > 0 ? job->start_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
 	l->hard_ns = job->start_ns + (uint64_t)(cfg->max_time_s * 1e9);
+	if (job->rate > 0) {
+		l->interval_ns = (uint64_t)(1e9 / job->rate);
+		if (l->interval_ns == 0)
+			l->interval_ns = 1;
+		l->next_ns = job->start_ns;
+	}
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	l->conns = calloc(job->concurrency, sizeof(*l->conns));
 	l->idle = calloc(job->concurrency, sizeof(*l->idle));

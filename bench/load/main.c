@@ -25,7 +25,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "A closed-loop client: every connection slot connects, sends one request, reads "
 	        "the\n"
-	        "response until the server closes, checks it, closes, and starts over.\n"
+	        "response until the server closes, checks it, closes, and starts over. With\n"
+	        "--rate, an open loop: connections start at a fixed rate instead.\n"
 	        "\n"
 	        "TARGET is HOST:PORT (127.x.y.z or localhost), [::1]:PORT or unix:PATH; loopback "
 	        "only.\n"
@@ -41,6 +42,11 @@ static void usage(FILE *f)
 	        "3\n"
 	        "                        unless -n is given)\n"
 	        "  -n, --count N         run exactly N connections in all, then stop\n"
+	        "  -r, --rate N          the open loop: start N connections per second (over\n"
+	        "                        every thread) at even intervals, whatever the server\n"
+	        "                        does, each timed from when it was due; -c is then the\n"
+	        "                        most in flight (one due while none is free waits, and\n"
+	        "                        its wait counts in its latency: reported as late)\n"
 	        "  -T, --timeout SECS    a connection not answered within this is a timeout error\n"
 	        "                        (default 5)\n"
 	        "  -m, --max-time SECS   hard limit on the whole run; connections still in flight\n"
@@ -119,12 +125,13 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 	        {"duration", 1, NULL, 'd'},    {"count", 1, NULL, 'n'},   {"timeout", 1, NULL, 'T'},
 	        {"max-time", 1, NULL, 'm'},    {"check", 1, NULL, 'k'},   {"json", 0, NULL, 'j'},
 	        {"path", 1, NULL, 'P'},        {"heavy", 1, NULL, 'H'},   {"help", 0, NULL, 'h'},
+	        {"rate", 1, NULL, 'r'},
 	        {NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jP:H:h", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jP:H:hr:", longs, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_count(optarg, LOAD_MAX_CONCURRENCY, &v) || v == 0)
@@ -149,6 +156,11 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 			if (parse_count(optarg, 1ull << 40, &v) || v == 0)
 				return bad_usage("bad count", optarg);
 			cfg->count = v;
+			break;
+		case 'r':
+			if (parse_double(optarg, &cfg->rate) || cfg->rate > 1e7)
+				return bad_usage("bad rate (connections per second, at most 10000000)",
+				                 optarg);
 			break;
 		case 'T':
 			if (parse_double(optarg, &cfg->timeout_s))
@@ -228,6 +240,7 @@ static int run_jobs(const struct load_config *cfg, struct load_stats *total, dou
 		jobs[i].concurrency =
 		        cfg->concurrency / cfg->threads + (i < cfg->concurrency % cfg->threads);
 		jobs[i].count = cfg->count / cfg->threads + (i < cfg->count % cfg->threads);
+		jobs[i].rate = cfg->rate / cfg->threads;
 		if (cfg->count && jobs[i].count == 0)
 			jobs[i].count = 0, jobs[i].concurrency = 0;
 	}
@@ -244,6 +257,7 @@ static int run_jobs(const struct load_config *cfg, struct load_stats *total, dou
 		if (jobs[i].end_ns > end)
 			end = jobs[i].end_ns;
 		total->completed += jobs[i].stats.completed;
+		total->late += jobs[i].stats.late;
 		total->tagged += jobs[i].stats.tagged;
 		for (int k = 0; k < LOAD_ERR_COUNT; k++)
 			total->errors[k] += jobs[i].stats.errors[k];
@@ -306,6 +320,10 @@ static void print_text(const struct load_config *cfg, const struct load_stats *s
 	       cfg->threads, cfg->request_len);
 	printf("completed %llu in %.3f s: %.0f conn/s\n", (unsigned long long)st->completed, secs,
 	       secs > 0 ? (double)st->completed / secs : 0.0);
+	if (cfg->rate > 0)
+		printf("open loop: %.0f conn/s offered, %llu started over 1 ms after due (no slot "
+		       "free, or the client behind)\n",
+		       cfg->rate, (unsigned long long)st->late);
 	printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
 	       us(load_hist_percentile(&st->lat, 0.50)), us(load_hist_percentile(&st->lat, 0.99)),
 	       us(load_hist_percentile(&st->lat, 0.999)), us(st->lat.max));
@@ -344,6 +362,8 @@ static void print_json(const struct load_config *cfg, const struct load_stats *s
 	       cfg->threads, cfg->size);
 	printf("\"seconds\":%.6f,\"completed\":%llu,\"cps\":%.1f,", secs,
 	       (unsigned long long)st->completed, secs > 0 ? (double)st->completed / secs : 0.0);
+	if (cfg->rate > 0)
+		printf("\"rate\":%.1f,\"late\":%llu,", cfg->rate, (unsigned long long)st->late);
 	printf("\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},",
 	       us(load_hist_percentile(&st->lat, 0.50)), us(load_hist_percentile(&st->lat, 0.99)),
 	       us(load_hist_percentile(&st->lat, 0.999)), us(st->lat.max));
