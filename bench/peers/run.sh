@@ -67,6 +67,11 @@ usage: bench/peers/run.sh [options]
                    number N means /pad/N. Default 10:/sleep/1000: one request in ten stops
                    its worker for 1 ms
   -u SECS          seconds of the uneven load per server and round (default 2)
+  --open-rate N    then the same mix as an open loop (fdp-load --rate): N new connections
+                   per second, each timed from when it was due, so that every row is compared
+                   at the same load (a closed loop gives a faster server more of it). Default
+                   auto: 80 % of the first uneven row's closed-loop rate in round 1
+  --no-open        skip the open loop
   --scaling        then run bare SO_REUSEPORT and the fdpass round-robin and least-conn rows
                    (passing and kernel) with 1 worker and with -w workers, fdp-load only
   --only REGEX     run only the servers whose label matches
@@ -76,7 +81,7 @@ EOF
 }
 
 smoke=0 secs=4 rounds=3 conc=32 workers=$(nproc) only="" out="" install=1
-uneven=1 mix=10:/sleep/1000 usecs=2 scaling=0
+uneven=1 mix=10:/sleep/1000 usecs=2 scaling=0 open=1 open_rate=auto
 build=${FDPASS_BUILD:-$repo/build}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -91,6 +96,8 @@ while [ $# -gt 0 ]; do
 	--no-install) install=0 ;;
 	--uneven) uneven=1 ;;
 	--no-uneven) uneven=0 ;;
+	--open-rate) open_rate=${2:?}; open=1; shift ;;
+	--no-open) open=0 ;;
 	--mix) mix=${2:?}; shift ;;
 	-u) usecs=${2:?}; shift ;;
 	--scaling) scaling=1 ;;
@@ -114,11 +121,14 @@ if [ "$smoke" = 1 ]; then
 	rounds=1 install=0 conc=4
 	load_mode=(-n 300 -c "$conc")
 	uneven_mode=(-n 100 -c "$conc")
+	open_mode=(-n 100 -c 64)
+	[ "$open_rate" = auto ] && open_rate=1000
 	scaling_mode=(-n 200 -c "$conc")
 	wrk_secs=1
 else
 	load_mode=(-d "$secs" -c "$conc")
 	uneven_mode=(-d "$usecs" -c "$conc")
+	open_mode=(-d "$usecs" -c 256)
 	scaling_mode=(-d "$secs" -c "$conc")
 	wrk_secs=$secs
 	[ -n "$out" ] || out=$repo/docs/benchmarks/peers.md
@@ -126,6 +136,11 @@ fi
 # The charts are named after the table: peers.md gets peers.png, peers-workers.png, ...
 stem=$(basename "${out:-peers.md}" .md)
 uneven_mode+=(--heavy "$mix_pct:$mix_path")
+open_mode+=(--heavy "$mix_pct:$mix_path")
+case $open_rate in
+auto) ;;
+*[!0-9]* | "" | 0) echo "run.sh: --open-rate: a whole number of connections per second, or auto" >&2; exit 2 ;;
+esac
 
 load=$build/bench/load/fdp-load
 rusage=$build/bench/load/fdp-rusage
@@ -187,12 +202,32 @@ fi
 # The uneven load is one more "tool": fdp-load with --heavy, on the uneven rows only; nginx's
 # rows need its echo module for /sleep/N.
 [ "$uneven" = 1 ] && tools+=(uneven)
+# And the open loop of the same mix ("open"): the same rows, all at one rate.
+[ "$uneven" = 1 ] && [ "$open" = 1 ] && tools+=(open)
 nginx_uneven=1
 if [ "$uneven" = 1 ] && [ "$mix_kind" = sleep ] && command -v nginx >/dev/null && [ ! -e "$echo_module" ]; then
 	nginx_uneven=0
 	notes+=("nginx rows: no uneven load, nginx's echo module ($echo_module, Debian's libnginx-mod-http-echo) is not installed")
 fi
 in_uneven() { [[ ${labels[$1]} =~ $UNEVEN_ROWS ]] && { [ "$nginx_uneven" = 1 ] || [[ ${labels[$1]} != nginx* ]]; }; }
+# The uneven mix's tools: the closed loop and the open one.
+is_mix() { [ "$1" = uneven ] || [ "$1" = open ]; }
+
+# The open loop's rate: --open-rate's, or (auto) 80 % of the closed-loop rate of the first
+# row that ran the uneven load, fixed once found (in $tmp/open-rate) for every row and round.
+open_rate_now() {
+	local f r
+	if [ "$open_rate" != auto ]; then
+		echo "$open_rate"
+		return
+	fi
+	if [ ! -s "$tmp/open-rate" ]; then
+		f=$(ls "$tmp"/*.uneven.res 2>/dev/null | head -n 1)
+		r=$([ -n "$f" ] && kv "$f" rate)
+		awk -v r="${r:-0}" 'BEGIN { v = int(r * 0.8); print (v >= 100 ? v : 1000) }' >"$tmp/open-rate"
+	fi
+	cat "$tmp/open-rate"
+}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fdp-peers.XXXXXX")
 server_pid=""
@@ -262,6 +297,10 @@ run_tool() {
 	elif [ "$tool" = uneven ]; then
 		"$load" --check http --json "${uneven_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 		rc=$?
+	elif [ "$tool" = open ]; then
+		"$load" --check http --json "${open_mode[@]}" --rate "$(open_rate_now)" "127.0.0.1:$port" \
+			>"$base.json" 2>>"$base.err"
+		rc=$?
 	else
 		"$load" --check http --json "${load_mode[@]}" "127.0.0.1:$port" >"$base.json" 2>>"$base.err"
 		rc=$?
@@ -285,7 +324,7 @@ run_tool() {
 			echo "p99 $(json_num "$base.json" p99)"
 			echo "errors $(json_num "$base.json" errors)"
 			echo "workers $(sed -n 's/.*"workers":\[\([0-9,]*\)\].*/\1/p' "$base.json")"
-			if [ "$tool" = uneven ]; then
+			if is_mix "$tool"; then
 				echo "light_p99 $(json_num "$base.json" light_p99)"
 				echo "heavy_p99 $(json_num "$base.json" heavy_p99)"
 			fi
@@ -355,7 +394,7 @@ run_server() {
 	"$load" --check http -n 300 -c 4 "127.0.0.1:$port" >/dev/null 2>&1
 	for tool in "${pass_tools[@]}"; do
 		[ "$tool" = wrk ] && [ "$smoke" = 1 ] && [ "$i" != "${first_row}" ] && continue
-		[ "$tool" = uneven ] && ! in_uneven "$i" && continue
+		is_mix "$tool" && ! in_uneven "$i" && continue
 		run_tool "$tool" "$port" "$base.$tool" "$pid"
 		[ -e "$base.$tool.fail" ] && cat "$base.$tool.fail" >>"$base.fail"
 	done
@@ -403,7 +442,7 @@ spread() {
 	echo "$1" | awk -F/ '{ lo = $1; hi = $1; for (k = 2; k <= NF; k++) { if ($k < lo) lo = $k; if ($k > hi) hi = $k }
 		if (lo > 0) printf "%.2f", hi / lo; else printf "%d/0", hi }'
 }
-ran_tool() { [ "$2" != uneven ] || in_uneven "$1"; }
+ran_tool() { ! is_mix "$2" || in_uneven "$1"; }
 
 # Table for one tool: rate, ratio to the fastest, latency, CPU per connection. The uneven load
 # adds the p99 of its light and of its heavy requests apart.
@@ -414,7 +453,7 @@ table() {
 		rate=$(med "$i" "$tool" rate)
 		[ -n "$rate" ] && best=$(awk -v a="$rate" -v b="$best" 'BEGIN { print (a > b ? a : b) }')
 	done
-	if [ "$tool" = uneven ]; then
+	if is_mix "$tool"; then
 		echo "| server | conn/s | × fastest | p50 µs | p99 µs | p99 light µs | p99 heavy µs | server CPU µs/conn | leader CPU µs/conn | spread max/min | errors |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	else
@@ -428,7 +467,7 @@ table() {
 		local note="" sp="–" extra=""
 		[ -n "${row_fail[$i]:-}" ] && note=" **FAILED**"
 		[ "$tool" != wrk ] && sp=$(spread "$(served "$i" "$tool")")
-		[ "$tool" = uneven ] &&
+		is_mix "$tool" &&
 			extra=$(printf ' %.0f | %.0f |' "$(med "$i" "$tool" light_p99)" "$(med "$i" "$tool" heavy_p99)")
 		printf "| %s%s | %.0f | %.2f | %.0f | %.0f |%s %.1f | %.2f | %s | %s |\n" "${labels[$i]}" "$note" \
 			"$rate" "$(awk -v a="$rate" -v b="$best" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
@@ -505,7 +544,7 @@ target_row() {
 	shift 3
 	printf '| %s | %s |' "$what" "$want"
 	for tool in "${tools[@]}"; do
-		if [ "$tool" = uneven ] && ! in_uneven "$1"; then
+		if is_mix "$tool" && ! in_uneven "$1"; then
 			printf ' – |'
 		else
 			printf ' %s |' "$("$fn" "$@" "$tool")"
@@ -514,8 +553,8 @@ target_row() {
 	echo
 }
 # The targets are set for the even loads; under the uneven one the ratios are shown unjudged.
-ratio_fn() { ratio_cell "$1" "$2" "$4" "$([ "$4" = uneven ] || echo "$3")"; }
-cpu_fn() { cpu_ratio_cell "$1" "$2" "$4" "$([ "$4" = uneven ] || echo "$3")"; }
+ratio_fn() { ratio_cell "$1" "$2" "$4" "$(is_mix "$4" || echo "$3")"; }
+cpu_fn() { cpu_ratio_cell "$1" "$2" "$4" "$(is_mix "$4" || echo "$3")"; }
 targets() {
 	local nginx nginx_rp node bare floor f
 	nginx=$(row_index nginx) node=$(row_index "Node.js cluster RR") bare=$(row_index "bare SO_REUSEPORT")
@@ -543,27 +582,40 @@ targets() {
 
 # Issue 15's targets under the uneven load: kernel least-conn's spread at most 1.1, and its p99
 # below nginx's (the better of the two nginx rows).
-uneven_targets() {
-	local f i nginx_p99="" n p sp
+# The better nginx row's median p99 under tool $1 (uneven or open), or nothing.
+nginx_best_p99() {
+	local n i p best=""
 	for n in nginx "nginx, reuseport"; do
 		i=$(row_index "$n") || continue
-		p=$(med "$i" uneven p99)
-		[ -n "$p" ] && nginx_p99=$(awk -v a="$p" -v b="$nginx_p99" 'BEGIN { print (b == "" || a < b ? a : b) }')
+		p=$(med "$i" "$1" p99)
+		[ -n "$p" ] && best=$(awk -v a="$p" -v b="$best" 'BEGIN { print (b == "" || a < b ? a : b) }')
 	done
-	echo "| row (uneven load) | spread max/min (target ≤ 1.1 for kernel least-conn) | p99 µs | p99 ÷ nginx's best p99 (target < 1 for kernel least-conn) |"
-	echo "|---|---:|---:|---:|"
+	echo "$best"
+}
+# p99 $1 against nginx's $2, "–" without it; judged (✓ below it) for kernel least-conn ($3).
+p99_cell() {
+	awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN {
+		if (a == "" || b == "" || b <= 0) { print "–"; exit }
+		printf "%.2f×", a / b; if (k == "fdpass, kernel least-conn") printf " %s", (a < b ? "✓" : "✗"); print "" }'
+}
+uneven_targets() {
+	local f i nginx_p99 open_p99="" p po sp
+	nginx_p99=$(nginx_best_p99 uneven)
+	[ "$open" = 1 ] && open_p99=$(nginx_best_p99 open)
+	echo "| row (uneven load) | spread max/min (target ≤ 1.1 for kernel least-conn) | p99 µs | p99 ÷ nginx's best p99 (target < 1 for kernel least-conn) | open loop: p99 µs | open loop: p99 ÷ nginx's best |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	for f in "${FDPASS_ROWS[@]}" "bare SO_REUSEPORT"; do
 		i=$(row_index "$f") || continue
 		in_uneven "$i" || continue
 		p=$(med "$i" uneven p99)
 		[ -n "$p" ] || continue
+		po=$([ "$open" = 1 ] && med "$i" open p99)
 		sp=$(spread "$(served "$i" uneven)")
 		if [ "$f" = "fdpass, kernel least-conn" ]; then
 			sp+=$(awk -v s="$sp" 'BEGIN { print (s + 0 > 0 && s + 0 <= 1.1 ? " ✓" : " ✗") }')
 		fi
-		printf '| %s | %s | %.0f | %s |\n' "$f" "$sp" "$p" "$(awk -v a="$p" -v b="$nginx_p99" -v k="$f" 'BEGIN {
-			if (b == "" || b <= 0) { print "–"; exit }
-			printf "%.2f×", a / b; if (k == "fdpass, kernel least-conn") printf " %s", (a < b ? "✓" : "✗"); print "" }')"
+		printf '| %s | %s | %.0f | %s | %s | %s |\n' "$f" "$sp" "$p" "$(p99_cell "$p" "$nginx_p99" "$f")" \
+			"$([ -n "$po" ] && printf '%.0f' "$po" || echo –)" "$(p99_cell "$po" "$open_p99" "$f")"
 	done
 }
 
@@ -685,6 +737,13 @@ write_doc() {
 			echo
 			if [ "$tool" = uneven ]; then
 				echo "## Uneven load (fdp-load, ${mix_words})"
+			elif [ "$tool" = open ]; then
+				echo "## Uneven load, open loop ($(open_rate_now) new connections per second, ${mix_words})"
+				echo
+				echo "The same mix at a fixed rate (\`fdp-load --check http ${open_mode[*]} --rate"
+				echo "$(open_rate_now)\`), every row at the same load, each connection timed from when it was"
+				echo "due: in the closed loop above a faster server is given more connections per second,"
+				echo "the expensive ones too, so its percentiles are taken at a higher load."
 			else
 				echo "## Load from $tool"
 			fi
@@ -779,6 +838,8 @@ for tool in "${tools[@]}"; do
 	echo
 	if [ "$tool" = uneven ]; then
 		echo "uneven load (fdp-load ${uneven_mode[*]}: ${mix_words}):"
+	elif [ "$tool" = open ]; then
+		echo "uneven load, open loop (fdp-load ${open_mode[*]} --rate $(open_rate_now)):"
 	else
 		echo "load from $tool:"
 	fi
