@@ -72,8 +72,8 @@ struct own_listener {
 /*
  * A slot whose worker has not come for connections for this long while some wait on its
  * socket is stalled (a long request stops it): other workers take from its queue. Measured
- * (docs/BENCHMARKS.md, "Stealing"): 20-100 µs gave the same p99 under the uneven load, 200
- * a worse one, 0 (take from any queue at any time) the worst.
+ * (docs/BENCHMARKS.md, "The worker's accept path reworked"): 20-100 µs gave the same p99
+ * under the uneven load, 200 a worse one, 0 (take from any queue at any time) the worst.
  */
 #define STEAL_AFTER_US FDP_PROTO_STEER_STALL_US
 
@@ -939,7 +939,7 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	/*
 	 * Say we came; then, every other connection, one waiting on a stalled slot (it is older
 	 * than ours: its worker stopped while ours kept going). Taking from it first, or from any
-	 * queue at any time, measured worse (docs/BENCHMARKS.md, "Stealing").
+	 * queue at any time, measured worse (docs/BENCHMARKS.md, "The worker's accept path").
 	 */
 	if (w->ep >= 0 && w->nown && !w->draining && !w->gone) {
 		now = now_us();
