@@ -103,7 +103,8 @@ int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum f
 		enum fdp__steer_policy p = steer_policy(policy ? policy[i] : l->policy);
 		char reason[256];
 
-		if (!l->steer || (fdp__steer_active(l->steer) == workers && fdp__steer_policy(l->steer) == p))
+		if (!l->steer ||
+		    (fdp__steer_active(l->steer) == workers && fdp__steer_policy(l->steer) == p))
 			continue;
 		l->kprev_active = fdp__steer_active(l->steer);
 		l->kprev_policy = (unsigned)fdp__steer_policy(l->steer);
