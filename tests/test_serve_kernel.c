@@ -382,10 +382,10 @@ TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
 }
 
 /*
- * A descriptor limit for pid under which exactly one new descriptor fits: new descriptors take
+ * A descriptor limit for pid under which exactly n new descriptors fit: new descriptors take
  * the lowest free numbers, and a limit refuses only numbers at or above it (those open stay).
  */
-static rlim_t room_for_one(pid_t pid)
+static rlim_t room_for(pid_t pid, int n)
 {
 	static char open_fd[4096];
 	char path[64];
@@ -400,9 +400,9 @@ static rlim_t room_for_one(pid_t pid)
 		if (e->d_name[0] != '.' && atoi(e->d_name) < (int)sizeof(open_fd))
 			open_fd[atoi(e->d_name)] = 1;
 	closedir(d);
-	for (rlim_t n = 0; n < sizeof(open_fd); n++)
-		if (!open_fd[n])
-			return n + 1; /* the first free number, and nothing above it */
+	for (rlim_t k = 0; k < sizeof(open_fd); k++)
+		if (!open_fd[k] && --n == 0)
+			return k + 1; /* the nth free number, and nothing above it */
 	CHECK(0);
 	return 0;
 }
@@ -418,7 +418,7 @@ TEST(a_reload_whose_steering_cannot_grow_is_refused_and_the_configuration_in_for
 	kernel_start(&s, args);
 	/* Room for one more descriptor (the configuration file's), not for 38 slot sockets. */
 	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, NULL, &old));
-	low = (struct rlimit){.rlim_cur = room_for_one(s.pid), .rlim_max = old.rlim_max};
+	low = (struct rlimit){.rlim_cur = room_for(s.pid, 1), .rlim_max = old.rlim_max};
 	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &low, NULL));
 	write_conf("serve.conf", "workers 40\n");
 	CHECK_OK(kill(s.pid, SIGHUP));
@@ -435,6 +435,43 @@ TEST(a_reload_whose_steering_cannot_grow_is_refused_and_the_configuration_in_for
 	server_wait_log(&s, "reload complete", 10000);
 	CHECK(strstr(s.log, "kernel dispatch (round-robin) over 3 slots") != NULL);
 	wait_live(&s, 3);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/*
+ * Two steered listeners, room for the first one's new slot (its socket and program) and not
+ * for the second's: the reload is refused, and the first listener, already grown, goes back
+ * to its two slots with no descriptor to spare.
+ */
+TEST(a_reload_refused_at_the_second_listener_puts_the_first_back_as_it_was)
+{
+	const char *conf = write_conf("serve.conf", "workers 2\n");
+	const char *args[] = {"--config", conf, "--listen", "127.0.0.1:0", NULL};
+	struct rlimit old, low;
+	struct server s;
+	int seen[3] = {0};
+
+	kernel_start_live(&s, args, 4); /* two slots live in each listener */
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, NULL, &old));
+	/* Two numbers: the configuration file's, then listener 0's new socket and program (its
+	 * old program stays open, for the undo), and none for listener 1's socket. */
+	low = (struct rlimit){.rlim_cur = room_for(s.pid, 2), .rlim_max = old.rlim_max};
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &low, NULL));
+	write_conf("serve.conf", "workers 3\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload refused: listener 1: kernel dispatch over 3 slots: ", 10000);
+	CHECK(strstr(s.log, "listener 0: kernel dispatch (round-robin) back over 2 slots") != NULL);
+	CHECK(strstr(s.log, "kernel dispatch left over") == NULL);
+	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &old, NULL));
+	for (int i = 0; i < 20; i++)
+		seen[http_get_worker(s.addr, NULL, NULL)]++;
+	CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] == 0);
+	/* With room, the same reload grows both. */
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK(strstr(s.log, "listener 1: kernel dispatch (round-robin) over 3 slots") != NULL);
+	wait_live(&s, 6);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

@@ -319,6 +319,48 @@ TEST(resize_changes_the_policy)
 	fdp__steer_close(g);
 }
 
+TEST(undo_puts_back_the_program_count_and_table_the_last_resize_replaced)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_HASH_IP);
+	uint32_t table[FDP__STEER_BUCKETS];
+	unsigned got[3] = {0};
+	char err[256];
+
+	memcpy(table, fdp__steer_state(g)->table, sizeof(table));
+	CHECK_INT(fdp__steer_undo(g), ==, -ENOENT); /* nothing to undo yet */
+	CHECK_OK(fdp__steer_resize(g, 3, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_OK(fdp__steer_slot_in(g, 2));
+	CHECK_OK(fdp__steer_undo(g));
+	CHECK_INT(fdp__steer_active(g), ==, 2);
+	CHECK_INT(fdp__steer_policy(g), ==, FDP__STEER_HASH_IP);
+	CHECK_INT(fdp__steer_state(g)->slots, ==, 2);
+	CHECK(memcmp(table, fdp__steer_state(g)->table, sizeof(table)) == 0);
+	for (unsigned h = 2; h < 10; h++) {
+		unsigned s = connect_landed(g, h);
+
+		CHECK_INT(s, ==, table[bucket4(h)]); /* the hash-ip program again */
+		got[s]++;
+	}
+	CHECK_INT(got[2], ==, 0);
+	CHECK_INT(fdp__steer_undo(g), ==, -ENOENT); /* once */
+	fdp__steer_close(g);
+}
+
+TEST(keep_closes_the_program_a_resize_replaced_and_leaves_nothing_to_undo)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN);
+	int before = fdp_test_fd_count();
+	char err[256];
+
+	CHECK_OK(fdp__steer_resize(g, 2, FDP__STEER_LEAST_CONN, err, sizeof(err)));
+	CHECK_INT(fdp_test_fd_count(), ==, before + 1); /* the old program, for an undo */
+	fdp__steer_keep(g);
+	CHECK_INT(fdp_test_fd_count(), ==, before);
+	CHECK_INT(fdp__steer_undo(g), ==, -ENOENT);
+	CHECK_INT(fdp__steer_policy(g), ==, FDP__STEER_LEAST_CONN);
+	fdp__steer_close(g);
+}
+
 TEST(round_robin_spreads_1000_connections_evenly_over_4_slot_sockets)
 {
 	struct fdp__steer *g = open_group("127.0.0.1:0", 4, FDP__STEER_ROUND_ROBIN);

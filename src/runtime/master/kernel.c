@@ -92,13 +92,21 @@ int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_mast
 	return 0;
 }
 
-int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum fdp_policy *policy,
-                            char *why, size_t size)
+/*
+ * Resize the steered listeners from first to first + n - 1 to workers slots and their policy,
+ * all or none: when one fails, those already changed go back to what they were.
+ */
+static int reconfigure(struct fdp_master *m, size_t first, size_t n, unsigned workers,
+                       const enum fdp_policy *policy, char *why, size_t size)
 {
-	size_t i;
+	size_t *changed_at = calloc(n ? n : 1, sizeof(*changed_at)), changed = 0;
 	int err = 0;
 
-	for (i = 0; i < m->nlisteners; i++) {
+	if (!changed_at) {
+		snprintf(why, size, "kernel dispatch over %u slots: out of memory", workers);
+		return -ENOMEM;
+	}
+	for (size_t i = first; i < first + n; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 		enum fdp__steer_policy p = steer_policy(policy ? policy[i] : l->policy);
 		char reason[256];
@@ -106,35 +114,41 @@ int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum f
 		if (!l->steer ||
 		    (fdp__steer_active(l->steer) == workers && fdp__steer_policy(l->steer) == p))
 			continue;
-		l->kprev_active = fdp__steer_active(l->steer);
-		l->kprev_policy = (unsigned)fdp__steer_policy(l->steer);
 		err = fdp__steer_resize(l->steer, workers, p, reason, sizeof(reason));
 		if (err < 0) {
 			snprintf(why, size, "listener %zu: kernel dispatch over %u slots: %s", i, workers,
 			         reason);
 			break;
 		}
-		l->kresized = 1;
+		changed_at[changed++] = i;
 		m->kernel_dirty = 1;
 	}
-	/* All or none: the listeners already changed go back to what they were. */
-	for (size_t k = 0; k < m->nlisteners; k++) {
-		struct fdp__listener *l = &m->listeners[k];
-		char reason[256];
+	for (size_t k = 0; k < changed; k++) {
+		struct fdp__listener *l = &m->listeners[changed_at[k]];
+		int rc;
 
-		if (!l->kresized)
-			continue;
-		l->kresized = 0;
-		if (err == 0)
-			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots", k,
-			         fdp__steer_policy_name(fdp__steer_policy(l->steer)), workers);
-		else if (fdp__steer_resize(l->steer, l->kprev_active,
-		                           (enum fdp__steer_policy)l->kprev_policy, reason,
-		                           sizeof(reason)) < 0)
+		if (err == 0) {
+			fdp__steer_keep(l->steer);
+			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots",
+			         changed_at[k], fdp__steer_policy_name(fdp__steer_policy(l->steer)),
+			         workers);
+		} else if ((rc = fdp__steer_undo(l->steer)) < 0) {
 			fdp__log(m, FDP_LOG_ERROR, "listener %zu: kernel dispatch left over %u slots: %s",
-			         k, fdp__steer_active(l->steer), reason);
+			         changed_at[k], fdp__steer_active(l->steer), strerror(-rc));
+		} else {
+			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) back over %u slots",
+			         changed_at[k], fdp__steer_policy_name(fdp__steer_policy(l->steer)),
+			         fdp__steer_active(l->steer));
+		}
 	}
+	free(changed_at);
 	return err;
+}
+
+int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum fdp_policy *policy,
+                            char *why, size_t size)
+{
+	return reconfigure(m, 0, m->nlisteners, workers, policy, why, size);
 }
 
 void fdp__kparts_free(struct fdp__kparts *k)
@@ -161,7 +175,7 @@ void fdp__kparts_free(struct fdp__kparts *k)
  */
 static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why)
 {
-	char reason[256];
+	char reason[384]; /* "listener N: kernel dispatch over N slots: " and the resize's 256 */
 	struct fdp__kparts *k = l->kparts;
 	int rc;
 
@@ -176,7 +190,8 @@ static int adopt(struct fdp_master *m, struct fdp__listener *l, const char **why
 	free(k);
 	l->kadopted = 1;
 	/* Another worker count or policy than the old master's: this master's program. */
-	if (fdp__kernel_reconfigure(m, m->cfg.workers, NULL, reason, sizeof(reason)) < 0)
+	if (reconfigure(m, (size_t)(l - m->listeners), 1, m->cfg.workers, NULL, reason,
+	                sizeof(reason)) < 0)
 		fdp__log(m, FDP_LOG_WARN, "%s; it keeps the old master's %u", reason,
 		         fdp__steer_active(l->steer));
 	return 1;

@@ -226,10 +226,6 @@ struct fdp__listener {
 	int kadopted;
 	struct fdp__kparts *kparts;
 	uint64_t kaccepted; /* accepted by the workers themselves, as far as seen */
-	/* fdp__kernel_reconfigure()'s: resized in this call, from this count and policy (an
-	 * enum fdp__steer_policy), to go back to if another listener's resize fails. */
-	int kresized;
-	unsigned kprev_active, kprev_policy;
 	struct fdp__watch w;
 	/* Counted by conns.c for the metrics (metrics.c): */
 	uint64_t accepted, handovers, closed[CLOSE_NREASONS];

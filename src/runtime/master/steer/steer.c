@@ -26,6 +26,11 @@ struct fdp__steer {
 	int sockarray;     /* BPF_MAP_TYPE_REUSEPORT_SOCKARRAY: owned */
 	int state_fd;      /* the state map: owned */
 	int prog;          /* the program: owned */
+	/* What the last fdp__steer_resize() replaced, for fdp__steer_undo(): the program (owned,
+	 * until fdp__steer_keep()), the count and the policy. */
+	int undo_prog;
+	unsigned undo_active;
+	enum fdp__steer_policy undo_policy;
 	struct fdp__steer_state *state; /* state_fd's value, mapped */
 	size_t state_size;              /* its bytes: an adopted older state's may be fewer */
 	size_t state_len;               /* mapped: state_size rounded up to the page */
@@ -218,7 +223,7 @@ static int group_open(struct fdp__steer **out, struct sockaddr_storage sa, sockl
 	}
 	g->slots = g->active = slots;
 	g->policy = policy;
-	g->sockarray = g->state_fd = g->prog = -1;
+	g->sockarray = g->state_fd = g->prog = g->undo_prog = -1;
 	for (unsigned i = 0; i < slots; i++)
 		g->fds[i] = -1;
 
@@ -403,20 +408,49 @@ int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_pol
 	if (n < 0)
 		return fail(err, errlen, n, "steering: assembling the program: %s", strerror(-n));
 	fd = prog_load(prog, n, err, errlen);
-	if (fd < 0)
-		return fd;
 	/* The new program replaces the old one on the group at once: no SYN goes unsteered. */
-	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &fd, sizeof(fd)) < 0) {
+	if (fd >= 0 &&
+	    setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &fd, sizeof(fd)) < 0) {
 		rc = bpf_fail(err, errlen, -errno, "SO_ATTACH_REUSEPORT_EBPF");
 		close(fd);
-		return rc;
+		fd = rc;
 	}
-	close(g->prog);
+	if (fd < 0) {
+		fdp__steer_attach(g); /* hash-ip's table for the old count again */
+		return fd;
+	}
+	/* The program replaced stays open until fdp__steer_keep(): an undo needs no descriptor. */
+	fdp__steer_keep(g);
+	g->undo_prog = g->prog;
+	g->undo_active = g->active;
+	g->undo_policy = g->policy;
 	g->prog = fd;
 	g->active = active;
 	g->policy = policy;
 	g->state->slots = active;
 	return 0;
+}
+
+int fdp__steer_undo(struct fdp__steer *g)
+{
+	if (g->undo_prog < 0)
+		return -ENOENT;
+	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->undo_prog,
+	               sizeof(g->undo_prog)) < 0)
+		return -errno;
+	close(g->prog);
+	g->prog = g->undo_prog;
+	g->active = g->undo_active;
+	g->policy = g->undo_policy;
+	g->undo_prog = -1;
+	return fdp__steer_attach(g); /* the state's count and hash-ip's table: the old ones */
+}
+
+void fdp__steer_keep(struct fdp__steer *g)
+{
+	if (g->undo_prog >= 0)
+		close(g->undo_prog);
+	g->undo_prog = -1;
 }
 
 unsigned fdp__steer_active(const struct fdp__steer *g)
@@ -482,6 +516,7 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
 	g->active = g->state->slots ? g->state->slots : slots; /* the old master's resize's */
 	g->policy = policy;
 	g->prog = prog;
+	g->undo_prog = -1;
 	g->sockarray = sockarray;
 	g->state_fd = state_fd;
 	*out = g;
@@ -535,6 +570,7 @@ void fdp__steer_close(struct fdp__steer *g)
 		munmap(g->state, g->state_len);
 	if (g->prog >= 0)
 		close(g->prog);
+	fdp__steer_keep(g);
 	if (g->state_fd >= 0)
 		close(g->state_fd);
 	if (g->sockarray >= 0)

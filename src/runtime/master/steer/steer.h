@@ -96,9 +96,19 @@ int fdp__steer_adopt(struct fdp__steer **out, const int *fds, unsigned slots,
  * accept what waits there). The new program replaces the old on the group at once; hash-ip's
  * table is filled again for the new count first. Returns 0 or a negative errno with the
  * reason in err; on failure the group steers as before (new sockets made so far stay).
+ * The program replaced stays open, for fdp__steer_undo(), until fdp__steer_keep() or the
+ * next resize.
  */
 int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_policy policy,
                       char *err, size_t errlen);
+/*
+ * Back to the program, count and policy the last fdp__steer_resize() replaced: attached
+ * again as it was, with no new descriptor (the resize kept it), so that an undo works where
+ * the resize ran out of them. 0, -ENOENT with nothing to undo, or another negative errno.
+ */
+int fdp__steer_undo(struct fdp__steer *g);
+/* Keep the last resize: close the program it replaced. */
+void fdp__steer_keep(struct fdp__steer *g);
 /* The slots the program chooses among (fdp__steer_slots() counts the sockets). */
 unsigned fdp__steer_active(const struct fdp__steer *g);
 
