@@ -1,0 +1,168 @@
+/*
+ * fdp-load's open loop (--rate): the benchmarks compare servers at one offered load with it,
+ * so it must start connections on its schedule, never ahead of it, and say which had to wait
+ * for a free slot. Against a tiny echo server forked here, which can answer late on purpose.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct echo {
+	int fd;        /* the listener (the child's; closed in the parent once forked) */
+	int delay_ms;  /* each answer waits this long */
+	pid_t pid;
+	char addr[32]; /* 127.0.0.1:PORT */
+};
+
+/* One connection: the 4-byte big-endian length and that many bytes, echoed, then closed. */
+static void echo_one(int c, int delay_ms)
+{
+	char buf[4096];
+	size_t have = 0, want = 4;
+
+	while (have < want) {
+		ssize_t n = read(c, buf + have, sizeof(buf) - have);
+
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+		if (have >= 4 && want == 4) {
+			uint32_t len;
+
+			memcpy(&len, buf, 4);
+			want = 4 + ntohl(len);
+			if (want > sizeof(buf))
+				return;
+		}
+	}
+	if (delay_ms) {
+		struct timespec t = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+
+		nanosleep(&t, NULL);
+	}
+	if (write(c, buf, have) < 0)
+		return;
+}
+
+static void echo_serve(void *arg)
+{
+	struct echo *e = arg;
+
+	for (;;) {
+		int c = accept(e->fd, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		echo_one(c, e->delay_ms);
+		close(c);
+	}
+}
+
+static void echo_start(struct echo *e, int delay_ms)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+
+	e->delay_ms = delay_ms;
+	e->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(e->fd >= 0);
+	CHECK_OK(bind(e->fd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK_OK(listen(e->fd, 128));
+	CHECK_OK(getsockname(e->fd, (struct sockaddr *)&sa, &len));
+	snprintf(e->addr, sizeof(e->addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+	e->pid = fdp_test_fork(echo_serve, e);
+	close(e->fd);
+}
+
+static void echo_stop(struct echo *e)
+{
+	CHECK_OK(kill(e->pid, SIGKILL));
+	CHECK_INT(waitpid(e->pid, NULL, 0), ==, e->pid);
+}
+
+/* Run fdp-load with args (and --json) against e; its JSON output, malloc'd. */
+static char *load_run(const struct echo *e, const char *const *args)
+{
+	const char *argv[32] = {FDP_LOAD, "--json"};
+	int p[2], n = 2, status;
+	char *out;
+	size_t len;
+	pid_t pid;
+
+	for (; *args; args++)
+		argv[n++] = *args;
+	argv[n++] = e->addr;
+	argv[n] = NULL;
+	CHECK_OK(pipe(p));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(FDP_LOAD, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	out = fdp_test_read_all(p[0], &len);
+	close(p[0]);
+	CHECK_INT(waitpid(pid, &status, 0), ==, pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fdp_test_fail(__FILE__, __LINE__, "fdp-load failed (status %d): %s", status, out);
+	return out;
+}
+
+/* The number after "key": in json, or fail. */
+static double json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *at;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	at = strstr(json, pat);
+	if (!at)
+		fdp_test_fail(__FILE__, __LINE__, "no %s in %s", key, json);
+	return strtod(at + strlen(pat), NULL);
+}
+
+TEST(an_open_loop_starts_its_connections_no_faster_than_its_rate)
+{
+	const char *args[] = {"--rate", "400", "-n", "100", "-c", "16", NULL};
+	struct echo e;
+	char *out;
+
+	echo_start(&e, 0);
+	out = load_run(&e, args);
+	echo_stop(&e);
+	CHECK_INT((long long)json_num(out, "completed"), ==, 100);
+	CHECK(json_num(out, "rate") == 400.0);
+	/* The last of 100 is due 99/400 s after the first. */
+	CHECK(json_num(out, "seconds") >= 99.0 / 400);
+	free(out);
+}
+
+TEST(an_open_loop_counts_a_connection_due_while_every_slot_is_busy_as_late)
+{
+	const char *args[] = {"--rate", "1000", "-n", "5", "-c", "1", NULL};
+	struct echo e;
+	char *out;
+
+	/* One slot, answers after 20 ms, one connection due every 1 ms: all but the first wait. */
+	echo_start(&e, 20);
+	out = load_run(&e, args);
+	echo_stop(&e);
+	CHECK_INT((long long)json_num(out, "completed"), ==, 5);
+	CHECK_INT((long long)json_num(out, "late"), ==, 4);
+	/* Timed from when it was due: the last waited for the four before it. */
+	CHECK(json_num(out, "max") >= 4 * 20000.0);
+	free(out);
+}
