@@ -15,6 +15,11 @@
  * closing its copy and never hearing back. It is the least a server whose master accepts and
  * passes can do: no choice by load, no recovery of a dead child's connections.
  *
+ * Built with SHARED_QUEUE=1 it is bench-shared-http: one listener, made before the fork and
+ * watched by every child's own epoll with EPOLLEXCLUSIVE, so that the kernel wakes one child
+ * that is waiting (nginx's default, without its master): a child busy with a long request
+ * takes nothing new. The floor of a queue the workers pull from, for the uneven load's p99.
+ *
  * Options and the runner contract (ready <port>, --stats, SIGTERM) are the classic designs'
  * skeleton: bench/designs/README.md.
  */
@@ -36,6 +41,9 @@
 
 #ifndef PASS_FLOOR
 #define PASS_FLOOR 0
+#endif
+#ifndef SHARED_QUEUE
+#define SHARED_QUEUE 0
 #endif
 
 #define REQUEST_MAX 4096 /* a longer header block is refused: the load sends under 200 bytes */
@@ -218,11 +226,13 @@ static void child(struct dsg_server *s, int index)
 	int lfd = listeners[index], ep;
 
 	/* Keep only our own socket, so our queue closes with us. */
-	for (int i = 0; i < s->workers; i++)
+	for (int i = 0; !SHARED_QUEUE && i < s->workers; i++)
 		if (i != index && listeners[i] >= 0)
 			close(listeners[i]);
 	if (PASS_FLOOR)
 		close(s->listen_fd);
+	if (SHARED_QUEUE)
+		ev.events |= EPOLLEXCLUSIVE; /* one waiting child is woken per connection */
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || fcntl(lfd, F_SETFL, O_NONBLOCK) < 0 ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
@@ -295,6 +305,17 @@ int main(int argc, char **argv)
 	if (PASS_FLOOR) {
 		dsg_init(&s, argc, argv, "pass-http", DSG_POOL);
 		return main_pass(&s);
+	}
+	if (SHARED_QUEUE) {
+		dsg_init(&s, argc, argv, "shared-http", DSG_POOL);
+		for (int i = 0; i < s.workers; i++)
+			listeners[i] = s.listen_fd;
+		for (int i = 0; i < s.workers; i++)
+			if (dsg_spawn(&s, child, i) < 0)
+				return dsg_finish(&s) | 1;
+		dsg_ready(&s);
+		dsg_wait_stop();
+		return dsg_finish(&s);
 	}
 	dsg_init(&s, argc, argv, "reuseport-http", DSG_POOL | DSG_NO_LISTENER);
 	err = dsg_listen_each(&s, listeners);

@@ -26,6 +26,7 @@ repo=$(cd "$here/../.." && pwd)
 ROWS=(
 	"bare SO_REUSEPORT|{build}/bench/peers/bench-reuseport-http -w {workers}"
 	"bare passing floor|{build}/bench/peers/bench-pass-http -w {workers}"
+	"bare shared queue|{build}/bench/peers/bench-shared-http -w {workers}"
 	"nginx|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"nginx, reuseport|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
 	"Node.js cluster RR|node {here}/node_cluster.js {workers}"
@@ -37,9 +38,9 @@ ROWS=(
 )
 # The rows of the uneven load: those that choose by load and the peers issue 15 measures them
 # against (the others add little and would make the default run longer: Node.js is far
-# behind, hash-ip and passing round-robin and the floor do not choose by load), and of
-# --scaling.
-UNEVEN_ROWS='^(bare SO_REUSEPORT|nginx|nginx, reuseport|fdpass, least-conn|fdpass, kernel (round-robin|least-conn))$'
+# behind, hash-ip and passing round-robin and the floor do not choose by load), with the
+# bare shared queue as the floor of a queue the workers pull from, and of --scaling.
+UNEVEN_ROWS='^(bare SO_REUSEPORT|bare shared queue|nginx|nginx, reuseport|fdpass, least-conn|fdpass, kernel (round-robin|least-conn))$'
 SCALING_ROWS='^(bare SO_REUSEPORT|fdpass, (kernel )?(round-robin|least-conn))$'
 # The fdpass rows whose master's own CPU the master table shows, and which are targets.
 FDPASS_ROWS=("fdpass, round-robin" "fdpass, least-conn" "fdpass, hash-ip" "fdpass, kernel round-robin" "fdpass, kernel least-conn")
@@ -144,7 +145,8 @@ esac
 
 load=$build/bench/load/fdp-load
 rusage=$build/bench/load/fdp-rusage
-for f in "$load" "$rusage" "$build/bench/peers/bench-reuseport-http" "$build/bench/peers/bench-pass-http"; do
+for f in "$load" "$rusage" "$build/bench/peers/bench-reuseport-http" "$build/bench/peers/bench-pass-http" \
+	"$build/bench/peers/bench-shared-http"; do
 	[ -x "$f" ] || { echo "run.sh: $f missing: build first (cmake --build $build)" >&2; exit 1; }
 done
 
@@ -604,7 +606,7 @@ uneven_targets() {
 	[ "$open" = 1 ] && open_p99=$(nginx_best_p99 open)
 	echo "| row (uneven load) | spread max/min (target ≤ 1.1 for kernel least-conn) | p99 µs | p99 ÷ nginx's best p99 (target < 1 for kernel least-conn) | open loop: p99 µs | open loop: p99 ÷ nginx's best |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	for f in "${FDPASS_ROWS[@]}" "bare SO_REUSEPORT"; do
+	for f in "${FDPASS_ROWS[@]}" "bare SO_REUSEPORT" "bare shared queue"; do
 		i=$(row_index "$f") || continue
 		in_uneven "$i" || continue
 		p=$(med "$i" uneven p99)
