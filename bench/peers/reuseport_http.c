@@ -306,27 +306,22 @@ int main(int argc, char **argv)
 		dsg_init(&s, argc, argv, "pass-http", DSG_POOL);
 		return main_pass(&s);
 	}
-	if (SHARED_QUEUE) {
+	if (SHARED_QUEUE) { /* every child watches the one listener dsg_init() made */
 		dsg_init(&s, argc, argv, "shared-http", DSG_POOL);
 		for (int i = 0; i < s.workers; i++)
 			listeners[i] = s.listen_fd;
-		for (int i = 0; i < s.workers; i++)
-			if (dsg_spawn(&s, child, i) < 0)
-				return dsg_finish(&s) | 1;
-		dsg_ready(&s);
-		dsg_wait_stop();
-		return dsg_finish(&s);
-	}
-	dsg_init(&s, argc, argv, "reuseport-http", DSG_POOL | DSG_NO_LISTENER);
-	err = dsg_listen_each(&s, listeners);
-	if (err < 0) {
-		fprintf(stderr, "bench-reuseport-http: listen: %s\n", strerror(-err));
-		return 1;
+	} else {
+		dsg_init(&s, argc, argv, "reuseport-http", DSG_POOL | DSG_NO_LISTENER);
+		err = dsg_listen_each(&s, listeners);
+		if (err < 0) {
+			fprintf(stderr, "bench-reuseport-http: listen: %s\n", strerror(-err));
+			return 1;
+		}
 	}
 	for (int i = 0; i < s.workers; i++)
 		if (dsg_spawn(&s, child, i) < 0)
 			return dsg_finish(&s) | 1;
-	for (int i = 0; i < s.workers; i++)
+	for (int i = 0; !SHARED_QUEUE && i < s.workers; i++)
 		close(listeners[i]);
 	dsg_ready(&s);
 	dsg_wait_stop();
