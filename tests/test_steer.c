@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -343,6 +344,29 @@ TEST(undo_puts_back_the_program_count_and_table_the_last_resize_replaced)
 	}
 	CHECK_INT(got[2], ==, 0);
 	CHECK_INT(fdp__steer_undo(g), ==, -ENOENT); /* once */
+	fdp__steer_close(g);
+}
+
+TEST(a_resize_whose_program_cannot_load_leaves_hash_ips_table_as_the_old_program_reads_it)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 3, FDP__STEER_HASH_IP);
+	uint32_t table[FDP__STEER_BUCKETS];
+	struct rlimit old, none;
+	char err[256];
+	int lowest = dup(0);
+
+	memcpy(table, fdp__steer_state(g)->table, sizeof(table));
+	CHECK(lowest >= 0);
+	close(lowest);
+	/* No new descriptor: a shrink needs no socket, but its program does. */
+	CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+	none = (struct rlimit){.rlim_cur = (rlim_t)lowest, .rlim_max = old.rlim_max};
+	CHECK_OK(setrlimit(RLIMIT_NOFILE, &none));
+	CHECK_INT(fdp__steer_resize(g, 2, FDP__STEER_HASH_IP, err, sizeof(err)), ==, -EMFILE);
+	CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+	CHECK_INT(fdp__steer_active(g), ==, 3);
+	CHECK_INT(fdp__steer_state(g)->slots, ==, 3);
+	CHECK(memcmp(table, fdp__steer_state(g)->table, sizeof(table)) == 0);
 	fdp__steer_close(g);
 }
 

@@ -148,6 +148,7 @@ static int prog_load(const struct bpf_insn *v, int n, char *err, size_t errlen)
 }
 
 static void table_fill(struct fdp__steer *g, const struct fdp__hashring *ring, int honour_live);
+static void state_restore(struct fdp__steer *g);
 
 static int slot_ok(const struct fdp__steer *g, unsigned slot)
 {
@@ -416,7 +417,7 @@ int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_pol
 		fd = rc;
 	}
 	if (fd < 0) {
-		fdp__steer_attach(g); /* hash-ip's table for the old count again */
+		state_restore(g); /* hash-ip's table for the program still attached */
 		return fd;
 	}
 	/* The program replaced stays open until fdp__steer_keep(): an undo needs no descriptor. */
@@ -542,20 +543,25 @@ void fdp__steer_detach(struct fdp__steer *g)
 	setsockopt(g->fds[0], SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero));
 }
 
-int fdp__steer_attach(struct fdp__steer *g)
+/* The state's slot count and hash-ip's table for the program in g (its count and policy). */
+static void state_restore(struct fdp__steer *g)
 {
 	struct fdp__hashring ring;
 
-	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
-	    0)
-		return -errno;
-	/* What another group's resize may have changed in the shared state: ours again. */
 	g->state->slots = g->active;
 	if (g->policy == FDP__STEER_HASH_IP &&
 	    fdp__hashring_build(&ring, g->active, FDP__RING_POINTS) == 0) {
 		table_fill(g, &ring, 0);
 		fdp__hashring_free(&ring);
 	}
+}
+
+int fdp__steer_attach(struct fdp__steer *g)
+{
+	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->prog, sizeof(g->prog)) <
+	    0)
+		return -errno;
+	state_restore(g); /* what another group's resize may have changed: ours again */
 	return 0;
 }
 
