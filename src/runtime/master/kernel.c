@@ -94,19 +94,16 @@ int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_mast
 
 /*
  * Resize the steered listeners from first to first + n - 1 to workers slots and their policy,
- * all or none: when one fails, those already changed go back to what they were.
+ * all or none: when one fails, those already changed go back to what they were. Those
+ * changed are the groups holding a program to undo (every resize ends here in a keep or an
+ * undo, so none holds one on entry).
  */
 static int reconfigure(struct fdp_master *m, size_t first, size_t n, unsigned workers,
                        const enum fdp_policy *policy, char *why, size_t size)
 {
-	size_t *changed_at = calloc(n ? n : 1, sizeof(*changed_at)), changed = 0;
 	int err = 0;
 
-	if (!changed_at) {
-		snprintf(why, size, "kernel dispatch over %u slots: out of memory", workers);
-		return -ENOMEM;
-	}
-	for (size_t i = first; i < first + n; i++) {
+	for (size_t i = first; i < first + n && err == 0; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 		enum fdp__steer_policy p = steer_policy(policy ? policy[i] : l->policy);
 		char reason[256];
@@ -115,33 +112,31 @@ static int reconfigure(struct fdp_master *m, size_t first, size_t n, unsigned wo
 		    (fdp__steer_active(l->steer) == workers && fdp__steer_policy(l->steer) == p))
 			continue;
 		err = fdp__steer_resize(l->steer, workers, p, reason, sizeof(reason));
-		if (err < 0) {
+		if (err < 0)
 			snprintf(why, size, "listener %zu: kernel dispatch over %u slots: %s", i, workers,
 			         reason);
-			break;
-		}
-		changed_at[changed++] = i;
-		m->kernel_dirty = 1;
+		else
+			m->kernel_dirty = 1;
 	}
-	for (size_t k = 0; k < changed; k++) {
-		struct fdp__listener *l = &m->listeners[changed_at[k]];
+	for (size_t i = first; i < first + n; i++) {
+		struct fdp__listener *l = &m->listeners[i];
 		int rc;
 
+		if (!l->steer)
+			continue;
 		if (err == 0) {
-			fdp__steer_keep(l->steer);
-			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots",
-			         changed_at[k], fdp__steer_policy_name(fdp__steer_policy(l->steer)),
-			         workers);
-		} else if ((rc = fdp__steer_undo(l->steer)) < 0) {
-			fdp__log(m, FDP_LOG_ERROR, "listener %zu: kernel dispatch left over %u slots: %s",
-			         changed_at[k], fdp__steer_active(l->steer), strerror(-rc));
-		} else {
+			if (fdp__steer_keep(l->steer))
+				fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) over %u slots",
+				         i, fdp__steer_policy_name(fdp__steer_policy(l->steer)), workers);
+		} else if ((rc = fdp__steer_undo(l->steer)) == 0) {
 			fdp__log(m, FDP_LOG_INFO, "listener %zu: kernel dispatch (%s) back over %u slots",
-			         changed_at[k], fdp__steer_policy_name(fdp__steer_policy(l->steer)),
+			         i, fdp__steer_policy_name(fdp__steer_policy(l->steer)),
 			         fdp__steer_active(l->steer));
+		} else if (rc != -ENOENT) {
+			fdp__log(m, FDP_LOG_ERROR, "listener %zu: kernel dispatch left over %u slots: %s",
+			         i, fdp__steer_active(l->steer), strerror(-rc));
 		}
 	}
-	free(changed_at);
 	return err;
 }
 

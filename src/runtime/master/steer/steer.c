@@ -437,21 +437,28 @@ int fdp__steer_undo(struct fdp__steer *g)
 	if (g->undo_prog < 0)
 		return -ENOENT;
 	if (setsockopt(g->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &g->undo_prog,
-	               sizeof(g->undo_prog)) < 0)
-		return -errno;
+	               sizeof(g->undo_prog)) < 0) {
+		int e = -errno;
+
+		fdp__steer_keep(g); /* the new program stays: nothing left to undo */
+		return e;
+	}
 	close(g->prog);
 	g->prog = g->undo_prog;
 	g->active = g->undo_active;
 	g->policy = g->undo_policy;
 	g->undo_prog = -1;
-	return fdp__steer_attach(g); /* the state's count and hash-ip's table: the old ones */
+	state_restore(g); /* the state's count and hash-ip's table: the old ones */
+	return 0;
 }
 
-void fdp__steer_keep(struct fdp__steer *g)
+int fdp__steer_keep(struct fdp__steer *g)
 {
-	if (g->undo_prog >= 0)
-		close(g->undo_prog);
+	if (g->undo_prog < 0)
+		return 0;
+	close(g->undo_prog);
 	g->undo_prog = -1;
+	return 1;
 }
 
 unsigned fdp__steer_active(const struct fdp__steer *g)

@@ -104,11 +104,12 @@ int fdp__steer_resize(struct fdp__steer *g, unsigned active, enum fdp__steer_pol
 /*
  * Back to the program, count and policy the last fdp__steer_resize() replaced: attached
  * again as it was, with no new descriptor (the resize kept it), so that an undo works where
- * the resize ran out of them. 0, -ENOENT with nothing to undo, or another negative errno.
+ * the resize ran out of them. 0, -ENOENT with nothing to undo, or another negative errno
+ * (the new program then stays, and there is nothing left to undo).
  */
 int fdp__steer_undo(struct fdp__steer *g);
-/* Keep the last resize: close the program it replaced. */
-void fdp__steer_keep(struct fdp__steer *g);
+/* Keep the last resize: close the program it replaced. 1 if there was one, else 0. */
+int fdp__steer_keep(struct fdp__steer *g);
 /* The slots the program chooses among (fdp__steer_slots() counts the sockets). */
 unsigned fdp__steer_active(const struct fdp__steer *g);
 
