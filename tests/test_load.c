@@ -134,15 +134,23 @@ static double json_num(const char *json, const char *key)
 	return strtod(at + strlen(pat), NULL);
 }
 
-TEST(an_open_loop_starts_its_connections_no_faster_than_its_rate)
+/* fdp-load with args against an echo server whose answers wait delay_ms: its JSON. */
+static char *load_against(int delay_ms, const char *const *args)
 {
-	const char *args[] = {"--rate", "400", "-n", "100", "-c", "16", NULL};
 	struct echo e;
 	char *out;
 
-	echo_start(&e, 0);
+	echo_start(&e, delay_ms);
 	out = load_run(&e, args);
 	echo_stop(&e);
+	return out;
+}
+
+TEST(an_open_loop_starts_its_connections_no_faster_than_its_rate)
+{
+	const char *args[] = {"--rate", "400", "-n", "100", "-c", "16", NULL};
+	char *out = load_against(0, args);
+
 	CHECK_INT((long long)json_num(out, "completed"), ==, 100);
 	CHECK(json_num(out, "rate") == 400.0);
 	/* The last of 100 is due 99/400 s after the first. */
@@ -153,13 +161,9 @@ TEST(an_open_loop_starts_its_connections_no_faster_than_its_rate)
 TEST(an_open_loop_counts_a_connection_due_while_every_slot_is_busy_as_late)
 {
 	const char *args[] = {"--rate", "1000", "-n", "5", "-c", "1", NULL};
-	struct echo e;
-	char *out;
-
 	/* One slot, answers after 20 ms, one connection due every 1 ms: all but the first wait. */
-	echo_start(&e, 20);
-	out = load_run(&e, args);
-	echo_stop(&e);
+	char *out = load_against(20, args);
+
 	CHECK_INT((long long)json_num(out, "completed"), ==, 5);
 	CHECK_INT((long long)json_num(out, "late"), ==, 4);
 	/* Timed from when it was due: the last waited for the four before it. */
