@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,10 @@ static void stop_handshakes(int fd)
  * it is: its giver keeps it open, so what waits in its queue waits for the next server, and a
  * filter would stay on it for that server too.
  */
+#define STOP_SETTLE_MS     2 /* how long a stop waits for a handshake still in flight */
+#define STOP_SETTLE_ROUNDS 3 /* at most so many waits per listener (a pending limit may
+                              * leave the queue readable) */
+
 static unsigned long accept_queued(struct fdp_master *m)
 {
 	unsigned long total = 0;
@@ -107,8 +112,16 @@ static unsigned long accept_queued(struct fdp_master *m)
 		if (l->fd < 0 || l->handed || l->shared) /* handed: the new master accepts on it */
 			continue;
 		stop_handshakes(l->fd);
-		while ((n = fdp__accept_from(m, l)) > 0)
-			total += (unsigned long)n;
+		/* A handshake whose last ACK passed the listener before the filter came may still
+		 * be joining the queue on another CPU: look again until a short wait sees none. */
+		for (int round = 0; round <= STOP_SETTLE_ROUNDS; round++) {
+			struct pollfd p = {.fd = l->fd, .events = POLLIN};
+
+			while ((n = fdp__accept_from(m, l)) > 0)
+				total += (unsigned long)n;
+			if (round == STOP_SETTLE_ROUNDS || poll(&p, 1, STOP_SETTLE_MS) <= 0)
+				break;
+		}
 	}
 	return total;
 }
