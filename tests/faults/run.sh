@@ -11,7 +11,7 @@
 #   tests/faults/run.sh [-b BUILD_DIR] [CASE...]     cases: kill9 hup-close hup-keepalive hung
 #                                                    term soak nofile upgrade-close
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
-#                                                    upgrade-kernel nofile-kernel
+#                                                    upgrade-kernel nofile-kernel term-kernel
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -31,7 +31,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -145,8 +145,12 @@ wait_idle() {
 
 # Waits (polling the status, up to 15 s) until at least $1 connections were accepted.
 wait_accepted() {
+	local s k
 	for _ in $(seq 300); do
-		[ "$(mfield "$(status_json)" accepted)" -ge "$1" ] && return 0
+		s=$(status_json)
+		# The master's count, and what the workers accepted themselves (kernel dispatch).
+		k=$(sed -n 's/.*"kernel":{[^}]*"accepted":\([0-9]*\).*/\1/p' <<<"$s")
+		[ $(($(mfield "$s" accepted) + ${k:-0})) -ge "$1" ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -516,11 +520,13 @@ case_upgrade_keepalive() {
 # The same cases under --dispatch kernel (docs/STEERING.md): each worker accepts on its
 # slot's own socket; a killed worker's queue is accepted by the master and handed on; a
 # reload's old and new workers share the slot's socket; an upgrade's new master adopts the
-# steering group, both masters' workers sharing its sockets. Root only (a BPF program).
+# steering group, both masters' workers sharing its sockets; a stop accepts what is queued on
+# every slot's socket. Root only (a BPF program).
 case_kill9_kernel() { kernel_case case_kill9; }
 case_hup_kernel() { kernel_case case_hup_close; }
 case_upgrade_kernel() { kernel_case case_upgrade_close; }
 case_nofile_kernel() { kernel_case case_nofile; }
+case_term_kernel() { kernel_case case_term; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"

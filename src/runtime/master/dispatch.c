@@ -9,9 +9,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /*
@@ -70,6 +73,58 @@ int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
 			fdp__route_accept(m, &c); /* route.c reads its key, then gives it back */
 	}
 	return n;
+}
+
+/* A listener's queue that stays empty this long after a stop's filter has seen its last
+ * handshake in flight; and at most so many waits (a pending limit may leave it readable). */
+#define STOP_SETTLE_MS     2
+#define STOP_SETTLE_ROUNDS 3
+
+/*
+ * A TCP listener that starts no more handshakes: a socket filter that drops every segment with
+ * SYN set. The kernel runs a listener's filter, at the TCP header, on SYNs and on the ACKs that
+ * complete a handshake, not on connections already queued. New clients retry their SYN until
+ * the close refuses them, instead of joining the queue just before it is closed and reset. A
+ * handshake already under way still completes, which is why the ACK must pass: were it dropped
+ * too, the client would think itself connected, and its first retransmission would meet the
+ * closed listener's reset. A connection that completes from now on inherits the filter, which
+ * only drops the SYNs an established socket never needs. A Unix listener has no such filter.
+ */
+static void stop_handshakes(int fd)
+{
+	enum { TCP_FLAGS = 13, TCP_SYN = 0x02 }; /* the byte of the TCP header with SYN in it */
+	struct sock_filter syn_dropped[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, TCP_FLAGS),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, TCP_SYN, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0),          /* drop */
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* keep it whole */
+	};
+	struct sock_fprog prog = {.len = 4, .filter = syn_dropped};
+
+	setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)); /* TCP only */
+}
+
+unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
+                                  const struct fdp__queue *q, unsigned n)
+{
+	struct pollfd p[FDP__CLOSING_MAX];
+	unsigned long total = 0;
+	int got;
+
+	for (unsigned i = 0; i < n; i++) {
+		stop_handshakes(q[i].fd);
+		p[i] = (struct pollfd){.fd = q[i].fd, .events = POLLIN};
+	}
+	/* A handshake under way may still join a queue (its ACK in flight, or on another CPU):
+	 * look again until a short wait sees none. */
+	for (int round = 0; round <= STOP_SETTLE_ROUNDS; round++) {
+		for (unsigned i = 0; i < n; i++)
+			while ((got = fdp__accept_on(m, l, q[i].fd, q[i].paused_until)) > 0)
+				total += (unsigned long)got;
+		if (round == STOP_SETTLE_ROUNDS || poll(p, n, STOP_SETTLE_MS) <= 0)
+			break;
+	}
+	return total;
 }
 
 /* The worker has its copy of these connections: conns.c closes ours. 0, or -EPROTO for a lie. */

@@ -634,28 +634,24 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
-/*
- * Before a stop closes the listeners (loop.c): stop new handshakes on every slot's socket but
- * those another process keeps (slot 0 when the listener is shared or an upgrade's new master
- * took it), and accept what is queued there, to be handed out before the workers drain.
- * Returns how many.
- */
-unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
-                                        void (*stop_handshakes)(int fd))
+/* The filters go on every slot before the first wait, so one wait serves them all. */
+unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l)
 {
+	struct fdp__queue q[FDP__CLOSING_MAX];
 	unsigned long total = 0;
+	unsigned n = 0;
 
 	if (shared(l)) /* the other master's workers accept on every one of its sockets */
 		return 0;
 	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++) {
-		int fd = fdp__steer_fd(l->steer, s), n;
-
 		fdp__steer_slot_out(l->steer, s);
 		if (s == 0 && (l->handed || l->shared))
 			continue;
-		stop_handshakes(fd);
-		while ((n = fdp__accept_on(m, l, fd, &l->kslots[s].paused_until)) > 0)
-			total += (unsigned long)n;
+		q[n++] = (struct fdp__queue){fdp__steer_fd(l->steer, s), &l->kslots[s].paused_until};
+		if (n == FDP__CLOSING_MAX) {
+			total += fdp__accept_closing(m, l, q, n);
+			n = 0;
+		}
 	}
-	return total;
+	return total + (n ? fdp__accept_closing(m, l, q, n) : 0);
 }

@@ -12,12 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -71,21 +69,6 @@ static void close_listeners(struct fdp_master *m, int steered)
 }
 
 /*
- * A TCP listener that completes no more handshakes: a socket filter that drops every packet
- * (the kernel applies a listener's filter to SYNs and to the ACKs that complete a handshake,
- * but not to connections already queued, which keep their own sockets). New clients then
- * retry their SYN until the close refuses them, instead of joining the queue just before it
- * is closed and reset. A Unix listener has no such filter; it is left as it is.
- */
-static void stop_handshakes(int fd)
-{
-	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
-	struct sock_fprog prog = {.len = 1, .filter = &drop};
-
-	setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)); /* TCP only */
-}
-
-/*
  * Before a stop closes the listeners: a client whose handshake is complete is in the kernel's
  * accept queue, and closing the listener would reset it. Stop new handshakes, then take every
  * connection queued (as far as the pending limit allows), so that they are handed out before
@@ -93,35 +76,18 @@ static void stop_handshakes(int fd)
  * it is: its giver keeps it open, so what waits in its queue waits for the next server, and a
  * filter would stay on it for that server too.
  */
-#define STOP_SETTLE_MS     2 /* how long a stop waits for a handshake still in flight */
-#define STOP_SETTLE_ROUNDS 3 /* at most so many waits per listener (a pending limit may
-                              * leave the queue readable) */
-
 static unsigned long accept_queued(struct fdp_master *m)
 {
 	unsigned long total = 0;
 
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		int n;
+		struct fdp__queue q = {l->fd, &l->paused_until};
 
-		if (l->steer) {
-			total += fdp__kernel_accept_queued(m, l, stop_handshakes);
-			continue;
-		}
-		if (l->fd < 0 || l->handed || l->shared) /* handed: the new master accepts on it */
-			continue;
-		stop_handshakes(l->fd);
-		/* A handshake whose last ACK passed the listener before the filter came may still
-		 * be joining the queue on another CPU: look again until a short wait sees none. */
-		for (int round = 0; round <= STOP_SETTLE_ROUNDS; round++) {
-			struct pollfd p = {.fd = l->fd, .events = POLLIN};
-
-			while ((n = fdp__accept_from(m, l)) > 0)
-				total += (unsigned long)n;
-			if (round == STOP_SETTLE_ROUNDS || poll(&p, 1, STOP_SETTLE_MS) <= 0)
-				break;
-		}
+		if (l->steer)
+			total += fdp__kernel_accept_queued(m, l);
+		else if (l->fd >= 0 && !l->handed && !l->shared) /* handed: the new master has it */
+			total += fdp__accept_closing(m, l, &q, 1);
 	}
 	return total;
 }

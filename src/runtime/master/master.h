@@ -479,8 +479,12 @@ int fdp__kernel_reconfigure(struct fdp_master *m, unsigned workers, const enum f
 /* A reload's next configuration against the steered listeners: 0, or -EINVAL and why. */
 int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_master_config *next,
                                const enum fdp_policy *policy, char *why, size_t size);
-unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l,
-                                        void (*stop_handshakes)(int fd));
+/*
+ * Before a stop closes the listeners (loop.c): take what is queued on l's slot sockets but
+ * those another process keeps (fdp__accept_closing()), its slots out of the program first.
+ * Returns how many.
+ */
+unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l);
 
 /* dispatch.c */
 /* Accept a batch from l into conns.c (or the route policy); returns how many. */
@@ -488,6 +492,19 @@ int fdp__accept_from(struct fdp_master *m, struct fdp__listener *l);
 /* The same from fd, one of l's sockets (a kernel listener's slot), pausing *paused_until. */
 int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
                    long long *paused_until);
+/* One of l's sockets a stop accepts on: fd, and where its accept pause is kept. */
+struct fdp__queue {
+	int fd;
+	long long *paused_until;
+};
+#define FDP__CLOSING_MAX 64 /* most sockets one fdp__accept_closing() takes */
+/*
+ * Before a stop closes them: stop new handshakes on q[0..n) (n <= FDP__CLOSING_MAX), l's
+ * sockets, and accept what is queued there (as far as the pending limit allows), looking again
+ * until a short wait sees no handshake still in flight. Returns how many.
+ */
+unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
+                                  const struct fdp__queue *q, unsigned n);
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
