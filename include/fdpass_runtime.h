@@ -113,6 +113,29 @@ void fdp_worker_close(struct fdp_worker *w);
 int fdp_worker_fd(const struct fdp_worker *w);
 
 /*
+ * Watch the worker in epfd, the caller's own epoll set, instead of waiting on fdp_worker_fd():
+ * its channel, and under kernel dispatch its own listening sockets as they come and go
+ * (fdp_worker_take_listeners(), before or after this call), each registered level-triggered
+ * with its data.u64 in [base, base + FDP_WORKER_WATCH_SPAN). A caller that keeps pointers in
+ * data.ptr may pass base 1: no object lives in the first 64 KiB of an address space. Pass each
+ * event to fdp_worker_event() first; when one was the worker's, call fdp_worker_accept() until
+ * -EAGAIN as after a wake-up of fdp_worker_fd(). The worker watches its channel for
+ * writability itself while fdp_worker_wants_write() says so. These registrations are the
+ * worker's: leave them as they are; fdp_worker_close() removes them. Nothing is nested: each
+ * socket is in the set the caller waits on, so a wake-up costs no second look.
+ * fdp_worker_fd() then returns -1. Returns 0, -EBUSY when already watched, or epoll_ctl()'s
+ * error (-EBADF, -EINVAL, -ENOMEM, -ENOSPC) with nothing changed; -EINVAL when base leaves no
+ * room for the span.
+ */
+#define FDP_WORKER_WATCH_SPAN (UINT64_C(1) << 16)
+int fdp_worker_watch(struct fdp_worker *w, int epfd, uint64_t base);
+
+/* Was ev (from the epfd of fdp_worker_watch()) one of the worker's? 1: noted, call
+ * fdp_worker_accept(); 0: the caller's own. */
+struct epoll_event;
+int fdp_worker_event(struct fdp_worker *w, const struct epoll_event *ev);
+
+/*
  * Non-zero while output waits for the channel to become writable, or connections wait for
  * their acknowledgement to leave: wait for writability too, then call fdp_worker_accept().
  */

@@ -356,3 +356,155 @@ TEST(a_connection_without_room_for_its_ack_is_taken_once_the_acks_before_it_have
 	close(c2);
 	close_pair(&p);
 }
+
+/* ---- fdp_worker_watch(): the worker's descriptors in the caller's own epoll set ---- */
+
+#define BASE 100 /* the watched registrations' first data.u64 */
+
+/* p's worker watched in a new epoll set beside the caller's own pipe pfd (data.u64 1); *chfd
+ * (if not NULL) the worker's channel descriptor, read before the watch. Returns the set. */
+static int watch_pair(struct pair *p, int pfd[2], int *chfd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+
+	CHECK(ep >= 0);
+	CHECK_OK(pipe2(pfd, O_CLOEXEC | O_NONBLOCK));
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, pfd[0], &ev));
+	open_pair(p);
+	if (chfd)
+		*chfd = fdp_worker_fd(p->w);
+	CHECK_OK(fdp_worker_watch(p->w, ep, BASE));
+	return ep;
+}
+
+static void unwatch_pair(struct pair *p, int ep, int pfd[2])
+{
+	close_pair(p);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(ep);
+}
+
+TEST(a_watched_worker_takes_the_masters_connections_through_the_callers_own_set)
+{
+	struct pair p;
+	struct fdp_conn c;
+	struct epoll_event ev;
+	int pfd[2], ep = watch_pair(&p, pfd, NULL), client, fd;
+
+	CHECK_INT(fdp_worker_fd(p.w), ==, -1); /* nothing of its own to wait on */
+	CHECK_INT(fdp_worker_accept(p.w, &c), ==, -EAGAIN);
+	client = send_conn(&p, 42);
+	CHECK_INT(epoll_wait(ep, &ev, 1, 5000), ==, 1);
+	CHECK_INT(ev.data.u64, ==, BASE); /* the channel, in the caller's set itself */
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 1);
+	fd = accept_watched(p.w, ep, &c, 0, NULL);
+	CHECK_OK(fd);
+	CHECK_INT(c.id, ==, 42);
+	close(fd);
+	close(client);
+	unwatch_pair(&p, ep, pfd);
+}
+
+TEST(fdp_worker_event_says_0_for_an_event_of_the_callers_own)
+{
+	struct pair p;
+	struct epoll_event ev;
+	int pfd[2], ep = watch_pair(&p, pfd, NULL);
+
+	CHECK_INT(write(pfd[1], "x", 1), ==, 1);
+	CHECK_INT(epoll_wait(ep, &ev, 1, 5000), ==, 1);
+	CHECK_INT(ev.data.u64, ==, 1);
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 0);
+	/* Just outside the span, either side: not the worker's either. */
+	ev.data.u64 = BASE - 1;
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 0);
+	ev.data.u64 = BASE + FDP_WORKER_WATCH_SPAN;
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 0);
+	ev.data.u64 = BASE + FDP_WORKER_WATCH_SPAN - 1;
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 1);
+	unwatch_pair(&p, ep, pfd);
+}
+
+TEST(watching_a_watched_worker_again_says_ebusy)
+{
+	struct pair p;
+	int pfd[2], ep = watch_pair(&p, pfd, NULL), other = epoll_create1(EPOLL_CLOEXEC);
+
+	CHECK(other >= 0);
+	CHECK_INT(fdp_worker_watch(p.w, other, BASE), ==, -EBUSY);
+	CHECK_INT(fdp_worker_watch(p.w, ep, BASE), ==, -EBUSY);
+	close(other);
+	unwatch_pair(&p, ep, pfd);
+}
+
+TEST(a_watch_that_epoll_refuses_leaves_the_worker_as_it_was)
+{
+	struct pair p;
+	struct fdp_conn c;
+	int client, fd, chfd;
+
+	open_pair(&p);
+	chfd = fdp_worker_fd(p.w);
+	CHECK_INT(fdp_worker_watch(p.w, chfd, BASE), ==, -EINVAL); /* not an epoll set */
+	CHECK_INT(fdp_worker_watch(p.w, -1, BASE), ==, -EBADF);
+	CHECK_INT(fdp_worker_watch(p.w, chfd, UINT64_MAX - 1), ==, -EINVAL); /* no room */
+	CHECK_INT(fdp_worker_fd(p.w), ==, chfd);
+	client = send_conn(&p, 7);
+	fd = accept_wait(p.w, &c);
+	CHECK_OK(fd);
+	CHECK_INT(c.id, ==, 7);
+	close(fd);
+	close(client);
+	close_pair(&p);
+}
+
+TEST(a_watched_worker_watches_its_channel_for_writability_while_an_ack_cannot_leave)
+{
+	struct pair p;
+	struct fdp_conn c;
+	struct epoll_event ev;
+	int pfd[2], chfd, ep = watch_pair(&p, pfd, &chfd), client, fd;
+
+	fill_towards_master(chfd);
+	client = send_conn(&p, 42);
+	/* Taken, held for its ACK: the worker now wants writability, and says so in the set. */
+	for (int tries = 0; tries < 3 && !fdp_worker_wants_write(p.w); tries++)
+		CHECK_INT(accept_watched(p.w, ep, &c, 0, NULL), ==, -EAGAIN);
+	CHECK(fdp_worker_wants_write(p.w));
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0); /* the channel is full: nothing to do */
+	master_read_all(p.master);                     /* room again */
+	CHECK_INT(epoll_wait(ep, &ev, 1, 5000), ==, 1);
+	CHECK_INT(ev.data.u64, ==, BASE);
+	CHECK(ev.events & EPOLLOUT);
+	CHECK_INT(fdp_worker_event(p.w, &ev), ==, 1);
+	fd = fdp_worker_accept(p.w, &c);
+	CHECK_OK(fd);
+	CHECK_INT(c.id, ==, 42);
+	CHECK(!fdp_worker_wants_write(p.w));
+	close(fd);
+	close(client);
+	unwatch_pair(&p, ep, pfd);
+}
+
+TEST(closing_a_watched_worker_takes_its_channel_out_of_the_callers_set)
+{
+	struct pair p;
+	struct epoll_event ev;
+	int pfd[2], chfd, ep = watch_pair(&p, pfd, &chfd), copy, client;
+
+	/* A copy of the channel's socket keeps its file open, and with it any registration. */
+	copy = fcntl(chfd, F_DUPFD_CLOEXEC, 0);
+	CHECK(copy >= 0);
+	fdp_worker_close(p.w);
+	client = send_conn(&p, 1); /* the copy is readable now */
+	fdp_test_wait_readable(copy, 5000);
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
+	close(client);
+	close(copy);
+	fdp_channel_close(p.master);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(ep);
+}

@@ -20,8 +20,13 @@ struct own {
 
 #define SLOT 1
 
-/* A worker in slot SLOT that took a LISTEN for a listener on 127.0.0.1, listener 2, tag 5. */
-static void open_own(struct own *o)
+/*
+ * A worker in slot SLOT that took a LISTEN for a listener on 127.0.0.1, listener 2, tag 5; with
+ * ep >= 0 watched there (fdp_worker_watch(), data.u64 from BASE) before it takes listeners.
+ */
+#define BASE 1000
+
+static void open_own_in(struct own *o, int ep)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
@@ -39,6 +44,8 @@ static void open_own(struct own *o)
 	master_recv(o->master);
 	CHECK_INT(msg.type, ==, FDP_PROTO_READY);
 	fdp_channel_msg_release(&msg);
+	if (ep >= 0)
+		CHECK_OK(fdp_worker_watch(o->w, ep, BASE));
 	CHECK_OK(fdp_worker_take_listeners(o->w));
 	master_recv(o->master);
 	CHECK_INT(msg.type, ==, FDP_PROTO_ACCEPTS);
@@ -61,6 +68,11 @@ static void open_own(struct own *o)
 	/* Given: the channel closes them once sent. */
 	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &l),
 	                          fds, 2, 0));
+}
+
+static void open_own(struct own *o)
+{
+	open_own_in(o, -1);
 }
 
 /* A listening socket on 127.0.0.1 (port in *port), non-blocking. */
@@ -492,4 +504,94 @@ TEST(a_drain_reaches_a_worker_whose_own_socket_never_empties)
 	for (int i = 0; i < 40; i++)
 		close(cl[i]);
 	close_own(&o);
+}
+
+/* ---- fdp_worker_watch(): the slot's socket in the caller's own epoll set ---- */
+
+TEST(a_watched_worker_accepts_on_its_own_socket_registered_in_the_callers_set)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd, saw = 0;
+
+	CHECK(ep >= 0);
+	open_own(&o);
+	CHECK_OK(fdp_worker_watch(o.w, ep, BASE)); /* after fdp_worker_take_listeners() */
+	CHECK_INT(fdp_worker_fd(o.w), ==, -1);
+	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN); /* the LISTEN, read */
+	cl = client(&o);
+	fd = accept_watched(o.w, ep, &c, BASE + 1, &saw);
+	CHECK(fd >= 0);
+	CHECK(saw); /* woken by the socket itself: own[0] is BASE + 1 */
+	CHECK(c.id & FDP_CONN_OWN);
+	CHECK_INT(o.st->accepted[SLOT], ==, 1);
+	close(fd);
+	close(cl);
+	close_own(&o);
+	close(ep);
+}
+
+TEST(a_worker_watched_before_it_takes_listeners_registers_the_socket_its_listen_gives)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd, saw = 0;
+
+	CHECK(ep >= 0);
+	open_own_in(&o, ep);
+	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN);
+	cl = client(&o);
+	fd = accept_watched(o.w, ep, &c, BASE + 1, &saw);
+	CHECK(fd >= 0);
+	CHECK(saw);
+	close(fd);
+	close(cl);
+	close_own(&o);
+	close(ep);
+}
+
+TEST(a_watched_workers_drain_takes_its_socket_out_of_the_callers_set)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev;
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd;
+
+	CHECK(ep >= 0);
+	open_own_in(&o, ep);
+	cl = client(&o);
+	fd = accept_watched(o.w, ep, &c, 0, NULL);
+	CHECK(fd >= 0);
+	close(fd);
+	close(cl);
+	drain(&o);
+	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -ESHUTDOWN);
+	cl = client(&o); /* queued on the master's copy, which keeps the socket */
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
+	close(cl);
+	close_own(&o);
+	close(ep);
+}
+
+TEST(closing_a_watched_worker_takes_its_socket_out_of_the_callers_set)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev;
+	struct own o;
+	struct fdp_conn c;
+	int cl;
+
+	CHECK(ep >= 0);
+	open_own_in(&o, ep);
+	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN); /* the LISTEN, read */
+	fdp_worker_close(o.w);
+	o.w = NULL;
+	cl = client(&o); /* the test's copy keeps the socket, and would keep a registration */
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
+	close(cl);
+	close_own(&o);
+	close(ep);
 }

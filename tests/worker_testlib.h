@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,6 +110,30 @@ static inline void fill_towards_master(int worker_sock)
 			;
 		CHECK_INT(errno, ==, EAGAIN);
 	}
+}
+
+/*
+ * fdp_worker_accept() of a worker watched in ep (fdp_worker_watch()), as an event loop calls
+ * it: on -EAGAIN wait on ep (bounded) and pass each event to fdp_worker_event(), which must
+ * say each is the worker's. *saw (if not NULL) is set when one had data.u64 want.
+ */
+static inline int accept_watched(struct fdp_worker *w, int ep, struct fdp_conn *c,
+                                 uint64_t want, int *saw)
+{
+	for (int tries = 0; tries < 20; tries++) {
+		struct epoll_event evs[8];
+		int fd = fdp_worker_accept(w, c), n;
+
+		if (fd != -EAGAIN)
+			return fd;
+		n = epoll_wait(ep, evs, 8, 500);
+		for (int i = 0; i < n; i++) {
+			CHECK_INT(fdp_worker_event(w, &evs[i]), ==, 1);
+			if (saw && evs[i].data.u64 == want)
+				*saw = 1;
+		}
+	}
+	return -EAGAIN;
 }
 
 #endif

@@ -1,10 +1,11 @@
 /*
  * The event loop of a built-in handler's worker, written on the public worker API: one epoll
- * with the master's channel and every client connection. A new connection is read only once
- * its ACK has left, and a finished one is closed only once its DONE has left, so when a client
- * sees the close, the master already has (in its socket buffer) the news that this worker has
- * one less. While the master is slow to read, finished sockets wait for the channel; at exit
- * for at most EXIT_FLUSH_MS.
+ * with the master's channel, the worker's own listening sockets under kernel dispatch (both
+ * registered there by fdp_worker_watch(), nothing nested) and every client connection. A new
+ * connection is read only once its ACK has left, and a finished one is closed only once its
+ * DONE has left, so when a client sees the close, the master already has (in its socket
+ * buffer) the news that this worker has one less. While the master is slow to read, finished
+ * sockets wait for the channel; at exit for at most EXIT_FLUSH_MS.
  *
  * Limits (struct fdpass_limits): a connection whose unsent output exceeds max_output is not
  * read, so a client that sends without reading fills its own socket, not this process. Each
@@ -45,7 +46,6 @@ struct fdpass_worker_loop {
 	struct fdp_worker *w;
 	const struct fdpass_handler *h;
 	int epfd;
-	int worker_out; /* EPOLLOUT requested on the channel */
 	unsigned long count, open;
 	int *closing; /* finished sockets: closed once their DONE has left */
 	size_t nclosing, capclosing;
@@ -666,24 +666,14 @@ static void close_finished(struct fdpass_worker_loop *l, int exiting)
 static void flush_and_close(struct fdpass_worker_loop *l)
 {
 	int err = fdp_worker_flush(l->w);
-	struct epoll_event ev = {.events = EPOLLIN};
-	int want;
 
 	while (err == 0 && l->nfresh) {
 		serve_fresh(l);
 		err = fdp_worker_flush(l->w);
 	}
-	want = err == -EAGAIN;
-	if (!want)
+	/* Still waiting for the channel: the worker watches it for writability in our set. */
+	if (err != -EAGAIN)
 		close_finished(l, 0);
-	/* Connections held for their ACK, which may have left in this flush: wake to take them. */
-	want |= fdp_worker_wants_write(l->w);
-	if (want != l->worker_out) {
-		ev.events |= want ? EPOLLOUT : 0;
-		ev.data.ptr = NULL;
-		epoll_ctl(l->epfd, EPOLL_CTL_MOD, fdp_worker_fd(l->w), &ev);
-		l->worker_out = want;
-	}
 }
 
 /* The limits asked for, a zero (or absent) one by its default; the timer lists' timeouts. */
@@ -707,7 +697,6 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
                        const struct fdpass_limits *limits)
 {
 	struct fdpass_worker_loop l = {.w = w, .h = h};
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	int status;
 
 	set_limits(&l, limits);
@@ -718,7 +707,9 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l.epfd < 0)
 		return 1;
-	if (epoll_ctl(l.epfd, EPOLL_CTL_ADD, fdp_worker_fd(w), &ev) < 0) {
+	/* The worker's channel and sockets in our own set, beside the connections (whose
+	 * data.ptr are structs, never below 64 KiB): data.u64 from 1 are the worker's. */
+	if (fdp_worker_watch(w, l.epfd, 1) < 0) {
 		close(l.epfd);
 		return 1;
 	}
@@ -734,12 +725,10 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
 		n = epoll_wait(l.epfd, evs, MAX_EVENTS, next_timeout(&l));
 		l.now = clock_ms();
 		for (int i = 0; i < n; i++) {
-			struct fdpass_conn *c = evs[i].data.ptr;
-
-			if (!c)
+			if (fdp_worker_event(w, &evs[i]))
 				channel = 1;
 			else
-				conn_event(&l, c, evs[i].events);
+				conn_event(&l, evs[i].data.ptr, evs[i].events);
 		}
 		/* After the events: a head completed in this batch is served, not timed out. */
 		expire_timers(&l);

@@ -91,9 +91,16 @@ struct own_listener {
 
 struct fdp_worker {
 	struct fdp_channel *ch;
-	/* fdp_worker_take_listeners(): the epoll descriptor fdp_worker_fd() then returns (ours;
-	 * -1 before), watching the channel (and for writability while ep_out) and own[].fd. */
-	int ep, ep_out;
+	/*
+	 * The epoll set watching the channel (and for writability while ep_out) and own[].fd,
+	 * each registered with data.u64 ep_base + its place (0 the channel, i + 1 own[i]); -1
+	 * before there is one. fdp_worker_take_listeners() makes one of ours, which
+	 * fdp_worker_fd() returns; after fdp_worker_watch() it is the caller's (ep_theirs): no
+	 * look of our own at it, its events come through fdp_worker_event().
+	 */
+	int ep, ep_out, ep_theirs;
+	uint64_t ep_base;
+	int listening; /* ACCEPTS sent (fdp_worker_take_listeners()) */
 	struct own_listener *own;
 	size_t nown, own_next; /* own_next: the one to try first (they take turns) */
 	unsigned own_burst;    /* accepted there since the last -EAGAIN */
@@ -309,13 +316,18 @@ void fdp_worker_close(struct fdp_worker *w)
 		close(w->taken.q[w->taken.head + i].fd);
 	free(w->taken.q);
 	for (size_t i = 0; i < w->nown; i++) {
+		/* Out of the caller's set first: the master's copy outlives our close (close_own()). */
+		if (w->own[i].fd >= 0 && w->ep_theirs && !w->own[i].steal)
+			epoll_ctl(w->ep, EPOLL_CTL_DEL, w->own[i].fd, NULL);
 		if (w->own[i].fd >= 0)
 			close(w->own[i].fd);
 		if (w->own[i].st_len) /* a steal entry borrows its home's mapping */
 			munmap(w->own[i].st, w->own[i].st_len);
 	}
 	free(w->own);
-	if (w->ep >= 0)
+	if (w->ep_theirs)
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, fdp_channel_fd(w->ch), NULL);
+	else if (w->ep >= 0)
 		close(w->ep);
 	fdp_channel_close(w->ch);
 	free(w->acks.ids);
@@ -325,6 +337,8 @@ void fdp_worker_close(struct fdp_worker *w)
 
 int fdp_worker_fd(const struct fdp_worker *w)
 {
+	if (w->ep_theirs)
+		return -1; /* the caller's own set has it all */
 	return w->ep >= 0 ? w->ep : fdp_channel_fd(w->ch);
 }
 
@@ -345,7 +359,7 @@ int fdp_worker_wants_write(const struct fdp_worker *w)
 static void sync_events(struct fdp_worker *w)
 {
 	int want = fdp_worker_wants_write(w);
-	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0)};
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.u64 = w->ep_base};
 
 	if (w->ep < 0 || want == w->ep_out)
 		return;
@@ -357,33 +371,101 @@ int fdp_worker_take_listeners(struct fdp_worker *w)
 {
 	unsigned char buf[FDP_PROTO_ACCEPTS_SIZE];
 	struct epoll_event ev = {.events = EPOLLIN};
-	int err;
+	int err, made = 0;
 
-	if (w->ep >= 0)
+	if (w->listening)
 		return 0;
 	if (w->gone)
 		return -EPIPE;
-	w->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (w->ep < 0)
-		return -errno;
-	w->ch_more = 1; /* what the channel's buffer holds is not in epoll's view */
-	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fdp_channel_fd(w->ch), &ev) < 0) {
-		err = -errno;
-		goto fail;
+	if (w->ep < 0) {
+		w->ep = epoll_create1(EPOLL_CLOEXEC);
+		if (w->ep < 0)
+			return -errno;
+		made = 1;
+		w->ch_more = 1; /* what the channel's buffer holds is not in epoll's view */
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fdp_channel_fd(w->ch), &ev) < 0) {
+			err = -errno;
+			goto fail;
+		}
 	}
 	err = fdp_channel_send(w->ch, FDP_PROTO_ACCEPTS, buf, fdp_proto_accepts_encode(buf, 0),
 	                       NULL, 0, FDP_CHANNEL_MORE);
 	if (err < 0)
 		goto fail;
+	w->listening = 1;
 	err = fdp_worker_flush(w);
 	if (err < 0 && err != -EAGAIN)
 		return err; /* the master is gone or the channel broke: accept says so again */
 	sync_events(w);
 	return 0;
 fail:
-	close(w->ep);
-	w->ep = -1;
+	if (made) {
+		close(w->ep);
+		w->ep = -1;
+	}
 	return err;
+}
+
+/* Register the channel and what is watched of own[] in ep (none of it there yet): 0 or -errno. */
+static int watch_all(struct fdp_worker *w, int ep, uint64_t base)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (w->ep_out ? EPOLLOUT : 0), .data.u64 = base};
+	size_t i;
+	int err;
+
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fdp_channel_fd(w->ch), &ev) < 0)
+		return -errno;
+	for (i = 0; i < w->nown; i++) {
+		struct own_listener *o = &w->own[i];
+
+		ev = (struct epoll_event){.events = w->own_paused ? 0 : EPOLLIN,
+		                          .data.u64 = base + i + 1};
+		if (o->fd >= 0 && !o->steal && epoll_ctl(ep, EPOLL_CTL_ADD, o->fd, &ev) < 0)
+			break;
+	}
+	if (i == w->nown)
+		return 0;
+	err = -errno;
+	while (i-- > 0)
+		if (w->own[i].fd >= 0 && !w->own[i].steal)
+			epoll_ctl(ep, EPOLL_CTL_DEL, w->own[i].fd, NULL);
+	epoll_ctl(ep, EPOLL_CTL_DEL, fdp_channel_fd(w->ch), NULL);
+	return err;
+}
+
+int fdp_worker_watch(struct fdp_worker *w, int epfd, uint64_t base)
+{
+	int err;
+
+	if (w->ep_theirs)
+		return -EBUSY;
+	if (base > UINT64_MAX - FDP_WORKER_WATCH_SPAN)
+		return -EINVAL;
+	err = watch_all(w, epfd, base);
+	if (err < 0)
+		return err;
+	if (w->ep >= 0)
+		close(w->ep); /* ours: its registrations go with it */
+	w->ep = epfd;
+	w->ep_theirs = 1;
+	w->ep_base = base;
+	w->ch_more = 1; /* the channel's buffer may hold what no event will announce */
+	for (size_t i = 0; i < w->nown; i++)
+		w->own[i].ready = 1; /* and the sockets what came before */
+	return 0;
+}
+
+int fdp_worker_event(struct fdp_worker *w, const struct epoll_event *ev)
+{
+	uint64_t k = ev->data.u64 - w->ep_base;
+
+	if (!w->ep_theirs || ev->data.u64 < w->ep_base || k >= FDP_WORKER_WATCH_SPAN)
+		return 0;
+	if (k == 0)
+		w->ch_ready |= (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+	else if (k <= w->nown)
+		w->own[k - 1].ready = 1;
+	return 1; /* writability: the next fdp_worker_accept() flushes */
 }
 
 /*
@@ -442,7 +524,7 @@ static void take_listen(struct fdp_worker *w)
 	st = mmap(NULL, o->st_len, PROT_READ | PROT_WRITE, MAP_SHARED, map, 0);
 	if (st == MAP_FAILED)
 		goto drop;
-	ev.data.u64 = w->nown + 1; /* 0 is the channel */
+	ev.data.u64 = w->ep_base + w->nown + 1; /* + 0 is the channel */
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, sock, &ev) < 0) {
 		munmap(st, o->st_len);
 		goto drop;
@@ -471,7 +553,7 @@ drop:
 static int pause_own(struct fdp_worker *w)
 {
 	for (size_t i = 0; !w->own_paused && i < w->nown; i++) {
-		struct epoll_event ev = {.events = 0, .data.u64 = i + 1};
+		struct epoll_event ev = {.events = 0, .data.u64 = w->ep_base + i + 1};
 
 		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
@@ -483,7 +565,7 @@ static int pause_own(struct fdp_worker *w)
 static void resume_own(struct fdp_worker *w)
 {
 	for (size_t i = 0; w->own_paused && i < w->nown; i++) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = i + 1};
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = w->ep_base + i + 1};
 
 		if (w->own[i].fd >= 0 && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_MOD, w->own[i].fd, &ev);
@@ -934,7 +1016,7 @@ static int accept_one(struct fdp_worker *w, struct fdp_conn *conn)
 	fd = taken_pop(w, conn, 0);
 	if (fd >= 0)
 		return fd;
-	if (w->ep >= 0 && !w->polled && !marked_ready(w))
+	if (w->ep >= 0 && !w->ep_theirs && !w->polled && !marked_ready(w))
 		poll_ready(w);
 	/*
 	 * Say we came; then, every other connection, one waiting on a stalled slot (it is older
