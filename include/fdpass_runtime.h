@@ -117,15 +117,15 @@ int fdp_worker_fd(const struct fdp_worker *w);
  * its channel, and under kernel dispatch its own listening sockets as they come and go
  * (fdp_worker_take_listeners(), before or after this call), each registered level-triggered
  * with its data.u64 in [base, base + FDP_WORKER_WATCH_SPAN). A caller that keeps pointers in
- * data.ptr may pass base 1: no object lives in the first 64 KiB of an address space. Pass each
- * event to fdp_worker_event() first; when one was the worker's, call fdp_worker_accept() until
- * -EAGAIN as after a wake-up of fdp_worker_fd(). The worker watches its channel for
- * writability itself while fdp_worker_wants_write() says so. These registrations are the
- * worker's: leave them as they are; fdp_worker_close() removes them. Nothing is nested: each
- * socket is in the set the caller waits on, so a wake-up costs no second look.
- * fdp_worker_fd() then returns -1. Returns 0, -EBUSY when already watched, or epoll_ctl()'s
- * error (-EBADF, -EINVAL, -ENOMEM, -ENOSPC) with nothing changed; -EINVAL when base leaves no
- * room for the span.
+ * data.ptr may pass base 1: Linux maps nothing in the first 64 KiB unless vm.mmap_min_addr is
+ * lowered. Pass each event to fdp_worker_event() first; when one was the worker's, call
+ * fdp_worker_accept() until -EAGAIN as after a wake-up of fdp_worker_fd(). The worker watches
+ * its channel for writability itself while fdp_worker_wants_write() says so. These
+ * registrations are the worker's: leave them as they are; fdp_worker_close() removes them (so
+ * close the worker before the set). Nothing is nested: each socket is in the set the caller
+ * waits on, so a wake-up costs no second look. fdp_worker_fd() then returns -1. Returns 0,
+ * -EBUSY when already watched, or epoll_ctl()'s error (-EBADF, -EINVAL, -ENOMEM, -ENOSPC) with
+ * nothing changed; -EINVAL when base leaves no room for the span.
  */
 #define FDP_WORKER_WATCH_SPAN (UINT64_C(1) << 16)
 int fdp_worker_watch(struct fdp_worker *w, int epfd, uint64_t base);

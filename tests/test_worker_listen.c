@@ -508,26 +508,34 @@ TEST(a_drain_reaches_a_worker_whose_own_socket_never_empties)
 
 /* ---- fdp_worker_watch(): the slot's socket in the caller's own epoll set ---- */
 
+/* o's worker, watched in ep, reads its LISTEN, then accepts a client's connection woken by
+ * the socket itself (own[0]: BASE + 1), counted in the slot's state. */
+static void accept_one_watched(struct own *o, int ep)
+{
+	struct fdp_conn c;
+	int cl, fd, saw = 0;
+
+	CHECK_INT(accept_watched(o->w, ep, &c, 0, NULL), ==, -EAGAIN);
+	cl = client(o);
+	fd = accept_watched(o->w, ep, &c, BASE + 1, &saw);
+	CHECK(fd >= 0);
+	CHECK(saw);
+	CHECK(c.id & FDP_CONN_OWN);
+	CHECK_INT(o->st->accepted[SLOT], ==, 1);
+	close(fd);
+	close(cl);
+}
+
 TEST(a_watched_worker_accepts_on_its_own_socket_registered_in_the_callers_set)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct own o;
-	struct fdp_conn c;
-	int cl, fd, saw = 0;
 
 	CHECK(ep >= 0);
 	open_own(&o);
 	CHECK_OK(fdp_worker_watch(o.w, ep, BASE)); /* after fdp_worker_take_listeners() */
 	CHECK_INT(fdp_worker_fd(o.w), ==, -1);
-	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN); /* the LISTEN, read */
-	cl = client(&o);
-	fd = accept_watched(o.w, ep, &c, BASE + 1, &saw);
-	CHECK(fd >= 0);
-	CHECK(saw); /* woken by the socket itself: own[0] is BASE + 1 */
-	CHECK(c.id & FDP_CONN_OWN);
-	CHECK_INT(o.st->accepted[SLOT], ==, 1);
-	close(fd);
-	close(cl);
+	accept_one_watched(&o, ep);
 	close_own(&o);
 	close(ep);
 }
@@ -536,18 +544,10 @@ TEST(a_worker_watched_before_it_takes_listeners_registers_the_socket_its_listen_
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct own o;
-	struct fdp_conn c;
-	int cl, fd, saw = 0;
 
 	CHECK(ep >= 0);
 	open_own_in(&o, ep);
-	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN);
-	cl = client(&o);
-	fd = accept_watched(o.w, ep, &c, BASE + 1, &saw);
-	CHECK(fd >= 0);
-	CHECK(saw);
-	close(fd);
-	close(cl);
+	accept_one_watched(&o, ep);
 	close_own(&o);
 	close(ep);
 }

@@ -459,7 +459,7 @@ int fdp_worker_event(struct fdp_worker *w, const struct epoll_event *ev)
 {
 	uint64_t k = ev->data.u64 - w->ep_base;
 
-	if (!w->ep_theirs || ev->data.u64 < w->ep_base || k >= FDP_WORKER_WATCH_SPAN)
+	if (!w->ep_theirs || k >= FDP_WORKER_WATCH_SPAN) /* below base, k wraps past it */
 		return 0;
 	if (k == 0)
 		w->ch_ready |= (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
