@@ -347,6 +347,38 @@ TEST(undo_puts_back_the_program_count_and_table_the_last_resize_replaced)
 	fdp__steer_close(g);
 }
 
+TEST(an_undo_that_cannot_attach_keeps_the_new_program_and_leaves_nothing_to_undo)
+{
+	struct fdp__steer *g = open_group("127.0.0.1:0", 2, FDP__STEER_ROUND_ROBIN);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC), first, sock;
+	unsigned got[3] = {0};
+	char err[256];
+
+	CHECK(null >= 0);
+	CHECK_OK(fdp__steer_resize(g, 3, FDP__STEER_ROUND_ROBIN, err, sizeof(err)));
+	CHECK_OK(fdp__steer_slot_in(g, 2));
+	/* A program attaches through the group's first socket: a file in its place refuses it. */
+	first = fdp__steer_fd(g, 0);
+	sock = fcntl(first, F_DUPFD_CLOEXEC, 0);
+	CHECK(sock >= 0);
+	CHECK(dup3(null, first, O_CLOEXEC) == first);
+	CHECK_INT(fdp__steer_undo(g), ==, -ENOTSOCK);
+	CHECK_INT(fdp__steer_active(g), ==, 3);
+	CHECK_INT(fdp__steer_state(g)->slots, ==, 3);
+	CHECK_INT(fdp__steer_keep(g), ==, 0); /* no program kept to undo with */
+	CHECK_INT(fdp__steer_undo(g), ==, -ENOENT);
+	/* The socket back: the new program still picks among the three slots. */
+	CHECK(dup3(sock, first, O_CLOEXEC) == first);
+	close(sock);
+	close(null);
+	for (unsigned h = 2; h < 8; h++)
+		got[connect_landed(g, h)]++;
+	CHECK_INT(got[0], ==, 2);
+	CHECK_INT(got[1], ==, 2);
+	CHECK_INT(got[2], ==, 2);
+	fdp__steer_close(g);
+}
+
 TEST(a_resize_whose_program_cannot_load_leaves_hash_ips_table_as_the_old_program_reads_it)
 {
 	struct fdp__steer *g = open_group("127.0.0.1:0", 3, FDP__STEER_HASH_IP);
