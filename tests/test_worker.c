@@ -474,7 +474,7 @@ TEST(a_watched_worker_watches_its_channel_for_writability_while_an_ack_cannot_le
 		CHECK_INT(accept_watched(p.w, ep, &c, 0, NULL), ==, -EAGAIN);
 	CHECK(fdp_worker_wants_write(p.w));
 	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0); /* the channel is full: nothing to do */
-	master_read_all(p.master);                     /* room again */
+	master_read_all(p.master);                   /* room again */
 	CHECK_INT(epoll_wait(ep, &ev, 1, 5000), ==, 1);
 	CHECK_INT(ev.data.u64, ==, BASE);
 	CHECK(ev.events & EPOLLOUT);

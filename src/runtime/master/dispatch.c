@@ -75,8 +75,8 @@ int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
 	return n;
 }
 
-/* A listener's queue that stays empty this long after a stop's filter has seen its last
- * handshake in flight; and at most so many waits (a pending limit may leave it readable). */
+/* How long a stop waits, once the queues it takes are empty, for a handshake still under
+ * way; and at most how many times (a pending limit may leave a queue readable). */
 #define STOP_SETTLE_MS     2
 #define STOP_SETTLE_ROUNDS 3
 

@@ -634,7 +634,7 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
-/* The filters go on every slot before the first wait, so one wait serves them all. */
+/* Filters on up to FDP__CLOSING_MAX slots before the first wait, which serves them all. */
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp__queue q[FDP__CLOSING_MAX];

@@ -316,7 +316,7 @@ void fdp_worker_close(struct fdp_worker *w)
 		close(w->taken.q[w->taken.head + i].fd);
 	free(w->taken.q);
 	for (size_t i = 0; i < w->nown; i++) {
-		/* Out of the caller's set first: the master's copy outlives our close (close_own()). */
+		/* Out of the caller's set first: the master's copy outlives our close. */
 		if (w->own[i].fd >= 0 && w->ep_theirs && !w->own[i].steal)
 			epoll_ctl(w->ep, EPOLL_CTL_DEL, w->own[i].fd, NULL);
 		if (w->own[i].fd >= 0)
