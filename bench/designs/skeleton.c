@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,19 +241,36 @@ int dsg_accept_transient(int err)
 	}
 }
 
+/*
+ * A non-blocking socket (as fdpass hands one over) that has nothing yet: wait for it as a
+ * blocking one would. 0, or -errno for another error (or a stop).
+ */
+static int dsg_wait(int fd, int err, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+
+	if (dsg_stopping || (err != EINTR && err != EAGAIN && err != EWOULDBLOCK))
+		return -err;
+	if (err != EINTR && poll(&p, 1, -1) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
 /* Read until at least min bytes are in buf (capacity cap). Returns 0 or -errno (-EPIPE: EOF). */
 static int dsg_read_min(int fd, unsigned char *buf, size_t cap, size_t *have, size_t min)
 {
 	while (*have < min) {
 		ssize_t n = read(fd, buf + *have, cap - *have);
+		int r;
+
 		if (n > 0) {
 			*have += (size_t)n;
 			continue;
 		}
 		if (n == 0)
 			return -EPIPE;
-		if (errno != EINTR || dsg_stopping)
-			return -errno;
+		if ((r = dsg_wait(fd, errno, POLLIN)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -261,9 +279,11 @@ static int dsg_write_all(int fd, const unsigned char *buf, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		int r;
+
 		if (n < 0) {
-			if (errno != EINTR || dsg_stopping)
-				return -errno;
+			if ((r = dsg_wait(fd, errno, POLLOUT)) < 0)
+				return r;
 			continue;
 		}
 		buf += n;
