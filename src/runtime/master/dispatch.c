@@ -76,9 +76,11 @@ int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
 }
 
 /* How long a stop waits, once the queues it takes are empty, for a handshake still under
- * way; and at most how many times (a pending limit may leave a queue readable). */
+ * way; at most how many times (a pending limit may leave a queue readable); and over how many
+ * sockets one wait looks. */
 #define STOP_SETTLE_MS     2
 #define STOP_SETTLE_ROUNDS 3
+#define STOP_SETTLE_POLL   64
 
 /*
  * A TCP listener that starts no more handshakes: a socket filter that drops every segment with
@@ -104,19 +106,18 @@ static void stop_handshakes(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)); /* TCP only */
 }
 
-unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
-                                  const struct fdp__queue *q, unsigned n)
+/* Accept what waits on q[0..n) (n <= STOP_SETTLE_POLL), filtered already: a handshake under
+ * way may still join a queue (its ACK in flight, or on another CPU), so look again until a
+ * short wait sees none. */
+static unsigned long settle(struct fdp_master *m, struct fdp__listener *l,
+                            const struct fdp__queue *q, unsigned n)
 {
-	struct pollfd p[FDP__CLOSING_MAX];
+	struct pollfd p[STOP_SETTLE_POLL];
 	unsigned long total = 0;
 	int got;
 
-	for (unsigned i = 0; i < n; i++) {
-		stop_handshakes(q[i].fd);
+	for (unsigned i = 0; i < n; i++)
 		p[i] = (struct pollfd){.fd = q[i].fd, .events = POLLIN};
-	}
-	/* A handshake under way may still join a queue (its ACK in flight, or on another CPU):
-	 * look again until a short wait sees none. */
 	for (int round = 0; round <= STOP_SETTLE_ROUNDS; round++) {
 		for (unsigned i = 0; i < n; i++)
 			while ((got = fdp__accept_on(m, l, q[i].fd, q[i].paused_until)) > 0)
@@ -124,6 +125,19 @@ unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
 		if (round == STOP_SETTLE_ROUNDS || poll(p, n, STOP_SETTLE_MS) <= 0)
 			break;
 	}
+	return total;
+}
+
+unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
+                                  const struct fdp__queue *q, unsigned n)
+{
+	unsigned long total = 0;
+
+	for (unsigned i = 0; i < n; i++) /* every filter first: the waits then serve them all */
+		stop_handshakes(q[i].fd);
+	for (unsigned first = 0; first < n; first += STOP_SETTLE_POLL)
+		total += settle(m, l, q + first,
+		                n - first < STOP_SETTLE_POLL ? n - first : STOP_SETTLE_POLL);
 	return total;
 }
 

@@ -634,11 +634,9 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
-/* Filters on up to FDP__CLOSING_MAX slots before the first wait, which serves them all. */
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l)
 {
-	struct fdp__queue q[FDP__CLOSING_MAX];
-	unsigned long total = 0;
+	struct fdp__queue q[FDP__STEER_MAX_SLOTS];
 	unsigned n = 0;
 
 	if (shared(l)) /* the other master's workers accept on every one of its sockets */
@@ -648,10 +646,6 @@ unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listen
 		if (s == 0 && (l->handed || l->shared))
 			continue;
 		q[n++] = (struct fdp__queue){fdp__steer_fd(l->steer, s), &l->kslots[s].paused_until};
-		if (n == FDP__CLOSING_MAX) {
-			total += fdp__accept_closing(m, l, q, n);
-			n = 0;
-		}
 	}
-	return total + (n ? fdp__accept_closing(m, l, q, n) : 0);
+	return fdp__accept_closing(m, l, q, n);
 }

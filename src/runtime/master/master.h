@@ -497,11 +497,10 @@ struct fdp__queue {
 	int fd;
 	long long *paused_until;
 };
-#define FDP__CLOSING_MAX 64 /* most sockets one fdp__accept_closing() takes */
 /*
- * Before a stop closes them: stop new handshakes on q[0..n) (n <= FDP__CLOSING_MAX), l's
- * sockets, and accept what is queued there (as far as the pending limit allows), looking again
- * until a short wait sees no handshake still in flight. Returns how many.
+ * Before a stop closes them: stop new handshakes on q[0..n), l's sockets, and accept what is
+ * queued there (as far as the pending limit allows), looking again until a short wait sees no
+ * handshake still in flight. Returns how many.
  */
 unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
                                   const struct fdp__queue *q, unsigned n);
