@@ -7,6 +7,7 @@
 #include "worker_testlib.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct own {
@@ -22,11 +23,12 @@ struct own {
 
 /*
  * A worker in slot SLOT that took a LISTEN for a listener on 127.0.0.1, listener 2, tag 5; with
- * ep >= 0 watched there (fdp_worker_watch(), data.u64 from BASE) before it takes listeners.
+ * ep >= 0 watched there (fdp_worker_watch(), data.u64 from BASE) before it takes listeners;
+ * without accepts, one that never said ACCEPTS (the LISTEN comes all the same).
  */
 #define BASE 1000
 
-static void open_own_in(struct own *o, int ep)
+static void open_own_as(struct own *o, int ep, int accepts)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
@@ -46,10 +48,12 @@ static void open_own_in(struct own *o, int ep)
 	fdp_channel_msg_release(&msg);
 	if (ep >= 0)
 		CHECK_OK(fdp_worker_watch(o->w, ep, BASE));
-	CHECK_OK(fdp_worker_take_listeners(o->w));
-	master_recv(o->master);
-	CHECK_INT(msg.type, ==, FDP_PROTO_ACCEPTS);
-	fdp_channel_msg_release(&msg);
+	if (accepts) {
+		CHECK_OK(fdp_worker_take_listeners(o->w));
+		master_recv(o->master);
+		CHECK_INT(msg.type, ==, FDP_PROTO_ACCEPTS);
+		fdp_channel_msg_release(&msg);
+	}
 
 	o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	CHECK(o->lfd >= 0);
@@ -68,6 +72,11 @@ static void open_own_in(struct own *o, int ep)
 	/* Given: the channel closes them once sent. */
 	CHECK_OK(fdp_channel_send(o->master, FDP_PROTO_LISTEN, buf, fdp_proto_listen_encode(buf, &l),
 	                          fds, 2, 0));
+}
+
+static void open_own_in(struct own *o, int ep)
+{
+	open_own_as(o, ep, 1);
 }
 
 static void open_own(struct own *o)
@@ -149,6 +158,19 @@ static int accept_wait(struct fdp_worker *w, struct fdp_conn *c)
 		poll(&p, 1, 500);
 	}
 	return -EAGAIN;
+}
+
+/*
+ * The worker reads what the master has sent it already (LISTENs): an accept says -EAGAIN and
+ * its descriptor shows nothing left. No wait: it is all in the channel's socket by now.
+ */
+static void read_sent(struct own *o)
+{
+	struct fdp_conn c;
+
+	do
+		CHECK_INT(fdp_worker_accept(o->w, &c), ==, -EAGAIN);
+	while (poll(&(struct pollfd){.fd = fdp_worker_fd(o->w), .events = POLLIN}, 1, 0) == 1);
 }
 
 /* A worker of open_own() that has accepted one client's connection: its fd, *cl the client's. */
@@ -293,8 +315,7 @@ TEST(fdp_worker_fd_is_readable_while_a_connection_waits_on_an_own_socket)
 	int cl, fd;
 
 	open_own(&o);
-	/* The LISTEN is read by the first accept. */
-	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN);
+	read_sent(&o); /* the LISTENs */
 	p = (struct pollfd){.fd = fdp_worker_fd(o.w), .events = POLLIN};
 	CHECK_INT(poll(&p, 1, 0), ==, 0);
 	cl = client(&o);
@@ -424,7 +445,7 @@ TEST(a_worker_that_comes_for_connections_sets_its_slots_beat)
 	uint32_t before;
 
 	open_own(&o);
-	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads the LISTEN */
+	read_sent(&o); /* the LISTENs */
 	o.st->beat[SLOT] = 0;
 	before = beat_now();
 	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
@@ -442,7 +463,7 @@ TEST(a_stalled_slots_connections_take_turns_with_the_workers_own)
 	open_own(&o);
 	other = listener(&port);
 	send_steal(&o, other, o.state_fd);
-	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads both LISTENs */
+	read_sent(&o); /* the LISTENs */
 	cl[0] = client(&o);
 	cl[1] = client(&o);
 	cl[2] = connect_port(port);
@@ -483,7 +504,7 @@ TEST(a_drain_reaches_a_worker_whose_own_socket_never_empties)
 	int cl[40], taken = 0, fd = 0;
 
 	open_own(&o);
-	CHECK_INT(accept_wait(o.w, &c), ==, -EAGAIN); /* reads the LISTEN */
+	read_sent(&o); /* the LISTENs */
 	for (int i = 0; i < 40; i++)
 		cl[i] = client(&o);
 	fd = accept_wait(o.w, &c); /* a burst begins: the socket is seen ready */
@@ -515,7 +536,7 @@ static void accept_one_watched(struct own *o, int ep)
 	struct fdp_conn c;
 	int cl, fd, saw = 0;
 
-	CHECK_INT(accept_watched(o->w, ep, &c, 0, NULL), ==, -EAGAIN);
+	read_sent_watched(o->w, ep); /* the LISTEN */
 	cl = client(o);
 	fd = accept_watched(o->w, ep, &c, BASE + 1, &saw);
 	CHECK(fd >= 0);
@@ -526,30 +547,31 @@ static void accept_one_watched(struct own *o, int ep)
 	close(cl);
 }
 
-TEST(a_watched_worker_accepts_on_its_own_socket_registered_in_the_callers_set)
+/* A worker watched in a set of the test's before (or after) it takes listeners accepts on its
+ * own socket through that set. */
+static void watched_accepts(int before)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct own o;
 
 	CHECK(ep >= 0);
-	open_own(&o);
-	CHECK_OK(fdp_worker_watch(o.w, ep, BASE)); /* after fdp_worker_take_listeners() */
+	open_own_in(&o, before ? ep : -1);
+	if (!before)
+		CHECK_OK(fdp_worker_watch(o.w, ep, BASE));
 	CHECK_INT(fdp_worker_fd(o.w), ==, -1);
 	accept_one_watched(&o, ep);
 	close_own(&o);
 	close(ep);
 }
 
+TEST(a_watched_worker_accepts_on_its_own_socket_registered_in_the_callers_set)
+{
+	watched_accepts(0); /* watched after fdp_worker_take_listeners() */
+}
+
 TEST(a_worker_watched_before_it_takes_listeners_registers_the_socket_its_listen_gives)
 {
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct own o;
-
-	CHECK(ep >= 0);
-	open_own_in(&o, ep);
-	accept_one_watched(&o, ep);
-	close_own(&o);
-	close(ep);
+	watched_accepts(1);
 }
 
 TEST(a_watched_workers_drain_takes_its_socket_out_of_the_callers_set)
@@ -581,17 +603,83 @@ TEST(closing_a_watched_worker_takes_its_socket_out_of_the_callers_set)
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev;
 	struct own o;
-	struct fdp_conn c;
 	int cl;
 
 	CHECK(ep >= 0);
 	open_own_in(&o, ep);
-	CHECK_INT(accept_watched(o.w, ep, &c, 0, NULL), ==, -EAGAIN); /* the LISTEN, read */
+	read_sent_watched(o.w, ep); /* the LISTEN */
 	fdp_worker_close(o.w);
 	o.w = NULL;
 	cl = client(&o); /* the test's copy keeps the socket, and would keep a registration */
 	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
 	close(cl);
+	close_own(&o);
+	close(ep);
+}
+
+TEST(a_watched_worker_that_never_said_accepts_drops_a_listen)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev;
+	struct own o;
+	struct fdp_conn c;
+	int cl;
+
+	CHECK(ep >= 0);
+	open_own_as(&o, ep, 0);
+	read_sent_watched(o.w, ep); /* the LISTEN (dropped) */
+	cl = client(&o); /* waits on the test's copy: nothing of the worker's is in the set */
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
+	CHECK_INT(fdp_worker_accept(o.w, &c), ==, -EAGAIN);
+	close(cl);
+	close_own(&o);
+	close(ep);
+}
+
+/* The worker's own copy of the socket fd (received over the channel, in this process too). */
+static int worker_copy_of(int fd)
+{
+	struct stat want, st;
+	int found = -1;
+
+	CHECK_OK(fstat(fd, &want));
+	for (int k = 0; k < 1024; k++)
+		if (k != fd && fstat(k, &st) == 0 && st.st_ino == want.st_ino &&
+		    st.st_dev == want.st_dev)
+			found = k;
+	CHECK(found >= 0);
+	return found;
+}
+
+TEST(a_watch_refused_at_an_own_socket_takes_the_channel_back_out_and_leaves_the_worker_as_it_was)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+	struct own o;
+	struct fdp_conn c;
+	int cl, fd, copy;
+
+	CHECK(ep >= 0);
+	open_own(&o);
+	read_sent(&o); /* the LISTENs */
+	/* The caller's set has the worker's socket already: epoll refuses it a second time. */
+	copy = worker_copy_of(o.lfd);
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, copy, &ev));
+	CHECK_INT(fdp_worker_watch(o.w, ep, BASE), ==, -EEXIST);
+	CHECK(fdp_worker_fd(o.w) >= 0); /* its own epoll descriptor still */
+	/* The channel left the caller's set again: a message wakes only the worker's own. */
+	cl = send_conn_keep(o.master, 9, 0, NULL);
+	fdp_test_wait_readable(fdp_worker_fd(o.w), 5000);
+	CHECK_INT(epoll_wait(ep, &ev, 1, 0), ==, 0);
+	fd = accept_wait(o.w, &c);
+	CHECK(fd >= 0);
+	CHECK_INT(c.id, ==, 9);
+	close(fd);
+	close(cl);
+	/* Without the caller's registration in the way, the watch goes through. */
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_DEL, copy, NULL));
+	CHECK_OK(fdp_worker_watch(o.w, ep, BASE));
+	accept_one_watched(&o, ep);
 	close_own(&o);
 	close(ep);
 }

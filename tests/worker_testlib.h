@@ -136,4 +136,23 @@ static inline int accept_watched(struct fdp_worker *w, int ep, struct fdp_conn *
 	return -EAGAIN;
 }
 
+/*
+ * A worker watched in ep reads what the master has sent it already (a LISTEN): an accept says
+ * -EAGAIN, and no event of the worker's is left in ep. No wait: it is all in the channel's
+ * socket by now.
+ */
+static inline void read_sent_watched(struct fdp_worker *w, int ep)
+{
+	struct epoll_event evs[8];
+	struct fdp_conn c;
+	int n;
+
+	do {
+		CHECK_INT(fdp_worker_accept(w, &c), ==, -EAGAIN);
+		n = epoll_wait(ep, evs, 8, 0);
+		for (int i = 0; i < n; i++)
+			CHECK_INT(fdp_worker_event(w, &evs[i]), ==, 1);
+	} while (n > 0);
+}
+
 #endif

@@ -495,7 +495,8 @@ static void take_steal(struct fdp_worker *w, const struct fdp_proto_listen *l, i
 	                                          .home = home};
 }
 
-/* Take the socket and the state of a LISTEN (checked), unless draining. A failure drops it:
+/* Take the socket and the state of a LISTEN (checked), unless draining or never asked for
+ * (no ACCEPTS sent: a watched worker has an epoll set without it). A failure drops it:
  * the slot's connections then wait for the master, which notices no progress on them. */
 static void take_listen(struct fdp_worker *w)
 {
@@ -506,7 +507,7 @@ static void take_listen(struct fdp_worker *w)
 	long page = sysconf(_SC_PAGESIZE);
 	void *st;
 
-	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || w->ep < 0 ||
+	if (fdp_proto_listen_decode(w->msg.payload, w->msg.len, &l) < 0 || !w->listening ||
 	    w->draining || l.slot >= FDP_PROTO_STEER_SLOTS ||
 	    !FDP_PROTO_STATE_HAS(l.state_size, accepted) ||
 	    w->nown >= 1u << 15)
