@@ -3,7 +3,7 @@
  * so it must start connections on its schedule, never ahead of it, and say which had to wait
  * for a free slot. Against a tiny echo server forked here, which can answer late on purpose.
  */
-#include "harness.h"
+#include "test_serve_util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,32 +92,18 @@ static void echo_stop(struct echo *e)
 /* Run fdp-load with args (and --json) against e; its JSON output, malloc'd. */
 static char *load_run(const struct echo *e, const char *const *args)
 {
-	const char *argv[32] = {FDP_LOAD, "--json"};
-	int p[2], n = 2, status;
-	char *out;
-	size_t len;
-	pid_t pid;
+	const char *argv[32] = {"--json"};
+	char *out, *err;
+	int n = 1, status;
 
 	for (; *args; args++)
 		argv[n++] = *args;
 	argv[n++] = e->addr;
 	argv[n] = NULL;
-	CHECK_OK(pipe(p));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execv(FDP_LOAD, (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	out = fdp_test_read_all(p[0], &len);
-	close(p[0]);
-	CHECK_INT(waitpid(pid, &status, 0), ==, pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fdp_test_fail(__FILE__, __LINE__, "fdp-load failed (status %d): %s", status, out);
+	status = run_program(FDP_LOAD, argv, &out, &err);
+	if (status != 0)
+		fdp_test_fail(__FILE__, __LINE__, "fdp-load failed (status %d): %s%s", status, out, err);
+	free(err);
 	return out;
 }
 

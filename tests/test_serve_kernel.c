@@ -407,28 +407,39 @@ static rlim_t room_for(pid_t pid, int n)
 	return 0;
 }
 
+/*
+ * A reload to conf_text that s, with room for only room new descriptors, refuses (its log
+ * says refused): the limit is put back and the two workers still serve, steered as before.
+ */
+static void reload_refused_with_room(struct server *s, int room, const char *conf_text,
+                                     const char *refused)
+{
+	struct rlimit old, low;
+	int seen[2] = {0};
+
+	CHECK_OK(prlimit(s->pid, RLIMIT_NOFILE, NULL, &old));
+	low = (struct rlimit){.rlim_cur = room_for(s->pid, room), .rlim_max = old.rlim_max};
+	CHECK_OK(prlimit(s->pid, RLIMIT_NOFILE, &low, NULL));
+	write_conf("serve.conf", conf_text);
+	CHECK_OK(kill(s->pid, SIGHUP));
+	server_wait_log(s, refused, 10000);
+	CHECK_OK(prlimit(s->pid, RLIMIT_NOFILE, &old, NULL));
+	for (int i = 0; i < 20; i++)
+		seen[http_get_worker(s->addr, NULL, NULL)]++;
+	CHECK(seen[0] > 0 && seen[1] > 0);
+}
+
 TEST(a_reload_whose_steering_cannot_grow_is_refused_and_the_configuration_in_force_stays)
 {
 	const char *conf = write_conf("serve.conf", "workers 2\n");
 	const char *args[] = {"--config", conf, NULL};
-	struct rlimit old, low;
 	struct server s;
-	int seen[2] = {0};
 
 	kernel_start(&s, args);
 	/* Room for one more descriptor (the configuration file's), not for 38 slot sockets. */
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, NULL, &old));
-	low = (struct rlimit){.rlim_cur = room_for(s.pid, 1), .rlim_max = old.rlim_max};
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &low, NULL));
-	write_conf("serve.conf", "workers 40\n");
-	CHECK_OK(kill(s.pid, SIGHUP));
-	server_wait_log(&s, "reload refused: listener 0: kernel dispatch over 40 slots: ", 10000);
+	reload_refused_with_room(&s, 1, "workers 40\n",
+	                         "reload refused: listener 0: kernel dispatch over 40 slots: ");
 	CHECK(strstr(s.log, "the configuration in force stays, no worker replaced") != NULL);
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &old, NULL));
-	/* The two workers still serve, steered over their two slots. */
-	for (int i = 0; i < 20; i++)
-		seen[http_get_worker(s.addr, NULL, NULL)]++;
-	CHECK(seen[0] > 0 && seen[1] > 0);
 	/* And a reload it can take goes through, on the sockets the refused one had made. */
 	write_conf("serve.conf", "workers 3\n");
 	CHECK_OK(kill(s.pid, SIGHUP));
@@ -448,25 +459,15 @@ TEST(a_reload_refused_at_the_second_listener_puts_the_first_back_as_it_was)
 {
 	const char *conf = write_conf("serve.conf", "workers 2\n");
 	const char *args[] = {"--config", conf, "--listen", "127.0.0.1:0", NULL};
-	struct rlimit old, low;
 	struct server s;
-	int seen[2] = {0};
 
 	kernel_start_live(&s, args, 4); /* two slots live in each listener */
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, NULL, &old));
 	/* Two numbers: the configuration file's, then listener 0's new socket and program (its
 	 * old program stays open, for the undo), and none for listener 1's socket. */
-	low = (struct rlimit){.rlim_cur = room_for(s.pid, 2), .rlim_max = old.rlim_max};
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &low, NULL));
-	write_conf("serve.conf", "workers 3\n");
-	CHECK_OK(kill(s.pid, SIGHUP));
-	server_wait_log(&s, "reload refused: listener 1: kernel dispatch over 3 slots: ", 10000);
+	reload_refused_with_room(&s, 2, "workers 3\n",
+	                         "reload refused: listener 1: kernel dispatch over 3 slots: ");
 	CHECK(strstr(s.log, "listener 0: kernel dispatch (round-robin) back over 2 slots") != NULL);
 	CHECK(strstr(s.log, "kernel dispatch left over") == NULL);
-	CHECK_OK(prlimit(s.pid, RLIMIT_NOFILE, &old, NULL));
-	for (int i = 0; i < 20; i++) /* the two workers still serve */
-		seen[http_get_worker(s.addr, NULL, NULL)]++;
-	CHECK(seen[0] > 0 && seen[1] > 0);
 	/* With room, the same reload grows both. */
 	CHECK_OK(kill(s.pid, SIGHUP));
 	server_wait_log(&s, "reload complete", 10000);

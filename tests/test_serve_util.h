@@ -346,10 +346,11 @@ static inline int status_pids(const char *status, pid_t *pids, int max)
 	return n;
 }
 
-/* Run the fdpass program with args (NULL-ended); its stdout and stderr are malloc'd. */
-static inline int run_tool(const char *const *args, char **out, char **err)
+/* Run the program at path with args (NULL-ended): its exit status (fdp_test_wait()); its
+ * stdout and stderr are malloc'd. */
+static inline int run_program(const char *path, const char *const *args, char **out, char **err)
 {
-	const char *argv[32] = {FDPASS_TOOL};
+	const char *argv[32] = {path};
 	int po[2], pe[2], n = 1;
 	pid_t pid;
 
@@ -363,7 +364,7 @@ static inline int run_tool(const char *const *args, char **out, char **err)
 	if (pid == 0) {
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
-		execv(FDPASS_TOOL, (char **)argv);
+		execv(path, (char **)argv);
 		_exit(127);
 	}
 	close(po[1]);
@@ -373,6 +374,12 @@ static inline int run_tool(const char *const *args, char **out, char **err)
 	close(po[0]);
 	close(pe[0]);
 	return fdp_test_wait(pid);
+}
+
+/* Run the fdpass program with args (NULL-ended); its stdout and stderr are malloc'd. */
+static inline int run_tool(const char *const *args, char **out, char **err)
+{
+	return run_program(FDPASS_TOOL, args, out, err);
 }
 
 /* The number of descriptors process pid has open. */
