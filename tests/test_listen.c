@@ -43,6 +43,24 @@ TEST(addr_parse_accepts_ipv4_ipv6_and_unix)
 #endif
 }
 
+TEST(addr_format_writes_every_ipv4_address_whole_and_truncates_to_a_short_buffer)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char buf[FDP_ADDR_STRLEN];
+
+	check_roundtrip("255.255.255.255:65535", "255.255.255.255:65535");
+	check_roundtrip("10.0.200.9:7", "10.0.200.9:7");
+	CHECK_OK(fdp_addr_parse("255.255.255.255:65535", &sa, &len));
+	CHECK_INT(fdp_addr_format((struct sockaddr *)&sa, len, buf, sizeof(buf)), ==, 21);
+	/* Cut to the buffer, NUL-terminated, returning what it wrote. */
+	CHECK_INT(fdp_addr_format((struct sockaddr *)&sa, len, buf, 8), ==, 7);
+	CHECK(strcmp(buf, "255.255") == 0);
+	CHECK_INT(fdp_addr_format((struct sockaddr *)&sa, len, buf, 1), ==, 0);
+	CHECK(buf[0] == '\0');
+	CHECK_INT(fdp_addr_format((struct sockaddr *)&sa, len, buf, 0), ==, -EINVAL);
+}
+
 TEST(addr_parse_rejects_malformed_addresses)
 {
 	static const char *bad[] = {"",          "8080",           "127.0.0.1",     "127.0.0.1:",

@@ -1,6 +1,9 @@
 /* fdpass serve: dispatch. Real processes on loopback; every wait bounded by the log or I/O. */
 #include "test_serve_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #define NCLIENTS 120
 
 TEST(many_concurrent_clients_all_get_answers_and_every_worker_serves_some)
@@ -195,6 +198,91 @@ TEST(http_answers_a_request_whose_lines_end_in_a_bare_lf_and_closes_for_http_1_0
 	CHECK(strstr(buf, "Connection: close\r\n") != NULL);
 	CHECK_INT(read(fd, buf, sizeof(buf)), ==, 0); /* and the server closed */
 	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(http_answers_with_its_whole_worker_line_and_the_length_of_that_line)
+{
+	struct server s;
+	struct sockaddr_in me;
+	socklen_t mlen = sizeof(me);
+	char buf[1024], want[256];
+	const char *body;
+	unsigned long long id;
+	int fd, pid, head;
+
+	server_start(&s, "--workers", "1", NULL);
+	fd = tcp_connect(s.addr, NULL);
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&me, &mlen));
+	send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	body = http_read(fd, buf, sizeof(buf));
+	CHECK(body != NULL);
+	CHECK(sscanf(body, "worker=0 pid=%d generation=1 conn=1 id=%llu ", &pid, &id) == 2);
+	CHECK_INT(pid, >, 1);
+	/* Every field, in order, the peer being this client's own address. */
+	snprintf(want, sizeof(want),
+	         "worker=0 pid=%d generation=1 conn=1 id=%llu listener=0 peer=127.0.0.1:%u\n", pid,
+	         id, (unsigned)ntohs(me.sin_port));
+	if (strcmp(body, want) != 0)
+		fdp_test_fail(__FILE__, __LINE__, "answered '%s', want '%s'", body, want);
+	head = (int)(body - buf);
+	snprintf(want, sizeof(want),
+	         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	         "Connection: close\r\n\r\n",
+	         strlen(body));
+	CHECK_INT(head, ==, (int)strlen(want));
+	CHECK(strncmp(buf, want, (size_t)head) == 0);
+	close(fd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/* Send one request on fd and say whether the answer keeps the connection open. */
+static int answer_keeps_alive(int fd, const char *request)
+{
+	char buf[1024];
+
+	send_all(fd, request);
+	CHECK(http_read(fd, buf, sizeof(buf)) != NULL);
+	if (strstr(buf, "\r\nConnection: keep-alive\r\n"))
+		return 1;
+	CHECK(strstr(buf, "\r\nConnection: close\r\n") != NULL);
+	CHECK_INT(read(fd, buf, sizeof(buf)), ==, 0); /* and the server closed */
+	return 0;
+}
+
+TEST(http_keeps_alive_unless_a_connection_header_or_http_1_0_says_close)
+{
+	static const struct {
+		const char *request;
+		int keeps;
+	} cases[] = {
+	        {"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 1},
+	        {"GET / HTTP/1.1\r\nCONNECTION: Close\r\n\r\n", 0},
+	        {"GET / HTTP/1.1\r\nHost: t\r\nconnection: TE, close\r\n\r\n", 0},
+	        {"GET / HTTP/1.0\r\nHost: t\r\n\r\n", 0},
+	        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 1},
+	        {"GET / HTTP/1.0\nconnection: keep-alive\n\n", 1},
+	        {"POST / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 0},
+	        {"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", 0},
+	        {"POST / HTTP/1.1\r\ncontent-length:  0 \r\n\r\n", 1},
+	};
+	struct server s;
+
+	server_start(&s, "--workers", "1", NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = tcp_connect(s.addr, NULL);
+		int keeps = answer_keeps_alive(fd, cases[i].request);
+
+		if (keeps != cases[i].keeps)
+			fdp_test_fail(__FILE__, __LINE__, "case %zu: keeps alive %d, want %d", i,
+			              keeps, cases[i].keeps);
+		/* One kept alive serves a second request on the same connection. */
+		if (keeps)
+			CHECK_INT(answer_keeps_alive(fd, "GET / HTTP/1.1\r\n\r\n"), ==, 1);
+		close(fd);
+	}
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }

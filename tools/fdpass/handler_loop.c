@@ -58,6 +58,8 @@ struct fdpass_worker_loop {
 	 */
 	struct fdpass_conn **fresh;
 	size_t nfresh, capfresh;
+	struct fdpass_conn **served; /* the list serve_fresh() took last, kept for its room */
+	size_t capserved;
 	/* Finished connections to close gracefully once their DONE has left (see linger). */
 	struct fdpass_conn **lingering;
 	size_t nlingering, caplingering;
@@ -262,12 +264,8 @@ static void conn_unlink(struct fdpass_worker_loop *l, struct fdpass_conn *c)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->watched = 0;
 	timer_unlink(l, c);
-	for (size_t i = 0; i < l->nconns; i++) {
-		if (l->conns[i] == c) {
-			l->conns[i] = l->conns[--l->nconns];
-			break;
-		}
-	}
+	l->conns[c->at] = l->conns[--l->nconns]; /* the last takes its place */
+	l->conns[c->at]->at = c->at;
 	l->open--;
 	free(c->out);
 	c->out = NULL;
@@ -348,6 +346,7 @@ static struct fdpass_conn *conn_open(struct fdpass_worker_loop *l, int fd,
 	c->number = ++l->count;
 	c->loop = l;
 	c->timer = FDPASS_TIMER_NONE;
+	c->at = l->nconns;
 	l->conns[l->nconns++] = c;
 	l->fresh[l->nfresh++] = c;
 	l->open++;
@@ -597,16 +596,19 @@ static void drain_idle(struct fdpass_worker_loop *l)
 static void serve_fresh(struct fdpass_worker_loop *l)
 {
 	struct fdpass_conn **fresh = l->fresh;
-	size_t n = l->nfresh;
+	size_t n = l->nfresh, cap = l->capfresh;
 
-	/* conn_input() may close connections; taking the list first keeps it out of the way. */
-	l->fresh = NULL;
-	l->nfresh = l->capfresh = 0;
+	/* conn_input() may close connections; taking the list first keeps it out of the way.
+	 * The two lists trade places, so that no wake-up allocates one. */
+	l->fresh = l->served;
+	l->capfresh = l->capserved;
+	l->nfresh = 0;
+	l->served = fresh;
+	l->capserved = cap;
 	for (size_t i = 0; i < n; i++)
 		fresh[i]->ack_sent = 1;
 	for (size_t i = 0; i < n; i++)
 		conn_input(l, fresh[i]); /* closes it, or watches it */
-	free(fresh);
 }
 
 /* Returns 1 to keep going, -1 when the master is gone. */
@@ -753,6 +755,7 @@ int fdpass_handler_run(struct fdp_worker *w, const struct fdpass_handler *h,
 	free(l.lingering);
 	free(l.conns);
 	free(l.fresh);
+	free(l.served);
 	close(l.epfd);
 	return status;
 }

@@ -81,6 +81,7 @@ struct fdpass_conn {
 	long long since; /* when its clock started (monotonic ms) */
 	struct fdpass_conn *tprev, *tnext;
 	struct fdpass_worker_loop *loop;
+	size_t at; /* its place in the loop's list of open connections */
 	/* Last, so that a new connection clears only the fields before it (conn_open()). */
 	char in[8192]; /* also the request head limit: a longer head is answered 431 */
 };

@@ -117,6 +117,39 @@ int fdp_addr_parse(const char *addr, struct sockaddr_storage *sa, socklen_t *len
 	return parse_ipv4(addr, sa, len);
 }
 
+/* Append v in decimal at p; returns the end. */
+static char *put_decimal(char *p, unsigned v)
+{
+	char digits[10];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (n)
+		*p++ = digits[--n];
+	return p;
+}
+
+/*
+ * "a.b.c.d:port" into out (INET_ADDRSTRLEN + 6 bytes at least), by hand: the built-in http
+ * handler names the peer in every answer, and inet_ntop() with snprintf() cost more than the
+ * rest of its formatting. Returns the length, the NUL not counted.
+ */
+static int format_ipv4(const struct sockaddr_in *in, char *out)
+{
+	const unsigned char *a = (const unsigned char *)&in->sin_addr;
+	char *p = out;
+
+	for (int i = 0; i < 4; i++) {
+		p = put_decimal(p, a[i]);
+		*p++ = i < 3 ? '.' : ':';
+	}
+	p = put_decimal(p, ntohs(in->sin_port));
+	*p = '\0';
+	return (int)(p - out);
+}
+
 int fdp_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
 	char host[INET6_ADDRSTRLEN];
@@ -125,10 +158,9 @@ int fdp_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t 
 	if (!size)
 		return -EINVAL;
 	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		n = snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+		n = format_ipv4((const struct sockaddr_in *)sa, host);
+		memcpy(buf, host, (size_t)n < size ? (size_t)n + 1 : size - 1);
+		buf[(size_t)n < size ? (size_t)n : size - 1] = '\0';
 	} else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 
