@@ -76,8 +76,7 @@ static struct head head_read(const char *req, const char *end)
 			const char *v = f + 15;
 			char *e;
 
-			/* A digit first: strtoll() would skip the CR and LF that end the line too.
-			 */
+			/* A digit first: strtoll() skips the CR and LF that end the line too. */
 			while (*v == ' ' || *v == '\t')
 				v++;
 			h.body = *v >= '0' && *v <= '9' ? strtoll(v, &e, 10) : -1;
@@ -265,6 +264,21 @@ static char *next_head(struct fdpass_conn *c, size_t *blank, int *refused)
 	return end;
 }
 
+/*
+ * The buffers of an answer, each sized for its longest text: the worker line's labels (as
+ * http_data() writes them), four unsigned numbers of up to 10 digits (worker, pid,
+ * generation, listener), two of up to 20 (conn, id) and the longest peer fdp_addr_format()
+ * writes; the head's fixed text, a Content-Length of up to 20 digits, the longer Connection.
+ */
+#define HTTP_LINE_MAX                                                                              \
+	(sizeof("worker= pid= generation= conn= id= listener= peer=\n") - 1 + 4 * 10 + 2 * 20 +    \
+	 FDP_ADDR_STRLEN - 1)
+#define HTTP_HEAD_TEXT  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+#define HTTP_KEEP_TEXT  "\r\nConnection: keep-alive\r\n\r\n"
+#define HTTP_CLOSE_TEXT "\r\nConnection: close\r\n\r\n"
+#define HTTP_ANSWER_MAX                                                                            \
+	(sizeof(HTTP_HEAD_TEXT) - 1 + 20 + sizeof(HTTP_KEEP_TEXT) - 1 + HTTP_LINE_MAX)
+
 /* Append text at p; returns the end. */
 static char *put_text(char *p, const char *text)
 {
@@ -299,7 +313,8 @@ static int http_data(struct fdpass_conn *c)
 
 	/* While the client does not read, its requests wait in c->in (and in its socket). */
 	while (!fdpass_conn_output_full(c) && (end = next_head(c, &blank, &refused))) {
-		char peer[FDP_ADDR_STRLEN] = "-", body[384], out[512], *o = out, *b = body;
+		char peer[FDP_ADDR_STRLEN] = "-", body[HTTP_LINE_MAX], out[HTTP_ANSWER_MAX];
+		char *o = out, *b = body;
 		size_t used = (size_t)(end + blank - c->in), nb;
 		struct head h = head_read(c->in, end);
 		int close_ = h.close || fdpass_conn_draining(c) || h.body < 0;
@@ -313,8 +328,8 @@ static int http_data(struct fdpass_conn *c)
 		if (c->meta.peer_len)
 			fdp_addr_format((struct sockaddr *)&c->meta.peer, c->meta.peer_len, peer,
 			                sizeof(peer));
-		/* Built by hand, not by snprintf(): a third of the handler's time went there. Each
-		 * buffer holds its longest text (every number at its widest, the longest peer). */
+		/* Built by hand: snprintf() was the larger part of the handler's own time
+		 * (docs/BENCHMARKS.md, "The handler's own cost taken down"). */
 		b = put(b, "worker=", fdp_worker_index(w));
 		b = put(b, " pid=", (unsigned)pid);
 		b = put(b, " generation=", fdp_worker_generation(w));
@@ -323,10 +338,8 @@ static int http_data(struct fdpass_conn *c)
 		b = put(b, " listener=", c->meta.listener);
 		b = put_text(put_text(put_text(b, " peer="), peer), "\n");
 		nb = (size_t)(b - body);
-		o = put(o, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
-		        pad > nb ? pad : nb);
-		o = put_text(o, close_ ? "\r\nConnection: close\r\n\r\n"
-		                       : "\r\nConnection: keep-alive\r\n\r\n");
+		o = put(o, HTTP_HEAD_TEXT, pad > nb ? pad : nb);
+		o = put_text(o, close_ ? HTTP_CLOSE_TEXT : HTTP_KEEP_TEXT);
 		/* Head and body in one write: one system call per answer. */
 		memcpy(o, body, nb);
 		o += nb;
