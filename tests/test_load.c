@@ -2,6 +2,7 @@
  * fdp-load's open loop (--rate): the benchmarks compare servers at one offered load with it,
  * so it must start connections on its schedule, never ahead of it, and say which had to wait
  * for a free slot. Against a tiny echo server forked here, which can answer late on purpose.
+ * And its --keys: the routing benchmark needs the request targets it promises, in turn.
  */
 #include "test_serve_util.h"
 
@@ -19,6 +20,7 @@
 struct echo {
 	int fd;        /* the listener (the child's; closed in the parent once forked) */
 	int delay_ms;  /* each answer waits this long */
+	int http;      /* answer HTTP instead (http_one()) */
 	pid_t pid;
 	char addr[32]; /* 127.0.0.1:PORT */
 };
@@ -53,6 +55,31 @@ static void echo_one(int c, int delay_ms)
 		return;
 }
 
+/*
+ * One HTTP request: its head read whole, then a 200 whose body tags the answer with the
+ * request's target, "GET /K" answered "worker=K", which fdp-load counts per K.
+ */
+static void http_one(int c)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ";
+	char buf[4096], body[32], out[256];
+	size_t have = 0;
+	int blen, olen;
+
+	while (have < 4 || memcmp(buf + have - 4, "\r\n\r\n", 4) != 0) {
+		ssize_t n = read(c, buf + have, 1); /* a byte at a time: the head's end exactly */
+
+		if (n <= 0 || ++have == sizeof(buf))
+			return;
+	}
+	if (have < 6 || memcmp(buf, "GET /", 5) != 0)
+		return;
+	blen = snprintf(body, sizeof(body), "worker=%ld\n", strtol(buf + 5, NULL, 10));
+	olen = snprintf(out, sizeof(out), "%s%d\r\n\r\n%s", head, blen, body);
+	if (write(c, out, (size_t)olen) < 0)
+		return;
+}
+
 static void echo_serve(void *arg)
 {
 	struct echo *e = arg;
@@ -62,7 +89,10 @@ static void echo_serve(void *arg)
 
 		if (c < 0)
 			continue;
-		echo_one(c, e->delay_ms);
+		if (e->http)
+			http_one(c);
+		else
+			echo_one(c, e->delay_ms);
 		close(c);
 	}
 }
@@ -123,7 +153,7 @@ static double json_num(const char *json, const char *key)
 /* fdp-load with args against an echo server whose answers wait delay_ms: its JSON. */
 static char *load_against(int delay_ms, const char *const *args)
 {
-	struct echo e;
+	struct echo e = {0};
 	char *out;
 
 	echo_start(&e, delay_ms);
@@ -155,4 +185,30 @@ TEST(an_open_loop_counts_a_connection_due_while_every_slot_is_busy_as_late)
 	/* Timed from when it was due: the last waited for the four before it. */
 	CHECK(json_num(out, "max") >= 4 * 20000.0);
 	free(out);
+}
+
+TEST(keys_send_each_of_their_targets_in_turn)
+{
+	const char *args[] = {"--check", "http", "--keys", "3", "-n", "7", "-c", "1", NULL};
+	struct echo e = {.http = 1};
+	char *out;
+
+	echo_start(&e, 0);
+	out = load_run(&e, args);
+	echo_stop(&e);
+	CHECK_INT((long long)json_num(out, "completed"), ==, 7);
+	/* Targets /0 /1 /2 /0 /1 /2 /0, each answered with its own number. */
+	CHECK(strstr(out, "\"workers\":[3,2,2]") != NULL);
+	free(out);
+}
+
+TEST(keys_need_the_http_check)
+{
+	const char *argv[] = {"--keys", "2", "-n", "1", "127.0.0.1:9", NULL};
+	char *out, *err;
+
+	CHECK_INT(run_program(FDP_LOAD, argv, &out, &err), ==, 2);
+	CHECK(strstr(err, "--keys needs --check http") != NULL);
+	free(out);
+	free(err);
 }

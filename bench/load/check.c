@@ -80,13 +80,49 @@ static int request_http(const struct load_config *cfg, const char *path, unsigne
 	return 0;
 }
 
+/* --keys N: one request for each target path followed by 0 .. N-1. */
+static int request_keyed(struct load_config *cfg, const char *path)
+{
+	size_t plen = strlen(path);
+	char *target = malloc(plen + 11);
+
+	cfg->keyed = calloc(cfg->keys, sizeof(*cfg->keyed));
+	cfg->keyed_len = calloc(cfg->keys, sizeof(*cfg->keyed_len));
+	if (!target || !cfg->keyed || !cfg->keyed_len) {
+		free(target);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < cfg->keys; i++) {
+		snprintf(target, plen + 11, "%s%u", path, i);
+		if (request_http(cfg, target, &cfg->keyed[i], &cfg->keyed_len[i]) < 0) {
+			free(target);
+			return -ENOMEM;
+		}
+	}
+	free(target);
+	return 0;
+}
+
+void load_request_free(struct load_config *cfg)
+{
+	free(cfg->request);
+	free(cfg->heavy_request);
+	for (unsigned i = 0; cfg->keyed && i < cfg->keys; i++)
+		free(cfg->keyed[i]);
+	free(cfg->keyed);
+	free(cfg->keyed_len);
+}
+
 int load_request_build(struct load_config *cfg)
 {
+	const char *path = cfg->path ? cfg->path : "/";
 	int r;
 
 	if (cfg->check == LOAD_CHECK_ECHO)
 		return request_echo(cfg);
-	r = request_http(cfg, cfg->path ? cfg->path : "/", &cfg->request, &cfg->request_len);
+	r = request_http(cfg, path, &cfg->request, &cfg->request_len);
+	if (r == 0 && cfg->keys)
+		r = request_keyed(cfg, path);
 	if (r < 0 || !cfg->heavy_path) {
 		cfg->response_cap = LOAD_HTTP_CAP;
 		return r;

@@ -83,6 +83,11 @@ struct load_config {
 	unsigned heavy_permille; /* heavy requests per thousand connections, 1..1000 */
 	unsigned char *heavy_request;
 	size_t heavy_request_len;
+	/* --keys N: the light requests take N targets in turn, path followed by 0 .. N-1, each
+	 * built once (keyed[i], keyed_len[i]); 0: the one request above. */
+	unsigned keys;
+	unsigned char **keyed;
+	size_t *keyed_len;
 };
 
 /* One thread's share of the work. */
@@ -106,6 +111,7 @@ uint64_t load_hist_percentile(const struct load_hist *h, double p);
 int load_target_parse(struct load_target *t, const char *text);
 
 int load_request_build(struct load_config *cfg);
+void load_request_free(struct load_config *cfg);
 int load_response_check(const struct load_config *cfg, const unsigned char *buf, size_t len,
                         int *tag);
 

@@ -29,7 +29,8 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	uint64_t start_ns;
-	int heavy; /* this request is for --heavy's path */
+	int heavy;    /* this request is for --heavy's path */
+	unsigned key; /* --keys: which of the keyed requests it sends */
 	size_t sent;
 	size_t got;
 	unsigned char *buf; /* response_cap + 1 bytes: one more than fits means a wrong response */
@@ -106,6 +107,7 @@ static void conn_start(struct loop *l, struct conn *c, uint64_t due)
 	 * every thousand, evenly spaced. */
 	c->heavy = cfg->heavy_path && (l->started + 1) * cfg->heavy_permille / 1000 >
 	                                      l->started * cfg->heavy_permille / 1000;
+	c->key = cfg->keys ? (unsigned)(l->started % cfg->keys) : 0;
 	l->started++;
 	c->start_ns = due;
 	c->sent = c->got = 0;
@@ -128,8 +130,17 @@ static void conn_start(struct loop *l, struct conn *c, uint64_t due)
 /* Returns 0 when the whole request is out, -EAGAIN to wait for room, or another -errno. */
 static int conn_send(struct loop *l, struct conn *c)
 {
-	const unsigned char *req = c->heavy ? l->cfg->heavy_request : l->cfg->request;
-	size_t len = c->heavy ? l->cfg->heavy_request_len : l->cfg->request_len;
+	const struct load_config *cfg = l->cfg;
+	const unsigned char *req = cfg->request;
+	size_t len = cfg->request_len;
+
+	if (c->heavy) {
+		req = cfg->heavy_request;
+		len = cfg->heavy_request_len;
+	} else if (cfg->keys) {
+		req = cfg->keyed[c->key];
+		len = cfg->keyed_len[c->key];
+	}
 
 	while (c->sent < len) {
 		ssize_t n = send(c->fd, req + c->sent, len - c->sent, MSG_NOSIGNAL);

@@ -17,6 +17,7 @@
 
 #define LOAD_MAX_CONCURRENCY 60000
 #define LOAD_MAX_THREADS     64
+#define LOAD_MAX_KEYS        65536
 
 static void usage(FILE *f)
 {
@@ -61,6 +62,10 @@ static void usage(FILE *f)
 	        "                        chunked, to its last chunk). A body\n"
 	        "                        containing worker=N is counted per N (the spread shown)\n"
 	        "  -P, --path PATH       http: the request target (default /)\n"
+	        "  -K, --keys N          http: the requests (but --heavy's) take N targets in\n"
+	        "                        turn, PATH followed by 0 .. N-1 (/0, /1, ...), so that a\n"
+	        "                        server routing by path (fdpass --route-key http-path)\n"
+	        "                        sees N keys\n"
 	        "  -H, --heavy PCT:PATH  http: PCT percent of the connections (0 < PCT <= 100,\n"
 	        "                        evenly spaced) request PATH instead, such as a large\n"
 	        "                        answer (up to 2 MiB); latency is then also reported\n"
@@ -125,13 +130,13 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 	        {"duration", 1, NULL, 'd'},    {"count", 1, NULL, 'n'},   {"timeout", 1, NULL, 'T'},
 	        {"max-time", 1, NULL, 'm'},    {"check", 1, NULL, 'k'},   {"json", 0, NULL, 'j'},
 	        {"path", 1, NULL, 'P'},        {"heavy", 1, NULL, 'H'},   {"help", 0, NULL, 'h'},
-	        {"rate", 1, NULL, 'r'},
+	        {"rate", 1, NULL, 'r'},        {"keys", 1, NULL, 'K'},
 	        {NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jP:H:hr:", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:t:s:d:n:T:m:k:jP:H:hr:K:", longs, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_count(optarg, LOAD_MAX_CONCURRENCY, &v) || v == 0)
@@ -186,6 +191,11 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 				return bad_usage("bad path (/..., no spaces)", optarg);
 			cfg->path = optarg;
 			break;
+		case 'K':
+			if (parse_count(optarg, LOAD_MAX_KEYS, &v) || v == 0)
+				return bad_usage("bad key count (1..65536)", optarg);
+			cfg->keys = (unsigned)v;
+			break;
 		case 'H':
 			if (parse_heavy(cfg, optarg) < 0)
 				return bad_usage("bad heavy share (PCT:PATH, 0 < PCT <= 100)", optarg);
@@ -202,6 +212,8 @@ static int parse_options(struct load_config *cfg, int argc, char **argv)
 		return bad_usage("--heavy needs --check http", cfg->heavy_path);
 	if (cfg->path && cfg->check != LOAD_CHECK_HTTP)
 		return bad_usage("--path needs --check http", cfg->path);
+	if (cfg->keys && cfg->check != LOAD_CHECK_HTTP)
+		return bad_usage("--keys needs --check http", "");
 	if (optind != argc - 1)
 		return bad_usage("expected one TARGET", optind < argc ? argv[optind + 1] : "none");
 	r = load_target_parse(&cfg->target, argv[optind]);
@@ -411,6 +423,7 @@ int main(int argc, char **argv)
 	finish_config(&cfg);
 	if (load_request_build(&cfg) < 0) {
 		fprintf(stderr, "fdp-load: cannot build the request\n");
+		load_request_free(&cfg);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -423,7 +436,6 @@ int main(int argc, char **argv)
 		print_json(&cfg, &total, secs);
 	else
 		print_text(&cfg, &total, secs);
-	free(cfg.request);
-	free(cfg.heavy_request);
+	load_request_free(&cfg);
 	return total_errors(&total) || total.completed == 0 ? 1 : 0;
 }

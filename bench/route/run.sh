@@ -1,69 +1,99 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # The routing benchmark: new connections per second through `fdpass serve --handler http`
-# with --policy route (the master peeks at each request head and routes by its Host header)
-# against the same server with --policy round-robin (no peeking), same workers, same load
-# (fdp-load --check http: a GET with Connection: close per connection), alternating rounds in
-# one run. Prints each round and the ratio of the medians.
+# with --policy route (the master peeks at each request head and routes by its key) against
+# the same server with --policy round-robin (passed, no peeking), same workers, same load
+# (fdp-load --check http: a GET with Connection: close per connection; with KEYS, the targets
+# /0 .. /KEYS-1 in turn), alternating rounds in one run. Prints each round's rate and the
+# master's own CPU per connection (its threads' schedstat over the round), then the medians,
+# their ratios and the ceiling the master's cost implies: 10^6 / µs, the new connections per
+# second one master core could route doing nothing else.
 #
-#   bench/route/run.sh [BUILD_DIR]      env: WORKERS ROUNDS SECONDS CONNS THREADS KEY
+#   bench/route/run.sh [BUILD_DIR]      env: WORKERS ROUNDS DURATION CONNS THREADS KEY KEYS
+#
+# KEY is the route key (default http-path); KEYS the number of distinct targets (default 64;
+# 0: every request asks for /, so http-path and http-host send everything to one worker).
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 
 BUILD=${1:-build}
 WORKERS=${WORKERS:-$(nproc)}
 ROUNDS=${ROUNDS:-5}
-SECONDS_=${SECONDS:-3}
+DURATION=${DURATION:-3} # seconds of load per server and round
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
-KEY=${KEY:-http-host}
+KEY=${KEY:-http-path}
+KEYS=${KEYS:-64}
 FDPASS=$BUILD/fdpass
 LOAD=$BUILD/bench/load/fdp-load
-PORT_RR=${PORT_RR:-18490}
-PORT_ROUTE=${PORT_ROUTE:-18491}
 
 [ -x "$FDPASS" ] && [ -x "$LOAD" ] || { echo "build first: cmake --build $BUILD" >&2; exit 2; }
+case $KEYS in '' | *[!0-9]*) echo "KEYS must be a number" >&2; exit 2 ;; esac
+keys=()
+[ "$KEYS" -gt 0 ] && keys=(--keys "$KEYS")
 
+tmp=$(mktemp -d)
+pids=()
 cleanup() {
-	for pid in ${RR_PID:-} ${ROUTE_PID:-}; do
+	for pid in "${pids[@]}"; do
 		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
-	true
+	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$PORT_RR" \
-	--policy round-robin --control none --log-level warn &
-RR_PID=$!
-"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$PORT_ROUTE" \
-	--policy route --route-key "$KEY" --control none --log-level warn &
-ROUTE_PID=$!
-for port in $PORT_RR $PORT_ROUTE; do
+# start NAME POLICY-ARGS...: a server on a port of its own; sets port_NAME and pid_NAME.
+start() {
+	local name=$1 port pid
+	shift
+	port=$(free_port) || { echo "no free port" >&2; exit 1; }
+	"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$port" \
+		--dispatch pass "$@" --control none --log-level info \
+		>"$tmp/$name.out" 2>"$tmp/$name.err" &
+	pid=$!
+	pids+=("$pid")
+	wait_ready "$tmp/$name.out" "$tmp/$name.err" "$pid" "$port" >/dev/null ||
+		{ cat "$tmp/$name.err" >&2; echo "$name did not start" >&2; exit 1; }
 	"$LOAD" --check http -c 1 -n 1 -m 10 "127.0.0.1:$port" >/dev/null ||
-		{ echo "server on $port did not answer" >&2; exit 1; }
-done
-
-# One round: connections per second, failing loudly on any error.
-round() {
-	out=$("$LOAD" --check http -t "$THREADS" -c "$CONNS" -d "$SECONDS_" --json "127.0.0.1:$1") || {
-		echo "$out" >&2
-		echo "errors during the round on port $1" >&2
-		exit 1
-	}
-	echo "$out" | sed -n 's/.*"cps":\([0-9.]*\).*/\1/p'
+		{ echo "$name on $port did not answer" >&2; exit 1; }
+	printf -v "port_$name" %s "$port"
+	printf -v "pid_$name" %s "$pid"
 }
 
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+start rr --policy round-robin
+start route --policy route --route-key "$KEY"
 
-echo "workers $WORKERS, $ROUNDS rounds of ${SECONDS_} s, $CONNS connections, key $KEY, $(nproc) CPUs"
-printf '%-6s %14s %14s\n' round round-robin route
-rr_all="" route_all=""
+# round NAME: sets cps and mus (the master's µs per connection); exits on any error.
+round() {
+	local port=port_$1 pid=pid_$1 before after json=$tmp/round.json
+	before=$(cpu_ns "${!pid}")
+	"$LOAD" --check http -t "$THREADS" -c "$CONNS" -d "$DURATION" "${keys[@]}" --json \
+		"127.0.0.1:${!port}" >"$json" ||
+		{ cat "$json" >&2; echo "errors during the round against $1" >&2; exit 1; }
+	after=$(cpu_ns "${!pid}")
+	read -r cps mus <<<"$(awk -v cps="$(json_num "$json" cps)" \
+		-v n="$(json_num "$json" completed)" -v ns=$((after - before)) \
+		'BEGIN { printf "%.0f %.2f\n", cps, n ? ns / 1000 / n : 0 }')"
+}
+
+echo "workers $WORKERS, $ROUNDS rounds of ${DURATION} s, $CONNS connections, key $KEY," \
+	"$KEYS targets; $(machine)"
+printf '%-6s %14s %12s %14s %12s\n' round "round-robin/s" "master µs" "route/s" "master µs"
 for r in $(seq 1 "$ROUNDS"); do
-	a=$(round $PORT_RR)
-	b=$(round $PORT_ROUTE)
-	rr_all="$rr_all $a"
-	route_all="$route_all $b"
-	printf '%-6s %14s %14s\n' "$r" "$a" "$b"
+	round rr
+	a=$cps am=$mus
+	round route
+	b=$cps bm=$mus
+	echo "$a $am $b $bm" >>"$tmp/all"
+	printf '%-6s %14s %12s %14s %12s\n' "$r" "$a" "$am" "$b" "$bm"
 done
-rr_med=$(echo "$rr_all" | tr ' ' '\n' | grep . | median)
-route_med=$(echo "$route_all" | tr ' ' '\n' | grep . | median)
-printf '%-6s %14s %14s\n' median "$rr_med" "$route_med"
-awk -v a="$rr_med" -v b="$route_med" 'BEGIN {printf "route / round-robin: %.3f\n", b / a}'
+for col in 1 2 3 4; do
+	med[col]=$(awk -v c=$col '{ print $c }' "$tmp/all" | median)
+done
+printf '%-6s %14s %12s %14s %12s\n' median "${med[1]}" "${med[2]}" "${med[3]}" "${med[4]}"
+awk -v a="${med[1]}" -v am="${med[2]}" -v b="${med[3]}" -v bm="${med[4]}" 'BEGIN {
+	printf "route / round-robin: rate %.3f, master CPU per connection %.3f\n", b / a, bm / am
+	printf "one master core: round-robin %.0f, route %.0f new connections per second\n",
+		(am > 0 ? 1e6 / am : 0), (bm > 0 ? 1e6 / bm : 0)
+}'
