@@ -249,7 +249,10 @@ struct fdp_route_config {
 	fdp_route_key_fn key_fn; /* used when key is NULL */
 	void *key_arg;
 	const char *map_path; /* --route-map file read at open, or NULL for hashing only */
-	unsigned timeout_ms;  /* time a client has to send its key */
+	/* Time a client has to send its key. From 1000 up, a TCP listener that routes gets
+	 * TCP_DEFER_ACCEPT (1 s): the kernel hands a client over once its first bytes are in, and
+	 * one that sends nothing after that second, from when its timeout counts. */
+	unsigned timeout_ms;
 	size_t max_bytes;     /* bytes the key must lie within */
 	unsigned max_pending; /* clients waiting for their key at once; past it accept pauses */
 	enum fdp_route_fail on_fail;

@@ -8,6 +8,8 @@
 #include "worker_internal.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
 
 /* What the test's workers do out of the ordinary; set before master_start(). */
@@ -873,6 +875,108 @@ TEST(a_key_function_given_through_the_c_api_routes_each_key_to_one_slot)
 	server_free(&s);
 }
 
+/* The listener's TCP_DEFER_ACCEPT, in seconds (0: accepted as soon as connected). */
+static int defer_secs(int lfd)
+{
+	int secs = -1;
+	socklen_t len = sizeof(secs);
+
+	CHECK_OK(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &len));
+	return secs;
+}
+
+static struct fdp_route_config first_line = {.size = sizeof(first_line), .key = "line:1"};
+
+TEST(a_tcp_route_listener_takes_a_client_only_once_its_first_bytes_are_in)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(2);
+	char line[256], *st;
+	int lfd, silent, fd;
+
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &first_line;
+	quirk = Q_NONE;
+	master_start_keep(&s, cfg, 0, &lfd);
+	CHECK_INT(defer_secs(lfd), ==, 1);
+	silent = tcp_connect(s.addr, NULL);
+	fd = client_say(&s, "alpha\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	/* Accepted in order, the silent client would be waiting for its key by now. */
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "route key=", "waiting"), ==, 0);
+	free(st);
+	/* Once it sends, it is served like any other. */
+	send_all(silent, "beta\n");
+	CHECK(read_line(silent, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=", 7) == 0);
+	close(silent);
+	close(fd);
+	close(lfd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(a_client_that_sends_nothing_is_taken_after_the_deferral_and_meets_its_route_timeout)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(1);
+	struct fdp_route_config rc = first_line;
+	struct pollfd p;
+	char c, *st;
+	int lfd;
+
+	rc.timeout_ms = 1000; /* the shortest that is deferred */
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &rc;
+	quirk = Q_NONE;
+	master_start_keep(&s, cfg, 0, &lfd);
+	CHECK_INT(defer_secs(lfd), ==, 1);
+	p.fd = tcp_connect(s.addr, NULL);
+	p.events = POLLIN;
+	/* About 1 s in the kernel, then 1 s in the master, then closed unserved. */
+	CHECK_INT(poll(&p, 1, 10000), ==, 1);
+	CHECK_INT(read(p.fd, &c, 1), ==, 0);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "route key=", "timeout"), ==, 1);
+	CHECK_INT(status_num(st, "route key=", "closed"), ==, 1);
+	free(st);
+	close(p.fd);
+	close(lfd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+/* cfg.reload: every listener to round-robin. */
+static int reload_to_round_robin(void *arg, struct fdp_master_config *next, char *why,
+                                 size_t size)
+{
+	(void)arg, (void)why, (void)size;
+	next->policy = FDP_POLICY_ROUND_ROBIN;
+	next->listener_policy = NULL;
+	return 0;
+}
+
+TEST(a_reload_that_takes_the_route_policy_away_takes_the_deferral_away)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(1);
+	int lfd;
+
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &first_line;
+	cfg.reload = reload_to_round_robin;
+	quirk = Q_NONE;
+	master_start_keep(&s, cfg, 0, &lfd);
+	CHECK_INT(defer_secs(lfd), ==, 1);
+	CHECK(kill(s.pid, SIGHUP) == 0);
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK_INT(defer_secs(lfd), ==, 0);
+	close(lfd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 /* A master of this process, with one listener and no control socket; workers as cfg says. */
 static struct fdp_master *open_here(struct fdp_master_config cfg)
 {
@@ -894,6 +998,25 @@ static void master_signals(sigset_t *set)
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGCHLD);
+}
+
+TEST(a_route_timeout_shorter_than_the_deferral_leaves_the_listener_undeferred)
+{
+	struct fdp_master_config cfg = config(1);
+	struct fdp_route_config rc = first_line;
+	struct fdp_master *m;
+	int lfd = fdp_listen("127.0.0.1:0", 4);
+
+	/* A client that sends nothing would wait out the deferral first: longer than its timeout. */
+	rc.timeout_ms = 500;
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &rc;
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.log = no_worker_log;
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	CHECK_INT(defer_secs(lfd), ==, 0);
+	fdp_master_close(m);
 }
 
 TEST(run_refuses_to_start_when_the_signals_it_reads_are_not_blocked)

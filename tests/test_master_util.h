@@ -61,8 +61,12 @@ static __attribute__((noreturn)) void master_child(struct fdp_master_config cfg,
 	_exit(err < 0 ? 4 : 0);
 }
 
-/* Start a master with cfg (workers, policy, worker_main...) and wait until it is ready. */
-static inline void master_start(struct server *s, struct fdp_master_config cfg, int flags)
+/*
+ * Start a master with cfg (workers, policy, worker_main...) and wait until it is ready. With
+ * keep, the test keeps its copy of the listener there (to read its options; its to close).
+ */
+static inline void master_start_keep(struct server *s, struct fdp_master_config cfg, int flags,
+                                     int *keep)
 {
 	int pipefd[2], lfd = fdp_listen("127.0.0.1:0", 256);
 
@@ -80,10 +84,18 @@ static inline void master_start(struct server *s, struct fdp_master_config cfg, 
 	if (s->pid == 0)
 		master_child(cfg, lfd, s->control, pipefd[1]);
 	close(pipefd[1]);
-	close(lfd);
+	if (keep)
+		*keep = lfd;
+	else
+		close(lfd);
 	s->err = pipefd[0];
 	if (!(flags & SERVE_NO_WAIT_READY))
 		server_wait_log(s, "ready: ", 10000);
+}
+
+static inline void master_start(struct server *s, struct fdp_master_config cfg, int flags)
+{
+	master_start_keep(s, cfg, flags, NULL);
 }
 
 /* Read a line (up to '\n', at most size - 1 bytes) from fd into buf; returns its length, or

@@ -219,6 +219,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		if (err < 0)
 			goto fail;
 	}
+	fdp__route_defer(m);
 	for (size_t i = 0; i < m->nlisteners && !m->ip_ring.n; i++) {
 		if (m->listeners[i].policy != FDP_POLICY_HASH_IP)
 			continue;

@@ -64,6 +64,7 @@
 #define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
 #define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
+#define FDP__ROUTE_DEFER_S   1 /* a route listener's TCP_DEFER_ACCEPT: a silent client's wait */
 
 /* What an epoll registration points at. */
 enum fdp__watch_kind {
@@ -214,6 +215,7 @@ struct fdp__listener {
 	 * master serves on it until then, and a new master that fails must leave it as it is. */
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
+	int deferred;           /* route_policy.c set TCP_DEFER_ACCEPT on it (fdp__route_defer()) */
 	/* Kernel dispatch (kernel.c): the steering group, whose slot 0 socket fd is; NULL when
 	 * the master accepts here itself. */
 	struct fdp__steer *steer;
@@ -576,6 +578,8 @@ int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
                      struct fdp__router **out, char *err, size_t errlen);
 void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
 void fdp__route_discard(struct fdp__router *r);
+/* TCP_DEFER_ACCEPT on the TCP listeners that route, off on those that no longer do. */
+void fdp__route_defer(struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 int fdp__route_full(const struct fdp_master *m);

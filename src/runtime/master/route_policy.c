@@ -1,8 +1,10 @@
 /*
  * The route policy: the master looks at what a client sends before choosing its worker.
  *
- * A connection accepted on a route listener is peeked at once (most clients have sent their
- * request by the time the master accepts). Without a key yet, it joins the `reading` list and
+ * A connection accepted on a route listener is peeked at once. On a TCP listener the kernel
+ * completes a connection only once its first bytes are in (TCP_DEFER_ACCEPT, fdp__route_defer()),
+ * so the first peek finds them; a client that sends nothing is accepted after the deferral, and
+ * a Unix listener's clients come as they connect. Without a key yet, it joins the `reading` list and
  * the master's epoll (edge-triggered: the bytes stay in the socket, so a level-triggered watch
  * would fire for ever); each time more arrives, the stream is peeked again from its first byte
  * into one scratch buffer per master, and the extractor runs over it. Nothing is kept per
@@ -26,6 +28,8 @@
 #include "route.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +209,30 @@ void fdp__route_replace(struct fdp_master *m, struct fdp__router *r)
 void fdp__route_discard(struct fdp__router *r)
 {
 	router_free(r);
+}
+
+/*
+ * Without the deferral nearly every connection came before its request: a peek that found
+ * nothing, an epoll ADD, a wake-up, a second peek and a DEL, about a fifth of the master's CPU
+ * per routed connection (docs/BENCHMARKS.md, "Routing: the master's cost"). A client that sends
+ * nothing is accepted once the deferral ends (the SYN-ACK the kernel sends again then brings
+ * its ACK back), and its route timeout counts from there; so the deferral is only set where
+ * that timeout is at least as long. Cleared where a reload took the route policy away (or
+ * shortened the timeout); a listener's setting that came with it (systemd's DeferAcceptSec=,
+ * an old master's in an upgrade) is otherwise left alone. A Unix listener refuses the option.
+ */
+void fdp__route_defer(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		int want = l->policy == FDP_POLICY_ROUTE && m->router &&
+		           m->router->timeout_ms >= FDP__ROUTE_DEFER_S * 1000;
+		int secs = want ? FDP__ROUTE_DEFER_S : 0;
+
+		if (want != l->deferred &&
+		    setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0)
+			l->deferred = want;
+	}
 }
 
 /* Take w out of the epoll and the reading list, if it is there. */
