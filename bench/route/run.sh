@@ -8,7 +8,7 @@
 # their ratios and the ceiling the master's cost implies: 10^6 / µs, the new connections per
 # second one master core could route doing nothing else.
 #
-#   bench/route/run.sh [BUILD_DIR]      env: WORKERS ROUNDS DURATION CONNS THREADS KEY KEYS
+#   bench/route/run.sh [BUILD_DIR]      env: WORKERS ROUNDS DURATION CONNS THREADS KEY KEYS LOAD
 #
 # KEY is the route key (default http-path); KEYS the number of distinct targets (default 64;
 # 0: every request asks for /, so http-path and http-host send everything to one worker).
@@ -26,7 +26,7 @@ THREADS=${THREADS:-1}
 KEY=${KEY:-http-path}
 KEYS=${KEYS:-64}
 FDPASS=$BUILD/fdpass
-LOAD=$BUILD/bench/load/fdp-load
+LOAD=${LOAD:-$BUILD/bench/load/fdp-load} # LOAD: another build's client (an A/B of servers)
 
 [ -x "$FDPASS" ] && [ -x "$LOAD" ] || { echo "build first: cmake --build $BUILD" >&2; exit 2; }
 case $KEYS in '' | *[!0-9]*) echo "KEYS must be a number" >&2; exit 2 ;; esac
