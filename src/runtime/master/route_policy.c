@@ -219,7 +219,9 @@ void fdp__route_discard(struct fdp__router *r)
  * its ACK back), and its route timeout counts from there; so the deferral is only set where
  * that timeout is at least as long. Cleared where a reload took the route policy away (or
  * shortened the timeout); a listener's setting that came with it (systemd's DeferAcceptSec=,
- * an old master's in an upgrade) is otherwise left alone. A Unix listener refuses the option.
+ * an old master's in an upgrade) is otherwise left alone. A listener an upgrade's new master
+ * took is set once that master is READY (upgrade.c), since the old one serves on it until
+ * then and must find it as it was if the new one fails. A Unix listener refuses the option.
  */
 void fdp__route_defer(struct fdp_master *m)
 {
@@ -229,6 +231,8 @@ void fdp__route_defer(struct fdp_master *m)
 		           m->router->timeout_ms >= FDP__ROUTE_DEFER_S * 1000;
 		int secs = want ? FDP__ROUTE_DEFER_S : 0;
 
+		if (l->handed) /* an upgrade's, the old master's until this one is READY */
+			continue;
 		if (want != l->deferred &&
 		    setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0)
 			l->deferred = want;
