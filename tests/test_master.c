@@ -899,6 +899,8 @@ TEST(a_tcp_route_listener_takes_a_client_only_once_its_first_bytes_are_in)
 	quirk = Q_NONE;
 	master_start_keep(&s, cfg, 0, &lfd);
 	CHECK_INT(defer_secs(lfd), ==, 1);
+	CHECK(strstr(s.log, "a client is accepted once its first bytes are in "
+	                    "(TCP_DEFER_ACCEPT, 1 s)") != NULL);
 	silent = tcp_connect(s.addr, NULL);
 	fd = client_say(&s, "alpha\n");
 	CHECK(read_line(fd, line, sizeof(line)) > 0);
@@ -970,6 +972,7 @@ TEST(a_reload_that_takes_the_route_policy_away_takes_the_deferral_away)
 	master_start_keep(&s, cfg, 0, &lfd);
 	CHECK_INT(defer_secs(lfd), ==, 1);
 	CHECK(kill(s.pid, SIGHUP) == 0);
+	server_wait_log(&s, "accepted as clients connect again (TCP_DEFER_ACCEPT off)", 10000);
 	server_wait_log(&s, "reload complete", 10000);
 	CHECK_INT(defer_secs(lfd), ==, 0);
 	close(lfd);

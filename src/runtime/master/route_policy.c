@@ -231,11 +231,25 @@ void fdp__route_defer(struct fdp_master *m)
 		           m->router->timeout_ms >= FDP__ROUTE_DEFER_S * 1000;
 		int secs = want ? FDP__ROUTE_DEFER_S : 0;
 
+		char addr[FDP_ADDR_STRLEN] = "?";
+
 		if (l->handed) /* an upgrade's, the old master's until this one is READY */
 			continue;
-		if (want != l->deferred &&
-		    setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0)
-			l->deferred = want;
+		if (want == l->deferred ||
+		    setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) < 0)
+			continue;
+		l->deferred = want;
+		fdp_addr_local(l->fd, addr, sizeof(addr));
+		if (want)
+			fdp__log(m, FDP_LOG_INFO,
+			         "listener %zu %s: route: a client is accepted once its first bytes "
+			         "are in (TCP_DEFER_ACCEPT, %d s)",
+			         i, addr, FDP__ROUTE_DEFER_S);
+		else
+			fdp__log(m, FDP_LOG_INFO,
+			         "listener %zu %s: accepted as clients connect again (TCP_DEFER_ACCEPT "
+			         "off)",
+			         i, addr);
 	}
 }
 
