@@ -32,6 +32,8 @@ LOAD=${LOAD:-$BUILD/bench/load/fdp-load} # LOAD: another build's client (an A/B 
 case $KEYS in '' | *[!0-9]*) echo "KEYS must be a number" >&2; exit 2 ;; esac
 keys=()
 [ "$KEYS" -gt 0 ] && keys=(--keys "$KEYS")
+pass=() # round-robin passed by the master, as route is (a build's default may be kernel)
+have_dispatch "$FDPASS" && pass=(--dispatch pass)
 
 tmp=$(mktemp -d)
 pids=()
@@ -49,7 +51,7 @@ start() {
 	shift
 	port=$(free_port) || { echo "no free port" >&2; exit 1; }
 	"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$port" \
-		--dispatch pass "$@" --control none --log-level info \
+		"${pass[@]}" "$@" --control none --log-level info \
 		>"$tmp/$name.out" 2>"$tmp/$name.err" &
 	pid=$!
 	pids+=("$pid")
