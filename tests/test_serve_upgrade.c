@@ -524,6 +524,50 @@ TEST(listeners_the_new_arguments_add_are_bound_and_those_they_drop_close_with_th
 	server_free(&s);
 }
 
+TEST(a_new_master_that_routes_a_listener_the_old_one_passed_defers_its_accepts_once_ready)
+{
+	char script[512], ready[96], defer[192];
+	struct server s;
+	const char *at_ready, *at_defer;
+	pid_t newpid;
+	char *st;
+	int silent;
+	FILE *f;
+
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	snprintf(script, sizeof(script), "%s/route.sh", fdp_test_tmpdir());
+	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
+	f = fopen(script, "w");
+	CHECK(f != NULL);
+	fprintf(f,
+	        "#!/bin/sh\nexec '%s' serve --workers 1 --listen 127.0.0.1:0 --policy route "
+	        "--route-key http-host --control '%s'\n",
+	        FDPASS_TOOL, s.control);
+	CHECK_OK(fclose(f));
+	CHECK_OK(chmod(script, 0755));
+	kill(s.pid, SIGUSR2);
+	newpid = wait_new_master(&s);
+	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	/* The old master served on it undeferred until the new one was ready: set after that. */
+	snprintf(ready, sizeof(ready), "fdpass[%d] info: ready: ", (int)newpid);
+	snprintf(defer, sizeof(defer), "fdpass[%d] info: listener 0 %s: route: a client", (int)newpid,
+	         s.addr);
+	/* Looked for from the log's start: the old master's lines and the new one's interleave. */
+	while (!(at_defer = strstr(s.log, defer)))
+		CHECK(server_read_log(&s, 10000) > 0);
+	at_ready = strstr(s.log, ready);
+	CHECK(at_ready != NULL && at_ready < at_defer);
+	/* And in force: a client that says nothing is not taken before one that asks. */
+	silent = tcp_connect(s.addr, NULL);
+	http_get_worker(s.addr, NULL, NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "\nroute", "waiting"), ==, 0);
+	free(st);
+	close(silent);
+	stop_new_master(&s, newpid);
+	server_free(&s);
+}
+
 TEST(a_unix_listener_handed_over_keeps_its_file_and_serves_from_the_new_master)
 {
 	char unix_addr[300];
