@@ -596,6 +596,19 @@ struct fdp_master_config {
 	 */
 	enum fdp_dispatch dispatch;
 	const enum fdp_dispatch *listener_dispatch;
+	/*
+	 * Per listener, an array of nlisteners entries or NULL: non-zero for a TCP listener whose
+	 * clients speak first (HTTP, most request-response protocols). It gets TCP_DEFER_ACCEPT
+	 * (1 s), and so do the slot sockets of its steering group under kernel dispatch. The
+	 * kernel then hands a connection over, to the master or to a worker, only once its first
+	 * bytes are in, which saves a read that finds nothing and an epoll round trip on about
+	 * half the connections (docs/BENCHMARKS.md). A client that sends nothing is handed over
+	 * after that second. At a stop, a client that has connected but sends only after its
+	 * listener closed is reset, where it would otherwise be served (docs/RELIABILITY.md).
+	 * Wrong where the server speaks first: every client would wait 1 s. Read at open; a
+	 * route listener is deferred anyway (struct fdp_route_config's timeout_ms).
+	 */
+	const unsigned char *listener_defer;
 };
 
 /*

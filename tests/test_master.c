@@ -949,6 +949,34 @@ TEST(a_client_that_sends_nothing_is_taken_after_the_deferral_and_meets_its_route
 	server_free(&s);
 }
 
+TEST(a_listener_whose_clients_speak_first_is_deferred_under_any_policy)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(1);
+	static const unsigned char defer[1] = {1};
+	char line[256], *st;
+	int lfd, silent, fd;
+
+	cfg.listener_defer = defer;
+	quirk = Q_NONE;
+	master_start_keep(&s, cfg, 0, &lfd);
+	CHECK_INT(defer_secs(lfd), ==, 1);
+	silent = tcp_connect(s.addr, NULL);
+	fd = client_say(&s, "alpha\n");
+	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	/* Taken in order, the silent client would have been accepted (and handed) first. */
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "master", "accepted"), ==, 1);
+	free(st);
+	send_all(silent, "beta\n");
+	CHECK(read_line(silent, line, sizeof(line)) > 0);
+	close(silent);
+	close(fd);
+	close(lfd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 /* cfg.reload: every listener to round-robin. */
 static int reload_to_round_robin(void *arg, struct fdp_master_config *next, char *why,
                                  size_t size)

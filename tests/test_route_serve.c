@@ -530,13 +530,16 @@ TEST(bad_route_options_exit_2_naming_the_option)
 	                   "--listen", "magic");
 	expect_usage_error((const char *[]){"--listen", "127.0.0.1:0,tag=ftp", NULL}, "--listen",
 	                   "ftp");
+	expect_usage_error((const char *[]){"--listen", "127.0.0.1:0,defer=yes", NULL},
+	                   "--listen", "defer=on|off");
 }
 
 TEST(help_explains_the_route_options)
 {
 	static const char *const opts[] = {
 	        "--route-key",         "--route-map",  "--route-timeout", "--route-max-bytes",
-	        "--route-max-pending", "--route-fail", "policy=",         "tag="};
+	        "--route-max-pending", "--route-fail", "policy=",         "tag=",
+	        "defer="};
 	const char *args[] = {"serve", "--help", NULL};
 	char *out, *err;
 

@@ -101,6 +101,46 @@ TEST(kernel_dispatch_workers_accept_every_connection_themselves)
 	server_free(&s);
 }
 
+TEST(a_deferred_listener_under_kernel_dispatch_leaves_silent_clients_in_the_kernel_on_every_slot)
+{
+	const char *args[] = {"--workers", "2", "--listen", "127.0.0.1:0,defer=on", NULL};
+	char addr[64], want[160];
+	const char *at;
+	struct server s;
+	int silent[4];
+	char *st;
+
+	kernel_start_live(&s, args, 4); /* two listeners of two slots */
+	/* The second listener is the deferred one. */
+	at = strstr(strstr(s.log, "listening on ") + 1, "listening on ");
+	CHECK(at != NULL);
+	sscanf(at + 13, "%63s", addr);
+	snprintf(want, sizeof(want),
+	         "listener 1 %s: a client is accepted once its first bytes are in "
+	         "(TCP_DEFER_ACCEPT, 1 s)",
+	         addr);
+	CHECK(strstr(s.log, want) != NULL);
+	/* Round-robin: two silent clients on each slot, then a request on each. */
+	for (int i = 0; i < 4; i++)
+		silent[i] = tcp_connect(addr, NULL);
+	for (int i = 0; i < 2; i++) {
+		int fd = tcp_connect(addr, NULL);
+		uint64_t id;
+
+		send_all(fd, GET);
+		answer_worker(fd, &id);
+		close(fd);
+	}
+	/* Had either slot's socket not been deferred, its worker would have taken its two. */
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "kernel", "accepted"), ==, 2);
+	free(st);
+	for (int i = 0; i < 4; i++)
+		close(silent[i]);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(auto_dispatch_passes_a_unix_listener_and_says_why)
 {
 	char path[256];

@@ -550,7 +550,7 @@ TEST(a_new_master_that_routes_a_listener_the_old_one_passed_defers_its_accepts_o
 	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
 	/* The old master served on it undeferred until the new one was ready: set after that. */
 	snprintf(ready, sizeof(ready), "fdpass[%d] info: ready: ", (int)newpid);
-	snprintf(defer, sizeof(defer), "fdpass[%d] info: listener 0 %s: route: a client", (int)newpid,
+	snprintf(defer, sizeof(defer), "fdpass[%d] info: listener 0 %s: a client is accepted", (int)newpid,
 	         s.addr);
 	/* Looked for from the log's start: the old master's lines and the new one's interleave. */
 	while (!(at_defer = strstr(s.log, defer)))

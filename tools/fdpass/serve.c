@@ -59,7 +59,7 @@ static const char usage_text[] =
         "worker the policy picks, over that worker's channel (SCM_RIGHTS).\n"
         "\n"
         "Options:\n"
-        "  --listen ADDR[,policy=NAME][,tag=TAG][,dispatch=MODE]\n"
+        "  --listen ADDR[,policy=NAME][,tag=TAG][,dispatch=MODE][,defer=on]\n"
         "                        listen on ADDR; repeatable. HOST:PORT (IPv4), [HOST]:PORT\n"
         "                        (IPv6), or unix:PATH. HOST is an address, never a name to\n"
         "                        resolve (localhost is 127.0.0.1); *:PORT is every IPv4\n"
@@ -72,7 +72,12 @@ static const char usage_text[] =
         "                        --listen, each is used. policy= gives this listener its own\n"
         "                        policy; tag= (raw, echo, http or a number) the protocol its\n"
         "                        connections are tagged with (the built-in handlers speak\n"
-        "                        echo or http by it); dispatch= its --dispatch.\n"
+        "                        echo or http by it); dispatch= its --dispatch. defer=on,\n"
+        "                        for TCP clients that speak first (HTTP): the kernel hands\n"
+        "                        a connection over only once its first bytes are in\n"
+        "                        (TCP_DEFER_ACCEPT; one that sends nothing after 1 s), a\n"
+        "                        read and a wake-up fewer per connection; not where the\n"
+        "                        server speaks first (docs/SERVE.md).\n"
         "  --workers N           worker processes, 1..1024. Default: one per CPU.\n"
         "  --handler NAME        built-in handler: http (answers with the worker that served\n"
         "                        it) or echo. Default http.\n"
@@ -574,6 +579,7 @@ struct serve_gen {
 	char **exec_argv;
 	enum fdp_policy policies[MAX_LISTEN];
 	enum fdp_dispatch dispatches[MAX_LISTEN];
+	unsigned char defers[MAX_LISTEN];
 	unsigned tags[MAX_LISTEN], tag;
 	int routing;
 	struct serve_gen *next;
@@ -699,6 +705,7 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 		g->policies[i] = o->lopts[i].policy_set ? o->lopts[i].policy : o->policy;
 		g->tags[i] = o->lopts[i].tag_set ? o->lopts[i].tag : tag;
 		g->dispatches[i] = o->lopts[i].dispatch_set ? o->lopts[i].dispatch : o->dispatch;
+		g->defers[i] = (unsigned char)o->lopts[i].defer;
 		/* A worker that may be given slot sockets says it takes them. */
 		o->limits.take_listeners |= g->dispatches[i] != FDP_DISPATCH_PASS;
 		g->routing |= g->policies[i] == FDP_POLICY_ROUTE;
@@ -789,6 +796,7 @@ static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int pe
 	c->tag = g->tag;
 	c->dispatch = g->o.dispatch;
 	c->listener_dispatch = g->dispatches; /* read at open only */
+	c->listener_defer = g->defers;        /* read at open only */
 	if (per_listener) {
 		c->listener_policy = g->policies;
 		c->listener_tag = g->tags;

@@ -125,11 +125,11 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 {
 	char *p = arg, *opt;
 
-	/* The address ends at the first ",policy=", ",tag=" or ",dispatch=" (a Unix path may
-	 * hold commas). */
+	/* The address ends at the first ",policy=", ",tag=", ",dispatch=" or ",defer=" (a Unix
+	 * path may hold commas). */
 	for (opt = strchr(p, ','); opt; opt = strchr(opt + 1, ','))
 		if (!strncmp(opt, ",policy=", 8) || !strncmp(opt, ",tag=", 5) ||
-		    !strncmp(opt, ",dispatch=", 10))
+		    !strncmp(opt, ",dispatch=", 10) || !strncmp(opt, ",defer=", 7))
 			break;
 	if (!opt)
 		return listen_addr(arg);
@@ -156,8 +156,13 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 				return bad("listen", opt, "dispatch=pass|kernel|auto");
 			lo->dispatch = (enum fdp_dispatch)v;
 			lo->dispatch_set = 1;
+		} else if (!strncmp(opt, "defer=", 6)) {
+			if (strcmp(opt + 6, "on") && strcmp(opt + 6, "off"))
+				return bad("listen", opt, "defer=on|off");
+			lo->defer = !strcmp(opt + 6, "on");
 		} else {
-			return bad("listen", opt, "ADDR[,policy=NAME][,tag=NAME][,dispatch=MODE]");
+			return bad("listen", opt,
+			           "ADDR[,policy=NAME][,tag=NAME][,dispatch=MODE][,defer=on|off]");
 		}
 		opt = next;
 	}

@@ -22,6 +22,7 @@ struct fdpass_listen_opts {
 	enum fdp_policy policy;
 	unsigned tag;
 	enum fdp_dispatch dispatch;
+	int defer; /* defer=on: TCP_DEFER_ACCEPT, the clients speak first */
 	int policy_set, tag_set, dispatch_set;
 };
 

@@ -24,6 +24,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,53 @@
 #define FDP__KERNEL_TICK_MS   250
 #define FDP__KERNEL_STEAL_MAX 32 /* up to this many slots, each worker gets every slot's socket */
 #define FDP__KERNEL_RESYNC_MS 1000
+
+/*
+ * TCP_DEFER_ACCEPT (FDP__DEFER_S) on every TCP listener whose clients speak first: those the
+ * config says so of (listener_defer) and those that route (fdp__route_defers()); under kernel
+ * dispatch on every slot socket of the group, since the workers accept there. The kernel then
+ * hands a connection over only once its first bytes are in, so the first read (or the route's
+ * first peek) finds them, where otherwise about half the connections came before their bytes
+ * and cost a read that found nothing and an epoll round trip (docs/BENCHMARKS.md). Run after
+ * every change that may matter (the open, once the groups exist; a reload's commit, which may
+ * have added slots or taken route away; an upgrade's READY): setting it again is harmless, and
+ * a listener that no longer wants it has it cleared. A listener an upgrade's new master took
+ * waits for that master's READY (the old one serves on it until then, and must find it as it
+ * left it if the new one fails). A setting a socket came with (systemd's DeferAcceptSec=, an
+ * old master's) is left alone where this master wants none. A Unix socket refuses the option.
+ */
+void fdp__kernel_defer(struct fdp_master *m)
+{
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		struct fdp__listener *l = &m->listeners[i];
+		int want = l->defer || (l->policy == FDP_POLICY_ROUTE && fdp__route_defers(m));
+		int secs = want ? FDP__DEFER_S : 0, set = 0;
+		unsigned n = l->steer ? fdp__steer_slots(l->steer) : 1;
+		char addr[FDP_ADDR_STRLEN] = "?";
+
+		if (l->handed || l->fd < 0 || (!want && !l->deferred))
+			continue;
+		for (unsigned k = 0; k < n; k++) {
+			int fd = l->steer ? fdp__steer_fd(l->steer, k) : l->fd;
+
+			set |= setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0;
+		}
+		if (!set || want == l->deferred)
+			continue;
+		l->deferred = want;
+		fdp_addr_local(l->fd, addr, sizeof(addr));
+		if (want)
+			fdp__log(m, FDP_LOG_INFO,
+			         "listener %zu %s: a client is accepted once its first bytes are in "
+			         "(TCP_DEFER_ACCEPT, %d s)",
+			         i, addr, FDP__DEFER_S);
+		else
+			fdp__log(m, FDP_LOG_INFO,
+			         "listener %zu %s: accepted as clients connect again (TCP_DEFER_ACCEPT "
+			         "off)",
+			         i, addr);
+	}
+}
 
 static enum fdp_dispatch listener_dispatch(const struct fdp_master *m, size_t i)
 {

@@ -193,6 +193,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 			                                       : cfg->policy,
 			        .tag = cfg->listener_tag ? cfg->listener_tag[i] : cfg->tag,
 			        .shared = cfg->listener_shared && cfg->listener_shared[i],
+			        .defer = cfg->listener_defer && cfg->listener_defer[i],
 			        .w = {.kind = W_LISTENER, .index = (unsigned)i}};
 		else
 			close(cfg->listeners[i]);
@@ -219,7 +220,6 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		if (err < 0)
 			goto fail;
 	}
-	fdp__route_defer(m);
 	for (size_t i = 0; i < m->nlisteners && !m->ip_ring.n; i++) {
 		if (m->listeners[i].policy != FDP_POLICY_HASH_IP)
 			continue;
@@ -235,6 +235,8 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 			fdp__upgrade_untake_steer(m, m->listeners[i].kparts);
 			m->listeners[i].kparts = NULL;
 		}
+	if (err == 0)
+		fdp__kernel_defer(m); /* on the slot sockets too, now that the groups exist */
 	if (err < 0)
 		goto fail;
 	err = fdp__control_open(m);
@@ -242,6 +244,7 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 		goto fail;
 	m->cfg.route = NULL;           /* read above; its copy lived on this stack */
 	m->cfg.listener_shared = NULL; /* read above, into the listeners */
+	m->cfg.listener_defer = NULL;
 	*out = m;
 	return 0;
 fail:

@@ -64,7 +64,7 @@
 #define FDP__CONTROL_CLIENTS 16        /* control clients at once; past it none is accepted */
 #define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
-#define FDP__ROUTE_DEFER_S   1 /* a route listener's TCP_DEFER_ACCEPT: a silent client's wait */
+#define FDP__DEFER_S         1 /* a deferred listener's TCP_DEFER_ACCEPT: a silent client's wait */
 
 /* What an epoll registration points at. */
 enum fdp__watch_kind {
@@ -215,7 +215,8 @@ struct fdp__listener {
 	 * master serves on it until then, and a new master that fails must leave it as it is. */
 	int handed;
 	int shared;             /* config listener_shared: left as it is at a stop */
-	int deferred;           /* route_policy.c set TCP_DEFER_ACCEPT on it (fdp__route_defer()) */
+	int defer;              /* config listener_defer: its clients speak first */
+	int deferred;           /* TCP_DEFER_ACCEPT is set on it (fdp__kernel_defer()) */
 	/* Kernel dispatch (kernel.c): the steering group, whose slot 0 socket fd is; NULL when
 	 * the master accepts here itself. */
 	struct fdp__steer *steer;
@@ -457,6 +458,8 @@ void fdp__conns_free(struct fdp_master *m);
 
 /* kernel.c: kernel dispatch (docs/STEERING.md) */
 int fdp__kernel_open(struct fdp_master *m);
+/* TCP_DEFER_ACCEPT where a listener's clients speak first (or it routes), slot sockets too. */
+void fdp__kernel_defer(struct fdp_master *m);
 void fdp__kparts_free(struct fdp__kparts *k);
 void fdp__kernel_close(struct fdp_master *m, struct fdp__listener *l);
 void fdp__kernel_settle(struct fdp_master *m);
@@ -578,8 +581,8 @@ int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
                      struct fdp__router **out, char *err, size_t errlen);
 void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
 void fdp__route_discard(struct fdp__router *r);
-/* TCP_DEFER_ACCEPT on the TCP listeners that route, off on those that no longer do. */
-void fdp__route_defer(struct fdp_master *m);
+/* Whether route listeners are deferred: a route timeout of at least the deferral. */
+int fdp__route_defers(const struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);
 void fdp__route_input(struct fdp_master *m, struct fdp__watch *w, uint32_t events);
 int fdp__route_full(const struct fdp_master *m);

@@ -127,7 +127,7 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 		fdp__route_replace(m, rc->router);
 		rc->router = NULL;
 	}
-	fdp__route_defer(m);
+	fdp__kernel_defer(m);
 	if (rc->ring.n) {
 		fdp__hashring_free(&m->ip_ring);
 		m->ip_ring = rc->ring;

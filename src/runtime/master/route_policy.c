@@ -2,7 +2,7 @@
  * The route policy: the master looks at what a client sends before choosing its worker.
  *
  * A connection accepted on a route listener is peeked at once. On a TCP listener the kernel
- * completes a connection only once its first bytes are in (TCP_DEFER_ACCEPT, fdp__route_defer()),
+ * completes a connection only once its first bytes are in (TCP_DEFER_ACCEPT, fdp__route_defers()),
  * so the first peek finds them; a client that sends nothing is accepted after the deferral, and
  * a Unix listener's clients come as they connect. Without a key yet, it joins the `reading` list and
  * the master's epoll (edge-triggered: the bytes stay in the socket, so a level-triggered watch
@@ -28,8 +28,6 @@
 #include "route.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,45 +210,16 @@ void fdp__route_discard(struct fdp__router *r)
 }
 
 /*
- * Without the deferral nearly every connection came before its request: a peek that found
- * nothing, an epoll ADD, a wake-up, a second peek and a DEL, about a fifth of the master's CPU
- * per routed connection (docs/BENCHMARKS.md, "Routing: the master's cost"). A client that sends
- * nothing is accepted once the deferral ends (the SYN-ACK the kernel sends again then brings
- * its ACK back), and its route timeout counts from there; so the deferral is only set where
- * that timeout is at least as long. Cleared where a reload took the route policy away (or
- * shortened the timeout); a listener's setting that came with it (systemd's DeferAcceptSec=,
- * an old master's in an upgrade) is otherwise left alone. A listener an upgrade's new master
- * took is set once that master is READY (upgrade.c), since the old one serves on it until
- * then and must find it as it was if the new one fails. A Unix listener refuses the option.
+ * A route listener over TCP is deferred (fdp__kernel_defer(): TCP_DEFER_ACCEPT), so that the
+ * master's first peek finds the key: without it nearly every connection came before its
+ * request, and cost a peek that found nothing, an epoll ADD, a wake-up, a second peek and a
+ * DEL, about a fifth of the master's CPU per routed connection (docs/BENCHMARKS.md, "Routing:
+ * the master's cost"). A client that sends nothing is accepted once the deferral ends, and its
+ * route timeout counts from there; so only where that timeout is at least as long.
  */
-void fdp__route_defer(struct fdp_master *m)
+int fdp__route_defers(const struct fdp_master *m)
 {
-	for (size_t i = 0; i < m->nlisteners; i++) {
-		struct fdp__listener *l = &m->listeners[i];
-		int want = l->policy == FDP_POLICY_ROUTE && m->router &&
-		           m->router->timeout_ms >= FDP__ROUTE_DEFER_S * 1000;
-		int secs = want ? FDP__ROUTE_DEFER_S : 0;
-
-		char addr[FDP_ADDR_STRLEN] = "?";
-
-		if (l->handed) /* an upgrade's, the old master's until this one is READY */
-			continue;
-		if (want == l->deferred ||
-		    setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) < 0)
-			continue;
-		l->deferred = want;
-		fdp_addr_local(l->fd, addr, sizeof(addr));
-		if (want)
-			fdp__log(m, FDP_LOG_INFO,
-			         "listener %zu %s: route: a client is accepted once its first bytes "
-			         "are in (TCP_DEFER_ACCEPT, %d s)",
-			         i, addr, FDP__ROUTE_DEFER_S);
-		else
-			fdp__log(m, FDP_LOG_INFO,
-			         "listener %zu %s: accepted as clients connect again (TCP_DEFER_ACCEPT "
-			         "off)",
-			         i, addr);
-	}
+	return m->router && m->router->timeout_ms >= FDP__DEFER_S * 1000;
 }
 
 /* Take w out of the epoll and the reading list, if it is there. */

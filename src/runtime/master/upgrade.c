@@ -351,7 +351,7 @@ static void own_what_was_taken(struct fdp_master *m)
 	for (size_t i = 0; i < m->nlisteners; i++)
 		m->listeners[i].handed = 0;
 	m->up.ctl_handed = 0;
-	fdp__route_defer(m); /* and the route listeners' deferral */
+	fdp__kernel_defer(m); /* and the listeners' deferral */
 	fdp__kernel_flag(m); /* the steered groups' slots are this master's to decide now */
 	fdp__metrics_owned(m);
 }
