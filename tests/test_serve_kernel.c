@@ -53,6 +53,19 @@ static void kernel_start(struct server *s, const char *const *args)
 	kernel_start_live(s, args, -1);
 }
 
+/* The address of the server's nth listener, as it logged it (0: the first). */
+static void listener_addr(const struct server *s, int nth, char *out, size_t size)
+{
+	const char *at = s->log;
+
+	for (int i = 0; i <= nth; i++) {
+		at = strstr(at, "listening on ");
+		CHECK(at != NULL);
+		at += 13;
+	}
+	snprintf(out, size, "%.*s", (int)strcspn(at, " \n"), at);
+}
+
 static void worker_pids(struct server *s, pid_t *pids, int n)
 {
 	char *st = server_status(s);
@@ -105,16 +118,12 @@ TEST(a_deferred_listener_under_kernel_dispatch_leaves_silent_clients_in_the_kern
 {
 	const char *args[] = {"--workers", "2", "--listen", "127.0.0.1:0,defer=on", NULL};
 	char addr[64], want[160];
-	const char *at;
 	struct server s;
 	int silent[4];
 	char *st;
 
 	kernel_start_live(&s, args, 4); /* two listeners of two slots */
-	/* The second listener is the deferred one. */
-	at = strstr(strstr(s.log, "listening on ") + 1, "listening on ");
-	CHECK(at != NULL);
-	sscanf(at + 13, "%63s", addr);
+	listener_addr(&s, 1, addr, sizeof(addr)); /* the second listener is the deferred one */
 	snprintf(want, sizeof(want),
 	         "listener 1 %s: a client is accepted once its first bytes are in "
 	         "(TCP_DEFER_ACCEPT, 1 s)",
@@ -417,6 +426,38 @@ TEST(a_reload_grows_and_shrinks_the_workers_of_a_steered_listener)
 	wait_live(&s, 1);
 	for (int i = 0; i < 10; i++)
 		CHECK_INT(http_get_worker(s.addr, NULL, NULL), ==, 0);
+	CHECK_INT(server_stop(&s), ==, 0);
+	server_free(&s);
+}
+
+TEST(the_slots_a_reload_adds_to_a_deferred_listener_are_deferred_too)
+{
+	const char *conf = write_conf("serve.conf", "workers 1\n");
+	const char *args[] = {"--config", conf, "--listen", "127.0.0.1:0,defer=on", NULL};
+	struct server s;
+	long long before;
+	char addr[64], *st;
+	int silent[6];
+
+	kernel_start_live(&s, args, 2); /* two listeners of one slot */
+	listener_addr(&s, 1, addr, sizeof(addr));
+	write_conf("serve.conf", "workers 3\n");
+	CHECK_OK(kill(s.pid, SIGHUP));
+	server_wait_log(&s, "reload complete", 10000);
+	wait_live(&s, 6);
+	st = server_status(&s);
+	before = status_num(st, "kernel", "accepted");
+	free(st);
+	/* Round-robin over the three slots: two silent clients on each, then a request on each. */
+	for (int i = 0; i < 6; i++)
+		silent[i] = tcp_connect(addr, NULL);
+	for (int i = 0; i < 3; i++)
+		http_get_worker(addr, NULL, NULL);
+	st = server_status(&s);
+	CHECK_INT(status_num(st, "kernel", "accepted") - before, ==, 3);
+	free(st);
+	for (int i = 0; i < 6; i++)
+		close(silent[i]);
 	CHECK_INT(server_stop(&s), ==, 0);
 	server_free(&s);
 }
