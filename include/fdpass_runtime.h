@@ -604,7 +604,8 @@ struct fdp_master_config {
 	 * bytes are in, which saves a read that finds nothing and an epoll round trip on about
 	 * half the connections (docs/BENCHMARKS.md). A client that sends nothing is handed over
 	 * after that second. At a stop, a client that has connected but sends only after its
-	 * listener closed is reset, where it would otherwise be served (docs/RELIABILITY.md).
+	 * listener closed is reset, where it would otherwise be served: under load, dozens per
+	 * stop (docs/RELIABILITY.md).
 	 * Wrong where the server speaks first: every client would wait 1 s. Read at open; a
 	 * route listener is deferred anyway (struct fdp_route_config's timeout_ms).
 	 */
