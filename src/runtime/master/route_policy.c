@@ -5,9 +5,10 @@
  * completes a connection only once its first bytes are in (TCP_DEFER_ACCEPT, set by kernel.c
  * where fdp__route_defers() says), so the first peek finds them; a client that sends nothing is
  * accepted after the deferral, and a Unix listener's clients come as they connect. Without a
- * key yet, it joins the `reading` list and the master's epoll (edge-triggered: the bytes stay in the socket, so a level-triggered watch
- * would fire for ever); each time more arrives, the stream is peeked again from its first byte
- * into one scratch buffer per master, and the extractor runs over it. Nothing is kept per
+ * key yet, it joins the `reading` list and the master's epoll (edge-triggered: the bytes stay
+ * in the socket, so a level-triggered watch would fire for ever); each time more arrives, the
+ * stream is peeked again from its first byte into one scratch buffer per master, and the
+ * extractor runs over it. Nothing is kept per
  * client but its descriptor and this small record: a thousand slow clients cost no thread and
  * no copy, and a fast one is never queued behind them.
  *
