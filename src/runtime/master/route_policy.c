@@ -8,9 +8,9 @@
  * key yet, it joins the `reading` list and the master's epoll (edge-triggered: the bytes stay
  * in the socket, so a level-triggered watch would fire for ever); each time more arrives, the
  * stream is peeked again from its first byte into one scratch buffer per master, and the
- * extractor runs over it. Nothing is kept per
- * client but its descriptor and this small record: a thousand slow clients cost no thread and
- * no copy, and a fast one is never queued behind them.
+ * extractor runs over it. Nothing is kept per client but its descriptor and this small
+ * record: a thousand slow clients cost no thread and no copy, and a fast one is never queued
+ * behind them.
  *
  * Once the key is found, the map or the ring names the slot and the connection goes back to
  * conns.c, which owns it (and lent it here for reading): it hands it to that slot's current
