@@ -488,12 +488,30 @@ static void logged_address(const struct server *s, pid_t pid, int nth, char *out
 	snprintf(out, size, "%.*s", (int)strcspn(p, "\n"), p);
 }
 
+/*
+ * Upgrade s to a new master started by script (its --upgrade-binary) with `fdpass serve ARGS
+ * --control CONTROL`; returns the new master's pid once the old one has exited.
+ */
+static pid_t upgrade_to(struct server *s, const char *script, const char *args)
+{
+	pid_t newpid;
+	FILE *f = fopen(script, "w");
+
+	CHECK(f != NULL);
+	fprintf(f, "#!/bin/sh\nexec '%s' serve %s --control '%s'\n", FDPASS_TOOL, args, s->control);
+	CHECK_OK(fclose(f));
+	CHECK_OK(chmod(script, 0755));
+	kill(s->pid, SIGUSR2);
+	newpid = wait_new_master(s);
+	CHECK_INT(fdp_test_wait(s->pid), ==, 0);
+	return newpid;
+}
+
 TEST(listeners_the_new_arguments_add_are_bound_and_those_they_drop_close_with_the_old_master)
 {
 	char script[512], unix_addr[300], added[64], first[64];
 	struct server s;
 	pid_t newpid;
-	FILE *f;
 
 	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
 	snprintf(unix_addr, sizeof(unix_addr), "unix:%s/u.sock", fdp_test_tmpdir());
@@ -501,17 +519,7 @@ TEST(listeners_the_new_arguments_add_are_bound_and_those_they_drop_close_with_th
 	server_start(&s, "--workers", "1", "--listen", unix_addr, "--upgrade-binary", script, NULL);
 	http_get_unix(unix_addr + 5); /* served before the upgrade */
 	/* The new arguments: the first address again, a new one, and no Unix socket. */
-	f = fopen(script, "w");
-	CHECK(f != NULL);
-	fprintf(f,
-	        "#!/bin/sh\nexec '%s' serve --workers 1 --listen 127.0.0.1:0 --listen 127.0.0.1:0 "
-	        "--control '%s'\n",
-	        FDPASS_TOOL, s.control);
-	CHECK_OK(fclose(f));
-	CHECK_OK(chmod(script, 0755));
-	kill(s.pid, SIGUSR2);
-	newpid = wait_new_master(&s);
-	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	newpid = upgrade_to(&s, script, "--workers 1 --listen 127.0.0.1:0 --listen 127.0.0.1:0");
 	logged_address(&s, newpid, 0, first, sizeof(first));
 	logged_address(&s, newpid, 1, added, sizeof(added));
 	CHECK(strcmp(first, s.addr) == 0); /* taken, not bound again */
@@ -532,22 +540,12 @@ TEST(a_new_master_that_routes_a_listener_the_old_one_passed_defers_its_accepts_o
 	pid_t newpid;
 	char *st;
 	int silent;
-	FILE *f;
 
 	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
 	snprintf(script, sizeof(script), "%s/route.sh", fdp_test_tmpdir());
 	server_start(&s, "--workers", "1", "--upgrade-binary", script, NULL);
-	f = fopen(script, "w");
-	CHECK(f != NULL);
-	fprintf(f,
-	        "#!/bin/sh\nexec '%s' serve --workers 1 --listen 127.0.0.1:0 --policy route "
-	        "--route-key http-host --control '%s'\n",
-	        FDPASS_TOOL, s.control);
-	CHECK_OK(fclose(f));
-	CHECK_OK(chmod(script, 0755));
-	kill(s.pid, SIGUSR2);
-	newpid = wait_new_master(&s);
-	CHECK_INT(fdp_test_wait(s.pid), ==, 0);
+	newpid = upgrade_to(&s, script,
+	                    "--workers 1 --listen 127.0.0.1:0 --policy route --route-key http-host");
 	/* The old master served on it undeferred until the new one was ready: set after that. */
 	snprintf(ready, sizeof(ready), "fdpass[%d] info: ready: ", (int)newpid);
 	snprintf(defer, sizeof(defer), "fdpass[%d] info: listener 0 %s: a client is accepted", (int)newpid,
