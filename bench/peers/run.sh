@@ -35,7 +35,11 @@ ROWS=(
 	"fdpass, hash-ip|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http {pass} --policy hash-ip --control none --log-level info"
 	"fdpass, kernel round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --dispatch kernel --policy round-robin --control none --log-level info"
 	"fdpass, kernel least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler http --dispatch kernel --policy least-conn --control none --log-level info"
+	"nginx, deferred|nginx -p {tmp} -c {tmp}/nginx.conf -e {tmp}/nginx-error.log"
+	"fdpass, kernel round-robin, deferred|{build}/fdpass serve --listen 127.0.0.1:0,defer=on --workers {workers} --handler http --dispatch kernel --policy round-robin --control none --log-level info"
 )
+# The deferred rows (TCP_DEFER_ACCEPT: nginx's "listen ... deferred", fdpass's defer=on) are
+# compared with each other: the other rows accept as clients connect.
 # The rows of the uneven load: those that choose by load and the peers issue 15 measures them
 # against (the others add little and would make the default run longer: Node.js is far
 # behind, hash-ip and passing round-robin and the floor do not choose by load), with the
@@ -179,7 +183,9 @@ have_row() {
 	fdpass*) "$build/fdpass" serve --help >/dev/null 2>&1 ||
 		{ echo "this build's fdpass has no serve command"; return 1; } ;;&
 	"fdpass, kernel"*) have_dispatch "$build/fdpass" ||
-		{ echo "this build's fdpass serve has no --dispatch"; return 1; } ;;
+		{ echo "this build's fdpass serve has no --dispatch"; return 1; } ;;&
+	"fdpass"*deferred) "$build/fdpass" serve --listen 127.0.0.1:0,defer=on --check >/dev/null 2>&1 ||
+		{ echo "this build's fdpass serve has no defer="; return 1; } ;;
 	esac
 	return 0
 }
@@ -358,6 +364,7 @@ run_server() {
 		fixed=$(free_port) || { echo "no free port" >"$base.fail"; return 1; }
 		local opts=""
 		[[ ${labels[$i]} == *reuseport* ]] && opts=reuseport
+		[[ ${labels[$i]} == *deferred* ]] && opts=deferred
 		sed -e "s|@WORKERS@|$workers|; s|@PORT@|$fixed|; s|@PREFIX@|$dir|g; s|@LISTEN_OPTS@|$opts|" \
 			"$here/nginx.conf.in" >"$dir/nginx.conf"
 		: >"$dir/main-extra.conf"
