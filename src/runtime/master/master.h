@@ -13,7 +13,8 @@
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
- *   kernel.c        kernel dispatch: steered listeners' slot sockets, given to the workers
+ *   kernel.c        kernel dispatch: steered listeners' slot sockets, given to the workers;
+ *                   and every listener's deferral (TCP_DEFER_ACCEPT), slot sockets included
  *   dispatch.c      accepting, and the workers' channels: READY, ACK, DONE, flushing
  *   route_policy.c  the route policy: reading each connection's routing key
  *   conns.c         the owner of every connection the master holds: pending, in flight,
