@@ -607,7 +607,8 @@ struct fdp_master_config {
 	 * listener closed is reset, where it would otherwise be served: under load, dozens per
 	 * stop (docs/RELIABILITY.md).
 	 * Wrong where the server speaks first: every client would wait 1 s. Read at open; a
-	 * route listener is deferred anyway (struct fdp_route_config's timeout_ms).
+	 * route listener is deferred anyway (struct fdp_route_config's timeout_ms). A socket
+	 * that refuses the option (a Unix one) is served undeferred, with a warning logged.
 	 */
 	const unsigned char *listener_defer;
 };

@@ -887,36 +887,57 @@ static int defer_secs(int lfd)
 
 static struct fdp_route_config first_line = {.size = sizeof(first_line), .key = "line:1"};
 
-TEST(a_tcp_route_listener_takes_a_client_only_once_its_first_bytes_are_in)
+/* A master started with cfg whose listener (the test's copy in *lfd) is deferred. */
+static void deferred_start(struct server *s, struct fdp_master_config cfg, int *lfd)
 {
-	struct server s;
-	struct fdp_master_config cfg = config(2);
-	char line[256], *st;
-	int lfd, silent, fd;
-
-	cfg.policy = FDP_POLICY_ROUTE;
-	cfg.route = &first_line;
 	quirk = Q_NONE;
-	master_start_keep(&s, cfg, 0, &lfd);
-	CHECK_INT(defer_secs(lfd), ==, 1);
-	CHECK(strstr(s.log, "a client is accepted once its first bytes are in "
-	                    "(TCP_DEFER_ACCEPT, 1 s)") != NULL);
-	silent = tcp_connect(s.addr, NULL);
-	fd = client_say(&s, "alpha\n");
+	master_start_keep(s, cfg, 0, lfd);
+	CHECK_INT(defer_secs(*lfd), ==, 1);
+}
+
+static void deferred_stop(struct server *s, int lfd)
+{
+	close(lfd);
+	CHECK_INT(server_stop(s), ==, 0);
+	server_free(s);
+}
+
+/*
+ * A client that connects and says nothing, then one that asks and is answered; the status
+ * number key= on the line starting with prefix then reads want (what a silent client taken in
+ * order would have changed). Once it speaks, the silent client is served like any other.
+ */
+static void silent_client_waits_in_the_kernel(struct server *s, const char *prefix,
+                                              const char *key, long long want)
+{
+	char line[256], *st;
+	int silent = tcp_connect(s->addr, NULL), fd = client_say(s, "alpha\n");
+
 	CHECK(read_line(fd, line, sizeof(line)) > 0);
-	/* Accepted in order, the silent client would be waiting for its key by now. */
-	st = server_status(&s);
-	CHECK_INT(status_num(st, "route key=", "waiting"), ==, 0);
+	st = server_status(s);
+	CHECK_INT(status_num(st, prefix, key), ==, want);
 	free(st);
-	/* Once it sends, it is served like any other. */
 	send_all(silent, "beta\n");
 	CHECK(read_line(silent, line, sizeof(line)) > 0);
 	CHECK(strncmp(line, "worker=", 7) == 0);
 	close(silent);
 	close(fd);
-	close(lfd);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
+}
+
+TEST(a_tcp_route_listener_takes_a_client_only_once_its_first_bytes_are_in)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(2);
+	int lfd;
+
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &first_line;
+	deferred_start(&s, cfg, &lfd);
+	CHECK(strstr(s.log, "a client is accepted once its first bytes are in "
+	                    "(TCP_DEFER_ACCEPT, 1 s)") != NULL);
+	/* Accepted in order, the silent client would be waiting for its key. */
+	silent_client_waits_in_the_kernel(&s, "route key=", "waiting", 0);
+	deferred_stop(&s, lfd);
 }
 
 TEST(a_client_that_sends_nothing_is_taken_after_the_deferral_and_meets_its_route_timeout)
@@ -931,9 +952,7 @@ TEST(a_client_that_sends_nothing_is_taken_after_the_deferral_and_meets_its_route
 	rc.timeout_ms = 1000; /* the shortest that is deferred */
 	cfg.policy = FDP_POLICY_ROUTE;
 	cfg.route = &rc;
-	quirk = Q_NONE;
-	master_start_keep(&s, cfg, 0, &lfd);
-	CHECK_INT(defer_secs(lfd), ==, 1);
+	deferred_start(&s, cfg, &lfd);
 	p.fd = tcp_connect(s.addr, NULL);
 	p.events = POLLIN;
 	/* About 1 s in the kernel, then 1 s in the master, then closed unserved. */
@@ -944,9 +963,7 @@ TEST(a_client_that_sends_nothing_is_taken_after_the_deferral_and_meets_its_route
 	CHECK_INT(status_num(st, "route key=", "closed"), ==, 1);
 	free(st);
 	close(p.fd);
-	close(lfd);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
+	deferred_stop(&s, lfd);
 }
 
 TEST(a_listener_whose_clients_speak_first_is_deferred_under_any_policy)
@@ -954,27 +971,13 @@ TEST(a_listener_whose_clients_speak_first_is_deferred_under_any_policy)
 	struct server s;
 	struct fdp_master_config cfg = config(1);
 	static const unsigned char defer[1] = {1};
-	char line[256], *st;
-	int lfd, silent, fd;
+	int lfd;
 
 	cfg.listener_defer = defer;
-	quirk = Q_NONE;
-	master_start_keep(&s, cfg, 0, &lfd);
-	CHECK_INT(defer_secs(lfd), ==, 1);
-	silent = tcp_connect(s.addr, NULL);
-	fd = client_say(&s, "alpha\n");
-	CHECK(read_line(fd, line, sizeof(line)) > 0);
+	deferred_start(&s, cfg, &lfd);
 	/* Taken in order, the silent client would have been accepted (and handed) first. */
-	st = server_status(&s);
-	CHECK_INT(status_num(st, "master", "accepted"), ==, 1);
-	free(st);
-	send_all(silent, "beta\n");
-	CHECK(read_line(silent, line, sizeof(line)) > 0);
-	close(silent);
-	close(fd);
-	close(lfd);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
+	silent_client_waits_in_the_kernel(&s, "master", "accepted", 1);
+	deferred_stop(&s, lfd);
 }
 
 /* cfg.reload: every listener to round-robin. */
@@ -996,16 +999,65 @@ TEST(a_reload_that_takes_the_route_policy_away_takes_the_deferral_away)
 	cfg.policy = FDP_POLICY_ROUTE;
 	cfg.route = &first_line;
 	cfg.reload = reload_to_round_robin;
-	quirk = Q_NONE;
-	master_start_keep(&s, cfg, 0, &lfd);
-	CHECK_INT(defer_secs(lfd), ==, 1);
+	deferred_start(&s, cfg, &lfd);
 	CHECK(kill(s.pid, SIGHUP) == 0);
 	server_wait_log(&s, "accepted as clients connect again (TCP_DEFER_ACCEPT off)", 10000);
 	server_wait_log(&s, "reload complete", 10000);
 	CHECK_INT(defer_secs(lfd), ==, 0);
-	close(lfd);
-	CHECK_INT(server_stop(&s), ==, 0);
-	server_free(&s);
+	deferred_stop(&s, lfd);
+}
+
+TEST(a_reload_that_takes_the_route_policy_away_keeps_a_deferral_the_config_asks_for)
+{
+	struct server s;
+	struct fdp_master_config cfg = config(1);
+	static const unsigned char defer[1] = {1};
+	int lfd;
+
+	cfg.policy = FDP_POLICY_ROUTE;
+	cfg.route = &first_line;
+	cfg.listener_defer = defer;
+	cfg.reload = reload_to_round_robin;
+	deferred_start(&s, cfg, &lfd);
+	CHECK(kill(s.pid, SIGHUP) == 0);
+	server_wait_log(&s, "reload complete", 10000);
+	CHECK_INT(defer_secs(lfd), ==, 1);
+	CHECK(strstr(s.log, "TCP_DEFER_ACCEPT off") == NULL);
+	deferred_stop(&s, lfd);
+}
+
+/* cfg.log for the in-process master below: the last warning. */
+static char logged_warn[512];
+
+static void keep_warnings(void *arg, enum fdp_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level == FDP_LOG_WARN)
+		snprintf(logged_warn, sizeof(logged_warn), "%s", msg);
+}
+
+TEST(a_unix_listener_the_config_asks_to_defer_opens_and_says_it_cannot_be)
+{
+	struct fdp_master_config cfg = config(1);
+	static const unsigned char defer[1] = {1};
+	char path[300], addr[310];
+	struct fdp_master *m;
+	int lfd;
+
+	snprintf(path, sizeof(path), "%s/defer.sock", fdp_test_tmpdir());
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	lfd = fdp_listen(addr, 4);
+	CHECK_OK(lfd);
+	cfg.listeners = &lfd;
+	cfg.nlisteners = 1;
+	cfg.listener_defer = defer;
+	cfg.log = keep_warnings;
+	cfg.log_level = FDP_LOG_WARN;
+	logged_warn[0] = '\0';
+	CHECK_OK(fdp_master_open(&m, &cfg));
+	CHECK(strstr(logged_warn, "TCP_DEFER_ACCEPT refused on 1 of 1 socket(s)") != NULL);
+	fdp_master_close(m);
+	unlink(path);
 }
 
 /* A master of this process, with one listener and no control socket; workers as cfg says. */

@@ -532,6 +532,8 @@ TEST(bad_route_options_exit_2_naming_the_option)
 	                   "ftp");
 	expect_usage_error((const char *[]){"--listen", "127.0.0.1:0,defer=yes", NULL},
 	                   "--listen", "defer=on|off");
+	expect_usage_error((const char *[]){"--listen", "unix:/nonexistent/s,defer=on", NULL},
+	                   "--listen", "a TCP address with defer=on");
 }
 
 TEST(help_explains_the_route_options)

@@ -166,6 +166,9 @@ int fdpass_listen_parse(char *arg, struct fdpass_listen_opts *lo)
 		}
 		opt = next;
 	}
+	if (lo->defer && !strncmp(arg, "unix:", 5))
+		return bad("listen", arg, "a TCP address with defer=on (a Unix socket has no "
+		                          "TCP_DEFER_ACCEPT)");
 	return listen_addr(arg);
 }
 

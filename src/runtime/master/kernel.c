@@ -56,7 +56,7 @@ void fdp__kernel_defer(struct fdp_master *m)
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
 		int want = l->defer || (l->policy == FDP_POLICY_ROUTE && fdp__route_defers(m));
-		int secs = want ? FDP__DEFER_S : 0, set = 0;
+		int secs = want ? FDP__DEFER_S : 0, set = 0, err = 0;
 		unsigned n = l->steer ? fdp__steer_slots(l->steer) : 1;
 		char addr[FDP_ADDR_STRLEN] = "?";
 
@@ -65,12 +65,22 @@ void fdp__kernel_defer(struct fdp_master *m)
 		for (unsigned k = 0; k < n; k++) {
 			int fd = l->steer ? fdp__steer_fd(l->steer, k) : l->fd;
 
-			set |= setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0;
+			if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) == 0)
+				set++;
+			else
+				err = errno;
 		}
+		fdp_addr_local(l->fd, addr, sizeof(addr));
+		/* A route listener over Unix is read as it connects; one the config asks to defer
+		 * (or a slot socket that refused) is said so. */
+		if (err && (l->defer || set))
+			fdp__log(m, FDP_LOG_WARN,
+			         "listener %zu %s: TCP_DEFER_ACCEPT refused on %u of %u socket(s): %s; "
+			         "those accept as clients connect",
+			         i, addr, n - (unsigned)set, n, fdp_strerror(-err));
 		if (!set || want == l->deferred)
 			continue;
 		l->deferred = want;
-		fdp_addr_local(l->fd, addr, sizeof(addr));
 		if (want)
 			fdp__log(m, FDP_LOG_INFO,
 			         "listener %zu %s: a client is accepted once its first bytes are in "

@@ -235,10 +235,9 @@ int fdp_master_open(struct fdp_master **out, const struct fdp_master_config *giv
 			fdp__upgrade_untake_steer(m, m->listeners[i].kparts);
 			m->listeners[i].kparts = NULL;
 		}
-	if (err == 0)
-		fdp__kernel_defer(m); /* on the slot sockets too, now that the groups exist */
 	if (err < 0)
 		goto fail;
+	fdp__kernel_defer(m); /* on the slot sockets too, now that the groups exist */
 	err = fdp__control_open(m);
 	if (err < 0)
 		goto fail;
