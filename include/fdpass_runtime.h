@@ -146,8 +146,8 @@ unsigned fdp_worker_index(const struct fdp_worker *w);
 unsigned fdp_worker_generation(const struct fdp_worker *w);
 
 /*
- * Take the next connection: returns its socket (owned by the caller from now on; non-blocking,
- * close-on-exec) and fills *conn. A connection is returned only once its acknowledgement has
+ * Take the next connection: returns its socket (owned by the caller from now on; non-blocking
+ * unless fdp_worker_set_blocking() said otherwise; close-on-exec) and fills *conn. A connection is returned only once its acknowledgement has
  * left for the master (one ACK for every connection read in one call), so it may be read at
  * once: until the master has the ACK it may hand the connection to another worker, whole.
  * Returns -EAGAIN when none can be returned now (none waiting, or their ACK waits for the
@@ -160,6 +160,19 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
  * descriptors or memory there, it returns -EAGAIN and waits for a connection to be done.
  */
 int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn);
+
+/*
+ * Have fdp_worker_accept() return blocking sockets from now on (on non-zero; 0: non-blocking
+ * again, the default), for a worker that serves one connection at a time with blocking reads
+ * and writes, as a classic pre-forked server does. Where a request has not arrived yet when its
+ * connection is taken, a blocking read waits for it in one system call, where a non-blocking
+ * one costs a failed read, a poll and a second read. Sockets the worker accepts itself
+ * (fdp_worker_take_listeners()) come blocking from accept(); a handed one costs two fcntl()
+ * calls. fdp_worker_return() hands a connection back non-blocking, as the master handed it.
+ * The worker's own calls stay non-blocking. A blocking read waits as long as its client makes
+ * it: bound it (SO_RCVTIMEO, SO_SNDTIMEO) so that a silent client cannot hold the worker.
+ */
+void fdp_worker_set_blocking(struct fdp_worker *w, int on);
 
 /*
  * Report connection id finished (the caller closes its socket). Reports are batched: they

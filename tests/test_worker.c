@@ -261,6 +261,70 @@ TEST(a_connection_is_returned_only_once_its_ack_has_been_written)
 	close_pair(&p);
 }
 
+static int nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	CHECK(fl >= 0);
+	return (fl & O_NONBLOCK) != 0;
+}
+
+TEST(set_blocking_decides_whether_the_handed_sockets_accept_returns_are_blocking)
+{
+	struct pair p;
+	struct fdp_conn c;
+	int clients[3], fd;
+
+	open_pair(&p);
+	for (int i = 0; i < 3; i++)
+		clients[i] = send_conn(&p, 10 + (uint64_t)i); /* each handed non-blocking */
+	fd = accept_wait(p.w, &c);
+	CHECK_INT(c.id, ==, 10);
+	CHECK(nonblocking(fd)); /* the default: as the master handed it */
+	close(fd);
+	fdp_worker_set_blocking(p.w, 1);
+	fd = accept_wait(p.w, &c);
+	CHECK_INT(c.id, ==, 11);
+	CHECK(!nonblocking(fd));
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	fdp_worker_set_blocking(p.w, 0);
+	fd = accept_wait(p.w, &c);
+	CHECK_INT(c.id, ==, 12);
+	CHECK(nonblocking(fd));
+	close(fd);
+	for (int i = 0; i < 3; i++)
+		close(clients[i]);
+	close_pair(&p);
+}
+
+TEST(a_connection_a_blocking_worker_returns_goes_back_non_blocking)
+{
+	struct pair p;
+	struct fdp_conn c, meta;
+	int client, fd;
+
+	open_pair(&p);
+	fdp_worker_set_blocking(p.w, 1);
+	client = send_conn(&p, 7);
+	fd = accept_wait(p.w, &c);
+	CHECK(!nonblocking(fd));
+	CHECK_OK(fdp_worker_return(p.w, fd, &c));
+	CHECK_OK(fdp_worker_flush(p.w));
+	master_recv(p.master); /* the ACK first */
+	CHECK_INT(msg.type, ==, FDP_PROTO_ACK);
+	fdp_channel_msg_release(&msg);
+	master_recv(p.master);
+	CHECK_INT(msg.type, ==, FDP_PROTO_RETURN);
+	CHECK_INT(msg.nfds, ==, 1);
+	CHECK_OK(fdp_proto_conn_decode(msg.payload, msg.len, &meta));
+	CHECK_INT(meta.id, ==, 7);
+	CHECK(nonblocking(msg.fds[0])); /* as the next worker expects it */
+	fdp_channel_msg_release(&msg);
+	close(client);
+	close_pair(&p);
+}
+
 TEST(flush_wait_gives_up_at_its_timeout_and_keeps_the_reports)
 {
 	struct pair p;

@@ -222,6 +222,41 @@ TEST(a_worker_accepts_on_the_socket_a_listen_gives_it_and_counts_in_the_state)
 	close_own(&o);
 }
 
+static int nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	CHECK(fl >= 0);
+	return (fl & O_NONBLOCK) != 0;
+}
+
+TEST(set_blocking_decides_whether_the_sockets_a_worker_accepts_itself_are_blocking)
+{
+	struct own o;
+	struct fdp_conn c[3];
+	int cl[3], fd[3];
+
+	open_own(&o);
+	for (int i = 0; i < 3; i++) {
+		fdp_worker_set_blocking(o.w, i == 1);
+		cl[i] = client(&o);
+		fd[i] = accept_wait(o.w, &c[i]);
+		CHECK(fd[i] >= 0);
+		CHECK(c[i].id & FDP_CONN_OWN);
+		CHECK(fcntl(fd[i], F_GETFD) & FD_CLOEXEC);
+	}
+	CHECK(nonblocking(fd[0])); /* the default */
+	CHECK(!nonblocking(fd[1]));
+	CHECK(nonblocking(fd[2])); /* non-blocking again */
+	CHECK(nonblocking(o.lfd)); /* the listening socket stays as the master made it */
+	for (int i = 0; i < 3; i++) {
+		CHECK_OK(fdp_worker_done(o.w, c[i].id));
+		close(fd[i]);
+		close(cl[i]);
+	}
+	close_own(&o);
+}
+
 TEST(a_done_never_takes_a_count_below_zero)
 {
 	struct own o;

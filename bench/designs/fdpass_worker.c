@@ -6,8 +6,10 @@
  * per-connection work, not fdpass's stream echo handler. It takes its slot's own sockets
  * (fdp_worker_take_listeners()): under --dispatch kernel it accepts them itself. It waits in
  * an epoll set of its own that holds the worker's channel and sockets (fdp_worker_watch()),
- * and serves each socket as it comes, non-blocking: the skeleton waits where a read or write
- * would block (seldom: the request is there by the time it is accepted).
+ * and serves each connection as it comes with blocking reads and writes, as the pre-forked
+ * designs do (fdp_worker_set_blocking()): a request that has not arrived when its connection
+ * is accepted (about half of them on loopback) costs one read that waits, not a failed read,
+ * a poll and a second read.
  */
 #include "skeleton.h"
 
@@ -28,6 +30,7 @@ int main(void)
 		fprintf(stderr, "dsg-fdpass-worker: not started by fdpass serve --exec?\n");
 		return 1;
 	}
+	fdp_worker_set_blocking(w, 1);
 	for (;;) {
 		struct epoll_event evs[8];
 		struct fdp_conn c;

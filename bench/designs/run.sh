@@ -38,6 +38,7 @@ ROWS=(
 	"pre-threaded, mutex|{bin}/dsg-prethread-mutex -w {workers} --stats {stats}"
 	"pre-threaded, main accepts|{bin}/dsg-prethread-handoff -w {workers} --stats {stats}"
 	"pre-forked, SO_REUSEPORT|{bin}/dsg-prefork-reuseport -w {workers} --stats {stats}"
+	"pre-forked, SO_REUSEPORT, epoll and channel|{bin}/dsg-prefork-reuseport-epoll -w {workers} --stats {stats}"
 	"pre-forked, passing floor|{bin}/dsg-prefork-pass-floor -w {workers} --stats {stats}"
 	"fdpass serve (echo), round-robin|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy round-robin --control none"
 	"fdpass serve (echo), least-conn|{build}/fdpass serve --listen 127.0.0.1:0 --workers {workers} --handler echo {pass} --policy least-conn --control none"

@@ -9,6 +9,7 @@
 #include "worker_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -120,6 +121,7 @@ struct fdp_worker {
 	int draining, gone;
 	int handback; /* the DRAIN asked for idle connections back (fdp_worker_return()) */
 	int held;     /* msg is a CONN kept after -ENOMEM: the next accept takes it again */
+	int blocking; /* fdp_worker_set_blocking(): the sockets it returns are blocking */
 	struct id_batch acks, dones;
 	struct taken_queue taken;
 	struct fdp_channel_msg msg;
@@ -648,19 +650,33 @@ static void own_conn(struct fdp_worker *w, size_t i, const struct sockaddr_stora
 }
 
 /*
- * accept4() on sock for our own entry home, its slot's open word raised first: a worker
+ * O_NONBLOCK on (on) or off on a connection's socket, where it is not so already. It cannot
+ * fail on a socket we hold; if it did, the socket would stay as it was.
+ */
+static void set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && !(fl & O_NONBLOCK) != !on)
+		(void)fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/*
+ * accept4() on sock for our own entry home (a blocking socket if the worker asked for those),
+ * its slot's open word raised first: a worker
  * stopped or killed between the accept and the count still has the connection counted (in the
  * master's lost, when it dies with it). Lowered again when nothing was accepted.
  */
-static int counted_accept(const struct own_listener *home, int sock,
+static int counted_accept(const struct fdp_worker *w, const struct own_listener *home, int sock,
                           struct sockaddr_storage *peer, socklen_t *len)
 {
 	uint32_t *open = &home->st->open[home->slot];
+	int flags = SOCK_CLOEXEC | (w->blocking ? 0 : SOCK_NONBLOCK);
 	int fd, e;
 
 	__atomic_fetch_add(open, 1, __ATOMIC_RELAXED);
 	do
-		fd = accept4(sock, (struct sockaddr *)peer, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(sock, (struct sockaddr *)peer, len, flags);
 	while (fd < 0 && (errno == ECONNABORTED || errno == EINTR));
 	if (fd < 0) {
 		e = errno;
@@ -696,7 +712,7 @@ static int accept_own(struct fdp_worker *w, struct fdp_conn *conn)
 
 		if (o->fd < 0 || o->steal || !o->ready)
 			continue;
-		fd = counted_accept(o, o->fd, &peer, &len);
+		fd = counted_accept(w, o, o->fd, &peer, &len);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				o->ready = 0;
@@ -773,7 +789,7 @@ static int steal(struct fdp_worker *w, struct fdp_conn *conn, long long now)
 		                   __atomic_load_n(&e->st->open[e->slot], __ATOMIC_RELAXED));
 		if (queued <= 0)
 			continue;
-		fd = counted_accept(&w->own[e->home], e->fd, &peer, &len);
+		fd = counted_accept(w, &w->own[e->home], e->fd, &peer, &len);
 		if (fd < 0) {
 			e->empty_us = now;
 			continue;
@@ -818,6 +834,8 @@ int fdp_worker_return(struct fdp_worker *w, int fd, const struct fdp_conn *conn)
 
 	if (w->gone)
 		return -EPIPE;
+	if (w->blocking)
+		set_nonblock(fd, 1); /* back as the master handed it: the next worker expects that */
 	/* Given, not lent: the channel closes its copy once the message has left. */
 	err = fdp_channel_send(w->ch, FDP_PROTO_RETURN, buf, len, &fd, 1, FDP_CHANNEL_MORE);
 	if (err == 0 && (conn->id & FDP_PROTO_OWN_ID))
@@ -1084,8 +1102,16 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 {
 	int r = accept_one(w, conn);
 
+	/* Ours came from accept4() as asked; a handed one as the master left it. */
+	if (r >= 0 && w->blocking && !(conn->id & FDP_CONN_OWN))
+		set_nonblock(r, 0);
 	sync_events(w);
 	return r;
+}
+
+void fdp_worker_set_blocking(struct fdp_worker *w, int on)
+{
+	w->blocking = on != 0;
 }
 
 int fdp__worker_accept_early(struct fdp_worker *w, struct fdp_conn *conn)
