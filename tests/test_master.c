@@ -980,6 +980,93 @@ TEST(a_listener_whose_clients_speak_first_is_deferred_under_any_policy)
 	deferred_stop(&s, lfd);
 }
 
+/*
+ * A master whose listener the config defers, and a client connected to it that has sent
+ * nothing yet (the kernel holds it until its first bytes): the test keeps no copy of the
+ * listener, so the stop's close is the real one. With secs, the test sets the listener's
+ * deferral to that many seconds instead (as systemd's DeferAcceptSec= would).
+ */
+static int deferred_with_silent_client(struct server *s, int workers, int secs)
+{
+	static const unsigned char defer[1] = {1};
+	struct fdp_master_config cfg = config(workers);
+	int lfd;
+
+	cfg.listener_defer = defer;
+	deferred_start(s, cfg, &lfd);
+	if (secs)
+		CHECK_OK(setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)));
+	close(lfd);
+	return tcp_connect(s->addr, NULL);
+}
+
+TEST(a_stop_waits_for_a_client_of_a_deferred_listener_to_send_and_serves_it)
+{
+	struct server s;
+	char line[256];
+	int silent = deferred_with_silent_client(&s, 2, 0);
+
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "waiting up to 1500 ms for 1 handshake(s) on deferred listeners", 5000);
+	send_all(silent, "late\n");
+	CHECK(read_line(silent, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=", 7) == 0);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	CHECK(strstr(s.log, "sent nothing in") == NULL);
+	close(silent);
+	server_free(&s);
+}
+
+TEST(a_stop_with_no_handshake_held_on_a_deferred_listener_does_not_wait)
+{
+	static const unsigned char defer[1] = {1};
+	struct server s;
+	struct fdp_master_config cfg = config(1);
+	int lfd;
+
+	cfg.listener_defer = defer;
+	deferred_start(&s, cfg, &lfd);
+	close(lfd);
+	CHECK_INT(server_stop(&s), ==, 0);
+	CHECK(strstr(s.log, "draining: stopped accepting") != NULL);
+	CHECK(strstr(s.log, "waiting up to") == NULL);
+	server_free(&s);
+}
+
+TEST(a_client_silent_past_the_stops_wait_is_reset_and_the_stop_goes_on)
+{
+	struct server s;
+	char c;
+	int silent = deferred_with_silent_client(&s, 1, 30);
+
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "waiting up to 1500 ms", 5000);
+	server_wait_log(&s, "1 client(s) connected to a deferred listener sent nothing in 1500 ms",
+	                5000);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	/* Its handshake went with the listener: what it sends now meets a reset. */
+	send_all(silent, "too late\n");
+	fdp_test_wait_readable(silent, 5000);
+	CHECK_INT(read(silent, &c, 1), ==, -1);
+	CHECK_INT(errno, ==, ECONNRESET);
+	close(silent);
+	server_free(&s);
+}
+
+TEST(a_second_stop_during_the_wait_for_a_deferred_client_stops_at_once)
+{
+	struct server s;
+	int silent = deferred_with_silent_client(&s, 1, 0);
+
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "waiting up to 1500 ms", 5000);
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "stopping now: killing every worker", 5000);
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	close(silent);
+	server_free(&s);
+}
+
 /* cfg.reload: every listener to round-robin. */
 static int reload_to_round_robin(void *arg, struct fdp_master_config *next, char *why,
                                  size_t size)

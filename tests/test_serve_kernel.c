@@ -235,6 +235,28 @@ TEST(a_worker_that_accepts_nothing_while_connections_wait_is_killed_as_hung)
 	server_free(&s);
 }
 
+TEST(a_stop_waits_for_the_silent_clients_of_every_deferred_slot_socket_and_serves_them)
+{
+	const char *args[] = {"--workers", "2", "--listen", "127.0.0.1:0,defer=on", NULL};
+	char addr[64];
+	struct server s;
+	int silent[4];
+
+	kernel_start_live(&s, args, 4); /* two listeners of two slots */
+	listener_addr(&s, 1, addr, sizeof(addr)); /* the deferred one */
+	for (int i = 0; i < 4; i++) /* round-robin: two on each slot's socket */
+		silent[i] = tcp_connect(addr, NULL);
+	CHECK_OK(kill(s.pid, SIGTERM));
+	server_wait_log(&s, "waiting up to 1500 ms for 4 handshake(s) on deferred listeners", 5000);
+	for (int i = 0; i < 4; i++) {
+		send_all(silent[i], GET);
+		answer_worker(silent[i], NULL);
+		close(silent[i]);
+	}
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	server_free(&s);
+}
+
 TEST(a_stop_serves_the_connections_waiting_on_every_slots_socket)
 {
 	const char *args[] = {"--workers", "2", NULL};

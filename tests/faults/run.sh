@@ -12,6 +12,7 @@
 #                                                    term soak nofile upgrade-close
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
 #                                                    upgrade-kernel nofile-kernel term-kernel
+#                                                    term-deferred term-kernel-deferred
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -31,7 +32,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel term-deferred term-kernel-deferred"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -95,7 +96,8 @@ start_server() {
 		# The master hands over every connection (the cases count hand-overs) unless a
 		# case asks for kernel dispatch (DISPATCH).
 		# shellcheck disable=SC2086 # DISPATCH is two words
-		exec "$FDPASS" serve --listen 127.0.0.1:0 --control "$CTL" --log-level info \
+		# LISTEN_OPTS: options of the listener (",defer=on").
+		exec "$FDPASS" serve --listen "127.0.0.1:0${LISTEN_OPTS:-}" --control "$CTL" --log-level info \
 			${DISPATCH:---dispatch pass} "$@"
 	) 2>"$SRV_LOG" &
 	SRV=$!
@@ -527,6 +529,11 @@ case_hup_kernel() { kernel_case case_hup_close; }
 case_upgrade_kernel() { kernel_case case_upgrade_close; }
 case_nofile_kernel() { kernel_case case_nofile; }
 case_term_kernel() { kernel_case case_term; }
+# The stop of a deferred listener (--listen ADDR,defer=on): a client connected but not yet sent
+# its request waits in the kernel, not in the accept queue, and the stop lingers for it
+# (docs/RELIABILITY.md, "Deferred listeners at a stop"). The same target as term.
+case_term_deferred() { LISTEN_OPTS=,defer=on case_term; }
+case_term_kernel_deferred() { LISTEN_OPTS=,defer=on kernel_case case_term; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"

@@ -147,7 +147,7 @@ static int count_fds(void)
 
 static void status_text(struct fdp_master *m, struct text *t)
 {
-	const char *state = m->stopping                     ? "stopping"
+	const char *state = fdp__stop_begun(m)              ? "stopping"
 	                    : m->up.pid && !m->up.committed ? "upgrading"
 	                    : m->reloading                  ? "reloading"
 	                                                    : "running";
@@ -358,7 +358,7 @@ static void cmd_metrics(struct fdp_master *m, struct fdp__ctl_client *c, const c
 static void cmd_reload(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)
 {
 	(void)arg;
-	if (m->stopping) {
+	if (fdp__stop_begun(m)) {
 		reply(m, c, "error stopping: the server is stopping, there is nothing to reload\n");
 		return;
 	}
@@ -384,7 +384,7 @@ static void cmd_stop(struct fdp_master *m, struct fdp__ctl_client *c, const char
 		c->waiting = CTL_WAIT_STOP;
 	else
 		reply(m, c, "ok %s\n",
-		      m->stopping ? "stopping now: killing every worker" : "draining");
+		      fdp__stop_begun(m) ? "stopping now: killing every worker" : "draining");
 }
 
 /* upgrade.c: the new master is ready (0), or the upgrade was rolled back (-errno). */
@@ -538,7 +538,7 @@ void fdp__control_timers(struct fdp_master *m, long long now, long long *next)
 			else if (c->deadline < *next)
 				*next = c->deadline;
 		} else if (c->waiting == CTL_WAIT_RELOAD) {
-			if (m->stopping)
+			if (fdp__stop_begun(m))
 				reply(m, c, "error stopping: the server began to stop before the "
 				            "reload was complete\n");
 			else if (m->reloads_refused != c->refused_base)

@@ -92,7 +92,7 @@ int fdp__accept_on(struct fdp_master *m, struct fdp__listener *l, int fd,
  * closed listener's reset. A connection that completes from now on inherits the filter, which
  * only drops the SYNs an established socket never needs. A Unix listener has no such filter.
  */
-static void stop_handshakes(int fd)
+void fdp__stop_handshakes(int fd)
 {
 	enum { TCP_FLAGS = 13, TCP_SYN = 0x02 }; /* the byte of the TCP header with SYN in it */
 	struct sock_filter syn_dropped[] = {
@@ -134,7 +134,7 @@ unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
 	unsigned long total = 0;
 
 	for (unsigned i = 0; i < n; i++) /* every filter first: the waits then serve them all */
-		stop_handshakes(q[i].fd);
+		fdp__stop_handshakes(q[i].fd);
 	for (unsigned first = 0; first < n; first += STOP_SETTLE_POLL)
 		total += settle(m, l, q + first,
 		                n - first < STOP_SETTLE_POLL ? n - first : STOP_SETTLE_POLL);

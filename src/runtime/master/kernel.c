@@ -693,18 +693,27 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
+unsigned fdp__kernel_stop_queues(struct fdp_master *m, struct fdp__listener *l,
+                                 struct fdp__queue *q)
+{
+	unsigned n = 0;
+
+	(void)m;
+	if (shared(l)) /* the other master's workers accept on every one of its sockets */
+		return 0;
+	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++)
+		if (s != 0 || (!l->handed && !l->shared))
+			q[n++] = (struct fdp__queue){fdp__steer_fd(l->steer, s),
+			                             &l->kslots[s].paused_until};
+	return n;
+}
+
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp__queue q[FDP__STEER_MAX_SLOTS];
-	unsigned n = 0;
+	unsigned n = fdp__kernel_stop_queues(m, l, q);
 
-	if (shared(l)) /* the other master's workers accept on every one of its sockets */
-		return 0;
-	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++) {
+	for (unsigned s = 0; l->steer && !shared(l) && s < fdp__steer_slots(l->steer); s++)
 		fdp__steer_slot_out(l->steer, s);
-		if (s == 0 && (l->handed || l->shared))
-			continue;
-		q[n++] = (struct fdp__queue){fdp__steer_fd(l->steer, s), &l->kslots[s].paused_until};
-	}
 	return fdp__accept_closing(m, l, q, n);
 }

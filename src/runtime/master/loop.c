@@ -82,11 +82,11 @@ static unsigned long accept_queued(struct fdp_master *m)
 
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
-		struct fdp__queue q = {l->fd, &l->paused_until};
+		struct fdp__queue q;
 
 		if (l->steer)
 			total += fdp__kernel_accept_queued(m, l);
-		else if (l->fd >= 0 && !l->handed && !l->shared) /* handed: the new master has it */
+		else if (fdp__stop_queues(m, l, &q)) /* handed: the new master has it */
 			total += fdp__accept_closing(m, l, &q, 1);
 	}
 	return total;
@@ -336,13 +336,23 @@ static void upgrade_signal(struct fdp_master *m)
 		         fdp_strerror(err));
 }
 
-/* SIGTERM, SIGINT or a control client's stop: a drain, and a second one stops at once. */
+/*
+ * SIGTERM, SIGINT or a control client's stop: a drain (after a linger for the handshakes a
+ * deferred listener holds, linger.c), and a second one stops at once.
+ */
 static void begin_stop(struct fdp_master *m)
 {
-	if (m->stopping)
-		fdp__stop_now(m);
-	else
+	if (m->linger == 1) {
+		m->linger = 2;
 		stop_serving(m, 0);
+		fdp__stop_now(m);
+	} else if (m->stopping) {
+		fdp__stop_now(m);
+	} else {
+		fdp__upgrade_cancel(m); /* a new master not ready yet goes with this one */
+		if (!fdp__linger_begin(m))
+			stop_serving(m, 0);
+	}
 }
 
 static void handle_signals(struct fdp_master *m)
@@ -368,7 +378,7 @@ static void handle_signals(struct fdp_master *m)
 			continue;
 		}
 		if (si.ssi_signo == SIGHUP) {
-			if (!m->stopping)
+			if (!fdp__stop_begun(m))
 				fdp__reconfigure(m);
 			continue;
 		}
@@ -566,6 +576,7 @@ int fdp_master_run(struct fdp_master *m)
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
 
+		fdp__linger_timers(m, now, &next);
 		tick(m, now, &next);
 		fdp__supervise_timers(m, now, &next);
 		fdp__recycle_timers(m, now, &next);
@@ -587,6 +598,8 @@ int fdp_master_run(struct fdp_master *m)
 			m->want_stop = 0;
 			begin_stop(m);
 		}
+		if (fdp__linger_over(m)) /* where a stop begins: what it hands leaves below */
+			stop_serving(m, 0);
 		fdp__conns_dispatch_pending(m);
 		fdp__conns_dispatch_held(m);
 		/* Hand-overs only flag a failed channel: its worker is settled before a drain. */
@@ -597,7 +610,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__supervise_flagged(m);
 		fdp__upgrade_forward(m);
 		fdp__free_dead(m);
-		if (m->reload_due && !m->stopping) { /* one asked for during the last reload */
+		if (m->reload_due && !fdp__stop_begun(m)) { /* one asked for during the last reload */
 			m->reload_due = 0;
 			fdp__reconfigure(m);
 		}

@@ -10,6 +10,8 @@
  *   metrics.c       the metrics: Prometheus's text format, served over HTTP (--metrics)
  *   recycle.c       replacing workers past their connections or lifetime (successor first)
  *   orphans.c       as PID 1 (or reap_all): reaping the children that are not workers
+ *   linger.c        a stop with a deferred listener: serving on while the kernel holds its
+ *                   clients' handshakes, before the listeners close
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
@@ -349,6 +351,8 @@ struct fdp_master {
 	unsigned rr_cursor;
 	uint64_t conn_cap; /* max_conns_per_worker, or what the descriptor limit allows */
 	int stopping;      /* 1: draining, 2: stopping at once */
+	int linger;        /* a stop waits for deferred handshakes (linger.c): 1 while, 2 after */
+	long long linger_until, linger_look; /* its end at the latest; its next look (linger.c) */
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
@@ -491,6 +495,10 @@ int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_mast
  * Returns how many.
  */
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l);
+struct fdp__queue; /* dispatch.c's, below */
+/* The slot sockets of l a stop takes from, into q (room for FDP__STEER_MAX_SLOTS): how many. */
+unsigned fdp__kernel_stop_queues(struct fdp_master *m, struct fdp__listener *l,
+                                 struct fdp__queue *q);
 
 /* dispatch.c */
 /* Accept a batch from l into conns.c (or the route policy); returns how many. */
@@ -510,6 +518,27 @@ struct fdp__queue {
  */
 unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
                                   const struct fdp__queue *q, unsigned n);
+/* A TCP listener that starts no more handshakes (a socket filter drops SYNs); see dispatch.c. */
+void fdp__stop_handshakes(int fd);
+
+/* linger.c */
+/* The sockets of l a stop takes from (a steered group's slots, or l's own), into q: how many. */
+unsigned fdp__stop_queues(struct fdp_master *m, struct fdp__listener *l, struct fdp__queue *q);
+/*
+ * A stop asked for: where a deferred listener's port has handshakes the kernel holds, refuse
+ * new ones on every listener, tell the program STOPPING and return 1: the server goes on
+ * serving until fdp__linger_over(). 0: stop at once (nothing deferred, or nothing held).
+ */
+int fdp__linger_begin(struct fdp_master *m);
+/* When the loop must wake for the linger's next look, or its end. */
+void fdp__linger_timers(struct fdp_master *m, long long now, long long *next);
+/* 1 once the linger is over (nothing held any more, or its time is up): stop now. */
+int fdp__linger_over(struct fdp_master *m);
+/* A stop was asked for: lingering, draining or stopping at once. */
+static inline int fdp__stop_begun(const struct fdp_master *m)
+{
+	return m->stopping || m->linger;
+}
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);

@@ -229,7 +229,7 @@ static void per_slot_now(struct text *t, const struct fdp_master *m, const char 
 static void render_master(struct text *t, const struct fdp_master *m)
 {
 	static const char *const states[] = {"running", "reloading", "stopping"};
-	int state = m->stopping ? 2 : m->reloading ? 1 : 0;
+	int state = fdp__stop_begun(m) ? 2 : m->reloading ? 1 : 0;
 	unsigned ready = 0;
 
 	for (unsigned i = 0; i < m->cfg.workers; i++)

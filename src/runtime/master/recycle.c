@@ -99,7 +99,7 @@ static void recycle_slot(struct fdp_master *m, unsigned i, long long now, long l
 
 void fdp__recycle_timers(struct fdp_master *m, long long now, long long *next)
 {
-	if ((!m->cfg.recycle_conns && !m->cfg.recycle_ms) || m->stopping)
+	if ((!m->cfg.recycle_conns && !m->cfg.recycle_ms) || fdp__stop_begun(m))
 		return;
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		recycle_slot(m, i, now, next);

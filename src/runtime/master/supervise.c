@@ -469,7 +469,8 @@ void fdp__start_drain(struct fdp_master *m)
 
 	if (!m->stopping) {
 		m->stopping = 1;
-		fdp__event(m, FDP_MASTER_STOPPING);
+		if (!m->linger) /* a linger told it already (linger.c) */
+			fdp__event(m, FDP_MASTER_STOPPING);
 	}
 	for (struct fdp__proc *p = m->procs; p; p = p->next, n++)
 		drain_proc(m, p);
@@ -581,7 +582,7 @@ void fdp__reload_check(struct fdp_master *m)
 		         m->reload_failed, m->cfg.workers);
 	else
 		fdp__log(m, FDP_LOG_INFO, "reload complete: every worker replaced");
-	if (m->reload_again && !m->stopping) {
+	if (m->reload_again && !fdp__stop_begun(m)) {
 		/* The loop runs it (fdp__reconfigure()): the configuration is read again first. */
 		m->reload_again = 0;
 		m->reload_due = 1;

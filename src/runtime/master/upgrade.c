@@ -676,7 +676,7 @@ int fdp__upgrade_start(struct fdp_master *m, void (*cb)(struct fdp_master *, voi
 		return -ENOTSUP;
 	if (m->up.pid || m->up.from_sock >= 0)
 		return -EBUSY; /* one at a time; and a new master first finishes taking over */
-	if (m->stopping)
+	if (fdp__stop_begun(m))
 		return -ESHUTDOWN;
 	envp = upgrade_env(m);
 	if (!envp)
