@@ -341,7 +341,9 @@ enum fdp_master_event {
 	FDP_MASTER_READY,
 	/* A reload begins (SIGHUP), or one more is queued behind the one running. */
 	FDP_MASTER_RELOADING,
-	/* A stop begins (SIGTERM, SIGINT, a stop command): listeners close, workers drain. Once */
+	/* A stop begins (SIGTERM, SIGINT, a stop command): listeners close, workers drain (with a
+	 * deferred listener, up to 1.5 s later: the master first serves on for the clients the
+	 * kernel holds, docs/RELIABILITY.md). Once */
 	FDP_MASTER_STOPPING,
 	/* Every tick_ms while the event loop runs (a service manager's watchdog, a status). */
 	FDP_MASTER_TICK,

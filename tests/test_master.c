@@ -982,20 +982,20 @@ TEST(a_listener_whose_clients_speak_first_is_deferred_under_any_policy)
 
 /*
  * A master whose listener the config defers, and a client connected to it that has sent
- * nothing yet (the kernel holds it until its first bytes): the test keeps no copy of the
- * listener, so the stop's close is the real one. With secs, the test sets the listener's
- * deferral to that many seconds instead (as systemd's DeferAcceptSec= would).
+ * nothing yet, which the kernel holds until its first bytes: the test sets the deferral to
+ * 30 s (as systemd's DeferAcceptSec= could), so that the kernel does not hand it over by
+ * itself after 1 s, however slow the test runs. The test keeps no copy of the listener, so the
+ * stop's close is the real one.
  */
-static int deferred_with_silent_client(struct server *s, int workers, int secs)
+static int deferred_with_silent_client(struct server *s, int workers)
 {
 	static const unsigned char defer[1] = {1};
 	struct fdp_master_config cfg = config(workers);
-	int lfd;
+	int lfd, secs = 30;
 
 	cfg.listener_defer = defer;
 	deferred_start(s, cfg, &lfd);
-	if (secs)
-		CHECK_OK(setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)));
+	CHECK_OK(setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)));
 	close(lfd);
 	return tcp_connect(s->addr, NULL);
 }
@@ -1004,7 +1004,7 @@ TEST(a_stop_waits_for_a_client_of_a_deferred_listener_to_send_and_serves_it)
 {
 	struct server s;
 	char line[256];
-	int silent = deferred_with_silent_client(&s, 2, 0);
+	int silent = deferred_with_silent_client(&s, 2);
 
 	kill(s.pid, SIGTERM);
 	server_wait_log(&s, "waiting up to 1500 ms for 1 handshake(s) on deferred listeners", 5000);
@@ -1037,7 +1037,7 @@ TEST(a_client_silent_past_the_stops_wait_is_reset_and_the_stop_goes_on)
 {
 	struct server s;
 	char c;
-	int silent = deferred_with_silent_client(&s, 1, 30);
+	int silent = deferred_with_silent_client(&s, 1);
 
 	kill(s.pid, SIGTERM);
 	server_wait_log(&s, "waiting up to 1500 ms", 5000);
@@ -1056,13 +1056,15 @@ TEST(a_client_silent_past_the_stops_wait_is_reset_and_the_stop_goes_on)
 TEST(a_second_stop_during_the_wait_for_a_deferred_client_stops_at_once)
 {
 	struct server s;
-	int silent = deferred_with_silent_client(&s, 1, 0);
+	int silent = deferred_with_silent_client(&s, 1);
 
 	kill(s.pid, SIGTERM);
 	server_wait_log(&s, "waiting up to 1500 ms", 5000);
 	kill(s.pid, SIGTERM);
 	server_wait_log(&s, "stopping now: killing every worker", 5000);
 	CHECK_INT(server_wait_exit(&s), ==, 0);
+	/* The wait was cut short: it never came to its end, where it gives up on the client. */
+	CHECK(strstr(s.log, "sent nothing in") == NULL);
 	close(silent);
 	server_free(&s);
 }

@@ -5,6 +5,9 @@
  */
 #include "test_master_util.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 /* A worker that closes every connection it gets, and exits when drained or orphaned. */
 static int plain_worker(struct fdp_worker *w, void *arg)
 {
@@ -93,6 +96,29 @@ TEST(stopping_comes_once_even_when_a_second_signal_stops_at_once)
 	kill(s.pid, SIGTERM);
 	CHECK_INT(server_wait_exit(&s), ==, 0);
 	CHECK_INT(count(s.log, "event STOPPING"), ==, 1);
+	server_free(&s);
+}
+
+TEST(stopping_comes_once_and_says_so_when_a_deferred_listener_makes_the_stop_wait)
+{
+	static const unsigned char defer[1] = {1};
+	struct fdp_master_config cfg = events_config(0);
+	struct server s;
+	const char *line;
+	int lfd, silent, secs = 30; /* the kernel holds the silent client past the wait */
+
+	cfg.listener_defer = defer;
+	master_start_keep(&s, cfg, 0, &lfd);
+	CHECK_OK(setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)));
+	close(lfd);
+	silent = tcp_connect(s.addr, NULL);
+	kill(s.pid, SIGTERM);
+	line = server_wait_log(&s, "event STOPPING", 10000);
+	CHECK(strstr(line, "stopping=1") != NULL);
+	server_wait_log(&s, "waiting up to 1500 ms", 5000); /* it came at the wait's start */
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	CHECK_INT(count(s.log, "event STOPPING"), ==, 1);
+	close(silent);
 	server_free(&s);
 }
 

@@ -398,11 +398,12 @@ static void upgrade_done(struct fdp_master *m, void *arg, int result)
 		reply(m, c, "ok upgraded: new master pid %d; this one (pid %d) drains and exits\n",
 		      (int)m->up.pid, (int)getpid());
 	else
-		reply(m, c, "error upgrade: %s; this master serves on (see the server's log)\n",
+		reply(m, c, "error upgrade: %s%s (see the server's log)\n",
 		      result == -ETIMEDOUT   ? "the new master was not ready in time"
 		      : result == -ECHILD    ? "the new master exited before it was ready"
 		      : result == -ECANCELED ? "this master is stopping"
-		                             : fdp_strerror(result));
+		                             : fdp_strerror(result),
+		      result == -ECANCELED ? "" : "; this master serves on");
 }
 
 static void cmd_upgrade(struct fdp_master *m, struct fdp__ctl_client *c, const char *arg)

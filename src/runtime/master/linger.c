@@ -58,7 +58,7 @@ static int handshakes_in(int family, uint16_t port)
 	} req;
 	struct timeval tv = {0, 100 * 1000}; /* the dump answers at once; never hang the master */
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-	uint32_t buf[2048]; /* aligned for nlmsghdr */
+	static uint32_t buf[8192]; /* 32 KiB, aligned for nlmsghdr; the master has one thread */
 	int fd, n = 0, done = 0;
 
 	memset(&req, 0, sizeof(req));
@@ -79,28 +79,33 @@ static int handshakes_in(int family, uint16_t port)
 		return n;
 	}
 	while (!done) {
-		ssize_t got = recv(fd, buf, sizeof(buf), 0);
+		ssize_t got = recv(fd, buf, sizeof(buf), MSG_TRUNC);
 		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-		size_t left = got > 0 ? (size_t)got : 0;
+		int left = (int)got;
 
-		if (got <= 0) {
+		if (got <= 0 || got > (ssize_t)sizeof(buf)) { /* an error, or a reply cut short */
 			n = got < 0 ? -errno : -EPROTO;
 			break;
 		}
 		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			if (h->nlmsg_type == NLMSG_DONE) {
-				done = 1;
-				break;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
+			/* The end, or an error: DONE carries the dump's status, ERROR a failure. */
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				const int *status = NLMSG_DATA(h);
+				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? *status : 0;
 
-				n = e->error < 0 ? e->error : -EPROTO;
+				if (h->nlmsg_type == NLMSG_ERROR && err == 0)
+					err = -EPROTO; /* an acknowledgement, which a dump never sends */
+				if (err < 0)
+					n = err;
 				done = 1;
 				break;
 			}
 			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
 				n++;
+		}
+		if (!done && left != 0) { /* a message not whole */
+			n = -EPROTO;
+			break;
 		}
 	}
 	close(fd);
@@ -109,27 +114,23 @@ static int handshakes_in(int family, uint16_t port)
 
 /*
  * Handshakes the kernel holds for fd's port, a TCP listener's: those waiting for the client's
- * ACK, and on a deferred listener those waiting for its first bytes. Counted by port (another
- * address on the same port counts too); an IPv6 listener counts its IPv4 clients as well.
+ * ACK, and on a deferred listener those waiting for its first bytes. A request socket has its
+ * listener's family (an IPv6 listener's IPv4 clients too), so one family is asked. Counted by
+ * port: another listener of the family on the same port, on another address, counts too.
  * -errno when the kernel cannot be asked.
  */
 static int handshakes(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	uint16_t port;
-	int n, v4;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -errno;
 	if (ss.ss_family == AF_INET)
 		return handshakes_in(AF_INET, ((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family != AF_INET6)
-		return 0;
-	port = ((struct sockaddr_in6 *)&ss)->sin6_port;
-	n = handshakes_in(AF_INET6, port);
-	v4 = handshakes_in(AF_INET, port);
-	return n < 0 ? n : v4 < 0 ? v4 : n + v4;
+	if (ss.ss_family == AF_INET6)
+		return handshakes_in(AF_INET6, ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
 }
 
 /* What the kernel holds for the deferred listeners: a count, or -1 when it could not say. */
@@ -176,6 +177,7 @@ int fdp__linger_begin(struct fdp_master *m)
 	if (n == 0)
 		return 0;
 	m->linger = 1;
+	m->linger_blind = n < 0;
 	m->linger_look = fdp__now_ms() + LINGER_LOOK_MS;
 	m->linger_until = m->linger_look - LINGER_LOOK_MS + LINGER_MS;
 	fdp__event(m, FDP_MASTER_STOPPING);
@@ -188,7 +190,7 @@ int fdp__linger_begin(struct fdp_master *m)
 		fdp__log(m, FDP_LOG_INFO,
 		         "stopping: new clients refused; waiting %d ms for clients connected to "
 		         "deferred listeners to send their first bytes (the kernel cannot say how "
-		         "many there are)",
+		         "many there are: no sock_diag)",
 		         LINGER_MS);
 	return 1;
 }
@@ -211,12 +213,16 @@ int fdp__linger_over(struct fdp_master *m)
 		return 0;
 	m->linger_look = now + LINGER_LOOK_MS;
 	if (now < m->linger_until) {
+		if (m->linger_blind)
+			return 0;
 		n = held(m);
+		if (n < 0)
+			m->linger_blind = 1; /* no use asking again: the linger is waited out */
 		if (n != 0)
 			return 0;
 	}
 	m->linger = 2;
-	if (n != 0 && (n = held(m)) > 0)
+	if (n != 0 && !m->linger_blind && (n = held(m)) > 0)
 		fdp__log(m, FDP_LOG_WARN,
 		         "stopping: %d client(s) connected to a deferred listener sent nothing in %d "
 		         "ms; closing the listeners resets them",

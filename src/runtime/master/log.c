@@ -77,7 +77,7 @@ void fdp__event(struct fdp_master *m, enum fdp_master_event ev)
 	                               .workers = m->cfg.workers,
 	                               .reload_failed = m->reload_failed,
 	                               .reloading = m->reloading,
-	                               .stopping = m->stopping != 0,
+	                               .stopping = fdp__stop_begun(m),
 	                               .accepted = m->conns.accepted};
 
 	if (!m->cfg.event || m->in_child)

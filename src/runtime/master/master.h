@@ -353,6 +353,7 @@ struct fdp_master {
 	int stopping;      /* 1: draining, 2: stopping at once */
 	int linger;        /* a stop waits for deferred handshakes (linger.c): 1 while, 2 after */
 	long long linger_until, linger_look; /* its end at the latest; its next look (linger.c) */
+	int linger_blind; /* the kernel could not be asked: the linger is waited out */
 	int ready_logged, reloading;
 	int reload_again;        /* a SIGHUP came during the reload: another follows it */
 	int reload_due;          /* that one: the loop runs it (fdp__reconfigure()) */
@@ -525,9 +526,10 @@ void fdp__stop_handshakes(int fd);
 /* The sockets of l a stop takes from (a steered group's slots, or l's own), into q: how many. */
 unsigned fdp__stop_queues(struct fdp_master *m, struct fdp__listener *l, struct fdp__queue *q);
 /*
- * A stop asked for: where a deferred listener's port has handshakes the kernel holds, refuse
- * new ones on every listener, tell the program STOPPING and return 1: the server goes on
- * serving until fdp__linger_over(). 0: stop at once (nothing deferred, or nothing held).
+ * A stop asked for: where some listener is deferred, refuse new handshakes on every listener;
+ * then where the kernel holds handshakes for a deferred listener's port (or cannot say), tell
+ * the program STOPPING and return 1: the server goes on serving until fdp__linger_over().
+ * 0: stop at once (nothing deferred, or nothing held).
  */
 int fdp__linger_begin(struct fdp_master *m);
 /* When the loop must wake for the linger's next look, or its end. */

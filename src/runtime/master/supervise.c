@@ -266,7 +266,8 @@ static void log_all_ready(struct fdp_master *m)
 	}
 	m->ready_logged = 1;
 	fdp__log(m, FDP_LOG_INFO, "ready: %u workers, pid %d", m->cfg.workers, (int)getpid());
-	fdp__event(m, FDP_MASTER_READY);
+	if (!fdp__stop_begun(m)) /* no READY after STOPPING (a linger serves on: linger.c) */
+		fdp__event(m, FDP_MASTER_READY);
 }
 
 /*
@@ -589,7 +590,7 @@ void fdp__reload_check(struct fdp_master *m)
 		m->reload_chained = 1; /* its RELOADING was told when it was queued */
 		return;
 	}
-	if (m->ready_logged)
+	if (m->ready_logged && !fdp__stop_begun(m))
 		fdp__event(m, FDP_MASTER_READY);
 }
 

@@ -660,7 +660,7 @@ static void roll_back(struct fdp_master *m, int err, int status, const char *why
 	/* Its steering program had replaced ours on the shared reuseport groups. */
 	fdp__kernel_reattach(m);
 	fdp__log(m, FDP_LOG_WARN, "upgrade failed: new master pid %d %s%s%s", (int)pid, why, how,
-	         m->stopping ? "" : "; this master serves on");
+	         fdp__stop_begun(m) || err == -ECANCELED ? "" : "; this master serves on");
 	done(m, err);
 }
 

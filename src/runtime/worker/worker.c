@@ -830,14 +830,19 @@ int fdp_worker_return(struct fdp_worker *w, int fd, const struct fdp_conn *conn)
 	size_t len = fdp_proto_conn_encode(buf, conn->id, conn->listener, conn->tag, &conn->peer,
 	                                   conn->peer_len);
 
-	int err;
+	int err, fl;
 
 	if (w->gone)
 		return -EPIPE;
-	if (w->blocking)
-		set_nonblock(fd, 1); /* back as the master handed it: the next worker expects that */
+	/* Back as the master handed it, whatever the caller made of it: the next worker takes it
+	 * non-blocking. A return that fails leaves the socket to the caller as it was. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	/* Given, not lent: the channel closes its copy once the message has left. */
 	err = fdp_channel_send(w->ch, FDP_PROTO_RETURN, buf, len, &fd, 1, FDP_CHANNEL_MORE);
+	if (err < 0 && fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl);
 	if (err == 0 && (conn->id & FDP_PROTO_OWN_ID))
 		own_done(w, conn->id); /* the master's from now on */
 	sync_events(w);
