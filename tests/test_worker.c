@@ -261,14 +261,6 @@ TEST(a_connection_is_returned_only_once_its_ack_has_been_written)
 	close_pair(&p);
 }
 
-static int nonblocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	CHECK(fl >= 0);
-	return (fl & O_NONBLOCK) != 0;
-}
-
 TEST(set_blocking_decides_whether_the_handed_sockets_accept_returns_are_blocking)
 {
 	struct pair p;

@@ -222,14 +222,6 @@ TEST(a_worker_accepts_on_the_socket_a_listen_gives_it_and_counts_in_the_state)
 	close_own(&o);
 }
 
-static int nonblocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	CHECK(fl >= 0);
-	return (fl & O_NONBLOCK) != 0;
-}
-
 TEST(set_blocking_decides_whether_the_sockets_a_worker_accepts_itself_are_blocking)
 {
 	struct own o;

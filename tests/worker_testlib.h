@@ -64,6 +64,15 @@ static inline void master_read_all(struct fdp_channel *ch)
 	} while (poll(&p, 1, 0) == 1);
 }
 
+/* Is fd's O_NONBLOCK set? */
+static inline int nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	CHECK(fl >= 0);
+	return (fl & O_NONBLOCK) != 0;
+}
+
 /*
  * Hand the worker one end of a fresh socketpair as connection id, with protocol tag; returns
  * the client's end. With keep, *keep gets a copy of the handed-over end, as the master keeps

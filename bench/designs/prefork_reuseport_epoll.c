@@ -10,8 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -84,20 +82,7 @@ static void child(struct dsg_server *s, int index)
 int main(int argc, char **argv)
 {
 	struct dsg_server s;
-	int err;
 
 	dsg_init(&s, argc, argv, "prefork-reuseport-epoll", DSG_POOL | DSG_NO_LISTENER);
-	err = dsg_listen_each(&s, listeners);
-	if (err < 0) {
-		fprintf(stderr, "dsg-prefork-reuseport-epoll: listen: %s\n", strerror(-err));
-		return 1;
-	}
-	for (int i = 0; i < s.workers; i++)
-		if (dsg_spawn_channel(&s, child, i, &chans[i]) < 0)
-			return dsg_finish(&s) | 1;
-	for (int i = 0; i < s.workers; i++)
-		close(listeners[i]);
-	dsg_ready(&s);
-	dsg_wait_stop();
-	return dsg_finish(&s);
+	return dsg_main_each(&s, listeners, chans, child);
 }

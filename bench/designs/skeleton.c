@@ -356,6 +356,27 @@ pid_t dsg_spawn(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int 
 	_exit(0);
 }
 
+int dsg_main_each(struct dsg_server *s, int *listeners, int *chans,
+                  void (*child)(struct dsg_server *, int))
+{
+	int err = dsg_listen_each(s, listeners);
+
+	if (err < 0) {
+		fprintf(stderr, "dsg-%s: listen: %s\n", s->name, strerror(-err));
+		return 1;
+	}
+	for (int i = 0; i < s->workers; i++) {
+		err = chans ? dsg_spawn_channel(s, child, i, &chans[i]) : (int)dsg_spawn(s, child, i);
+		if (err < 0)
+			return dsg_finish(s) | 1;
+	}
+	for (int i = 0; i < s->workers; i++)
+		close(listeners[i]);
+	dsg_ready(s);
+	dsg_wait_stop();
+	return dsg_finish(s);
+}
+
 /*
  * A short sleep in a loop rather than sigsuspend(): in a threaded design the signal may be
  * delivered to any thread, and then only the flag tells the main thread it came.

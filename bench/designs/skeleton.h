@@ -91,6 +91,16 @@ pid_t dsg_spawn(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int 
 int dsg_spawn_channel(struct dsg_server *s, void (*fn)(struct dsg_server *, int), int index,
                       int *chan);
 
+/*
+ * The main of a design whose children each accept on a socket of their own: one SO_REUSEPORT
+ * listener per worker into listeners[] (dsg_listen_each()), a child per worker running
+ * child(s, index) (with a channel to the parent in chans[index] when chans is not NULL:
+ * dsg_spawn_channel()), the parent's copies of the listeners closed (they would only keep
+ * dead children's queues open), ready, then the stop. Returns main()'s exit status.
+ */
+int dsg_main_each(struct dsg_server *s, int *listeners, int *chans,
+                  void (*child)(struct dsg_server *, int));
+
 /* Sleep until SIGTERM or SIGINT. */
 void dsg_wait_stop(void);
 
