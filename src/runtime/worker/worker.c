@@ -650,22 +650,22 @@ static void own_conn(struct fdp_worker *w, size_t i, const struct sockaddr_stora
 }
 
 /*
- * O_NONBLOCK on (on) or off on a connection's socket, where it is not so already. It cannot
- * fail on a socket we hold; if it did, the socket would stay as it was.
+ * A handed connection's socket made blocking (fdp_worker_set_blocking()). It cannot fail on a
+ * socket we hold; if it did, the socket would stay as it was.
  */
-static void set_nonblock(int fd, int on)
+static void clear_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 
-	if (fl >= 0 && !(fl & O_NONBLOCK) != !on)
-		(void)fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
 /*
  * accept4() on sock for our own entry home (a blocking socket if the worker asked for those),
- * its slot's open word raised first: a worker
- * stopped or killed between the accept and the count still has the connection counted (in the
- * master's lost, when it dies with it). Lowered again when nothing was accepted.
+ * its slot's open word raised first: a worker stopped or killed between the accept and the
+ * count still has the connection counted (in the master's lost, when it dies with it).
+ * Lowered again when nothing was accepted.
  */
 static int counted_accept(const struct fdp_worker *w, const struct own_listener *home, int sock,
                           struct sockaddr_storage *peer, socklen_t *len)
@@ -1109,7 +1109,7 @@ int fdp_worker_accept(struct fdp_worker *w, struct fdp_conn *conn)
 
 	/* Ours came from accept4() as asked; a handed one as the master left it. */
 	if (r >= 0 && w->blocking && !(conn->id & FDP_CONN_OWN))
-		set_nonblock(r, 0);
+		clear_nonblock(r);
 	sync_events(w);
 	return r;
 }
