@@ -80,16 +80,20 @@ static int handshakes_in(int family, uint16_t port)
 	}
 	while (!done) {
 		ssize_t got = recv(fd, buf, sizeof(buf), MSG_TRUNC);
-		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-		int left = (int)got;
+		size_t off = 0;
 
 		if (got <= 0 || got > (ssize_t)sizeof(buf)) { /* an error, or a reply cut short */
 			n = got < 0 ? -errno : -EPROTO;
 			break;
 		}
-		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			/* The end, or an error: DONE carries the dump's status, ERROR a failure. */
-			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+		while (!done && off + sizeof(struct nlmsghdr) <= (size_t)got) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)((const char *)buf + off);
+
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)got - off) {
+				n = -EPROTO; /* a message not whole */
+				done = 1;
+			} else if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				/* The end: DONE carries the dump's status, ERROR a failure. */
 				const int *status = NLMSG_DATA(h);
 				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? *status : 0;
 
@@ -98,12 +102,12 @@ static int handshakes_in(int family, uint16_t port)
 				if (err < 0)
 					n = err;
 				done = 1;
-				break;
-			}
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+			} else if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
 				n++;
+			}
+			off += NLMSG_ALIGN(h->nlmsg_len);
 		}
-		if (!done && left != 0) { /* a message not whole */
+		if (!done && off < (size_t)got) { /* a header cut short */
 			n = -EPROTO;
 			break;
 		}
