@@ -147,9 +147,10 @@ unsigned fdp_worker_generation(const struct fdp_worker *w);
 
 /*
  * Take the next connection: returns its socket (owned by the caller from now on; non-blocking
- * unless fdp_worker_set_blocking() said otherwise; close-on-exec) and fills *conn. A connection is returned only once its acknowledgement has
- * left for the master (one ACK for every connection read in one call), so it may be read at
- * once: until the master has the ACK it may hand the connection to another worker, whole.
+ * unless fdp_worker_set_blocking() said otherwise; close-on-exec) and fills *conn. A
+ * connection is returned only once its acknowledgement has left for the master (one ACK for
+ * every connection read in one call), so it may be read at once: until the master has the ACK
+ * it may hand the connection to another worker, whole.
  * Returns -EAGAIN when none can be returned now (none waiting, or their ACK waits for the
  * channel to become writable: see fdp_worker_wants_write(); reports are flushed too),
  * -ESHUTDOWN once the master asked this worker to drain and none is left (finish the
