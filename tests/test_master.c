@@ -7,10 +7,16 @@
 #include "proto.h"
 #include "worker_internal.h"
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 /* What the test's workers do out of the ordinary; set before master_start(). */
 enum quirk {
@@ -1011,9 +1017,9 @@ TEST(a_stop_waits_for_a_client_of_a_deferred_listener_to_send_and_serves_it)
 	send_all(silent, "late\n");
 	CHECK(read_line(silent, line, sizeof(line)) > 0);
 	CHECK(strncmp(line, "worker=", 7) == 0);
+	close(silent); /* its worker, done, can drain */
 	CHECK_INT(server_wait_exit(&s), ==, 0);
 	CHECK(strstr(s.log, "sent nothing in") == NULL);
-	close(silent);
 	server_free(&s);
 }
 
@@ -1051,6 +1057,63 @@ TEST(a_client_silent_past_the_stops_wait_is_reset_and_the_stop_goes_on)
 	CHECK_INT(errno, ==, ECONNRESET);
 	close(silent);
 	server_free(&s);
+}
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef TEST_AUDIT_ARCH
+/* In the master's process: socket(AF_NETLINK, ...) fails (EAFNOSUPPORT), as under a seccomp
+ * policy or systemd's RestrictAddressFamilies= without it, so sock_diag cannot be asked. */
+static void no_netlink(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		_exit(97);
+}
+#endif
+
+TEST(a_stop_that_cannot_ask_the_kernel_waits_out_the_whole_wait_and_serves_on)
+{
+#ifdef TEST_AUDIT_ARCH
+	struct server s;
+	char line[256];
+	long long asked;
+	int silent;
+
+	master_child_setup = no_netlink;
+	silent = deferred_with_silent_client(&s, 1);
+	master_child_setup = NULL;
+	asked = test_now_ms();
+	kill(s.pid, SIGTERM);
+	server_wait_log(&s, "waiting 1500 ms for clients connected to deferred listeners", 5000);
+	CHECK(strstr(s.log, "no sock_diag") != NULL);
+	send_all(silent, "late\n");
+	CHECK(read_line(silent, line, sizeof(line)) > 0);
+	CHECK(strncmp(line, "worker=", 7) == 0);
+	close(silent); /* its worker, done, can drain */
+	CHECK_INT(server_wait_exit(&s), ==, 0);
+	/* Not told when its client was in, it waited the whole time. */
+	CHECK_INT(test_now_ms() - asked, >=, 1500);
+	server_free(&s);
+#else
+	fdp_test_skip("no seccomp filter written for this architecture");
+#endif
 }
 
 TEST(a_second_stop_during_the_wait_for_a_deferred_client_stops_at_once)

@@ -693,12 +693,10 @@ void fdp__kernel_reattach(struct fdp_master *m)
 			         i);
 }
 
-unsigned fdp__kernel_stop_queues(struct fdp_master *m, struct fdp__listener *l,
-                                 struct fdp__queue *q)
+unsigned fdp__kernel_stop_queues(struct fdp__listener *l, struct fdp__queue *q)
 {
 	unsigned n = 0;
 
-	(void)m;
 	if (shared(l)) /* the other master's workers accept on every one of its sockets */
 		return 0;
 	for (unsigned s = 0; l->steer && s < fdp__steer_slots(l->steer); s++)
@@ -711,7 +709,7 @@ unsigned fdp__kernel_stop_queues(struct fdp_master *m, struct fdp__listener *l,
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l)
 {
 	struct fdp__queue q[FDP__STEER_MAX_SLOTS];
-	unsigned n = fdp__kernel_stop_queues(m, l, q);
+	unsigned n = fdp__kernel_stop_queues(l, q);
 
 	for (unsigned s = 0; l->steer && !shared(l) && s < fdp__steer_slots(l->steer); s++)
 		fdp__steer_slot_out(l->steer, s);

@@ -30,10 +30,10 @@
 /* How often it asks the kernel what is left (each look walks the kernel's TCP hash table). */
 #define LINGER_LOOK_MS 10
 
-unsigned fdp__stop_queues(struct fdp_master *m, struct fdp__listener *l, struct fdp__queue *q)
+unsigned fdp__stop_queues(struct fdp__listener *l, struct fdp__queue *q)
 {
 	if (l->steer)
-		return fdp__kernel_stop_queues(m, l, q);
+		return fdp__kernel_stop_queues(l, q);
 	if (l->fd < 0 || l->handed || l->shared) /* handed: the new master has it */
 		return 0;
 	q[0] = (struct fdp__queue){l->fd, &l->paused_until};
@@ -58,7 +58,7 @@ static int handshakes_in(int family, uint16_t port)
 	} req;
 	struct timeval tv = {0, 100 * 1000}; /* the dump answers at once; never hang the master */
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-	static uint32_t buf[8192]; /* 32 KiB, aligned for nlmsghdr; the master has one thread */
+	uint32_t buf[8192]; /* 32 KiB (a dump's reply fills what it is given), nlmsghdr-aligned */
 	int fd, n = 0, done = 0;
 
 	memset(&req, 0, sizeof(req));
@@ -148,7 +148,7 @@ static int held(struct fdp_master *m)
 		int n;
 
 		/* A steered group's slot sockets share one port: one look for all of them. */
-		if (!fdp__stop_queues(m, l, q) || !deferred(q[0].fd))
+		if (!fdp__stop_queues(l, q) || !deferred(q[0].fd))
 			continue;
 		n = handshakes(q[0].fd);
 		if (n < 0)
@@ -161,23 +161,17 @@ static int held(struct fdp_master *m)
 int fdp__linger_begin(struct fdp_master *m)
 {
 	struct fdp__queue q[FDP__STEER_MAX_SLOTS];
-	int any = 0, n;
+	int n;
 
-	for (size_t i = 0; i < m->nlisteners && !any; i++) {
-		unsigned k = fdp__stop_queues(m, &m->listeners[i], q);
-
-		any = k && deferred(q[0].fd);
-	}
-	if (!any)
-		return 0;
-	/* Every listener at once, deferred or not: from now on no new client joins any. */
+	/* Every listener at once, deferred or not, so that no new client joins any: the filters
+	 * the stop puts on them anyway (fdp__accept_closing()), a moment early. */
 	for (size_t i = 0; i < m->nlisteners; i++) {
-		unsigned k = fdp__stop_queues(m, &m->listeners[i], q);
+		unsigned k = fdp__stop_queues(&m->listeners[i], q);
 
 		for (unsigned j = 0; j < k; j++)
 			fdp__stop_handshakes(q[j].fd);
 	}
-	n = held(m);
+	n = held(m); /* 0 where nothing is deferred */
 	if (n == 0)
 		return 0;
 	m->linger = 1;
@@ -199,11 +193,10 @@ int fdp__linger_begin(struct fdp_master *m)
 	return 1;
 }
 
-void fdp__linger_timers(struct fdp_master *m, long long now, long long *next)
+void fdp__linger_timers(const struct fdp_master *m, long long *next)
 {
 	long long at = m->linger_look < m->linger_until ? m->linger_look : m->linger_until;
 
-	(void)now;
 	if (m->linger == 1 && at < *next)
 		*next = at;
 }

@@ -86,7 +86,7 @@ static unsigned long accept_queued(struct fdp_master *m)
 
 		if (l->steer)
 			total += fdp__kernel_accept_queued(m, l);
-		else if (fdp__stop_queues(m, l, &q)) /* handed: the new master has it */
+		else if (fdp__stop_queues(l, &q)) /* handed: the new master has it */
 			total += fdp__accept_closing(m, l, &q, 1);
 	}
 	return total;
@@ -308,11 +308,7 @@ static void control_watch(struct fdp_master *m, int on)
  */
 static void stop_serving(struct fdp_master *m, int upgrade)
 {
-	unsigned long n;
-
-	if (!upgrade)
-		fdp__upgrade_cancel(m); /* a new master not ready yet goes with this one */
-	n = accept_queued(m);
+	unsigned long n = accept_queued(m);
 	if (n)
 		fdp__log(m, FDP_LOG_INFO,
 		         "took %lu connection(s) still queued on the listeners before closing them",
@@ -576,7 +572,7 @@ int fdp_master_run(struct fdp_master *m)
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
 
-		fdp__linger_timers(m, now, &next);
+		fdp__linger_timers(m, &next);
 		tick(m, now, &next);
 		fdp__supervise_timers(m, now, &next);
 		fdp__recycle_timers(m, now, &next);

@@ -498,8 +498,7 @@ int fdp__kernel_reconfig_check(const struct fdp_master *m, const struct fdp_mast
 unsigned long fdp__kernel_accept_queued(struct fdp_master *m, struct fdp__listener *l);
 struct fdp__queue; /* dispatch.c's, below */
 /* The slot sockets of l a stop takes from, into q (room for FDP__STEER_MAX_SLOTS): how many. */
-unsigned fdp__kernel_stop_queues(struct fdp_master *m, struct fdp__listener *l,
-                                 struct fdp__queue *q);
+unsigned fdp__kernel_stop_queues(struct fdp__listener *l, struct fdp__queue *q);
 
 /* dispatch.c */
 /* Accept a batch from l into conns.c (or the route policy); returns how many. */
@@ -522,18 +521,24 @@ unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
 /* A TCP listener that starts no more handshakes (a socket filter drops SYNs); see dispatch.c. */
 void fdp__stop_handshakes(int fd);
 
-/* linger.c */
-/* The sockets of l a stop takes from (a steered group's slots, or l's own), into q: how many. */
-unsigned fdp__stop_queues(struct fdp_master *m, struct fdp__listener *l, struct fdp__queue *q);
+void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
+void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
+void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
+void fdp__flush_dirty(struct fdp_master *m);
+
+/* linger.c: a stop with a deferred listener waits for the handshakes the kernel holds */
+/* The sockets of l a stop takes from (a steered group's slots, or l's own), into q (room for
+ * FDP__STEER_MAX_SLOTS): how many. */
+unsigned fdp__stop_queues(struct fdp__listener *l, struct fdp__queue *q);
 /*
- * A stop asked for: where some listener is deferred, refuse new handshakes on every listener;
- * then where the kernel holds handshakes for a deferred listener's port (or cannot say), tell
- * the program STOPPING and return 1: the server goes on serving until fdp__linger_over().
- * 0: stop at once (nothing deferred, or nothing held).
+ * A stop asked for: refuse new handshakes on every listener; then where the kernel holds
+ * handshakes for a deferred listener's port (or cannot say), tell the program STOPPING and
+ * return 1: the server goes on serving until fdp__linger_over(). 0: stop at once (nothing
+ * deferred, or nothing held).
  */
 int fdp__linger_begin(struct fdp_master *m);
 /* When the loop must wake for the linger's next look, or its end. */
-void fdp__linger_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__linger_timers(const struct fdp_master *m, long long *next);
 /* 1 once the linger is over (nothing held any more, or its time is up): stop now. */
 int fdp__linger_over(struct fdp_master *m);
 /* A stop was asked for: lingering, draining or stopping at once. */
@@ -541,10 +546,6 @@ static inline int fdp__stop_begun(const struct fdp_master *m)
 {
 	return m->stopping || m->linger;
 }
-void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
-void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
-void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
-void fdp__flush_dirty(struct fdp_master *m);
 
 /* policy.c */
 int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p);
