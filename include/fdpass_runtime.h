@@ -627,6 +627,20 @@ struct fdp_master_config {
 	 * that refuses the option (a Unix one) is served undeferred, with a warning logged.
 	 */
 	const unsigned char *listener_defer;
+	/*
+	 * Dispatcher processes for the route listeners (docs/ROUTING.md, "Several
+	 * dispatchers"): 0, the master accepts and routes their clients itself, as before this
+	 * field. N (at most 16): the master forks N dispatchers, which accept on the route
+	 * listeners (one accept queue, shared), read each client's key and hand it to its slot's
+	 * worker over that worker's own channel, as the master would; every one routes a key to
+	 * the same slot. The routed connections per second are then N cores' worth, not the
+	 * master's one; the master only forwards the workers' ACKs to them. Workers need nothing
+	 * new. The master supervises them: one that dies is restarted (what it was reading dies
+	 * with it; what waits in the listener's queue does not), a reload's new routing starts
+	 * new ones while the old ones finish, and a stop waits for them. The other listeners stay
+	 * the master's. Read at open.
+	 */
+	unsigned dispatchers;
 };
 
 /*

@@ -45,6 +45,7 @@ enum {
 	OPT_UPGRADE_TIMEOUT,
 	OPT_UPGRADE_BINARY,
 	OPT_DISPATCH,
+	OPT_DISPATCHERS,
 };
 
 /* getopt_long values of the process options (the cli block: 1792..). */
@@ -117,6 +118,13 @@ static const char usage_text[] =
         "                        Default 1024.\n"
         "  --route-fail ACTION   a client with no key (timed out, too long, malformed):\n"
         "                        close, or default:N to hand it to worker N. Default close.\n"
+        "  --dispatchers N       processes that accept and route the route listeners'\n"
+        "                        clients in place of the master (0..16; 0, the default: the\n"
+        "                        master does). Each is a core's worth of routed connections\n"
+        "                        per second; they share the listeners' queue, route every\n"
+        "                        key to the same worker, and need nothing of the workers.\n"
+        "                        One that dies is restarted; nothing queued is lost. See\n"
+        "                        docs/ROUTING.md.\n"
         "  --backlog N           listen backlog, 1..65535. Default 4096.\n"
         "  --drain-timeout SECS  on SIGTERM/SIGINT/SIGHUP, how long workers may take to finish\n"
         "                        their connections before they are killed (0..86400). Default 10.\n"
@@ -216,7 +224,7 @@ struct serve_opts {
 	size_t nlisten;
 	struct fdp_route_config route;
 	int route_given;
-	long workers, backlog;
+	long workers, backlog, dispatchers;
 	long long drain_ms, start_ms;
 	unsigned ack_ms;
 	const struct fdpass_handler *handler;
@@ -344,6 +352,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	        {"upgrade-binary", required_argument, NULL, OPT_UPGRADE_BINARY},
 	        {"pid-file", required_argument, NULL, OPT_PID_FILE},
 	        {"dispatch", required_argument, NULL, OPT_DISPATCH},
+	        {"dispatchers", required_argument, NULL, OPT_DISPATCHERS},
 	        FDPASS_PROC_LIMITS_OPTIONS,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
@@ -492,6 +501,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if ((i = fdpass_dispatch_parse(optarg)) < 0)
 				return bad_value("dispatch", optarg, "pass, kernel or auto");
 			o->dispatch = (enum fdp_dispatch)i;
+			break;
+		case OPT_DISPATCHERS:
+			if (parse_long(optarg, 0, 16, &o->dispatchers) < 0)
+				return bad_value("dispatchers", optarg, "a number from 0 to 16");
 			break;
 		case OPT_PID_FILE:
 			if (!*optarg)
@@ -715,6 +728,11 @@ static int config_load(struct serve_gen *g, int argc, char **argv)
 	status = fdpass_route_check(&o->route, g->routing, o->route_given, (unsigned)o->workers);
 	if (status >= 0)
 		return status;
+	if (o->dispatchers && !g->routing)
+		return fdpass_usage_error("serve",
+		                          "--dispatchers %ld: only route listeners have dispatchers "
+		                          "(--policy route, or policy=route on a --listen)",
+		                          o->dispatchers);
 	if (o->exec && (!(g->exec_argv = fdpass_exec_argv(o->exec)) || !g->exec_argv[0])) {
 		fprintf(stderr,
 		        g->exec_argv ? "fdpass serve: invalid value '%s' for --exec: expected "
@@ -799,6 +817,7 @@ static void fill_config(struct fdp_master_config *c, struct serve_gen *g, int pe
 	c->dispatch = g->o.dispatch;
 	c->listener_dispatch = g->dispatches; /* read at open only */
 	c->listener_defer = g->defers;        /* read at open only */
+	c->dispatchers = (unsigned)g->o.dispatchers; /* read at open only */
 	if (per_listener) {
 		c->listener_policy = g->policies;
 		c->listener_tag = g->tags;

@@ -120,6 +120,22 @@ static const char *find_line(const char *reply, const char *kind)
 	return NULL;
 }
 
+/* Every line of a kind, as a JSON array named name. */
+static void print_json_list(const char *reply, const char *kind, const char *name)
+{
+	int n = 0;
+
+	printf(",\"%s\":[", name);
+	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, kind, strlen(kind)) != 0)
+			continue;
+		if (n++)
+			putchar(',');
+		print_json_object(l);
+	}
+	putchar(']');
+}
+
 static void print_json(const char *reply)
 {
 	const char *route = find_line(reply, "route ");
@@ -134,6 +150,11 @@ static void print_json(const char *reply)
 	if (find_line(reply, "kernel ")) {
 		printf(",\"kernel\":");
 		print_json_object(find_line(reply, "kernel "));
+	}
+	if (find_line(reply, "dispatchers ")) {
+		printf(",\"dispatchers\":");
+		print_json_object(find_line(reply, "dispatchers "));
+		print_json_list(reply, "dispatcher ", "dispatcher_list");
 	}
 	printf(",\"workers\":[");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -192,6 +213,21 @@ static void print_table(const char *reply)
 		       field(find_line(reply, "kernel "), "listeners", a, sizeof(a)),
 		       field(find_line(reply, "kernel "), "live", c, sizeof(c)),
 		       field(find_line(reply, "kernel "), "accepted", b, sizeof(b)));
+	if (find_line(reply, "dispatchers ")) {
+		const char *l = find_line(reply, "dispatchers ");
+
+		printf("  dispatchers: %s of %s running; they accepted %s, handed over %s, "
+		       "re-handed %s\n",
+		       field(l, "running", a, sizeof(a)), field(l, "wanted", b, sizeof(b)),
+		       field(l, "accepted", c, sizeof(c)), field(l, "handed", d, sizeof(d)),
+		       field(l, "rehanded", e, sizeof(e)));
+		for (l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (strncmp(l, "dispatcher ", 11) == 0)
+				printf("    dispatcher %s pid %s generation %s %s\n",
+				       field(l, "tag", a, sizeof(a)), field(l, "pid", b, sizeof(b)),
+				       field(l, "generation", c, sizeof(c)),
+				       field(l, "state", d, sizeof(d)));
+	}
 	printf("\n%-6s %-8s %-4s %-9s %8s %10s %8s\n", "index", "pid", "gen", "state", "open",
 	       "served", "restarts");
 	for (const char *l = reply; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {

@@ -259,6 +259,18 @@ static void child_reset_signals(void)
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 }
 
+int fdp__pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0); /* pidfds are close-on-exec */
+
+	return fd < 0 ? -errno : fd;
+#else
+	(void)pid;
+	return -ENOSYS;
+#endif
+}
+
 /* Tell the master why this child cannot start its worker (fd: the error pipe), and end. */
 static __attribute__((noreturn)) void child_fail(int fd, enum fdp__child_fail step, int err)
 {

@@ -366,9 +366,10 @@ void fdp__conns_returned(struct fdp_master *m, struct fdp__proc *p, int fd,
 	c.again = 1;
 	c.routed = m->listeners[c.listener].policy == FDP_POLICY_ROUTE;
 	c.slot = p->slot;
-	if (meta->id & FDP_CONN_OWN) /* the worker accepted it itself: new to the master */
+	/* Accepted by the worker itself, or handed by a dispatcher: new to the master. */
+	if ((meta->id & FDP_CONN_OWN) || fdp__disp_tag(meta->id))
 		c.id = ++m->conns.next_id;
-	else if (p->open)
+	if (!(meta->id & FDP_CONN_OWN) && p->open)
 		p->open--;
 	m->conns.returned++;
 	m->slots[p->slot].returned++;
@@ -519,6 +520,9 @@ uint64_t fdp__conns_open(const struct fdp_master *m)
 
 	for (const struct fdp__proc *p = m->procs; p; p = p->next)
 		n += p->open;
+	/* A dispatcher's own are in flight; the master counts the rest (dispatcher.c). */
+	if (m->disp_self)
+		n += __atomic_load_n(&m->dshared->open_total, __ATOMIC_RELAXED);
 	return n;
 }
 

@@ -152,19 +152,32 @@ static void status_text(struct fdp_master *m, struct text *t)
 	                    : m->reloading                  ? "reloading"
 	                                                    : "running";
 	unsigned nslots = m->cfg.workers;
+	struct fdp__disp_row d;
+	unsigned ndisps = fdp__disps_totals(m, &d);
 
 	add(t,
 	    "master pid=%d state=%s policy=%s workers=%u uptime_ms=%lld accepted=%llu "
 	    "handed=%llu rehanded=%llu pending=%zu closed_no_worker=%llu closed_shutdown=%llu "
 	    "closed_error=%llu ack_timeouts=%llu returned=%llu lost=%llu fds=%d\n",
 	    (int)getpid(), state, fdp__policy_name(m->cfg.policy), m->cfg.workers,
-	    fdp__now_ms() - m->start_ms, (unsigned long long)m->conns.accepted,
-	    (unsigned long long)m->conns.handed, (unsigned long long)m->conns.rehanded,
-	    m->conns.pending.n, (unsigned long long)m->conns.closed[CLOSE_NO_WORKER],
-	    (unsigned long long)m->conns.closed[CLOSE_SHUTDOWN],
-	    (unsigned long long)m->conns.closed[CLOSE_ERROR],
+	    fdp__now_ms() - m->start_ms, (unsigned long long)(m->conns.accepted + d.accepted),
+	    (unsigned long long)(m->conns.handed + d.handed),
+	    (unsigned long long)(m->conns.rehanded + d.rehanded), m->conns.pending.n,
+	    (unsigned long long)(m->conns.closed[CLOSE_NO_WORKER] + d.closed[CLOSE_NO_WORKER]),
+	    (unsigned long long)(m->conns.closed[CLOSE_SHUTDOWN] + d.closed[CLOSE_SHUTDOWN]),
+	    (unsigned long long)(m->conns.closed[CLOSE_ERROR] + d.closed[CLOSE_ERROR]),
 	    (unsigned long long)m->conns.ack_timeouts, (unsigned long long)m->conns.returned,
 	    (unsigned long long)m->conns.lost, count_fds());
+	/* Counted in the totals above: what the dispatchers took of them (disps.c). */
+	if (m->dshared)
+		add(t, "dispatchers wanted=%u running=%u accepted=%llu handed=%llu rehanded=%llu\n",
+		    m->disps_wanted, ndisps, (unsigned long long)d.accepted,
+		    (unsigned long long)d.handed, (unsigned long long)d.rehanded);
+	for (const struct fdp__disp *x = m->disps; x; x = x->next)
+		add(t, "dispatcher tag=%u pid=%d generation=%u state=%s accepted=%llu\n", x->tag,
+		    (int)x->pid, x->generation, x->retiring ? "finishing" : "running",
+		    (unsigned long long)__atomic_load_n(&m->dshared->row[x->tag].accepted,
+		                                        __ATOMIC_RELAXED));
 	if (m->router) {
 		char line[512];
 

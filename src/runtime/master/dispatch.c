@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/filter.h>
@@ -141,13 +142,66 @@ unsigned long fdp__accept_closing(struct fdp_master *m, struct fdp__listener *l,
 	return total;
 }
 
+#define FORWARD_IDS 512 /* ids per ACKS message to a dispatcher */
+
+/*
+ * ACKs of a dispatcher's connections (its tag in their ids) go to it, which closes its copies
+ * (disps.c, dispatcher.c); from now on the master counts them open in p, as its own. One whose
+ * dispatcher is gone was lost with it, or already taken back: only counted.
+ */
+static void forward_acks(struct fdp_master *m, struct fdp__proc *p, const unsigned char *ids,
+                         size_t n, uint64_t tags)
+{
+	struct fdp__d_worker w = {.slot = p->slot, .generation = p->generation, .pid = p->pid};
+	unsigned char buf[sizeof(w) + 8 * FORWARD_IDS];
+
+	memcpy(buf, &w, sizeof(w));
+	for (struct fdp__disp *d = m->disps; d && tags; d = d->next) {
+		size_t len = sizeof(w);
+
+		if (!(tags >> d->tag & 1))
+			continue;
+		tags &= ~(UINT64_C(1) << d->tag);
+		for (size_t k = 0; k <= n; k++) {
+			uint64_t id = k < n ? fdp_proto_id(ids, k) : 0;
+
+			if (k < n && fdp__disp_tag(id) == d->tag) {
+				memcpy(buf + len, &id, 8);
+				len += 8;
+			}
+			if ((len == sizeof(buf) || (k == n && len > sizeof(w))) && d->ch &&
+			    fdp_channel_send(d->ch, FDP__D_ACKS, buf, len, NULL, 0, FDP_CHANNEL_MORE) ==
+			            -ENOBUFS) {
+				fdp__log(m, FDP_LOG_ERROR,
+				         "dispatcher %u pid %d reads nothing from the master: killing it",
+				         d->tag, (int)d->pid);
+				kill(d->pid, SIGKILL);
+			}
+			if (len == sizeof(buf))
+				len = sizeof(w);
+		}
+	}
+}
+
 /* The worker has its copy of these connections: conns.c closes ours. 0, or -EPROTO for a lie. */
 static int handle_ack(struct fdp_master *m, struct fdp__proc *p, const unsigned char *ids,
                       size_t n)
 {
-	for (size_t k = 0; k < n; k++)
-		if (fdp__conns_ack(m, p, fdp_proto_id(ids, k)) < 0)
+	uint64_t tags = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		uint64_t id = fdp_proto_id(ids, k);
+		unsigned tag = fdp__disp_tag(id);
+
+		if (tag && !(id & FDP_CONN_OWN)) {
+			tags |= UINT64_C(1) << (tag % FDP__DISP_TAGS);
+			p->open++;
+		} else if (fdp__conns_ack(m, p, id) < 0) {
 			return -EPROTO;
+		}
+	}
+	if (tags)
+		forward_acks(m, p, ids, n, tags);
 	return 0;
 }
 
@@ -273,7 +327,9 @@ static void flush_later(struct fdp_master *m, struct fdp__proc *p, int err)
 static void watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
 {
 	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
-	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = &p->wch};
+	/* A dispatcher only writes a worker's channel: the master reads it. */
+	struct epoll_event ev = {.events = (m->disp_self ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0),
+	                         .data.ptr = &p->wch};
 
 	if (!p->ch || want == p->epollout)
 		return;

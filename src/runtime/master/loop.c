@@ -114,6 +114,7 @@ static int listener_prepare(int fd)
 static int config_check(const struct fdp_master_config *cfg)
 {
 	if (!cfg->workers || cfg->workers > FDP__MAX_WORKERS ||
+	    cfg->dispatchers > FDP__MAX_DISPATCHERS ||
 	    (!cfg->worker_main && (!cfg->exec_argv || !cfg->exec_argv[0])) ||
 	    (cfg->upgrade &&
 	     (!cfg->upgrade_argv || !cfg->upgrade_argv[0] || cfg->upgrade_argv[0][0] != '/')))
@@ -255,6 +256,7 @@ void fdp_master_close(struct fdp_master *m)
 {
 	if (!m)
 		return;
+	fdp__disps_close(m);
 	fdp__upgrade_close(m);
 	close_listeners(m, 1);
 	fdp__control_close(m);
@@ -308,7 +310,10 @@ static void control_watch(struct fdp_master *m, int on)
  */
 static void stop_serving(struct fdp_master *m, int upgrade)
 {
-	unsigned long n = accept_queued(m);
+	unsigned long n;
+
+	fdp__disps_stop(m); /* they close their copies of the listeners first */
+	n = accept_queued(m);
 	if (n)
 		fdp__log(m, FDP_LOG_INFO,
 		         "took %lu connection(s) still queued on the listeners before closing them",
@@ -364,6 +369,7 @@ static void handle_signals(struct fdp_master *m)
 				if (p->pidfd < 0)
 					fdp__reap(m, p);
 			}
+			fdp__disps_sigchld(m);
 			fdp__upgrade_sigchld(m); /* first: it is the new master's status */
 			fdp__orphans_reap(m);
 			continue;
@@ -470,7 +476,9 @@ static void update_listeners(struct fdp_master *m, long long now, long long *nex
 
 	for (size_t i = 0; i < m->nlisteners; i++) {
 		struct fdp__listener *l = &m->listeners[i];
+		/* A route listener with dispatchers is theirs (disps.c), but at a stop. */
 		int on = !l->steer && !m->stopping && !limited &&
+		         !(l->policy == FDP_POLICY_ROUTE && m->dshared) &&
 		         m->conns.pending.n < FDP__MAX_PENDING &&
 		         now >= l->paused_until &&
 		         !(l->policy == FDP_POLICY_ROUTE && fdp__route_full(m));
@@ -496,6 +504,8 @@ static void handle_event(struct fdp_master *m, struct epoll_event *ev, int phase
 			stop_serving(m, 1);
 		else if (w->kind == W_PIDFD && w->proc->state != PROC_DEAD)
 			fdp__reap(m, w->proc);
+		else if (w->kind == W_DISP || w->kind == W_DISPPID)
+			fdp__disps_event(m, w);
 		else if (w->kind == W_CHANNEL && fdp__proc_usable(w->proc)) {
 			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				fdp__channel_input(m, w->proc);
@@ -555,6 +565,7 @@ static void tick(struct fdp_master *m, long long now, long long *next)
 int fdp_master_run(struct fdp_master *m)
 {
 	struct epoll_event evs[MAX_EVENTS];
+	struct fdp__disp_row d;
 	int err = signals_blocked(m) ? setup(m) : -EINVAL;
 
 	if (err < 0)
@@ -566,9 +577,12 @@ int fdp_master_run(struct fdp_master *m)
 	log_listeners(m);
 	fdp__upgrade_run(m);
 	fdp__orphans_start(m);
+	err = fdp__disps_start(m); /* first: each is told of every worker as it starts */
+	if (err < 0)
+		return err;
 	for (unsigned i = 0; i < m->cfg.workers && !m->start_err; i++)
 		fdp__spawn(m, i, 0);
-	while ((!m->stopping || m->procs) && !m->start_err) {
+	while ((!m->stopping || m->procs || m->disps) && !m->start_err) {
 		long long now = fdp__now_ms(), next = now + 60000;
 		int n;
 
@@ -582,6 +596,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__control_timers(m, now, &next);
 		fdp__upgrade_timers(m, now, &next);
 		fdp__kernel_timers(m, now, &next);
+		fdp__disps_timers(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));
@@ -603,6 +618,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__send_drains(m);
 		fdp__kernel_settle(m); /* after the drains and the settling: its LISTENs flush now */
 		fdp__flush_dirty(m);
+		fdp__disps_flush(m);
 		fdp__supervise_flagged(m);
 		fdp__upgrade_forward(m);
 		fdp__free_dead(m);
@@ -621,13 +637,19 @@ int fdp_master_run(struct fdp_master *m)
 	fdp__upgrade_finish(m);
 	fdp__conns_shutdown(m);
 	close_listeners(m, 1); /* the steered groups, the workers gone: their counts are final */
+	fdp__disps_totals(m, &d); /* the dispatchers' too: they are gone, theirs are final */
 	fdp__log(m, FDP_LOG_INFO,
 	         "stopped: accepted %llu, handed %llu, re-handed %llu, closed unserved %llu",
-	         (unsigned long long)m->conns.accepted, (unsigned long long)m->conns.handed,
-	         (unsigned long long)m->conns.rehanded,
+	         (unsigned long long)(m->conns.accepted + d.accepted),
+	         (unsigned long long)(m->conns.handed + d.handed),
+	         (unsigned long long)(m->conns.rehanded + d.rehanded),
 	         (unsigned long long)(m->conns.closed[CLOSE_NO_WORKER] +
 	                              m->conns.closed[CLOSE_SHUTDOWN] +
-	                              m->conns.closed[CLOSE_ERROR]));
+	                              m->conns.closed[CLOSE_ERROR] + d.closed[CLOSE_NO_WORKER] +
+	                              d.closed[CLOSE_SHUTDOWN] + d.closed[CLOSE_ERROR]));
+	if (m->dshared)
+		fdp__log(m, FDP_LOG_INFO, "of which the dispatchers accepted %llu and handed %llu",
+		         (unsigned long long)d.accepted, (unsigned long long)d.handed);
 	if (m->kernel)
 		fdp__log(m, FDP_LOG_INFO, "accepted by the workers themselves (kernel dispatch): %llu",
 		         (unsigned long long)fdp__kernel_accepted(m)); /* counted at the close */

@@ -13,6 +13,9 @@
  *   linger.c        a stop with a deferred listener: serving on while the kernel holds its
  *                   clients' handshakes, before the listeners close
  *   supervise.c     forking, reaping, backoff, drain and reload; settling what was flagged
+ *   disps.c         the dispatchers (cfg.dispatchers): forking and reaping them, telling them
+ *                   of the workers, forwarding the workers' ACKs to them
+ *   dispatcher.c    a dispatcher's own process: accepting and routing, its own loop
  *   child.c         forking a worker, and its first steps before its handler or program runs
  *   output.c        the workers' stdout and stderr: a pipe each, read and logged line by line
  *   kernel.c        kernel dispatch: steered listeners' slot sockets, given to the workers;
@@ -83,6 +86,8 @@ enum fdp__watch_kind {
 	W_METRICS_CLIENT, /* one of its clients: index is its place in metrics.c's table */
 	W_UPGRADE,
 	W_KSLOT, /* a kernel listener's slot socket no worker accepts on (kernel.c) */
+	W_DISP,    /* a dispatcher's channel (disps.c; in a dispatcher: the master's) */
+	W_DISPPID, /* a dispatcher's pidfd (disps.c) */
 };
 
 struct fdp__watch {
@@ -90,6 +95,7 @@ struct fdp__watch {
 	unsigned index; /* listener index; W_OUTPUT: 0 stdout, 1 stderr */
 	unsigned sub;   /* W_KSLOT: the slot */
 	struct fdp__proc *proc;
+	struct fdp__disp *disp; /* W_DISP, W_DISPPID */
 };
 
 /* A steering group's descriptors as an old master handed them (upgrade.c, for kernel.c). */
@@ -129,6 +135,66 @@ struct fdp__conn {
 	int again; /* handed before (taken back, handed back): not counted again for recycling */
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
+};
+
+/*
+ * Dispatchers (cfg.dispatchers, disps.c and dispatcher.c). A dispatcher's connection ids carry
+ * its tag (1..FDP__DISP_TAGS-1) in bits 56..62 and its process's generation in bits 48..55,
+ * so that the master knows whose an ACK is, and a late ACK for a dead dispatcher's
+ * connection never names one of its successor's. The master's own ids stay below 2^48.
+ */
+#define FDP__MAX_DISPATCHERS 16
+#define FDP__DISP_TAGS       64 /* a reload's new ones start while the old ones finish */
+#define FDP__DISP_TAG_SHIFT  56
+#define FDP__DISP_GEN_SHIFT  48
+
+static inline unsigned fdp__disp_tag(uint64_t id)
+{
+	return (unsigned)(id >> FDP__DISP_TAG_SHIFT) & 0x7f;
+}
+
+/* The messages between the master and a dispatcher, on their socketpair. */
+#define FDP__D_WORKER  1  /* master: a worker to hand to (slot, generation, pid; its channel) */
+#define FDP__D_DRAIN   2  /* master: hand that worker nothing more, then say DRAINED */
+#define FDP__D_LOST    3  /* master: that worker is gone; take back what it did not ACK */
+#define FDP__D_ACKS    4  /* master: ids of this dispatcher's the workers acknowledged */
+#define FDP__D_STOP    5  /* master: accept no more, finish what is held, exit */
+#define FDP__D_DRAINED 16 /* dispatcher: it hands that worker nothing more */
+#define FDP__D_HUNG    17 /* dispatcher: that worker left a connection unacknowledged */
+
+/* What a worker message names: its slot and process generation. */
+struct fdp__d_worker {
+	uint32_t slot, generation;
+	int32_t pid;
+};
+
+/* What a dispatcher counts, where the master reads it: its row of a shared mapping. */
+struct fdp__disp_row {
+	uint64_t accepted, handed, rehanded, acked;
+	uint64_t closed[4]; /* CLOSE_NREASONS */
+	uint64_t route[10]; /* route_policy.c's counters */
+	uint64_t waiting, held;
+};
+
+/* Shared by the master and its dispatchers (MAP_SHARED): the master writes open[] and
+ * open_total, each dispatcher its row. */
+struct fdp__disp_shared {
+	uint64_t open_total;                 /* fdp__conns_open() of the master */
+	uint64_t open[FDP__MAX_WORKERS];     /* per slot: its current worker's open connections */
+	struct fdp__disp_row row[FDP__DISP_TAGS];
+};
+
+/* One dispatcher process, as the master sees it (disps.c's). */
+struct fdp__disp {
+	unsigned tag, generation;
+	pid_t pid;
+	int pidfd;
+	struct fdp_channel *ch;
+	struct fdp__watch wch, wpid;
+	int retiring; /* sent STOP: it finishes what it holds, and is not started again */
+	int killed;   /* SIGKILL sent (the stop's time was up) */
+	long long started_ms;
+	struct fdp__disp *next;
 };
 
 /* A FIFO of connections that can also take items at its front (re-handed ones go first). */
@@ -173,6 +239,13 @@ struct fdp__proc {
 	long long recycle_at, recycle_retry_at;
 	int recycle_set, recycling;
 	struct fdp__ring inflight;
+	/* Dispatchers (disps.c): the tags of those that must still say they hand p nothing more
+	 * before its DRAIN may leave. In a dispatcher's process (dispatcher.c): its own flags
+	 * for p, and what p holds that it did not hand (the master's count, from the shared
+	 * mapping), for the per-worker cap. */
+	uint64_t disp_wait;
+	unsigned disp_flags;
+	uint64_t open_other;
 	struct fdp__watch wch, wpid;
 	/* cfg.capture_output: its stdout and stderr (output.c's; NULL: not captured, or closed).
 	 * Their watches are here, in p, which outlives a round of events: out does not. */
@@ -380,6 +453,16 @@ struct fdp_master {
 	int kernel, kernel_dirty;
 	long long kernel_next; /* its timer: hung workers, least-conn's counts */
 	unsigned kernel_ticks;
+	/* Dispatchers (disps.c): the processes, live and retiring; the shared rows; the tags in
+	 * use; a respawn due (0: none); how many are wanted (cfg.dispatchers - 1). */
+	struct fdp__disp *disps;
+	struct fdp__disp_shared *dshared;
+	uint64_t disp_tags;
+	unsigned disp_gen, disps_wanted, disp_quick_fails;
+	long long disp_respawn_at, disp_stop_at; /* 0: no respawn due; not stopping them */
+	/* In a dispatcher's process (dispatcher.c): its tag, its channel to the master. */
+	unsigned disp_self;
+	struct fdp_channel *dch;
 };
 
 /* A change kernel.c must look at (a worker ready, draining, lost, gone; an ACCEPTS). */
@@ -556,6 +639,9 @@ uint64_t fdp__conn_cap(const struct fdp_master *m);
 struct fdp__proc *fdp__policy_pick(struct fdp_master *m, const struct fdp__conn *c);
 const char *fdp__policy_name(enum fdp_policy p);
 
+/* child.c: a pidfd for pid (close-on-exec), or -errno (none: old kernels, valgrind). */
+int fdp__pidfd_open(pid_t pid);
+
 /* Where a forked child stopped before its worker ran (fdp__fork_worker()'s *failed). */
 enum fdp__child_fail {
 	CHILD_STARTED, /* nothing failed */
@@ -589,6 +675,33 @@ void fdp__output_forked(struct fdp__proc *p);
 void fdp__output_input(struct fdp_master *m, struct fdp__proc *p, unsigned stream);
 void fdp__output_close(struct fdp_master *m, struct fdp__proc *p);
 
+/*
+ * disps.c: the dispatchers, as the master sees them (cfg.dispatchers). start: the shared
+ * mapping and the first ones, from fdp_master_run(); worker, drain, lost: a slot's current
+ * worker changed, one must take no more, one is gone (supervise.c); stop: the master's stop
+ * (or upgrade); restart: a reload's new routing (the old ones finish what they hold); flush:
+ * what is queued for them, and the open counts they read; close: from fdp_master_close().
+ */
+int fdp__disps_start(struct fdp_master *m);
+void fdp__disps_worker(struct fdp_master *m, struct fdp__proc *p);
+void fdp__disps_drain(struct fdp_master *m, struct fdp__proc *p);
+void fdp__disps_lost(struct fdp_master *m, struct fdp__proc *p);
+void fdp__disps_stop(struct fdp_master *m);
+void fdp__disps_restart(struct fdp_master *m);
+void fdp__disps_event(struct fdp_master *m, struct fdp__watch *w);
+void fdp__disps_sigchld(struct fdp_master *m);
+/* orphans.c: a dispatcher of pid that exited is reaped here (1), else 0. */
+int fdp__disps_reap_pid(struct fdp_master *m, pid_t pid);
+void fdp__disps_timers(struct fdp_master *m, long long now, long long *next);
+void fdp__disps_flush(struct fdp_master *m);
+void fdp__disps_close(struct fdp_master *m);
+/* Every dispatcher's counts added up, and how many run (the status, the metrics). */
+unsigned fdp__disps_totals(const struct fdp_master *m, struct fdp__disp_row *sum);
+
+/* dispatcher.c: a dispatcher's process, forked by disps.c; never returns. */
+__attribute__((noreturn)) void fdp__dispatcher_main(struct fdp_master *m, unsigned tag,
+                                                    unsigned gen, int sock, pid_t master);
+
 /* supervise.c */
 int fdp__spawn(struct fdp_master *m, unsigned slot, int successor);
 void fdp__reap(struct fdp_master *m, struct fdp__proc *p);
@@ -614,6 +727,9 @@ int fdp__route_build(const struct fdp_route_config *rc, unsigned workers,
                      struct fdp__router **out, char *err, size_t errlen);
 void fdp__route_replace(struct fdp_master *m, struct fdp__router *r);
 void fdp__route_discard(struct fdp__router *r);
+/* In a dispatcher's process: r (the master's, as forked) is d's, with nothing waiting and
+ * nothing counted yet. */
+void fdp__route_forked(struct fdp_master *d, struct fdp__router *r);
 /* Whether route listeners are deferred: a route timeout of at least the deferral. */
 int fdp__route_defers(const struct fdp_master *m);
 void fdp__route_accept(struct fdp_master *m, const struct fdp__conn *c);

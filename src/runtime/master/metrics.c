@@ -226,6 +226,24 @@ static void per_slot_now(struct text *t, const struct fdp_master *m, const char 
 	free(v);
 }
 
+/* Only with dispatchers (cfg.dispatchers > 1): what they did, beside the master's own. */
+static void render_dispatchers(struct text *t, const struct fdp_master *m)
+{
+	struct fdp__disp_row d;
+	unsigned n = fdp__disps_totals(m, &d);
+
+	if (!m->dshared)
+		return;
+	family(t, "fdpass_dispatchers_running", "gauge",
+	       "Dispatcher processes accepting and routing the route listeners' clients.");
+	sample(t, "fdpass_dispatchers_running", "", n);
+	family(t, "fdpass_dispatched_connections_total", "counter",
+	       "Connections the dispatchers accepted, and their hand-overs (not in the "
+	       "per-listener and per-slot counts, which are the master's own).");
+	sample(t, "fdpass_dispatched_connections_total", "what=\"accepted\"", d.accepted);
+	sample(t, "fdpass_dispatched_connections_total", "what=\"handed\"", d.handed);
+}
+
 static void render_master(struct text *t, const struct fdp_master *m)
 {
 	static const char *const states[] = {"running", "reloading", "stopping"};
@@ -251,6 +269,7 @@ static void render_master(struct text *t, const struct fdp_master *m)
 	family(t, "fdpass_connections_pending", "gauge",
 	       "Connections accepted and waiting for a worker to take them.");
 	sample(t, "fdpass_connections_pending", "", m->conns.pending.n);
+	render_dispatchers(t, m);
 }
 
 static void render_listeners(struct text *t, const struct fdp_master *m)

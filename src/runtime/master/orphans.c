@@ -55,6 +55,8 @@ void fdp__orphans_reap(struct fdp_master *m)
 		}
 		if (si.si_pid == 0)
 			return; /* none has exited */
+		if (fdp__disps_reap_pid(m, si.si_pid))
+			continue; /* a dispatcher: disps.c's */
 		p = worker_of(m, si.si_pid);
 		if (p) {
 			fdp__reap(m, p);

@@ -30,7 +30,8 @@ int fdp__proc_can_take(const struct fdp_master *m, const struct fdp__proc *p)
 {
 	return p && fdp__proc_usable(p) && (p->state == PROC_STARTING || p->state == PROC_READY) &&
 	       fdp_channel_queued(p->ch) < FDP_CHANNEL_HIGH_WATER &&
-	       p->inflight.n < FDP__MAX_INFLIGHT && p->open + fdp__proc_own_open(m, p) < m->conn_cap;
+	       p->inflight.n < FDP__MAX_INFLIGHT &&
+	       p->open + p->open_other + fdp__proc_own_open(m, p) < m->conn_cap;
 }
 
 /* The open connections a worker may hold: configured, or the descriptors it will have. */

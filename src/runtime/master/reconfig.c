@@ -139,6 +139,7 @@ static void reconfig_commit(struct fdp_master *m, struct reconfig *rc)
 	fdp__reload(m);
 	if (next->workers > old)
 		fdp__supervise_resize(m, next->workers);
+	fdp__disps_restart(m); /* new ones with the new routing; the old ones finish */
 }
 
 /* A refused reload: logged, and counted for a control client waiting for it (control.c). */

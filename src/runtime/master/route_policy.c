@@ -210,6 +210,13 @@ void fdp__route_discard(struct fdp__router *r)
 	router_free(r);
 }
 
+void fdp__route_forked(struct fdp_master *d, struct fdp__router *r)
+{
+	r->reading = (struct route_list){0}; /* the master's to serve, not this process's */
+	memset(r->count, 0, sizeof(r->count));
+	d->router = r;
+}
+
 /*
  * A route listener over TCP is deferred (fdp__kernel_defer(): TCP_DEFER_ACCEPT), so that the
  * master's first peek finds the key: without it nearly every connection came before its
@@ -417,6 +424,25 @@ void fdp__route_timers(struct fdp_master *m, long long now, long long *next)
 		*next = held;
 }
 
+/*
+ * What the dispatchers counted (their rows of the shared mapping, disps.c), which the master's
+ * status and metrics add to its own; nothing in a dispatcher, which reports its own alone.
+ */
+static void others_counts(const struct fdp_master *m, struct fdp__disp_row *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	if (!m->dshared || m->disp_self)
+		return;
+	for (unsigned t = 0; t < FDP__DISP_TAGS; t++) {
+		const struct fdp__disp_row *row = &m->dshared->row[t];
+
+		for (int i = 0; i < RC_NCOUNTERS; i++)
+			sum->route[i] += __atomic_load_n(&row->route[i], __ATOMIC_RELAXED);
+		sum->waiting += __atomic_load_n(&row->waiting, __ATOMIC_RELAXED);
+		sum->held += __atomic_load_n(&row->held, __ATOMIC_RELAXED);
+	}
+}
+
 void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 {
 	const struct fdp__router *r = m->router;
@@ -425,12 +451,16 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 	buf[0] = '\0';
 	if (!r)
 		return;
+	struct fdp__disp_row others;
+
+	others_counts(m, &others);
 	off = (size_t)snprintf(buf, size, "route key=%s on_fail=%s waiting=%zu held=%zu", r->spec,
 	                       r->on_fail == FDP_ROUTE_FAIL_DEFAULT ? "default" : "close",
-	                       r->reading.n, m->conns.held.n);
+	                       r->reading.n + (size_t)others.waiting,
+	                       m->conns.held.n + (size_t)others.held);
 	for (int i = 0; i < RC_NCOUNTERS && off < size; i++)
 		off += (size_t)snprintf(buf + off, size - off, " %s=%llu", counter_names[i],
-		                        (unsigned long long)r->count[i]);
+		                        (unsigned long long)(r->count[i] + others.route[i]));
 	if (off < size)
 		snprintf(buf + off, size - off, "\n");
 }
@@ -438,21 +468,26 @@ void fdp__route_status(const struct fdp_master *m, char *buf, size_t size)
 void fdp__route_stats(const struct fdp_master *m, struct fdp__route_stats *st)
 {
 	const struct fdp__router *r = m->router;
+	struct fdp__disp_row o;
+	uint64_t c[RC_NCOUNTERS];
 
 	memset(st, 0, sizeof(*st));
 	if (!r)
 		return;
-	st->waiting = r->reading.n;
-	st->held = m->conns.held.n;
+	others_counts(m, &o);
+	for (int i = 0; i < RC_NCOUNTERS; i++)
+		c[i] = r->count[i] + o.route[i];
+	st->waiting = r->reading.n + (size_t)o.waiting;
+	st->held = m->conns.held.n + (size_t)o.held;
 	st->on_fail_default = r->on_fail == FDP_ROUTE_FAIL_DEFAULT;
-	st->hashed = r->count[RC_HASHED];
-	st->mapped = r->count[RC_MAPPED];
-	st->timeout = r->count[RC_TIMEOUT];
-	st->too_big = r->count[RC_TOO_BIG];
-	st->rejected = r->count[RC_REJECTED];
-	st->overflow = r->count[RC_OVERFLOW];
-	st->eof = r->count[RC_EOF];
-	st->unavailable = r->count[RC_UNAVAILABLE];
-	st->defaulted = r->count[RC_DEFAULTED];
-	st->closed = r->count[RC_CLOSED];
+	st->hashed = c[RC_HASHED];
+	st->mapped = c[RC_MAPPED];
+	st->timeout = c[RC_TIMEOUT];
+	st->too_big = c[RC_TOO_BIG];
+	st->rejected = c[RC_REJECTED];
+	st->overflow = c[RC_OVERFLOW];
+	st->eof = c[RC_EOF];
+	st->unavailable = c[RC_UNAVAILABLE];
+	st->defaulted = c[RC_DEFAULTED];
+	st->closed = c[RC_CLOSED];
 }

@@ -22,17 +22,6 @@ const char *fdp__proc_state_name(enum fdp__proc_state s)
 	return names[s];
 }
 
-static int pidfd_open_(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0); /* pidfds are close-on-exec */
-
-	return fd < 0 ? -errno : fd;
-#else
-	return -ENOSYS;
-#endif
-}
-
 static int watch_proc(struct fdp_master *m, struct fdp__proc *p)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->wch};
@@ -118,7 +107,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	p->start_deadline = p->started_ms + (m->cfg.start_timeout_ms ? m->cfg.start_timeout_ms
 	                                                             : FDP__READY_WAIT_MS);
 	/* Without pidfds (old kernels, valgrind) the master learns of deaths from SIGCHLD. */
-	p->pidfd = pidfd_open_(p->pid);
+	p->pidfd = fdp__pidfd_open(p->pid);
 	err = watch_proc(m, p);
 	if (err < 0) {
 		fdp__proc_kill(p); /* never seen by the loop: reaped right here */
@@ -134,6 +123,7 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	} else {
 		s->proc = p;
 		s->respawn_at = 0;
+		fdp__disps_worker(m, p);
 	}
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u started", slot, (int)p->pid,
 	         p->generation);
@@ -188,6 +178,8 @@ void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 	if (!p->ch)
 		return;
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(p->ch), NULL);
+	if (alive)
+		fdp__disps_drain(m, p); /* the dispatchers hand it nothing more either */
 	if (alive && p->inflight.n && err != -EPROTO)
 		p->lost_ch = p->ch;
 	else
@@ -346,6 +338,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 	fdp__kernel_reaped(m, p);
 	settle(m, p);
 	fdp__proc_lost(m, p, 0);
+	fdp__disps_lost(m, p); /* after its last ACKs, which went to them too */
 	fdp__conns_take_back(m, p);
 	if (p->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
@@ -377,6 +370,8 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
 		s->next = NULL;
+		if (s->proc)
+			fdp__disps_worker(m, s->proc);
 		/* A slot past the count (fdp__supervise_resize()) was retired: no respawn. */
 		if (!s->proc && !m->stopping && p->slot < m->cfg.workers)
 			schedule_respawn(m, s, p->slot, up, p->said_ready);
@@ -405,6 +400,7 @@ static void drain_proc(struct fdp_master *m, struct fdp__proc *p)
 	p->drain_pending = 1;
 	m->drains_pending++;
 	fdp__kernel_flag(m); /* its slot takes no more connections through it */
+	fdp__disps_drain(m, p); /* nor through a dispatcher: its DRAIN waits for them */
 	p->drain_deadline = fdp__now_ms() + m->cfg.drain_timeout_ms;
 }
 
@@ -460,7 +456,7 @@ void fdp__send_drains(struct fdp_master *m)
 	if (m->stopping)
 		spare = drain_spare(m);
 	for (struct fdp__proc *p = m->procs; p; p = p->next)
-		if (p->drain_pending && p->ch && p != spare)
+		if (p->drain_pending && p->ch && p != spare && !p->disp_wait)
 			send_drain(m, p);
 }
 
@@ -555,6 +551,7 @@ static void promote(struct fdp_master *m, struct fdp__proc *p)
 		return;
 	s->next = NULL;
 	s->proc = p;
+	fdp__disps_worker(m, p);
 	if (old)
 		drain_proc(m, old);
 	fdp__reload_check(m);

@@ -480,18 +480,6 @@ static void from_input(struct fdp_master *m)
 
 /* ------------------------------------------------------------------ the old master's side */
 
-static int pidfd_open_(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-	return fd < 0 ? -errno : fd;
-#else
-	(void)pid;
-	return -ENOSYS;
-#endif
-}
-
 /*
  * The environment of the new master: this one's, less LISTEN_* and a stale upgrade socket,
  * plus the config's upgrade_env (what the program removed from its own environment for its
@@ -714,7 +702,7 @@ int fdp__upgrade_start(struct fdp_master *m, void (*cb)(struct fdp_master *, voi
 	}
 	m->up.pid = pid;
 	m->up.sock = sv[0];
-	m->up.pidfd = pidfd_open_(pid); /* without one, SIGCHLD (fdp__upgrade_sigchld()) */
+	m->up.pidfd = fdp__pidfd_open(pid); /* without one, SIGCHLD (fdp__upgrade_sigchld()) */
 	m->up.deadline = fdp__now_ms() +
 	                 (m->cfg.upgrade_timeout_ms ? m->cfg.upgrade_timeout_ms : UP_TIMEOUT_MS);
 	m->up.done = cb;
