@@ -234,9 +234,11 @@ static void forget(struct fdp_master *m, struct fdp__disp *d, int status)
 	if (d->ch)
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(d->ch), NULL);
 	fdp_channel_close(d->ch);
+	d->ch = NULL;
 	if (d->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, d->pidfd, NULL);
 		close(d->pidfd);
+		d->pidfd = -1;
 	}
 	if (WIFSIGNALED(status))
 		fdp__log(m, quiet ? FDP_LOG_INFO : FDP_LOG_WARN,
@@ -246,7 +248,10 @@ static void forget(struct fdp_master *m, struct fdp__disp *d, int status)
 		fdp__log(m, quiet ? FDP_LOG_INFO : FDP_LOG_WARN,
 		         "dispatcher %u pid %d exited with status %d after %lld ms", d->tag, (int)d->pid,
 		         WEXITSTATUS(status), up);
-	free(d);
+	d->pid = 0;
+	/* Freed after this round of events (fdp__disps_flush()): another may point at it. */
+	d->next = m->disps_dead;
+	m->disps_dead = d;
 	if (quiet || m->stopping)
 		return;
 	m->disp_quick_fails = up < QUICK_MS ? m->disp_quick_fails + 1 : 0;
@@ -267,6 +272,8 @@ static int reap(struct fdp_master *m, struct fdp__disp *d)
 	int status;
 	pid_t r;
 
+	if (d->pid <= 0)
+		return 0; /* reaped already, in this round of events */
 	do
 		r = waitpid(d->pid, &status, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -370,8 +377,19 @@ void fdp__disps_timers(struct fdp_master *m, long long now, long long *next)
 	}
 }
 
+static void free_dead(struct fdp_master *m)
+{
+	while (m->disps_dead) {
+		struct fdp__disp *d = m->disps_dead;
+
+		m->disps_dead = d->next;
+		free(d);
+	}
+}
+
 void fdp__disps_flush(struct fdp_master *m)
 {
+	free_dead(m);
 	if (!m->dshared)
 		return;
 	for (struct fdp__disp *d = m->disps; d; d = d->next) {
@@ -413,6 +431,7 @@ void fdp__disps_close(struct fdp_master *m)
 		d->retiring = 1;
 		forget(m, d, 0);
 	}
+	free_dead(m);
 	if (m->dshared)
 		munmap(m->dshared, sizeof(*m->dshared));
 	m->dshared = NULL;

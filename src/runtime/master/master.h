@@ -455,7 +455,7 @@ struct fdp_master {
 	unsigned kernel_ticks;
 	/* Dispatchers (disps.c): the processes, live and retiring; the shared rows; the tags in
 	 * use; a respawn due (0: none); how many are wanted (cfg.dispatchers - 1). */
-	struct fdp__disp *disps;
+	struct fdp__disp *disps, *disps_dead; /* dead: freed after the round of events */
 	struct fdp__disp_shared *dshared;
 	uint64_t disp_tags;
 	unsigned disp_gen, disps_wanted, disp_quick_fails;
