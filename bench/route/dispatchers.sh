@@ -144,7 +144,7 @@ measure() {
 		# dispatchers' together (each routes its share).
 		per=$([ "$name" = d0 ] && echo "$m" || echo "$d")
 		printf '%-14s %10s %12s %16s %18s\n' "${name#d} dispatchers" "$c" "$m" "$d" \
-			"$(awk -v u="$per" 'BEGIN { printf "%.0f", u > 0 ? 1e6 / u : 0 }')"
+			"$(awk -v u="$per" 'BEGIN { printf "%.0f", (u > 0 ? 1e6 / u : 0) }')"
 		echo "$c" >"$tmp/$name.rate"
 		rm -f "$tmp/$name.all"
 	done

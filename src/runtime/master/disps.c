@@ -406,9 +406,11 @@ void fdp__disps_flush(struct fdp_master *m)
 			continue;
 		}
 		want = fdp_channel_wants_write(d->ch);
-		epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(d->ch),
-		          &(struct epoll_event){.events = EPOLLIN | (want ? EPOLLOUT : 0),
-		                                .data.ptr = &d->wch});
+		if (want != d->epollout &&
+		    epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(d->ch),
+		              &(struct epoll_event){.events = EPOLLIN | (want ? EPOLLOUT : 0),
+		                                    .data.ptr = &d->wch}) == 0)
+			d->epollout = want;
 	}
 	/* What they read for the per-worker cap and max_connections. */
 	for (unsigned i = 0; i < m->cfg.workers; i++) {

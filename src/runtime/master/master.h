@@ -193,6 +193,7 @@ struct fdp__disp {
 	struct fdp__watch wch, wpid;
 	int retiring; /* sent STOP: it finishes what it holds, and is not started again */
 	int killed;   /* SIGKILL sent (the stop's time was up) */
+	int epollout; /* its channel is watched for writability (something waits to leave) */
 	long long started_ms;
 	struct fdp__disp *next;
 };
