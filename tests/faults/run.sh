@@ -13,6 +13,7 @@
 #                                                    upgrade-keepalive kill9-kernel hup-kernel
 #                                                    upgrade-kernel nofile-kernel term-kernel
 #                                                    term-deferred term-kernel-deferred
+#                                                    kill9-dispatchers hup-dispatchers
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -32,7 +33,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel term-deferred term-kernel-deferred"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel term-deferred term-kernel-deferred kill9-dispatchers hup-dispatchers"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -222,9 +223,11 @@ result() {
 # less closed unserved): every client failure is a connection a killed worker took with it.
 case_kill9() {
 	local tick=0 kills=0 skipped=0 bound=0 served_dead=0 s0 s1 line slot pid open served other
-	start_server --workers 2 --handler http
+	# shellcheck disable=SC2086 # SERVE_ARGS and LOAD_ARGS are words (the -dispatchers cases)
+	start_server --workers 2 --handler http ${SERVE_ARGS:-}
 	s0=$(status_json)
-	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
+	# shellcheck disable=SC2086
+	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS" ${LOAD_ARGS:-}
 	while kill -0 "$LOADP" 2>/dev/null; do
 		sleep "$KILL_EVERY" # the fault's cadence
 		kill -0 "$LOADP" 2>/dev/null || break
@@ -277,8 +280,10 @@ case_kill9() {
 # Target: 0 client errors.
 case_hup_close() {
 	local hups=0 s
-	start_server --workers 2 --handler http
-	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS"
+	# shellcheck disable=SC2086
+	start_server --workers 2 --handler http ${SERVE_ARGS:-}
+	# shellcheck disable=SC2086
+	start_load --check http -c "$CONNS" -d "$LOAD_SECONDS" ${LOAD_ARGS:-}
 	while kill -0 "$LOADP" 2>/dev/null; do
 		sleep "$HUP_EVERY" # the fault's cadence
 		kill -0 "$LOADP" 2>/dev/null || break
@@ -534,6 +539,13 @@ case_term_kernel() { kernel_case case_term; }
 # (docs/RELIABILITY.md, "Deferred listeners at a stop"). The same target as term.
 case_term_deferred() { LISTEN_OPTS=,defer=on case_term; }
 case_term_kernel_deferred() { LISTEN_OPTS=,defer=on kernel_case case_term; }
+# kill9 and hup-close with --policy route and two dispatcher processes (docs/ROUTING.md): the
+# dispatchers hand the connections, the same targets. A killed worker's slot keeps its keys:
+# what was routed to it waits for its replacement (held), so the load spreads its requests
+# over 64 paths, and the last worker of a slot being killed is no exception here.
+DISPATCHER_ARGS="--policy route --route-key http-path --dispatchers 2"
+case_kill9_dispatchers() { SERVE_ARGS=$DISPATCHER_ARGS LOAD_ARGS="--keys 64" case_kill9; }
+case_hup_dispatchers() { SERVE_ARGS=$DISPATCHER_ARGS LOAD_ARGS="--keys 64" case_hup_close; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"
