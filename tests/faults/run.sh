@@ -14,6 +14,7 @@
 #                                                    upgrade-kernel nofile-kernel term-kernel
 #                                                    term-deferred term-kernel-deferred
 #                                                    kill9-dispatchers hup-dispatchers
+#                                                    upgrade-dispatchers
 #                                                    (default: all, in order; the -kernel
 #                                                    ones, --dispatch kernel, need root)
 #   env: LOAD_SECONDS (10)  CONNS (32)  SOAK_COUNT (200000)  KILL_EVERY (0.5)  HUP_EVERY (1)
@@ -33,7 +34,7 @@ while getopts b: opt; do
 done
 shift $((OPTIND - 1))
 
-ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel term-deferred term-kernel-deferred kill9-dispatchers hup-dispatchers"
+ALL_CASES="kill9 hup-close hup-keepalive hung term soak nofile upgrade-close upgrade-keepalive kill9-kernel hup-kernel upgrade-kernel nofile-kernel term-kernel term-deferred term-kernel-deferred kill9-dispatchers hup-dispatchers upgrade-dispatchers"
 CASES=${*:-$ALL_CASES}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -128,6 +129,12 @@ mfield() { sed -n "s/.*\"master\":{[^}]*\"$2\":\([0-9]*\).*/\1/p" <<<"$1"; }
 workers() {
 	{ "$FDPASS" status --control "$CTL" || [ $? = 3 ]; } |
 		awk 'f && $1 ~ /^[0-9]+$/ { print $1, $2, $4, $5, $6 } /^index/ { f = 1 }'
+}
+
+# The dispatcher processes' pids (fdpass status, text: "    dispatcher TAG pid PID ...").
+dispatchers() {
+	{ "$FDPASS" status --control "$CTL" || [ $? = 3 ]; } |
+		awk '$1 == "dispatcher" && $3 == "pid" { print $4 }'
 }
 
 # Waits (up to 15 s, polling the status) until the server holds no connection: nothing
@@ -454,7 +461,7 @@ upgrade_loop() {
 		kill -0 "$loadp" 2>/dev/null || break
 		sleep 0.2 # the load runs between two upgrades too
 		old=$SRV
-		pids="$old $(workers | awk '{ print $2 }')"
+		pids="$old $(workers | awk '{ print $2 }') $(dispatchers)"
 		kill -USR2 "$old"
 		new=
 		for _ in $(seq 300); do
@@ -490,9 +497,11 @@ stop_upgraded_server() {
 # old masters and their workers are gone, and no request fails (none refused, none reset).
 case_upgrade_close() {
 	local first s
-	start_server --workers 2 --handler http
+	# shellcheck disable=SC2086
+	start_server --workers 2 --handler http ${SERVE_ARGS:-}
 	first=$SRV
-	start_load --check http -c "$CONNS" -d "$UPGRADE_LOAD_SECONDS"
+	# shellcheck disable=SC2086
+	start_load --check http -c "$CONNS" -d "$UPGRADE_LOAD_SECONDS" ${LOAD_ARGS:-}
 	upgrade_loop "$LOADP"
 	wait_load
 	wait_idle
@@ -546,6 +555,7 @@ case_term_kernel_deferred() { LISTEN_OPTS=,defer=on kernel_case case_term; }
 DISPATCHER_ARGS="--policy route --route-key http-path --dispatchers 2"
 case_kill9_dispatchers() { SERVE_ARGS=$DISPATCHER_ARGS LOAD_ARGS="--keys 64" case_kill9; }
 case_hup_dispatchers() { SERVE_ARGS=$DISPATCHER_ARGS LOAD_ARGS="--keys 64" case_hup_close; }
+case_upgrade_dispatchers() { SERVE_ARGS=$DISPATCHER_ARGS LOAD_ARGS="--keys 64" case_upgrade_close; }
 kernel_case() {
 	if [ "$(id -u)" != 0 ]; then
 		printf '%-14s %-10s %s\n' "$CASE" SKIP "kernel dispatch needs root (a BPF program)"
