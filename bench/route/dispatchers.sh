@@ -6,14 +6,15 @@
 # them together), and the ceiling the routing cost implies for one core.
 #
 # A machine of 2 cores cannot show a second routing core paying: the load client and the
-# workers already use both. So a second part runs the same servers with every routing process
-# (the master when it routes alone, else each dispatcher) held to CAP percent of one core by
-# a CPU cgroup of its own (cgroup v1 cpu.cfs_quota_us, or v2 cpu.max; root only): routing is
-# then what limits the rate, as on a machine with many cores and one master, and the rate
-# should grow with the dispatchers. Skipped, with a note, where no cgroup can be made.
+# workers already use both (docs/BENCHMARKS.md, "Several dispatchers"). With CAP set, a second
+# part runs the same servers with every routing process (the master when it routes alone,
+# else each dispatcher) held to CAP percent of one core by a CPU cgroup of its own (cgroup v1
+# cpu.cfs_quota_us, or v2 cpu.max, over 5 ms periods; root only), an attempt at making
+# routing what limits the rate, as on a machine with many cores and one master. Skipped, with
+# a note, where no cgroup can be made.
 #
-#   bench/route/dispatchers.sh [BUILD_DIR]   env: WORKERS ROUNDS DURATION CONNS KEYS CAP
-#                                                DISPATCHERS ("1 2")
+#   bench/route/dispatchers.sh [BUILD_DIR]   env: WORKERS ROUNDS DURATION CONNS KEYS
+#                                                DISPATCHERS ("1 2") CAP (unset: no capped part)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
@@ -25,7 +26,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 CONNS=${CONNS:-32}
 KEYS=${KEYS:-64}
-CAP=${CAP:-20}
+CAP=${CAP:-}
 DISPATCHERS=${DISPATCHERS:-1 2}
 FDPASS=$BUILD/fdpass
 LOAD=${LOAD:-$BUILD/bench/load/fdp-load}
@@ -55,7 +56,7 @@ cgroup_make() {
 		g=/sys/fs/cgroup/cpu/fdp-bench-$$-$1
 		mkdir "$g" 2>/dev/null || return 1
 		groups+=("$g")
-		echo $((CAP * 1000)) >"$g/cpu.cfs_quota_us" && echo 100000 >"$g/cpu.cfs_period_us" ||
+		echo 5000 >"$g/cpu.cfs_period_us" && echo $((CAP * 50)) >"$g/cpu.cfs_quota_us" ||
 			return 1
 	elif [ -w /sys/fs/cgroup/cgroup.subtree_control ] &&
 		grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
@@ -63,7 +64,7 @@ cgroup_make() {
 		echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
 		mkdir "$g" 2>/dev/null || return 1
 		groups+=("$g")
-		echo "$((CAP * 1000)) 100000" >"$g/cpu.max" || return 1
+		echo "$((CAP * 50)) 5000" >"$g/cpu.max" || return 1
 	else
 		return 1
 	fi
@@ -158,6 +159,7 @@ measure() {
 echo "workers $WORKERS, $ROUNDS rounds of ${DURATION} s, $CONNS connections, $KEYS targets;" \
 	"$(machine)"
 measure "uncapped:"
+[ -n "$CAP" ] || exit 0
 capped=1
 for name in "${names[@]}"; do
 	cap "$name" || { capped=0; break; }

@@ -261,7 +261,7 @@ static int handle_message(struct fdp_master *m, struct fdp__proc *p, struct fdp_
  * stopped at the cap, 0 when the channel said -EAGAIN; a channel that ended or a message that
  * breaks the protocol flags the worker lost, for supervise.c (and returns 0).
  */
-static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
+static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max, unsigned *got)
 {
 	struct fdp_channel_msg *msg = &m->msg;
 	unsigned long ids = 0;
@@ -271,6 +271,7 @@ static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 
 		if (r == -EAGAIN)
 			return 0;
+		++*got;
 		if (r <= 0) {
 			fdp__proc_flag_lost(m, p, r);
 			return 0;
@@ -290,9 +291,74 @@ static int read_input(struct fdp_master *m, struct fdp__proc *p, unsigned max)
 	return fdp__proc_usable(p);
 }
 
+/* Watch p's channel for input (unless it is polled: fdp__channel_poll()), and for writability
+ * while something waits to leave. */
+static void watch_proc(struct fdp_master *m, struct fdp__proc *p)
+{
+	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
+	/* A dispatcher only writes a worker's channel: the master reads it. */
+	int in = !m->disp_self && !p->polled;
+	struct epoll_event ev = {.events = (in ? EPOLLIN : 0) | (want ? EPOLLOUT : 0),
+	                         .data.ptr = &p->wch};
+
+	if (!p->ch || (want == p->epollout && in == !p->unwatched_in))
+		return;
+	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0) {
+		p->epollout = want;
+		p->unwatched_in = !in;
+	}
+}
+
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
 {
-	read_input(m, p, FDP__INPUT_BATCH);
+	unsigned got = 0;
+
+	read_input(m, p, FDP__INPUT_BATCH, &got);
+	/*
+	 * With dispatchers every routed connection costs the master its worker's ACK and DONE,
+	 * which would wake it once or twice a connection: from the first message on, the
+	 * channel is read on a timer (FDP__CHANNEL_POLL_MS) while messages keep coming, so one
+	 * wake-up reads many. Its end of file still wakes the loop (EPOLLHUP is always said).
+	 */
+	if (m->dshared && fdp__proc_usable(p) && !p->polled) {
+		p->polled = 1;
+		watch_proc(m, p);
+		if (!m->chan_poll_at)
+			m->chan_poll_at = fdp__now_ms() + FDP__CHANNEL_POLL_MS;
+	}
+}
+
+void fdp__channel_poll(struct fdp_master *m, long long now, long long *next)
+{
+	int again = 0, more = 0;
+
+	if (!m->chan_poll_at)
+		return;
+	if (now < m->chan_poll_at) {
+		if (m->chan_poll_at < *next)
+			*next = m->chan_poll_at;
+		return;
+	}
+	m->chan_poll_at = 0;
+	for (struct fdp__proc *p = m->procs; p; p = p->next) {
+		unsigned got = 0;
+
+		if (!p->polled)
+			continue;
+		if (fdp__proc_usable(p))
+			more |= read_input(m, p, FDP__INPUT_BATCH, &got); /* 1: stopped at its cap */
+		if (got && fdp__proc_usable(p)) {
+			again = 1;
+			continue;
+		}
+		p->polled = 0; /* quiet (or lost): woken by its next message again */
+		watch_proc(m, p);
+	}
+	if (again) {
+		m->chan_poll_at = more ? now : now + FDP__CHANNEL_POLL_MS;
+		if (m->chan_poll_at < *next)
+			*next = m->chan_poll_at;
+	}
 }
 
 /*
@@ -303,8 +369,10 @@ void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p)
  */
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p)
 {
+	unsigned got = 0;
+
 	for (int again = 0; again < 2 && fdp__proc_usable(p);)
-		again = read_input(m, p, FDP__INPUT_BATCH) ? 0 : again + 1;
+		again = read_input(m, p, FDP__INPUT_BATCH, &got) ? 0 : again + 1;
 }
 
 /*
@@ -323,19 +391,6 @@ static void flush_later(struct fdp_master *m, struct fdp__proc *p, int err)
 	p->retry_at = fdp__now_ms() + p->retry_ms;
 }
 
-/* Watch p's channel for writability only while it has something queued to send. */
-static void watch_proc_output(struct fdp_master *m, struct fdp__proc *p)
-{
-	int want = p->ch && !p->retry_at && fdp_channel_wants_write(p->ch);
-	/* A dispatcher only writes a worker's channel: the master reads it. */
-	struct epoll_event ev = {.events = (m->disp_self ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0),
-	                         .data.ptr = &p->wch};
-
-	if (!p->ch || want == p->epollout)
-		return;
-	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fdp_channel_fd(p->ch), &ev) == 0)
-		p->epollout = want;
-}
 
 /* Move the first worker to the end of the list (the next round flushes it last). */
 static void rotate_procs(struct fdp_master *m)
@@ -373,7 +428,7 @@ void fdp__flush_dirty(struct fdp_master *m)
 			         (int)p->pid);
 			p->retry_ms = 0;
 		}
-		watch_proc_output(m, p);
+		watch_proc(m, p);
 	}
 	/*
 	 * The worker flushed first is woken first and finishes first, round after round: under

@@ -127,6 +127,7 @@ static void add_worker(struct fdp_master *d, const struct fdp__d_worker *w, int 
 	p->said_ready = 1;
 	p->ready_ms = fdp__now_ms();
 	p->wch = (struct fdp__watch){.kind = W_CHANNEL, .proc = p};
+	p->unwatched_in = 1;
 	ev.data.ptr = &p->wch;
 	/* Registered for its hang-up (and, while something waits to leave, writability). */
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)

@@ -597,6 +597,7 @@ int fdp_master_run(struct fdp_master *m)
 		fdp__upgrade_timers(m, now, &next);
 		fdp__kernel_timers(m, now, &next);
 		fdp__disps_timers(m, now, &next);
+		fdp__channel_poll(m, now, &next);
 		fdp__supervise_flagged(m); /* a held connection handed on its deadline may fail */
 		update_listeners(m, now, &next);
 		n = epoll_wait(m->epfd, evs, MAX_EVENTS, (int)(next > now ? next - now : 0));

@@ -71,6 +71,7 @@
 #define FDP__CONTROL_LINE    128       /* a command line's bytes, with its newline */
 #define FDP__CONTROL_READ_MS 500       /* a silent control client gets the status after it */
 #define FDP__DEFER_S         1 /* a deferred listener's TCP_DEFER_ACCEPT: a silent client's wait */
+#define FDP__CHANNEL_POLL_MS 1 /* with dispatchers, a busy worker's channel is read this often */
 
 /* What an epoll registration points at. */
 enum fdp__watch_kind {
@@ -221,6 +222,8 @@ struct fdp__proc {
 	long long start_deadline; /* not READY by then: killed (0: READY, or killed already) */
 	long long kill_at;        /* channel lost, process not yet gone: SIGKILL then (0: none) */
 	int dirty, epollout;
+	int polled;       /* its channel is read on the master's timer (fdp__channel_poll()) */
+	int unwatched_in; /* and so not watched for input (or, in a dispatcher, never) */
 	int said_ready;
 	int accepts_own; /* said ACCEPTS: takes kernel listeners' slot sockets (kernel.c) */
 	int listening;   /* and was sent them (LISTEN): accepts on them until its drain */
@@ -461,6 +464,7 @@ struct fdp_master {
 	uint64_t disp_tags;
 	unsigned disp_gen, disps_wanted, disp_quick_fails;
 	long long disp_respawn_at, disp_stop_at; /* 0: no respawn due; not stopping them */
+	long long chan_poll_at; /* the workers' channels are read then (0: none is polled) */
 	/* In a dispatcher's process (dispatcher.c): its tag, its channel to the master. */
 	unsigned disp_self;
 	struct fdp_channel *dch;
@@ -607,6 +611,8 @@ void fdp__stop_handshakes(int fd);
 
 void fdp__accept_failed(struct fdp_master *m, int control, int err, long long *paused_until);
 void fdp__channel_input(struct fdp_master *m, struct fdp__proc *p);
+/* With dispatchers: read the channels being polled, when due (see fdp__channel_input()). */
+void fdp__channel_poll(struct fdp_master *m, long long now, long long *next);
 void fdp__channel_drain(struct fdp_master *m, struct fdp__proc *p);
 void fdp__flush_dirty(struct fdp_master *m);
 
