@@ -147,12 +147,16 @@ static void fill(struct fdp_master *m)
 int fdp__disps_start(struct fdp_master *m)
 {
 	void *shared;
-	int route = 0;
+	int route = 0, handed = 0;
 
 	if (!m->cfg.dispatchers)
 		return 0;
-	for (size_t i = 0; i < m->nlisteners; i++)
-		route |= m->listeners[i].policy == FDP_POLICY_ROUTE && !m->listeners[i].steer;
+	for (size_t i = 0; i < m->nlisteners; i++) {
+		const struct fdp__listener *l = &m->listeners[i];
+
+		route |= l->policy == FDP_POLICY_ROUTE && !l->steer;
+		handed |= l->policy == FDP_POLICY_ROUTE && !l->steer && l->handed;
+	}
 	if (!route) {
 		fdp__log(m, FDP_LOG_WARN,
 		         "%u dispatchers asked for, but no listener routes: the master dispatches "
@@ -166,8 +170,19 @@ int fdp__disps_start(struct fdp_master *m)
 		return -errno;
 	m->dshared = shared;
 	m->disps_wanted = m->cfg.dispatchers;
-	fill(m);
+	/* An upgrade's new master: the old one serves the listeners until this one is ready,
+	 * and so must its dispatchers (fdp__disps_owned()). */
+	if (handed)
+		fdp__log(m, FDP_LOG_INFO, "dispatchers: starting once the old master hands over");
+	else
+		fill(m);
 	return 0;
+}
+
+void fdp__disps_owned(struct fdp_master *m)
+{
+	if (m->dshared && !m->disps)
+		fill(m);
 }
 
 void fdp__disps_worker(struct fdp_master *m, struct fdp__proc *p)

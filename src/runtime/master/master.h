@@ -695,6 +695,8 @@ void fdp__disps_drain(struct fdp_master *m, struct fdp__proc *p);
 void fdp__disps_lost(struct fdp_master *m, struct fdp__proc *p);
 void fdp__disps_stop(struct fdp_master *m);
 void fdp__disps_restart(struct fdp_master *m);
+/* An upgrade's new master said READY: the listeners are its own, its dispatchers start. */
+void fdp__disps_owned(struct fdp_master *m);
 void fdp__disps_event(struct fdp_master *m, struct fdp__watch *w);
 void fdp__disps_sigchld(struct fdp_master *m);
 /* orphans.c: a dispatcher of pid that exited is reaped here (1), else 0. */

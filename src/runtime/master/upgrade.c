@@ -354,6 +354,7 @@ static void own_what_was_taken(struct fdp_master *m)
 	fdp__kernel_defer(m); /* and the listeners' deferral */
 	fdp__kernel_flag(m); /* the steered groups' slots are this master's to decide now */
 	fdp__metrics_owned(m);
+	fdp__disps_owned(m); /* a new master's dispatchers start now */
 }
 
 static void watch(struct fdp_master *m, int fd, struct fdp__watch *w, unsigned index, int on)
