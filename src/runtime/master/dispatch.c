@@ -193,8 +193,10 @@ static int handle_ack(struct fdp_master *m, struct fdp__proc *p, const unsigned 
 		uint64_t id = fdp_proto_id(ids, k);
 		unsigned tag = fdp__disp_tag(id);
 
+		if (tag >= FDP__DISP_TAGS && !(id & FDP_CONN_OWN))
+			return -EPROTO; /* no dispatcher's: a made-up id */
 		if (tag && !(id & FDP_CONN_OWN)) {
-			tags |= UINT64_C(1) << (tag % FDP__DISP_TAGS);
+			tags |= UINT64_C(1) << tag;
 			p->open++;
 		} else if (fdp__conns_ack(m, p, id) < 0) {
 			return -EPROTO;

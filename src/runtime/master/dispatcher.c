@@ -163,7 +163,9 @@ static void lose_worker(struct fdp_master *d, struct fdp__proc *p)
 		}
 	if (p->lost)
 		d->flagged--;
-	free(p);
+	/* Freed after this round of events: its channel's event may be in the same round. */
+	p->next = d->dead;
+	d->dead = p;
 }
 
 /* ACKS: the worker has its copies of these connections of ours. */
@@ -195,7 +197,11 @@ static void stop(struct dispatcher *x, int retire)
 		struct fdp__listener *l = &d->listeners[i];
 
 		if (l->fd >= 0) {
-			close(l->fd); /* the master's copy keeps the socket and its queue */
+			/* Out of the epoll first: the master's copy keeps the socket, and with it a
+			 * registration that would outlive the close (and take wake-ups). */
+			if (l->registered)
+				epoll_ctl(d->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+			close(l->fd);
 			l->fd = -1;
 			l->registered = 0;
 		}
@@ -302,12 +308,37 @@ static void watch_listeners(struct dispatcher *x, long long now, long long *next
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &l->w};
 		int on = room && now >= l->paused_until;
 
+		if (l->fd >= 0 && now < l->paused_until && l->paused_until < *next)
+			*next = l->paused_until;
 		if (l->fd < 0 || l->registered == on)
 			continue;
-		if (now < l->paused_until && l->paused_until < *next)
-			*next = l->paused_until;
 		if (epoll_ctl(d->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev) == 0)
 			l->registered = on;
+	}
+}
+
+/* A flush that said "later" (-ETOOMANYREFS, -ENOMEM: dispatch.c) is tried again when due. */
+static void retry_flushes(struct fdp_master *d, long long now, long long *next)
+{
+	for (struct fdp__proc *p = d->procs; p; p = p->next) {
+		if (!p->retry_at)
+			continue;
+		if (now >= p->retry_at) {
+			p->retry_at = 0;
+			p->dirty = 1;
+		} else if (p->retry_at < *next) {
+			*next = p->retry_at;
+		}
+	}
+}
+
+static void free_dead_procs(struct fdp_master *d)
+{
+	while (d->dead) {
+		struct fdp__proc *p = d->dead;
+
+		d->dead = p->next;
+		free(p);
 	}
 }
 
@@ -330,6 +361,9 @@ static struct fdp_master *state(struct fdp_master *m, unsigned tag, unsigned gen
 		return NULL;
 	d->cfg = m->cfg;
 	d->cfg.event = NULL; /* the program's events are the master's */
+	/* And so is its log: its descriptor (a file, a socket) was closed here with the rest,
+	 * and its number may now be another's. What the master must know, it is told. */
+	d->in_child = 1;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->sigfd = d->ctlfd = -1;
 	d->up.pidfd = d->up.sock = d->up.from_sock = -1;
@@ -368,6 +402,8 @@ static void handle(struct dispatcher *x, const struct epoll_event *ev, int phase
 	if (phase == 0 && w->kind == W_CHANNEL) {
 		struct fdp__proc *p = w->proc;
 
+		if (!p->ch) /* LOST in this round already */
+			return;
 		if (ev->events & (EPOLLHUP | EPOLLERR)) { /* the worker went: LOST will come */
 			fdp__proc_flag_lost(d, p, -EPIPE);
 			unwatch(d, p);
@@ -414,6 +450,7 @@ void fdp__dispatcher_main(struct fdp_master *m, unsigned tag, unsigned gen, int 
 
 		fdp__route_timers(d, now, &next);
 		fdp__conns_ack_deadlines(d, now, &next);
+		retry_flushes(d, now, &next);
 		report(d);
 		publish(&x);
 		if (x.retiring && holds_nothing(d))
@@ -433,6 +470,7 @@ void fdp__dispatcher_main(struct fdp_master *m, unsigned tag, unsigned gen, int 
 					handle(&x, &evs[i], phase);
 		fdp__conns_dispatch_held(d);
 		fdp__flush_dirty(d);
+		free_dead_procs(d);
 	}
 	report(x.d);
 	publish(&x);

@@ -31,19 +31,40 @@
 
 static int live(const struct fdp__disp *d)
 {
-	return d->pid > 0 && d->ch;
+	return d->pid > 0 && d->ch && !d->killed;
 }
 
-static int send_worker_msg(struct fdp__disp *d, unsigned type, const struct fdp__proc *p,
-                           int fd)
+/*
+ * Queue a message for d. One it cannot take (its queue at the high-water mark of a million
+ * messages: it reads nothing; or its channel broken) is never dropped: d is killed, and its
+ * pidfd reaps it. Returns 0, or -EPIPE then (fd, if any, closed).
+ */
+static int send_to(struct fdp_master *m, struct fdp__disp *d, unsigned type, const void *payload,
+                   size_t len, int fd)
+{
+	int err = live(d) ? fdp_channel_send(d->ch, type, payload, len, fd >= 0 ? &fd : NULL,
+	                                     fd >= 0, FDP_CHANNEL_MORE)
+	                  : -EPIPE;
+
+	if (err == 0)
+		return 0;
+	if (fd >= 0)
+		close(fd);
+	if (live(d)) {
+		fdp__log(m, FDP_LOG_ERROR, "dispatcher %u pid %d: its channel: %s; killing it", d->tag,
+		         (int)d->pid, fdp_strerror(err));
+		kill(d->pid, SIGKILL);
+		d->killed = 1;
+	}
+	return -EPIPE;
+}
+
+static int send_worker_msg(struct fdp_master *m, struct fdp__disp *d, unsigned type,
+                           const struct fdp__proc *p, int fd)
 {
 	struct fdp__d_worker w = {.slot = p->slot, .generation = p->generation, .pid = p->pid};
-	int err = fdp_channel_send(d->ch, type, &w, sizeof(w), fd >= 0 ? &fd : NULL, fd >= 0,
-	                           FDP_CHANNEL_MORE);
 
-	if (err < 0 && fd >= 0)
-		close(fd);
-	return err;
+	return send_to(m, d, type, &w, sizeof(w), fd);
 }
 
 /* Tell d of p, the current worker of its slot: its channel's socket goes with it. */
@@ -51,7 +72,8 @@ static void tell_worker(struct fdp_master *m, struct fdp__disp *d, struct fdp__p
 {
 	int fd;
 
-	if (!live(d) || !fdp__proc_usable(p))
+	/* Only once it is ready: a dispatcher's ACK deadlines start when it is told. */
+	if (!live(d) || !fdp__proc_usable(p) || !p->said_ready)
 		return;
 	fd = fcntl(fdp_channel_fd(p->ch), F_DUPFD_CLOEXEC, 3);
 	if (fd < 0) {
@@ -59,7 +81,7 @@ static void tell_worker(struct fdp_master *m, struct fdp__disp *d, struct fdp__p
 		         p->slot, fdp_strerror(-errno));
 		return;
 	}
-	send_worker_msg(d, FDP__D_WORKER, p, fd);
+	send_worker_msg(m, d, FDP__D_WORKER, p, fd);
 }
 
 static int spawn(struct fdp_master *m)
@@ -67,24 +89,26 @@ static int spawn(struct fdp_master *m)
 	struct fdp__disp *d = calloc(1, sizeof(*d));
 	unsigned tag = 1;
 	pid_t master = getpid();
-	int sv[2], err;
+	int sv[2] = {-1, -1}, err;
 
 	while (tag < FDP__DISP_TAGS && (m->disp_tags >> tag & 1))
 		tag++;
 	if (!d || tag == FDP__DISP_TAGS) {
 		free(d);
-		return -ENOMEM;
+		return d ? -EBUSY : -ENOMEM; /* EBUSY: every tag taken (reloads' finishing ones) */
 	}
 	err = fdp_socketpair(SOCK_SEQPACKET, sv);
-	if (err == 0)
-		/* A slow dispatcher is never refused an ACK: one that reads nothing is killed. */
-		err = fdp_channel_open(&d->ch, sv[0], &(struct fdp_channel_config){
-		                                              .size = sizeof(struct fdp_channel_config),
-		                                              .high_water = (size_t)1 << 20,
-		                                              .max_fds = fdp_channel_fds_none});
 	if (err < 0) {
-		if (err != -EMFILE && sv[1] >= 0)
-			close(sv[1]);
+		free(d);
+		return err;
+	}
+	/* A slow dispatcher is never refused an ACK: one that reads nothing is killed. */
+	err = fdp_channel_open(&d->ch, sv[0], &(struct fdp_channel_config){
+	                                              .size = sizeof(struct fdp_channel_config),
+	                                              .high_water = (size_t)1 << 20,
+	                                              .max_fds = fdp_channel_fds_none});
+	if (err < 0) { /* sv[0] is closed */
+		close(sv[1]);
 		free(d);
 		return err;
 	}
@@ -116,6 +140,9 @@ static int spawn(struct fdp_master *m)
 	for (unsigned i = 0; i < m->cfg.workers; i++)
 		if (m->slots[i].proc)
 			tell_worker(m, d, m->slots[i].proc);
+	/* Now, not after the loop's next wake-up, which an idle server may not have for long. */
+	if (live(d) && fdp_channel_flush(d->ch) == -EAGAIN)
+		fdp__disps_flush(m);
 	fdp__log(m, FDP_LOG_INFO, "dispatcher %u pid %d started", tag, (int)d->pid);
 	return 0;
 }
@@ -137,7 +164,9 @@ static void fill(struct fdp_master *m)
 
 		if (err < 0) {
 			fdp__log(m, FDP_LOG_ERROR, "cannot start a dispatcher: %s; trying again in %d ms",
-			         fdp_strerror(err), FDP__BACKOFF_MAX_MS);
+			         err == -EBUSY ? "the dispatchers of earlier reloads are still finishing"
+			                       : fdp_strerror(err),
+			         FDP__BACKOFF_MAX_MS);
 			m->disp_respawn_at = fdp__now_ms() + FDP__BACKOFF_MAX_MS;
 			return;
 		}
@@ -194,7 +223,7 @@ void fdp__disps_worker(struct fdp_master *m, struct fdp__proc *p)
 void fdp__disps_drain(struct fdp_master *m, struct fdp__proc *p)
 {
 	for (struct fdp__disp *d = m->disps; d; d = d->next)
-		if (live(d) && send_worker_msg(d, FDP__D_DRAIN, p, -1) == 0)
+		if (live(d) && send_worker_msg(m, d, FDP__D_DRAIN, p, -1) == 0)
 			p->disp_wait |= UINT64_C(1) << d->tag;
 }
 
@@ -203,20 +232,22 @@ void fdp__disps_lost(struct fdp_master *m, struct fdp__proc *p)
 	p->disp_wait = 0;
 	for (struct fdp__disp *d = m->disps; d; d = d->next)
 		if (live(d))
-			send_worker_msg(d, FDP__D_LOST, p, -1);
+			send_worker_msg(m, d, FDP__D_LOST, p, -1);
 }
 
-static void send_stop(struct fdp__disp *d, unsigned char retire)
+/* STOP: retire (a reload's: route what it holds, then exit), or the master's stop, which a
+ * retiring one gets too (it then closes what it still reads, as the master does). */
+static void send_stop(struct fdp_master *m, struct fdp__disp *d, unsigned char retire)
 {
-	if (live(d) && !d->retiring)
-		fdp_channel_send(d->ch, FDP__D_STOP, &retire, 1, NULL, 0, FDP_CHANNEL_MORE);
+	if (live(d) && (!d->retiring || !retire))
+		send_to(m, d, FDP__D_STOP, &retire, 1, -1);
 	d->retiring = 1;
 }
 
 void fdp__disps_stop(struct fdp_master *m)
 {
 	for (struct fdp__disp *d = m->disps; d; d = d->next)
-		send_stop(d, 0);
+		send_stop(m, d, 0);
 	m->disp_respawn_at = 0;
 	m->disp_stop_at = fdp__now_ms() + m->cfg.drain_timeout_ms;
 }
@@ -226,7 +257,7 @@ void fdp__disps_restart(struct fdp_master *m)
 	if (!m->dshared || m->stopping)
 		return;
 	for (struct fdp__disp *d = m->disps; d; d = d->next)
-		send_stop(d, 1);
+		send_stop(m, d, 1);
 	fdp__log(m, FDP_LOG_INFO, "reload: starting %u new dispatcher(s) with the new routing",
 	         m->disps_wanted);
 	fill(m);

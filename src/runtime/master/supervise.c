@@ -123,7 +123,6 @@ int fdp__spawn(struct fdp_master *m, unsigned slot, int successor)
 	} else {
 		s->proc = p;
 		s->respawn_at = 0;
-		fdp__disps_worker(m, p);
 	}
 	fdp__log(m, FDP_LOG_INFO, "worker %u pid %d generation %u started", slot, (int)p->pid,
 	         p->generation);
@@ -170,6 +169,10 @@ void fdp__proc_kill(struct fdp__proc *p)
 void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 {
 	int alive = p->state != PROC_DEAD;
+	/* With dispatchers, connections of theirs may be in flight to it too (the master cannot
+	 * see them): their ACKs must be read before the dispatchers take the rest back, and it
+	 * cannot see its channel end while they hold it. */
+	int theirs = m->dshared != NULL;
 
 	if (p->lost) { /* flagged: this settles it */
 		p->lost = 0;
@@ -180,14 +183,14 @@ void fdp__proc_lost(struct fdp_master *m, struct fdp__proc *p, int err)
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fdp_channel_fd(p->ch), NULL);
 	if (alive)
 		fdp__disps_drain(m, p); /* the dispatchers hand it nothing more either */
-	if (alive && p->inflight.n && err != -EPROTO)
+	if (alive && (p->inflight.n || theirs) && err != -EPROTO)
 		p->lost_ch = p->ch;
 	else
 		fdp_channel_close(p->ch);
 	p->ch = NULL;
 	if (!alive)
 		return;
-	if (p->inflight.n || err == -EPROTO) {
+	if (p->inflight.n || theirs || err == -EPROTO) {
 		fdp__log(
 		        m, FDP_LOG_WARN,
 		        "worker %u pid %d: channel %s with %zu connection(s) in flight: killing it "
@@ -273,6 +276,8 @@ static void settle(struct fdp_master *m, struct fdp__proc *p)
 		p->ready_seen = 0;
 		m->flagged--;
 		promote(m, p);
+		if (m->slots[p->slot].proc == p) /* its slot's now: the dispatchers hand to it too */
+			fdp__disps_worker(m, p);
 		log_all_ready(m);
 	}
 	if (p->lost)
@@ -370,7 +375,7 @@ void fdp__reap(struct fdp_master *m, struct fdp__proc *p)
 		/* A successor on its way takes the slot now; else a replacement starts. */
 		s->proc = s->next;
 		s->next = NULL;
-		if (s->proc)
+		if (s->proc) /* told now if it is ready, else at its READY (settle()) */
 			fdp__disps_worker(m, s->proc);
 		/* A slot past the count (fdp__supervise_resize()) was retired: no respawn. */
 		if (!s->proc && !m->stopping && p->slot < m->cfg.workers)
@@ -551,7 +556,6 @@ static void promote(struct fdp_master *m, struct fdp__proc *p)
 		return;
 	s->next = NULL;
 	s->proc = p;
-	fdp__disps_worker(m, p);
 	if (old)
 		drain_proc(m, old);
 	fdp__reload_check(m);
