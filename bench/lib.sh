@@ -95,3 +95,22 @@ round_order() {
 		printf '%s\n' "$@" | tac | tr '\n' ' '
 	fi
 }
+
+# serve_http NAME ARGS...: `$FDPASS serve --handler http --workers $WORKERS` on a free loopback
+# port with ARGS, in the background (its output in $tmp/NAME.out and .err, its pid added to
+# pids), once it answers a request of $LOAD; sets port_NAME and pid_NAME. Exits on failure.
+serve_http() {
+	local name=$1 port pid
+	shift
+	port=$(free_port) || { echo "no free port" >&2; exit 1; }
+	"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$port" \
+		"$@" --control none --log-level info >"$tmp/$name.out" 2>"$tmp/$name.err" &
+	pid=$!
+	pids+=("$pid")
+	wait_ready "$tmp/$name.out" "$tmp/$name.err" "$pid" "$port" >/dev/null ||
+		{ cat "$tmp/$name.err" >&2; echo "$name did not start" >&2; exit 1; }
+	"$LOAD" --check http -c 1 -n 1 -m 10 "127.0.0.1:$port" >/dev/null ||
+		{ echo "$name on $port did not answer" >&2; exit 1; }
+	printf -v "port_$name" %s "$port"
+	printf -v "pid_$name" %s "$pid"
+}

@@ -76,19 +76,7 @@ dispatcher_pids() { sed -n 's/.*dispatcher [0-9]* pid \([0-9]*\) started.*/\1/p'
 
 # start NAME N: a route server with N dispatchers; sets port_NAME, pid_NAME.
 start() {
-	local name=$1 n=$2 port pid
-	port=$(free_port) || { echo "no free port" >&2; exit 1; }
-	"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$port" \
-		--policy route --route-key http-path --dispatchers "$n" --control none \
-		>"$tmp/$name.out" 2>"$tmp/$name.err" &
-	pid=$!
-	pids+=("$pid")
-	wait_ready "$tmp/$name.out" "$tmp/$name.err" "$pid" "$port" >/dev/null ||
-		{ cat "$tmp/$name.err" >&2; echo "$name did not start" >&2; exit 1; }
-	"$LOAD" --check http -c 1 -n 1 -m 10 "127.0.0.1:$port" >/dev/null ||
-		{ echo "$name on $port did not answer" >&2; exit 1; }
-	printf -v "port_$name" %s "$port"
-	printf -v "pid_$name" %s "$pid"
+	serve_http "$1" --policy route --route-key http-path --dispatchers "$2"
 }
 
 # cap NAME: each of NAME's routing processes into a capped cgroup of its own.

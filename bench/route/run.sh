@@ -47,20 +47,9 @@ trap cleanup EXIT INT TERM
 
 # start NAME POLICY-ARGS...: a server on a port of its own; sets port_NAME and pid_NAME.
 start() {
-	local name=$1 port pid
+	local name=$1
 	shift
-	port=$(free_port) || { echo "no free port" >&2; exit 1; }
-	"$FDPASS" serve --handler http --workers "$WORKERS" --listen "127.0.0.1:$port" \
-		"${pass[@]}" "$@" --control none --log-level info \
-		>"$tmp/$name.out" 2>"$tmp/$name.err" &
-	pid=$!
-	pids+=("$pid")
-	wait_ready "$tmp/$name.out" "$tmp/$name.err" "$pid" "$port" >/dev/null ||
-		{ cat "$tmp/$name.err" >&2; echo "$name did not start" >&2; exit 1; }
-	"$LOAD" --check http -c 1 -n 1 -m 10 "127.0.0.1:$port" >/dev/null ||
-		{ echo "$name on $port did not answer" >&2; exit 1; }
-	printf -v "port_$name" %s "$port"
-	printf -v "pid_$name" %s "$pid"
+	serve_http "$name" "${pass[@]}" "$@"
 }
 
 start rr --policy round-robin
