@@ -99,6 +99,7 @@ round_order() {
 # serve_http NAME ARGS...: `$FDPASS serve --handler http --workers $WORKERS` on a free loopback
 # port with ARGS, in the background (its output in $tmp/NAME.out and .err, its pid added to
 # pids), once it answers a request of $LOAD; sets port_NAME and pid_NAME. Exits on failure.
+# shellcheck disable=SC2154 # FDPASS, WORKERS, LOAD and tmp are the sourcing script's
 serve_http() {
 	local name=$1 port pid
 	shift

@@ -118,7 +118,7 @@ measure() {
 	echo "$1"
 	printf '%-14s %10s %12s %16s %18s\n' server "conn/s" "master µs" "dispatchers µs" \
 		"routing core's max"
-	for r in $(seq 1 "$ROUNDS"); do
+	for _ in $(seq 1 "$ROUNDS"); do
 		for name in "${names[@]}"; do
 			round "$name"
 			echo "$cps $mus $dus" >>"$tmp/$name.all"
