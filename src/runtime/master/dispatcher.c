@@ -67,7 +67,6 @@ static void keep_only(int *keep, size_t n)
 
 	if (maxfd < 0 || maxfd > 1 << 20)
 		maxfd = 1 << 20;
-
 	qsort(keep, n, sizeof(*keep), cmp_int);
 	for (size_t i = 0; i <= n; i++) {
 		unsigned to = i < n ? (unsigned)keep[i] : ~0u;
@@ -75,7 +74,7 @@ static void keep_only(int *keep, size_t n)
 		if (to > from && close_range_(from, to - 1) < 0)
 			for (unsigned fd = from; fd < to && fd < (unsigned)maxfd; fd++)
 				close((int)fd);
-		if (i < n)
+		if (i < n && (unsigned)keep[i] + 1 > from) /* one on stdio changes nothing */
 			from = (unsigned)keep[i] + 1;
 	}
 }
