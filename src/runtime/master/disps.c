@@ -93,9 +93,11 @@ static int spawn(struct fdp_master *m)
 
 	while (tag < FDP__DISP_TAGS && (m->disp_tags >> tag & 1))
 		tag++;
-	if (!d || tag == FDP__DISP_TAGS) {
+	if (!d)
+		return -ENOMEM;
+	if (tag == FDP__DISP_TAGS) { /* every tag taken, by reloads' finishing dispatchers */
 		free(d);
-		return d ? -EBUSY : -ENOMEM; /* EBUSY: every tag taken (reloads' finishing ones) */
+		return -EBUSY;
 	}
 	err = fdp_socketpair(SOCK_SEQPACKET, sv);
 	if (err < 0) {
